@@ -1,0 +1,296 @@
+"""Gateway overhead: unary latency and workflow throughput, direct to a cell vs through the gateway.
+
+Run: ``.venv/bin/python bench/gateway.py``. Starts its own cell and gateway (a separate process,
+as in production) on free 127.0.0.1 ports, prints one JSON document, and stops what it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+# Runnable from a checkout without installing the package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import grpc
+import grpc.aio
+from google.protobuf.duration_pb2 import Duration
+from temporalio import activity, workflow
+from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
+from temporalio.client import Client, TLSConfig
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from auth import generate_ca, generate_leaf, parse_ca_bundle
+from dataplane.cells import CellSpec, LocalCellProvider
+from dataplane.gateway import Gateway, Route, StaticRouteSource
+
+NAMESPACE = "bench.acct1"
+DESCRIBE = "/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace"
+LATENCY_WARMUP = 300
+LATENCY_CALLS = 3000
+WORKFLOWS = 300
+CONCURRENCY = 50
+
+
+@activity.defn
+async def double(value: int) -> int:
+    return value * 2
+
+
+@workflow.defn
+class DoubleWorkflow:
+    @workflow.run
+    async def run(self, value: int) -> int:
+        return await workflow.execute_activity(
+            double, value, start_to_close_timeout=timedelta(seconds=30)
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# --- the gateway process -------------------------------------------------------------------
+
+
+async def serve_gateway(config: dict[str, str]) -> None:
+    source = StaticRouteSource(
+        [
+            Route(
+                config["namespace"],
+                config["cell_address"],
+                parse_ca_bundle(config["client_ca_pem"]),
+            )
+        ]
+    )
+    gateway = Gateway(
+        "127.0.0.1",
+        int(config["port"]),
+        server_cert_pem=config["server_cert_pem"].encode(),
+        server_key_pem=config["server_key_pem"].encode(),
+        route_source=source,
+        fallback_client_ca_pem=config["gateway_ca_pem"].encode(),
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    await gateway.start()
+    print("ready", flush=True)
+    await stopping.wait()
+    await gateway.stop(1.0)
+
+
+@contextlib.contextmanager
+def gateway_process(config: dict[str, str]) -> Any:
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve-gateway"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.write(json.dumps(config))
+        process.stdin.close()
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError("gateway process did not start")
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --- measurements --------------------------------------------------------------------------
+
+
+async def latencies(channel: grpc.aio.Channel, body: bytes, calls: int) -> list[float]:
+    describe = channel.unary_unary(DESCRIBE)
+    samples: list[float] = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        await describe(body, timeout=10)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered), 4),
+        "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1], 4),
+    }
+
+
+async def workflows_per_second(client: Client) -> float:
+    task_queue = f"bench-{uuid.uuid4()}"
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(value: int) -> None:
+        async with limit:
+            result = await client.execute_workflow(
+                DoubleWorkflow.run,
+                value,
+                id=f"bench-{uuid.uuid4()}",
+                task_queue=task_queue,
+                execution_timeout=timedelta(seconds=120),
+            )
+            if result != value * 2:
+                raise AssertionError(f"workflow returned {result} for {value}")
+
+    # The bench measures transport, not the sandbox: run workflows unsandboxed.
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[DoubleWorkflow],
+        activities=[double],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        await asyncio.gather(*(one(value) for value in range(20)))  # warm-up
+        started = time.perf_counter()
+        await asyncio.gather(*(one(value) for value in range(WORKFLOWS)))
+        elapsed = time.perf_counter() - started
+    return WORKFLOWS / elapsed
+
+
+@contextlib.asynccontextmanager
+async def cell(base_dir: Path) -> AsyncIterator[str]:
+    provider = LocalCellProvider(base_dir)
+    spec = CellSpec("bench-cell", free_port(), free_port(), free_port())
+    try:
+        await provider.start(spec)
+        yield provider.address(spec.cell_id)
+    finally:
+        await provider.stop(spec.cell_id)
+
+
+async def interleaved(
+    direct: Callable[[], Awaitable[list[float]]], through: Callable[[], Awaitable[list[float]]]
+) -> tuple[list[float], list[float]]:
+    """Alternate blocks so drift on the machine affects both paths alike."""
+    direct_samples: list[float] = []
+    gateway_samples: list[float] = []
+    for _ in range(5):
+        direct_samples += await direct()
+        gateway_samples += await through()
+    return direct_samples, gateway_samples
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="stratus-bench-") as tmp:
+        async with cell(Path(tmp)) as cell_address:
+            admin = await Client.connect(cell_address)
+            await admin.workflow_service.register_namespace(
+                wsv1.RegisterNamespaceRequest(
+                    namespace=NAMESPACE,
+                    workflow_execution_retention_period=Duration(seconds=86_400),
+                )
+            )
+            gateway_ca = generate_ca("bench gateway CA")
+            server = generate_leaf(gateway_ca, "localhost", server_sans=["localhost"])
+            tenant_ca = generate_ca("bench tenant CA")
+            worker_cert = generate_leaf(tenant_ca, "bench worker")
+            port = free_port()
+            config = {
+                "namespace": NAMESPACE,
+                "cell_address": cell_address,
+                "client_ca_pem": tenant_ca.cert_pem.decode(),
+                "port": str(port),
+                "server_cert_pem": server.cert_pem.decode(),
+                "server_key_pem": server.key_pem.decode(),
+                "gateway_ca_pem": gateway_ca.cert_pem.decode(),
+            }
+            with gateway_process(config):
+                result = await measure(cell_address, port, gateway_ca.cert_pem, worker_cert)
+    print(json.dumps(result, indent=2))
+
+
+async def measure(
+    cell_address: str, gateway_port: int, gateway_ca_pem: bytes, worker_cert: Any
+) -> dict[str, Any]:
+    gateway_address = f"127.0.0.1:{gateway_port}"
+    body = wsv1.DescribeNamespaceRequest(namespace=NAMESPACE).SerializeToString()
+    credentials = grpc.ssl_channel_credentials(
+        gateway_ca_pem, worker_cert.key_pem, worker_cert.cert_pem
+    )
+    async with (
+        grpc.aio.insecure_channel(cell_address) as direct_channel,
+        grpc.aio.secure_channel(
+            gateway_address,
+            credentials,
+            options=[("grpc.ssl_target_name_override", "localhost")],
+        ) as gateway_channel,
+    ):
+        await latencies(direct_channel, body, LATENCY_WARMUP)
+        await latencies(gateway_channel, body, LATENCY_WARMUP)
+        block = LATENCY_CALLS // 5
+        direct_ms, gateway_ms = await interleaved(
+            lambda: latencies(direct_channel, body, block),
+            lambda: latencies(gateway_channel, body, block),
+        )
+
+    direct_client = await Client.connect(cell_address, namespace=NAMESPACE)
+    gateway_client = await Client.connect(
+        gateway_address,
+        namespace=NAMESPACE,
+        tls=TLSConfig(
+            server_root_ca_cert=gateway_ca_pem,
+            client_cert=worker_cert.cert_pem,
+            client_private_key=worker_cert.key_pem,
+            domain="localhost",
+        ),
+    )
+    direct_wps = await workflows_per_second(direct_client)
+    gateway_wps = await workflows_per_second(gateway_client)
+
+    direct_latency, gateway_latency = summary(direct_ms), summary(gateway_ms)
+    return {
+        "describe_namespace": {
+            "calls_per_path": LATENCY_CALLS,
+            "direct": direct_latency,
+            "gateway": gateway_latency,
+            "added_p50_ms": round(gateway_latency["p50_ms"] - direct_latency["p50_ms"], 4),
+            "added_p99_ms": round(gateway_latency["p99_ms"] - direct_latency["p99_ms"], 4),
+        },
+        "workflows": {
+            "count": WORKFLOWS,
+            "concurrency": CONCURRENCY,
+            "direct_per_s": round(direct_wps, 2),
+            "gateway_per_s": round(gateway_wps, 2),
+            "throughput_ratio": round(gateway_wps / direct_wps, 3),
+        },
+        "environment": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "grpcio": grpc.__version__,
+            "gateway": "separate process, mTLS; direct path insecure",
+        },
+    }
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--serve-gateway"]:
+        asyncio.run(serve_gateway(json.loads(sys.stdin.read())))
+    else:
+        asyncio.run(main())

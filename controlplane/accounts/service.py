@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import re
+import secrets
+import string
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth import Action, Principal, authorize
+from controlplane.accounts.repository import AccountRepository
+from controlplane.api_keys import service as api_keys
+from controlplane.audit import service as audit
+from controlplane.kit.errors import Forbidden, InvalidField
+from controlplane.models import Account, ApiKey, User
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+ACCOUNT_ID_LENGTH = 6
+
+
+async def _new_account_id(repository: AccountRepository) -> str:
+    while True:
+        # Starts with a letter so ids never look like numbers in a namespace id.
+        candidate = secrets.choice(string.ascii_lowercase) + "".join(
+            secrets.choice(_ID_ALPHABET) for _ in range(ACCOUNT_ID_LENGTH - 1)
+        )
+        if not await repository.exists(candidate):
+            return candidate
+
+
+async def create(
+    session: AsyncSession, principal: Principal, *, name: str, owner_email: str
+) -> tuple[Account, User, ApiKey, str]:
+    """Create an account with its owner and the owner's first API key (token returned once)."""
+    if not authorize(principal, Action.ACCOUNT_CREATE):
+        raise Forbidden("only the operator may create accounts")
+    name = name.strip()
+    if not 1 <= len(name) <= 200:
+        raise InvalidField("name must be 1-200 characters", field="name")
+    email = owner_email.strip().lower()
+    if not _EMAIL_RE.match(email) or len(email) > 320:
+        raise InvalidField("owner_email is not an email address", field="owner_email")
+    repository = AccountRepository(session)
+    account = Account(id=await _new_account_id(repository), name=name)
+    repository.add(account)
+    owner = User(id=str(uuid.uuid4()), account_id=account.id, email=email, account_role="owner")
+    repository.add_user(owner)
+    await session.flush()
+    api_key, token = await api_keys.issue_user_key(
+        session, owner, display_name="owner bootstrap key", lifetime=api_keys.OWNER_KEY_LIFETIME
+    )
+    audit.record(
+        session,
+        principal,
+        action="account.create",
+        target=account.id,
+        account_id=account.id,
+        details={"owner_email": email, "owner_api_key_id": api_key.id},
+    )
+    await session.flush()
+    return account, owner, api_key, token

@@ -1,0 +1,78 @@
+"""The admin web API (FastAPI, ``/api/v1``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from controlplane.accounts.endpoints import router as accounts_router
+from controlplane.config import Settings
+from controlplane.gateway_routes.endpoints import router as gateway_routes_router
+from controlplane.kit import http_observability
+from controlplane.kit.db import create_engine, create_sessionmaker
+from controlplane.kit.errors import install_error_handlers
+from controlplane.kit.migrate import migrate
+from controlplane.namespaces.endpoints import router as namespaces_router
+from controlplane.operations.endpoints import router as operations_router
+from controlplane.operations.starter import OperationStarter
+
+# Routes that are deliberately public; every other route must declare an action.
+PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/docs", "/openapi.json", "/redoc"})
+
+
+def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if run_migrations:
+            await asyncio.to_thread(migrate, settings.sqlalchemy_url)
+        engine = create_engine(settings.sqlalchemy_url)
+        app.state.settings = settings
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.operation_starter = OperationStarter(settings.system_cell_address)
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Stratus control plane",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+    )
+    install_error_handlers(app)
+    http_observability.install(app)
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(accounts_router)
+    api.include_router(namespaces_router)
+    api.include_router(operations_router)
+    api.include_router(gateway_routes_router)
+    app.include_router(api)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    from controlplane.kit.telemetry import configure_logging, configure_tracing
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    configure_tracing("stratus-api", settings.otel_exporter)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

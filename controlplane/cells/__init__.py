@@ -1,0 +1,1 @@
+"""The control plane's record of cells (which account runs where)."""

@@ -1,0 +1,1 @@
+"""Routing entries the gateway reads: namespace → cell address and accepted client CAs."""

@@ -1,0 +1,69 @@
+"""FastAPI dependencies, declared once as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from auth import Action, Principal, authorize
+from controlplane.api_keys import service as api_keys
+from controlplane.config import Settings
+from controlplane.kit.db import session_scope
+from controlplane.kit.errors import Forbidden, Unauthenticated
+from controlplane.operations.starter import OperationStarter
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async for session in session_scope(sessionmaker):
+        yield session
+
+
+# scope="function": commit (and run after-commit actions) before the response is sent, so a
+# client never sees a 2xx for something that was not stored.
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+def _starter(request: Request) -> OperationStarter:
+    starter: OperationStarter = request.app.state.operation_starter
+    return starter
+
+
+StarterDep = Annotated[OperationStarter, Depends(_starter)]
+
+
+async def _principal(request: Request, session: SessionDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send an API key as `Authorization: Bearer <key>`")
+    principal = await api_keys.authenticate(session, token.strip())
+    request.state.principal = principal
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_principal)]
+
+
+def requires(action: Action) -> Callable[[Principal], Awaitable[Principal]]:
+    """The dependency every protected route declares: authenticates, then checks ``action``
+    for the caller's own account (per-resource checks happen through tenant scoping)."""
+
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        if not authorize(principal, action):
+            raise Forbidden(f"this credential may not perform {action.value}")
+        return principal
+
+    dependency.stratus_action = action  # type: ignore[attr-defined]
+    return dependency

@@ -1,0 +1,71 @@
+"""Request ids, OpenTelemetry spans and Prometheus metrics for the HTTP API."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from opentelemetry import trace
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import generate_latest
+from starlette.routing import Match
+
+from controlplane.kit.context import request_id_var
+
+tracer = trace.get_tracer("stratus.api")
+
+
+def _route_template(request: Request) -> str:
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is Match.FULL:
+            return str(getattr(route, "path", request.url.path))
+    return "unmatched"
+
+
+def install(app: FastAPI) -> None:
+    registry = CollectorRegistry()
+    requests = Counter(
+        "stratus_api_requests",
+        "API requests by route, method and status",
+        ["method", "route", "status"],
+        registry=registry,
+    )
+    latency = Histogram(
+        "stratus_api_request_duration_seconds",
+        "API request latency",
+        ["method", "route"],
+        registry=registry,
+    )
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        token = request_id_var.set(request_id)
+        route = _route_template(request)
+        started = time.perf_counter()
+        try:
+            with tracer.start_as_current_span(f"{request.method} {route}") as span:
+                span.set_attribute("http.request.method", request.method)
+                span.set_attribute("http.route", route)
+                span.set_attribute("stratus.request_id", request_id)
+                response = await call_next(request)
+                span.set_attribute("http.response.status_code", response.status_code)
+                principal = getattr(request.state, "principal", None)
+                if principal is not None and principal.account_id:
+                    span.set_attribute("stratus.account_id", principal.account_id)
+        finally:
+            request_id_var.reset(token)
+        if route != "/metrics":
+            requests.labels(request.method, route, str(response.status_code)).inc()
+            latency.labels(request.method, route).observe(time.perf_counter() - started)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,29 @@
+"""Tenant scoping: the one place that restricts a query to the caller's account.
+
+Every repository builds its tenant-owned queries through :func:`scoped`, so no endpoint or
+service filters by account on its own. Another account's rows are invisible (they answer 404,
+never 403), which is what keeps their existence from leaking.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from auth import Principal
+from controlplane.kit.errors import Forbidden
+
+
+class TenantOwned(Protocol):
+    account_id: InstrumentedAttribute[str] | Any
+
+
+T = TypeVar("T", bound=tuple[Any, ...])
+
+
+def scoped(statement: Select[T], model: type[TenantOwned], principal: Principal) -> Select[T]:
+    if principal.account_id is None:
+        raise Forbidden("this credential does not belong to an account")
+    return statement.where(model.account_id == principal.account_id)

@@ -1,0 +1,25 @@
+"""ORM models, one file per entity."""
+
+from controlplane.models.account import Account
+from controlplane.models.api_key import ApiKey
+from controlplane.models.async_operation import AsyncOperation, OperationState
+from controlplane.models.audit_event import AuditEvent
+from controlplane.models.base import Base
+from controlplane.models.cell import Cell
+from controlplane.models.gateway_route import GatewayRoute
+from controlplane.models.namespace import Namespace, NamespaceState
+from controlplane.models.user import User
+
+__all__ = [
+    "Account",
+    "ApiKey",
+    "AsyncOperation",
+    "AuditEvent",
+    "Base",
+    "Cell",
+    "GatewayRoute",
+    "Namespace",
+    "NamespaceState",
+    "OperationState",
+    "User",
+]

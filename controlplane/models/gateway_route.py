@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from sqlalchemy import String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from controlplane.models.base import Base, TimestampMixin
+
+
+class GatewayRoute(TimestampMixin, Base):
+    """What the gateway needs to admit and route a namespace's traffic.
+
+    Every publish or removal takes a new, unique ``version``; the table's version is the maximum,
+    so gateways detect any change with one cheap query. Removed routes stay as tombstones.
+    """
+
+    __tablename__ = "gateway_routes"
+
+    namespace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cell_address: Mapped[str] = mapped_column(String(255))
+    accepted_client_ca: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(unique=True)
+    removed: Mapped[bool] = mapped_column(default=False)

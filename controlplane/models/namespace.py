@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from controlplane.models.base import Base, TimestampMixin
+
+
+class NamespaceState(enum.StrEnum):
+    ACTIVATING = "ACTIVATING"
+    ACTIVE = "ACTIVE"
+    DELETING = "DELETING"
+    FAILED = "FAILED"
+
+
+class Namespace(TimestampMixin, Base):
+    """``id`` is ``<name>.<account_id>``: also the Temporal namespace on the cell."""
+
+    __tablename__ = "namespaces"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(39))
+    retention_days: Mapped[int]
+    accepted_client_ca: Mapped[str] = mapped_column(Text)
+    state: Mapped[NamespaceState] = mapped_column(String(16))
+    resource_version: Mapped[str] = mapped_column(String(36))
+    cell_id: Mapped[str | None] = mapped_column(ForeignKey("cells.id"))

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from auth import Action, Principal
+from controlplane.kit.deps import SessionDep, StarterDep, requires
+from controlplane.namespaces import service
+from controlplane.namespaces.schemas import (
+    NamespaceCreate,
+    NamespaceList,
+    NamespaceOperation,
+    NamespaceOut,
+)
+from controlplane.operations.schemas import AsyncOperationOut
+
+router = APIRouter(prefix="/namespaces", tags=["namespaces"])
+Problems = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}}
+
+
+def _out(namespace: object, operation: object) -> NamespaceOperation:
+    return NamespaceOperation(
+        namespace=NamespaceOut.model_validate(namespace),
+        async_operation=AsyncOperationOut.model_validate(operation),
+    )
+
+
+@router.post("", status_code=202, response_model=NamespaceOperation, responses=Problems)
+async def create_namespace(
+    body: NamespaceCreate,
+    session: SessionDep,
+    starter: StarterDep,
+    principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_CREATE))],
+) -> NamespaceOperation:
+    """Create a namespace. Returns at once (state ACTIVATING) with the async operation that
+    provisions it on the account's cell."""
+    namespace, operation = await service.create(
+        session,
+        principal,
+        starter,
+        name=body.name,
+        retention_days=body.retention_days,
+        accepted_client_ca=body.accepted_client_ca,
+        async_operation_id=body.async_operation_id,
+    )
+    return _out(namespace, operation)
+
+
+@router.get("", response_model=NamespaceList, responses=Problems)
+async def list_namespaces(
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_READ))],
+) -> NamespaceList:
+    namespaces = await service.list_all(session, principal)
+    return NamespaceList(namespaces=[NamespaceOut.model_validate(ns) for ns in namespaces])
+
+
+@router.get("/{namespace_id}", response_model=NamespaceOut, responses=Problems)
+async def get_namespace(
+    namespace_id: str,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_READ))],
+) -> NamespaceOut:
+    return NamespaceOut.model_validate(await service.get(session, principal, namespace_id))
+
+
+@router.delete(
+    "/{namespace_id}", status_code=202, response_model=NamespaceOperation, responses=Problems
+)
+async def delete_namespace(
+    namespace_id: str,
+    session: SessionDep,
+    starter: StarterDep,
+    principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_DELETE))],
+    resource_version: Annotated[str | None, Query()] = None,
+    async_operation_id: Annotated[str | None, Query()] = None,
+) -> NamespaceOperation:
+    """Delete a namespace: traffic stops at the gateway first, then the cell drops it."""
+    namespace, operation = await service.delete(
+        session,
+        principal,
+        starter,
+        namespace_id=namespace_id,
+        resource_version=resource_version,
+        async_operation_id=async_operation_id,
+    )
+    return _out(namespace, operation)

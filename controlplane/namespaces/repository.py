@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth import Principal
+from controlplane.kit.tenancy import scoped
+from controlplane.models import Namespace
+
+
+class NamespaceRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_scoped(self, principal: Principal, namespace_id: str) -> Namespace | None:
+        statement = scoped(
+            select(Namespace).where(Namespace.id == namespace_id), Namespace, principal
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def list_scoped(self, principal: Principal) -> list[Namespace]:
+        statement = scoped(select(Namespace).order_by(Namespace.name), Namespace, principal)
+        return list((await self.session.execute(statement)).scalars())
+
+    # System access, for the provisioning worker.
+    async def get(self, namespace_id: str) -> Namespace | None:
+        return await self.session.get(Namespace, namespace_id)
+
+    async def delete(self, namespace: Namespace) -> None:
+        await self.session.delete(namespace)
+
+    def add(self, namespace: Namespace) -> None:
+        self.session.add(namespace)

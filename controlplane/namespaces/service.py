@@ -1,0 +1,188 @@
+"""Namespace lifecycle. Writes record the change and an async operation; the workflow started
+after commit does the data-plane work (see ``controlplane.operations.activities``)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth import Action, InvalidCABundle, Principal, authorize, parse_ca_bundle
+from controlplane.audit import service as audit
+from controlplane.kit.errors import (
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    InvalidField,
+    NotFound,
+    ResourceVersionMismatch,
+)
+from controlplane.models import AsyncOperation, Namespace, NamespaceState
+from controlplane.namespaces.repository import NamespaceRepository
+from controlplane.operations import service as operations
+from controlplane.operations.starter import OperationStarter
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
+MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 90
+
+
+def validate_name(name: str) -> None:
+    if not 2 <= len(name) <= 39:
+        raise InvalidField("name must be 2-39 characters long", field="name")
+    if not NAME_RE.match(name):
+        raise InvalidField(
+            "name must start with a lowercase letter, contain only lowercase letters, digits "
+            "and '-', and end with a letter or digit",
+            field="name",
+        )
+    if "--" in name:
+        raise InvalidField("name must not contain '--'", field="name")
+
+
+def validate_retention(days: int) -> None:
+    if not MIN_RETENTION_DAYS <= days <= MAX_RETENTION_DAYS:
+        raise InvalidField(
+            f"retention_days must be between {MIN_RETENTION_DAYS} and {MAX_RETENTION_DAYS}",
+            field="retention_days",
+        )
+
+
+def validate_accepted_client_ca(pem: str) -> None:
+    try:
+        parse_ca_bundle(pem)
+    except InvalidCABundle as exc:
+        raise InvalidField(
+            f"accepted_client_ca: {exc.reason}", field="accepted_client_ca"
+        ) from None
+
+
+def _require(principal: Principal, action: Action) -> str:
+    if not authorize(principal, action) or principal.account_id is None:
+        raise Forbidden(f"this credential may not perform {action.value}")
+    return principal.account_id
+
+
+async def create(
+    session: AsyncSession,
+    principal: Principal,
+    starter: OperationStarter,
+    *,
+    name: str,
+    retention_days: int,
+    accepted_client_ca: str,
+    async_operation_id: str | None,
+) -> tuple[Namespace, AsyncOperation]:
+    account_id = _require(principal, Action.NAMESPACE_CREATE)
+    validate_name(name)
+    validate_retention(retention_days)
+    validate_accepted_client_ca(accepted_client_ca)
+    namespace_id = f"{name}.{account_id}"
+    repository = NamespaceRepository(session)
+    if async_operation_id is not None:
+        operations.validate_operation_id(async_operation_id)
+        existing = await operations.find_existing(
+            session, principal, async_operation_id, "namespace.create"
+        )
+        if existing is not None:
+            namespace = await repository.get_scoped(principal, existing.resource_id)
+            if namespace is None or existing.resource_id != namespace_id:
+                raise Conflict("async_operation_id is already in use", field="async_operation_id")
+            return namespace, existing
+    if await repository.get_scoped(principal, namespace_id) is not None:
+        raise AlreadyExists(f"namespace {namespace_id} already exists", field="name")
+    namespace = Namespace(
+        id=namespace_id,
+        account_id=account_id,
+        name=name,
+        retention_days=retention_days,
+        accepted_client_ca=accepted_client_ca,
+        state=NamespaceState.ACTIVATING,
+        resource_version=str(uuid.uuid4()),
+    )
+    repository.add(namespace)
+    operation = operations.create(
+        session,
+        starter,
+        account_id=account_id,
+        operation_type="namespace.create",
+        resource_id=namespace_id,
+        operation_id=async_operation_id,
+    )
+    audit.record(
+        session,
+        principal,
+        action="namespace.create",
+        target=namespace_id,
+        account_id=account_id,
+        details={"retention_days": retention_days, "async_operation_id": operation.id},
+    )
+    await session.flush()
+    return namespace, operation
+
+
+async def get(session: AsyncSession, principal: Principal, namespace_id: str) -> Namespace:
+    _require(principal, Action.NAMESPACE_READ)
+    namespace = await NamespaceRepository(session).get_scoped(principal, namespace_id)
+    if namespace is None:
+        raise NotFound(f"namespace {namespace_id} not found")
+    return namespace
+
+
+async def list_all(session: AsyncSession, principal: Principal) -> list[Namespace]:
+    _require(principal, Action.NAMESPACE_READ)
+    return await NamespaceRepository(session).list_scoped(principal)
+
+
+async def delete(
+    session: AsyncSession,
+    principal: Principal,
+    starter: OperationStarter,
+    *,
+    namespace_id: str,
+    resource_version: str | None,
+    async_operation_id: str | None,
+) -> tuple[Namespace, AsyncOperation]:
+    account_id = _require(principal, Action.NAMESPACE_DELETE)
+    namespace = await NamespaceRepository(session).get_scoped(principal, namespace_id)
+    if namespace is None:
+        raise NotFound(f"namespace {namespace_id} not found")
+    if async_operation_id is not None:
+        operations.validate_operation_id(async_operation_id)
+        existing = await operations.find_existing(
+            session, principal, async_operation_id, "namespace.delete"
+        )
+        if existing is not None and existing.resource_id == namespace_id:
+            return namespace, existing
+        if existing is not None:
+            raise Conflict("async_operation_id is already in use", field="async_operation_id")
+    if resource_version is not None and resource_version != namespace.resource_version:
+        raise ResourceVersionMismatch(
+            f"namespace {namespace_id} is at resource_version {namespace.resource_version}",
+            field="resource_version",
+        )
+    if namespace.state not in (NamespaceState.ACTIVE, NamespaceState.FAILED):
+        raise Conflict(
+            f"namespace {namespace_id} is {namespace.state.value}; wait for its operation to end",
+            field="state",
+        )
+    namespace.state = NamespaceState.DELETING
+    namespace.resource_version = str(uuid.uuid4())
+    operation = operations.create(
+        session,
+        starter,
+        account_id=account_id,
+        operation_type="namespace.delete",
+        resource_id=namespace_id,
+        operation_id=async_operation_id,
+    )
+    audit.record(
+        session,
+        principal,
+        action="namespace.delete",
+        target=namespace_id,
+        account_id=account_id,
+        details={"async_operation_id": operation.id},
+    )
+    await session.flush()
+    return namespace, operation

@@ -1,0 +1,1 @@
+"""Async operations: data-plane changes performed by workflows on the system cell."""

@@ -1,0 +1,264 @@
+"""Provisioning steps. Each is idempotent: it checks what is already done and does only the
+rest, so Temporal can retry or replay it after any crash."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, closing
+from typing import Any
+
+from google.protobuf.duration_pb2 import Duration
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.api.operatorservice.v1 import DeleteNamespaceRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    RegisterNamespaceRequest,
+    UpdateNamespaceRequest,
+)
+from temporalio.api.namespace.v1 import NamespaceConfig, UpdateNamespaceInfo
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from controlplane.audit import service as audit
+from controlplane.cells.repository import CellRepository
+from controlplane.gateway_routes import service as routes
+from controlplane.kit.db import run_unit_of_work, utcnow
+from controlplane.models import Cell, Namespace, NamespaceState, OperationState
+from controlplane.namespaces.repository import NamespaceRepository
+from controlplane.operations.repository import OperationRepository
+from dataplane.cells import CellProvider, CellSpec
+
+logger = logging.getLogger(__name__)
+
+
+def _aborted(message: str) -> ApplicationError:
+    return ApplicationError(message, type="OperationAborted", non_retryable=True)
+
+
+def _free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ProvisioningActivities:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], provider: CellProvider
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._provider = provider
+        self._clients: dict[str, Client] = {}
+
+    @asynccontextmanager
+    async def _unit(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessionmaker() as session:
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            await run_unit_of_work(session)
+
+    async def _cell_client(self, address: str) -> Client:
+        client = self._clients.get(address)
+        if client is None:
+            client = await Client.connect(address, namespace="default")
+            self._clients[address] = client
+        return client
+
+    async def _namespace(self, session: AsyncSession, namespace_id: str) -> Namespace:
+        namespace = await NamespaceRepository(session).get(namespace_id)
+        if namespace is None:
+            raise _aborted(f"namespace {namespace_id} no longer exists")
+        return namespace
+
+    async def _cell_of(self, session: AsyncSession, namespace: Namespace) -> Cell:
+        cell = await CellRepository(session).get_for_account(namespace.account_id)
+        if cell is None:
+            raise ApplicationError(f"no cell yet for account {namespace.account_id}")
+        return cell
+
+    @activity.defn
+    async def mark_operation_in_progress(self, operation_id: str) -> str:
+        async with self._unit() as session:
+            operation = await OperationRepository(session).get(operation_id)
+            if operation is None:
+                raise _aborted(f"operation {operation_id} does not exist")
+            if operation.state == OperationState.PENDING:
+                operation.state = OperationState.IN_PROGRESS
+            return operation.state.value
+
+    @activity.defn
+    async def ensure_cell(self, namespace_id: str) -> str:
+        """Create the account's cell record on first use (ports fixed once) and start it."""
+        async with self._unit() as session:
+            namespace = await self._namespace(session, namespace_id)
+            repository = CellRepository(session)
+            cell = await repository.get_for_account(namespace.account_id)
+            if cell is None:
+                grpc_port, metrics_port, http_port = _free_port(), _free_port(), _free_port()
+                cell = Cell(
+                    id=f"cell-{namespace.account_id}",
+                    account_id=namespace.account_id,
+                    provider="local",
+                    grpc_port=grpc_port,
+                    metrics_port=metrics_port,
+                    http_port=http_port,
+                    address=f"127.0.0.1:{grpc_port}",
+                )
+                repository.add(cell)
+                try:
+                    await session.flush()
+                except IntegrityError:
+                    # Another namespace of the account created it concurrently: retry reads it.
+                    raise ApplicationError("cell created concurrently; retrying") from None
+                audit.record(
+                    session,
+                    None,
+                    action="cell.create",
+                    target=cell.id,
+                    account_id=namespace.account_id,
+                )
+            namespace.cell_id = cell.id
+            spec = CellSpec(cell.id, cell.grpc_port, cell.metrics_port, cell.http_port)
+        await self._provider.start(spec)
+        return self._provider.address(spec.cell_id)
+
+    @activity.defn
+    async def register_namespace(self, namespace_id: str) -> str:
+        async with self._unit() as session:
+            namespace = await self._namespace(session, namespace_id)
+            cell = await self._cell_of(session, namespace)
+            retention = Duration(seconds=namespace.retention_days * 86400)
+        client = await self._cell_client(cell.address)
+        service = client.workflow_service
+        try:
+            await service.register_namespace(
+                RegisterNamespaceRequest(
+                    namespace=namespace_id,
+                    workflow_execution_retention_period=retention,
+                    description=f"Stratus namespace of account {namespace.account_id}",
+                )
+            )
+        except RPCError as error:
+            if error.status != RPCStatusCode.ALREADY_EXISTS:
+                raise
+            described = await service.describe_namespace(
+                DescribeNamespaceRequest(namespace=namespace_id)
+            )
+            if described.config.workflow_execution_retention_ttl != retention:
+                await service.update_namespace(
+                    UpdateNamespaceRequest(
+                        namespace=namespace_id,
+                        update_info=UpdateNamespaceInfo(),
+                        config=NamespaceConfig(workflow_execution_retention_ttl=retention),
+                    )
+                )
+        return namespace_id
+
+    @activity.defn
+    async def publish_route(self, namespace_id: str) -> str:
+        try:
+            async with self._unit() as session:
+                namespace = await self._namespace(session, namespace_id)
+                cell = await self._cell_of(session, namespace)
+                await routes.publish(session, namespace_id, cell.address, namespace.accepted_client_ca)
+        except (IntegrityError, OperationalError) as error:
+            raise ApplicationError(f"route version race, retrying: {error}") from None
+        return namespace_id
+
+    @activity.defn
+    async def complete_namespace_create(self, namespace_id: str, operation_id: str) -> str:
+        async with self._unit() as session:
+            namespace = await self._namespace(session, namespace_id)
+            namespace.state = NamespaceState.ACTIVE
+            await self._finish(session, operation_id, OperationState.FULFILLED, None)
+        return namespace_id
+
+    @activity.defn
+    async def unpublish_route(self, namespace_id: str) -> str:
+        try:
+            async with self._unit() as session:
+                await routes.unpublish(session, namespace_id)
+        except (IntegrityError, OperationalError) as error:
+            raise ApplicationError(f"route version race, retrying: {error}") from None
+        return namespace_id
+
+    @activity.defn
+    async def delete_namespace_on_cell(self, namespace_id: str) -> str:
+        async with self._unit() as session:
+            namespace = await self._namespace(session, namespace_id)
+            cell = await CellRepository(session).get_for_account(namespace.account_id)
+        if cell is None:
+            return namespace_id
+        client = await self._cell_client(cell.address)
+        try:
+            await client.operator_service.delete_namespace(
+                DeleteNamespaceRequest(namespace=namespace_id)
+            )
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+        return namespace_id
+
+    @activity.defn
+    async def complete_namespace_delete(self, namespace_id: str, operation_id: str) -> str:
+        async with self._unit() as session:
+            namespace = await NamespaceRepository(session).get(namespace_id)
+            if namespace is not None:
+                await NamespaceRepository(session).delete(namespace)
+            await self._finish(session, operation_id, OperationState.FULFILLED, None)
+        return namespace_id
+
+    @activity.defn
+    async def fail_operation(self, operation_id: str, reason: str) -> str:
+        async with self._unit() as session:
+            operation = await OperationRepository(session).get(operation_id)
+            if operation is not None:
+                namespace = await NamespaceRepository(session).get(operation.resource_id)
+                if namespace is not None:
+                    namespace.state = NamespaceState.FAILED
+            await self._finish(session, operation_id, OperationState.FAILED, reason)
+        return operation_id
+
+    async def _finish(
+        self,
+        session: AsyncSession,
+        operation_id: str,
+        state: OperationState,
+        reason: str | None,
+    ) -> None:
+        operation = await OperationRepository(session).get(operation_id)
+        if operation is None or operation.state in (OperationState.FULFILLED, OperationState.FAILED):
+            return
+        operation.state = state
+        operation.failure_reason = reason
+        operation.finished_at = utcnow()
+        audit.record(
+            session,
+            None,
+            action=f"operation.{state.value.lower()}",
+            target=operation_id,
+            account_id=operation.account_id,
+            outcome="success" if state == OperationState.FULFILLED else "failure",
+            details={"operation_type": operation.operation_type, "reason": reason},
+        )
+
+    def all(self) -> list[Any]:
+        return [
+            self.mark_operation_in_progress,
+            self.ensure_cell,
+            self.register_namespace,
+            self.publish_route,
+            self.complete_namespace_create,
+            self.unpublish_route,
+            self.delete_namespace_on_cell,
+            self.complete_namespace_delete,
+            self.fail_operation,
+        ]

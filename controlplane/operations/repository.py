@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth import Principal
+from controlplane.kit.tenancy import scoped
+from controlplane.models import AsyncOperation, OperationState
+
+
+class OperationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_scoped(self, principal: Principal, operation_id: str) -> AsyncOperation | None:
+        statement = scoped(
+            select(AsyncOperation).where(AsyncOperation.id == operation_id),
+            AsyncOperation,
+            principal,
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def list_scoped(self, principal: Principal, *, limit: int = 100) -> list[AsyncOperation]:
+        statement = scoped(
+            select(AsyncOperation).order_by(AsyncOperation.created_at.desc()).limit(limit),
+            AsyncOperation,
+            principal,
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    # System access (the worker acts for the control plane, not for a tenant).
+    async def get(self, operation_id: str) -> AsyncOperation | None:
+        return await self.session.get(AsyncOperation, operation_id)
+
+    async def pending(self) -> list[AsyncOperation]:
+        statement = select(AsyncOperation).where(AsyncOperation.state == OperationState.PENDING)
+        return list((await self.session.execute(statement)).scalars())
+
+    def add(self, operation: AsyncOperation) -> None:
+        self.session.add(operation)

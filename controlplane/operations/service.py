@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import re
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth import Action, Principal, authorize
+from controlplane.kit.db import after_commit
+from controlplane.kit.errors import Conflict, Forbidden, InvalidField, NotFound
+from controlplane.models import AsyncOperation, OperationState
+from controlplane.operations.repository import OperationRepository
+from controlplane.operations.starter import OperationStarter
+
+_OPERATION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def validate_operation_id(operation_id: str) -> None:
+    if not _OPERATION_ID_RE.match(operation_id):
+        raise InvalidField(
+            "async_operation_id must be 1-64 letters, digits, '-' or '_'",
+            field="async_operation_id",
+        )
+
+
+async def find_existing(
+    session: AsyncSession, principal: Principal, operation_id: str, operation_type: str
+) -> AsyncOperation | None:
+    """Idempotency: a client retrying with its own ``async_operation_id`` gets the same operation.
+    An id already used for something else (or by another account) is a conflict."""
+    repository = OperationRepository(session)
+    existing = await repository.get(operation_id)
+    if existing is None:
+        return None
+    if existing.account_id != principal.account_id or existing.operation_type != operation_type:
+        raise Conflict("async_operation_id is already in use", field="async_operation_id")
+    return existing
+
+
+def create(
+    session: AsyncSession,
+    starter: OperationStarter,
+    *,
+    account_id: str,
+    operation_type: str,
+    resource_id: str,
+    operation_id: str | None,
+) -> AsyncOperation:
+    """Record a PENDING operation and start its workflow once the unit of work commits."""
+    operation = AsyncOperation(
+        id=operation_id or str(uuid.uuid4()),
+        account_id=account_id,
+        operation_type=operation_type,
+        resource_id=resource_id,
+        state=OperationState.PENDING,
+    )
+    OperationRepository(session).add(operation)
+
+    async def start() -> None:
+        await starter.start(operation.id, operation_type, resource_id)
+
+    after_commit(session, start)
+    return operation
+
+
+async def get(session: AsyncSession, principal: Principal, operation_id: str) -> AsyncOperation:
+    if not authorize(principal, Action.OPERATION_READ):
+        raise Forbidden("this credential may not read operations")
+    operation = await OperationRepository(session).get_scoped(principal, operation_id)
+    if operation is None:
+        raise NotFound(f"operation {operation_id} not found")
+    return operation
+
+
+async def list_recent(session: AsyncSession, principal: Principal) -> list[AsyncOperation]:
+    return await OperationRepository(session).list_scoped(principal)

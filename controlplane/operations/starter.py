@@ -1,0 +1,58 @@
+"""Starting an operation's workflow on the system cell."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE
+from controlplane.kit.telemetry import temporal_interceptors
+from controlplane.operations.workflows import WORKFLOW_BY_OPERATION, OperationInput
+
+logger = logging.getLogger(__name__)
+
+
+class OperationStarter:
+    """Connects lazily to the system cell and starts workflows with id = operation id, so a
+    repeated start (API retry, reconciler) never runs an operation twice."""
+
+    def __init__(self, system_cell_address: str) -> None:
+        self._address = system_cell_address
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> Client:
+        async with self._lock:
+            if self._client is None:
+                self._client = await Client.connect(
+                    self._address,
+                    namespace=SYSTEM_NAMESPACE,
+                    interceptors=temporal_interceptors(),
+                )
+            return self._client
+
+    async def start(self, operation_id: str, operation_type: str, resource_id: str) -> bool:
+        """Start the workflow; False when the system cell could not be reached (the worker's
+        reconciler starts it later, the operation stays PENDING until then)."""
+        workflow = WORKFLOW_BY_OPERATION[operation_type]
+        try:
+            client = await self.client()
+            handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+                workflow,
+                OperationInput(operation_id=operation_id, resource_id=resource_id),
+                id=operation_id,
+                task_queue=SYSTEM_TASK_QUEUE,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+            logger.info("started %s for operation %s", handle.id, operation_id)
+        except WorkflowAlreadyStartedError:
+            pass
+        except RuntimeError as exc:
+            logger.warning("could not start operation %s yet: %s", operation_id, exc)
+            return False
+        return True

@@ -1,0 +1,82 @@
+"""Operation workflows, run by the control plane's worker on the system cell.
+
+Each step is an idempotent activity, so a crash anywhere (worker, API, cell) resumes where it
+stopped: Temporal replays the workflow and retries the step that was in flight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+STEP_TIMEOUT = timedelta(minutes=2)
+STEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=20,
+    non_retryable_error_types=["OperationAborted"],
+)
+
+
+@dataclass
+class OperationInput:
+    operation_id: str
+    resource_id: str
+
+
+async def _step(name: str, *args: str) -> str:
+    result: str = await workflow.execute_activity(
+        name,
+        args=list(args),
+        start_to_close_timeout=STEP_TIMEOUT,
+        retry_policy=STEP_RETRY,
+    )
+    return result
+
+
+def _reason(error: ActivityError) -> str:
+    cause = error.cause
+    return str(cause) if cause is not None else str(error)
+
+
+@workflow.defn(name="CreateNamespace")
+class CreateNamespaceWorkflow:
+    @workflow.run
+    async def run(self, op: OperationInput) -> str:
+        await _step("mark_operation_in_progress", op.operation_id)
+        try:
+            await _step("ensure_cell", op.resource_id)
+            await _step("register_namespace", op.resource_id)
+            await _step("publish_route", op.resource_id)
+            await _step("complete_namespace_create", op.resource_id, op.operation_id)
+        except ActivityError as error:
+            await _step("fail_operation", op.operation_id, _reason(error))
+            return "FAILED"
+        return "FULFILLED"
+
+
+@workflow.defn(name="DeleteNamespace")
+class DeleteNamespaceWorkflow:
+    @workflow.run
+    async def run(self, op: OperationInput) -> str:
+        await _step("mark_operation_in_progress", op.operation_id)
+        try:
+            # Stop routing first so no new traffic reaches a namespace being deleted.
+            await _step("unpublish_route", op.resource_id)
+            await _step("delete_namespace_on_cell", op.resource_id)
+            await _step("complete_namespace_delete", op.resource_id, op.operation_id)
+        except ActivityError as error:
+            await _step("fail_operation", op.operation_id, _reason(error))
+            return "FAILED"
+        return "FULFILLED"
+
+
+WORKFLOW_BY_OPERATION: dict[str, str] = {
+    "namespace.create": "CreateNamespace",
+    "namespace.delete": "DeleteNamespace",
+}
+WORKFLOWS = [CreateNamespaceWorkflow, DeleteNamespaceWorkflow]

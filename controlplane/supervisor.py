@@ -1,0 +1,251 @@
+"""``stratus up``: every Stratus process under one foreground supervisor.
+
+Children: the system cell (the control plane's own Temporal), the API, the control plane's
+worker and the gateway. A child that dies is restarted with backoff; Ctrl-C (SIGINT) or SIGTERM
+stops the children, then every cell. Children get SIGKILL if the supervisor itself is killed
+(``PR_SET_PDEATHSIG``), so a crashed supervisor never leaves an API or gateway holding ports;
+cells run in their own sessions and are adopted again by the next ``stratus up``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from controlplane.bootstrap import GatewayPki, bootstrap
+from controlplane.config import Settings
+from dataplane.cells import CellSpec, LocalCellProvider
+
+logger = logging.getLogger("stratus.supervisor")
+SYSTEM_CELL_ID = "system"
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def system_cell_spec(settings: Settings) -> CellSpec:
+    """Ports of the system cell are chosen once per data dir and kept."""
+    path = settings.resolved_data_dir / "system-cell.json"
+    if path.exists():
+        ports = json.loads(path.read_text())
+    else:
+        ports = {"grpc_port": _free_port(), "metrics_port": _free_port(), "http_port": _free_port()}
+        path.write_text(json.dumps(ports))
+    return CellSpec(SYSTEM_CELL_ID, ports["grpc_port"], ports["metrics_port"], ports["http_port"])
+
+
+@dataclass
+class Child:
+    name: str
+    module: str
+    env: dict[str, str]
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    pid_path: Path | None = field(default=None)
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.provider = LocalCellProvider(settings.cells_dir)
+        self.run_dir = settings.resolved_data_dir / "run"
+        self.children: list[Child] = []
+        self._stopping = asyncio.Event()
+
+    def _child_env(self, pki: GatewayPki, operator_key: str, system_address: str) -> dict[str, str]:
+        s = self.settings
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STRATUS_")}
+        env.update(
+            {
+                "STRATUS_DATA_DIR": str(s.resolved_data_dir),
+                "STRATUS_HOST": s.host,
+                "STRATUS_API_PORT": str(s.api_port),
+                "STRATUS_SYSTEM_CELL_ADDRESS": system_address,
+                "STRATUS_LOG_LEVEL": s.log_level,
+                "STRATUS_OTEL_EXPORTER": s.otel_exporter,
+                "STRATUS_API_URL": s.api_url,
+                "STRATUS_GATEWAY_HOST": s.gateway_host,
+                "STRATUS_GATEWAY_PORT": str(s.gateway_port),
+                "STRATUS_GATEWAY_CERT": str(pki.server_cert),
+                "STRATUS_GATEWAY_KEY": str(pki.server_key),
+                "STRATUS_GATEWAY_CA": str(pki.ca_cert),
+                "STRATUS_GATEWAY_API_KEY": operator_key,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        if s.database_url:
+            env["STRATUS_DATABASE_URL"] = s.database_url
+        return env
+
+    async def _spawn(self, child: Child) -> None:
+        log = open(child.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        try:
+            child.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                child.module,
+                env=child.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            log.close()
+        child.started_at = time.monotonic()
+        child.pid_path = self.run_dir / f"{child.name}.pid"
+        child.pid_path.write_text(str(child.process.pid))
+        logger.info("started %s (pid %s)", child.name, child.process.pid)
+
+    async def _watch(self, child: Child) -> None:
+        while not self._stopping.is_set():
+            assert child.process is not None
+            code = await child.process.wait()
+            if self._stopping.is_set():
+                return
+            # Back off when a child keeps crashing right after start.
+            quick = time.monotonic() - child.started_at < 10
+            child.restarts = child.restarts + 1 if quick else 0
+            delay = min(30.0, 0.5 * 2 ** min(child.restarts, 6))
+            logger.warning(
+                "%s exited with %s; restarting in %.1fs (log: %s)",
+                child.name,
+                code,
+                delay,
+                child.log_path,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            if self._stopping.is_set():
+                return
+            await self._spawn(child)
+
+    async def _wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        api_ok = gateway_ok = False
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            while time.monotonic() < deadline:
+                for child in self.children:
+                    if child.process is not None and child.process.returncode is not None:
+                        tail = child.log_path.read_text(errors="replace")[-3000:]
+                        raise RuntimeError(f"{child.name} exited during start-up:\n{tail}")
+                if not api_ok:
+                    with contextlib.suppress(httpx.HTTPError):
+                        api_ok = (await http.get(f"{self.settings.api_url}/healthz")).is_success
+                if not gateway_ok:
+                    with contextlib.suppress(OSError):
+                        _, writer = await asyncio.open_connection(
+                            self.settings.gateway_host, self.settings.gateway_port
+                        )
+                        writer.close()
+                        gateway_ok = True
+                if api_ok and gateway_ok:
+                    return
+                await asyncio.sleep(0.1)
+        raise RuntimeError("Stratus did not become ready in time; see logs in " + str(self.run_dir))
+
+    async def run(self) -> int:
+        s = self.settings
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        lock_file = open(self.run_dir / "supervisor.lock", "w")  # noqa: SIM115 - held for life
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"stratus up is already running on {s.resolved_data_dir}", file=sys.stderr)
+            return 1
+        (self.run_dir / "supervisor.pid").write_text(str(os.getpid()))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stopping.set)
+        try:
+            operator_key_path, pki = await bootstrap(s)
+            spec = system_cell_spec(s)
+            await self.provider.start(spec)
+            system_address = self.provider.address(SYSTEM_CELL_ID)
+            env = self._child_env(pki, operator_key_path.read_text().strip(), system_address)
+            logs = s.resolved_data_dir / "logs"
+            logs.mkdir(exist_ok=True)
+            self.children = [
+                Child("api", "controlplane.app", env, logs / "api.log"),
+                Child("worker", "controlplane.worker", env, logs / "worker.log"),
+                Child("gateway", "dataplane.gateway", env, logs / "gateway.log"),
+            ]
+            for child in self.children:
+                await self._spawn(child)
+            await self._wait_ready()
+            watchers = [asyncio.create_task(self._watch(c)) for c in self.children]
+            print(
+                "Stratus is up.\n"
+                f"  API:            {s.api_url}/api/v1   (OpenAPI: {s.api_url}/docs)\n"
+                f"  Gateway:        {s.gateway_host}:{s.gateway_port}   (mTLS)\n"
+                f"  Operator key:   {operator_key_path}\n"
+                f"  Gateway CA:     {pki.ca_cert}\n"
+                f"  System cell:    {system_address}\n"
+                f"  Data dir:       {s.resolved_data_dir}\n"
+                "Press Ctrl-C to stop.",
+                flush=True,
+            )
+            await self._stopping.wait()
+            for watcher in watchers:
+                watcher.cancel()
+            return 0
+        finally:
+            await self._shutdown()
+            lock_file.close()
+
+    async def _shutdown(self) -> None:
+        self._stopping.set()
+        print("Stopping Stratus...", flush=True)
+        # Gateway first (stop taking traffic), then the worker, then the API.
+        for child in reversed(self.children):
+            process = child.process
+            if process is None or process.returncode is not None:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+            if child.pid_path is not None:
+                child.pid_path.unlink(missing_ok=True)
+        cells = self.provider.known_cells()
+        await asyncio.gather(*(self.provider.stop(cell_id) for cell_id in cells))
+        (self.run_dir / "supervisor.pid").unlink(missing_ok=True)
+        print(f"Stopped {len(self.children)} processes and {len(cells)} cells.", flush=True)
+
+
+def up(settings: Settings) -> int:
+    from controlplane.kit.telemetry import configure_logging
+
+    configure_logging(settings.log_level)
+    return asyncio.run(Supervisor(settings).run())

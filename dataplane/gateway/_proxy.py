@@ -1,0 +1,325 @@
+"""The request path: admit a WorkflowService call for its namespace and forward its bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import cast
+
+import grpc
+import grpc.aio
+from google.protobuf.message import DecodeError
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from dataplane.gateway._admission import Admissions
+from dataplane.gateway._methods import METHODS, SERVICE_NAME, Method, Routing
+from dataplane.gateway._routes import Route, RouteTable
+
+logger = logging.getLogger(__name__)
+
+TRACER_NAME = "stratus.gateway"
+
+# Larger than Temporal's own 4 MiB default so the gateway never is the tighter limit.
+MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+)
+# A removed cell's channel stays usable this long so calls already on it can finish.
+_CHANNEL_CLOSE_GRACE = 30.0
+_MAX_CLUSTER_ROUTES = 4096
+
+_NAMESPACE_HEADER = "temporal-namespace"
+# Credentials meant for the gateway and transport headers gRPC sets itself per hop.
+_DROPPED_HEADERS = frozenset(
+    {
+        "authorization",
+        "connection",
+        "content-length",
+        "content-type",
+        "host",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "user-agent",
+    }
+)
+# Codes that mean the server failed (OpenTelemetry gRPC semantic conventions).
+_SERVER_ERRORS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+Metadata = tuple[tuple[str, str | bytes], ...]
+Context = grpc.aio.ServicerContext[bytes, bytes]
+
+
+class _Refusal(Exception):
+    """The gateway answers the call itself with ``code`` (it never reaches a cell)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, namespace: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.namespace = namespace
+
+
+def _forwarded_metadata(context: Context) -> tuple[Metadata, str | None]:
+    """The caller's metadata minus per-hop and credential headers, plus its namespace header."""
+    header_namespace: str | None = None
+    forwarded: list[tuple[str, str | bytes]] = []
+    for key, value in context.invocation_metadata() or ():
+        if key == _NAMESPACE_HEADER:
+            header_namespace = value if isinstance(value, str) else value.decode(errors="replace")
+        if key in _DROPPED_HEADERS or key[0] == ":" or key.startswith("grpc-"):
+            continue
+        forwarded.append((key, value))
+    return tuple(forwarded), header_namespace
+
+
+def _peer_certificate(context: Context) -> bytes:
+    certificates = context.auth_context().get("x509_pem_cert")
+    if certificates:
+        for certificate in certificates:
+            return certificate
+    # Unreachable while the listener requires client certificates; refuse rather than trust.
+    raise _Refusal(
+        grpc.StatusCode.UNAUTHENTICATED,
+        "no client certificate was presented; configure your client with the certificate "
+        "and key issued for your namespace",
+    )
+
+
+class _Upstream:
+    """One insecure channel to a cell and its per-method callables, built once."""
+
+    def __init__(self, address: str) -> None:
+        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self._calls: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
+
+    def call(self, path: str) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
+        call = self._calls.get(path)
+        if call is None:
+            # No serializers: request and response bytes pass through untouched.
+            call = self._calls[path] = self.channel.unary_unary(path, None, None)
+        return call
+
+
+class Proxy:
+    """Admits each call against the current route table and forwards it to its cell."""
+
+    def __init__(self) -> None:
+        self._tracer = trace.get_tracer(TRACER_NAME)
+        self._table = RouteTable()
+        self._admissions = Admissions()
+        self._upstreams: dict[str, _Upstream] = {}
+        # Cluster-level calls: which route admits a certificate, memoized per table.
+        self._cluster_routes: dict[bytes, Route] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def table(self) -> RouteTable:
+        return self._table
+
+    def apply(self, table: RouteTable) -> None:
+        """Serve ``table`` from the next call on; retire channels to cells no longer routed."""
+        self._table = table
+        self._cluster_routes = {}
+        live = {route.cell_address for route in table.routes.values()}
+        for address in [address for address in self._upstreams if address not in live]:
+            upstream = self._upstreams.pop(address)
+            task = asyncio.get_running_loop().create_task(
+                upstream.channel.close(grace=_CHANNEL_CLOSE_GRACE)
+            )
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        upstreams, self._upstreams = self._upstreams, {}
+        await asyncio.gather(*(upstream.channel.close(None) for upstream in upstreams.values()))
+        for task in list(self._closing):
+            task.cancel()
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
+    def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
+        """One raw-bytes handler per WorkflowService method, keyed by method name."""
+        return {method.name: self._handler(method) for method in METHODS.values()}
+
+    def _handler(self, method: Method) -> grpc.RpcMethodHandler[bytes, bytes]:
+        async def behavior(request: bytes, context: Context) -> bytes:
+            return await self._serve(method, request, context)
+
+        return grpc.unary_unary_rpc_method_handler(behavior)
+
+    def unimplemented_handler(self, path: str) -> grpc.RpcMethodHandler[bytes, bytes]:
+        async def behavior(request: bytes, context: Context) -> bytes:
+            span = self._tracer.start_span(
+                path, kind=SpanKind.SERVER, attributes={"rpc.system": "grpc", "rpc.method": path}
+            )
+            span.set_attribute("rpc.grpc.status_code", grpc.StatusCode.UNIMPLEMENTED.value[0])
+            span.end()
+            await context.abort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"{path} is not served by Stratus; only {SERVICE_NAME} is available through "
+                "the gateway",
+            )
+
+        return grpc.unary_unary_rpc_method_handler(behavior)
+
+    async def _serve(self, method: Method, request: bytes, context: Context) -> bytes:
+        span = self._tracer.start_span(
+            method.name, kind=SpanKind.SERVER, attributes=method.span_attributes
+        )
+        namespace = ""
+        trailers: Metadata = ()
+        try:
+            namespace, route, metadata = self._admit(method, request, context)
+            upstream = self._upstreams.get(route.cell_address)
+            if upstream is None:
+                upstream = self._upstreams[route.cell_address] = _Upstream(route.cell_address)
+            response = await upstream.call(method.path)(
+                request, timeout=context.time_remaining(), metadata=metadata
+            )
+        except _Refusal as refusal:
+            namespace, code, details = refusal.namespace, refusal.code, refusal.message
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+            details, trailers = _cell_error(error, namespace)
+        except asyncio.CancelledError:
+            _end_span(span, namespace, grpc.StatusCode.CANCELLED)
+            raise
+        except grpc.aio.UsageError:
+            # The cell's channel was retired by a route change just as this call started.
+            code, details = grpc.StatusCode.UNAVAILABLE, _unavailable(namespace)
+        except Exception:
+            logger.exception("gateway failed to proxy %s for %r", method.name, namespace)
+            code, details = grpc.StatusCode.INTERNAL, "internal gateway error; retry the call"
+        else:
+            _end_span(span, namespace, grpc.StatusCode.OK)
+            return response
+        # End the span first: abort() sends the status before it raises.
+        _end_span(span, namespace, code)
+        await context.abort(code, details, trailers)
+
+    def _admit(
+        self, method: Method, request: bytes, context: Context
+    ) -> tuple[str, Route, Metadata]:
+        """Steps 2-7 of the request contract; returns (namespace, route, metadata to forward)."""
+        try:
+            message = method.parse(request)
+        except DecodeError as exc:
+            raise _Refusal(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request body is not a valid {method.name}Request ({exc}); send the "
+                "temporal.api.workflowservice.v1 request message for this method",
+            ) from None
+        if method.routing is Routing.REFUSED:
+            raise _Refusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{method.name} is not allowed: namespaces are managed through the Stratus "
+                "control plane (API or `stratus` CLI), not through the Temporal API",
+            )
+        certificate = _peer_certificate(context)
+        certificate_id = Admissions.certificate_id(certificate)
+        metadata, header_namespace = _forwarded_metadata(context)
+        if method.routing is Routing.CLUSTER:
+            return "", self._cluster_route(method, certificate, certificate_id), metadata
+
+        namespace = message.namespace
+        if not namespace:
+            raise _Refusal(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{method.name} request has no namespace; set your client's namespace to your "
+                "Stratus namespace id (<name>.<account_id>)",
+            )
+        if header_namespace is not None and header_namespace != namespace:
+            raise _Refusal(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the temporal-namespace header names namespace {header_namespace} but the "
+                f"request body names namespace {namespace}; send both with the same namespace",
+                namespace,
+            )
+        route = self._table.routes.get(namespace)
+        if route is None:
+            raise _Refusal(
+                grpc.StatusCode.NOT_FOUND,
+                f"namespace {namespace} not found; check the namespace id "
+                "(<name>.<account_id>) and that the namespace is active",
+                namespace,
+            )
+        if not self._admissions.accepted(
+            certificate, certificate_id, namespace, route.accepted_client_ca
+        ):
+            raise _Refusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"client certificate is not accepted for namespace {namespace}; use a "
+                "certificate issued by a CA in that namespace's accepted client CA bundle",
+                namespace,
+            )
+        return namespace, route, metadata
+
+    def _cluster_route(self, method: Method, certificate: bytes, certificate_id: bytes) -> Route:
+        """Any route whose bundle admits the certificate: cluster reads are the same on all."""
+        route = self._cluster_routes.get(certificate_id)
+        if route is None or not self._admissions.accepted(
+            certificate, certificate_id, route.namespace_id, route.accepted_client_ca
+        ):
+            route = next(
+                (
+                    candidate
+                    for candidate in self._table.routes.values()
+                    if self._admissions.accepted(
+                        certificate,
+                        certificate_id,
+                        candidate.namespace_id,
+                        candidate.accepted_client_ca,
+                    )
+                ),
+                None,
+            )
+            if route is not None:
+                if len(self._cluster_routes) >= _MAX_CLUSTER_ROUTES:
+                    self._cluster_routes.clear()
+                self._cluster_routes[certificate_id] = route
+        if route is None:
+            raise _Refusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{method.name} refused: the client certificate is not accepted for any "
+                "namespace; use a certificate issued by a CA in your namespace's accepted "
+                "client CA bundle",
+            )
+        return route
+
+
+def _end_span(span: Span, namespace: str, code: grpc.StatusCode) -> None:
+    if namespace:
+        span.set_attribute("temporal.namespace", namespace)
+    span.set_attribute("rpc.grpc.status_code", code.value[0])
+    if code in _SERVER_ERRORS:
+        span.set_status(Status(StatusCode.ERROR, code.name))
+    span.end()
+
+
+def _unavailable(namespace: str) -> str:
+    subject = f"namespace {namespace}" if namespace else "the cluster"
+    return f"{subject} is temporarily unavailable; retry shortly"
+
+
+def _cell_error(error: grpc.aio.AioRpcError, namespace: str) -> tuple[str, Metadata]:
+    """The cell's status to relay: its details and trailers (``grpc-status-details-bin``
+    carries the typed Temporal failure the SDK decodes)."""
+    # grpc.aio yields (key, value) pairs; grpc-stubs type this as the sync API's objects.
+    trailers = cast(Metadata, tuple(error.trailing_metadata() or ()))
+    if error.code() is grpc.StatusCode.UNAVAILABLE and not trailers:
+        # The cell was not reached (no trailers from a server); do not leak its address.
+        return _unavailable(namespace), trailers
+    return error.details() or "", trailers

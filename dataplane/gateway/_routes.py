@@ -1,0 +1,137 @@
+"""Routing entries and where the gateway gets them from."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol
+
+import httpx
+
+from auth import CABundle, InvalidCABundle, parse_ca_bundle
+
+logger = logging.getLogger(__name__)
+
+ROUTES_PATH = "/api/v1/internal/gateway-routes"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one namespace lives and which client certificates it accepts."""
+
+    namespace_id: str
+    cell_address: str
+    accepted_client_ca: CABundle
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    """An immutable snapshot of every routing entry, keyed by namespace id.
+
+    ``version`` identifies the snapshot; the gateway applies a table only when it differs
+    from the one it serves.
+    """
+
+    routes: Mapping[str, Route] = field(default_factory=lambda: MappingProxyType({}))
+    version: int = 0
+
+    @classmethod
+    def of(cls, routes: Iterable[Route], version: int) -> RouteTable:
+        by_namespace = {route.namespace_id: route for route in routes}
+        return cls(routes=MappingProxyType(by_namespace), version=version)
+
+
+class RouteSource(Protocol):
+    """Supplies route tables to the gateway, which polls it."""
+
+    async def fetch(self) -> RouteTable | None:
+        """The current table, or ``None`` when it has not changed since the last fetch."""
+        ...
+
+
+class StaticRouteSource:
+    """Routes held in memory; ``set`` replaces them and bumps the version (tests, benchmarks)."""
+
+    def __init__(self, routes: Iterable[Route] = ()) -> None:
+        self._versions = itertools.count(1)
+        self._table = RouteTable.of(routes, next(self._versions))
+
+    @property
+    def table(self) -> RouteTable:
+        return self._table
+
+    def set(self, routes: Iterable[Route]) -> None:
+        self._table = RouteTable.of(routes, next(self._versions))
+
+    async def fetch(self) -> RouteTable | None:
+        # Always the current table: several gateways may share one source, and each
+        # gateway skips a table whose version it already serves.
+        return self._table
+
+
+class HttpRouteSource:
+    """Routes published by the control plane at ``GET /api/v1/internal/gateway-routes``.
+
+    Conditional requests (``If-None-Match``) make an unchanged poll a cheap 304. Any failure
+    keeps the last good table (logged as a warning): a control-plane outage must not stop
+    worker traffic.
+    """
+
+    def __init__(self, api_url: str, api_key: str, *, timeout: float = 5.0) -> None:
+        self._url = api_url.rstrip("/") + ROUTES_PATH
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout),
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+        )
+        self._version: int | None = None
+        # Bundles rarely change; reuse parsed ones across versions.
+        self._bundles: dict[str, CABundle] = {}
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def fetch(self) -> RouteTable | None:
+        headers = {} if self._version is None else {"If-None-Match": f'"{self._version}"'}
+        try:
+            response = await self._client.get(self._url, headers=headers)
+            if response.status_code == httpx.codes.NOT_MODIFIED:
+                return None
+            response.raise_for_status()
+            table = self._parse(response.json())
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            logger.warning(
+                "gateway routes not refreshed from %s, keeping the last ones: %r", self._url, exc
+            )
+            return None
+        self._version = table.version
+        return table
+
+    def _parse(self, body: object) -> RouteTable:
+        if not isinstance(body, dict):
+            raise TypeError("route document is not a JSON object")
+        version = body["version"]
+        if not isinstance(version, int):
+            raise TypeError("route document version is not an integer")
+        routes: list[Route] = []
+        bundles: dict[str, CABundle] = {}
+        for entry in body["routes"]:
+            namespace_id = str(entry["namespace_id"])
+            pem = str(entry["accepted_client_ca"])
+            bundle = self._bundles.get(pem)
+            if bundle is None:
+                try:
+                    bundle = parse_ca_bundle(pem)
+                except InvalidCABundle as exc:
+                    # Fail closed for this namespace only: its workers get NOT_FOUND until the
+                    # control plane publishes a valid bundle; other namespaces keep working.
+                    logger.warning(
+                        "namespace %s dropped from routing: %s", namespace_id, exc.reason
+                    )
+                    continue
+            bundles[pem] = bundle
+            routes.append(Route(namespace_id, str(entry["cell_address"]), bundle))
+        self._bundles = bundles
+        return RouteTable.of(routes, version)

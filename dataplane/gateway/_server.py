@@ -1,0 +1,136 @@
+"""The gateway process: an mTLS gRPC listener in front of every cell."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import grpc
+import grpc.aio
+
+from dataplane.gateway._methods import SERVICE_NAME
+from dataplane.gateway._proxy import CHANNEL_OPTIONS, Proxy
+from dataplane.gateway._routes import RouteSource, RouteTable
+from dataplane.gateway._tls import TrustStore
+
+logger = logging.getLogger(__name__)
+
+_SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
+    *CHANNEL_OPTIONS,
+    # Two gateways must never silently share a port.
+    ("grpc.so_reuseport", 0),
+)
+
+
+class _Unimplemented(grpc.GenericRpcHandler):  # type: ignore[type-arg]  # stub generics
+    """Answers every method that is not a WorkflowService method."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self._proxy = proxy
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[bytes, bytes]:
+        return self._proxy.unimplemented_handler(handler_call_details.method)
+
+
+class Gateway:
+    """TLS gRPC ingress that proxies Temporal's WorkflowService to the cell of each namespace.
+
+    Client certificates are required. Each call is admitted only if the namespace in its
+    body is routed and the caller's certificate chains to that namespace's accepted client
+    CA; its bytes are then forwarded unchanged. The route source is polled every
+    ``refresh_interval`` seconds, so routing and trust follow the control plane without a
+    restart. When no namespace is routed the listener trusts only ``fallback_client_ca_pem``
+    (the gateway's own CA), so every tenant handshake fails.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        server_cert_pem: bytes,
+        server_key_pem: bytes,
+        route_source: RouteSource,
+        refresh_interval: float = 0.5,
+        fallback_client_ca_pem: bytes,
+    ) -> None:
+        self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self._route_source = route_source
+        self._refresh_interval = refresh_interval
+        self._trust = TrustStore(
+            server_cert_pem=server_cert_pem,
+            server_key_pem=server_key_pem,
+            fallback_client_ca_pem=fallback_client_ca_pem,
+        )
+        self._proxy = Proxy()
+        self._server: grpc.aio.Server | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._bound_port: int | None = None
+
+    @property
+    def bound_port(self) -> int:
+        """The port the listener is bound to (useful when constructed with port 0)."""
+        if self._bound_port is None:
+            raise RuntimeError("gateway is not started")
+        return self._bound_port
+
+    @property
+    def routes(self) -> RouteTable:
+        """The route table currently served."""
+        return self._proxy.table
+
+    async def start(self) -> None:
+        """Load routes once, bind the listener and start following the route source."""
+        if self._server is not None:
+            raise RuntimeError("gateway already started")
+        await self.refresh()
+        server = grpc.aio.server(options=_SERVER_OPTIONS)
+        # Registered handlers skip gRPC's per-call generic lookup; anything else is refused.
+        server.add_registered_method_handlers(  # type: ignore[attr-defined]  # not in grpc-stubs
+            SERVICE_NAME, self._proxy.method_handlers()
+        )
+        server.add_generic_rpc_handlers((_Unimplemented(self._proxy),))
+        port = server.add_secure_port(self._address, self._trust.credentials())
+        if port == 0:
+            raise RuntimeError(f"gateway could not bind {self._address}")
+        await server.start()
+        self._server = server
+        self._bound_port = port
+        self._refresher = asyncio.create_task(self._follow_routes(), name="gateway-routes")
+        logger.info("gateway listening on %s (port %d)", self._address, port)
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting calls, let calls in flight finish for up to ``grace`` seconds."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+        await self._proxy.close()
+        self._bound_port = None
+
+    async def refresh(self) -> None:
+        """Fetch the route table once and apply it if its version changed."""
+        table = await self._route_source.fetch()
+        if table is None or (self._server is not None and table.version == self.routes.version):
+            return
+        self._trust.apply(table)
+        self._proxy.apply(table)
+        logger.info(
+            "gateway routes now at version %d (%d namespaces)", table.version, len(table.routes)
+        )
+
+    async def _follow_routes(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_interval)
+            try:
+                await self.refresh()
+            except Exception:
+                # A broken source must not stop the gateway; keep serving the last table.
+                logger.warning("gateway route refresh failed", exc_info=True)

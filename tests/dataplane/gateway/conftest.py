@@ -1,0 +1,229 @@
+"""Fixtures for gateway tests: two real cells (one per account), PKI, a running gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import grpc.aio
+import pytest
+from google.protobuf.duration_pb2 import Duration
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
+from temporalio.client import Client, TLSConfig
+
+from auth import KeyPair, generate_ca, generate_leaf, parse_ca_bundle
+from dataplane.cells import CellSpec, LocalCellProvider
+from dataplane.gateway import Gateway, Route, StaticRouteSource
+
+NAMESPACE_A = "orders.acct1"
+NAMESPACE_B = "orders.acct2"
+# Registered on cell A but not routed until a test publishes it.
+NAMESPACE_A_LATER = "billing.acct1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Pki:
+    gateway_ca: KeyPair
+    gateway_server: KeyPair
+    ca_a: KeyPair
+    client_a: KeyPair
+    ca_b: KeyPair
+    client_b: KeyPair
+    ca_rotated: KeyPair
+    client_rotated: KeyPair
+    unknown_ca_client: KeyPair
+
+    def tls(self, client: KeyPair | None) -> TLSConfig:
+        return TLSConfig(
+            server_root_ca_cert=self.gateway_ca.cert_pem,
+            client_cert=client.cert_pem if client else None,
+            client_private_key=client.key_pem if client else None,
+            domain="localhost",
+        )
+
+    def channel_credentials(self, client: KeyPair | None) -> grpc.ChannelCredentials:
+        if client is None:
+            return grpc.ssl_channel_credentials(self.gateway_ca.cert_pem)
+        return grpc.ssl_channel_credentials(
+            self.gateway_ca.cert_pem, client.key_pem, client.cert_pem
+        )
+
+
+@dataclass(frozen=True)
+class Cells:
+    address_a: str
+    address_b: str
+    namespace_a: str = NAMESPACE_A
+    namespace_b: str = NAMESPACE_B
+    namespace_a_later: str = NAMESPACE_A_LATER
+
+
+def route(namespace_id: str, address: str, ca: KeyPair) -> Route:
+    """A routing entry whose accepted client CA bundle is ``ca``."""
+    return Route(namespace_id, address, parse_ca_bundle(ca.cert_pem.decode()))
+
+
+RawChannel = Callable[
+    [int, KeyPair | None], contextlib.AbstractAsyncContextManager[grpc.aio.Channel]
+]
+
+
+@pytest.fixture(scope="session")
+def pki() -> Pki:
+    gateway_ca = generate_ca("stratus gateway CA")
+    ca_a = generate_ca("acct1 CA")
+    ca_b = generate_ca("acct2 CA")
+    ca_rotated = generate_ca("acct1 rotated CA")
+    return Pki(
+        gateway_ca=gateway_ca,
+        gateway_server=generate_leaf(
+            gateway_ca, "localhost", server_sans=["localhost", "127.0.0.1"]
+        ),
+        ca_a=ca_a,
+        client_a=generate_leaf(ca_a, "acct1 worker"),
+        ca_b=ca_b,
+        client_b=generate_leaf(ca_b, "acct2 worker"),
+        ca_rotated=ca_rotated,
+        client_rotated=generate_leaf(ca_rotated, "acct1 worker (rotated)"),
+        unknown_ca_client=generate_leaf(generate_ca("nobody's CA"), "intruder"),
+    )
+
+
+@pytest.fixture(scope="session")
+def spans() -> InMemorySpanExporter:
+    """Spans the gateway emits, through the global tracer provider."""
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+        # Another test module may have won the race to set the global provider.
+        provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+async def _register(address: str, namespaces: Iterable[str]) -> None:
+    client = await Client.connect(address)
+    for namespace in namespaces:
+        await client.workflow_service.register_namespace(
+            wsv1.RegisterNamespaceRequest(
+                namespace=namespace,
+                workflow_execution_retention_period=Duration(seconds=86_400),
+            )
+        )
+
+
+@pytest.fixture(scope="session")
+async def cells(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cells]:
+    """Two real cells, one per account, each with its namespace(s) registered."""
+    provider = LocalCellProvider(Path(tmp_path_factory.mktemp("cells")))
+    specs = [
+        CellSpec(cell_id, free_port(), free_port(), free_port())
+        for cell_id in ("cell-acct1", "cell-acct2")
+    ]
+    try:
+        await asyncio.gather(*(provider.start(spec) for spec in specs))
+        address_a, address_b = (provider.address(spec.cell_id) for spec in specs)
+        await _register(address_a, [NAMESPACE_A, NAMESPACE_A_LATER])
+        await _register(address_b, [NAMESPACE_B])
+        yield Cells(address_a, address_b)
+    finally:
+        # The provider stops each cell by the PID it recorded when starting it.
+        await asyncio.gather(*(provider.stop(spec.cell_id) for spec in specs))
+
+
+GatewayFactory = Callable[[list[Route]], Awaitable[tuple[Gateway, StaticRouteSource]]]
+
+
+@pytest.fixture
+async def make_gateway(pki: Pki, spans: InMemorySpanExporter) -> AsyncIterator[GatewayFactory]:
+    """Start private gateways (for tests that change routes); all are stopped afterwards."""
+    started: list[Gateway] = []
+
+    async def make(routes: list[Route]) -> tuple[Gateway, StaticRouteSource]:
+        source = StaticRouteSource(routes)
+        gateway = Gateway(
+            "127.0.0.1",
+            0,
+            server_cert_pem=pki.gateway_server.cert_pem,
+            server_key_pem=pki.gateway_server.key_pem,
+            route_source=source,
+            fallback_client_ca_pem=pki.gateway_ca.cert_pem,
+        )
+        await gateway.start()
+        started.append(gateway)
+        return gateway, source
+
+    yield make
+    for gateway in started:
+        await gateway.stop(0)
+
+
+@pytest.fixture(scope="session")
+async def gateway(pki: Pki, cells: Cells, spans: InMemorySpanExporter) -> AsyncIterator[Gateway]:
+    """The shared gateway routing both accounts' namespaces; its routes never change."""
+    source = StaticRouteSource(
+        [
+            route(NAMESPACE_A, cells.address_a, pki.ca_a),
+            route(NAMESPACE_B, cells.address_b, pki.ca_b),
+        ]
+    )
+    gateway = Gateway(
+        "127.0.0.1",
+        0,
+        server_cert_pem=pki.gateway_server.cert_pem,
+        server_key_pem=pki.gateway_server.key_pem,
+        route_source=source,
+        fallback_client_ca_pem=pki.gateway_ca.cert_pem,
+    )
+    await gateway.start()
+    try:
+        yield gateway
+    finally:
+        await gateway.stop(0)
+
+
+@pytest.fixture(scope="session")
+async def client_a(gateway: Gateway, pki: Pki) -> Client:
+    return await Client.connect(
+        f"127.0.0.1:{gateway.bound_port}", namespace=NAMESPACE_A, tls=pki.tls(pki.client_a)
+    )
+
+
+@contextlib.asynccontextmanager
+async def _raw_channel(
+    pki: Pki, port: int, client: KeyPair | None
+) -> AsyncIterator[grpc.aio.Channel]:
+    channel = grpc.aio.secure_channel(
+        f"127.0.0.1:{port}",
+        pki.channel_credentials(client),
+        options=[("grpc.ssl_target_name_override", "localhost")],
+    )
+    try:
+        yield channel
+    finally:
+        await channel.close(None)
+
+
+@pytest.fixture(scope="session")
+def raw_channel(pki: Pki) -> RawChannel:
+    """Opens a plain gRPC channel to a gateway, for calls the SDK would never make."""
+    return lambda port, client: _raw_channel(pki, port, client)
