@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Header, Response
 from pydantic import BaseModel
 
 from auth import Action, Principal
+from controlplane.gateway_routes import service
 from controlplane.gateway_routes.repository import GatewayRouteRepository
 from controlplane.kit.deps import SessionDep, requires
 
@@ -33,9 +34,16 @@ async def list_gateway_routes(
     _principal: Annotated[Principal, Depends(requires(Action.GATEWAY_ROUTES_READ))],
     response: Response,
     if_none_match: Annotated[str | None, Header()] = None,
+    x_stratus_gateway_id: Annotated[str | None, Header(max_length=64)] = None,
 ) -> RouteTableOut | Response:
-    """The gateway's routing table (operator credential). Polled with ``If-None-Match``."""
+    """The gateway's routing table (operator credential). Polled with ``If-None-Match``, which
+    also tells which version the polling gateway has applied."""
     repository = GatewayRouteRepository(session)
+    if x_stratus_gateway_id:
+        applied = if_none_match.strip('"') if if_none_match else ""
+        await service.record_gateway_poll(
+            session, x_stratus_gateway_id, int(applied) if applied.isdigit() else 0
+        )
     version = await repository.table_version()
     etag = f'"{version}"'
     if if_none_match == etag:

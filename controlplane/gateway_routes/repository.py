@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane.models import GatewayRoute
+from controlplane.models import GatewayInstance, GatewayRoute
 
 
 class GatewayRouteRepository:
@@ -27,3 +29,24 @@ class GatewayRouteRepository:
 
     def add(self, route: GatewayRoute) -> None:
         self.session.add(route)
+
+
+class GatewayInstanceRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, gateway_id: str) -> GatewayInstance | None:
+        return await self.session.get(GatewayInstance, gateway_id)
+
+    def add(self, instance: GatewayInstance) -> None:
+        self.session.add(instance)
+
+    async def live_lagging(self, seen_since: dt.datetime, version: int) -> list[GatewayInstance]:
+        """Gateways seen since ``seen_since`` that have not yet applied ``version``."""
+        result = await self.session.execute(
+            select(GatewayInstance).where(
+                GatewayInstance.last_seen_at >= seen_since,
+                GatewayInstance.applied_version < version,
+            )
+        )
+        return list(result.scalars())

@@ -3,15 +3,22 @@ publish fails on the constraint and is retried rather than hiding a change from 
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane.gateway_routes.repository import GatewayRouteRepository
-from controlplane.models import GatewayRoute
+from controlplane.gateway_routes.repository import (
+    GatewayInstanceRepository,
+    GatewayRouteRepository,
+)
+from controlplane.kit.db import utcnow
+from controlplane.models import GatewayInstance, GatewayRoute
 
 
 async def publish(
     session: AsyncSession, namespace_id: str, cell_address: str, accepted_client_ca: str
-) -> None:
+) -> int:
+    """Publish (or update) a route; returns the table version that carries it."""
     repository = GatewayRouteRepository(session)
     route = await repository.get(namespace_id)
     if (
@@ -20,7 +27,7 @@ async def publish(
         and route.cell_address == cell_address
         and route.accepted_client_ca == accepted_client_ca
     ):
-        return
+        return route.version
     version = await repository.table_version() + 1
     if route is None:
         repository.add(
@@ -37,13 +44,47 @@ async def publish(
         route.removed = False
         route.version = version
     await session.flush()
+    return version
 
 
-async def unpublish(session: AsyncSession, namespace_id: str) -> None:
+async def unpublish(session: AsyncSession, namespace_id: str) -> int:
+    """Remove a route; returns the table version without it."""
     repository = GatewayRouteRepository(session)
     route = await repository.get(namespace_id)
-    if route is None or route.removed:
-        return
-    route.removed = True
-    route.version = await repository.table_version() + 1
+    if route is None:
+        return 0
+    if not route.removed:
+        route.removed = True
+        route.version = await repository.table_version() + 1
+        await session.flush()
+    return route.version
+
+
+# A gateway that has not polled for this long is considered gone and is not waited for.
+GATEWAY_LIVENESS = dt.timedelta(seconds=15)
+
+
+async def record_gateway_poll(session: AsyncSession, gateway_id: str, applied_version: int) -> None:
+    """Remember what a gateway has applied (it says so with ``If-None-Match``)."""
+    repository = GatewayInstanceRepository(session)
+    instance = await repository.get(gateway_id)
+    now = utcnow()
+    if instance is None:
+        repository.add(
+            GatewayInstance(id=gateway_id, applied_version=applied_version, last_seen_at=now)
+        )
+    elif instance.applied_version != applied_version or now - instance.last_seen_at > dt.timedelta(
+        seconds=2
+    ):
+        # Only write when something changed or liveness needs refreshing: polls are frequent.
+        instance.applied_version = applied_version
+        instance.last_seen_at = now
     await session.flush()
+
+
+async def lagging_gateways(session: AsyncSession, version: int) -> list[str]:
+    """Ids of live gateways that have not applied ``version`` yet."""
+    lagging = await GatewayInstanceRepository(session).live_lagging(
+        utcnow() - GATEWAY_LIVENESS, version
+    )
+    return [instance.id for instance in lagging]

@@ -6,6 +6,7 @@ from controlplane.models.async_operation import AsyncOperation, OperationState
 from controlplane.models.audit_event import AuditEvent
 from controlplane.models.base import Base
 from controlplane.models.cell import Cell
+from controlplane.models.gateway_instance import GatewayInstance
 from controlplane.models.gateway_route import GatewayRoute
 from controlplane.models.namespace import Namespace, NamespaceState
 from controlplane.models.user import User
@@ -17,6 +18,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Cell",
+    "GatewayInstance",
     "GatewayRoute",
     "Namespace",
     "NamespaceState",

@@ -3,6 +3,7 @@ rest, so Temporal can retry or replay it after any crash."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -163,15 +164,28 @@ class ProvisioningActivities:
         return namespace_id
 
     @activity.defn
-    async def publish_route(self, namespace_id: str) -> str:
+    async def publish_route(self, namespace_id: str) -> int:
+        """Publish the route; returns the route-table version that carries it."""
         try:
             async with self._unit() as session:
                 namespace = await self._namespace(session, namespace_id)
                 cell = await self._cell_of(session, namespace)
-                await routes.publish(session, namespace_id, cell.address, namespace.accepted_client_ca)
+                return await routes.publish(
+                    session, namespace_id, cell.address, namespace.accepted_client_ca
+                )
         except (IntegrityError, OperationalError) as error:
             raise ApplicationError(f"route version race, retrying: {error}") from None
-        return namespace_id
+
+    @activity.defn
+    async def await_route_propagation(self, version: int) -> int:
+        """Wait until every live gateway has applied ``version`` (heartbeating meanwhile)."""
+        while True:
+            async with self._sessionmaker() as session:
+                lagging = await routes.lagging_gateways(session, version)
+            if not lagging:
+                return version
+            activity.heartbeat(lagging)
+            await asyncio.sleep(0.1)
 
     @activity.defn
     async def complete_namespace_create(self, namespace_id: str, operation_id: str) -> str:
@@ -182,13 +196,12 @@ class ProvisioningActivities:
         return namespace_id
 
     @activity.defn
-    async def unpublish_route(self, namespace_id: str) -> str:
+    async def unpublish_route(self, namespace_id: str) -> int:
         try:
             async with self._unit() as session:
-                await routes.unpublish(session, namespace_id)
+                return await routes.unpublish(session, namespace_id)
         except (IntegrityError, OperationalError) as error:
             raise ApplicationError(f"route version race, retrying: {error}") from None
-        return namespace_id
 
     @activity.defn
     async def delete_namespace_on_cell(self, namespace_id: str) -> str:
@@ -256,6 +269,7 @@ class ProvisioningActivities:
             self.ensure_cell,
             self.register_namespace,
             self.publish_route,
+            self.await_route_propagation,
             self.complete_namespace_create,
             self.unpublish_route,
             self.delete_namespace_on_cell,

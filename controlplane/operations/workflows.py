@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 STEP_TIMEOUT = timedelta(minutes=2)
+PROPAGATION_TIMEOUT = timedelta(seconds=30)
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     maximum_interval=timedelta(seconds=10),
@@ -28,14 +30,25 @@ class OperationInput:
     resource_id: str
 
 
-async def _step(name: str, *args: str) -> str:
-    result: str = await workflow.execute_activity(
+async def _step(name: str, *args: str | int) -> Any:
+    return await workflow.execute_activity(
         name,
         args=list(args),
         start_to_close_timeout=STEP_TIMEOUT,
         retry_policy=STEP_RETRY,
     )
-    return result
+
+
+async def _propagate(version: int) -> None:
+    """Wait for every live gateway to serve route-table ``version``; heartbeats let a dead
+    worker's wait be retried quickly elsewhere."""
+    await workflow.execute_activity(
+        "await_route_propagation",
+        version,
+        start_to_close_timeout=PROPAGATION_TIMEOUT,
+        heartbeat_timeout=timedelta(seconds=5),
+        retry_policy=STEP_RETRY,
+    )
 
 
 def _reason(error: ActivityError) -> str:
@@ -51,7 +64,7 @@ class CreateNamespaceWorkflow:
         try:
             await _step("ensure_cell", op.resource_id)
             await _step("register_namespace", op.resource_id)
-            await _step("publish_route", op.resource_id)
+            await _propagate(await _step("publish_route", op.resource_id))
             await _step("complete_namespace_create", op.resource_id, op.operation_id)
         except ActivityError as error:
             await _step("fail_operation", op.operation_id, _reason(error))
@@ -66,7 +79,7 @@ class DeleteNamespaceWorkflow:
         await _step("mark_operation_in_progress", op.operation_id)
         try:
             # Stop routing first so no new traffic reaches a namespace being deleted.
-            await _step("unpublish_route", op.resource_id)
+            await _propagate(await _step("unpublish_route", op.resource_id))
             await _step("delete_namespace_on_cell", op.resource_id)
             await _step("complete_namespace_delete", op.resource_id, op.operation_id)
         except ActivityError as error:

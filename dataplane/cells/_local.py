@@ -80,6 +80,9 @@ class LocalCellProvider:
         self._base_dir = base_dir
         self._start_timeout = start_timeout
         self._locks: dict[str, asyncio.Lock] = {}
+        # Processes this provider spawned: between fork and exec a child's cmdline is still
+        # Python's, so liveness of our own children comes from the Popen object.
+        self._spawned: dict[str, subprocess.Popen[bytes]] = {}
 
     def cell_dir(self, cell_id: str) -> Path:
         return self._base_dir / cell_id
@@ -95,6 +98,9 @@ class LocalCellProvider:
         return data
 
     def _pid(self, cell_id: str) -> int | None:
+        spawned = self._spawned.get(cell_id)
+        if spawned is not None and spawned.poll() is None:
+            return spawned.pid
         record = self._read_record(cell_id)
         if record is None or "pid" not in record:
             return None
@@ -167,6 +173,7 @@ class LocalCellProvider:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self._spawned[spec.cell_id] = process
         record = {**asdict(spec), "pid": process.pid}
         record.pop("cell_id")
         tmp = self._record_path(spec.cell_id).with_suffix(".tmp")
@@ -180,7 +187,9 @@ class LocalCellProvider:
         deadline = time.monotonic() + self._start_timeout
         last_error: Exception | None = None
         while time.monotonic() < deadline:
-            if self._pid(spec.cell_id) is None:
+            spawned = self._spawned.get(spec.cell_id)
+            exited = spawned.poll() is not None if spawned else self._pid(spec.cell_id) is None
+            if exited:
                 log = self.cell_dir(spec.cell_id) / "temporal.log"
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                 raise CellError(f"cell {spec.cell_id} exited during start:\n{tail}")
@@ -195,7 +204,11 @@ class LocalCellProvider:
 
     async def stop(self, cell_id: str) -> None:
         pid = self._pid(cell_id)
+        spawned = self._spawned.pop(cell_id, None)
         if pid is None:
+            if spawned is not None and spawned.poll() is None:
+                spawned.kill()
+                spawned.wait()
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -207,9 +220,8 @@ class LocalCellProvider:
                 os.kill(pid, signal.SIGKILL)
             while _alive(pid):
                 await asyncio.sleep(0.05)
-        # Reap it if it is our child, so it does not linger as a zombie.
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+        if spawned is not None:
+            spawned.poll()  # reap our own child so it does not linger as a zombie
         logger.info("stopped cell %s (pid %s)", cell_id, pid)
 
     def known_cells(self) -> list[str]:

@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import signal
+import socket
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +57,8 @@ def settings_from_env(env: dict[str, str] | None = None) -> GatewaySettings:
 
 
 async def serve(settings: GatewaySettings) -> None:
-    routes = HttpRouteSource(settings.api_url, settings.api_key)
+    gateway_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    routes = HttpRouteSource(settings.api_url, settings.api_key, gateway_id=gateway_id)
     gateway = Gateway(
         settings.host,
         settings.port,
@@ -79,6 +82,8 @@ async def serve(settings: GatewaySettings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # One line per route poll (twice a second) would drown the useful lines.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(serve(settings_from_env()))
 
 

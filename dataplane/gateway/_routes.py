@@ -78,14 +78,20 @@ class HttpRouteSource:
     Conditional requests (``If-None-Match``) make an unchanged poll a cheap 304. Any failure
     keeps the last good table (logged as a warning): a control-plane outage must not stop
     worker traffic.
+
+    Each poll names the gateway (``X-Stratus-Gateway-Id``) and, through ``If-None-Match``, the
+    version it has applied: the control plane marks a namespace ACTIVE only once every live
+    gateway serves its route.
     """
 
-    def __init__(self, api_url: str, api_key: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, api_url: str, api_key: str, *, gateway_id: str | None = None, timeout: float = 5.0
+    ) -> None:
         self._url = api_url.rstrip("/") + ROUTES_PATH
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout),
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-        )
+        headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        if gateway_id is not None:
+            headers["X-Stratus-Gateway-Id"] = gateway_id
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout), headers=headers)
         self._version: int | None = None
         # Bundles rarely change; reuse parsed ones across versions.
         self._bundles: dict[str, CABundle] = {}

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 12:54:35.161741
+Create Date: 2026-11-24 13:01:51.142220
 """
 
 from __future__ import annotations
@@ -42,6 +42,15 @@ def upgrade() -> None:
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_audit_events_account_id'), ['account_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_events_at'), ['at'], unique=False)
+
+    op.create_table('gateway_instances',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('applied_version', sa.Integer(), nullable=False),
+    sa.Column('last_seen_at', controlplane.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_gateway_instances'))
+    )
+    with op.batch_alter_table('gateway_instances', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_gateway_instances_last_seen_at'), ['last_seen_at'], unique=False)
 
     op.create_table('gateway_routes',
     sa.Column('namespace_id', sa.String(length=64), nullable=False),
@@ -159,6 +168,10 @@ def downgrade() -> None:
 
     op.drop_table('api_keys')
     op.drop_table('gateway_routes')
+    with op.batch_alter_table('gateway_instances', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_gateway_instances_last_seen_at'))
+
+    op.drop_table('gateway_instances')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_events_at'))
         batch_op.drop_index(batch_op.f('ix_audit_events_account_id'))

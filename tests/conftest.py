@@ -1,0 +1,49 @@
+"""Shared fixtures: a real ``stratus up`` in a temporary data dir on free 127.0.0.1 ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from support import StratusUp, free_port
+
+
+@pytest.fixture(scope="session")
+def stratus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratusUp]:
+    """A Stratus shared by the tests that do not restart or kill it."""
+    up = StratusUp(tmp_path_factory.mktemp("stratus"), free_port(), free_port())
+    try:
+        up.start()
+        yield up
+    finally:
+        up.cleanup()
+
+
+@pytest.fixture
+def fresh_stratus(tmp_path: Path) -> Iterator[StratusUp]:
+    """A Stratus of the test's own, for tests that stop, restart or kill it."""
+    up = StratusUp(tmp_path / "data", free_port(), free_port())
+    try:
+        yield up
+    finally:
+        up.cleanup()
+
+
+@pytest.fixture(scope="session")
+def span_exporter() -> InMemorySpanExporter:
+    """Spans of in-process components, collected in memory."""
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    assert isinstance(provider, TracerProvider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+

@@ -1,0 +1,199 @@
+"""HttpRouteSource reads the control plane's route document with conditional requests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import pytest
+from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
+from temporalio.client import Client
+
+from dataplane.gateway import HttpRouteSource
+
+if TYPE_CHECKING:
+    from conftest import Cells, Pki
+
+API_KEY = "stratus-gateway-test-key"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ControlPlane(BaseHTTPRequestHandler):
+    """Serves ``/api/v1/internal/gateway-routes`` like the control plane, from class state."""
+
+    document: ClassVar[dict[str, object]] = {}
+    fail: ClassVar[bool] = False
+    seen: ClassVar[list[tuple[str | None, str | None]]] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append(
+            (self.headers.get("Authorization"), self.headers.get("If-None-Match"))
+        )
+        if self.path != "/api/v1/internal/gateway-routes":
+            self.send_response(404)
+        elif self.headers.get("Authorization") != f"Bearer {API_KEY}":
+            self.send_response(401)
+        elif type(self).fail:
+            self.send_response(503)
+        elif self.headers.get("If-None-Match") == f'"{self.document["version"]}"':
+            self.send_response(304)
+        else:
+            body = json.dumps(self.document).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("ETag", f'"{self.document["version"]}"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def control_plane() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ControlPlane)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+async def test_fetch_follows_versions_and_survives_outages(control_plane: str, pki: Pki) -> None:
+    """200 gives a table, 304 gives None, errors keep the last table (None), invalid CAs drop
+    only their namespace."""
+    ControlPlane.seen.clear()
+    ControlPlane.fail = False
+    ControlPlane.document = {
+        "version": 7,
+        "routes": [
+            {
+                "namespace_id": "orders.acct1",
+                "cell_address": "127.0.0.1:7301",
+                "accepted_client_ca": pki.ca_a.cert_pem.decode(),
+            },
+            {
+                "namespace_id": "broken.acct1",
+                "cell_address": "127.0.0.1:7301",
+                "accepted_client_ca": "not a certificate",
+            },
+        ],
+    }
+    source = HttpRouteSource(control_plane, API_KEY, timeout=2.0)
+    try:
+        table = await source.fetch()
+        assert table is not None
+        assert table.version == 7
+        assert list(table.routes) == ["orders.acct1"]
+        assert table.routes["orders.acct1"].cell_address == "127.0.0.1:7301"
+        assert table.routes["orders.acct1"].accepted_client_ca.pem == pki.ca_a.cert_pem.decode()
+
+        assert await source.fetch() is None  # 304: unchanged
+
+        ControlPlane.fail = True
+        assert await source.fetch() is None  # outage: keep the last table
+
+        ControlPlane.fail = False
+        ControlPlane.document = {"version": 8, "routes": []}
+        table = await source.fetch()
+        assert table is not None
+        assert (table.version, dict(table.routes)) == (8, {})
+    finally:
+        await source.aclose()
+    assert ControlPlane.seen == [
+        (f"Bearer {API_KEY}", None),
+        (f"Bearer {API_KEY}", '"7"'),
+        (f"Bearer {API_KEY}", '"7"'),
+        (f"Bearer {API_KEY}", '"7"'),
+    ]
+
+
+async def test_gateway_process_serves_routes_from_the_control_plane(
+    control_plane: str, pki: Pki, cells: Cells, tmp_path: Path
+) -> None:
+    """``python -m dataplane.gateway`` follows the API's routes and stops cleanly on SIGTERM."""
+    ControlPlane.fail = False
+    ControlPlane.document = {
+        "version": 1,
+        "routes": [
+            {
+                "namespace_id": cells.namespace_a,
+                "cell_address": cells.address_a,
+                "accepted_client_ca": pki.ca_a.cert_pem.decode(),
+            }
+        ],
+    }
+    files = {
+        "STRATUS_GATEWAY_CERT": pki.gateway_server.cert_pem,
+        "STRATUS_GATEWAY_KEY": pki.gateway_server.key_pem,
+        "STRATUS_GATEWAY_CA": pki.gateway_ca.cert_pem,
+    }
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    for name, content in files.items():
+        path = tmp_path / name.lower()
+        path.write_bytes(content)
+        env[name] = str(path)
+    port = free_port()
+    env |= {
+        "STRATUS_GATEWAY_HOST": "127.0.0.1",
+        "STRATUS_GATEWAY_PORT": str(port),
+        "STRATUS_API_URL": control_plane,
+        "STRATUS_GATEWAY_API_KEY": API_KEY,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dataplane.gateway",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        client = await connect_when_listening(port, pki, cells.namespace_a)
+        described = await client.workflow_service.describe_namespace(
+            wsv1.DescribeNamespaceRequest(namespace=cells.namespace_a)
+        )
+        assert described.namespace_info.name == cells.namespace_a
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def connect_when_listening(port: int, pki: Pki, namespace: str) -> Client:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return await Client.connect(
+                f"127.0.0.1:{port}", namespace=namespace, tls=pki.tls(pki.client_a)
+            )
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)

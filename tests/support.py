@@ -1,0 +1,246 @@
+"""Test support: drive a real ``stratus up`` (API, worker, gateway, system cell, local cells) in a
+temporary data dir on free 127.0.0.1 ports, and helpers to drive it as users do."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from support_workflows import GreetingWorkflow, compose_greeting
+from temporalio.client import Client, TLSConfig
+from temporalio.worker import Worker
+
+from auth import KeyPair, generate_ca, generate_leaf
+from controlplane.client import StratusClient
+
+STRATUS = str(Path(sys.executable).parent / "stratus")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+        return state != "Z"
+    return False
+
+
+@dataclass
+class StratusUp:
+    """One ``stratus up`` process tree on a data dir."""
+
+    data_dir: Path
+    api_port: int
+    gateway_port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def gateway_address(self) -> str:
+        return f"localhost:{self.gateway_port}"
+
+    @property
+    def operator_key(self) -> str:
+        return (self.data_dir / "operator.key").read_text().strip()
+
+    @property
+    def gateway_ca(self) -> bytes:
+        return (self.data_dir / "pki" / "gateway-ca.pem").read_bytes()
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "up.log"
+
+    def env(self, api_key: str | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STRATUS_")}
+        env["STRATUS_API_URL"] = self.api_url
+        if api_key:
+            env["STRATUS_API_KEY"] = api_key
+        return env
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        env = self.env()
+        env["STRATUS_RECONCILE_INTERVAL_SECONDS"] = "1"
+        self.process = subprocess.Popen(
+            [
+                STRATUS,
+                "up",
+                "--data-dir",
+                str(self.data_dir),
+                "--api-port",
+                str(self.api_port),
+                "--gateway-port",
+                str(self.gateway_port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"stratus up exited:\n{self.log_path.read_text()[-4000:]}")
+            if "Stratus is up." in self.log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"stratus up not ready:\n{self.log_path.read_text()[-4000:]}")
+
+    def stop(self) -> int:
+        """Ctrl-C, as a user would; returns the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        code = self.process.wait(timeout=60)
+        self.process = None
+        return code
+
+    def kill_control_plane(self) -> list[int]:
+        """kill -9 the supervisor, API, worker and gateway at once (cells survive, as they
+        would a crashed control-plane host's processes)."""
+        run = self.data_dir / "run"
+        pids = [int((run / f"{name}.pid").read_text()) for name in ("api", "worker", "gateway")]
+        assert self.process is not None
+        pids.append(self.process.pid)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.process = None
+        deadline = time.monotonic() + 10
+        while any(_pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return pids
+
+    def cell_pids(self) -> list[int]:
+        pids = []
+        for record in (self.data_dir / "cells").glob("*/cell.json"):
+            pid = json.loads(record.read_text()).get("pid")
+            if pid and _pid_alive(pid):
+                pids.append(pid)
+        return pids
+
+    def cleanup(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.stop()
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+        for pid in self.cell_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def operator(self) -> StratusClient:
+        return StratusClient(self.api_url, self.operator_key)
+
+    def cli(self, *args: str, api_key: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [STRATUS, *args],
+            env=self.env(api_key),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+
+@dataclass
+class Tenant:
+    """An account created through the API, with its own CA and a client certificate."""
+
+    account_id: str
+    api_key: str
+    ca: KeyPair
+    client_cert: KeyPair
+
+    def client(self, stratus: StratusUp) -> StratusClient:
+        return StratusClient(stratus.api_url, self.api_key)
+
+
+def new_tenant(stratus: StratusUp, name: str) -> Tenant:
+    with stratus.operator() as operator:
+        created = operator.create_account(name, f"owner@{name.lower()}.example")
+    ca = generate_ca(f"{name} CA")
+    return Tenant(
+        account_id=created.account.id,
+        api_key=created.owner_api_key.token,
+        ca=ca,
+        client_cert=generate_leaf(ca, f"{name} worker"),
+    )
+
+
+def wait_until(predicate: object, timeout: float = 30.0, interval: float = 0.1) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(interval)
+
+
+def http(stratus: StratusUp, api_key: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.Client(base_url=stratus.api_url + "/api/v1", headers=headers, timeout=30)
+
+
+def tls_for(stratus: StratusUp, client_cert: KeyPair | None) -> TLSConfig:
+    return TLSConfig(
+        server_root_ca_cert=stratus.gateway_ca,
+        client_cert=client_cert.cert_pem if client_cert else None,
+        client_private_key=client_cert.key_pem if client_cert else None,
+    )
+
+
+async def run_greeting(
+    stratus: StratusUp, namespace_id: str, client_cert: KeyPair, workflow_id: str
+) -> str:
+    """Connect a real worker and client to the gateway over mTLS and run one workflow."""
+    client = await Client.connect(
+        stratus.gateway_address, namespace=namespace_id, tls=tls_for(stratus, client_cert)
+    )
+    task_queue = f"greetings-{workflow_id}"
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[GreetingWorkflow],
+        activities=[compose_greeting],
+    ):
+        result: str = await client.execute_workflow(
+            GreetingWorkflow.run, "Stratus", id=workflow_id, task_queue=task_queue
+        )
+    return result
+
+
+def create_active_namespace(stratus: StratusUp, tenant: Tenant, name: str) -> str:
+    with tenant.client(stratus) as client:
+        created = client.create_namespace(name, tenant.ca.cert_pem.decode(), retention_days=7)
+        operation = client.wait_for_operation(created.async_operation.id, timeout=120)
+        assert operation.state == "FULFILLED", operation.failure_reason
+        assert client.get_namespace(created.namespace.id).state == "ACTIVE"
+    return created.namespace.id
