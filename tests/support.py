@@ -83,6 +83,7 @@ class StratusUp:
 
     def start(self, timeout: float = 120.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         env = self.env()
         env["STRATUS_RECONCILE_INTERVAL_SECONDS"] = "1"
@@ -108,7 +109,7 @@ class StratusUp:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"stratus up exited:\n{self.log_path.read_text()[-4000:]}")
-            if "Stratus is up." in self.log_path.read_text(errors="replace"):
+            if "Stratus is up." in self.log_path.read_text(errors="replace")[offset:]:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"stratus up not ready:\n{self.log_path.read_text()[-4000:]}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 from fastapi import FastAPI, Request, Response
 from opentelemetry import trace
@@ -23,6 +24,18 @@ def _route_template(request: Request) -> str:
         if match is Match.FULL:
             return str(getattr(route, "path", request.url.path))
     return "unmatched"
+
+
+@contextmanager
+def _server_span(name: str) -> Iterator[trace.Span]:
+    """The request's server span: FastAPI's own when its telemetry already opened one (newer
+    releases do), else ours, so each request yields exactly one span carrying our attributes."""
+    current = trace.get_current_span()
+    if current.is_recording():
+        yield current
+        return
+    with tracer.start_as_current_span(name, kind=trace.SpanKind.SERVER) as span:
+        yield span
 
 
 def install(app: FastAPI) -> None:
@@ -49,7 +62,7 @@ def install(app: FastAPI) -> None:
         route = _route_template(request)
         started = time.perf_counter()
         try:
-            with tracer.start_as_current_span(f"{request.method} {route}") as span:
+            with _server_span(f"{request.method} {route}") as span:
                 span.set_attribute("http.request.method", request.method)
                 span.set_attribute("http.route", route)
                 span.set_attribute("stratus.request_id", request_id)

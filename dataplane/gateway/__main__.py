@@ -72,6 +72,7 @@ async def serve(settings: GatewaySettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     try:
+        await routes.wait_until_reachable(timeout=120)
         await gateway.start()
         await stopping.wait()
         logger.info("gateway stopping")

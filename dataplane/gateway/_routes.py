@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import itertools
 import logging
 from collections.abc import Iterable, Mapping
@@ -98,6 +100,20 @@ class HttpRouteSource:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    async def wait_until_reachable(self, timeout: float) -> None:
+        """Block until the control plane answers, so a starting gateway never serves with an
+        empty table (it would refuse every tenant's handshake until its next poll)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                response = await self._client.get(self._url)
+                response.raise_for_status()
+                return
+            except httpx.HTTPError as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"route source {self._url} unreachable: {exc!r}") from exc
+            await asyncio.sleep(0.2)
 
     async def fetch(self) -> RouteTable | None:
         headers = {} if self._version is None else {"If-None-Match": f'"{self._version}"'}
