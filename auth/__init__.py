@@ -24,19 +24,19 @@ from auth._pki import KeyPair, generate_ca, generate_leaf
 from auth._policy import Action, Principal, PrincipalKind, authorize
 
 __all__ = [
-    "Action",
-    "Principal",
-    "PrincipalKind",
-    "authorize",
     "API_KEY_PREFIX",
     "MAX_BUNDLE_BYTES",
     "MAX_BUNDLE_CERTS",
+    "Action",
     "CABundle",
     "InvalidCABundle",
     "KeyPair",
     "MalformedApiKey",
     "NewApiKey",
+    "Principal",
+    "PrincipalKind",
     "api_key_matches",
+    "authorize",
     "client_certificate_accepted",
     "generate_api_key",
     "generate_ca",

@@ -45,5 +45,3 @@ def span_exporter() -> InMemorySpanExporter:
     assert isinstance(provider, TracerProvider)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return exporter
-
-

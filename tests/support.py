@@ -11,12 +11,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-
 from support_workflows import GreetingWorkflow, compose_greeting
 from temporalio.client import Client, TLSConfig
 from temporalio.worker import Worker

@@ -113,7 +113,9 @@ def namespace_create(
     name: Annotated[str, typer.Option(help="Namespace name")],
     ca_cert: Annotated[Path, typer.Option(help="PEM bundle of accepted client CAs")],
     retention_days: Annotated[int, typer.Option(help="Retention, 1-90 days")] = 30,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait until the namespace is ACTIVE")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait until the namespace is ACTIVE")
+    ] = False,
 ) -> None:
     """Create a namespace; with --wait, follow its operation to the end."""
     c: Context = ctx.obj

@@ -7,7 +7,7 @@ never 403), which is what keeps their existence from leaking.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
@@ -15,15 +15,11 @@ from sqlalchemy.orm import InstrumentedAttribute
 from auth import Principal
 from controlplane.kit.errors import Forbidden
 
-
-class TenantOwned(Protocol):
-    account_id: InstrumentedAttribute[str] | Any
+S = TypeVar("S", bound=Select[Any])
 
 
-T = TypeVar("T", bound=tuple[Any, ...])
-
-
-def scoped(statement: Select[T], model: type[TenantOwned], principal: Principal) -> Select[T]:
+def scoped(statement: S, account_column: InstrumentedAttribute[str], principal: Principal) -> S:
+    """``statement`` restricted to rows whose ``account_column`` is the principal's account."""
     if principal.account_id is None:
         raise Forbidden("this credential does not belong to an account")
-    return statement.where(model.account_id == principal.account_id)
+    return statement.where(account_column == principal.account_id)

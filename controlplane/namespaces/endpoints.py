@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
@@ -16,7 +16,7 @@ from controlplane.namespaces.schemas import (
 from controlplane.operations.schemas import AsyncOperationOut
 
 router = APIRouter(prefix="/namespaces", tags=["namespaces"])
-Problems = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}}
+Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}}
 
 
 def _out(namespace: object, operation: object) -> NamespaceOperation:

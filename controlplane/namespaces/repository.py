@@ -14,12 +14,14 @@ class NamespaceRepository:
 
     async def get_scoped(self, principal: Principal, namespace_id: str) -> Namespace | None:
         statement = scoped(
-            select(Namespace).where(Namespace.id == namespace_id), Namespace, principal
+            select(Namespace).where(Namespace.id == namespace_id), Namespace.account_id, principal
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def list_scoped(self, principal: Principal) -> list[Namespace]:
-        statement = scoped(select(Namespace).order_by(Namespace.name), Namespace, principal)
+        statement = scoped(
+            select(Namespace).order_by(Namespace.name), Namespace.account_id, principal
+        )
         return list((await self.session.execute(statement)).scalars())
 
     # System access, for the provisioning worker.

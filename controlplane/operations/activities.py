@@ -14,13 +14,13 @@ from google.protobuf.duration_pb2 import Duration
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
+from temporalio.api.namespace.v1 import NamespaceConfig, UpdateNamespaceInfo
 from temporalio.api.operatorservice.v1 import DeleteNamespaceRequest
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
     RegisterNamespaceRequest,
     UpdateNamespaceRequest,
 )
-from temporalio.api.namespace.v1 import NamespaceConfig, UpdateNamespaceInfo
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -248,7 +248,10 @@ class ProvisioningActivities:
         reason: str | None,
     ) -> None:
         operation = await OperationRepository(session).get(operation_id)
-        if operation is None or operation.state in (OperationState.FULFILLED, OperationState.FAILED):
+        if operation is None or operation.state in (
+            OperationState.FULFILLED,
+            OperationState.FAILED,
+        ):
             return
         operation.state = state
         operation.failure_reason = reason

@@ -15,7 +15,7 @@ class OperationRepository:
     async def get_scoped(self, principal: Principal, operation_id: str) -> AsyncOperation | None:
         statement = scoped(
             select(AsyncOperation).where(AsyncOperation.id == operation_id),
-            AsyncOperation,
+            AsyncOperation.account_id,
             principal,
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
@@ -23,7 +23,7 @@ class OperationRepository:
     async def list_scoped(self, principal: Principal, *, limit: int = 100) -> list[AsyncOperation]:
         statement = scoped(
             select(AsyncOperation).order_by(AsyncOperation.created_at.desc()).limit(limit),
-            AsyncOperation,
+            AsyncOperation.account_id,
             principal,
         )
         return list((await self.session.execute(statement)).scalars())

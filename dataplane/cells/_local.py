@@ -179,7 +179,9 @@ class LocalCellProvider:
         tmp = self._record_path(spec.cell_id).with_suffix(".tmp")
         tmp.write_text(json.dumps(record))
         tmp.replace(self._record_path(spec.cell_id))
-        logger.info("started cell %s (pid %s) on port %s", spec.cell_id, process.pid, spec.grpc_port)
+        logger.info(
+            "started cell %s (pid %s) on port %s", spec.cell_id, process.pid, spec.grpc_port
+        )
 
     async def _wait_ready(self, spec: CellSpec) -> None:
         from temporalio.client import Client

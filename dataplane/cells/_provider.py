@@ -1,4 +1,4 @@
-"""The cell provider interface: how the control plane starts and finds isolated Temporal clusters."""
+"""The cell provider interface: how the control plane starts and finds Temporal clusters."""
 
 from __future__ import annotations
 

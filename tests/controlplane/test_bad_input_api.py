@@ -4,7 +4,6 @@ started. Unknown, malformed or revoked credentials get 401."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +44,10 @@ def _ca_pem(*, days: int = 365, expired: bool = False) -> str:
 
 
 @pytest.fixture(scope="module")
-def tenant(stratus: StratusUp) -> Iterator[Tenant]:
+def tenant(stratus: StratusUp) -> Tenant:
     tenant = new_tenant(stratus, "Careful")
     create_active_namespace(stratus, tenant, "existing")
-    yield tenant
+    return tenant
 
 
 def _snapshot(stratus: StratusUp, tenant: Tenant) -> tuple[list[str], list[str]]:
@@ -58,6 +57,7 @@ def _snapshot(stratus: StratusUp, tenant: Tenant) -> tuple[list[str], list[str]]
     return namespaces, operations
 
 
+GARBAGE_PEM = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
 VALID_CA = generate_ca("valid").cert_pem.decode()
 ONE_CA = generate_ca("one").cert_pem.decode()
 
@@ -77,7 +77,7 @@ ONE_CA = generate_ca("one").cert_pem.decode()
         ({"name": "existing"}, 409, "already-exists", "name"),
         ({"accepted_client_ca": "not a pem"}, 400, "invalid-field", "accepted_client_ca"),
         (
-            {"accepted_client_ca": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"},
+            {"accepted_client_ca": GARBAGE_PEM},
             400,
             "invalid-field",
             "accepted_client_ca",

@@ -38,7 +38,14 @@ async def test_account_to_workflow_over_mtls_through_the_cli(
     namespace and waits for it; a temporalio worker then runs a workflow with an activity
     through the gateway and the client gets its result."""
     created = stratus.cli(
-        "-o", "json", "account", "create", "--name", "Acme", "--owner-email", "ops@acme.example",
+        "-o",
+        "json",
+        "account",
+        "create",
+        "--name",
+        "Acme",
+        "--owner-email",
+        "ops@acme.example",
         api_key=stratus.operator_key,
     )
     assert created.returncode == 0, created.stderr
@@ -47,19 +54,36 @@ async def test_account_to_workflow_over_mtls_through_the_cli(
     owner_key = account["owner_api_key"]["token"]
 
     ca_dir, cert_dir = tmp_path / "ca", tmp_path / "worker"
-    made_ca = stratus.cli("certs", "generate-ca", "--common-name", "Acme CA", "--out-dir", str(ca_dir))
+    made_ca = stratus.cli(
+        "certs", "generate-ca", "--common-name", "Acme CA", "--out-dir", str(ca_dir)
+    )
     assert made_ca.returncode == 0, made_ca.stderr
     made_leaf = stratus.cli(
-        "certs", "generate-leaf", "--ca-dir", str(ca_dir), "--common-name", "acme-worker",
-        "--out-dir", str(cert_dir),
+        "certs",
+        "generate-leaf",
+        "--ca-dir",
+        str(ca_dir),
+        "--common-name",
+        "acme-worker",
+        "--out-dir",
+        str(cert_dir),
     )
     assert made_leaf.returncode == 0, made_leaf.stderr
     assert stat.S_IMODE((ca_dir / "ca.key").stat().st_mode) == 0o600
     assert stat.S_IMODE((cert_dir / "client.key").stat().st_mode) == 0o600
 
     namespace = stratus.cli(
-        "-o", "json", "namespace", "create", "--name", "orders", "--retention-days", "14",
-        "--ca-cert", str(ca_dir / "ca.pem"), "--wait",
+        "-o",
+        "json",
+        "namespace",
+        "create",
+        "--name",
+        "orders",
+        "--retention-days",
+        "14",
+        "--ca-cert",
+        str(ca_dir / "ca.pem"),
+        "--wait",
         api_key=owner_key,
     )
     assert namespace.returncode == 0, namespace.stderr
@@ -70,7 +94,9 @@ async def test_account_to_workflow_over_mtls_through_the_cli(
     assert body["namespace"]["retention_days"] == 14
     assert body["async_operation"]["state"] == "FULFILLED"
 
-    client_cert = KeyPair((cert_dir / "client.pem").read_bytes(), (cert_dir / "client.key").read_bytes())
+    client_cert = KeyPair(
+        (cert_dir / "client.pem").read_bytes(), (cert_dir / "client.key").read_bytes()
+    )
     result = await run_greeting(stratus, f"orders.{account_id}", client_cert, "first-workflow")
     assert result == "Hello, Stratus!"
 
@@ -85,15 +111,30 @@ def test_namespace_delete_through_the_cli_stops_routing(stratus: StratusUp, tmp_
     """Deleting a namespace ends its operation FULFILLED and removes it from the account."""
     account = json.loads(
         stratus.cli(
-            "-o", "json", "account", "create", "--name", "Gone", "--owner-email", "o@gone.example",
+            "-o",
+            "json",
+            "account",
+            "create",
+            "--name",
+            "Gone",
+            "--owner-email",
+            "o@gone.example",
             api_key=stratus.operator_key,
         ).stdout
     )
     key = account["owner_api_key"]["token"]
     stratus.cli("certs", "generate-ca", "--common-name", "Gone CA", "--out-dir", str(tmp_path))
     created = stratus.cli(
-        "-o", "json", "namespace", "create", "--name", "tmp", "--ca-cert", str(tmp_path / "ca.pem"),
-        "--wait", api_key=key,
+        "-o",
+        "json",
+        "namespace",
+        "create",
+        "--name",
+        "tmp",
+        "--ca-cert",
+        str(tmp_path / "ca.pem"),
+        "--wait",
+        api_key=key,
     )
     namespace_id = json.loads(created.stdout)["namespace"]["id"]
     deleted = stratus.cli("-o", "json", "namespace", "delete", namespace_id, "--wait", api_key=key)

@@ -3,7 +3,6 @@ gateway."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -38,10 +37,13 @@ class TwoTenants:
 
 
 @pytest.fixture(scope="module")
-def tenants(stratus: StratusUp) -> Iterator[TwoTenants]:
+def tenants(stratus: StratusUp) -> TwoTenants:
     a, b = new_tenant(stratus, "Alpha"), new_tenant(stratus, "Beta")
-    yield TwoTenants(
-        a, b, create_active_namespace(stratus, a, "shared"), create_active_namespace(stratus, b, "shared")
+    return TwoTenants(
+        a,
+        b,
+        create_active_namespace(stratus, a, "shared"),
+        create_active_namespace(stratus, b, "shared"),
     )
 
 
@@ -85,7 +87,9 @@ async def test_cert_of_a_refused_on_b_for_start_poll_and_describe(
 
 async def test_own_namespace_still_served(stratus: StratusUp, tenants: TwoTenants) -> None:
     client = await Client.connect(
-        stratus.gateway_address, namespace=tenants.namespace_a, tls=tls_for(stratus, tenants.a.client_cert)
+        stratus.gateway_address,
+        namespace=tenants.namespace_a,
+        tls=tls_for(stratus, tenants.a.client_cert),
     )
     described = await client.workflow_service.describe_namespace(
         DescribeNamespaceRequest(namespace=tenants.namespace_a)
@@ -98,7 +102,7 @@ async def test_unknown_ca_and_missing_certificate_fail_the_handshake(
 ) -> None:
     stranger = generate_leaf(generate_ca("Stranger CA"), "stranger")
     for cert in (stranger, None):
-        with pytest.raises(RuntimeError, match="(?i)connect|transport|handshake|tls|unavailable"):
+        with pytest.raises(RuntimeError, match=r"(?i)connect|transport|handshake|tls|unavailable"):
             await Client.connect(
                 stratus.gateway_address,
                 namespace=tenants.namespace_a,

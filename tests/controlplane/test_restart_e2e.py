@@ -52,6 +52,7 @@ async def test_kill_9_during_provisioning_resumes_after_restart(fresh_stratus: S
         operation = api.wait_for_operation(created.async_operation.id, timeout=120)
         assert operation.state == "FULFILLED", operation.failure_reason
         assert api.get_namespace(created.namespace.id).state == "ACTIVE"
-    assert await run_greeting(
-        fresh_stratus, created.namespace.id, tenant.client_cert, "after-crash"
-    ) == "Hello, Stratus!"
+    assert (
+        await run_greeting(fresh_stratus, created.namespace.id, tenant.client_cert, "after-crash")
+        == "Hello, Stratus!"
+    )
