@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 
 API_KEY_PREFIX = "stratus_"
-_TOKEN_RE = re.compile(r"^stratus_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
+_TOKEN_RE = re.compile(r"stratus_([a-z0-9]{12})_([A-Za-z0-9_-]{43})")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def generate_api_key() -> NewApiKey:
 
 def parse_api_key(token: str) -> str:
     """Return the key id of a well-formed token, or raise :class:`MalformedApiKey`."""
-    match = _TOKEN_RE.match(token)
+    match = _TOKEN_RE.fullmatch(token)
     if match is None:
         raise MalformedApiKey("not a Stratus API key")
     return match.group(1)

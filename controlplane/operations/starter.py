@@ -52,7 +52,9 @@ class OperationStarter:
             logger.info("started %s for operation %s", handle.id, operation_id)
         except WorkflowAlreadyStartedError:
             pass
-        except RuntimeError as exc:
-            logger.warning("could not start operation %s yet: %s", operation_id, exc)
+        except Exception as exc:
+            # Best effort: the row is committed, and the worker's reconciler starts every
+            # PENDING operation later with the same workflow id.
+            logger.warning("could not start operation %s yet: %r", operation_id, exc)
             return False
         return True

@@ -62,6 +62,28 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _listens(pid: int, port: int) -> bool:
+    """True when process ``pid`` owns the socket listening on 127.0.0.1:``port``."""
+    wanted = f"0100007F:{port:04X}"
+    inodes = set()
+    try:
+        with open("/proc/net/tcp") as table:
+            next(table)
+            for line in table:
+                fields = line.split()
+                if fields[1] == wanted and fields[3] == "0A":  # 0A = LISTEN
+                    inodes.add(f"socket:[{fields[9]}]")
+        if not inodes:
+            return False
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in inodes:
+                    return True
+    except OSError:
+        return False
+    return False
+
+
 async def _port_open(port: int) -> bool:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1.0)
@@ -195,11 +217,17 @@ class LocalCellProvider:
                 log = self.cell_dir(spec.cell_id) / "temporal.log"
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                 raise CellError(f"cell {spec.cell_id} exited during start:\n{tail}")
-            if await _port_open(spec.grpc_port):
+            pid = spawned.pid if spawned else self._pid(spec.cell_id)
+            # Only our own process listening counts: another server may hold the port.
+            if pid is not None and _listens(pid, spec.grpc_port):
+                remaining = max(0.1, deadline - time.monotonic())
                 try:
-                    await Client.connect(f"127.0.0.1:{spec.grpc_port}", namespace="default")
+                    await asyncio.wait_for(
+                        Client.connect(f"127.0.0.1:{spec.grpc_port}", namespace="default"),
+                        min(remaining, 5.0),
+                    )
                     return
-                except RuntimeError as exc:
+                except (RuntimeError, TimeoutError) as exc:
                     last_error = exc
             await asyncio.sleep(0.1)
         raise CellError(f"cell {spec.cell_id} not ready after {self._start_timeout}s: {last_error}")

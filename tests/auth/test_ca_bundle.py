@@ -4,6 +4,7 @@ certificates a namespace's bundle accepts."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -135,8 +136,7 @@ def test_single_ca_bundle_is_accepted(ca: KeyPair) -> None:
 
     assert bundle.certificates == (ca.certificate,)
     assert bundle.pem == pem
-    assert len(bundle.fingerprint) == 64
-    int(bundle.fingerprint, 16)
+    assert re.fullmatch(r"[0-9a-f]{64}", bundle.fingerprint)
 
 
 def test_multi_ca_bundle_keeps_every_certificate_in_order(ca: KeyPair, other_ca: KeyPair) -> None:
@@ -385,7 +385,9 @@ def test_leaf_signed_by_either_ca_of_a_two_ca_bundle_is_accepted(
 
     assert client_certificate_accepted(generate_leaf(ca, "old").cert_pem, bundle)
     assert client_certificate_accepted(generate_leaf(other_ca, "new").cert_pem, bundle)
-    assert not client_certificate_accepted(generate_leaf(generate_ca("Third CA"), "x").cert_pem, bundle)
+    assert not client_certificate_accepted(
+        generate_leaf(generate_ca("Third CA"), "x").cert_pem, bundle
+    )
 
 
 def test_leaf_of_rsa_ca_is_accepted_and_other_leaves_refused() -> None:
