@@ -17,6 +17,7 @@ class RouteOut(BaseModel):
     namespace_id: str
     cell_address: str
     accepted_client_ca: str
+    cell_namespace_id: str
 
 
 class RouteTableOut(BaseModel):
@@ -57,6 +58,7 @@ async def list_gateway_routes(
                 namespace_id=r.namespace_id,
                 cell_address=r.cell_address,
                 accepted_client_ca=r.accepted_client_ca,
+                cell_namespace_id=r.cell_namespace_id,
             )
             for r in routes
         ],

@@ -16,7 +16,11 @@ from controlplane.models import GatewayInstance, GatewayRoute
 
 
 async def publish(
-    session: AsyncSession, namespace_id: str, cell_address: str, accepted_client_ca: str
+    session: AsyncSession,
+    namespace_id: str,
+    cell_address: str,
+    accepted_client_ca: str,
+    cell_namespace_id: str,
 ) -> int:
     """Publish (or update) a route; returns the table version that carries it."""
     repository = GatewayRouteRepository(session)
@@ -26,6 +30,7 @@ async def publish(
         and not route.removed
         and route.cell_address == cell_address
         and route.accepted_client_ca == accepted_client_ca
+        and route.cell_namespace_id == cell_namespace_id
     ):
         return route.version
     version = await repository.table_version() + 1
@@ -35,12 +40,14 @@ async def publish(
                 namespace_id=namespace_id,
                 cell_address=cell_address,
                 accepted_client_ca=accepted_client_ca,
+                cell_namespace_id=cell_namespace_id,
                 version=version,
             )
         )
     else:
         route.cell_address = cell_address
         route.accepted_client_ca = accepted_client_ca
+        route.cell_namespace_id = cell_namespace_id
         route.removed = False
         route.version = version
     await session.flush()

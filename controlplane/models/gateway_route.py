@@ -18,5 +18,6 @@ class GatewayRoute(TimestampMixin, Base):
     namespace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     cell_address: Mapped[str] = mapped_column(String(255))
     accepted_client_ca: Mapped[str] = mapped_column(Text)
+    cell_namespace_id: Mapped[str] = mapped_column(String(64), default="")
     version: Mapped[int] = mapped_column(unique=True)
     removed: Mapped[bool] = mapped_column(default=False)

@@ -29,3 +29,5 @@ class Namespace(TimestampMixin, Base):
     state: Mapped[NamespaceState] = mapped_column(String(16))
     resource_version: Mapped[str] = mapped_column(String(36))
     cell_id: Mapped[str | None] = mapped_column(ForeignKey("cells.id"))
+    # Temporal's own id for the namespace on its cell (task tokens carry it).
+    cell_namespace_id: Mapped[str | None] = mapped_column(String(64))

@@ -133,35 +133,41 @@ class ProvisioningActivities:
 
     @activity.defn
     async def register_namespace(self, namespace_id: str) -> str:
+        """Register the namespace on its cell (or align the retention of an existing one) and
+        record the cell's id for it, which task tokens carry."""
         async with self._unit() as session:
             namespace = await self._namespace(session, namespace_id)
             cell = await self._cell_of(session, namespace)
             retention = Duration(seconds=namespace.retention_days * 86400)
-        client = await self._cell_client(cell.address)
-        service = client.workflow_service
+            account_id = namespace.account_id
+        service = (await self._cell_client(cell.address)).workflow_service
         try:
             await service.register_namespace(
                 RegisterNamespaceRequest(
                     namespace=namespace_id,
                     workflow_execution_retention_period=retention,
-                    description=f"Stratus namespace of account {namespace.account_id}",
+                    description=f"Stratus namespace of account {account_id}",
                 )
             )
         except RPCError as error:
             if error.status != RPCStatusCode.ALREADY_EXISTS:
                 raise
-            described = await service.describe_namespace(
-                DescribeNamespaceRequest(namespace=namespace_id)
-            )
-            if described.config.workflow_execution_retention_ttl != retention:
-                await service.update_namespace(
-                    UpdateNamespaceRequest(
-                        namespace=namespace_id,
-                        update_info=UpdateNamespaceInfo(),
-                        config=NamespaceConfig(workflow_execution_retention_ttl=retention),
-                    )
+        described = await service.describe_namespace(
+            DescribeNamespaceRequest(namespace=namespace_id)
+        )
+        if described.config.workflow_execution_retention_ttl != retention:
+            await service.update_namespace(
+                UpdateNamespaceRequest(
+                    namespace=namespace_id,
+                    update_info=UpdateNamespaceInfo(),
+                    config=NamespaceConfig(workflow_execution_retention_ttl=retention),
                 )
-        return namespace_id
+            )
+        cell_namespace_id: str = described.namespace_info.id
+        async with self._unit() as session:
+            namespace = await self._namespace(session, namespace_id)
+            namespace.cell_namespace_id = cell_namespace_id
+        return cell_namespace_id
 
     @activity.defn
     async def publish_route(self, namespace_id: str) -> int:
@@ -170,8 +176,14 @@ class ProvisioningActivities:
             async with self._unit() as session:
                 namespace = await self._namespace(session, namespace_id)
                 cell = await self._cell_of(session, namespace)
+                if not namespace.cell_namespace_id:
+                    raise ApplicationError(f"namespace {namespace_id} is not registered yet")
                 return await routes.publish(
-                    session, namespace_id, cell.address, namespace.accepted_client_ca
+                    session,
+                    namespace_id,
+                    cell.address,
+                    namespace.accepted_client_ca,
+                    namespace.cell_namespace_id,
                 )
         except (IntegrityError, OperationalError) as error:
             raise ApplicationError(f"route version race, retrying: {error}") from None

@@ -27,6 +27,8 @@ class Route:
     namespace_id: str
     cell_address: str
     accepted_client_ca: CABundle
+    # The namespace's id on its cell (a UUID): task tokens carry it instead of the name.
+    cell_namespace_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +156,13 @@ class HttpRouteSource:
                     )
                     continue
             bundles[pem] = bundle
-            routes.append(Route(namespace_id, str(entry["cell_address"]), bundle))
+            routes.append(
+                Route(
+                    namespace_id,
+                    str(entry["cell_address"]),
+                    bundle,
+                    str(entry.get("cell_namespace_id") or ""),
+                )
+            )
         self._bundles = bundles
         return RouteTable.of(routes, version)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 13:01:51.142220
+Create Date: 2026-11-24 13:25:20.426570
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("namespace_id", sa.String(length=64), nullable=False),
         sa.Column("cell_address", sa.String(length=255), nullable=False),
         sa.Column("accepted_client_ca", sa.Text(), nullable=False),
+        sa.Column("cell_namespace_id", sa.String(length=64), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("removed", sa.Boolean(), nullable=False),
         sa.Column(
@@ -185,6 +186,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("resource_version", sa.String(length=36), nullable=False),
         sa.Column("cell_id", sa.String(length=64), nullable=True),
+        sa.Column("cell_namespace_id", sa.String(length=64), nullable=True),
         sa.Column(
             "created_at", controlplane.models.base.UTCDateTime(timezone=True), nullable=False
         ),
