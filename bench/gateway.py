@@ -2,12 +2,18 @@
 
 Run: ``.venv/bin/python bench/gateway.py``. Starts its own cell and gateway (a separate process,
 as in production) on free 127.0.0.1 ports, prints one JSON document, and stops what it started.
+
+To split the gateway's added latency, the same calls also go through a no-op passthrough (a
+grpc.aio proxy that only forwards the bytes, with no admission or spans, on the gateway's event
+loop), once over mTLS and once in plaintext: ``passthrough`` is the cost of any Python gRPC hop,
+``tls_share`` what mTLS adds to it, ``gateway_logic`` what the gateway adds on top of the hop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -37,6 +43,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from auth import generate_ca, generate_leaf, parse_ca_bundle
 from dataplane.cells import CellSpec, LocalCellProvider
 from dataplane.gateway import Gateway, Route, StaticRouteSource
+from dataplane.gateway.__main__ import run as run_gateway_loop
 
 NAMESPACE = "bench.acct1"
 DESCRIBE = "/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace"
@@ -97,10 +104,45 @@ async def serve_gateway(config: dict[str, str]) -> None:
     await gateway.stop(1.0)
 
 
+async def serve_passthrough(config: dict[str, str]) -> None:
+    """A no-op proxy for DescribeNamespace: forwards bytes, checks nothing (a floor, not a
+    gateway). Listens with mTLS on ``port`` and in plaintext on ``plain_port``."""
+    upstream = grpc.aio.insecure_channel(config["cell_address"])
+    forward = upstream.unary_unary(DESCRIBE, None, None)
+
+    async def describe(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        response: bytes = await forward(request, timeout=context.time_remaining())
+        return response
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                DESCRIBE.split("/")[1],
+                {DESCRIBE.split("/")[2]: grpc.unary_unary_rpc_method_handler(describe)},
+            ),
+        )
+    )
+    credentials = grpc.ssl_server_credentials(
+        [(config["server_key_pem"].encode(), config["server_cert_pem"].encode())],
+        root_certificates=config["client_ca_pem"].encode(),
+        require_client_auth=True,
+    )
+    server.add_secure_port(f"127.0.0.1:{config['port']}", credentials)
+    server.add_insecure_port(f"127.0.0.1:{config['plain_port']}")
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    await server.start()
+    print("ready", flush=True)
+    await stopping.wait()
+    await server.stop(1.0)
+    await upstream.close(None)
+
+
 @contextlib.contextmanager
-def gateway_process(config: dict[str, str]) -> Any:
+def gateway_process(config: dict[str, str], role: str = "--serve-gateway") -> Any:
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve-gateway"],
+        [sys.executable, __file__, role],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -126,7 +168,7 @@ def gateway_process(config: dict[str, str]) -> Any:
 
 
 async def latencies(channel: grpc.aio.Channel, body: bytes, calls: int) -> list[float]:
-    describe = channel.unary_unary(DESCRIBE)
+    describe = channel.unary_unary(DESCRIBE, None, None)
     samples: list[float] = []
     for _ in range(calls):
         started = time.perf_counter()
@@ -143,7 +185,8 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def workflows_per_second(client: Client) -> float:
+async def workflow_seconds(client: Client, count: int) -> float:
+    """Seconds to run ``count`` workflows (after a warm-up), ``CONCURRENCY`` at a time."""
     task_queue = f"bench-{uuid.uuid4()}"
     limit = asyncio.Semaphore(CONCURRENCY)
 
@@ -169,14 +212,23 @@ async def workflows_per_second(client: Client) -> float:
     ):
         await asyncio.gather(*(one(value) for value in range(20)))  # warm-up
         started = time.perf_counter()
-        await asyncio.gather(*(one(value) for value in range(WORKFLOWS)))
+        await asyncio.gather(*(one(value) for value in range(count)))
         elapsed = time.perf_counter() - started
-    return WORKFLOWS / elapsed
+    return elapsed
+
+
+# Back-to-back calls on four paths reach the dev server's default per-namespace rate limit
+# (RESOURCE_EXHAUSTED "namespace rate limit exceeded"); the bench measures transport, not it.
+BENCH_CELL_LIMITS = {
+    "frontend.rps": "1000000",
+    "frontend.namespaceRPS": "1000000",
+    "frontend.globalNamespaceRPS": "1000000",
+}
 
 
 @contextlib.asynccontextmanager
 async def cell(base_dir: Path) -> AsyncIterator[str]:
-    provider = LocalCellProvider(base_dir)
+    provider = LocalCellProvider(base_dir, dynamic_config=BENCH_CELL_LIMITS)
     spec = CellSpec("bench-cell", free_port(), free_port(), free_port())
     try:
         await provider.start(spec)
@@ -186,15 +238,17 @@ async def cell(base_dir: Path) -> AsyncIterator[str]:
 
 
 async def interleaved(
-    direct: Callable[[], Awaitable[list[float]]], through: Callable[[], Awaitable[list[float]]]
-) -> tuple[list[float], list[float]]:
-    """Alternate blocks so drift on the machine affects both paths alike."""
-    direct_samples: list[float] = []
-    gateway_samples: list[float] = []
-    for _ in range(5):
-        direct_samples += await direct()
-        gateway_samples += await through()
-    return direct_samples, gateway_samples
+    paths: dict[str, Callable[[], Awaitable[list[float]]]], blocks: int
+) -> dict[str, list[float]]:
+    """Alternate blocks (rotating which path goes first) so drift on the machine affects every
+    path alike."""
+    samples: dict[str, list[float]] = {name: [] for name in paths}
+    names = list(paths)
+    for block in range(blocks):
+        shift = block % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name] += await paths[name]()
+    return samples
 
 
 async def main() -> None:
@@ -211,7 +265,7 @@ async def main() -> None:
             server = generate_leaf(gateway_ca, "localhost", server_sans=["localhost"])
             tenant_ca = generate_ca("bench tenant CA")
             worker_cert = generate_leaf(tenant_ca, "bench worker")
-            port = free_port()
+            port, passthrough_port, plain_port = free_port(), free_port(), free_port()
             config = {
                 "namespace": NAMESPACE,
                 "cell_address": cell_address,
@@ -221,33 +275,61 @@ async def main() -> None:
                 "server_key_pem": server.key_pem.decode(),
                 "gateway_ca_pem": gateway_ca.cert_pem.decode(),
             }
-            with gateway_process(config):
-                result = await measure(cell_address, port, gateway_ca.cert_pem, worker_cert)
+            passthrough = {**config, "port": str(passthrough_port), "plain_port": str(plain_port)}
+            with (
+                gateway_process(config),
+                gateway_process(passthrough, "--serve-passthrough"),
+            ):
+                result = await measure(
+                    cell_address,
+                    port,
+                    gateway_ca.cert_pem,
+                    worker_cert,
+                    passthrough_ports=(passthrough_port, plain_port),
+                )
     print(json.dumps(result, indent=2))
 
 
 async def measure(
-    cell_address: str, gateway_port: int, gateway_ca_pem: bytes, worker_cert: Any
+    cell_address: str,
+    gateway_port: int,
+    gateway_ca_pem: bytes,
+    worker_cert: Any,
+    *,
+    passthrough_ports: tuple[int, int],
 ) -> dict[str, Any]:
     gateway_address = f"127.0.0.1:{gateway_port}"
     body = wsv1.DescribeNamespaceRequest(namespace=NAMESPACE).SerializeToString()
     credentials = grpc.ssl_channel_credentials(
         gateway_ca_pem, worker_cert.key_pem, worker_cert.cert_pem
     )
+    tls_options = [("grpc.ssl_target_name_override", "localhost")]
     async with (
         grpc.aio.insecure_channel(cell_address) as direct_channel,
         grpc.aio.secure_channel(
-            gateway_address,
-            credentials,
-            options=[("grpc.ssl_target_name_override", "localhost")],
+            gateway_address, credentials, options=tls_options
         ) as gateway_channel,
+        grpc.aio.secure_channel(
+            f"127.0.0.1:{passthrough_ports[0]}", credentials, options=tls_options
+        ) as passthrough_channel,
+        grpc.aio.insecure_channel(f"127.0.0.1:{passthrough_ports[1]}") as plain_channel,
     ):
-        await latencies(direct_channel, body, LATENCY_WARMUP)
-        await latencies(gateway_channel, body, LATENCY_WARMUP)
-        block = LATENCY_CALLS // 5
-        direct_ms, gateway_ms = await interleaved(
-            lambda: latencies(direct_channel, body, block),
-            lambda: latencies(gateway_channel, body, block),
+        # The same client, call shape and count on every path; only the hop differs.
+        channels = {
+            "direct": direct_channel,
+            "gateway": gateway_channel,
+            "passthrough": passthrough_channel,
+            "passthrough_plain": plain_channel,
+        }
+        for channel in channels.values():
+            await latencies(channel, body, LATENCY_WARMUP)
+        blocks = 5
+        samples = await interleaved(
+            {
+                name: functools.partial(latencies, channel, body, LATENCY_CALLS // blocks)
+                for name, channel in channels.items()
+            },
+            blocks,
         )
 
     direct_client = await Client.connect(cell_address, namespace=NAMESPACE)
@@ -261,10 +343,21 @@ async def measure(
             domain="localhost",
         ),
     )
-    direct_wps = await workflows_per_second(direct_client)
-    gateway_wps = await workflows_per_second(gateway_client)
+    # Halves in A-B-B-A order, so a cell that slows (or speeds up) as its history grows
+    # does not favour whichever path happens to run first.
+    half = WORKFLOWS // 2
+    direct_s = await workflow_seconds(direct_client, half)
+    gateway_s = await workflow_seconds(gateway_client, half)
+    gateway_s += await workflow_seconds(gateway_client, WORKFLOWS - half)
+    direct_s += await workflow_seconds(direct_client, WORKFLOWS - half)
+    direct_wps, gateway_wps = WORKFLOWS / direct_s, WORKFLOWS / gateway_s
 
-    direct_latency, gateway_latency = summary(direct_ms), summary(gateway_ms)
+    latency = {name: summary(path_samples) for name, path_samples in samples.items()}
+    direct_latency, gateway_latency = latency["direct"], latency["gateway"]
+
+    def p50(name: str) -> float:
+        return latency[name]["p50_ms"]
+
     return {
         "describe_namespace": {
             "calls_per_path": LATENCY_CALLS,
@@ -272,6 +365,15 @@ async def measure(
             "gateway": gateway_latency,
             "added_p50_ms": round(gateway_latency["p50_ms"] - direct_latency["p50_ms"], 4),
             "added_p99_ms": round(gateway_latency["p99_ms"] - direct_latency["p99_ms"], 4),
+            "passthrough_mtls": latency["passthrough"],
+            "passthrough_plain": latency["passthrough_plain"],
+            # added_p50_ms = passthrough (any Python gRPC hop, plaintext) + tls_share
+            #                + gateway_logic (admission, routing, spans, metadata).
+            "added_p50_split_ms": {
+                "passthrough": round(p50("passthrough_plain") - p50("direct"), 4),
+                "tls_share": round(p50("passthrough") - p50("passthrough_plain"), 4),
+                "gateway_logic": round(p50("gateway") - p50("passthrough"), 4),
+            },
         },
         "workflows": {
             "count": WORKFLOWS,
@@ -285,12 +387,24 @@ async def measure(
             "python": sys.version.split()[0],
             "grpcio": grpc.__version__,
             "gateway": "separate process, mTLS; direct path insecure",
+            "gateway_event_loop": gateway_event_loop(),
         },
     }
 
 
+def gateway_event_loop() -> str:
+    """The loop ``run_gateway_loop`` (the production runner) gives the gateway processes."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--serve-gateway"]:
-        asyncio.run(serve_gateway(json.loads(sys.stdin.read())))
+        run_gateway_loop(serve_gateway(json.loads(sys.stdin.read())))
+    elif sys.argv[1:] == ["--serve-passthrough"]:
+        run_gateway_loop(serve_passthrough(json.loads(sys.stdin.read())))
     else:
         asyncio.run(main())

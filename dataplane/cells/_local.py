@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -98,9 +99,18 @@ async def _port_open(port: int) -> bool:
 class LocalCellProvider:
     """Cells as local processes under ``base_dir/<cell_id>/``, bound to 127.0.0.1 only."""
 
-    def __init__(self, base_dir: Path, *, start_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        start_timeout: float = 60.0,
+        dynamic_config: Mapping[str, str] | None = None,
+    ) -> None:
+        """``dynamic_config`` adds Temporal dynamic-config values (JSON strings) to every cell
+        this provider starts; the isolation settings in ``DYNAMIC_CONFIG`` always win."""
         self._base_dir = base_dir
         self._start_timeout = start_timeout
+        self._dynamic_config = {**(dynamic_config or {}), **DYNAMIC_CONFIG}
         self._locks: dict[str, asyncio.Lock] = {}
         # Processes this provider spawned: between fork and exec a child's cmdline is still
         # Python's, so liveness of our own children comes from the Popen object.
@@ -185,7 +195,7 @@ class LocalCellProvider:
             "--log-level",
             "warn",
         ]
-        for key, value in DYNAMIC_CONFIG.items():
+        for key, value in self._dynamic_config.items():
             args += ["--dynamic-config-value", f"{key}={value}"]
         with open(directory / "temporal.log", "ab") as log:
             process = subprocess.Popen(

@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+from typing import cast
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 _NAMESPACE_FIELD = "namespace"
-_TASK_TOKEN_FIELD = "task_token"
+_TASK_TOKEN_FIELD = "task_token"  # noqa: S105 - a field name, not a secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,8 @@ def _search(descriptor: Descriptor, visiting: set[str]) -> bool:
     for field in descriptor.fields:
         if _is_namespace(field) or _is_task_token(field):
             return True
-        if field.type == FieldDescriptor.TYPE_MESSAGE and _search(field.message_type, visiting):
+        child = field.message_type
+        if child is not None and _search(child, visiting):
             return True
     return False
 
@@ -66,15 +68,14 @@ def _paths(descriptor: Descriptor) -> tuple[FieldDescriptor, ...]:
         for field in descriptor.fields
         if _is_namespace(field)
         or _is_task_token(field)
-        or (field.type == FieldDescriptor.TYPE_MESSAGE and _reaches(field.message_type))
+        or (field.message_type is not None and _reaches(field.message_type))
     )
 
 
 def may_nest(descriptor: Descriptor) -> bool:
     """Whether a request of this type can carry anything beyond its top-level namespace."""
     return any(
-        _is_task_token(field)
-        or (field.type == FieldDescriptor.TYPE_MESSAGE and _reaches(field.message_type))
+        _is_task_token(field) or (field.message_type is not None and _reaches(field.message_type))
         for field in descriptor.fields
     )
 
@@ -93,7 +94,7 @@ def _walk(message: Message, top: bool) -> Iterator[tuple[str, str]]:
                 yield "task_token", task_token_namespace_id(value)
             continue
         if field.is_repeated:
-            if field.message_type.GetOptions().map_entry:
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
                 children = list(getattr(message, field.name).values())
             else:
                 children = list(getattr(message, field.name))
@@ -106,7 +107,7 @@ def _walk(message: Message, top: bool) -> Iterator[tuple[str, str]]:
 
 def nested_references(request: Message) -> NestedReferences:
     """Every nested namespace and task-token namespace id in ``request`` (top level excluded)."""
-    if not may_nest(request.DESCRIPTOR):
+    if not may_nest(cast(Descriptor, request.DESCRIPTOR)):
         return _NONE
     namespaces: list[str] = []
     token_ids: list[str] = []

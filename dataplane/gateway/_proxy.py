@@ -151,8 +151,8 @@ class Proxy:
         await asyncio.gather(*self._closing, return_exceptions=True)
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
-        """One raw-bytes handler per WorkflowService method, keyed by method name."""
-        return {method.name: self._handler(method) for method in METHODS.values()}
+        """One raw-bytes handler per WorkflowService method, keyed by its full path."""
+        return {method.path: self._handler(method) for method in METHODS.values()}
 
     def _handler(self, method: Method) -> grpc.RpcMethodHandler[bytes, bytes]:
         async def behavior(request: bytes, context: Context) -> bytes:
