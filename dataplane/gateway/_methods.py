@@ -10,6 +10,8 @@ from typing import Protocol, cast
 
 from temporalio.api.workflowservice.v1 import request_response_pb2
 
+from dataplane.gateway._nested import may_nest
+
 SERVICE_NAME = "temporal.api.workflowservice.v1.WorkflowService"
 
 
@@ -55,6 +57,8 @@ class Method:
     parse: Callable[[bytes], NamespacedRequest]
     # Precomputed span attributes, so the hot path does not rebuild them.
     span_attributes: Mapping[str, str]
+    # Whether the request type can carry namespaces or task tokens below its top level.
+    may_nest: bool = False
 
 
 def _catalogue() -> Mapping[str, Method]:
@@ -81,6 +85,7 @@ def _catalogue() -> Mapping[str, Method]:
             span_attributes=MappingProxyType(
                 {"rpc.system": "grpc", "rpc.service": SERVICE_NAME, "rpc.method": name}
             ),
+            may_nest=may_nest(request_type.DESCRIPTOR),
         )
     return MappingProxyType(methods)
 

@@ -8,12 +8,13 @@ from typing import cast
 
 import grpc
 import grpc.aio
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from dataplane.gateway._admission import Admissions
 from dataplane.gateway._methods import METHODS, SERVICE_NAME, Method, Routing
+from dataplane.gateway._nested import MalformedTaskToken, nested_references
 from dataplane.gateway._routes import Route, RouteTable
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,38 @@ def _forwarded_metadata(context: Context) -> tuple[Metadata, str | None]:
             continue
         forwarded.append((key, value))
     return tuple(forwarded), header_namespace
+
+
+def _check_nested(method: Method, message: Message, namespace: str, route: Route) -> None:
+    """Every namespace nested in the request (workflow commands, multi-operation requests,
+    batch operations, ...) must be the admitted one, and every task token must belong to it:
+    otherwise a client admitted for one namespace could act on another (the class of
+    CVE-2023-3485, CVE-2025-14986, CVE-2025-14987, CVE-2026-5199)."""
+    try:
+        nested = nested_references(message)
+    except MalformedTaskToken as exc:
+        raise _Refusal(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{method.name}: task_token is not a valid Temporal task token ({exc}); pass the "
+            "token exactly as the server issued it",
+            namespace,
+        ) from None
+    for other in nested.namespaces:
+        if other != namespace:
+            raise _Refusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{method.name} for namespace {namespace} refers to namespace {other}; a "
+                "request may only act on the namespace it is sent to",
+                namespace,
+            )
+    for token_namespace_id in nested.task_token_namespace_ids:
+        if not route.cell_namespace_id or token_namespace_id != route.cell_namespace_id:
+            raise _Refusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{method.name}: the task token does not belong to namespace {namespace}; "
+                "respond to tasks only in the namespace that polled them",
+                namespace,
+            )
 
 
 def _peer_certificate(context: Context) -> bytes:
@@ -265,6 +298,8 @@ class Proxy:
                 "certificate issued by a CA in that namespace's accepted client CA bundle",
                 namespace,
             )
+        if method.may_nest:
+            _check_nested(method, cast(Message, message), namespace, route)
         return namespace, route, metadata
 
     def _cluster_route(self, method: Method, certificate: bytes, certificate_id: bytes) -> Route:

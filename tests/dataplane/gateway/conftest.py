@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import grpc.aio
 import pytest
+from gateway_support import CELL_NAMESPACE_IDS, route
 from google.protobuf.duration_pb2 import Duration
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -20,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client, TLSConfig
 
-from auth import KeyPair, generate_ca, generate_leaf, parse_ca_bundle
+from auth import KeyPair, generate_ca, generate_leaf
 from dataplane.cells import CellSpec, LocalCellProvider
 from dataplane.gateway import Gateway, Route, StaticRouteSource
 
@@ -74,11 +75,6 @@ class Cells:
     namespace_a_later: str = NAMESPACE_A_LATER
 
 
-def route(namespace_id: str, address: str, ca: KeyPair) -> Route:
-    """A routing entry whose accepted client CA bundle is ``ca``."""
-    return Route(namespace_id, address, parse_ca_bundle(ca.cert_pem.decode()))
-
-
 RawChannel = Callable[
     [int, KeyPair | None], contextlib.AbstractAsyncContextManager[grpc.aio.Channel]
 ]
@@ -129,6 +125,10 @@ async def _register(address: str, namespaces: Iterable[str]) -> None:
                 workflow_execution_retention_period=Duration(seconds=86_400),
             )
         )
+        described = await client.workflow_service.describe_namespace(
+            wsv1.DescribeNamespaceRequest(namespace=namespace)
+        )
+        CELL_NAMESPACE_IDS[namespace] = described.namespace_info.id
 
 
 @pytest.fixture(scope="session")

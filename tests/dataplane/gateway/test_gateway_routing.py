@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING
 import grpc
 import grpc.aio
 import pytest
+from gateway_support import route
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from auth import KeyPair, parse_ca_bundle
-from dataplane.gateway import Gateway, Route
+from auth import KeyPair
+from dataplane.gateway import Gateway
 
 if TYPE_CHECKING:
     from conftest import Cells, GatewayFactory, Pki, RawChannel
@@ -33,10 +34,6 @@ def socket_reserved() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.getsockname()[1]
-
-
-def route(namespace_id: str, address: str, ca: KeyPair) -> Route:
-    return Route(namespace_id, address, parse_ca_bundle(ca.cert_pem.decode()))
 
 
 async def within_routing_deadline(check: Callable[[], Awaitable[bool]]) -> float:
