@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import cast
 
 import grpc
@@ -11,10 +12,17 @@ import grpc.aio
 from google.protobuf.message import DecodeError, Message
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from temporalio.api.workflowservice.v1.request_response_pb2 import (
+    DescribeNamespaceRequest,
+    DescribeNamespaceResponse,
+    GetClusterInfoResponse,
+    ListNamespacesResponse,
+)
 
 from dataplane.gateway._admission import Admissions
-from dataplane.gateway._methods import METHODS, SERVICE_NAME, Method, Routing
+from dataplane.gateway._methods import METHODS, Method, NamespacedRequest
 from dataplane.gateway._nested import MalformedTaskToken, nested_references
+from dataplane.gateway._policy import OPERATOR_SERVICE, WORKFLOW_SERVICE, Handling
 from dataplane.gateway._routes import Route, RouteTable
 
 logger = logging.getLogger(__name__)
@@ -30,6 +38,7 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
 # A removed cell's channel stays usable this long so calls already on it can finish.
 _CHANNEL_CLOSE_GRACE = 30.0
 _MAX_CLUSTER_ROUTES = 4096
+_MAX_LISTED_NAMESPACES = 100
 
 _NAMESPACE_HEADER = "temporal-namespace"
 # Credentials meant for the gateway and transport headers gRPC sets itself per hop.
@@ -62,6 +71,17 @@ _SERVER_ERRORS = frozenset(
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 Context = grpc.aio.ServicerContext[bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    """What an admitted call may use."""
+
+    namespace: str
+    route: Route
+    metadata: Metadata
+    certificate: bytes
+    certificate_id: bytes
 
 
 class _Refusal(Exception):
@@ -202,8 +222,8 @@ class Proxy:
             span.end()
             await context.abort(
                 grpc.StatusCode.UNIMPLEMENTED,
-                f"{path} is not served by Stratus; only {SERVICE_NAME} is available through "
-                "the gateway",
+                f"{path} is not served by Stratus; the gateway serves {WORKFLOW_SERVICE} and "
+                f"the namespace-scoped part of {OPERATOR_SERVICE}",
             )
 
         return grpc.unary_unary_rpc_method_handler(behavior)
@@ -215,13 +235,14 @@ class Proxy:
         namespace = ""
         trailers: Metadata = ()
         try:
-            namespace, route, metadata = self._admit(method, request, context)
-            upstream = self._upstreams.get(route.cell_address)
-            if upstream is None:
-                upstream = self._upstreams[route.cell_address] = _Upstream(route.cell_address)
-            response = await upstream.call(method.path)(
-                request, timeout=context.time_remaining(), metadata=metadata
-            )
+            admitted = self._admit(method, request, context)
+            namespace = admitted.namespace
+            if method.handling is Handling.GATEWAY:
+                response = await self._answer(method, admitted, context)
+            else:
+                response = await self._forward(
+                    method, admitted.route, request, admitted.metadata, context
+                )
         except _Refusal as refusal:
             namespace, code, details = refusal.namespace, refusal.code, refusal.message
         except grpc.aio.AioRpcError as error:
@@ -243,31 +264,91 @@ class Proxy:
         _end_span(span, namespace, code)
         await context.abort(code, details, trailers)
 
-    def _admit(
-        self, method: Method, request: bytes, context: Context
-    ) -> tuple[str, Route, Metadata]:
-        """Steps 2-7 of the request contract; returns (namespace, route, metadata to forward)."""
+    def _upstream(self, route: Route) -> _Upstream:
+        upstream = self._upstreams.get(route.cell_address)
+        if upstream is None:
+            upstream = self._upstreams[route.cell_address] = _Upstream(route.cell_address)
+        return upstream
+
+    async def _forward(
+        self, method: Method, route: Route, request: bytes, metadata: Metadata, context: Context
+    ) -> bytes:
+        return await self._upstream(route).call(method.path)(
+            request, timeout=context.time_remaining(), metadata=metadata
+        )
+
+    async def _answer(self, method: Method, admitted: _Admitted, context: Context) -> bytes:
+        """Methods the gateway answers itself, from what the caller may see."""
+        if method.name == "ListNamespaces":
+            return await self._list_namespaces(admitted, context)
+        if method.name == "GetClusterInfo":
+            raw = await self._forward(method, admitted.route, b"", admitted.metadata, context)
+            info = GetClusterInfoResponse.FromString(raw)
+            # Cluster internals (ids, names, shard counts, stores) are the operator's business.
+            return GetClusterInfoResponse(
+                supported_clients=info.supported_clients,
+                server_version=info.server_version,
+                version_info=info.version_info,
+            ).SerializeToString()
+        raise _Refusal(grpc.StatusCode.UNIMPLEMENTED, f"{method.name} is not served by Stratus")
+
+    async def _list_namespaces(self, admitted: _Admitted, context: Context) -> bytes:
+        """Only the namespaces the caller's certificate is admitted to, described by their
+        cells; never another tenant's, never a cell's own (``default``, ``temporal-system``)."""
+        visible = sorted(
+            (
+                route
+                for route in self._table.routes.values()
+                if self._admissions.accepted(
+                    admitted.certificate,
+                    admitted.certificate_id,
+                    route.namespace_id,
+                    route.accepted_client_ca,
+                )
+            ),
+            key=lambda route: route.namespace_id,
+        )[:_MAX_LISTED_NAMESPACES]
+        describe = METHODS[f"/{WORKFLOW_SERVICE}/DescribeNamespace"]
+        raws = await asyncio.gather(
+            *(
+                self._forward(
+                    describe,
+                    route,
+                    DescribeNamespaceRequest(namespace=route.namespace_id).SerializeToString(),
+                    admitted.metadata,
+                    context,
+                )
+                for route in visible
+            )
+        )
+        return ListNamespacesResponse(
+            namespaces=[DescribeNamespaceResponse.FromString(raw) for raw in raws]
+        ).SerializeToString()
+
+    def _admit(self, method: Method, request: bytes, context: Context) -> _Admitted:
+        """The request contract: method policy, body, namespace, route, certificate, nested
+        namespaces. Returns what the call may use, or raises the refusal."""
         try:
-            message = method.parse(request)
+            message = method.message(request)
         except DecodeError as exc:
             raise _Refusal(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"request body is not a valid {method.name}Request ({exc}); send the "
-                "temporal.api.workflowservice.v1 request message for this method",
+                f"{method.service.rsplit('.', 1)[0]} request message for this method",
             ) from None
-        if method.routing is Routing.REFUSED:
+        if method.handling is Handling.DENIED:
             raise _Refusal(
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"{method.name} is not allowed: namespaces are managed through the Stratus "
-                "control plane (API or `stratus` CLI), not through the Temporal API",
+                f"{method.name} is not allowed: {method.policy.reason}",
             )
         certificate = _peer_certificate(context)
         certificate_id = Admissions.certificate_id(certificate)
         metadata, header_namespace = _forwarded_metadata(context)
-        if method.routing is Routing.CLUSTER:
-            return "", self._cluster_route(method, certificate, certificate_id), metadata
+        if method.handling is not Handling.NAMESPACE:
+            any_route = self._cluster_route(method, certificate, certificate_id)
+            return _Admitted("", any_route, metadata, certificate, certificate_id)
 
-        namespace = message.namespace
+        namespace = cast(NamespacedRequest, message).namespace
         if not namespace:
             raise _Refusal(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -299,8 +380,8 @@ class Proxy:
                 namespace,
             )
         if method.may_nest:
-            _check_nested(method, cast(Message, message), namespace, route)
-        return namespace, route, metadata
+            _check_nested(method, message, namespace, route)
+        return _Admitted(namespace, route, metadata, certificate, certificate_id)
 
     def _cluster_route(self, method: Method, certificate: bytes, certificate_id: bytes) -> Route:
         """Any route whose bundle admits the certificate: cluster reads are the same on all."""
