@@ -1,0 +1,1 @@
+"""Metering and billing: usage from the cells, price book, invoices, exports (not built yet)."""

@@ -1,0 +1,1 @@
+"""Deployment: supervisor config, Kubernetes manifests, scripts for real test services."""
