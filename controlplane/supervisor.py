@@ -78,6 +78,7 @@ class Supervisor:
         self.run_dir = settings.resolved_data_dir / "run"
         self.children: list[Child] = []
         self._stopping = asyncio.Event()
+        self.gateway_metrics_port = _free_port()
 
     def _child_env(self, pki: GatewayPki, operator_key: str, system_address: str) -> dict[str, str]:
         s = self.settings
@@ -97,6 +98,7 @@ class Supervisor:
                 "STRATUS_GATEWAY_KEY": str(pki.server_key),
                 "STRATUS_GATEWAY_CA": str(pki.ca_cert),
                 "STRATUS_GATEWAY_API_KEY": operator_key,
+                "STRATUS_GATEWAY_METRICS_PORT": str(self.gateway_metrics_port),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -204,7 +206,8 @@ class Supervisor:
             print(
                 "Stratus is up.\n"
                 f"  API:            {s.api_url}/api/v1   (OpenAPI: {s.api_url}/docs)\n"
-                f"  Gateway:        {s.gateway_host}:{s.gateway_port}   (mTLS)\n"
+                f"  Gateway:        {s.gateway_host}:{s.gateway_port}   (mTLS; metrics: "
+                f"http://127.0.0.1:{self.gateway_metrics_port}/metrics)\n"
                 f"  Operator key:   {operator_key_path}\n"
                 f"  Gateway CA:     {pki.ca_cert}\n"
                 f"  System cell:    {system_address}\n"

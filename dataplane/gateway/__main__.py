@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import start_http_server
+
 from dataplane.gateway import Gateway, HttpRouteSource
+from dataplane.gateway._server import DEFAULT_MAX_REQUEST_BYTES
 
 logger = logging.getLogger("dataplane.gateway")
 
@@ -29,6 +32,9 @@ class GatewaySettings:
     ca_pem: bytes
     api_url: str
     api_key: str
+    # Prometheus metrics on 127.0.0.1:<port>; 0 disables them.
+    metrics_port: int = 0
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 
 
 def settings_from_env(env: dict[str, str] | None = None) -> GatewaySettings:
@@ -55,6 +61,10 @@ def settings_from_env(env: dict[str, str] | None = None) -> GatewaySettings:
         ca_pem=Path(source["STRATUS_GATEWAY_CA"]).read_bytes(),
         api_url=source["STRATUS_API_URL"],
         api_key=source["STRATUS_GATEWAY_API_KEY"],
+        metrics_port=int(source.get("STRATUS_GATEWAY_METRICS_PORT", "0")),
+        max_request_bytes=int(
+            source.get("STRATUS_GATEWAY_MAX_REQUEST_BYTES", str(DEFAULT_MAX_REQUEST_BYTES))
+        ),
     )
 
 
@@ -68,7 +78,10 @@ async def serve(settings: GatewaySettings) -> None:
         server_key_pem=settings.key_pem,
         route_source=routes,
         fallback_client_ca_pem=settings.ca_pem,
+        max_request_bytes=settings.max_request_bytes,
     )
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1", registry=gateway.metrics)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

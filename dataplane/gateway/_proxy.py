@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import cast
 
@@ -20,7 +21,9 @@ from temporalio.api.workflowservice.v1.request_response_pb2 import (
 )
 
 from dataplane.gateway._admission import Admissions
+from dataplane.gateway._limits import NamespaceLimiter, RateLimitExceeded, actions_of
 from dataplane.gateway._methods import METHODS, Method, NamespacedRequest
+from dataplane.gateway._metrics import GatewayMetrics
 from dataplane.gateway._nested import MalformedTaskToken, nested_references
 from dataplane.gateway._policy import OPERATOR_SERVICE, WORKFLOW_SERVICE, Handling
 from dataplane.gateway._routes import Route, RouteTable
@@ -178,6 +181,8 @@ class Proxy:
         # Cluster-level calls: which route admits a certificate, memoized per table.
         self._cluster_routes: dict[bytes, Route] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        self._limiter = NamespaceLimiter()
+        self.metrics = GatewayMetrics()
 
     @property
     def table(self) -> RouteTable:
@@ -187,6 +192,7 @@ class Proxy:
         """Serve ``table`` from the next call on; retire channels to cells no longer routed."""
         self._table = table
         self._cluster_routes = {}
+        self._limiter.retain(set(table.routes))
         live = {route.cell_address for route in table.routes.values()}
         for address in [address for address in self._upstreams if address not in live]:
             upstream = self._upstreams.pop(address)
@@ -229,6 +235,7 @@ class Proxy:
         return grpc.unary_unary_rpc_method_handler(behavior)
 
     async def _serve(self, method: Method, request: bytes, context: Context) -> bytes:
+        started = time.perf_counter()
         span = self._tracer.start_span(
             method.name, kind=SpanKind.SERVER, attributes=method.span_attributes
         )
@@ -249,7 +256,7 @@ class Proxy:
             code = error.code()
             details, trailers = _cell_error(error, namespace)
         except asyncio.CancelledError:
-            _end_span(span, namespace, grpc.StatusCode.CANCELLED)
+            self._finish(span, method, namespace, grpc.StatusCode.CANCELLED, started)
             raise
         except grpc.aio.UsageError:
             # The cell's channel was retired by a route change just as this call started.
@@ -258,11 +265,23 @@ class Proxy:
             logger.exception("gateway failed to proxy %s for %r", method.name, namespace)
             code, details = grpc.StatusCode.INTERNAL, "internal gateway error; retry the call"
         else:
-            _end_span(span, namespace, grpc.StatusCode.OK)
+            self._finish(span, method, namespace, grpc.StatusCode.OK, started)
             return response
         # End the span first: abort() sends the status before it raises.
-        _end_span(span, namespace, code)
+        self._finish(span, method, namespace, code, started)
         await context.abort(code, details, trailers)
+
+    def _finish(
+        self,
+        span: Span,
+        method: Method,
+        namespace: str,
+        code: grpc.StatusCode,
+        started: float,
+    ) -> None:
+        _end_span(span, namespace, code)
+        routed = namespace if namespace in self._table.routes else ""
+        self.metrics.record(routed, method.name, code, time.perf_counter() - started)
 
     def _upstream(self, route: Route) -> _Upstream:
         upstream = self._upstreams.get(route.cell_address)
@@ -381,6 +400,16 @@ class Proxy:
             )
         if method.may_nest:
             _check_nested(method, message, namespace, route)
+        actions = actions_of(method.name, message)
+        try:
+            self._limiter.admit(namespace, route.limits, actions)
+        except RateLimitExceeded as exceeded:
+            raise _Refusal(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{exceeded}; slow down and retry (limits are shown on the namespace)",
+                namespace,
+            ) from None
+        self.metrics.record_actions(namespace, actions)
         return _Admitted(namespace, route, metadata, certificate, certificate_id)
 
     def _cluster_route(self, method: Method, certificate: bytes, certificate_id: bytes) -> Route:

@@ -8,18 +8,30 @@ import logging
 
 import grpc
 import grpc.aio
+from prometheus_client import CollectorRegistry
 
-from dataplane.gateway._proxy import CHANNEL_OPTIONS, Proxy
+from dataplane.gateway._proxy import MAX_MESSAGE_BYTES, Proxy
 from dataplane.gateway._routes import RouteSource, RouteTable
 from dataplane.gateway._tls import TrustStore
 
 logger = logging.getLogger(__name__)
 
-_SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
-    *CHANNEL_OPTIONS,
-    # Two gateways must never silently share a port.
-    ("grpc.so_reuseport", 0),
-)
+# Temporal's own gRPC default; a larger request is refused with RESOURCE_EXHAUSTED by gRPC.
+DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# All metadata of one call (an oversized header was CVE-2025-8396's vector).
+DEFAULT_MAX_METADATA_BYTES = 16 * 1024
+
+
+def _server_options(max_request_bytes: int, max_metadata_bytes: int) -> list[tuple[str, int]]:
+    return [
+        # Responses (history pages) may be as large as the cells send.
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", max_request_bytes),
+        ("grpc.max_metadata_size", max_metadata_bytes),
+        ("grpc.absolute_max_metadata_size", max_metadata_bytes),
+        # Two gateways must never silently share a port.
+        ("grpc.so_reuseport", 0),
+    ]
 
 
 class _Handlers(grpc.GenericRpcHandler):  # type: ignore[type-arg]  # stub generics
@@ -64,6 +76,8 @@ class Gateway:
         route_source: RouteSource,
         refresh_interval: float = 0.5,
         fallback_client_ca_pem: bytes,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
     ) -> None:
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._route_source = route_source
@@ -74,6 +88,7 @@ class Gateway:
             fallback_client_ca_pem=fallback_client_ca_pem,
         )
         self._proxy = Proxy()
+        self._options = _server_options(max_request_bytes, max_metadata_bytes)
         self._server: grpc.aio.Server | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._bound_port: int | None = None
@@ -86,6 +101,11 @@ class Gateway:
         return self._bound_port
 
     @property
+    def metrics(self) -> CollectorRegistry:
+        """Prometheus registry with the gateway's per-namespace, per-method counters."""
+        return self._proxy.metrics.registry
+
+    @property
     def routes(self) -> RouteTable:
         """The route table currently served."""
         return self._proxy.table
@@ -95,7 +115,7 @@ class Gateway:
         if self._server is not None:
             raise RuntimeError("gateway already started")
         await self.refresh()
-        server = grpc.aio.server(options=_SERVER_OPTIONS)
+        server = grpc.aio.server(options=self._options)
         server.add_generic_rpc_handlers((_Handlers(self._proxy),))
         port = server.add_secure_port(self._address, self._trust.credentials())
         if port == 0:

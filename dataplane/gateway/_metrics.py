@@ -1,0 +1,41 @@
+"""Prometheus counters of gateway traffic, per namespace and method."""
+
+from __future__ import annotations
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+# Refused calls for namespaces that are not routed are counted under this label, so a caller
+# cannot create unbounded label values by inventing namespace names.
+UNROUTED = "-"
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self._requests = Counter(
+            "stratus_gateway_requests",
+            "Gateway calls by namespace, method and gRPC status",
+            ["namespace", "method", "code"],
+            registry=self.registry,
+        )
+        self._actions = Counter(
+            "stratus_gateway_actions",
+            "Estimated actions admitted by the gateway, by namespace",
+            ["namespace"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "stratus_gateway_request_duration_seconds",
+            "Gateway call latency by method (long polls included)",
+            ["method"],
+            registry=self.registry,
+        )
+
+    def record(self, namespace: str, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        self._requests.labels(namespace or UNROUTED, method, code.name).inc()
+        self._latency.labels(method).observe(seconds)
+
+    def record_actions(self, namespace: str, actions: int) -> None:
+        if actions:
+            self._actions.labels(namespace).inc(actions)
