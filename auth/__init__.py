@@ -1,4 +1,4 @@
-"""Identity and trust: certificates, CA bundles and API keys.
+"""Identity and trust: certificates, CA bundles, certificate filters and API keys.
 
 Nothing here depends on the control plane or the data plane.
 """
@@ -20,6 +20,13 @@ from auth._ca_bundle import (
     client_certificate_accepted,
     parse_ca_bundle,
 )
+from auth._cert_filters import (
+    MAX_CERTIFICATE_FILTERS,
+    CertificateFilter,
+    InvalidCertificateFilters,
+    certificate_matches_filters,
+    parse_certificate_filters,
+)
 from auth._pki import KeyPair, generate_ca, generate_leaf
 from auth._policy import Action, Principal, PrincipalKind, authorize
 
@@ -27,9 +34,12 @@ __all__ = [
     "API_KEY_PREFIX",
     "MAX_BUNDLE_BYTES",
     "MAX_BUNDLE_CERTS",
+    "MAX_CERTIFICATE_FILTERS",
     "Action",
     "CABundle",
+    "CertificateFilter",
     "InvalidCABundle",
+    "InvalidCertificateFilters",
     "KeyPair",
     "MalformedApiKey",
     "NewApiKey",
@@ -37,6 +47,7 @@ __all__ = [
     "PrincipalKind",
     "api_key_matches",
     "authorize",
+    "certificate_matches_filters",
     "client_certificate_accepted",
     "generate_api_key",
     "generate_ca",
@@ -44,4 +55,5 @@ __all__ = [
     "hash_api_key",
     "parse_api_key",
     "parse_ca_bundle",
+    "parse_certificate_filters",
 ]

@@ -15,6 +15,7 @@ class Action(enum.StrEnum):
     ACCOUNT_CREATE = "account.create"
     NAMESPACE_CREATE = "namespace.create"
     NAMESPACE_READ = "namespace.read"
+    NAMESPACE_UPDATE = "namespace.update"
     NAMESPACE_DELETE = "namespace.delete"
     OPERATION_READ = "operation.read"
     GATEWAY_ROUTES_READ = "gateway_routes.read"
@@ -40,6 +41,7 @@ _ROLE_ACTIONS: dict[str, frozenset[Action]] = {
         {
             Action.NAMESPACE_CREATE,
             Action.NAMESPACE_READ,
+            Action.NAMESPACE_UPDATE,
             Action.NAMESPACE_DELETE,
             Action.OPERATION_READ,
         }

@@ -42,7 +42,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from auth import generate_ca, generate_leaf, parse_ca_bundle
 from dataplane.cells import CellSpec, LocalCellProvider
-from dataplane.gateway import Gateway, Route, StaticRouteSource
+from dataplane.gateway import Gateway, Limits, Route, StaticRouteSource
 from dataplane.gateway.__main__ import run as run_gateway_loop
 
 NAMESPACE = "bench.acct1"
@@ -84,6 +84,10 @@ async def serve_gateway(config: dict[str, str]) -> None:
                 config["namespace"],
                 config["cell_address"],
                 parse_ca_bundle(config["client_ca_pem"]),
+                cell_namespace_id=config["cell_namespace_id"],
+                # Limits are checked on every call (their cost is measured) but set high
+                # enough that the benchmark's own load never trips them.
+                limits=Limits(requests_per_second=1_000_000, actions_per_second=1_000_000),
             )
         ]
     )
@@ -261,6 +265,9 @@ async def main() -> None:
                     workflow_execution_retention_period=Duration(seconds=86_400),
                 )
             )
+            described = await admin.workflow_service.describe_namespace(
+                wsv1.DescribeNamespaceRequest(namespace=NAMESPACE)
+            )
             gateway_ca = generate_ca("bench gateway CA")
             server = generate_leaf(gateway_ca, "localhost", server_sans=["localhost"])
             tenant_ca = generate_ca("bench tenant CA")
@@ -270,6 +277,7 @@ async def main() -> None:
                 "namespace": NAMESPACE,
                 "cell_address": cell_address,
                 "client_ca_pem": tenant_ca.cert_pem.decode(),
+                "cell_namespace_id": described.namespace_info.id,
                 "port": str(port),
                 "server_cert_pem": server.cert_pem.decode(),
                 "server_key_pem": server.key_pem.decode(),

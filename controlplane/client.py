@@ -15,6 +15,7 @@ from controlplane.namespaces.schemas import (
     NamespaceList,
     NamespaceOperation,
     NamespaceOut,
+    NamespaceUpdate,
 )
 from controlplane.operations.schemas import AsyncOperationOut
 
@@ -82,12 +83,14 @@ class StratusClient:
         accepted_client_ca: str,
         *,
         retention_days: int = 30,
+        certificate_filters: list[dict[str, object]] | None = None,
         async_operation_id: str | None = None,
     ) -> NamespaceOperation:
         body = NamespaceCreate(
             name=name,
             retention_days=retention_days,
             accepted_client_ca=accepted_client_ca,
+            certificate_filters=certificate_filters or [],
             async_operation_id=async_operation_id,
         )
         return self._call(
@@ -99,6 +102,32 @@ class StratusClient:
 
     def get_namespace(self, namespace_id: str) -> NamespaceOut:
         return self._call(NamespaceOut, "GET", f"/namespaces/{namespace_id}")
+
+    def update_namespace(
+        self,
+        namespace_id: str,
+        *,
+        resource_version: str,
+        retention_days: int | None = None,
+        accepted_client_ca: str | None = None,
+        certificate_filters: list[dict[str, object]] | None = None,
+        async_operation_id: str | None = None,
+    ) -> NamespaceOperation:
+        """Change what is given (None keeps the value; ``[]`` clears the filters).
+        ``resource_version`` is the one last read: a concurrent change makes this a 409."""
+        body = NamespaceUpdate(
+            resource_version=resource_version,
+            retention_days=retention_days,
+            accepted_client_ca=accepted_client_ca,
+            certificate_filters=certificate_filters,
+            async_operation_id=async_operation_id,
+        )
+        return self._call(
+            NamespaceOperation,
+            "POST",
+            f"/namespaces/{namespace_id}",
+            json=body.model_dump(exclude_none=True),
+        )
 
     def delete_namespace(
         self, namespace_id: str, *, resource_version: str | None = None

@@ -1,16 +1,21 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from pydantic import BaseModel
 
 from controlplane.client import StratusAPIError, StratusClient
+from controlplane.namespaces.schemas import NamespaceOperation, NamespaceOut
 
 app = typer.Typer(no_args_is_help=True, help="Stratus: Temporal workflows as a service.")
 account_app = typer.Typer(no_args_is_help=True, help="Accounts (operator).")
@@ -21,6 +26,20 @@ app.add_typer(account_app, name="account")
 app.add_typer(namespace_app, name="namespace")
 app.add_typer(certs_app, name="certs")
 app.add_typer(operation_app, name="operation")
+client_ca_app = typer.Typer(
+    no_args_is_help=True, help="CA certificates a namespace accepts for client certificates."
+)
+filters_app = typer.Typer(
+    no_args_is_help=True,
+    help="Which client certificates of the accepted CAs may use a namespace.",
+)
+namespace_app.add_typer(client_ca_app, name="accepted-client-ca")
+namespace_app.add_typer(filters_app, name="certificate-filters")
+
+NamespaceOption = Annotated[str, typer.Option("--namespace", help="Namespace id (name.account)")]
+WaitOption = Annotated[
+    bool, typer.Option("--wait", help="Wait until the update is applied (FULFILLED)")
+]
 
 
 class Output(StrEnum):
@@ -195,6 +214,245 @@ def namespace_delete(
     except StratusAPIError as error:
         _api_error(error)
     _emit(c, operation, f"namespace {namespace_id}: delete {operation.state}")
+
+
+def _wait_and_emit(
+    c: Context, client: StratusClient, result: NamespaceOperation, wait: bool
+) -> None:
+    """Follow the operation when asked, then print the namespace and its operation (as
+    ``namespace create`` does); a FAILED operation exits non-zero."""
+    operation = result.async_operation
+    if wait:
+        operation = client.wait_for_operation(
+            operation.id,
+            on_change=lambda op: typer.echo(f"  operation {op.id}: {op.state}", err=True),
+        )
+        result = result.model_copy(
+            update={
+                "namespace": client.get_namespace(result.namespace.id),
+                "async_operation": operation,
+            }
+        )
+    _emit(
+        c,
+        result,
+        f"namespace {result.namespace.id}: {result.namespace.state} "
+        f"(operation {operation.id}: {operation.state})",
+    )
+    if operation.state == "FAILED":
+        _fail(f"operation failed: {operation.failure_reason}")
+
+
+class _NoChange(Exception):
+    """The requested change is already in place: nothing to update."""
+
+
+def _update(
+    c: Context,
+    namespace_id: str,
+    wait: bool,
+    change: Callable[[NamespaceOut], dict[str, Any]],
+) -> None:
+    """Read the namespace, compute the change from what was read, and update it with the
+    resource_version read: a concurrent change is refused (409), never overwritten."""
+    try:
+        with c.client() as client:
+            namespace = client.get_namespace(namespace_id)
+            try:
+                fields = change(namespace)
+            except _NoChange as nothing:
+                _emit(c, namespace, f"namespace {namespace_id}: {nothing}, nothing to update")
+                return
+            result = client.update_namespace(
+                namespace_id, resource_version=namespace.resource_version, **fields
+            )
+            _wait_and_emit(c, client, result, wait)
+    except StratusAPIError as error:
+        _api_error(error)
+
+
+def _read_certificates(path: Path) -> list[x509.Certificate]:
+    try:
+        certificates = x509.load_pem_x509_certificates(path.read_bytes())
+    except OSError as error:
+        _fail(f"cannot read --ca-cert {path}: {error.strerror}")
+    except ValueError as error:
+        _fail(f"--ca-cert {path} holds no readable PEM certificate: {error}")
+    return certificates
+
+
+def _fingerprint(certificate: x509.Certificate) -> str:
+    return certificate.fingerprint(hashes.SHA256()).hex()
+
+
+def _bundle_pem(certificates: list[x509.Certificate]) -> str:
+    return "".join(cert.public_bytes(serialization.Encoding.PEM).decode() for cert in certificates)
+
+
+@namespace_app.command("update")
+def namespace_update(
+    ctx: typer.Context,
+    namespace_id: NamespaceOption,
+    retention_days: Annotated[int, typer.Option(help="Retention, 1-90 days")],
+    wait: WaitOption = False,
+) -> None:
+    """Change a namespace's retention."""
+    _update(ctx.obj, namespace_id, wait, lambda _: {"retention_days": retention_days})
+
+
+@client_ca_app.command("list")
+def client_ca_list(ctx: typer.Context, namespace_id: NamespaceOption) -> None:
+    """The accepted CA certificates: SHA-256 fingerprint, subject, expiry."""
+    c: Context = ctx.obj
+    try:
+        with c.client() as client:
+            namespace = client.get_namespace(namespace_id)
+    except StratusAPIError as error:
+        _api_error(error)
+    certificates = x509.load_pem_x509_certificates(namespace.accepted_client_ca.encode())
+    rows = [
+        {
+            "sha256": _fingerprint(cert),
+            "subject": cert.subject.rfc4514_string(),
+            "not_after": cert.not_valid_after_utc.isoformat(),
+        }
+        for cert in certificates
+    ]
+    text = "\n".join(f"{r['sha256']}\t{r['subject']}\tnot_after={r['not_after']}" for r in rows)
+    _emit(c, {"namespace_id": namespace_id, "accepted_client_ca": rows}, text)
+
+
+@client_ca_app.command("add")
+def client_ca_add(
+    ctx: typer.Context,
+    namespace_id: NamespaceOption,
+    ca_cert: Annotated[Path, typer.Option(help="PEM file with the CA certificates to add")],
+    wait: WaitOption = False,
+) -> None:
+    """Accept the CAs of FILE too (rotation: add the new CA, move clients, remove the old)."""
+    added = _read_certificates(ca_cert)
+
+    def change(namespace: NamespaceOut) -> dict[str, Any]:
+        current = x509.load_pem_x509_certificates(namespace.accepted_client_ca.encode())
+        known = {_fingerprint(cert) for cert in current}
+        new = [cert for cert in added if _fingerprint(cert) not in known]
+        if not new:
+            raise _NoChange(f"every CA of {ca_cert} is already accepted")
+        return {"accepted_client_ca": _bundle_pem(current + new)}
+
+    _update(ctx.obj, namespace_id, wait, change)
+
+
+@client_ca_app.command("remove")
+def client_ca_remove(
+    ctx: typer.Context,
+    namespace_id: NamespaceOption,
+    ca_cert: Annotated[Path, typer.Option(help="PEM file with the CA certificates to remove")],
+    wait: WaitOption = False,
+) -> None:
+    """Stop accepting the CAs of FILE (matched by SHA-256 fingerprint). The last CA cannot be
+    removed: add its successor first."""
+    removed = {_fingerprint(cert) for cert in _read_certificates(ca_cert)}
+
+    def change(namespace: NamespaceOut) -> dict[str, Any]:
+        current = x509.load_pem_x509_certificates(namespace.accepted_client_ca.encode())
+        kept = [cert for cert in current if _fingerprint(cert) not in removed]
+        if len(kept) == len(current):
+            raise _NoChange(f"no CA of {ca_cert} is accepted")
+        if not kept:
+            _fail(
+                f"refusing to remove the last accepted CA of {namespace_id}; "
+                "add its successor first (accepted-client-ca add)"
+            )
+        return {"accepted_client_ca": _bundle_pem(kept)}
+
+    _update(ctx.obj, namespace_id, wait, change)
+
+
+@client_ca_app.command("set")
+def client_ca_set(
+    ctx: typer.Context,
+    namespace_id: NamespaceOption,
+    ca_cert: Annotated[Path, typer.Option(help="PEM bundle that replaces the accepted CAs")],
+    wait: WaitOption = False,
+) -> None:
+    """Replace the accepted CAs with the bundle in FILE."""
+    try:
+        pem = ca_cert.read_text()
+    except OSError as error:
+        _fail(f"cannot read --ca-cert {ca_cert}: {error.strerror}")
+    _update(ctx.obj, namespace_id, wait, lambda _: {"accepted_client_ca": pem})
+
+
+_UNESCAPED_COMMA = re.compile(r"(?<!\\),")
+
+
+def _parse_filter(text: str) -> dict[str, object]:
+    """``common_name=worker-*,organization=Acme\\, Inc.`` → a filter object (``\\,`` is a
+    literal comma); the API validates the keys and values."""
+    parsed: dict[str, object] = {}
+    for part in _UNESCAPED_COMMA.split(text):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--filter {text!r}: expected key=value[,key=value...]")
+        parsed[key.strip()] = value.replace("\\,", ",")
+    return parsed
+
+
+def _format_filter(certificate_filter: dict[str, str]) -> str:
+    escaped = {key: value.replace(",", "\\,") for key, value in certificate_filter.items()}
+    return ",".join(f"{key}={value}" for key, value in escaped.items())
+
+
+@filters_app.command("list")
+def filters_list(ctx: typer.Context, namespace_id: NamespaceOption) -> None:
+    """The namespace's certificate filters, one per line."""
+    c: Context = ctx.obj
+    try:
+        with c.client() as client:
+            namespace = client.get_namespace(namespace_id)
+    except StratusAPIError as error:
+        _api_error(error)
+    text = "\n".join(_format_filter(f) for f in namespace.certificate_filters)
+    _emit(
+        c,
+        {"namespace_id": namespace_id, "certificate_filters": namespace.certificate_filters},
+        text or "no filters: every certificate of the accepted CAs is admitted",
+    )
+
+
+@filters_app.command("set")
+def filters_set(
+    ctx: typer.Context,
+    namespace_id: NamespaceOption,
+    filters: Annotated[
+        list[str],
+        typer.Option(
+            "--filter",
+            help="key=value[,key=value...] with keys common_name, organization, "
+            "organizational_unit, subject_alternative_name; repeat for more filters (a "
+            "certificate matching any of them is admitted)",
+        ),
+    ],
+    wait: WaitOption = False,
+) -> None:
+    """Replace the certificate filters."""
+    parsed = [_parse_filter(text) for text in filters]
+    _update(ctx.obj, namespace_id, wait, lambda _: {"certificate_filters": parsed})
+
+
+@filters_app.command("clear")
+def filters_clear(
+    ctx: typer.Context, namespace_id: NamespaceOption, wait: WaitOption = False
+) -> None:
+    """Remove every filter: all certificates of the accepted CAs are admitted again."""
+
+    def change(namespace: NamespaceOut) -> dict[str, Any]:
+        if not namespace.certificate_filters:
+            raise _NoChange("no filters are set")
+        return {"certificate_filters": []}
+
+    _update(ctx.obj, namespace_id, wait, change)
 
 
 @operation_app.command("get")

@@ -1,1 +1,2 @@
-"""Routing entries the gateway reads: namespace → cell address and accepted client CAs."""
+"""Routing entries the gateway reads: namespace → cell address, accepted client CAs and
+certificate filters."""

@@ -18,6 +18,7 @@ class RouteOut(BaseModel):
     cell_address: str
     accepted_client_ca: str
     cell_namespace_id: str
+    certificate_filters: list[dict[str, str]]
 
 
 class RouteTableOut(BaseModel):
@@ -59,6 +60,7 @@ async def list_gateway_routes(
                 cell_address=r.cell_address,
                 accepted_client_ca=r.accepted_client_ca,
                 cell_namespace_id=r.cell_namespace_id,
+                certificate_filters=r.certificate_filters,
             )
             for r in routes
         ],

@@ -21,6 +21,7 @@ async def publish(
     cell_address: str,
     accepted_client_ca: str,
     cell_namespace_id: str,
+    certificate_filters: list[dict[str, str]],
 ) -> int:
     """Publish (or update) a route; returns the table version that carries it."""
     repository = GatewayRouteRepository(session)
@@ -31,6 +32,7 @@ async def publish(
         and route.cell_address == cell_address
         and route.accepted_client_ca == accepted_client_ca
         and route.cell_namespace_id == cell_namespace_id
+        and route.certificate_filters == certificate_filters
     ):
         return route.version
     version = await repository.table_version() + 1
@@ -41,6 +43,7 @@ async def publish(
                 cell_address=cell_address,
                 accepted_client_ca=accepted_client_ca,
                 cell_namespace_id=cell_namespace_id,
+                certificate_filters=certificate_filters,
                 version=version,
             )
         )
@@ -48,6 +51,7 @@ async def publish(
         route.cell_address = cell_address
         route.accepted_client_ca = accepted_client_ca
         route.cell_namespace_id = cell_namespace_id
+        route.certificate_filters = certificate_filters
         route.removed = False
         route.version = version
     await session.flush()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import Enum, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.models.base import Base, TimestampMixin, UTCDateTime
@@ -25,6 +25,8 @@ class AsyncOperation(TimestampMixin, Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     operation_type: Mapped[str] = mapped_column(String(64))
     resource_id: Mapped[str] = mapped_column(String(64))
-    state: Mapped[OperationState] = mapped_column(String(16), index=True)
+    state: Mapped[OperationState] = mapped_column(
+        Enum(OperationState, native_enum=False, length=16), index=True
+    )
     failure_reason: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import String, Text
+from sqlalchemy import JSON, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.models.base import Base, TimestampMixin
@@ -18,6 +18,7 @@ class GatewayRoute(TimestampMixin, Base):
     namespace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     cell_address: Mapped[str] = mapped_column(String(255))
     accepted_client_ca: Mapped[str] = mapped_column(Text)
+    certificate_filters: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     cell_namespace_id: Mapped[str] = mapped_column(String(64), default="")
     version: Mapped[int] = mapped_column(unique=True)
     removed: Mapped[bool] = mapped_column(default=False)

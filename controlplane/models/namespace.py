@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import enum
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.models.base import Base, TimestampMixin
@@ -11,6 +11,7 @@ from controlplane.models.base import Base, TimestampMixin
 class NamespaceState(enum.StrEnum):
     ACTIVATING = "ACTIVATING"
     ACTIVE = "ACTIVE"
+    UPDATING = "UPDATING"
     DELETING = "DELETING"
     FAILED = "FAILED"
 
@@ -26,7 +27,13 @@ class Namespace(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(39))
     retention_days: Mapped[int]
     accepted_client_ca: Mapped[str] = mapped_column(Text)
-    state: Mapped[NamespaceState] = mapped_column(String(16))
+    # Validated filters as ``CertificateFilter.as_dict()`` objects; empty admits every
+    # certificate of the accepted CAs.
+    certificate_filters: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # Stored as VARCHAR; read back as the enum (a plain String column would hand out str).
+    state: Mapped[NamespaceState] = mapped_column(
+        Enum(NamespaceState, native_enum=False, length=16)
+    )
     resource_version: Mapped[str] = mapped_column(String(36))
     cell_id: Mapped[str | None] = mapped_column(ForeignKey("cells.id"))
     # Temporal's own id for the namespace on its cell (task tokens carry it).

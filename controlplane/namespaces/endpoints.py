@@ -12,6 +12,7 @@ from controlplane.namespaces.schemas import (
     NamespaceList,
     NamespaceOperation,
     NamespaceOut,
+    NamespaceUpdate,
 )
 from controlplane.operations.schemas import AsyncOperationOut
 
@@ -42,6 +43,7 @@ async def create_namespace(
         name=body.name,
         retention_days=body.retention_days,
         accepted_client_ca=body.accepted_client_ca,
+        certificate_filters=body.certificate_filters,
         async_operation_id=body.async_operation_id,
     )
     return _out(namespace, operation)
@@ -63,6 +65,33 @@ async def get_namespace(
     principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_READ))],
 ) -> NamespaceOut:
     return NamespaceOut.model_validate(await service.get(session, principal, namespace_id))
+
+
+@router.post(
+    "/{namespace_id}", status_code=202, response_model=NamespaceOperation, responses=Problems
+)
+async def update_namespace(
+    namespace_id: str,
+    body: NamespaceUpdate,
+    session: SessionDep,
+    starter: StarterDep,
+    principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_UPDATE))],
+) -> NamespaceOperation:
+    """Update retention, accepted client CAs and/or certificate filters (fields left out keep
+    their value). Returns at once (state UPDATING, new resource_version) with the async
+    operation that applies the change to the cell and the gateways."""
+    namespace, operation = await service.update(
+        session,
+        principal,
+        starter,
+        namespace_id=namespace_id,
+        resource_version=body.resource_version,
+        retention_days=body.retention_days,
+        accepted_client_ca=body.accepted_client_ca,
+        certificate_filters=body.certificate_filters,
+        async_operation_id=body.async_operation_id,
+    )
+    return _out(namespace, operation)
 
 
 @router.delete(

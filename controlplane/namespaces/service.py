@@ -6,9 +6,19 @@ from __future__ import annotations
 import re
 import uuid
 
+from cryptography.hazmat.primitives import hashes
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Action, InvalidCABundle, Principal, authorize, parse_ca_bundle
+from auth import (
+    Action,
+    CABundle,
+    InvalidCABundle,
+    InvalidCertificateFilters,
+    Principal,
+    authorize,
+    parse_ca_bundle,
+    parse_certificate_filters,
+)
 from controlplane.audit import service as audit
 from controlplane.kit.errors import (
     AlreadyExists,
@@ -48,13 +58,24 @@ def validate_retention(days: int) -> None:
         )
 
 
-def validate_accepted_client_ca(pem: str) -> None:
+def validate_accepted_client_ca(pem: str) -> CABundle:
     try:
-        parse_ca_bundle(pem)
+        return parse_ca_bundle(pem)
     except InvalidCABundle as exc:
         raise InvalidField(
             f"accepted_client_ca: {exc.reason}", field="accepted_client_ca"
         ) from None
+
+
+def validate_certificate_filters(raw: list[dict[str, object]]) -> list[dict[str, str]]:
+    """The filters in their stored (and published) form: only the fields that are set."""
+    try:
+        filters = parse_certificate_filters(raw)
+    except InvalidCertificateFilters as exc:
+        raise InvalidField(
+            f"certificate_filters: {exc.reason}", field="certificate_filters"
+        ) from None
+    return [certificate_filter.as_dict() for certificate_filter in filters]
 
 
 def _require(principal: Principal, action: Action) -> str:
@@ -71,12 +92,14 @@ async def create(
     name: str,
     retention_days: int,
     accepted_client_ca: str,
+    certificate_filters: list[dict[str, object]],
     async_operation_id: str | None,
 ) -> tuple[Namespace, AsyncOperation]:
     account_id = _require(principal, Action.NAMESPACE_CREATE)
     validate_name(name)
     validate_retention(retention_days)
     validate_accepted_client_ca(accepted_client_ca)
+    filters = validate_certificate_filters(certificate_filters)
     namespace_id = f"{name}.{account_id}"
     repository = NamespaceRepository(session)
     if async_operation_id is not None:
@@ -97,6 +120,7 @@ async def create(
         name=name,
         retention_days=retention_days,
         accepted_client_ca=accepted_client_ca,
+        certificate_filters=filters,
         state=NamespaceState.ACTIVATING,
         resource_version=str(uuid.uuid4()),
     )
@@ -115,7 +139,94 @@ async def create(
         action="namespace.create",
         target=namespace_id,
         account_id=account_id,
-        details={"retention_days": retention_days, "async_operation_id": operation.id},
+        details={
+            "retention_days": retention_days,
+            "certificate_filters": filters,
+            "async_operation_id": operation.id,
+        },
+    )
+    await session.flush()
+    return namespace, operation
+
+
+async def update(
+    session: AsyncSession,
+    principal: Principal,
+    starter: OperationStarter,
+    *,
+    namespace_id: str,
+    resource_version: str,
+    retention_days: int | None,
+    accepted_client_ca: str | None,
+    certificate_filters: list[dict[str, object]] | None,
+    async_operation_id: str | None,
+) -> tuple[Namespace, AsyncOperation]:
+    """Change the namespace's retention, accepted client CAs and/or certificate filters; the
+    fields left out (None) keep their value. The row changes at once (state UPDATING, new
+    resource_version); the operation applies it to the cell and the gateways."""
+    account_id = _require(principal, Action.NAMESPACE_UPDATE)
+    repository = NamespaceRepository(session)
+    namespace = await repository.get_scoped(principal, namespace_id)
+    if namespace is None:
+        raise NotFound(f"namespace {namespace_id} not found")
+    if async_operation_id is not None:
+        operations.validate_operation_id(async_operation_id)
+        existing = await operations.find_existing(
+            session, principal, async_operation_id, "namespace.update"
+        )
+        if existing is not None and existing.resource_id == namespace_id:
+            return namespace, existing
+        if existing is not None:
+            raise Conflict("async_operation_id is already in use", field="async_operation_id")
+    changes: dict[str, object] = {}
+    if retention_days is not None:
+        validate_retention(retention_days)
+        changes["retention_days"] = retention_days
+    bundle = None
+    if accepted_client_ca is not None:
+        bundle = validate_accepted_client_ca(accepted_client_ca)
+    filters = None
+    if certificate_filters is not None:
+        filters = validate_certificate_filters(certificate_filters)
+        changes["certificate_filters"] = filters
+    if resource_version != namespace.resource_version:
+        raise ResourceVersionMismatch(
+            f"namespace {namespace_id} is at resource_version {namespace.resource_version}",
+            field="resource_version",
+        )
+    if namespace.state != NamespaceState.ACTIVE:
+        raise Conflict(
+            f"namespace {namespace_id} is {namespace.state.value}; only an ACTIVE namespace "
+            "can be updated",
+            field="state",
+        )
+    if retention_days is not None:
+        namespace.retention_days = retention_days
+    if bundle is not None:
+        namespace.accepted_client_ca = bundle.pem
+        # The audit trail names the CAs by fingerprint; the PEM stays on the namespace.
+        changes["accepted_client_ca_sha256"] = [
+            certificate.fingerprint(hashes.SHA256()).hex() for certificate in bundle.certificates
+        ]
+    if filters is not None:
+        namespace.certificate_filters = filters
+    namespace.state = NamespaceState.UPDATING
+    namespace.resource_version = str(uuid.uuid4())
+    operation = operations.create(
+        session,
+        starter,
+        account_id=account_id,
+        operation_type="namespace.update",
+        resource_id=namespace_id,
+        operation_id=async_operation_id,
+    )
+    audit.record(
+        session,
+        principal,
+        action="namespace.update",
+        target=namespace_id,
+        account_id=account_id,
+        details={**changes, "async_operation_id": operation.id},
     )
     await session.flush()
     return namespace, operation

@@ -184,6 +184,7 @@ class ProvisioningActivities:
                     cell.address,
                     namespace.accepted_client_ca,
                     namespace.cell_namespace_id,
+                    namespace.certificate_filters,
                 )
         except (IntegrityError, OperationalError) as error:
             raise ApplicationError(f"route version race, retrying: {error}") from None
@@ -204,6 +205,15 @@ class ProvisioningActivities:
         async with self._unit() as session:
             namespace = await self._namespace(session, namespace_id)
             namespace.state = NamespaceState.ACTIVE
+            await self._finish(session, operation_id, OperationState.FULFILLED, None)
+        return namespace_id
+
+    @activity.defn
+    async def complete_namespace_update(self, namespace_id: str, operation_id: str) -> str:
+        async with self._unit() as session:
+            namespace = await self._namespace(session, namespace_id)
+            if namespace.state == NamespaceState.UPDATING:
+                namespace.state = NamespaceState.ACTIVE
             await self._finish(session, operation_id, OperationState.FULFILLED, None)
         return namespace_id
 
@@ -286,6 +296,7 @@ class ProvisioningActivities:
             self.publish_route,
             self.await_route_propagation,
             self.complete_namespace_create,
+            self.complete_namespace_update,
             self.unpublish_route,
             self.delete_namespace_on_cell,
             self.complete_namespace_delete,

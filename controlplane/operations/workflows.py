@@ -72,6 +72,24 @@ class CreateNamespaceWorkflow:
         return "FULFILLED"
 
 
+@workflow.defn(name="UpdateNamespace")
+class UpdateNamespaceWorkflow:
+    """Apply a namespace's stored settings: retention on the cell, CAs and filters at the
+    gateways. Each step reads the current row, so a retried step applies what is stored."""
+
+    @workflow.run
+    async def run(self, op: OperationInput) -> str:
+        await _step("mark_operation_in_progress", op.operation_id)
+        try:
+            await _step("register_namespace", op.resource_id)
+            await _propagate(await _step("publish_route", op.resource_id))
+            await _step("complete_namespace_update", op.resource_id, op.operation_id)
+        except ActivityError as error:
+            await _step("fail_operation", op.operation_id, _reason(error))
+            return "FAILED"
+        return "FULFILLED"
+
+
 @workflow.defn(name="DeleteNamespace")
 class DeleteNamespaceWorkflow:
     @workflow.run
@@ -90,6 +108,7 @@ class DeleteNamespaceWorkflow:
 
 WORKFLOW_BY_OPERATION: dict[str, str] = {
     "namespace.create": "CreateNamespace",
+    "namespace.update": "UpdateNamespace",
     "namespace.delete": "DeleteNamespace",
 }
-WORKFLOWS = [CreateNamespaceWorkflow, DeleteNamespaceWorkflow]
+WORKFLOWS = [CreateNamespaceWorkflow, UpdateNamespaceWorkflow, DeleteNamespaceWorkflow]

@@ -1,10 +1,12 @@
 """The data-plane gateway: the mTLS gRPC ingress that SDK workers connect to.
 
-It serves Temporal's ``WorkflowService``, admits each call for the namespace named in the
-request body against that namespace's accepted client CA, and forwards the bytes to the
-namespace's cell.
+It serves Temporal's ``WorkflowService`` and the namespace-scoped part of ``OperatorService``.
+Each call is admitted for the namespace named in the request body (and every namespace nested
+in it) against that namespace's accepted client CA, held to the namespace's rate limits,
+counted, and its bytes forwarded to the namespace's cell.
 """
 
+from dataplane.gateway._limits import Limits
 from dataplane.gateway._routes import (
     HttpRouteSource,
     Route,
@@ -17,6 +19,7 @@ from dataplane.gateway._server import Gateway
 __all__ = [
     "Gateway",
     "HttpRouteSource",
+    "Limits",
     "Route",
     "RouteSource",
     "RouteTable",

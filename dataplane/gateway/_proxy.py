@@ -20,7 +20,7 @@ from temporalio.api.workflowservice.v1.request_response_pb2 import (
     ListNamespacesResponse,
 )
 
-from dataplane.gateway._admission import Admissions
+from dataplane.gateway._admission import Admissions, Decision
 from dataplane.gateway._limits import NamespaceLimiter, RateLimitExceeded, actions_of
 from dataplane.gateway._methods import METHODS, Method, NamespacedRequest
 from dataplane.gateway._metrics import GatewayMetrics
@@ -283,6 +283,18 @@ class Proxy:
         routed = namespace if namespace in self._table.routes else ""
         self.metrics.record(routed, method.name, code, time.perf_counter() - started)
 
+    def _decide(self, certificate: bytes, certificate_id: bytes, route: Route) -> Decision:
+        return self._admissions.decide(
+            certificate,
+            certificate_id,
+            route.namespace_id,
+            route.accepted_client_ca,
+            route.certificate_filters,
+        )
+
+    def _admits(self, certificate: bytes, certificate_id: bytes, route: Route) -> bool:
+        return self._decide(certificate, certificate_id, route) is Decision.ADMITTED
+
     def _upstream(self, route: Route) -> _Upstream:
         upstream = self._upstreams.get(route.cell_address)
         if upstream is None:
@@ -318,12 +330,7 @@ class Proxy:
             (
                 route
                 for route in self._table.routes.values()
-                if self._admissions.accepted(
-                    admitted.certificate,
-                    admitted.certificate_id,
-                    route.namespace_id,
-                    route.accepted_client_ca,
-                )
+                if self._admits(admitted.certificate, admitted.certificate_id, route)
             ),
             key=lambda route: route.namespace_id,
         )[:_MAX_LISTED_NAMESPACES]
@@ -389,13 +396,20 @@ class Proxy:
                 "(<name>.<account_id>) and that the namespace is active",
                 namespace,
             )
-        if not self._admissions.accepted(
-            certificate, certificate_id, namespace, route.accepted_client_ca
-        ):
+        decision = self._decide(certificate, certificate_id, route)
+        if decision is Decision.UNTRUSTED:
             raise _Refusal(
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"client certificate is not accepted for namespace {namespace}; use a "
                 "certificate issued by a CA in that namespace's accepted client CA bundle",
+                namespace,
+            )
+        if decision is Decision.FILTERED:
+            raise _Refusal(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"client certificate is not accepted for namespace {namespace}: it matches "
+                "none of the namespace's certificate filters; use a certificate whose subject "
+                "matches one of them",
                 namespace,
             )
         if method.may_nest:
@@ -415,19 +429,12 @@ class Proxy:
     def _cluster_route(self, method: Method, certificate: bytes, certificate_id: bytes) -> Route:
         """Any route whose bundle admits the certificate: cluster reads are the same on all."""
         route = self._cluster_routes.get(certificate_id)
-        if route is None or not self._admissions.accepted(
-            certificate, certificate_id, route.namespace_id, route.accepted_client_ca
-        ):
+        if route is None or not self._admits(certificate, certificate_id, route):
             route = next(
                 (
                     candidate
                     for candidate in self._table.routes.values()
-                    if self._admissions.accepted(
-                        certificate,
-                        certificate_id,
-                        candidate.namespace_id,
-                        candidate.accepted_client_ca,
-                    )
+                    if self._admits(certificate, certificate_id, candidate)
                 ),
                 None,
             )

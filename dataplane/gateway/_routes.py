@@ -12,7 +12,15 @@ from typing import Protocol
 
 import httpx
 
-from auth import CABundle, InvalidCABundle, parse_ca_bundle
+from auth import (
+    CABundle,
+    CertificateFilter,
+    InvalidCABundle,
+    InvalidCertificateFilters,
+    parse_ca_bundle,
+    parse_certificate_filters,
+)
+from dataplane.gateway._limits import Limits
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +36,9 @@ class Route:
     accepted_client_ca: CABundle
     # The namespace's id on its cell (a UUID): task tokens carry it instead of the name.
     cell_namespace_id: str = ""
+    # Which certificates of the accepted CAs may connect; empty admits all of them.
+    certificate_filters: tuple[CertificateFilter, ...] = ()
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +165,13 @@ class HttpRouteSource:
                         "namespace %s dropped from routing: %s", namespace_id, exc.reason
                     )
                     continue
+            try:
+                filters = parse_certificate_filters(entry.get("certificate_filters") or [])
+            except InvalidCertificateFilters as exc:
+                # Same as a bad bundle: refusing the namespace is safer than admitting
+                # certificates its owner meant to exclude.
+                logger.warning("namespace %s dropped from routing: %s", namespace_id, exc.reason)
+                continue
             bundles[pem] = bundle
             routes.append(
                 Route(
@@ -161,6 +179,7 @@ class HttpRouteSource:
                     str(entry["cell_address"]),
                     bundle,
                     str(entry.get("cell_namespace_id") or ""),
+                    filters,
                 )
             )
         self._bundles = bundles

@@ -105,6 +105,12 @@ ONE_CA = generate_ca("one").cert_pem.decode()
         ),
         ({"retention_days": "many"}, 422, "malformed-request", "retention_days"),
         ({"async_operation_id": "bad id!"}, 400, "invalid-field", "async_operation_id"),
+        (
+            {"certificate_filters": [{"common_name": "*a*"}]},
+            400,
+            "invalid-field",
+            "certificate_filters",
+        ),
     ],
     ids=[
         "uppercase",
@@ -126,6 +132,7 @@ ONE_CA = generate_ca("one").cert_pem.decode()
         "over-32kb",
         "retention-not-int",
         "bad-operation-id",
+        "bad-certificate-filter",
     ],
 )
 def test_create_namespace_refuses_bad_input(

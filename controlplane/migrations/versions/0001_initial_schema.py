@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 13:25:20.426570
+Create Date: 2026-11-24 13:35:57.575148
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("namespace_id", sa.String(length=64), nullable=False),
         sa.Column("cell_address", sa.String(length=255), nullable=False),
         sa.Column("accepted_client_ca", sa.Text(), nullable=False),
+        sa.Column("certificate_filters", sa.JSON(), nullable=False),
         sa.Column("cell_namespace_id", sa.String(length=64), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("removed", sa.Boolean(), nullable=False),
@@ -112,7 +113,19 @@ def upgrade() -> None:
         sa.Column("account_id", sa.String(length=16), nullable=False),
         sa.Column("operation_type", sa.String(length=64), nullable=False),
         sa.Column("resource_id", sa.String(length=64), nullable=False),
-        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "PENDING",
+                "IN_PROGRESS",
+                "FULFILLED",
+                "FAILED",
+                name="operationstate",
+                native_enum=False,
+                length=16,
+            ),
+            nullable=False,
+        ),
         sa.Column("failure_reason", sa.Text(), nullable=True),
         sa.Column(
             "finished_at", controlplane.models.base.UTCDateTime(timezone=True), nullable=True
@@ -183,7 +196,21 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=39), nullable=False),
         sa.Column("retention_days", sa.Integer(), nullable=False),
         sa.Column("accepted_client_ca", sa.Text(), nullable=False),
-        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("certificate_filters", sa.JSON(), nullable=False),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "ACTIVATING",
+                "ACTIVE",
+                "UPDATING",
+                "DELETING",
+                "FAILED",
+                name="namespacestate",
+                native_enum=False,
+                length=16,
+            ),
+            nullable=False,
+        ),
         sa.Column("resource_version", sa.String(length=36), nullable=False),
         sa.Column("cell_id", sa.String(length=64), nullable=True),
         sa.Column("cell_namespace_id", sa.String(length=64), nullable=True),

@@ -19,6 +19,7 @@ import pytest
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client
 
+from auth import CertificateFilter
 from dataplane.gateway import HttpRouteSource
 
 if TYPE_CHECKING:
@@ -130,6 +131,52 @@ async def test_fetch_follows_versions_and_survives_outages(control_plane: str, p
         (f"Bearer {API_KEY}", '"7"'),
         (f"Bearer {API_KEY}", '"7"'),
     ]
+
+
+async def test_fetch_reads_certificate_filters_and_drops_invalid_ones(
+    control_plane: str, pki: Pki
+) -> None:
+    """Routes carry their parsed certificate filters (absent means none); a namespace whose
+    filters do not parse is dropped, like one with an invalid bundle, and others stay."""
+    ControlPlane.fail = False
+    ca = pki.ca_a.cert_pem.decode()
+    ControlPlane.document = {
+        "version": 3,
+        "routes": [
+            {
+                "namespace_id": "filtered.acct1",
+                "cell_address": "127.0.0.1:7301",
+                "accepted_client_ca": ca,
+                "certificate_filters": [
+                    {"common_name": "worker-*"},
+                    {"organization": "Acme", "subject_alternative_name": "*.acme.com"},
+                ],
+            },
+            {
+                "namespace_id": "open.acct1",
+                "cell_address": "127.0.0.1:7301",
+                "accepted_client_ca": ca,
+            },
+            {
+                "namespace_id": "bad-filter.acct1",
+                "cell_address": "127.0.0.1:7301",
+                "accepted_client_ca": ca,
+                "certificate_filters": [{"common_name": "*a*"}],
+            },
+        ],
+    }
+    source = HttpRouteSource(control_plane, API_KEY, timeout=2.0)
+    try:
+        table = await source.fetch()
+    finally:
+        await source.aclose()
+    assert table is not None
+    assert sorted(table.routes) == ["filtered.acct1", "open.acct1"]
+    assert table.routes["filtered.acct1"].certificate_filters == (
+        CertificateFilter(common_name="worker-*"),
+        CertificateFilter(organization="Acme", subject_alternative_name="*.acme.com"),
+    )
+    assert table.routes["open.acct1"].certificate_filters == ()
 
 
 async def test_gateway_process_serves_routes_from_the_control_plane(

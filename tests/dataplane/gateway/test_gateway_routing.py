@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -191,3 +192,31 @@ async def test_unreachable_cell_is_unavailable(
     assert failed.value.details() == (
         f"namespace {cells.namespace_a} is temporarily unavailable; retry shortly"
     )
+
+
+async def test_certificate_filters_admit_only_matching_certificates(
+    make_gateway: GatewayFactory, pki: Pki, cells: Cells, raw_channel: RawChannel
+) -> None:
+    """Both certificates chain to the namespace's CA; only the one whose CN matches the
+    filter is admitted, the other is refused naming the filters."""
+    from auth import generate_leaf, parse_certificate_filters
+
+    filtered = dataclasses.replace(
+        route(cells.namespace_a, cells.address_a, pki.ca_a),
+        certificate_filters=parse_certificate_filters([{"common_name": "WORKER-*"}]),
+    )
+    gateway, _ = await make_gateway([filtered])
+    matching = generate_leaf(pki.ca_a, "worker-7")
+    other = generate_leaf(pki.ca_a, "intern-laptop")
+    address = f"127.0.0.1:{gateway.bound_port}"
+    admitted = await Client.connect(address, namespace=cells.namespace_a, tls=pki.tls(matching))
+    assert await describe_status(admitted, cells.namespace_a) is None
+    # The SDK's connect (GetSystemInfo) is refused: the certificate may use no namespace.
+    with pytest.raises(RuntimeError, match="not accepted for any namespace"):
+        await Client.connect(address, namespace=cells.namespace_a, tls=pki.tls(other))
+    body = wsv1.DescribeNamespaceRequest(namespace=cells.namespace_a).SerializeToString()
+    async with raw_channel(gateway.bound_port, other) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await channel.unary_unary(DESCRIBE)(body, timeout=10)
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "matches none of the namespace's certificate filters" in (denied.value.details() or "")
