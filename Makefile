@@ -7,8 +7,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.stratus-installed
 # Debian packages the project needs beyond a stock Python (none yet for the embedded default).
 APT_PACKAGES :=
+# Only the tests need these: the sign-in test drives Debian's chromium (never `playwright
+# install`) and runs the npm oidc-provider IdP with node.
+TEST_APT_PACKAGES := chromium nodejs npm
+OIDC_IDP := infra/oidc-idp
+OIDC_IDP_STAMP := $(OIDC_IDP)/node_modules/.stratus-installed
 
-.PHONY: up test install lint typecheck pytest bench clean system-deps
+.PHONY: up test install lint typecheck pytest bench clean system-deps test-deps
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { \
@@ -29,6 +34,20 @@ system-deps:
 
 install: system-deps $(STAMP)
 
+# npm ci only when node_modules is missing or older than the lock file.
+$(OIDC_IDP_STAMP): $(OIDC_IDP)/package.json $(OIDC_IDP)/package-lock.json
+	cd $(OIDC_IDP) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(OIDC_IDP_STAMP)
+
+test-deps:
+	@missing=""; for p in $(TEST_APT_PACKAGES); do \
+		dpkg -s $$p >/dev/null 2>&1 || command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages for the tests:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@$(MAKE) --no-print-directory $(OIDC_IDP_STAMP)
+
 ## Set everything up and run Stratus on the embedded default (SQLite + local cells).
 up: install
 	$(BIN)/stratus up
@@ -40,14 +59,18 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install test-deps
 	$(BIN)/pytest
 
 ## Set everything up, then ruff, mypy (strict) and the whole pytest suite.
 test: lint typecheck pytest
 
-## Benchmarks (not tests): print JSON.
+## Benchmarks (not tests): print JSON. Installs nginx (the gateway bench's peer proxy) if missing.
 bench: install
+	@[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || { \
+		echo "nginx missing; installing the Debian package for the bench's peer proxy"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; } \
+		|| echo "could not install nginx; the bench reports it as unavailable"; }
 	$(BIN)/python bench/gateway.py
 
 clean:

@@ -28,13 +28,31 @@ from auth._cert_filters import (
     parse_certificate_filters,
 )
 from auth._pki import KeyPair, generate_ca, generate_leaf
-from auth._policy import Action, Principal, PrincipalKind, authorize
+from auth._policy import (
+    NAMESPACE_ACTIONS,
+    OPERATOR_ACTIONS,
+    OWN_RESOURCE_ACTIONS,
+    ROLE_ACTIONS,
+    AccountRole,
+    Action,
+    NamespacePermission,
+    Principal,
+    PrincipalKind,
+    Resource,
+    account_wide,
+    authorize,
+)
 
 __all__ = [
     "API_KEY_PREFIX",
     "MAX_BUNDLE_BYTES",
     "MAX_BUNDLE_CERTS",
     "MAX_CERTIFICATE_FILTERS",
+    "NAMESPACE_ACTIONS",
+    "OPERATOR_ACTIONS",
+    "OWN_RESOURCE_ACTIONS",
+    "ROLE_ACTIONS",
+    "AccountRole",
     "Action",
     "CABundle",
     "CertificateFilter",
@@ -42,9 +60,12 @@ __all__ = [
     "InvalidCertificateFilters",
     "KeyPair",
     "MalformedApiKey",
+    "NamespacePermission",
     "NewApiKey",
     "Principal",
     "PrincipalKind",
+    "Resource",
+    "account_wide",
     "api_key_matches",
     "authorize",
     "certificate_matches_filters",

@@ -1,14 +1,54 @@
-"""Principals and the one policy function that decides every control-plane request."""
+"""Principals and the one policy function that decides every control-plane request.
+
+The policy is a table: account role → actions it may perform anywhere in its account, plus,
+for namespace-level actions, the namespace permission that grants the action on one namespace.
+Everything not in the table is denied.
+"""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 class PrincipalKind(enum.StrEnum):
     OPERATOR = "operator"
     USER = "user"
+    SERVICE_ACCOUNT = "service_account"
+
+
+class AccountRole(enum.StrEnum):
+    """A user's (or account-wide service account's) role in its account, as in Temporal Cloud."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    DEVELOPER = "developer"
+    FINANCE_ADMIN = "finance_admin"
+    READ = "read"
+    METRICS_READ = "metrics_read"
+
+
+class NamespacePermission(enum.StrEnum):
+    """Permission on one namespace; each level includes the ones below it."""
+
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return _PERMISSION_RANK[self]
+
+    def includes(self, other: NamespacePermission) -> bool:
+        return self.rank >= other.rank
+
+
+_PERMISSION_RANK = {
+    NamespacePermission.READ: 1,
+    NamespacePermission.WRITE: 2,
+    NamespacePermission.ADMIN: 3,
+}
 
 
 class Action(enum.StrEnum):
@@ -17,13 +57,33 @@ class Action(enum.StrEnum):
     NAMESPACE_READ = "namespace.read"
     NAMESPACE_UPDATE = "namespace.update"
     NAMESPACE_DELETE = "namespace.delete"
+    NAMESPACE_ACCESS_UPDATE = "namespace.access.update"
+    NAMESPACE_LIMITS_SET = "namespace.limits.set"
     OPERATION_READ = "operation.read"
     GATEWAY_ROUTES_READ = "gateway_routes.read"
+    USER_CREATE = "user.create"
+    USER_READ = "user.read"
+    USER_UPDATE = "user.update"
+    USER_DELETE = "user.delete"
+    SERVICE_ACCOUNT_CREATE = "service_account.create"
+    SERVICE_ACCOUNT_READ = "service_account.read"
+    SERVICE_ACCOUNT_UPDATE = "service_account.update"
+    SERVICE_ACCOUNT_DELETE = "service_account.delete"
+    API_KEY_CREATE = "api_key.create"
+    API_KEY_READ = "api_key.read"
+    API_KEY_UPDATE = "api_key.update"
+    API_KEY_DELETE = "api_key.delete"
+    AUDIT_LOG_READ = "audit_log.read"
+    IDENTITY_READ = "identity.read"
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling. ``account_id`` is None only for the operator."""
+    """Who is calling. ``account_id`` is None only for the operator.
+
+    ``account_role`` is None for a service account scoped to one namespace
+    (``namespace_scope``); ``namespace_permissions`` maps namespace id → permission held there.
+    """
 
     kind: PrincipalKind
     id: str
@@ -31,31 +91,118 @@ class Principal:
     account_role: str | None
     display: str
     api_key_id: str | None = None
+    namespace_scope: str | None = None
+    namespace_permissions: Mapping[str, NamespacePermission] = field(
+        default_factory=dict, hash=False
+    )
 
 
-# Account roles allowed per action. The operator runs the installation; it does not act inside
-# tenants' accounts.
-_OPERATOR_ACTIONS = frozenset({Action.ACCOUNT_CREATE, Action.GATEWAY_ROUTES_READ})
-_ROLE_ACTIONS: dict[str, frozenset[Action]] = {
-    "owner": frozenset(
-        {
-            Action.NAMESPACE_CREATE,
-            Action.NAMESPACE_READ,
-            Action.NAMESPACE_UPDATE,
-            Action.NAMESPACE_DELETE,
-            Action.OPERATION_READ,
-        }
-    ),
+@dataclass(frozen=True)
+class Resource:
+    """What an action is performed on. ``None`` fields are unknown at that point (a route-level
+    check before the row is read): the check then answers whether the principal *may* be
+    allowed, and the service repeats it with the row.
+
+    ``owner_id`` is the principal that owns the resource (an API key's user or service
+    account); ``role`` the account role the resource has or is given (a user being invited,
+    changed or deleted), so only owners can create, change or remove owners.
+    """
+
+    account_id: str | None = None
+    namespace_id: str | None = None
+    owner_id: str | None = None
+    role: str | None = None
+
+
+# The operator runs the installation: it creates accounts, sets namespaces' rate limits and
+# follows their operations, but does not otherwise act inside tenants' accounts.
+OPERATOR_ACTIONS = frozenset(
+    {
+        Action.ACCOUNT_CREATE,
+        Action.GATEWAY_ROUTES_READ,
+        Action.NAMESPACE_LIMITS_SET,
+        Action.OPERATION_READ,
+        Action.IDENTITY_READ,
+    }
+)
+
+_SELF_SERVICE = frozenset({Action.IDENTITY_READ})
+_ACCOUNT_ADMIN = frozenset(Action) - {
+    Action.ACCOUNT_CREATE,
+    Action.GATEWAY_ROUTES_READ,
+    Action.NAMESPACE_LIMITS_SET,
 }
 
+# Account role → actions allowed on every resource of the account.
+ROLE_ACTIONS: dict[AccountRole, frozenset[Action]] = {
+    AccountRole.OWNER: _ACCOUNT_ADMIN,
+    AccountRole.ADMIN: _ACCOUNT_ADMIN,
+    AccountRole.DEVELOPER: _SELF_SERVICE | {Action.NAMESPACE_CREATE},
+    AccountRole.FINANCE_ADMIN: _SELF_SERVICE,
+    AccountRole.READ: _SELF_SERVICE,
+    AccountRole.METRICS_READ: _SELF_SERVICE,
+}
 
-def authorize(principal: Principal, action: Action, resource_account_id: str | None = None) -> bool:
-    """Deny by default. Tenant actions need a role that allows them *and* the resource's account
-    to be the principal's own (``resource_account_id`` None means "in the principal's account")."""
+# Namespace-level action → the namespace permission that allows it on that namespace (for
+# principals whose account role does not allow it account-wide).
+NAMESPACE_ACTIONS: dict[Action, NamespacePermission] = {
+    Action.NAMESPACE_READ: NamespacePermission.READ,
+    Action.OPERATION_READ: NamespacePermission.READ,
+    Action.NAMESPACE_UPDATE: NamespacePermission.ADMIN,
+    Action.NAMESPACE_DELETE: NamespacePermission.ADMIN,
+    Action.NAMESPACE_ACCESS_UPDATE: NamespacePermission.ADMIN,
+}
+
+# Actions every account principal may perform on resources it owns itself (its API keys).
+OWN_RESOURCE_ACTIONS = frozenset(
+    {Action.API_KEY_CREATE, Action.API_KEY_READ, Action.API_KEY_UPDATE, Action.API_KEY_DELETE}
+)
+
+# Only an owner may create, change or remove an owner.
+_OWNER_GUARDED = frozenset({Action.USER_CREATE, Action.USER_UPDATE, Action.USER_DELETE})
+
+
+def account_wide(principal: Principal, action: Action) -> bool:
+    """True when the principal's account role allows ``action`` on every resource of its
+    account (so no per-namespace or per-owner check is needed)."""
+    if principal.kind is PrincipalKind.OPERATOR or principal.account_role is None:
+        return False
+    try:
+        role = AccountRole(principal.account_role)
+    except ValueError:
+        return False
+    return action in ROLE_ACTIONS[role]
+
+
+def authorize(principal: Principal, action: Action, resource: Resource | None = None) -> bool:
+    """Deny by default. ``resource`` None (or with None fields) asks whether the action may be
+    allowed at all, e.g. at the route before the row is read; the service asks again with the
+    resource it found. A resource of another account is always denied."""
+    resource = resource or Resource()
     if principal.kind is PrincipalKind.OPERATOR:
-        return action in _OPERATOR_ACTIONS
-    if principal.account_id is None or principal.account_role is None:
+        return action in OPERATOR_ACTIONS
+    if principal.account_id is None:
         return False
-    if resource_account_id is not None and resource_account_id != principal.account_id:
+    if resource.account_id is not None and resource.account_id != principal.account_id:
         return False
-    return action in _ROLE_ACTIONS.get(principal.account_role, frozenset())
+    if (
+        action in _OWNER_GUARDED
+        and resource.role == AccountRole.OWNER
+        and principal.account_role != AccountRole.OWNER
+    ):
+        return False
+    if account_wide(principal, action):
+        return True
+    if action in _SELF_SERVICE:
+        # A namespace-scoped service account may still ask who it is.
+        return True
+    if action in OWN_RESOURCE_ACTIONS:
+        return resource.owner_id is None or resource.owner_id == principal.id
+    required = NAMESPACE_ACTIONS.get(action)
+    if required is None:
+        return False
+    if resource.namespace_id is None:
+        # Decided per namespace: possible for any principal of the account.
+        return True
+    held = principal.namespace_permissions.get(resource.namespace_id)
+    return held is not None and held.includes(required)

@@ -7,6 +7,11 @@ To split the gateway's added latency, the same calls also go through a no-op pas
 grpc.aio proxy that only forwards the bytes, with no admission or spans, on the gateway's event
 loop), once over mTLS and once in plaintext: ``passthrough`` is the cost of any Python gRPC hop,
 ``tls_share`` what mTLS adds to it, ``gateway_logic`` what the gateway adds on top of the hop.
+
+As a peer, the same calls and workflows also go through nginx (the Debian package; one worker,
+``grpc_pass`` to a keepalive upstream, ``ssl_verify_client on`` with the tenant CA), started by
+the bench from a temp config. Without nginx the bench still runs and reports it unavailable
+(``make bench`` installs it).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import contextlib
 import functools
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import statistics
@@ -51,6 +58,11 @@ LATENCY_WARMUP = 300
 LATENCY_CALLS = 3000
 WORKFLOWS = 300
 CONCURRENCY = 50
+NGINX = "/usr/sbin/nginx"
+# The issue's goals for the gateway, checked in the output's ``goals``.
+GOAL_ADDED_P50_MS = 0.3
+GOAL_VS_NGINX_ADDED = 1.5
+GOAL_THROUGHPUT_RATIO = 0.90
 
 
 @activity.defn
@@ -166,6 +178,134 @@ def gateway_process(config: dict[str, str], role: str = "--serve-gateway") -> An
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# --- nginx, the peer proxy ----------------------------------------------------------------
+
+NGINX_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+
+    upstream cell {{
+        server {cell_address};
+        keepalive 16;
+        keepalive_requests 1000000;
+        keepalive_timeout 300s;
+    }}
+
+    server {{
+        {listen}
+        ssl_certificate {tmp}/server.crt;
+        ssl_certificate_key {tmp}/server.key;
+        ssl_client_certificate {tmp}/tenant-ca.crt;
+        ssl_verify_client on;
+        # The default (1000 requests per connection) would send the bench's channel a GOAWAY
+        # and a reconnect every 1000 calls; the gateway has no such limit.
+        keepalive_requests 1000000;
+        keepalive_timeout 300s;
+        http2_max_concurrent_streams 1000;
+        client_max_body_size 0;
+
+        location / {{
+            grpc_pass grpc://cell;
+            # Worker long polls (about 60 s) must not hit nginx's 60 s default.
+            grpc_read_timeout 300s;
+            grpc_send_timeout 300s;
+        }}
+    }}
+}}
+"""
+
+
+def nginx_version(binary: str) -> tuple[int, ...]:
+    shown = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=10).stderr
+    found = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", shown)
+    if found is None:
+        raise RuntimeError(f"unrecognised `nginx -v` output: {shown.strip()!r}")
+    return tuple(int(part) for part in found.groups())
+
+
+@contextlib.contextmanager
+def nginx_process(base_dir: Path, cell_address: str, server: Any, tenant_ca: Any) -> Any:
+    """Run nginx as an mTLS gRPC proxy to the cell. Yields ``(port, version)``, or a string
+    ``"unavailable: <reason>"`` when nginx is missing or does not start."""
+    binary = NGINX if os.access(NGINX, os.X_OK) else shutil.which("nginx")
+    if binary is None:
+        yield f"unavailable: {NGINX} not found (`make bench` installs the Debian package)"
+        return
+    try:
+        version = nginx_version(binary)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+        yield f"unavailable: {error}"
+        return
+    tmp = base_dir / "nginx"
+    tmp.mkdir()
+    (tmp / "server.crt").write_bytes(server.cert_pem)
+    (tmp / "server.key").write_bytes(server.key_pem)
+    (tmp / "tenant-ca.crt").write_bytes(tenant_ca.cert_pem)
+    port = free_port()
+    listen = (
+        f"listen 127.0.0.1:{port} ssl; http2 on;"
+        if version >= (1, 25, 1)
+        else f"listen 127.0.0.1:{port} ssl http2;"
+    )
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, cell_address=cell_address, listen=listen))
+    with open(tmp / "nginx.out", "wb") as output:
+        process = subprocess.Popen(
+            [binary, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        if not wait_for_port(port, process):
+
+            def tail(name: str) -> str:
+                path = tmp / name
+                return path.read_text(errors="replace").strip() if path.exists() else ""
+
+            reason = (tail("nginx.out") + "\n" + tail("error.log")).strip().splitlines()
+            yield "unavailable: nginx did not start: " + (
+                reason[-1] if reason else f"exit code {process.poll()}"
+            )
+        else:
+            yield port, ".".join(map(str, version))
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 10.0) -> bool:
+    """Whether ``process`` accepts connections on ``port`` within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
 
 
 # --- measurements --------------------------------------------------------------------------
@@ -287,6 +427,7 @@ async def main() -> None:
             with (
                 gateway_process(config),
                 gateway_process(passthrough, "--serve-passthrough"),
+                nginx_process(Path(tmp), cell_address, server, tenant_ca) as nginx,
             ):
                 result = await measure(
                     cell_address,
@@ -294,6 +435,7 @@ async def main() -> None:
                     gateway_ca.cert_pem,
                     worker_cert,
                     passthrough_ports=(passthrough_port, plain_port),
+                    nginx=nginx,
                 )
     print(json.dumps(result, indent=2))
 
@@ -305,30 +447,34 @@ async def measure(
     worker_cert: Any,
     *,
     passthrough_ports: tuple[int, int],
+    nginx: tuple[int, str] | str,
 ) -> dict[str, Any]:
+    """``nginx`` is ``(port, version)``, or why it is unavailable."""
     gateway_address = f"127.0.0.1:{gateway_port}"
+    nginx_address = f"127.0.0.1:{nginx[0]}" if isinstance(nginx, tuple) else None
     body = wsv1.DescribeNamespaceRequest(namespace=NAMESPACE).SerializeToString()
     credentials = grpc.ssl_channel_credentials(
         gateway_ca_pem, worker_cert.key_pem, worker_cert.cert_pem
     )
     tls_options = [("grpc.ssl_target_name_override", "localhost")]
-    async with (
-        grpc.aio.insecure_channel(cell_address) as direct_channel,
-        grpc.aio.secure_channel(
-            gateway_address, credentials, options=tls_options
-        ) as gateway_channel,
-        grpc.aio.secure_channel(
-            f"127.0.0.1:{passthrough_ports[0]}", credentials, options=tls_options
-        ) as passthrough_channel,
-        grpc.aio.insecure_channel(f"127.0.0.1:{passthrough_ports[1]}") as plain_channel,
-    ):
+    async with contextlib.AsyncExitStack() as stack:
         # The same client, call shape and count on every path; only the hop differs.
-        channels = {
-            "direct": direct_channel,
-            "gateway": gateway_channel,
-            "passthrough": passthrough_channel,
-            "passthrough_plain": plain_channel,
+        secure = {
+            "gateway": gateway_address,
+            "passthrough": f"127.0.0.1:{passthrough_ports[0]}",
+            "nginx": nginx_address,
         }
+        channels: dict[str, grpc.aio.Channel] = {
+            "direct": await stack.enter_async_context(grpc.aio.insecure_channel(cell_address))
+        }
+        for name, address in secure.items():
+            if address is not None:
+                channels[name] = await stack.enter_async_context(
+                    grpc.aio.secure_channel(address, credentials, options=tls_options)
+                )
+        channels["passthrough_plain"] = await stack.enter_async_context(
+            grpc.aio.insecure_channel(f"127.0.0.1:{passthrough_ports[1]}")
+        )
         for channel in channels.values():
             await latencies(channel, body, LATENCY_WARMUP)
         blocks = 5
@@ -340,25 +486,28 @@ async def measure(
             blocks,
         )
 
-    direct_client = await Client.connect(cell_address, namespace=NAMESPACE)
-    gateway_client = await Client.connect(
-        gateway_address,
-        namespace=NAMESPACE,
-        tls=TLSConfig(
-            server_root_ca_cert=gateway_ca_pem,
-            client_cert=worker_cert.cert_pem,
-            client_private_key=worker_cert.key_pem,
-            domain="localhost",
-        ),
+    tls = TLSConfig(
+        server_root_ca_cert=gateway_ca_pem,
+        client_cert=worker_cert.cert_pem,
+        client_private_key=worker_cert.key_pem,
+        domain="localhost",
     )
-    # Halves in A-B-B-A order, so a cell that slows (or speeds up) as its history grows
-    # does not favour whichever path happens to run first.
+    clients = {
+        "direct": await Client.connect(cell_address, namespace=NAMESPACE),
+        "gateway": await Client.connect(gateway_address, namespace=NAMESPACE, tls=tls),
+    }
+    if nginx_address is not None:
+        clients["nginx"] = await Client.connect(nginx_address, namespace=NAMESPACE, tls=tls)
+    # Halves in A-B-B-A order (A-B-C-C-B-A with nginx), so a cell that slows (or speeds up)
+    # as its history grows does not favour whichever path happens to run first.
     half = WORKFLOWS // 2
-    direct_s = await workflow_seconds(direct_client, half)
-    gateway_s = await workflow_seconds(gateway_client, half)
-    gateway_s += await workflow_seconds(gateway_client, WORKFLOWS - half)
-    direct_s += await workflow_seconds(direct_client, WORKFLOWS - half)
-    direct_wps, gateway_wps = WORKFLOWS / direct_s, WORKFLOWS / gateway_s
+    seconds = dict.fromkeys(clients, 0.0)
+    for name in clients:
+        seconds[name] += await workflow_seconds(clients[name], half)
+    for name in reversed(clients):
+        seconds[name] += await workflow_seconds(clients[name], WORKFLOWS - half)
+    per_s = {name: WORKFLOWS / elapsed for name, elapsed in seconds.items()}
+    direct_wps, gateway_wps = per_s["direct"], per_s["gateway"]
 
     latency = {name: summary(path_samples) for name, path_samples in samples.items()}
     direct_latency, gateway_latency = latency["direct"], latency["gateway"]
@@ -366,13 +515,33 @@ async def measure(
     def p50(name: str) -> float:
         return latency[name]["p50_ms"]
 
+    added_p50 = round(p50("gateway") - p50("direct"), 4)
+    throughput_ratio = round(gateway_wps / direct_wps, 3)
+    nginx_added_p50: float | None = None
+    vs_nginx: float | None = None
+    nginx_throughput_ratio: float | None = None
+    if "nginx" in latency:
+        nginx_added_p50 = round(p50("nginx") - p50("direct"), 4)
+        # Undefined if nginx measured no faster than direct (noise on a loaded machine).
+        vs_nginx = round(added_p50 / nginx_added_p50, 3) if nginx_added_p50 > 0 else None
+        nginx_throughput_ratio = round(per_s["nginx"] / direct_wps, 3)
+
     return {
         "describe_namespace": {
             "calls_per_path": LATENCY_CALLS,
             "direct": direct_latency,
             "gateway": gateway_latency,
-            "added_p50_ms": round(gateway_latency["p50_ms"] - direct_latency["p50_ms"], 4),
+            "added_p50_ms": added_p50,
             "added_p99_ms": round(gateway_latency["p99_ms"] - direct_latency["p99_ms"], 4),
+            "nginx": latency["nginx"] if isinstance(nginx, tuple) else nginx,
+            "nginx_added_p50_ms": nginx_added_p50,
+            "nginx_added_p99_ms": (
+                round(latency["nginx"]["p99_ms"] - direct_latency["p99_ms"], 4)
+                if "nginx" in latency
+                else None
+            ),
+            # gateway added p50 / nginx added p50; the goal is <= 1.5.
+            "gateway_vs_nginx_added_ratio": vs_nginx,
             "passthrough_mtls": latency["passthrough"],
             "passthrough_plain": latency["passthrough_plain"],
             # added_p50_ms = passthrough (any Python gRPC hop, plaintext) + tls_share
@@ -388,7 +557,19 @@ async def measure(
             "concurrency": CONCURRENCY,
             "direct_per_s": round(direct_wps, 2),
             "gateway_per_s": round(gateway_wps, 2),
-            "throughput_ratio": round(gateway_wps / direct_wps, 3),
+            "throughput_ratio": throughput_ratio,
+            "nginx_per_s": round(per_s["nginx"], 2) if "nginx" in per_s else None,
+            "nginx_throughput_ratio": nginx_throughput_ratio,
+        },
+        # The issue's goals for the gateway (None: not measurable in this run).
+        "goals": {
+            f"added_p50_le_{GOAL_ADDED_P50_MS}_ms": added_p50 <= GOAL_ADDED_P50_MS,
+            f"gateway_vs_nginx_added_le_{GOAL_VS_NGINX_ADDED}": (
+                vs_nginx <= GOAL_VS_NGINX_ADDED if vs_nginx is not None else None
+            ),
+            f"throughput_ratio_ge_{GOAL_THROUGHPUT_RATIO}": (
+                throughput_ratio >= GOAL_THROUGHPUT_RATIO
+            ),
         },
         "environment": {
             "cpus": os.cpu_count(),
@@ -396,6 +577,12 @@ async def measure(
             "grpcio": grpc.__version__,
             "gateway": "separate process, mTLS; direct path insecure",
             "gateway_event_loop": gateway_event_loop(),
+            "nginx": (
+                f"nginx {nginx[1]}, separate process, 1 worker, mTLS (ssl_verify_client on), "
+                "grpc_pass to a keepalive upstream"
+                if isinstance(nginx, tuple)
+                else nginx
+            ),
         },
     }
 

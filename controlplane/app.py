@@ -6,11 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import APIRouter, FastAPI
 
 from controlplane.accounts.endpoints import router as accounts_router
+from controlplane.api_keys.endpoints import router as api_keys_router
+from controlplane.audit.endpoints import router as audit_router
 from controlplane.config import Settings
 from controlplane.gateway_routes.endpoints import router as gateway_routes_router
+from controlplane.identity.endpoints import router as identity_router
 from controlplane.kit import http_observability
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.kit.errors import install_error_handlers
@@ -18,9 +22,28 @@ from controlplane.kit.migrate import migrate
 from controlplane.namespaces.endpoints import router as namespaces_router
 from controlplane.operations.endpoints import router as operations_router
 from controlplane.operations.starter import OperationStarter
+from controlplane.service_accounts.endpoints import router as service_accounts_router
+from controlplane.sign_in.endpoints import router as sign_in_router
+from controlplane.sign_in.relying_party import RelyingParty
+from controlplane.users.endpoints import router as users_router
 
 # Routes that are deliberately public; every other route must declare an action.
-PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/docs", "/openapi.json", "/redoc"})
+PUBLIC_PATHS = frozenset(
+    {
+        "/healthz",
+        "/metrics",
+        "/docs",
+        "/openapi.json",
+        "/redoc",
+        # Sign-in authenticates the caller itself (state, hand-off code or session cookie).
+        "/api/v1/auth/oidc/providers",
+        "/api/v1/auth/oidc/{provider}/login",
+        "/api/v1/auth/oidc/{provider}/callback",
+        "/api/v1/auth/cli/handoff",
+        "/api/v1/auth/session",
+        "/api/v1/auth/logout",
+    }
+)
 
 
 def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
@@ -32,7 +55,10 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
         app.state.settings = settings
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.operation_starter = OperationStarter(settings.system_cell_address)
+        idp_http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
+        app.state.relying_party = RelyingParty(settings.oidc_providers, idp_http)
         yield
+        await idp_http.aclose()
         await engine.dispose()
 
     app = FastAPI(
@@ -48,6 +74,12 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     api.include_router(namespaces_router)
     api.include_router(operations_router)
     api.include_router(gateway_routes_router)
+    api.include_router(users_router)
+    api.include_router(service_accounts_router)
+    api.include_router(api_keys_router)
+    api.include_router(audit_router)
+    api.include_router(identity_router)
+    api.include_router(sign_in_router)
     app.include_router(api)
 
     @app.get("/healthz", include_in_schema=False)

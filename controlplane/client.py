@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -10,14 +11,25 @@ import httpx
 from pydantic import BaseModel
 
 from controlplane.accounts.schemas import AccountCreate, AccountCreated
+from controlplane.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
+from controlplane.audit.schemas import AuditEventPage
+from controlplane.identity.schemas import CurrentIdentity
 from controlplane.namespaces.schemas import (
     NamespaceCreate,
+    NamespaceLimits,
     NamespaceList,
     NamespaceOperation,
     NamespaceOut,
     NamespaceUpdate,
 )
 from controlplane.operations.schemas import AsyncOperationOut
+from controlplane.service_accounts.schemas import (
+    NamespaceScope,
+    ServiceAccountCreate,
+    ServiceAccountList,
+    ServiceAccountOut,
+)
+from controlplane.users.schemas import UserInvite, UserList, UserOut, UserUpdate
 
 M = TypeVar("M", bound=BaseModel)
 TERMINAL_STATES = frozenset({"FULFILLED", "FAILED"})
@@ -43,11 +55,19 @@ class StratusClient:
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        session: tuple[str, str] | None = None,
     ) -> None:
+        """``api_key``, or ``session`` = (session token, CSRF token) from ``stratus login``."""
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        cookies: dict[str, str] = {}
+        if session is not None and not api_key:
+            token, csrf_token = session
+            cookies["stratus_session"] = token
+            headers["X-CSRF-Token"] = csrf_token
         self._http = httpx.Client(
             base_url=api_url.rstrip("/") + "/api/v1",
             headers=headers,
+            cookies=cookies,
             timeout=timeout,
             transport=transport,
         )
@@ -72,6 +92,16 @@ class StratusClient:
                 problem = {"detail": response.text or response.reason_phrase}
             raise StratusAPIError(response.status_code, problem)
         return model.model_validate(response.json())
+
+    def _send(self, method: str, path: str, *, params: Any = None) -> None:
+        """A request answered without a body (204)."""
+        response = self._http.request(method, path, params=params)
+        if response.is_error:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"detail": response.text or response.reason_phrase}
+            raise StratusAPIError(response.status_code, problem)
 
     def create_account(self, name: str, owner_email: str) -> AccountCreated:
         body = AccountCreate(name=name, owner_email=owner_email)
@@ -136,6 +166,144 @@ class StratusClient:
         return self._call(
             NamespaceOperation, "DELETE", f"/namespaces/{namespace_id}", params=params
         )
+
+    def set_namespace_limits(
+        self,
+        namespace_id: str,
+        *,
+        requests_per_second: int,
+        actions_per_second: int,
+        async_operation_id: str | None = None,
+    ) -> NamespaceOperation:
+        """Operator only: the gateway's rate limits for one namespace."""
+        body = NamespaceLimits(
+            requests_per_second=requests_per_second,
+            actions_per_second=actions_per_second,
+            async_operation_id=async_operation_id,
+        )
+        return self._call(
+            NamespaceOperation,
+            "POST",
+            f"/namespaces/{namespace_id}/limits",
+            json=body.model_dump(exclude_none=True),
+        )
+
+    def current_identity(self) -> CurrentIdentity:
+        return self._call(CurrentIdentity, "GET", "/current-identity")
+
+    # Users
+    def invite_user(self, email: str, account_role: str) -> UserOut:
+        body = UserInvite.model_validate({"email": email, "account_role": account_role})
+        return self._call(UserOut, "POST", "/users", json=body.model_dump(mode="json"))
+
+    def list_users(self) -> UserList:
+        return self._call(UserList, "GET", "/users")
+
+    def get_user(self, user_id: str) -> UserOut:
+        return self._call(UserOut, "GET", f"/users/{user_id}")
+
+    def update_user(self, user_id: str, *, resource_version: str, account_role: str) -> UserOut:
+        body = UserUpdate.model_validate(
+            {"resource_version": resource_version, "account_role": account_role}
+        )
+        return self._call(UserOut, "POST", f"/users/{user_id}", json=body.model_dump(mode="json"))
+
+    def delete_user(self, user_id: str) -> None:
+        self._send("DELETE", f"/users/{user_id}")
+
+    def set_namespace_access(
+        self, namespace_id: str, user_id: str, permission: str | None
+    ) -> UserOut:
+        """Give the user ``permission`` (admin, write, read) on the namespace; None removes it."""
+        return self._call(
+            UserOut,
+            "POST",
+            f"/namespaces/{namespace_id}/users/{user_id}/access",
+            json={"permission": permission},
+        )
+
+    # Service accounts
+    def create_service_account(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        account_role: str | None = None,
+        namespace_id: str | None = None,
+        namespace_permission: str | None = None,
+    ) -> ServiceAccountOut:
+        """Account-wide with ``account_role``, or scoped to ``namespace_id`` with
+        ``namespace_permission``."""
+        scope = None
+        if namespace_id is not None:
+            scope = NamespaceScope.model_validate(
+                {"namespace_id": namespace_id, "permission": namespace_permission or "read"}
+            )
+        body = ServiceAccountCreate.model_validate(
+            {
+                "name": name,
+                "description": description,
+                "account_role": account_role,
+                "namespace_scope": scope,
+            }
+        )
+        return self._call(
+            ServiceAccountOut,
+            "POST",
+            "/service-accounts",
+            json=body.model_dump(mode="json", exclude_none=True),
+        )
+
+    def list_service_accounts(self) -> ServiceAccountList:
+        return self._call(ServiceAccountList, "GET", "/service-accounts")
+
+    def get_service_account(self, service_account_id: str) -> ServiceAccountOut:
+        return self._call(ServiceAccountOut, "GET", f"/service-accounts/{service_account_id}")
+
+    def delete_service_account(self, service_account_id: str) -> None:
+        self._send("DELETE", f"/service-accounts/{service_account_id}")
+
+    # API keys
+    def create_api_key(
+        self,
+        display_name: str,
+        expiry: dt.datetime,
+        *,
+        service_account_id: str | None = None,
+    ) -> ApiKeyCreated:
+        """A key for the caller, or for one of the account's service accounts (admins)."""
+        body = ApiKeyCreate(
+            display_name=display_name,
+            expiry=expiry,
+            owner_type="service_account" if service_account_id else None,
+            owner_id=service_account_id,
+        )
+        return self._call(
+            ApiKeyCreated, "POST", "/api-keys", json=body.model_dump(mode="json", exclude_none=True)
+        )
+
+    def list_api_keys(self) -> ApiKeyList:
+        return self._call(ApiKeyList, "GET", "/api-keys")
+
+    def get_api_key(self, api_key_id: str) -> ApiKeyOut:
+        return self._call(ApiKeyOut, "GET", f"/api-keys/{api_key_id}")
+
+    def disable_api_key(self, api_key_id: str) -> ApiKeyOut:
+        return self._call(ApiKeyOut, "POST", f"/api-keys/{api_key_id}/disable")
+
+    def enable_api_key(self, api_key_id: str) -> ApiKeyOut:
+        return self._call(ApiKeyOut, "POST", f"/api-keys/{api_key_id}/enable")
+
+    def delete_api_key(self, api_key_id: str) -> None:
+        self._send("DELETE", f"/api-keys/{api_key_id}")
+
+    def list_audit_logs(
+        self, *, page_size: int = 100, page_token: str | None = None
+    ) -> AuditEventPage:
+        params: dict[str, Any] = {"page_size": page_size}
+        if page_token is not None:
+            params["page_token"] = page_token
+        return self._call(AuditEventPage, "GET", "/audit-logs", params=params)
 
     def get_operation(self, operation_id: str) -> AsyncOperationOut:
         return self._call(AsyncOperationOut, "GET", f"/operations/{operation_id}")

@@ -6,10 +6,32 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+from pydantic import BaseModel, Field, HttpUrl, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SYSTEM_TASK_QUEUE = "stratus-control-plane"
 SYSTEM_NAMESPACE = "default"
+
+
+class OidcProvider(BaseModel):
+    """An OpenID Connect IdP the operator trusts for sign-in (``STRATUS_OIDC_PROVIDERS``)."""
+
+    # Used in URLs: /api/v1/auth/oidc/<name>/login
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    issuer: HttpUrl
+    client_id: str = Field(min_length=1)
+    client_secret: str = Field(min_length=1)
+    # The one algorithm ID tokens must be signed with (never "none" or HMAC).
+    id_token_signing_alg: Literal["RS256", "ES256"] = "RS256"  # noqa: S105
+    scope: str = "openid email"
+    # Set: the account's own IdP. It signs users into this account only, and the account's
+    # users can sign in only through an IdP bound to it.
+    account_id: str | None = None
+
+    @property
+    def issuer_url(self) -> str:
+        # HttpUrl adds a trailing "/" to a bare host; the iss claim is compared exactly.
+        return str(self.issuer).rstrip("/")
 
 
 class Settings(BaseSettings):
@@ -28,6 +50,20 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = 10.0
     otel_exporter: Literal["none", "console"] = "none"
     log_level: str = "INFO"
+    # Where browsers reach the API (redirect URIs are built from it); unset: the request's own
+    # scheme and host.
+    public_url: str | None = None
+    # JSON list of OidcProvider objects.
+    oidc_providers: list[OidcProvider] = []
+    session_lifetime_seconds: int = Field(default=12 * 3600, ge=60)
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _unique_provider_names(cls, providers: list[OidcProvider]) -> list[OidcProvider]:
+        names = [provider.name for provider in providers]
+        if len(names) != len(set(names)):
+            raise ValueError("OIDC provider names must be unique")
+        return providers
 
     @cached_property
     def resolved_data_dir(self) -> Path:

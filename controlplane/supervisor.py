@@ -104,6 +104,14 @@ class Supervisor:
         )
         if s.database_url:
             env["STRATUS_DATABASE_URL"] = s.database_url
+        # Sign-in settings reach the API as the operator gave them.
+        env["STRATUS_SESSION_LIFETIME_SECONDS"] = str(s.session_lifetime_seconds)
+        if s.public_url:
+            env["STRATUS_PUBLIC_URL"] = s.public_url
+        if s.oidc_providers:
+            env["STRATUS_OIDC_PROVIDERS"] = json.dumps(
+                [provider.model_dump(mode="json") for provider in s.oidc_providers]
+            )
         return env
 
     async def _spawn(self, child: Child) -> None:

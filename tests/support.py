@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -51,6 +51,8 @@ class StratusUp:
     api_port: int
     gateway_port: int
     process: subprocess.Popen[bytes] | None = None
+    # Extra STRATUS_* settings for this instance (e.g. OIDC providers).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def api_url(self) -> str:
@@ -85,6 +87,7 @@ class StratusUp:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         env = self.env()
         env["STRATUS_RECONCILE_INTERVAL_SECONDS"] = "1"
+        env.update(self.extra_env)
         self.process = subprocess.Popen(
             [
                 STRATUS,

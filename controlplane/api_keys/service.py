@@ -1,4 +1,9 @@
-"""Issuing API keys and turning a presented bearer token into a principal."""
+"""API keys: issuing, managing and turning a presented bearer token into a principal.
+
+A key is owned by a user or a service account of one account (or, once, by the operator).
+Disabled, expired and deleted keys stop authenticating at once: every request reads the row.
+Deleting a key removes its row; the audit log keeps its history.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,33 @@ import datetime as dt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import (
+    Action,
     MalformedApiKey,
     Principal,
     PrincipalKind,
+    Resource,
+    account_wide,
     api_key_matches,
+    authorize,
     generate_api_key,
     parse_api_key,
 )
+from controlplane.access.repository import NamespaceAccessRepository
 from controlplane.api_keys.repository import ApiKeyRepository
 from controlplane.audit import service as audit
 from controlplane.kit.db import utcnow
-from controlplane.kit.errors import Unauthenticated
+from controlplane.kit.errors import (
+    Forbidden,
+    InvalidField,
+    LimitExceeded,
+    NotFound,
+    Unauthenticated,
+)
 from controlplane.models import ApiKey, User
 
 OWNER_KEY_LIFETIME = dt.timedelta(days=365)
+MAX_KEY_LIFETIME = dt.timedelta(days=730)
+MAX_ACTIVE_KEYS = {PrincipalKind.USER: 10, PrincipalKind.SERVICE_ACCOUNT: 20}
 
 
 async def issue_operator_key(session: AsyncSession) -> str:
@@ -45,6 +63,7 @@ async def issue_operator_key(session: AsyncSession) -> str:
 async def issue_user_key(
     session: AsyncSession, user: User, *, display_name: str, lifetime: dt.timedelta
 ) -> tuple[ApiKey, str]:
+    """A key for ``user`` without a caller (the owner's bootstrap key at account creation)."""
     new = generate_api_key()
     api_key = ApiKey(
         id=new.key_id,
@@ -68,14 +87,163 @@ async def operator_key_valid(session: AsyncSession, token: str) -> bool:
     return principal.kind is PrincipalKind.OPERATOR
 
 
-async def disable(session: AsyncSession, principal: Principal | None, key_id: str) -> None:
-    """Revoke a key: it stops authenticating at once."""
-    api_key = await ApiKeyRepository(session).get(key_id)
-    if api_key is None:
-        return
-    api_key.disabled = True
+def _resource(api_key: ApiKey) -> Resource:
+    return Resource(account_id=api_key.account_id, owner_id=api_key.owner_id)
+
+
+async def _owner(
+    session: AsyncSession, principal: Principal, owner_type: str | None, owner_id: str | None
+) -> tuple[PrincipalKind, str]:
+    """Whom a new key belongs to: the caller by default, or a service account of the caller's
+    account (for principals allowed to manage every key of the account)."""
+    if owner_type is None and owner_id is None:
+        if principal.kind not in (PrincipalKind.USER, PrincipalKind.SERVICE_ACCOUNT):
+            raise Forbidden("this credential cannot own API keys")
+        return principal.kind, principal.id
+    if owner_type is None or owner_id is None:
+        raise InvalidField("give both owner_type and owner_id, or neither", field="owner_id")
+    kind = PrincipalKind(owner_type)
+    if owner_id == principal.id and kind is principal.kind:
+        return kind, owner_id
+    if kind is PrincipalKind.USER:
+        raise Forbidden("a user's API keys can only be created by that user")
+    service_account = await ApiKeyRepository(session).get_service_account(owner_id)
+    if service_account is None or service_account.account_id != principal.account_id:
+        raise NotFound(f"service account {owner_id} not found", field="owner_id")
+    return kind, owner_id
+
+
+async def create(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    display_name: str,
+    expiry: dt.datetime,
+    owner_type: str | None,
+    owner_id: str | None,
+) -> tuple[ApiKey, str]:
+    """Issue a key; the token is returned once and only its hash is stored."""
+    if not authorize(principal, Action.API_KEY_CREATE):
+        raise Forbidden("this credential may not create API keys")
+    kind, owner = await _owner(session, principal, owner_type, owner_id)
+    resource = Resource(account_id=principal.account_id, owner_id=owner)
+    if not authorize(principal, Action.API_KEY_CREATE, resource):
+        raise Forbidden("this credential may only create API keys for itself")
+    display_name = display_name.strip()
+    if not 1 <= len(display_name) <= 200:
+        raise InvalidField("display_name must be 1-200 characters", field="display_name")
+    now = utcnow()
+    expires_at = expiry if expiry.tzinfo is not None else expiry.replace(tzinfo=dt.UTC)
+    if expires_at <= now:
+        raise InvalidField("expiry must be in the future", field="expiry")
+    if expires_at > now + MAX_KEY_LIFETIME:
+        raise InvalidField("expiry must be at most 2 years (730 days) ahead", field="expiry")
+    repository = ApiKeyRepository(session)
+    await _check_active_limit(repository, principal, kind, owner, now)
+    new = generate_api_key()
+    api_key = ApiKey(
+        id=new.key_id,
+        token_hash=new.token_hash,
+        owner_type=kind.value,
+        owner_id=owner,
+        account_id=principal.account_id,
+        display_name=display_name,
+        expires_at=expires_at,
+    )
+    repository.add(api_key)
     audit.record(
-        session, principal, action="api_key.disable", target=key_id, account_id=api_key.account_id
+        session,
+        principal,
+        action="api_key.create",
+        target=api_key.id,
+        account_id=principal.account_id,
+        details={
+            "owner_type": kind.value,
+            "owner_id": owner,
+            "expires_at": expires_at.isoformat(),
+        },
+    )
+    await session.flush()
+    return api_key, new.token
+
+
+async def _check_active_limit(
+    repository: ApiKeyRepository,
+    principal: Principal,
+    kind: PrincipalKind,
+    owner_id: str,
+    now: dt.datetime,
+) -> None:
+    limit = MAX_ACTIVE_KEYS[kind]
+    active = await repository.count_active(
+        principal, owner_type=kind.value, owner_id=owner_id, now=now
+    )
+    if active >= limit:
+        raise LimitExceeded(
+            f"a {kind.value.replace('_', ' ')} may have at most {limit} active API keys; "
+            "disable or delete one first"
+        )
+
+
+async def list_all(session: AsyncSession, principal: Principal) -> list[ApiKey]:
+    """Every key of the account for those who manage all keys, else the caller's own."""
+    if not authorize(principal, Action.API_KEY_READ):
+        raise Forbidden("this credential may not read API keys")
+    owner_id = None if account_wide(principal, Action.API_KEY_READ) else principal.id
+    return await ApiKeyRepository(session).list_scoped(principal, owner_id=owner_id)
+
+
+async def _visible(
+    session: AsyncSession, principal: Principal, key_id: str, action: Action
+) -> ApiKey:
+    """The key, if the caller may see it; another account's key (or, for a principal that
+    manages only its own keys, another owner's) is not found."""
+    api_key = await ApiKeyRepository(session).get_scoped(principal, key_id)
+    if api_key is None or not authorize(principal, Action.API_KEY_READ, _resource(api_key)):
+        raise NotFound(f"API key {key_id} not found")
+    if not authorize(principal, action, _resource(api_key)):
+        raise Forbidden(f"this credential may not perform {action.value} on {key_id}")
+    return api_key
+
+
+async def get(session: AsyncSession, principal: Principal, key_id: str) -> ApiKey:
+    return await _visible(session, principal, key_id, Action.API_KEY_READ)
+
+
+async def set_disabled(
+    session: AsyncSession, principal: Principal, *, key_id: str, disabled: bool
+) -> ApiKey:
+    """Disable (stops authenticating at once) or enable a key."""
+    repository = ApiKeyRepository(session)
+    api_key = await _visible(session, principal, key_id, Action.API_KEY_UPDATE)
+    if api_key.disabled == disabled:
+        return api_key
+    if not disabled and api_key.owner_id is not None:
+        kind = PrincipalKind(api_key.owner_type)
+        await _check_active_limit(repository, principal, kind, api_key.owner_id, utcnow())
+    api_key.disabled = disabled
+    audit.record(
+        session,
+        principal,
+        action="api_key.disable" if disabled else "api_key.enable",
+        target=key_id,
+        account_id=api_key.account_id,
+    )
+    await session.flush()
+    return api_key
+
+
+async def delete(session: AsyncSession, principal: Principal, *, key_id: str) -> None:
+    """Delete a key: its row is removed, so it stops authenticating at once."""
+    api_key = await _visible(session, principal, key_id, Action.API_KEY_DELETE)
+    await ApiKeyRepository(session).delete(api_key)
+    audit.record(
+        session,
+        principal,
+        action="api_key.delete",
+        target=key_id,
+        account_id=api_key.account_id,
+        details={"owner_type": api_key.owner_type, "owner_id": api_key.owner_id},
     )
     await session.flush()
 
@@ -102,8 +270,25 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
             display="operator",
             api_key_id=api_key.id,
         )
+    access = NamespaceAccessRepository(session)
+    if api_key.owner_type == PrincipalKind.SERVICE_ACCOUNT.value:
+        service_account = await repository.get_service_account(api_key.owner_id or "")
+        if service_account is None or service_account.account_id != api_key.account_id:
+            raise refused
+        return Principal(
+            kind=PrincipalKind.SERVICE_ACCOUNT,
+            id=service_account.id,
+            account_id=service_account.account_id,
+            account_role=service_account.account_role,
+            display=f"service-account:{service_account.name}",
+            api_key_id=api_key.id,
+            namespace_scope=service_account.namespace_id,
+            namespace_permissions=await access.permissions_of(
+                PrincipalKind.SERVICE_ACCOUNT, service_account.id
+            ),
+        )
     user = await repository.get_user(api_key.owner_id or "")
-    if user is None:
+    if user is None or user.account_id != api_key.account_id:
         raise refused
     return Principal(
         kind=PrincipalKind.USER,
@@ -112,4 +297,5 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
         account_role=user.account_role,
         display=f"user:{user.email}",
         api_key_id=api_key.id,
+        namespace_permissions=await access.permissions_of(PrincipalKind.USER, user.id),
     )

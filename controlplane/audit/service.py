@@ -4,11 +4,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Principal
+from auth import Action, Principal, authorize
+from controlplane.audit.repository import AuditEventRepository
 from controlplane.kit.context import request_id_var
+from controlplane.kit.errors import Forbidden, InvalidField
 from controlplane.models import AuditEvent
 
 SYSTEM_ACTOR = "system:control-plane"
+MAX_PAGE_SIZE = 500
 
 
 def record(
@@ -33,3 +36,25 @@ def record(
     )
     session.add(event)
     return event
+
+
+async def page(
+    session: AsyncSession, principal: Principal, *, page_size: int, page_token: str | None
+) -> tuple[list[AuditEvent], str | None]:
+    """One page of the caller's account's audit log, newest first, and the token of the next
+    page (None on the last)."""
+    if not authorize(principal, Action.AUDIT_LOG_READ):
+        raise Forbidden("this credential may not read the audit log")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidField(f"page_size must be 1-{MAX_PAGE_SIZE}", field="page_size")
+    before_id = None
+    if page_token is not None:
+        if not page_token.isdigit():
+            raise InvalidField("page_token is not one this API returned", field="page_token")
+        before_id = int(page_token)
+    events = await AuditEventRepository(session).page_scoped(
+        principal, before_id=before_id, limit=page_size + 1
+    )
+    if len(events) > page_size:
+        return events[:page_size], str(events[page_size - 1].id)
+    return events, None

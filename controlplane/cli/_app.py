@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import sys
@@ -14,8 +15,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from pydantic import BaseModel
 
+from controlplane.api_keys.schemas import ApiKeyOut
 from controlplane.client import StratusAPIError, StratusClient
 from controlplane.namespaces.schemas import NamespaceOperation, NamespaceOut
+from controlplane.service_accounts.schemas import ServiceAccountOut
+from controlplane.users.schemas import UserOut
 
 app = typer.Typer(no_args_is_help=True, help="Stratus: Temporal workflows as a service.")
 account_app = typer.Typer(no_args_is_help=True, help="Accounts (operator).")
@@ -26,6 +30,14 @@ app.add_typer(account_app, name="account")
 app.add_typer(namespace_app, name="namespace")
 app.add_typer(certs_app, name="certs")
 app.add_typer(operation_app, name="operation")
+user_app = typer.Typer(no_args_is_help=True, help="Users of your account and their roles.")
+service_account_app = typer.Typer(
+    no_args_is_help=True, help="Service accounts: account-wide or scoped to one namespace."
+)
+apikey_app = typer.Typer(no_args_is_help=True, help="API keys (the secret is shown once).")
+app.add_typer(user_app, name="user")
+app.add_typer(service_account_app, name="service-account")
+app.add_typer(apikey_app, name="apikey")
 client_ca_app = typer.Typer(
     no_args_is_help=True, help="CA certificates a namespace accepts for client certificates."
 )
@@ -54,7 +66,15 @@ class Context:
     output: Output
 
     def client(self) -> StratusClient:
-        return StratusClient(self.api_url, self.api_key)
+        """Authenticated by --api-key, else by the session ``stratus login`` stored."""
+        from controlplane.cli._session_store import load_session
+
+        session = None if self.api_key else load_session(self.api_url)
+        return StratusClient(
+            self.api_url,
+            self.api_key,
+            session=(session.session_token, session.csrf_token) if session else None,
+        )
 
 
 @app.callback()
@@ -217,22 +237,24 @@ def namespace_delete(
 
 
 def _wait_and_emit(
-    c: Context, client: StratusClient, result: NamespaceOperation, wait: bool
+    c: Context,
+    client: StratusClient,
+    result: NamespaceOperation,
+    wait: bool,
+    *,
+    reread: bool = True,
 ) -> None:
     """Follow the operation when asked, then print the namespace and its operation (as
-    ``namespace create`` does); a FAILED operation exits non-zero."""
+    ``namespace create`` does); a FAILED operation exits non-zero. ``reread=False`` keeps the
+    namespace as the write returned it (the operator cannot read tenants' namespaces)."""
     operation = result.async_operation
     if wait:
         operation = client.wait_for_operation(
             operation.id,
             on_change=lambda op: typer.echo(f"  operation {op.id}: {op.state}", err=True),
         )
-        result = result.model_copy(
-            update={
-                "namespace": client.get_namespace(result.namespace.id),
-                "async_operation": operation,
-            }
-        )
+        namespace = client.get_namespace(result.namespace.id) if reread else result.namespace
+        result = result.model_copy(update={"namespace": namespace, "async_operation": operation})
     _emit(
         c,
         result,
@@ -298,6 +320,28 @@ def namespace_update(
 ) -> None:
     """Change a namespace's retention."""
     _update(ctx.obj, namespace_id, wait, lambda _: {"retention_days": retention_days})
+
+
+@namespace_app.command("set-limits")
+def namespace_set_limits(
+    ctx: typer.Context,
+    namespace_id: NamespaceOption,
+    requests_per_second: Annotated[int, typer.Option(help="Requests/s, 1-100000")],
+    actions_per_second: Annotated[int, typer.Option(help="Actions/s, 1-100000")],
+    wait: WaitOption = False,
+) -> None:
+    """Operator: set a namespace's rate limits (enforced by the gateway)."""
+    c: Context = ctx.obj
+    try:
+        with c.client() as client:
+            result = client.set_namespace_limits(
+                namespace_id,
+                requests_per_second=requests_per_second,
+                actions_per_second=actions_per_second,
+            )
+            _wait_and_emit(c, client, result, wait, reread=False)
+    except StratusAPIError as error:
+        _api_error(error)
 
 
 @client_ca_app.command("list")
@@ -509,6 +553,286 @@ def certs_generate_leaf(
     c: Context = ctx.obj
     paths = {"cert": str(out_dir / "client.pem"), "key": str(out_dir / "client.key")}
     _emit(c, paths, f"wrote {paths['cert']} and {paths['key']}")
+
+
+class AccountRoleChoice(StrEnum):
+    owner = "owner"
+    admin = "admin"
+    developer = "developer"
+    finance_admin = "finance_admin"
+    read = "read"
+    metrics_read = "metrics_read"
+
+
+class PermissionChoice(StrEnum):
+    admin = "admin"
+    write = "write"
+    read = "read"
+    none = "none"
+
+
+UserArgument = Annotated[str, typer.Argument(help="The user's id or email")]
+_DURATION_RE = re.compile(r"^(\d+)([hdwy])$")
+_DURATION_UNITS = {"h": 1 / 24, "d": 1, "w": 7, "y": 365}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``90d``, ``12h``, ``4w``, ``1y`` → a timedelta (a year is 365 days)."""
+    match = _DURATION_RE.match(text.strip())
+    if match is None:
+        _fail(f"--duration {text!r}: expected a number and a unit h, d, w or y (e.g. 90d)")
+    return dt.timedelta(days=int(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+def _resolve_user(client: StratusClient, user: str) -> UserOut:
+    if "@" not in user:
+        return client.get_user(user)
+    email = user.strip().lower()
+    for candidate in client.list_users().users:
+        if candidate.email == email:
+            return candidate
+    _fail(f"no user with email {email} in this account")
+
+
+def _user_line(user: UserOut) -> str:
+    permissions = ",".join(f"{p.namespace_id}={p.permission}" for p in user.namespace_permissions)
+    return f"{user.id}\t{user.email}\t{user.account_role}\t{permissions or '-'}"
+
+
+@user_app.command("invite")
+def user_invite(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Option(help="The user's email (matched at sign-in)")],
+    account_role: Annotated[AccountRoleChoice, typer.Option(help="Account role")],
+) -> None:
+    """Invite a user to your account with an account role."""
+    c: Context = ctx.obj
+    try:
+        with c.client() as client:
+            user = client.invite_user(email, account_role.value)
+    except StratusAPIError as error:
+        _api_error(error)
+    _emit(c, user, f"invited {user.email} as {user.account_role} (user {user.id})")
+
+
+@user_app.command("list")
+def user_list(ctx: typer.Context) -> None:
+    """Users: id, email, account role, namespace permissions."""
+    c: Context = ctx.obj
+    try:
+        with c.client() as client:
+            users = client.list_users()
+    except StratusAPIError as error:
+        _api_error(error)
+    _emit(c, users, "\n".join(_user_line(user) for user in users.users) or "no users")
+
+
+@user_app.command("set-account-role")
+def user_set_account_role(
+    ctx: typer.Context,
+    user: UserArgument,
+    account_role: Annotated[AccountRoleChoice, typer.Option(help="New account role")],
+) -> None:
+    """Change a user's account role (the last owner cannot be demoted)."""
+    c: Context = ctx.obj
+    try:
+        with c.client() as client:
+            current = _resolve_user(client, user)
+            updated = client.update_user(
+                current.id,
+                resource_version=current.resource_version,
+                account_role=account_role.value,
+            )
+    except StratusAPIError as error:
+        _api_error(error)
+    _emit(c, updated, f"{updated.email}: {updated.account_role}")
+
+
+@user_app.command("set-namespace-permissions")
+def user_set_namespace_permissions(
+    ctx: typer.Context,
+    user: UserArgument,
+    namespace_id: NamespaceOption,
+    permission: Annotated[
+        PermissionChoice, typer.Option(help="admin, write, read, or none to remove")
+    ],
+) -> None:
+    """Set a user's permission on one namespace."""
+    c: Context = ctx.obj
+    value = None if permission is PermissionChoice.none else permission.value
+    try:
+        with c.client() as client:
+            updated = client.set_namespace_access(
+                namespace_id, _resolve_user(client, user).id, value
+            )
+    except StratusAPIError as error:
+        _api_error(error)
+    _emit(c, updated, _user_line(updated))
+
+
+@user_app.command("delete")
+def user_delete(ctx: typer.Context, user: UserArgument) -> None:
+    """Remove a user with their API keys and namespace permissions."""
+    c: Context = ctx.obj
+    try:
+        with c.client() as client:
+            target = _resolve_user(client, user)
+            client.delete_user(target.id)
+    except StratusAPIError as error:
+        _api_error(error)
+    _emit(c, {"deleted": target.id}, f"deleted user {target.email}")
+
+
+def _service_account_line(sa: ServiceAccountOut) -> str:
+    if sa.namespace_scope is not None:
+        scope = f"{sa.namespace_scope.namespace_id}={sa.namespace_scope.permission}"
+    else:
+        scope = f"account:{sa.account_role}"
+    return f"{sa.id}\t{sa.name}\t{scope}"
+
+
+@service_account_app.command("create")
+def service_account_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="Unique name in the account")],
+    account_role: Annotated[AccountRoleChoice, typer.Option(help="Account role (not owner)")],
+    description: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Create an account-wide service account."""
+    c: Context = ctx.obj
+    try:
+        with c.client() as client:
+            sa = client.create_service_account(
+                name, description=description, account_role=account_role.value
+            )
+    except StratusAPIError as error:
+        _api_error(error)
+    _emit(c, sa, f"service account {sa.name} created: {sa.id}")
+
+
+@service_account_app.command("create-scoped")
+def service_account_create_scoped(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="Unique name in the account")],
+    namespace_id: NamespaceOption,
+    permission: Annotated[PermissionChoice, typer.Option(help="admin, write or read")],
+    description: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Create a service account scoped to one namespace."""
+    c: Context = ctx.obj
+    if permission is PermissionChoice.none:
+        _fail("--permission must be admin, write or read")
+    try:
+        with c.client() as client:
+            sa = client.create_service_account(
+                name,
+                description=description,
+                namespace_id=namespace_id,
+                namespace_permission=permission.value,
+            )
+    except StratusAPIError as error:
+        _api_error(error)
+    _emit(c, sa, f"service account {sa.name} created: {sa.id}")
+
+
+@service_account_app.command("list")
+def service_account_list(ctx: typer.Context) -> None:
+    c: Context = ctx.obj
+    try:
+        with c.client() as client:
+            service_accounts = client.list_service_accounts()
+    except StratusAPIError as error:
+        _api_error(error)
+    lines = [_service_account_line(sa) for sa in service_accounts.service_accounts]
+    _emit(c, service_accounts, "\n".join(lines) or "no service accounts")
+
+
+@service_account_app.command("delete")
+def service_account_delete(ctx: typer.Context, service_account_id: str) -> None:
+    """Remove a service account and its API keys."""
+    c: Context = ctx.obj
+    try:
+        with c.client() as client:
+            client.delete_service_account(service_account_id)
+    except StratusAPIError as error:
+        _api_error(error)
+    _emit(c, {"deleted": service_account_id}, f"deleted service account {service_account_id}")
+
+
+def _key_line(key: ApiKeyOut) -> str:
+    state = "disabled" if key.disabled else "enabled"
+    expires = key.expires_at.isoformat() if key.expires_at else "never"
+    return f"{key.id}\t{key.display_name}\t{key.owner_type}:{key.owner_id}\t{state}\t{expires}"
+
+
+@apikey_app.command("create")
+def apikey_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="Display name")],
+    duration: Annotated[str, typer.Option(help="Lifetime, e.g. 90d, 12h, 4w, 1y (max 2y)")],
+    service_account_id: Annotated[
+        str | None, typer.Option(help="Create the key for this service account (admins)")
+    ] = None,
+) -> None:
+    """Create an API key; the secret is printed once."""
+    c: Context = ctx.obj
+    expiry = dt.datetime.now(dt.UTC) + parse_duration(duration)
+    try:
+        with c.client() as client:
+            created = client.create_api_key(name, expiry, service_account_id=service_account_id)
+    except StratusAPIError as error:
+        _api_error(error)
+    _emit(
+        c,
+        created,
+        f"API key {created.api_key.id} (expires {expiry.date().isoformat()})\n"
+        f"token (shown once): {created.token}",
+    )
+
+
+@apikey_app.command("list")
+def apikey_list(ctx: typer.Context) -> None:
+    c: Context = ctx.obj
+    try:
+        with c.client() as client:
+            keys = client.list_api_keys()
+    except StratusAPIError as error:
+        _api_error(error)
+    _emit(c, keys, "\n".join(_key_line(key) for key in keys.api_keys) or "no API keys")
+
+
+@apikey_app.command("disable")
+def apikey_disable(ctx: typer.Context, api_key_id: str) -> None:
+    """Stop a key from working (at once); enable brings it back."""
+    c: Context = ctx.obj
+    try:
+        with c.client() as client:
+            key = client.disable_api_key(api_key_id)
+    except StratusAPIError as error:
+        _api_error(error)
+    _emit(c, key, _key_line(key))
+
+
+@apikey_app.command("enable")
+def apikey_enable(ctx: typer.Context, api_key_id: str) -> None:
+    c: Context = ctx.obj
+    try:
+        with c.client() as client:
+            key = client.enable_api_key(api_key_id)
+    except StratusAPIError as error:
+        _api_error(error)
+    _emit(c, key, _key_line(key))
+
+
+@apikey_app.command("delete")
+def apikey_delete(ctx: typer.Context, api_key_id: str) -> None:
+    c: Context = ctx.obj
+    try:
+        with c.client() as client:
+            client.delete_api_key(api_key_id)
+    except StratusAPIError as error:
+        _api_error(error)
+    _emit(c, {"deleted": api_key_id}, f"deleted API key {api_key_id}")
 
 
 def main() -> None:

@@ -19,6 +19,8 @@ class RouteOut(BaseModel):
     accepted_client_ca: str
     cell_namespace_id: str
     certificate_filters: list[dict[str, str]]
+    requests_per_second: int
+    actions_per_second: int
 
 
 class RouteTableOut(BaseModel):
@@ -61,6 +63,8 @@ async def list_gateway_routes(
                 accepted_client_ca=r.accepted_client_ca,
                 cell_namespace_id=r.cell_namespace_id,
                 certificate_filters=r.certificate_filters,
+                requests_per_second=r.requests_per_second,
+                actions_per_second=r.actions_per_second,
             )
             for r in routes
         ],

@@ -4,6 +4,7 @@ publish fails on the constraint and is retried rather than hiding a change from 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict, dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,43 +16,41 @@ from controlplane.kit.db import utcnow
 from controlplane.models import GatewayInstance, GatewayRoute
 
 
-async def publish(
-    session: AsyncSession,
-    namespace_id: str,
-    cell_address: str,
-    accepted_client_ca: str,
-    cell_namespace_id: str,
-    certificate_filters: list[dict[str, str]],
-) -> int:
+@dataclass(frozen=True)
+class RouteSpec:
+    """Everything a gateway needs for one namespace."""
+
+    namespace_id: str
+    cell_address: str
+    accepted_client_ca: str
+    cell_namespace_id: str
+    certificate_filters: list[dict[str, str]]
+    requests_per_second: int
+    actions_per_second: int
+
+    def fields(self) -> dict[str, object]:
+        values = asdict(self)
+        values.pop("namespace_id")
+        return values
+
+
+async def publish(session: AsyncSession, spec: RouteSpec) -> int:
     """Publish (or update) a route; returns the table version that carries it."""
     repository = GatewayRouteRepository(session)
-    route = await repository.get(namespace_id)
+    route = await repository.get(spec.namespace_id)
+    fields = spec.fields()
     if (
         route is not None
         and not route.removed
-        and route.cell_address == cell_address
-        and route.accepted_client_ca == accepted_client_ca
-        and route.cell_namespace_id == cell_namespace_id
-        and route.certificate_filters == certificate_filters
+        and all(getattr(route, name) == value for name, value in fields.items())
     ):
         return route.version
     version = await repository.table_version() + 1
     if route is None:
-        repository.add(
-            GatewayRoute(
-                namespace_id=namespace_id,
-                cell_address=cell_address,
-                accepted_client_ca=accepted_client_ca,
-                cell_namespace_id=cell_namespace_id,
-                certificate_filters=certificate_filters,
-                version=version,
-            )
-        )
+        repository.add(GatewayRoute(namespace_id=spec.namespace_id, version=version, **fields))
     else:
-        route.cell_address = cell_address
-        route.accepted_client_ca = accepted_client_ca
-        route.cell_namespace_id = cell_namespace_id
-        route.certificate_filters = certificate_filters
+        for name, value in fields.items():
+            setattr(route, name, value)
         route.removed = False
         route.version = version
     await session.flush()

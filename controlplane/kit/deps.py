@@ -12,8 +12,9 @@ from auth import Action, Principal, authorize
 from controlplane.api_keys import service as api_keys
 from controlplane.config import Settings
 from controlplane.kit.db import session_scope
-from controlplane.kit.errors import Forbidden, Unauthenticated
+from controlplane.kit.errors import CsrfRejected, Forbidden, Unauthenticated
 from controlplane.operations.starter import OperationStarter
+from controlplane.sign_in import service as sign_in
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -43,11 +44,38 @@ def _starter(request: Request) -> OperationStarter:
 StarterDep = Annotated[OperationStarter, Depends(_starter)]
 
 
+SESSION_COOKIE = "stratus_session"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def _principal(request: Request, session: SessionDep) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    """An API key (``Authorization: Bearer``) or, without one, a web session cookie. A
+    state-changing request made with the cookie must echo the session's CSRF token: the
+    browser attaches cookies on its own, never this header."""
+    header = request.headers.get("authorization")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if header is None and cookie:
+        signed_in = await sign_in.authenticate_session(session, cookie)
+        principal = signed_in.principal
+        if request.method not in _SAFE_METHODS and not sign_in.csrf_matches(
+            signed_in.web_session, request.headers.get(CSRF_HEADER)
+        ):
+            await sign_in.record_csrf_refusal(
+                request.app.state.sessionmaker,
+                principal,
+                method=request.method,
+                path=request.url.path,
+            )
+            raise CsrfRejected(
+                f"requests authenticated by the session cookie must send {CSRF_HEADER} "
+                "(GET /api/v1/auth/session returns it)"
+            )
+        request.state.principal = principal
+        return principal
+    scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("send an API key as `Authorization: Bearer <key>`")
+        raise Unauthenticated("send an API key as `Authorization: Bearer <key>` or sign in")
     principal = await api_keys.authenticate(session, token.strip())
     request.state.principal = principal
     return principal

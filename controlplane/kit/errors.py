@@ -60,6 +60,11 @@ class Forbidden(StratusError):
     title = "Not allowed"
 
 
+class CsrfRejected(Forbidden):
+    slug = "csrf"
+    title = "Missing or wrong CSRF token"
+
+
 class NotFound(StratusError):
     status = 404
     slug = "not-found"
@@ -75,6 +80,16 @@ class Conflict(StratusError):
 class AlreadyExists(Conflict):
     slug = "already-exists"
     title = "Already exists"
+
+
+class LimitExceeded(Conflict):
+    slug = "limit-exceeded"
+    title = "A limit would be exceeded"
+
+
+class LastOwner(Conflict):
+    slug = "last-owner"
+    title = "The account needs an owner"
 
 
 class ResourceVersionMismatch(Conflict):

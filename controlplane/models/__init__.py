@@ -9,7 +9,11 @@ from controlplane.models.cell import Cell
 from controlplane.models.gateway_instance import GatewayInstance
 from controlplane.models.gateway_route import GatewayRoute
 from controlplane.models.namespace import Namespace, NamespaceState
+from controlplane.models.namespace_access import NamespaceAccess
+from controlplane.models.oidc_login_attempt import OidcLoginAttempt
+from controlplane.models.service_account import ServiceAccount
 from controlplane.models.user import User
+from controlplane.models.web_session import WebSession
 
 __all__ = [
     "Account",
@@ -21,7 +25,11 @@ __all__ = [
     "GatewayInstance",
     "GatewayRoute",
     "Namespace",
+    "NamespaceAccess",
     "NamespaceState",
+    "OidcLoginAttempt",
     "OperationState",
+    "ServiceAccount",
     "User",
+    "WebSession",
 ]

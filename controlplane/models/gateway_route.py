@@ -19,6 +19,8 @@ class GatewayRoute(TimestampMixin, Base):
     cell_address: Mapped[str] = mapped_column(String(255))
     accepted_client_ca: Mapped[str] = mapped_column(Text)
     certificate_filters: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    requests_per_second: Mapped[int] = mapped_column(default=2000)
+    actions_per_second: Mapped[int] = mapped_column(default=500)
     cell_namespace_id: Mapped[str] = mapped_column(String(64), default="")
     version: Mapped[int] = mapped_column(unique=True)
     removed: Mapped[bool] = mapped_column(default=False)

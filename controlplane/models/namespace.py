@@ -7,6 +7,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.models.base import Base, TimestampMixin
 
+DEFAULT_REQUESTS_PER_SECOND = 2000
+DEFAULT_ACTIONS_PER_SECOND = 500
+
 
 class NamespaceState(enum.StrEnum):
     ACTIVATING = "ACTIVATING"
@@ -30,6 +33,9 @@ class Namespace(TimestampMixin, Base):
     # Validated filters as ``CertificateFilter.as_dict()`` objects; empty admits every
     # certificate of the accepted CAs.
     certificate_filters: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # Enforced by the gateway; the operator changes them per namespace.
+    requests_per_second: Mapped[int] = mapped_column(default=DEFAULT_REQUESTS_PER_SECOND)
+    actions_per_second: Mapped[int] = mapped_column(default=DEFAULT_ACTIONS_PER_SECOND)
     # Stored as VARCHAR; read back as the enum (a plain String column would hand out str).
     state: Mapped[NamespaceState] = mapped_column(
         Enum(NamespaceState, native_enum=False, length=16)

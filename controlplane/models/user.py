@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.models.base import Base, TimestampMixin
+
+
+def _new_version() -> str:
+    return str(uuid.uuid4())
 
 
 class User(TimestampMixin, Base):
@@ -14,3 +20,5 @@ class User(TimestampMixin, Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     email: Mapped[str] = mapped_column(String(320))
     account_role: Mapped[str] = mapped_column(String(32))
+    # Changes on every update, so a concurrent change is refused rather than overwritten.
+    resource_version: Mapped[str] = mapped_column(String(36), default=_new_version)

@@ -9,6 +9,7 @@ from controlplane.kit.deps import SessionDep, StarterDep, requires
 from controlplane.namespaces import service
 from controlplane.namespaces.schemas import (
     NamespaceCreate,
+    NamespaceLimits,
     NamespaceList,
     NamespaceOperation,
     NamespaceOut,
@@ -113,5 +114,31 @@ async def delete_namespace(
         namespace_id=namespace_id,
         resource_version=resource_version,
         async_operation_id=async_operation_id,
+    )
+    return _out(namespace, operation)
+
+
+@router.post(
+    "/{namespace_id}/limits",
+    status_code=202,
+    response_model=NamespaceOperation,
+    responses=Problems,
+)
+async def set_namespace_limits(
+    namespace_id: str,
+    body: NamespaceLimits,
+    session: SessionDep,
+    starter: StarterDep,
+    principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_LIMITS_SET))],
+) -> NamespaceOperation:
+    """Operator only: set the namespace's requests/s and actions/s, enforced by the gateway."""
+    namespace, operation = await service.set_limits(
+        session,
+        principal,
+        starter,
+        namespace_id=namespace_id,
+        requests_per_second=body.requests_per_second,
+        actions_per_second=body.actions_per_second,
+        async_operation_id=body.async_operation_id,
     )
     return _out(namespace, operation)

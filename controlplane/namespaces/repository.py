@@ -3,8 +3,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Principal
-from controlplane.kit.tenancy import scoped
+from auth import Action, Principal
+from controlplane.kit.tenancy import scoped, scoped_to_namespaces
 from controlplane.models import Namespace
 
 
@@ -19,8 +19,13 @@ class NamespaceRepository:
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def list_scoped(self, principal: Principal) -> list[Namespace]:
-        statement = scoped(
-            select(Namespace).order_by(Namespace.name), Namespace.account_id, principal
+        """The account's namespaces the principal may read."""
+        statement = scoped_to_namespaces(
+            select(Namespace).order_by(Namespace.name),
+            Namespace.account_id,
+            Namespace.id,
+            principal,
+            Action.NAMESPACE_READ,
         )
         return list((await self.session.execute(statement)).scalars())
 

@@ -48,10 +48,18 @@ class NamespaceOut(BaseModel):
     retention_days: int
     accepted_client_ca: str
     certificate_filters: list[dict[str, str]]
+    requests_per_second: int = Field(description="Rate limit enforced by the gateway (RPS)")
+    actions_per_second: int = Field(description="Rate limit enforced by the gateway (APS)")
     state: NamespaceState
     resource_version: str
     created_at: dt.datetime
     updated_at: dt.datetime
+
+
+class NamespaceLimits(BaseModel):
+    requests_per_second: int = Field(description="1-100000")
+    actions_per_second: int = Field(description="1-100000")
+    async_operation_id: str | None = None
 
 
 class NamespaceOperation(BaseModel):

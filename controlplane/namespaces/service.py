@@ -14,11 +14,15 @@ from auth import (
     CABundle,
     InvalidCABundle,
     InvalidCertificateFilters,
+    NamespacePermission,
     Principal,
+    Resource,
+    account_wide,
     authorize,
     parse_ca_bundle,
     parse_certificate_filters,
 )
+from controlplane.access import service as access
 from controlplane.audit import service as audit
 from controlplane.kit.errors import (
     AlreadyExists,
@@ -84,6 +88,21 @@ def _require(principal: Principal, action: Action) -> str:
     return principal.account_id
 
 
+async def _visible(
+    repository: NamespaceRepository, principal: Principal, namespace_id: str, action: Action
+) -> Namespace:
+    """The namespace, checked against the policy for ``action`` on it: one the caller may not
+    even read is not found (as another account's), one it may read but not change is 403."""
+    namespace = await repository.get_scoped(principal, namespace_id)
+    if namespace is None or not authorize(
+        principal, Action.NAMESPACE_READ, Resource(namespace.account_id, namespace.id)
+    ):
+        raise NotFound(f"namespace {namespace_id} not found")
+    if not authorize(principal, action, Resource(namespace.account_id, namespace.id)):
+        raise Forbidden(f"this credential may not perform {action.value} on {namespace_id}")
+    return namespace
+
+
 async def create(
     session: AsyncSession,
     principal: Principal,
@@ -146,6 +165,11 @@ async def create(
         },
     )
     await session.flush()
+    if not account_wide(principal, Action.NAMESPACE_UPDATE):
+        # As in Temporal Cloud, a developer administers the namespaces it creates.
+        await access.grant(
+            session, principal, namespace, principal.kind, principal.id, NamespacePermission.ADMIN
+        )
     return namespace, operation
 
 
@@ -166,9 +190,7 @@ async def update(
     resource_version); the operation applies it to the cell and the gateways."""
     account_id = _require(principal, Action.NAMESPACE_UPDATE)
     repository = NamespaceRepository(session)
-    namespace = await repository.get_scoped(principal, namespace_id)
-    if namespace is None:
-        raise NotFound(f"namespace {namespace_id} not found")
+    namespace = await _visible(repository, principal, namespace_id, Action.NAMESPACE_UPDATE)
     if async_operation_id is not None:
         operations.validate_operation_id(async_operation_id)
         existing = await operations.find_existing(
@@ -232,12 +254,75 @@ async def update(
     return namespace, operation
 
 
-async def get(session: AsyncSession, principal: Principal, namespace_id: str) -> Namespace:
-    _require(principal, Action.NAMESPACE_READ)
-    namespace = await NamespaceRepository(session).get_scoped(principal, namespace_id)
+MIN_RATE_LIMIT, MAX_RATE_LIMIT = 1, 100_000
+
+
+async def set_limits(
+    session: AsyncSession,
+    principal: Principal,
+    starter: OperationStarter,
+    *,
+    namespace_id: str,
+    requests_per_second: int,
+    actions_per_second: int,
+    async_operation_id: str | None,
+) -> tuple[Namespace, AsyncOperation]:
+    """Operator only: change a namespace's gateway rate limits (applied as an update)."""
+    if not authorize(principal, Action.NAMESPACE_LIMITS_SET):
+        raise Forbidden("only the operator may change a namespace's rate limits")
+    for field, value in (
+        ("requests_per_second", requests_per_second),
+        ("actions_per_second", actions_per_second),
+    ):
+        if not MIN_RATE_LIMIT <= value <= MAX_RATE_LIMIT:
+            raise InvalidField(
+                f"{field} must be between {MIN_RATE_LIMIT} and {MAX_RATE_LIMIT}", field=field
+            )
+    if async_operation_id is not None:
+        operations.validate_operation_id(async_operation_id)
+    # The operator acts across accounts: no tenant scoping here, by design.
+    namespace = await NamespaceRepository(session).get(namespace_id)
     if namespace is None:
         raise NotFound(f"namespace {namespace_id} not found")
-    return namespace
+    if namespace.state != NamespaceState.ACTIVE:
+        raise Conflict(
+            f"namespace {namespace_id} is {namespace.state.value}; only an ACTIVE namespace "
+            "can be updated",
+            field="state",
+        )
+    namespace.requests_per_second = requests_per_second
+    namespace.actions_per_second = actions_per_second
+    namespace.state = NamespaceState.UPDATING
+    namespace.resource_version = str(uuid.uuid4())
+    operation = operations.create(
+        session,
+        starter,
+        account_id=namespace.account_id,
+        operation_type="namespace.update",
+        resource_id=namespace_id,
+        operation_id=async_operation_id,
+    )
+    audit.record(
+        session,
+        principal,
+        action="namespace.limits.set",
+        target=namespace_id,
+        account_id=namespace.account_id,
+        details={
+            "requests_per_second": requests_per_second,
+            "actions_per_second": actions_per_second,
+            "async_operation_id": operation.id,
+        },
+    )
+    await session.flush()
+    return namespace, operation
+
+
+async def get(session: AsyncSession, principal: Principal, namespace_id: str) -> Namespace:
+    _require(principal, Action.NAMESPACE_READ)
+    return await _visible(
+        NamespaceRepository(session), principal, namespace_id, Action.NAMESPACE_READ
+    )
 
 
 async def list_all(session: AsyncSession, principal: Principal) -> list[Namespace]:
@@ -255,9 +340,9 @@ async def delete(
     async_operation_id: str | None,
 ) -> tuple[Namespace, AsyncOperation]:
     account_id = _require(principal, Action.NAMESPACE_DELETE)
-    namespace = await NamespaceRepository(session).get_scoped(principal, namespace_id)
-    if namespace is None:
-        raise NotFound(f"namespace {namespace_id} not found")
+    namespace = await _visible(
+        NamespaceRepository(session), principal, namespace_id, Action.NAMESPACE_DELETE
+    )
     if async_operation_id is not None:
         operations.validate_operation_id(async_operation_id)
         existing = await operations.find_existing(

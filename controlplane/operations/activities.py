@@ -180,11 +180,15 @@ class ProvisioningActivities:
                     raise ApplicationError(f"namespace {namespace_id} is not registered yet")
                 return await routes.publish(
                     session,
-                    namespace_id,
-                    cell.address,
-                    namespace.accepted_client_ca,
-                    namespace.cell_namespace_id,
-                    namespace.certificate_filters,
+                    routes.RouteSpec(
+                        namespace_id=namespace_id,
+                        cell_address=cell.address,
+                        accepted_client_ca=namespace.accepted_client_ca,
+                        cell_namespace_id=namespace.cell_namespace_id,
+                        certificate_filters=namespace.certificate_filters,
+                        requests_per_second=namespace.requests_per_second,
+                        actions_per_second=namespace.actions_per_second,
+                    ),
                 )
         except (IntegrityError, OperationalError) as error:
             raise ApplicationError(f"route version race, retrying: {error}") from None

@@ -3,8 +3,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Principal
-from controlplane.kit.tenancy import scoped
+from auth import Action, Principal
+from controlplane.kit.tenancy import scoped, scoped_to_namespaces
 from controlplane.models import AsyncOperation, OperationState
 
 
@@ -21,14 +21,21 @@ class OperationRepository:
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def list_scoped(self, principal: Principal, *, limit: int = 100) -> list[AsyncOperation]:
-        statement = scoped(
+        """The account's operations on namespaces the principal may read, newest first."""
+        statement = scoped_to_namespaces(
             select(AsyncOperation).order_by(AsyncOperation.created_at.desc()).limit(limit),
             AsyncOperation.account_id,
+            AsyncOperation.resource_id,
             principal,
+            Action.OPERATION_READ,
         )
         return list((await self.session.execute(statement)).scalars())
 
     # System access (the worker acts for the control plane, not for a tenant).
+    async def list_recent(self, *, limit: int = 100) -> list[AsyncOperation]:
+        statement = select(AsyncOperation).order_by(AsyncOperation.created_at.desc()).limit(limit)
+        return list((await self.session.execute(statement)).scalars())
+
     async def get(self, operation_id: str) -> AsyncOperation | None:
         return await self.session.get(AsyncOperation, operation_id)
 

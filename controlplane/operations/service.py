@@ -5,7 +5,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Action, Principal, authorize
+from auth import Action, Principal, PrincipalKind, Resource, authorize
 from controlplane.kit.db import after_commit
 from controlplane.kit.errors import Conflict, Forbidden, InvalidField, NotFound
 from controlplane.models import AsyncOperation, OperationState
@@ -66,11 +66,26 @@ def create(
 async def get(session: AsyncSession, principal: Principal, operation_id: str) -> AsyncOperation:
     if not authorize(principal, Action.OPERATION_READ):
         raise Forbidden("this credential may not read operations")
-    operation = await OperationRepository(session).get_scoped(principal, operation_id)
-    if operation is None:
+    repository = OperationRepository(session)
+    if principal.kind is PrincipalKind.OPERATOR:
+        # The operator runs the installation and follows operations in any account.
+        operation = await repository.get(operation_id)
+    else:
+        operation = await repository.get_scoped(principal, operation_id)
+    if operation is None or not authorize(
+        principal,
+        Action.OPERATION_READ,
+        Resource(account_id=operation.account_id, namespace_id=operation.resource_id),
+    ):
         raise NotFound(f"operation {operation_id} not found")
     return operation
 
 
 async def list_recent(session: AsyncSession, principal: Principal) -> list[AsyncOperation]:
-    return await OperationRepository(session).list_scoped(principal)
+    if not authorize(principal, Action.OPERATION_READ):
+        raise Forbidden("this credential may not read operations")
+    repository = OperationRepository(session)
+    if principal.kind is PrincipalKind.OPERATOR:
+        # As for ``get``: the operator follows operations in every account.
+        return await repository.list_recent()
+    return await repository.list_scoped(principal)

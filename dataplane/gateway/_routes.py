@@ -20,7 +20,11 @@ from auth import (
     parse_ca_bundle,
     parse_certificate_filters,
 )
-from dataplane.gateway._limits import Limits
+from dataplane.gateway._limits import (
+    DEFAULT_ACTIONS_PER_SECOND,
+    DEFAULT_REQUESTS_PER_SECOND,
+    Limits,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +184,14 @@ class HttpRouteSource:
                     bundle,
                     str(entry.get("cell_namespace_id") or ""),
                     filters,
+                    Limits(
+                        requests_per_second=int(
+                            entry.get("requests_per_second") or DEFAULT_REQUESTS_PER_SECOND
+                        ),
+                        actions_per_second=int(
+                            entry.get("actions_per_second") or DEFAULT_ACTIONS_PER_SECOND
+                        ),
+                    ),
                 )
             )
         self._bundles = bundles

@@ -1,0 +1,1 @@
+"""Per-namespace permissions of users and service accounts."""

@@ -1,0 +1,85 @@
+"""API keys of users and service accounts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+
+from auth import Action, Principal
+from controlplane.api_keys import service
+from controlplane.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
+from controlplane.kit.deps import SessionDep, requires
+
+router = APIRouter(prefix="/api-keys", tags=["api-keys"])
+Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}}
+
+
+@router.post("", status_code=201, response_model=ApiKeyCreated, responses=Problems)
+async def create_api_key(
+    body: ApiKeyCreate,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(requires(Action.API_KEY_CREATE))],
+) -> ApiKeyCreated:
+    """Issue a key for the caller (or, for admins, a service account). The token is in this
+    answer only; at most 10 active keys per user and 20 per service account."""
+    api_key, token = await service.create(
+        session,
+        principal,
+        display_name=body.display_name,
+        expiry=body.expiry,
+        owner_type=body.owner_type,
+        owner_id=body.owner_id,
+    )
+    return ApiKeyCreated(api_key=ApiKeyOut.model_validate(api_key), token=token)
+
+
+@router.get("", response_model=ApiKeyList, responses=Problems)
+async def list_api_keys(
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(requires(Action.API_KEY_READ))],
+) -> ApiKeyList:
+    """All keys of the account for owners and admins; the caller's own for everyone else."""
+    keys = await service.list_all(session, principal)
+    return ApiKeyList(api_keys=[ApiKeyOut.model_validate(key) for key in keys])
+
+
+@router.get("/{api_key_id}", response_model=ApiKeyOut, responses=Problems)
+async def get_api_key(
+    api_key_id: str,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(requires(Action.API_KEY_READ))],
+) -> ApiKeyOut:
+    return ApiKeyOut.model_validate(await service.get(session, principal, api_key_id))
+
+
+@router.post("/{api_key_id}/disable", response_model=ApiKeyOut, responses=Problems)
+async def disable_api_key(
+    api_key_id: str,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(requires(Action.API_KEY_UPDATE))],
+) -> ApiKeyOut:
+    """The key stops authenticating at once."""
+    api_key = await service.set_disabled(session, principal, key_id=api_key_id, disabled=True)
+    return ApiKeyOut.model_validate(api_key)
+
+
+@router.post("/{api_key_id}/enable", response_model=ApiKeyOut, responses=Problems)
+async def enable_api_key(
+    api_key_id: str,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(requires(Action.API_KEY_UPDATE))],
+) -> ApiKeyOut:
+    api_key = await service.set_disabled(session, principal, key_id=api_key_id, disabled=False)
+    return ApiKeyOut.model_validate(api_key)
+
+
+@router.delete("/{api_key_id}", status_code=204, response_class=Response, responses=Problems)
+async def delete_api_key(
+    api_key_id: str,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(requires(Action.API_KEY_DELETE))],
+) -> Response:
+    """Delete the key; it stops authenticating at once."""
+    await service.delete(session, principal, key_id=api_key_id)
+    return Response(status_code=204)

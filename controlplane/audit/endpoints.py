@@ -1,0 +1,32 @@
+"""The account's audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from auth import Action, Principal
+from controlplane.audit import service
+from controlplane.audit.schemas import AuditEventOut, AuditEventPage
+from controlplane.kit.deps import SessionDep, requires
+
+router = APIRouter(prefix="/audit-logs", tags=["audit"])
+
+
+@router.get("", response_model=AuditEventPage, responses={400: {}, 401: {}, 403: {}})
+async def list_audit_logs(
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(requires(Action.AUDIT_LOG_READ))],
+    page_size: Annotated[int, Query()] = 100,
+    page_token: Annotated[str | None, Query()] = None,
+) -> AuditEventPage:
+    """Every mutation in the account (who, what, target, when, request id, outcome), newest
+    first; pass ``next_page_token`` back as ``page_token`` for the next page."""
+    events, next_token = await service.page(
+        session, principal, page_size=page_size, page_token=page_token
+    )
+    return AuditEventPage(
+        audit_logs=[AuditEventOut.model_validate(event) for event in events],
+        next_page_token=next_token,
+    )

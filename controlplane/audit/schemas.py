@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class AuditEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    target: str
+    request_id: str | None
+    outcome: str
+    details: dict[str, Any]
+
+
+class AuditEventPage(BaseModel):
+    audit_logs: list[AuditEventOut]
+    next_page_token: str | None

@@ -1,0 +1,1 @@
+"""Service accounts: non-human principals, account-wide or scoped to one namespace."""

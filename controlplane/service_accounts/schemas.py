@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, Field
+
+from auth import AccountRole, NamespacePermission
+
+
+class NamespaceScope(BaseModel):
+    namespace_id: str
+    permission: NamespacePermission
+
+
+class ServiceAccountCreate(BaseModel):
+    """Exactly one of ``account_role`` (account-wide) and ``namespace_scope``."""
+
+    name: str = Field(description="1-200 characters, unique in the account")
+    description: str = Field("", description="At most 1000 characters")
+    account_role: AccountRole | None = Field(None, description="Account-wide role (any but owner)")
+    namespace_scope: NamespaceScope | None = Field(
+        None, description="Scope the service account to one namespace with this permission"
+    )
+
+
+class ServiceAccountUpdate(BaseModel):
+    """A partial update; a service account stays account-wide or namespace-scoped."""
+
+    resource_version: str
+    name: str | None = None
+    description: str | None = None
+    account_role: AccountRole | None = None
+    namespace_permission: NamespacePermission | None = Field(
+        None, description="New permission of a namespace-scoped service account"
+    )
+
+
+class ServiceAccountOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    account_role: AccountRole | None
+    namespace_scope: NamespaceScope | None
+    resource_version: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ServiceAccountList(BaseModel):
+    service_accounts: list[ServiceAccountOut]

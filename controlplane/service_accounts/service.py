@@ -1,0 +1,250 @@
+"""Service accounts: account-wide with a role (any but owner), or scoped to exactly one
+namespace with a namespace permission. Their API keys are issued through ``api_keys``."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth import AccountRole, Action, NamespacePermission, Principal, PrincipalKind, authorize
+from controlplane.access import service as access
+from controlplane.access.repository import NamespaceAccessRepository
+from controlplane.api_keys.repository import ApiKeyRepository
+from controlplane.audit import service as audit
+from controlplane.kit.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidField,
+    NotFound,
+    ResourceVersionMismatch,
+)
+from controlplane.models import ServiceAccount
+from controlplane.namespaces.repository import NamespaceRepository
+from controlplane.service_accounts.repository import ServiceAccountRepository
+
+
+def _require(principal: Principal, action: Action) -> None:
+    if not authorize(principal, action):
+        raise Forbidden(f"this credential may not perform {action.value}")
+
+
+def _validate_text(name: str | None, description: str | None) -> None:
+    if name is not None and not 1 <= len(name.strip()) <= 200:
+        raise InvalidField("name must be 1-200 characters", field="name")
+    if description is not None and len(description) > 1000:
+        raise InvalidField("description must be at most 1000 characters", field="description")
+
+
+def _validate_role(role: AccountRole) -> None:
+    if role is AccountRole.OWNER:
+        raise InvalidField("a service account cannot be an owner", field="account_role")
+
+
+async def create(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    name: str,
+    description: str,
+    account_role: AccountRole | None,
+    namespace_id: str | None,
+    namespace_permission: NamespacePermission | None,
+) -> ServiceAccount:
+    _require(principal, Action.SERVICE_ACCOUNT_CREATE)
+    _validate_text(name, description)
+    name = name.strip()
+    if (account_role is None) == (namespace_id is None):
+        raise InvalidField(
+            "give either account_role (account-wide) or namespace_scope (one namespace)",
+            field="account_role",
+        )
+    if account_role is not None:
+        _validate_role(account_role)
+    repository = ServiceAccountRepository(session)
+    if await repository.get_by_name_scoped(principal, name) is not None:
+        raise AlreadyExists(f"service account {name} already exists", field="name")
+    namespace = None
+    if namespace_id is not None:
+        namespace = await NamespaceRepository(session).get_scoped(principal, namespace_id)
+        if namespace is None:
+            raise NotFound(
+                f"namespace {namespace_id} not found", field="namespace_scope.namespace_id"
+            )
+    assert principal.account_id is not None
+    service_account = ServiceAccount(
+        id=str(uuid.uuid4()),
+        account_id=principal.account_id,
+        name=name,
+        description=description,
+        account_role=account_role.value if account_role else None,
+        namespace_id=namespace_id,
+        resource_version=str(uuid.uuid4()),
+    )
+    repository.add(service_account)
+    audit.record(
+        session,
+        principal,
+        action="service_account.create",
+        target=service_account.id,
+        account_id=principal.account_id,
+        details={
+            "name": name,
+            "account_role": service_account.account_role,
+            "namespace_id": namespace_id,
+            "namespace_permission": namespace_permission.value if namespace_permission else None,
+        },
+    )
+    await session.flush()
+    if namespace is not None:
+        await access.grant(
+            session,
+            principal,
+            namespace,
+            PrincipalKind.SERVICE_ACCOUNT,
+            service_account.id,
+            namespace_permission or NamespacePermission.READ,
+        )
+    return service_account
+
+
+async def get(
+    session: AsyncSession, principal: Principal, service_account_id: str
+) -> ServiceAccount:
+    _require(principal, Action.SERVICE_ACCOUNT_READ)
+    service_account = await ServiceAccountRepository(session).get_scoped(
+        principal, service_account_id
+    )
+    if service_account is None:
+        raise NotFound(f"service account {service_account_id} not found")
+    return service_account
+
+
+async def list_all(session: AsyncSession, principal: Principal) -> list[ServiceAccount]:
+    _require(principal, Action.SERVICE_ACCOUNT_READ)
+    return await ServiceAccountRepository(session).list_scoped(principal)
+
+
+async def scope_permissions(
+    session: AsyncSession, principal: Principal, service_accounts: list[ServiceAccount]
+) -> dict[str, NamespacePermission]:
+    """Service account id → its permission on its namespace (scoped ones only)."""
+    scoped_ids = [sa.id for sa in service_accounts if sa.namespace_id is not None]
+    if not scoped_ids:
+        return {}
+    rows = await NamespaceAccessRepository(session).list_scoped_for(
+        principal, PrincipalKind.SERVICE_ACCOUNT, scoped_ids
+    )
+    by_id = {sa.id: sa.namespace_id for sa in service_accounts}
+    return {
+        row.principal_id: row.permission
+        for row in rows
+        if by_id[row.principal_id] == row.namespace_id
+    }
+
+
+async def update(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    service_account_id: str,
+    resource_version: str,
+    name: str | None,
+    description: str | None,
+    account_role: AccountRole | None,
+    namespace_permission: NamespacePermission | None,
+) -> ServiceAccount:
+    service_account = await get(session, principal, service_account_id)
+    _require(principal, Action.SERVICE_ACCOUNT_UPDATE)
+    _validate_text(name, description)
+    if account_role is not None:
+        if service_account.namespace_id is not None:
+            raise InvalidField(
+                "a namespace-scoped service account has no account role; set namespace_permission",
+                field="account_role",
+            )
+        _validate_role(account_role)
+    if namespace_permission is not None and service_account.namespace_id is None:
+        raise InvalidField(
+            "an account-wide service account has no namespace scope; set account_role",
+            field="namespace_permission",
+        )
+    if resource_version != service_account.resource_version:
+        raise ResourceVersionMismatch(
+            f"service account {service_account_id} is at resource_version "
+            f"{service_account.resource_version}",
+            field="resource_version",
+        )
+    repository = ServiceAccountRepository(session)
+    if name is not None and name.strip() != service_account.name:
+        if await repository.get_by_name_scoped(principal, name.strip()) is not None:
+            raise AlreadyExists(f"service account {name.strip()} already exists", field="name")
+        service_account.name = name.strip()
+    if description is not None:
+        service_account.description = description
+    if account_role is not None:
+        service_account.account_role = account_role.value
+    service_account.resource_version = str(uuid.uuid4())
+    audit.record(
+        session,
+        principal,
+        action="service_account.update",
+        target=service_account.id,
+        account_id=service_account.account_id,
+        details={
+            "name": name,
+            "description": description,
+            "account_role": account_role.value if account_role else None,
+            "namespace_permission": namespace_permission.value if namespace_permission else None,
+        },
+    )
+    await session.flush()
+    if namespace_permission is not None and service_account.namespace_id is not None:
+        namespace = await NamespaceRepository(session).get_scoped(
+            principal, service_account.namespace_id
+        )
+        if namespace is None:
+            raise NotFound(f"namespace {service_account.namespace_id} no longer exists")
+        await access.grant(
+            session,
+            principal,
+            namespace,
+            PrincipalKind.SERVICE_ACCOUNT,
+            service_account.id,
+            namespace_permission,
+        )
+    return service_account
+
+
+async def delete(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    service_account_id: str,
+    resource_version: str | None,
+) -> None:
+    """Remove the service account with its API keys (which stop working at once)."""
+    service_account = await get(session, principal, service_account_id)
+    _require(principal, Action.SERVICE_ACCOUNT_DELETE)
+    if resource_version is not None and resource_version != service_account.resource_version:
+        raise ResourceVersionMismatch(
+            f"service account {service_account_id} is at resource_version "
+            f"{service_account.resource_version}",
+            field="resource_version",
+        )
+    await ApiKeyRepository(session).delete_all_of(
+        principal, owner_type=PrincipalKind.SERVICE_ACCOUNT.value, owner_id=service_account.id
+    )
+    await NamespaceAccessRepository(session).delete_all_of(
+        principal, PrincipalKind.SERVICE_ACCOUNT, service_account.id
+    )
+    await ServiceAccountRepository(session).delete(service_account)
+    audit.record(
+        session,
+        principal,
+        action="service_account.delete",
+        target=service_account.id,
+        account_id=service_account.account_id,
+        details={"name": service_account.name},
+    )
+    await session.flush()

@@ -1,0 +1,1 @@
+"""Sign-in: OIDC relying party, server-side web sessions and the CLI hand-off."""

@@ -1,0 +1,221 @@
+"""Public sign-in routes (listed in ``controlplane.app.PUBLIC_PATHS``): they authenticate
+the caller themselves."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from controlplane.kit.deps import CSRF_HEADER, SESSION_COOKIE, SessionDep, SettingsDep
+from controlplane.kit.errors import CsrfRejected, Unauthenticated, problem_response
+from controlplane.models.user import User
+from controlplane.models.web_session import WebSession
+from controlplane.sign_in import service
+from controlplane.sign_in.errors import SignInRefused
+from controlplane.sign_in.relying_party import RelyingParty
+from controlplane.sign_in.schemas import (
+    CliHandoffIn,
+    CliSessionOut,
+    IdentityProviderList,
+    IdentityProviderOut,
+    SessionOut,
+)
+
+router = APIRouter(prefix="/auth", tags=["sign-in"])
+
+STATE_COOKIE = "stratus_oidc_state"
+STATE_COOKIE_PATH = "/api/v1/auth/oidc/"
+
+
+def _relying_party(request: Request) -> RelyingParty:
+    relying_party: RelyingParty = request.app.state.relying_party
+    return relying_party
+
+
+def _secure(request: Request, public_url: str | None) -> bool:
+    return request.url.scheme == "https" or (public_url or "").startswith("https://")
+
+
+def _callback_uri(request: Request, public_url: str | None, provider: str) -> str:
+    base = (public_url or str(request.base_url)).rstrip("/")
+    return f"{base}/api/v1/auth/oidc/{provider}/callback"
+
+
+def _session_out(web_session: WebSession, user: User) -> SessionOut:
+    return SessionOut(
+        session_id=web_session.id,
+        user_id=user.id,
+        email=user.email,
+        account_id=user.account_id,
+        account_role=user.account_role,
+        identity_provider=web_session.identity_provider,
+        csrf_token=web_session.csrf_token,
+        expires_at=web_session.expires_at,
+    )
+
+
+@router.get("/oidc/providers", response_model=IdentityProviderList)
+async def list_providers(request: Request) -> IdentityProviderList:
+    """The identity providers users can sign in with."""
+    return IdentityProviderList(
+        providers=[IdentityProviderOut(name=p.name) for p in _relying_party(request).providers]
+    )
+
+
+@router.get("/oidc/{provider}/login", status_code=302, responses={302: {}, 400: {}, 404: {}})
+async def oidc_login(
+    provider: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    account: Annotated[str | None, Query(description="Account to sign into")] = None,
+    cli_redirect: Annotated[str | None, Query(description="CLI loopback URL")] = None,
+    cli_challenge: Annotated[str | None, Query(description="S256 of the CLI's verifier")] = None,
+) -> RedirectResponse:
+    """Start an authorization-code + PKCE sign-in: redirects to the IdP. ``state`` is bound to
+    this browser by a short-lived cookie."""
+    url, state = await service.start_login(
+        session,
+        _relying_party(request),
+        provider,
+        redirect_uri=_callback_uri(request, settings.public_url, provider),
+        account_hint=account,
+        cli_redirect=cli_redirect,
+        cli_challenge=cli_challenge,
+    )
+    response = RedirectResponse(url, status_code=302)
+    response.set_cookie(
+        STATE_COOKIE,
+        state,
+        max_age=int(service.LOGIN_ATTEMPT_LIFETIME.total_seconds()),
+        path=STATE_COOKIE_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request, settings.public_url),
+    )
+    return response
+
+
+@router.get(
+    "/oidc/{provider}/callback",
+    response_model=SessionOut,
+    responses={302: {}, 400: {}, 401: {}, 403: {}, 404: {}, 409: {}, 502: {}},
+)
+async def oidc_callback(
+    provider: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    state: str | None = None,
+    code: str | None = None,
+    error: str | None = None,
+    error_description: str | None = None,
+    iss: str | None = None,
+) -> Response:
+    """The IdP's redirect back. Success sets the ``stratus_session`` cookie and returns the
+    session (with its CSRF token); a CLI sign-in is handed to the CLI's loopback instead.
+    Refusals are problem+json and audited."""
+    context = service.CallbackContext()
+    try:
+        result = await service.complete_login(
+            session,
+            _relying_party(request),
+            settings,
+            provider,
+            state=state,
+            browser_state=request.cookies.get(STATE_COOKIE),
+            code=code,
+            error=error,
+            error_description=error_description,
+            issuer=iss,
+            context=context,
+        )
+    except SignInRefused as refused:
+        # Answer instead of raising, so the unit of work commits: the state stays used and
+        # the refusal is audited.
+        service.record_refusal(
+            session,
+            refused,
+            action="auth.login",
+            provider=provider,
+            email=context.email,
+            account_id=context.account_id,
+        )
+        response: Response = problem_response(refused, request)
+    else:
+        if isinstance(result, service.CliHandoff):
+            response = RedirectResponse(result.redirect_url, status_code=302)
+        else:
+            body = _session_out(result.web_session, result.user)
+            response = JSONResponse(body.model_dump(mode="json"))
+            response.set_cookie(
+                SESSION_COOKIE,
+                result.token,
+                max_age=settings.session_lifetime_seconds,
+                path="/",
+                httponly=True,
+                samesite="lax",
+                secure=_secure(request, settings.public_url),
+            )
+    response.delete_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH)
+    return response
+
+
+@router.post("/cli/handoff", response_model=CliSessionOut, responses={400: {}})
+async def cli_handoff(
+    body: CliHandoffIn, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """``stratus login``: trade the loopback hand-off code and the CLI's verifier for a
+    session token (once, within two minutes of the callback)."""
+    try:
+        created = await service.redeem_handoff(
+            session, settings, code=body.code, verifier=body.verifier
+        )
+    except SignInRefused as refused:
+        service.record_refusal(session, refused, action="auth.login", provider=None)
+        return problem_response(refused, request)
+    out = CliSessionOut(
+        **_session_out(created.web_session, created.user).model_dump(),
+        session_token=created.token,
+    )
+    return JSONResponse(out.model_dump(mode="json"))
+
+
+async def _signed_in(request: Request, session: SessionDep) -> service.AuthenticatedSession:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise Unauthenticated("not signed in")
+    return await service.authenticate_session(session, token)
+
+
+@router.get("/session", response_model=SessionOut, responses={401: {}})
+async def get_session(request: Request, session: SessionDep) -> SessionOut:
+    """The session of the ``stratus_session`` cookie, with its CSRF token."""
+    signed_in = await _signed_in(request, session)
+    return _session_out(signed_in.web_session, signed_in.user)
+
+
+@router.post("/logout", status_code=204, responses={401: {}, 403: {}})
+async def logout(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """End the cookie's session (needs ``X-CSRF-Token``); the cookie stops working at once."""
+    signed_in = await _signed_in(request, session)
+    if not service.csrf_matches(signed_in.web_session, request.headers.get(CSRF_HEADER)):
+        await service.record_csrf_refusal(
+            request.app.state.sessionmaker,
+            signed_in.principal,
+            method=request.method,
+            path=request.url.path,
+        )
+        raise CsrfRejected(f"logout needs {CSRF_HEADER}")
+    await service.logout(session, signed_in)
+    response = Response(status_code=204)
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request, settings.public_url),
+    )
+    return response

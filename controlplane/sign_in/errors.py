@@ -1,0 +1,67 @@
+"""Why a sign-in is refused; each is a stable problem ``type``."""
+
+from __future__ import annotations
+
+from controlplane.kit.errors import StratusError
+
+
+class SignInRefused(StratusError):
+    """Base of every sign-in refusal (each is audited as ``auth.login`` with outcome
+    ``refused``)."""
+
+    status = 401
+    slug = "sign-in-refused"
+    title = "Sign-in refused"
+
+
+class OidcInvalidState(SignInRefused):
+    status = 400
+    slug = "oidc-invalid-state"
+    title = "Unknown, expired or already used sign-in state"
+
+
+class OidcIdpError(SignInRefused):
+    slug = "oidc-idp-error"
+    title = "The identity provider refused the sign-in"
+
+
+class OidcCodeExchangeFailed(SignInRefused):
+    slug = "oidc-code-exchange-failed"
+    title = "The identity provider refused the authorization code"
+
+
+class OidcInvalidIdToken(SignInRefused):
+    """``field`` names the failed check (``nonce``, ``aud``, ``iss``, ``exp``, ``alg``, ...)."""
+
+    slug = "oidc-invalid-id-token"
+    title = "The ID token failed verification"
+
+
+class NotInvited(SignInRefused):
+    status = 403
+    slug = "not-invited"
+    title = "No invited user has this email"
+
+
+class IdpNotAllowed(SignInRefused):
+    status = 403
+    slug = "idp-not-allowed"
+    title = "The account requires its own identity provider"
+
+
+class AccountAmbiguous(SignInRefused):
+    status = 409
+    slug = "account-ambiguous"
+    title = "The email is invited to several accounts"
+
+
+class IdpUnavailable(SignInRefused):
+    status = 502
+    slug = "idp-unavailable"
+    title = "The identity provider is unavailable"
+
+
+class InvalidHandoff(SignInRefused):
+    status = 400
+    slug = "invalid-handoff"
+    title = "Unknown, expired or already used hand-off code"

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, Field
+
+
+class IdentityProviderOut(BaseModel):
+    name: str
+
+
+class IdentityProviderList(BaseModel):
+    providers: list[IdentityProviderOut]
+
+
+class SessionOut(BaseModel):
+    """The signed-in session. Send ``csrf_token`` as ``X-CSRF-Token`` on state-changing
+    requests authenticated by the cookie."""
+
+    session_id: str
+    user_id: str
+    email: str
+    account_id: str
+    account_role: str
+    identity_provider: str
+    csrf_token: str
+    expires_at: dt.datetime
+
+
+class CliHandoffIn(BaseModel):
+    code: str = Field(min_length=1, max_length=128)
+    verifier: str = Field(min_length=43, max_length=128)
+
+
+class CliSessionOut(SessionOut):
+    """For the CLI, which keeps the token itself (``~/.config/stratus/session.json``)."""
+
+    session_token: str

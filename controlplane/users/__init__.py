@@ -1,0 +1,1 @@
+"""Users of an account: invitations, account roles, namespace permissions."""

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, Field
+
+from auth import AccountRole, NamespacePermission
+
+
+class NamespacePermissionOut(BaseModel):
+    namespace_id: str
+    permission: NamespacePermission
+
+
+class UserInvite(BaseModel):
+    email: str
+    account_role: AccountRole
+
+
+class UserUpdate(BaseModel):
+    resource_version: str = Field(description="The user's resource_version as last read")
+    account_role: AccountRole
+
+
+class NamespaceAccessSet(BaseModel):
+    permission: NamespacePermission | None = Field(
+        description="admin, write or read; null removes the user's access to the namespace"
+    )
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    account_role: AccountRole
+    namespace_permissions: list[NamespacePermissionOut]
+    resource_version: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class UserList(BaseModel):
+    users: list[UserOut]

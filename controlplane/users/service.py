@@ -1,0 +1,216 @@
+"""Users: invited by email with an account role (no self-sign-up), given namespace permissions,
+changed and removed. An account always keeps at least one owner, and only owners can create,
+change or remove owners."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth import (
+    AccountRole,
+    Action,
+    NamespacePermission,
+    Principal,
+    PrincipalKind,
+    Resource,
+    authorize,
+)
+from controlplane.access import service as access
+from controlplane.access.repository import NamespaceAccessRepository
+from controlplane.api_keys.repository import ApiKeyRepository
+from controlplane.audit import service as audit
+from controlplane.kit.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidField,
+    LastOwner,
+    NotFound,
+    ResourceVersionMismatch,
+)
+from controlplane.models import Namespace, NamespaceAccess, User
+from controlplane.namespaces.repository import NamespaceRepository
+from controlplane.users.repository import UserRepository
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalize_email(email: str, field: str = "email") -> str:
+    email = email.strip().lower()
+    if not _EMAIL_RE.match(email) or len(email) > 320:
+        raise InvalidField(f"{field} is not an email address", field=field)
+    return email
+
+
+def _require(principal: Principal, action: Action, resource: Resource | None = None) -> None:
+    if not authorize(principal, action, resource):
+        raise Forbidden(f"this credential may not perform {action.value}")
+
+
+async def invite(
+    session: AsyncSession, principal: Principal, *, email: str, account_role: AccountRole
+) -> User:
+    """Add a user to the caller's account; they sign in later with their IdP (matched by
+    verified email)."""
+    _require(principal, Action.USER_CREATE, Resource(role=account_role))
+    email = normalize_email(email)
+    repository = UserRepository(session)
+    if await repository.get_by_email_scoped(principal, email) is not None:
+        raise AlreadyExists(f"{email} is already a user of this account", field="email")
+    assert principal.account_id is not None
+    user = User(
+        id=str(uuid.uuid4()),
+        account_id=principal.account_id,
+        email=email,
+        account_role=account_role.value,
+        resource_version=str(uuid.uuid4()),
+    )
+    repository.add(user)
+    audit.record(
+        session,
+        principal,
+        action="user.create",
+        target=user.id,
+        account_id=principal.account_id,
+        details={"email": email, "account_role": account_role.value},
+    )
+    await session.flush()
+    return user
+
+
+async def get(session: AsyncSession, principal: Principal, user_id: str) -> User:
+    _require(principal, Action.USER_READ)
+    user = await UserRepository(session).get_scoped(principal, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+async def list_all(session: AsyncSession, principal: Principal) -> list[User]:
+    _require(principal, Action.USER_READ)
+    return await UserRepository(session).list_scoped(principal)
+
+
+async def namespace_permissions(
+    session: AsyncSession, principal: Principal, users: list[User]
+) -> dict[str, list[NamespaceAccess]]:
+    """User id → the user's namespace access rows."""
+    rows = await NamespaceAccessRepository(session).list_scoped_for(
+        principal, PrincipalKind.USER, [user.id for user in users]
+    )
+    by_user: dict[str, list[NamespaceAccess]] = {user.id: [] for user in users}
+    for row in rows:
+        by_user[row.principal_id].append(row)
+    return by_user
+
+
+async def _guard_last_owner(session: AsyncSession, principal: Principal, user: User) -> None:
+    if user.account_role != AccountRole.OWNER.value:
+        return
+    if await UserRepository(session).count_owners_scoped(principal) <= 1:
+        raise LastOwner(
+            f"{user.email} is the account's last owner; make another user owner first",
+            field="account_role",
+        )
+
+
+async def update(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    user_id: str,
+    resource_version: str,
+    account_role: AccountRole,
+) -> User:
+    user = await get(session, principal, user_id)
+    _require(principal, Action.USER_UPDATE, Resource(role=user.account_role))
+    _require(principal, Action.USER_UPDATE, Resource(role=account_role))
+    if resource_version != user.resource_version:
+        raise ResourceVersionMismatch(
+            f"user {user_id} is at resource_version {user.resource_version}",
+            field="resource_version",
+        )
+    if account_role.value == user.account_role:
+        return user
+    if account_role is not AccountRole.OWNER:
+        await _guard_last_owner(session, principal, user)
+    previous = user.account_role
+    user.account_role = account_role.value
+    user.resource_version = str(uuid.uuid4())
+    audit.record(
+        session,
+        principal,
+        action="user.update",
+        target=user.id,
+        account_id=user.account_id,
+        details={"account_role": account_role.value, "previous_account_role": previous},
+    )
+    await session.flush()
+    return user
+
+
+async def delete(
+    session: AsyncSession, principal: Principal, *, user_id: str, resource_version: str | None
+) -> None:
+    """Remove the user with their API keys (which stop working at once) and namespace
+    permissions."""
+    user = await get(session, principal, user_id)
+    _require(principal, Action.USER_DELETE, Resource(role=user.account_role))
+    if resource_version is not None and resource_version != user.resource_version:
+        raise ResourceVersionMismatch(
+            f"user {user_id} is at resource_version {user.resource_version}",
+            field="resource_version",
+        )
+    await _guard_last_owner(session, principal, user)
+    await ApiKeyRepository(session).delete_all_of(
+        principal, owner_type=PrincipalKind.USER.value, owner_id=user.id
+    )
+    await NamespaceAccessRepository(session).delete_all_of(principal, PrincipalKind.USER, user.id)
+    await UserRepository(session).delete(user)
+    audit.record(
+        session,
+        principal,
+        action="user.delete",
+        target=user.id,
+        account_id=user.account_id,
+        details={"email": user.email, "account_role": user.account_role},
+    )
+    await session.flush()
+
+
+async def visible_namespace(
+    session: AsyncSession, principal: Principal, namespace_id: str
+) -> Namespace:
+    """The namespace, if the caller may at least read it (else not found)."""
+    namespace = await NamespaceRepository(session).get_scoped(principal, namespace_id)
+    if namespace is None or not authorize(
+        principal,
+        Action.NAMESPACE_READ,
+        Resource(account_id=namespace.account_id, namespace_id=namespace.id),
+    ):
+        raise NotFound(f"namespace {namespace_id} not found")
+    return namespace
+
+
+async def set_namespace_access(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    namespace_id: str,
+    user_id: str,
+    permission: NamespacePermission | None,
+) -> User:
+    """Give ``user_id`` ``permission`` on the namespace, or remove their access (None)."""
+    namespace = await visible_namespace(session, principal, namespace_id)
+    user = await UserRepository(session).get_scoped(principal, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    _require(
+        principal,
+        Action.NAMESPACE_ACCESS_UPDATE,
+        Resource(account_id=namespace.account_id, namespace_id=namespace.id),
+    )
+    await access.grant(session, principal, namespace, PrincipalKind.USER, user.id, permission)
+    return user

@@ -1,0 +1,99 @@
+"""The one policy function: deny by default, account roles, namespace permissions, own keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from auth import (
+    AccountRole,
+    Action,
+    NamespacePermission,
+    Principal,
+    PrincipalKind,
+    Resource,
+    authorize,
+)
+
+
+def _user(role: str | None, **permissions: NamespacePermission) -> Principal:
+    return Principal(
+        PrincipalKind.USER,
+        "u1",
+        "acct1",
+        role,
+        "user:u1",
+        namespace_permissions={f"{name}.acct1": p for name, p in permissions.items()},
+    )
+
+
+def test_every_action_is_denied_to_an_unknown_role() -> None:
+    """On a concrete resource (a namespace, another owner's key), an unknown role gets nothing
+    but its own identity."""
+    principal = _user("emperor")
+    resource = Resource("acct1", namespace_id="orders.acct1", owner_id="u2")
+    allowed = {action for action in Action if authorize(principal, action, resource)}
+    assert allowed == {Action.IDENTITY_READ}
+
+
+def test_operator_only_runs_the_installation() -> None:
+    operator = Principal(PrincipalKind.OPERATOR, "op", None, None, "operator")
+    allowed = {action for action in Action if authorize(operator, action)}
+    assert allowed == {
+        Action.ACCOUNT_CREATE,
+        Action.GATEWAY_ROUTES_READ,
+        Action.NAMESPACE_LIMITS_SET,
+        Action.OPERATION_READ,
+        Action.IDENTITY_READ,
+    }
+
+
+@pytest.mark.parametrize("role", [AccountRole.OWNER, AccountRole.ADMIN])
+def test_owner_and_admin_are_denied_in_another_account(role: AccountRole) -> None:
+    principal = _user(role.value)
+    for action in Action:
+        assert not authorize(principal, action, Resource(account_id="acct2")), action
+
+
+def test_only_owners_touch_owners() -> None:
+    admin, owner = _user("admin"), _user("owner")
+    for action in (Action.USER_CREATE, Action.USER_UPDATE, Action.USER_DELETE):
+        assert not authorize(admin, action, Resource(role="owner"))
+        assert authorize(admin, action, Resource(role="developer"))
+        assert authorize(owner, action, Resource(role="owner"))
+
+
+def test_namespace_permissions_rank() -> None:
+    reader = _user("read", orders=NamespacePermission.READ, billing=NamespacePermission.ADMIN)
+    orders, billing, other = (Resource("acct1", f"{n}.acct1") for n in ("orders", "billing", "x"))
+    assert authorize(reader, Action.NAMESPACE_READ, orders)
+    assert not authorize(reader, Action.NAMESPACE_UPDATE, orders)
+    assert authorize(reader, Action.NAMESPACE_DELETE, billing)
+    assert authorize(reader, Action.NAMESPACE_ACCESS_UPDATE, billing)
+    assert not authorize(reader, Action.NAMESPACE_READ, other)
+    assert not authorize(reader, Action.NAMESPACE_CREATE)
+
+
+def test_keys_of_others_only_for_owners_and_admins() -> None:
+    developer, admin = _user("developer"), _user("admin")
+    mine, theirs = Resource("acct1", owner_id="u1"), Resource("acct1", owner_id="u2")
+    assert authorize(developer, Action.API_KEY_UPDATE, mine)
+    assert not authorize(developer, Action.API_KEY_UPDATE, theirs)
+    assert authorize(admin, Action.API_KEY_DELETE, theirs)
+
+
+def test_namespace_scoped_service_account() -> None:
+    scoped = Principal(
+        PrincipalKind.SERVICE_ACCOUNT,
+        "sa1",
+        "acct1",
+        None,
+        "service-account:ci",
+        namespace_scope="orders.acct1",
+        namespace_permissions={"orders.acct1": NamespacePermission.WRITE},
+    )
+    assert authorize(scoped, Action.NAMESPACE_READ, Resource("acct1", "orders.acct1"))
+    assert not authorize(scoped, Action.NAMESPACE_UPDATE, Resource("acct1", "orders.acct1"))
+    assert not authorize(scoped, Action.NAMESPACE_READ, Resource("acct1", "billing.acct1"))
+    for action in (Action.USER_READ, Action.SERVICE_ACCOUNT_READ, Action.AUDIT_LOG_READ):
+        assert not authorize(scoped, action)
+    assert authorize(scoped, Action.IDENTITY_READ)
