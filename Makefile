@@ -5,11 +5,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stratus-installed
-# Debian packages the project needs beyond a stock Python (none yet for the embedded default).
-APT_PACKAGES :=
+# Debian packages the project needs beyond a stock Python: xmlsec1 checks SAML signatures.
+APT_PACKAGES := xmlsec1
 # Only the tests need these: the sign-in test drives Debian's chromium (never `playwright
-# install`) and runs the npm oidc-provider IdP with node.
-TEST_APT_PACKAGES := chromium nodejs npm
+# install`) and runs the npm oidc-provider IdP with node; the SAML tests sign with xmlsec1.
+TEST_APT_PACKAGES := chromium nodejs npm xmlsec1
 OIDC_IDP := infra/oidc-idp
 OIDC_IDP_STAMP := $(OIDC_IDP)/node_modules/.stratus-installed
 

@@ -41,6 +41,7 @@ from auth._policy import (
     Resource,
     account_wide,
     authorize,
+    data_plane_permission,
 )
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "authorize",
     "certificate_matches_filters",
     "client_certificate_accepted",
+    "data_plane_permission",
     "generate_api_key",
     "generate_ca",
     "generate_leaf",

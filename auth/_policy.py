@@ -74,6 +74,8 @@ class Action(enum.StrEnum):
     API_KEY_UPDATE = "api_key.update"
     API_KEY_DELETE = "api_key.delete"
     AUDIT_LOG_READ = "audit_log.read"
+    SAML_CONFIGURE = "saml.configure"
+    GATEWAY_API_KEYS_VERIFY = "gateway_api_keys.verify"
     IDENTITY_READ = "identity.read"
 
 
@@ -123,6 +125,7 @@ OPERATOR_ACTIONS = frozenset(
         Action.NAMESPACE_LIMITS_SET,
         Action.OPERATION_READ,
         Action.IDENTITY_READ,
+        Action.GATEWAY_API_KEYS_VERIFY,
     }
 )
 
@@ -130,6 +133,7 @@ _SELF_SERVICE = frozenset({Action.IDENTITY_READ})
 _ACCOUNT_ADMIN = frozenset(Action) - {
     Action.ACCOUNT_CREATE,
     Action.GATEWAY_ROUTES_READ,
+    Action.GATEWAY_API_KEYS_VERIFY,
     Action.NAMESPACE_LIMITS_SET,
 }
 
@@ -206,3 +210,24 @@ def authorize(principal: Principal, action: Action, resource: Resource | None = 
         return True
     held = principal.namespace_permissions.get(resource.namespace_id)
     return held is not None and held.includes(required)
+
+
+def data_plane_permission(
+    principal: Principal, namespace_id: str, namespace_account_id: str
+) -> NamespacePermission | None:
+    """The permission an API-key principal holds on a namespace for Temporal calls through the
+    gateway: account owners and admins hold ``admin`` everywhere in their account, the ``read``
+    role ``read``; everyone else what was granted on that namespace (a namespace-scoped service
+    account only on its namespace). None: no access."""
+    if principal.kind is PrincipalKind.OPERATOR or principal.account_id != namespace_account_id:
+        return None
+    if principal.namespace_scope is not None and principal.namespace_scope != namespace_id:
+        return None
+    granted = principal.namespace_permissions.get(namespace_id)
+    role_based: NamespacePermission | None = None
+    if principal.account_role in (AccountRole.OWNER, AccountRole.ADMIN):
+        role_based = NamespacePermission.ADMIN
+    elif principal.account_role == AccountRole.READ:
+        role_based = NamespacePermission.READ
+    candidates = [p for p in (granted, role_based) if p is not None]
+    return max(candidates, key=lambda p: p.rank) if candidates else None

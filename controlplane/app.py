@@ -22,6 +22,7 @@ from controlplane.kit.migrate import migrate
 from controlplane.namespaces.endpoints import router as namespaces_router
 from controlplane.operations.endpoints import router as operations_router
 from controlplane.operations.starter import OperationStarter
+from controlplane.saml.endpoints import router as saml_router
 from controlplane.service_accounts.endpoints import router as service_accounts_router
 from controlplane.sign_in.endpoints import router as sign_in_router
 from controlplane.sign_in.relying_party import RelyingParty
@@ -42,6 +43,10 @@ PUBLIC_PATHS = frozenset(
         "/api/v1/auth/cli/handoff",
         "/api/v1/auth/session",
         "/api/v1/auth/logout",
+        # SAML: the IdP's signed response authenticates the caller (per account).
+        "/api/v1/auth/saml/{account_id}/metadata",
+        "/api/v1/auth/saml/{account_id}/login",
+        "/api/v1/auth/saml/{account_id}/acs",
     }
 )
 
@@ -80,6 +85,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     api.include_router(audit_router)
     api.include_router(identity_router)
     api.include_router(sign_in_router)
+    api.include_router(saml_router)
     app.include_router(api)
 
     @app.get("/healthz", include_in_schema=False)

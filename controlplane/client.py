@@ -142,6 +142,7 @@ class StratusClient:
         accepted_client_ca: str | None = None,
         certificate_filters: list[dict[str, object]] | None = None,
         async_operation_id: str | None = None,
+        auth_method: str | None = None,
     ) -> NamespaceOperation:
         """Change what is given (None keeps the value; ``[]`` clears the filters).
         ``resource_version`` is the one last read: a concurrent change makes this a 409."""
@@ -151,6 +152,7 @@ class StratusClient:
             accepted_client_ca=accepted_client_ca,
             certificate_filters=certificate_filters,
             async_operation_id=async_operation_id,
+            auth_method=auth_method,
         )
         return self._call(
             NamespaceOperation,

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     api_port: int = 8080
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 7233
+    # TLS endpoint for API-key workers (no client certificate); 0 disables it.
+    gateway_api_key_port: int = 7234
     # Address of the control plane's own Temporal cluster; set by the supervisor.
     system_cell_address: str = "127.0.0.1:7243"
     cell_provider: Literal["local"] = "local"

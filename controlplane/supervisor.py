@@ -99,6 +99,7 @@ class Supervisor:
                 "STRATUS_GATEWAY_CA": str(pki.ca_cert),
                 "STRATUS_GATEWAY_API_KEY": operator_key,
                 "STRATUS_GATEWAY_METRICS_PORT": str(self.gateway_metrics_port),
+                "STRATUS_GATEWAY_API_KEY_PORT": str(s.gateway_api_key_port),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -216,6 +217,8 @@ class Supervisor:
                 f"  API:            {s.api_url}/api/v1   (OpenAPI: {s.api_url}/docs)\n"
                 f"  Gateway:        {s.gateway_host}:{s.gateway_port}   (mTLS; metrics: "
                 f"http://127.0.0.1:{self.gateway_metrics_port}/metrics)\n"
+                f"  API-key workers: {s.gateway_host}:{s.gateway_api_key_port}   "
+                "(TLS, authorization: Bearer <api key>)\n"
                 f"  Operator key:   {operator_key_path}\n"
                 f"  Gateway CA:     {pki.ca_cert}\n"
                 f"  System cell:    {system_address}\n"

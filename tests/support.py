@@ -53,6 +53,7 @@ class StratusUp:
     process: subprocess.Popen[bytes] | None = None
     # Extra STRATUS_* settings for this instance (e.g. OIDC providers).
     extra_env: dict[str, str] = field(default_factory=dict)
+    gateway_api_key_port: int = field(default_factory=lambda: free_port())
 
     @property
     def api_url(self) -> str:
@@ -61,6 +62,10 @@ class StratusUp:
     @property
     def gateway_address(self) -> str:
         return f"localhost:{self.gateway_port}"
+
+    @property
+    def gateway_api_key_address(self) -> str:
+        return f"localhost:{self.gateway_api_key_port}"
 
     @property
     def operator_key(self) -> str:
@@ -98,6 +103,8 @@ class StratusUp:
                 str(self.api_port),
                 "--gateway-port",
                 str(self.gateway_port),
+                "--gateway-api-key-port",
+                str(self.gateway_api_key_port),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from cryptography import x509
@@ -47,6 +47,17 @@ filters_app = typer.Typer(
 )
 namespace_app.add_typer(client_ca_app, name="accepted-client-ca")
 namespace_app.add_typer(filters_app, name="certificate-filters")
+auth_method_app = typer.Typer(
+    no_args_is_help=True, help="How SDK clients authenticate: mTLS, API keys or either."
+)
+namespace_app.add_typer(auth_method_app, name="auth-method")
+
+
+class AuthMethod(StrEnum):
+    mtls = "mtls"
+    api_key = "api_key"
+    mtls_or_api_key = "mtls_or_api_key"
+
 
 NamespaceOption = Annotated[str, typer.Option("--namespace", help="Namespace id (name.account)")]
 WaitOption = Annotated[
@@ -109,6 +120,18 @@ def _api_error(error: StratusAPIError) -> NoReturn:
     _fail(f"{error.detail}{field} [{error.status} {error.type}]")
 
 
+T = TypeVar("T")
+
+
+def _call(c: Context, action: Callable[[StratusClient], T]) -> T:
+    """Run one API call with the context's client; an API error exits with its problem."""
+    try:
+        with c.client() as client:
+            return action(client)
+    except StratusAPIError as error:
+        _api_error(error)
+
+
 @app.command()
 def up(
     data_dir: Annotated[
@@ -116,12 +139,20 @@ def up(
     ] = Path(".stratus"),
     api_port: Annotated[int, typer.Option(envvar="STRATUS_API_PORT")] = 8080,
     gateway_port: Annotated[int, typer.Option(envvar="STRATUS_GATEWAY_PORT")] = 7233,
+    gateway_api_key_port: Annotated[
+        int, typer.Option(envvar="STRATUS_GATEWAY_API_KEY_PORT", help="0 disables it")
+    ] = 7234,
 ) -> None:
     """Run Stratus on the embedded default (SQLite + local cells) in the foreground."""
     from controlplane.config import Settings
     from controlplane.supervisor import up as run_up
 
-    settings = Settings(data_dir=data_dir, api_port=api_port, gateway_port=gateway_port)
+    settings = Settings(
+        data_dir=data_dir,
+        api_port=api_port,
+        gateway_port=gateway_port,
+        gateway_api_key_port=gateway_api_key_port,
+    )
     raise typer.Exit(run_up(settings))
 
 
@@ -133,11 +164,7 @@ def account_create(
 ) -> None:
     """Create an account and its owner (needs the operator key). Prints the owner's API key once."""
     c: Context = ctx.obj
-    try:
-        with c.client() as client:
-            created = client.create_account(name, owner_email)
-    except StratusAPIError as error:
-        _api_error(error)
+    created = _call(c, lambda client: client.create_account(name, owner_email))
     _emit(
         c,
         created,
@@ -190,11 +217,7 @@ def namespace_create(
 @namespace_app.command("list")
 def namespace_list(ctx: typer.Context) -> None:
     c: Context = ctx.obj
-    try:
-        with c.client() as client:
-            namespaces = client.list_namespaces()
-    except StratusAPIError as error:
-        _api_error(error)
+    namespaces = _call(c, lambda client: client.list_namespaces())
     lines = [f"{ns.id}\t{ns.state}\tretention={ns.retention_days}d" for ns in namespaces.namespaces]
     _emit(c, namespaces, "\n".join(lines) or "no namespaces")
 
@@ -202,11 +225,7 @@ def namespace_list(ctx: typer.Context) -> None:
 @namespace_app.command("get")
 def namespace_get(ctx: typer.Context, namespace_id: str) -> None:
     c: Context = ctx.obj
-    try:
-        with c.client() as client:
-            namespace = client.get_namespace(namespace_id)
-    except StratusAPIError as error:
-        _api_error(error)
+    namespace = _call(c, lambda client: client.get_namespace(namespace_id))
     _emit(
         c,
         namespace,
@@ -344,15 +363,22 @@ def namespace_set_limits(
         _api_error(error)
 
 
+@auth_method_app.command("set")
+def auth_method_set(
+    ctx: typer.Context,
+    namespace_id: NamespaceOption,
+    method: Annotated[AuthMethod, typer.Option("--method", help="mtls, api_key, mtls_or_api_key")],
+    wait: WaitOption = False,
+) -> None:
+    """Choose which gateway endpoint may serve the namespace (mTLS, API key, or both)."""
+    _update(ctx.obj, namespace_id, wait, lambda _: {"auth_method": method.value})
+
+
 @client_ca_app.command("list")
 def client_ca_list(ctx: typer.Context, namespace_id: NamespaceOption) -> None:
     """The accepted CA certificates: SHA-256 fingerprint, subject, expiry."""
     c: Context = ctx.obj
-    try:
-        with c.client() as client:
-            namespace = client.get_namespace(namespace_id)
-    except StratusAPIError as error:
-        _api_error(error)
+    namespace = _call(c, lambda client: client.get_namespace(namespace_id))
     certificates = x509.load_pem_x509_certificates(namespace.accepted_client_ca.encode())
     rows = [
         {
@@ -452,11 +478,7 @@ def _format_filter(certificate_filter: dict[str, str]) -> str:
 def filters_list(ctx: typer.Context, namespace_id: NamespaceOption) -> None:
     """The namespace's certificate filters, one per line."""
     c: Context = ctx.obj
-    try:
-        with c.client() as client:
-            namespace = client.get_namespace(namespace_id)
-    except StratusAPIError as error:
-        _api_error(error)
+    namespace = _call(c, lambda client: client.get_namespace(namespace_id))
     text = "\n".join(_format_filter(f) for f in namespace.certificate_filters)
     _emit(
         c,
@@ -502,11 +524,7 @@ def filters_clear(
 @operation_app.command("get")
 def operation_get(ctx: typer.Context, operation_id: str) -> None:
     c: Context = ctx.obj
-    try:
-        with c.client() as client:
-            operation = client.get_operation(operation_id)
-    except StratusAPIError as error:
-        _api_error(error)
+    operation = _call(c, lambda client: client.get_operation(operation_id))
     _emit(c, operation, f"{operation.id}\t{operation.operation_type}\t{operation.state}")
 
 
@@ -607,11 +625,7 @@ def user_invite(
 ) -> None:
     """Invite a user to your account with an account role."""
     c: Context = ctx.obj
-    try:
-        with c.client() as client:
-            user = client.invite_user(email, account_role.value)
-    except StratusAPIError as error:
-        _api_error(error)
+    user = _call(c, lambda client: client.invite_user(email, account_role.value))
     _emit(c, user, f"invited {user.email} as {user.account_role} (user {user.id})")
 
 
@@ -619,11 +633,7 @@ def user_invite(
 def user_list(ctx: typer.Context) -> None:
     """Users: id, email, account role, namespace permissions."""
     c: Context = ctx.obj
-    try:
-        with c.client() as client:
-            users = client.list_users()
-    except StratusAPIError as error:
-        _api_error(error)
+    users = _call(c, lambda client: client.list_users())
     _emit(c, users, "\n".join(_user_line(user) for user in users.users) or "no users")
 
 
@@ -660,13 +670,12 @@ def user_set_namespace_permissions(
     """Set a user's permission on one namespace."""
     c: Context = ctx.obj
     value = None if permission is PermissionChoice.none else permission.value
-    try:
-        with c.client() as client:
-            updated = client.set_namespace_access(
-                namespace_id, _resolve_user(client, user).id, value
-            )
-    except StratusAPIError as error:
-        _api_error(error)
+    updated = _call(
+        c,
+        lambda client: client.set_namespace_access(
+            namespace_id, _resolve_user(client, user).id, value
+        ),
+    )
     _emit(c, updated, _user_line(updated))
 
 
@@ -700,13 +709,12 @@ def service_account_create(
 ) -> None:
     """Create an account-wide service account."""
     c: Context = ctx.obj
-    try:
-        with c.client() as client:
-            sa = client.create_service_account(
-                name, description=description, account_role=account_role.value
-            )
-    except StratusAPIError as error:
-        _api_error(error)
+    sa = _call(
+        c,
+        lambda client: client.create_service_account(
+            name, description=description, account_role=account_role.value
+        ),
+    )
     _emit(c, sa, f"service account {sa.name} created: {sa.id}")
 
 
@@ -722,27 +730,22 @@ def service_account_create_scoped(
     c: Context = ctx.obj
     if permission is PermissionChoice.none:
         _fail("--permission must be admin, write or read")
-    try:
-        with c.client() as client:
-            sa = client.create_service_account(
-                name,
-                description=description,
-                namespace_id=namespace_id,
-                namespace_permission=permission.value,
-            )
-    except StratusAPIError as error:
-        _api_error(error)
+    sa = _call(
+        c,
+        lambda client: client.create_service_account(
+            name,
+            description=description,
+            namespace_id=namespace_id,
+            namespace_permission=permission.value,
+        ),
+    )
     _emit(c, sa, f"service account {sa.name} created: {sa.id}")
 
 
 @service_account_app.command("list")
 def service_account_list(ctx: typer.Context) -> None:
     c: Context = ctx.obj
-    try:
-        with c.client() as client:
-            service_accounts = client.list_service_accounts()
-    except StratusAPIError as error:
-        _api_error(error)
+    service_accounts = _call(c, lambda client: client.list_service_accounts())
     lines = [_service_account_line(sa) for sa in service_accounts.service_accounts]
     _emit(c, service_accounts, "\n".join(lines) or "no service accounts")
 
@@ -751,11 +754,7 @@ def service_account_list(ctx: typer.Context) -> None:
 def service_account_delete(ctx: typer.Context, service_account_id: str) -> None:
     """Remove a service account and its API keys."""
     c: Context = ctx.obj
-    try:
-        with c.client() as client:
-            client.delete_service_account(service_account_id)
-    except StratusAPIError as error:
-        _api_error(error)
+    _call(c, lambda client: client.delete_service_account(service_account_id))
     _emit(c, {"deleted": service_account_id}, f"deleted service account {service_account_id}")
 
 
@@ -777,11 +776,9 @@ def apikey_create(
     """Create an API key; the secret is printed once."""
     c: Context = ctx.obj
     expiry = dt.datetime.now(dt.UTC) + parse_duration(duration)
-    try:
-        with c.client() as client:
-            created = client.create_api_key(name, expiry, service_account_id=service_account_id)
-    except StratusAPIError as error:
-        _api_error(error)
+    created = _call(
+        c, lambda client: client.create_api_key(name, expiry, service_account_id=service_account_id)
+    )
     _emit(
         c,
         created,
@@ -793,11 +790,7 @@ def apikey_create(
 @apikey_app.command("list")
 def apikey_list(ctx: typer.Context) -> None:
     c: Context = ctx.obj
-    try:
-        with c.client() as client:
-            keys = client.list_api_keys()
-    except StratusAPIError as error:
-        _api_error(error)
+    keys = _call(c, lambda client: client.list_api_keys())
     _emit(c, keys, "\n".join(_key_line(key) for key in keys.api_keys) or "no API keys")
 
 
@@ -805,33 +798,21 @@ def apikey_list(ctx: typer.Context) -> None:
 def apikey_disable(ctx: typer.Context, api_key_id: str) -> None:
     """Stop a key from working (at once); enable brings it back."""
     c: Context = ctx.obj
-    try:
-        with c.client() as client:
-            key = client.disable_api_key(api_key_id)
-    except StratusAPIError as error:
-        _api_error(error)
+    key = _call(c, lambda client: client.disable_api_key(api_key_id))
     _emit(c, key, _key_line(key))
 
 
 @apikey_app.command("enable")
 def apikey_enable(ctx: typer.Context, api_key_id: str) -> None:
     c: Context = ctx.obj
-    try:
-        with c.client() as client:
-            key = client.enable_api_key(api_key_id)
-    except StratusAPIError as error:
-        _api_error(error)
+    key = _call(c, lambda client: client.enable_api_key(api_key_id))
     _emit(c, key, _key_line(key))
 
 
 @apikey_app.command("delete")
 def apikey_delete(ctx: typer.Context, api_key_id: str) -> None:
     c: Context = ctx.obj
-    try:
-        with c.client() as client:
-            client.delete_api_key(api_key_id)
-    except StratusAPIError as error:
-        _api_error(error)
+    _call(c, lambda client: client.delete_api_key(api_key_id))
     _emit(c, {"deleted": api_key_id}, f"deleted API key {api_key_id}")
 
 

@@ -3,12 +3,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from auth import Action, Principal
+from auth import Action, Principal, data_plane_permission
+from controlplane.api_keys import service as api_keys
 from controlplane.gateway_routes import service
 from controlplane.gateway_routes.repository import GatewayRouteRepository
 from controlplane.kit.deps import SessionDep, requires
+from controlplane.kit.errors import Unauthenticated
+from controlplane.namespaces.repository import NamespaceRepository
 
 router = APIRouter(prefix="/internal", tags=["internal"])
 
@@ -19,6 +22,7 @@ class RouteOut(BaseModel):
     accepted_client_ca: str
     cell_namespace_id: str
     certificate_filters: list[dict[str, str]]
+    auth_method: str
     requests_per_second: int
     actions_per_second: int
 
@@ -63,9 +67,50 @@ async def list_gateway_routes(
                 accepted_client_ca=r.accepted_client_ca,
                 cell_namespace_id=r.cell_namespace_id,
                 certificate_filters=r.certificate_filters,
+                auth_method=r.auth_method,
                 requests_per_second=r.requests_per_second,
                 actions_per_second=r.actions_per_second,
             )
             for r in routes
         ],
+    )
+
+
+class ApiKeyVerify(BaseModel):
+    token: str = Field(max_length=512)
+
+
+class VerifiedApiKeyOut(BaseModel):
+    key_id: str
+    principal: str
+    account_id: str
+    # namespace id → "read" | "write" | "admin" for the namespaces the key may use at all.
+    namespace_permissions: dict[str, str]
+
+
+@router.post(
+    "/api-keys/verify",
+    response_model=VerifiedApiKeyOut,
+    responses={401: {"description": "Unknown, malformed, expired, disabled or deleted key"}},
+)
+async def verify_api_key(
+    body: ApiKeyVerify,
+    session: SessionDep,
+    _principal: Annotated[Principal, Depends(requires(Action.GATEWAY_API_KEYS_VERIFY))],
+) -> VerifiedApiKeyOut:
+    """For gateways (operator credential): who a worker's API key is and what it may do on
+    each namespace of its account. Gateways cache the answer for at most a second."""
+    holder = await api_keys.authenticate(session, body.token)
+    if holder.account_id is None or holder.api_key_id is None:
+        raise Unauthenticated("operator keys cannot be used by workers")
+    permissions: dict[str, str] = {}
+    for namespace in await NamespaceRepository(session).list_for_account(holder.account_id):
+        permission = data_plane_permission(holder, namespace.id, namespace.account_id)
+        if permission is not None:
+            permissions[namespace.id] = permission.value
+    return VerifiedApiKeyOut(
+        key_id=holder.api_key_id,
+        principal=holder.display,
+        account_id=holder.account_id,
+        namespace_permissions=permissions,
     )

@@ -25,6 +25,7 @@ class RouteSpec:
     accepted_client_ca: str
     cell_namespace_id: str
     certificate_filters: list[dict[str, str]]
+    auth_method: str
     requests_per_second: int
     actions_per_second: int
 

@@ -11,7 +11,13 @@ from controlplane.models.gateway_route import GatewayRoute
 from controlplane.models.namespace import Namespace, NamespaceState
 from controlplane.models.namespace_access import NamespaceAccess
 from controlplane.models.oidc_login_attempt import OidcLoginAttempt
+from controlplane.models.saml_assertion_seen import SamlAssertionSeen
+from controlplane.models.saml_idp_config import SamlIdpConfig
+from controlplane.models.saml_request import SamlAuthnRequest
 from controlplane.models.service_account import ServiceAccount
+from controlplane.models.usage_cursor import UsageCursor
+from controlplane.models.usage_record import UsageRecord
+from controlplane.models.usage_source import UsageSource
 from controlplane.models.user import User
 from controlplane.models.web_session import WebSession
 
@@ -29,7 +35,13 @@ __all__ = [
     "NamespaceState",
     "OidcLoginAttempt",
     "OperationState",
+    "SamlAssertionSeen",
+    "SamlAuthnRequest",
+    "SamlIdpConfig",
     "ServiceAccount",
+    "UsageCursor",
+    "UsageRecord",
+    "UsageSource",
     "User",
     "WebSession",
 ]

@@ -19,6 +19,7 @@ class GatewayRoute(TimestampMixin, Base):
     cell_address: Mapped[str] = mapped_column(String(255))
     accepted_client_ca: Mapped[str] = mapped_column(Text)
     certificate_filters: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    auth_method: Mapped[str] = mapped_column(String(16), default="mtls")
     requests_per_second: Mapped[int] = mapped_column(default=2000)
     actions_per_second: Mapped[int] = mapped_column(default=500)
     cell_namespace_id: Mapped[str] = mapped_column(String(64), default="")

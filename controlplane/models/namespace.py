@@ -34,6 +34,8 @@ class Namespace(TimestampMixin, Base):
     # certificate of the accepted CAs.
     certificate_filters: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     # Enforced by the gateway; the operator changes them per namespace.
+    # How SDK clients authenticate at the gateway: "mtls", "api_key" or "mtls_or_api_key".
+    auth_method: Mapped[str] = mapped_column(String(16), default="mtls")
     requests_per_second: Mapped[int] = mapped_column(default=DEFAULT_REQUESTS_PER_SECOND)
     actions_per_second: Mapped[int] = mapped_column(default=DEFAULT_ACTIONS_PER_SECOND)
     # Stored as VARCHAR; read back as the enum (a plain String column would hand out str).

@@ -46,6 +46,7 @@ async def create_namespace(
         accepted_client_ca=body.accepted_client_ca,
         certificate_filters=body.certificate_filters,
         async_operation_id=body.async_operation_id,
+        auth_method=body.auth_method,
     )
     return _out(namespace, operation)
 
@@ -91,6 +92,7 @@ async def update_namespace(
         accepted_client_ca=body.accepted_client_ca,
         certificate_filters=body.certificate_filters,
         async_operation_id=body.async_operation_id,
+        auth_method=body.auth_method,
     )
     return _out(namespace, operation)
 

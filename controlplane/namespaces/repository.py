@@ -29,7 +29,11 @@ class NamespaceRepository:
         )
         return list((await self.session.execute(statement)).scalars())
 
-    # System access, for the provisioning worker.
+    # System access, for the provisioning worker and the gateways' key verification.
+    async def list_for_account(self, account_id: str) -> list[Namespace]:
+        statement = select(Namespace).where(Namespace.account_id == account_id)
+        return list((await self.session.execute(statement)).scalars())
+
     async def get(self, namespace_id: str) -> Namespace | None:
         return await self.session.get(Namespace, namespace_id)
 

@@ -22,6 +22,9 @@ class NamespaceCreate(BaseModel):
     certificate_filters: list[dict[str, object]] = Field(
         default_factory=list, description=CERTIFICATE_FILTERS_DESCRIPTION
     )
+    auth_method: str = Field(
+        "mtls", description="How SDK clients authenticate: mtls, api_key or mtls_or_api_key"
+    )
     async_operation_id: str | None = Field(None, description="Client-chosen id for idempotency")
 
 
@@ -36,6 +39,9 @@ class NamespaceUpdate(BaseModel):
     certificate_filters: list[dict[str, object]] | None = Field(
         None, description="Replaces the filters. " + CERTIFICATE_FILTERS_DESCRIPTION
     )
+    auth_method: str | None = Field(
+        None, description="How SDK clients authenticate: mtls, api_key or mtls_or_api_key"
+    )
     async_operation_id: str | None = Field(None, description="Client-chosen id for idempotency")
 
 
@@ -48,6 +54,7 @@ class NamespaceOut(BaseModel):
     retention_days: int
     accepted_client_ca: str
     certificate_filters: list[dict[str, str]]
+    auth_method: str = Field(description="mtls, api_key or mtls_or_api_key")
     requests_per_second: int = Field(description="Rate limit enforced by the gateway (RPS)")
     actions_per_second: int = Field(description="Rate limit enforced by the gateway (APS)")
     state: NamespaceState

@@ -39,6 +39,7 @@ from controlplane.operations.starter import OperationStarter
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 90
+AUTH_METHODS = ("mtls", "api_key", "mtls_or_api_key")
 
 
 def validate_name(name: str) -> None:
@@ -52,6 +53,13 @@ def validate_name(name: str) -> None:
         )
     if "--" in name:
         raise InvalidField("name must not contain '--'", field="name")
+
+
+def validate_auth_method(auth_method: str) -> None:
+    if auth_method not in AUTH_METHODS:
+        raise InvalidField(
+            f"auth_method must be one of {', '.join(AUTH_METHODS)}", field="auth_method"
+        )
 
 
 def validate_retention(days: int) -> None:
@@ -113,10 +121,12 @@ async def create(
     accepted_client_ca: str,
     certificate_filters: list[dict[str, object]],
     async_operation_id: str | None,
+    auth_method: str = "mtls",
 ) -> tuple[Namespace, AsyncOperation]:
     account_id = _require(principal, Action.NAMESPACE_CREATE)
     validate_name(name)
     validate_retention(retention_days)
+    validate_auth_method(auth_method)
     validate_accepted_client_ca(accepted_client_ca)
     filters = validate_certificate_filters(certificate_filters)
     namespace_id = f"{name}.{account_id}"
@@ -142,6 +152,7 @@ async def create(
         certificate_filters=filters,
         state=NamespaceState.ACTIVATING,
         resource_version=str(uuid.uuid4()),
+        auth_method=auth_method,
     )
     repository.add(namespace)
     operation = operations.create(
@@ -184,8 +195,10 @@ async def update(
     accepted_client_ca: str | None,
     certificate_filters: list[dict[str, object]] | None,
     async_operation_id: str | None,
+    auth_method: str | None = None,
 ) -> tuple[Namespace, AsyncOperation]:
-    """Change the namespace's retention, accepted client CAs and/or certificate filters; the
+    """Change the namespace's retention, accepted client CAs, certificate filters and/or auth
+    method; the
     fields left out (None) keep their value. The row changes at once (state UPDATING, new
     resource_version); the operation applies it to the cell and the gateways."""
     account_id = _require(principal, Action.NAMESPACE_UPDATE)
@@ -211,6 +224,9 @@ async def update(
     if certificate_filters is not None:
         filters = validate_certificate_filters(certificate_filters)
         changes["certificate_filters"] = filters
+    if auth_method is not None:
+        validate_auth_method(auth_method)
+        changes["auth_method"] = auth_method
     if resource_version != namespace.resource_version:
         raise ResourceVersionMismatch(
             f"namespace {namespace_id} is at resource_version {namespace.resource_version}",
@@ -222,6 +238,8 @@ async def update(
             "can be updated",
             field="state",
         )
+    if auth_method is not None:
+        namespace.auth_method = auth_method
     if retention_days is not None:
         namespace.retention_days = retention_days
     if bundle is not None:

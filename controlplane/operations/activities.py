@@ -186,6 +186,7 @@ class ProvisioningActivities:
                         accepted_client_ca=namespace.accepted_client_ca,
                         cell_namespace_id=namespace.cell_namespace_id,
                         certificate_filters=namespace.certificate_filters,
+                        auth_method=namespace.auth_method,
                         requests_per_second=namespace.requests_per_second,
                         actions_per_second=namespace.actions_per_second,
                     ),

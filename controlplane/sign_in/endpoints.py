@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from controlplane.config import Settings
 from controlplane.kit.deps import CSRF_HEADER, SESSION_COOKIE, SessionDep, SettingsDep
 from controlplane.kit.errors import CsrfRejected, Unauthenticated, problem_response
 from controlplane.models.user import User
@@ -54,6 +55,25 @@ def _session_out(web_session: WebSession, user: User) -> SessionOut:
         csrf_token=web_session.csrf_token,
         expires_at=web_session.expires_at,
     )
+
+
+def signed_in_response(
+    request: Request, settings: Settings, created: service.NewWebSession
+) -> JSONResponse:
+    """The answer to a browser sign-in (OIDC callback, SAML ACS): the session with its CSRF
+    token, and the HttpOnly, SameSite=Lax ``stratus_session`` cookie (Secure over https)."""
+    body = _session_out(created.web_session, created.user)
+    response = JSONResponse(body.model_dump(mode="json"))
+    response.set_cookie(
+        SESSION_COOKIE,
+        created.token,
+        max_age=settings.session_lifetime_seconds,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request, settings.public_url),
+    )
+    return response
 
 
 @router.get("/oidc/providers", response_model=IdentityProviderList)
@@ -148,17 +168,7 @@ async def oidc_callback(
         if isinstance(result, service.CliHandoff):
             response = RedirectResponse(result.redirect_url, status_code=302)
         else:
-            body = _session_out(result.web_session, result.user)
-            response = JSONResponse(body.model_dump(mode="json"))
-            response.set_cookie(
-                SESSION_COOKIE,
-                result.token,
-                max_age=settings.session_lifetime_seconds,
-                path="/",
-                httponly=True,
-                samesite="lax",
-                secure=_secure(request, settings.public_url),
-            )
+            response = signed_in_response(request, settings, result)
     response.delete_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH)
     return response
 

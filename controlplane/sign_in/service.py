@@ -171,9 +171,12 @@ def _match_user(
     return candidates[0]
 
 
-async def _new_web_session(
-    session: AsyncSession, settings: Settings, user: User, provider: str
+async def create_web_session(
+    session: AsyncSession, settings: Settings, user: User, *, method: str, provider: str
 ) -> NewWebSession:
+    """Sign ``user`` in: a server-side session (only its token's hash is stored) and the
+    ``auth.login`` audit event. Every sign-in method (OIDC, the CLI hand-off, SAML) ends
+    here, so sessions are the same whichever way the user came."""
     token = new_session_token()
     web_session = WebSession(
         id=str(uuid.uuid4()),
@@ -192,7 +195,7 @@ async def _new_web_session(
         action="auth.login",
         target=f"web_session:{web_session.id}",
         account_id=user.account_id,
-        details={"method": "oidc", "provider": provider},
+        details={"method": method, "provider": provider},
     )
     await session.flush()
     return NewWebSession(web_session=web_session, token=token, user=user)
@@ -206,13 +209,17 @@ def record_refusal(
     provider: str | None,
     email: str | None = None,
     account_id: str | None = None,
+    target: str | None = None,
 ) -> None:
-    """Audit a refused sign-in (the endpoint answers the problem and still commits)."""
+    """Audit a refused sign-in (the endpoint answers the problem and still commits).
+    ``target`` defaults to the OIDC provider (or the CLI hand-off)."""
+    if target is None:
+        target = f"oidc:{provider}" if provider else "cli-handoff"
     event = audit.record(
         session,
         None,
         action=action,
-        target=f"oidc:{provider}" if provider else "cli-handoff",
+        target=target,
         account_id=account_id,
         outcome="refused",
         details={"reason": error.slug, "check": error.field, "detail": error.message},
@@ -293,7 +300,7 @@ async def complete_login(
         await session.flush()
         separator = "&" if "?" in attempt.cli_redirect else "?"
         return CliHandoff(attempt.cli_redirect + separator + urlencode({"code": handoff}))
-    return await _new_web_session(session, settings, user, provider.name)
+    return await create_web_session(session, settings, user, method="oidc", provider=provider.name)
 
 
 async def redeem_handoff(
@@ -314,7 +321,9 @@ async def redeem_handoff(
     await repository.delete_attempt(attempt)
     if user is None:
         raise InvalidHandoff("the user no longer exists")
-    return await _new_web_session(session, settings, user, attempt.provider)
+    return await create_web_session(
+        session, settings, user, method="oidc", provider=attempt.provider
+    )
 
 
 @dataclass(frozen=True)

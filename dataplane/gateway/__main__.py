@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client import start_http_server
 
 from dataplane.gateway import Gateway, HttpRouteSource
+from dataplane.gateway._api_keys import HttpKeyVerifier
 from dataplane.gateway._server import DEFAULT_MAX_REQUEST_BYTES
 
 logger = logging.getLogger("dataplane.gateway")
@@ -34,6 +35,8 @@ class GatewaySettings:
     api_key: str
     # Prometheus metrics on 127.0.0.1:<port>; 0 disables them.
     metrics_port: int = 0
+    # The API-key endpoint (TLS without client certificates); 0 disables it.
+    api_key_port: int = 0
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 
 
@@ -62,6 +65,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> GatewaySettings:
         api_url=source["STRATUS_API_URL"],
         api_key=source["STRATUS_GATEWAY_API_KEY"],
         metrics_port=int(source.get("STRATUS_GATEWAY_METRICS_PORT", "0")),
+        api_key_port=int(source.get("STRATUS_GATEWAY_API_KEY_PORT", "0")),
         max_request_bytes=int(
             source.get("STRATUS_GATEWAY_MAX_REQUEST_BYTES", str(DEFAULT_MAX_REQUEST_BYTES))
         ),
@@ -71,6 +75,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> GatewaySettings:
 async def serve(settings: GatewaySettings) -> None:
     gateway_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     routes = HttpRouteSource(settings.api_url, settings.api_key, gateway_id=gateway_id)
+    verifier = HttpKeyVerifier(settings.api_url, settings.api_key)
     gateway = Gateway(
         settings.host,
         settings.port,
@@ -79,6 +84,8 @@ async def serve(settings: GatewaySettings) -> None:
         route_source=routes,
         fallback_client_ca_pem=settings.ca_pem,
         max_request_bytes=settings.max_request_bytes,
+        api_key_port=settings.api_key_port or None,
+        key_verifier=verifier,
     )
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1", registry=gateway.metrics)
@@ -94,6 +101,7 @@ async def serve(settings: GatewaySettings) -> None:
     finally:
         await gateway.stop(_STOP_GRACE_SECONDS)
         await routes.aclose()
+        await verifier.aclose()
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:

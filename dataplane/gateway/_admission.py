@@ -22,6 +22,8 @@ class Decision(enum.Enum):
     UNTRUSTED = "untrusted"
     # It chains to an accepted CA but matches none of the namespace's certificate filters.
     FILTERED = "filtered"
+    # The namespace does not accept this way of authenticating (mTLS vs API key).
+    WRONG_AUTH_METHOD = "wrong_auth_method"
 
 
 class Admissions:

