@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal, authorize
@@ -155,15 +156,20 @@ async def complete_login(
         raise SamlUnknownRequest(
             "the sign-in this response answers was already completed", field="in_response_to"
         )
-    repository.add(
-        SamlAssertionSeen(
-            account_id=account_id,
-            assertion_id=verified.assertion_id,
-            expires_at=max(verified.not_on_or_after, now)
-            + dt.timedelta(seconds=service_provider.CLOCK_SKEW_SECONDS),
-        )
-    )
-    await session.flush()
+    try:
+        # A savepoint: a concurrent sign-in with the same assertion loses on the primary key
+        # and is refused as a replay, with the session still usable for the audit event.
+        async with session.begin_nested():
+            repository.add(
+                SamlAssertionSeen(
+                    account_id=account_id,
+                    assertion_id=verified.assertion_id,
+                    expires_at=max(verified.not_on_or_after, now)
+                    + dt.timedelta(seconds=service_provider.CLOCK_SKEW_SECONDS),
+                )
+            )
+    except IntegrityError:
+        raise SamlReplayedAssertion("this assertion was already used to sign in") from None
     user = await repository.user_with_email(account_id, verified.email)
     if user is None:
         raise NotInvited("no user with this email has been invited to this account")

@@ -35,6 +35,23 @@ def _server_options(max_request_bytes: int, max_metadata_bytes: int) -> list[tup
     ]
 
 
+# The standard gRPC health check, answered by the gateway itself (namespace-less, allowed to
+# any caller that completed the endpoint's TLS handshake). Watch is not served.
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+# grpc.health.v1.HealthCheckResponse{status: SERVING}, encoded by hand: the gateway does not
+# depend on grpcio-health-checking for one constant message.
+_SERVING = b"\x08\x01"
+
+
+async def _health_check(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+    return _SERVING
+
+
+_HEALTH_HANDLER: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(
+    _health_check
+)
+
+
 class _Handlers(grpc.GenericRpcHandler):  # type: ignore[type-arg]  # stub generics
     """Finds each call's handler: a WorkflowService method's, else an UNIMPLEMENTED refusal.
 
@@ -50,6 +67,8 @@ class _Handlers(grpc.GenericRpcHandler):  # type: ignore[type-arg]  # stub gener
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[bytes, bytes]:
+        if handler_call_details.method == HEALTH_CHECK:
+            return _HEALTH_HANDLER
         handler = self._handlers.get(handler_call_details.method)
         if handler is None:
             return self._proxy.unimplemented_handler(handler_call_details.method)

@@ -263,3 +263,12 @@ async def test_each_call_emits_a_span(
         ("DescribeNamespace", cells.namespace_a, grpc.StatusCode.OK.value[0]),
         ("DescribeNamespace", cells.namespace_b, grpc.StatusCode.PERMISSION_DENIED.value[0]),
     ]
+
+
+async def test_grpc_health_check_is_answered_by_the_gateway(
+    gateway: Gateway, pki: Pki, raw_channel: RawChannel
+) -> None:
+    """grpc.health.v1.Health/Check answers SERVING (status 1) to an admitted TLS peer."""
+    async with raw_channel(gateway.bound_port, pki.client_a) as channel:
+        raw = await channel.unary_unary("/grpc.health.v1.Health/Check")(b"", timeout=10)
+    assert raw == b"\x08\x01"
