@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     cell_provider: Literal["local"] = "local"
     # How operations' workflow starts are retried when the system cell was unreachable.
     reconcile_interval_seconds: float = 10.0
+    # How often the action meter scrapes every cell's `action` counter into usage rows.
+    metering_interval_seconds: float = 60.0
     otel_exporter: Literal["none", "console"] = "none"
     log_level: str = "INFO"
     # Where browsers reach the API (redirect URIs are built from it); unset: the request's own

@@ -234,6 +234,20 @@ class Supervisor:
             await self._shutdown()
             lock_file.close()
 
+    async def _final_metering(self) -> None:
+        """Scrape every cell once more before it stops: its counters live in memory, so what
+        was counted since the last scrape would otherwise be lost."""
+        from controlplane.kit.db import create_engine, create_sessionmaker
+        from controlplane.worker import meter_once
+
+        engine = create_engine(self.settings.sqlalchemy_url)
+        try:
+            await meter_once(create_sessionmaker(engine), self.provider)
+        except Exception:
+            logger.warning("final metering scrape failed", exc_info=True)
+        finally:
+            await engine.dispose()
+
     async def _shutdown(self) -> None:
         self._stopping.set()
         print("Stopping Stratus...", flush=True)
@@ -252,6 +266,7 @@ class Supervisor:
                 await process.wait()
             if child.pid_path is not None:
                 child.pid_path.unlink(missing_ok=True)
+        await self._final_metering()
         cells = self.provider.known_cells()
         await asyncio.gather(*(self.provider.stop(cell_id) for cell_id in cells))
         (self.run_dir / "supervisor.pid").unlink(missing_ok=True)

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from billing import CellEndpoint, Meter
 from controlplane.cells.repository import CellRepository
 from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE, Settings
 from controlplane.kit.db import create_engine, create_sessionmaker
@@ -26,6 +29,30 @@ from controlplane.operations.workflows import WORKFLOWS
 from dataplane.cells import CellProvider, CellSpec, LocalCellProvider
 
 logger = logging.getLogger(__name__)
+
+
+def cell_endpoints(
+    sessionmaker: async_sessionmaker[AsyncSession], provider: CellProvider
+) -> Callable[[], Awaitable[list[CellEndpoint]]]:
+    """Every account cell's metrics endpoint, read afresh before each scrape."""
+
+    async def endpoints() -> list[CellEndpoint]:
+        async with sessionmaker() as session:
+            cells = await CellRepository(session).list_all()
+        return [(cell.id, provider.metrics_url(cell.id)) for cell in cells]
+
+    return endpoints
+
+
+async def meter_once(
+    sessionmaker: async_sessionmaker[AsyncSession], provider: CellProvider
+) -> None:
+    """One scrape of every cell, committed (e.g. right before the cells stop: counters live in
+    the cells' memory)."""
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        endpoints = await cell_endpoints(sessionmaker, provider)()
+        async with sessionmaker() as session, session.begin():
+            await Meter(http).scrape_once(session, endpoints)
 
 
 async def restore_cells(
@@ -87,10 +114,21 @@ async def run(settings: Settings) -> None:
     reconciler = asyncio.create_task(
         _reconcile_forever(sessionmaker, starter, settings.reconcile_interval_seconds)
     )
+    metering_http = httpx.AsyncClient(timeout=10.0)
+    meter = asyncio.create_task(
+        Meter(metering_http).run(
+            sessionmaker,
+            cell_endpoints(sessionmaker, provider),
+            interval=settings.metering_interval_seconds,
+        )
+    )
     async with worker:
         logger.info("control-plane worker polling %s", SYSTEM_TASK_QUEUE)
         await stop.wait()
     reconciler.cancel()
+    meter.cancel()
+    await asyncio.gather(reconciler, meter, return_exceptions=True)
+    await metering_http.aclose()
     await engine.dispose()
 
 
