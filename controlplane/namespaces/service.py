@@ -131,16 +131,14 @@ async def create(
     filters = validate_certificate_filters(certificate_filters)
     namespace_id = f"{name}.{account_id}"
     repository = NamespaceRepository(session)
-    if async_operation_id is not None:
-        operations.validate_operation_id(async_operation_id)
-        existing = await operations.find_existing(
-            session, principal, async_operation_id, "namespace.create"
-        )
-        if existing is not None:
-            namespace = await repository.get_scoped(principal, existing.resource_id)
-            if namespace is None or existing.resource_id != namespace_id:
-                raise Conflict("async_operation_id is already in use", field="async_operation_id")
-            return namespace, existing
+    existing = await operations.retried(
+        session, principal, async_operation_id, "namespace.create", namespace_id
+    )
+    if existing is not None:
+        retried = await repository.get_scoped(principal, namespace_id)
+        if retried is None:  # created, then deleted: the id cannot be reused
+            raise Conflict("async_operation_id is already in use", field="async_operation_id")
+        return retried, existing
     if await repository.get_scoped(principal, namespace_id) is not None:
         raise AlreadyExists(f"namespace {namespace_id} already exists", field="name")
     namespace = Namespace(
@@ -204,15 +202,11 @@ async def update(
     account_id = _require(principal, Action.NAMESPACE_UPDATE)
     repository = NamespaceRepository(session)
     namespace = await _visible(repository, principal, namespace_id, Action.NAMESPACE_UPDATE)
-    if async_operation_id is not None:
-        operations.validate_operation_id(async_operation_id)
-        existing = await operations.find_existing(
-            session, principal, async_operation_id, "namespace.update"
-        )
-        if existing is not None and existing.resource_id == namespace_id:
-            return namespace, existing
-        if existing is not None:
-            raise Conflict("async_operation_id is already in use", field="async_operation_id")
+    existing = await operations.retried(
+        session, principal, async_operation_id, "namespace.update", namespace_id
+    )
+    if existing is not None:
+        return namespace, existing
     changes: dict[str, object] = {}
     if retention_days is not None:
         validate_retention(retention_days)
@@ -361,15 +355,11 @@ async def delete(
     namespace = await _visible(
         NamespaceRepository(session), principal, namespace_id, Action.NAMESPACE_DELETE
     )
-    if async_operation_id is not None:
-        operations.validate_operation_id(async_operation_id)
-        existing = await operations.find_existing(
-            session, principal, async_operation_id, "namespace.delete"
-        )
-        if existing is not None and existing.resource_id == namespace_id:
-            return namespace, existing
-        if existing is not None:
-            raise Conflict("async_operation_id is already in use", field="async_operation_id")
+    existing = await operations.retried(
+        session, principal, async_operation_id, "namespace.delete", namespace_id
+    )
+    if existing is not None:
+        return namespace, existing
     if resource_version is not None and resource_version != namespace.resource_version:
         raise ResourceVersionMismatch(
             f"namespace {namespace_id} is at resource_version {namespace.resource_version}",

@@ -37,6 +37,25 @@ async def find_existing(
     return existing
 
 
+async def retried(
+    session: AsyncSession,
+    principal: Principal,
+    async_operation_id: str | None,
+    operation_type: str,
+    resource_id: str,
+) -> AsyncOperation | None:
+    """The operation a client started before with this ``async_operation_id`` for the same
+    resource (its retry gets the same answer), None for a new id; any other use of the id is a
+    conflict."""
+    if async_operation_id is None:
+        return None
+    validate_operation_id(async_operation_id)
+    existing = await find_existing(session, principal, async_operation_id, operation_type)
+    if existing is not None and existing.resource_id != resource_id:
+        raise Conflict("async_operation_id is already in use", field="async_operation_id")
+    return existing
+
+
 def create(
     session: AsyncSession,
     starter: OperationStarter,
