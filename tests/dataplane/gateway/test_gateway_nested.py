@@ -211,3 +211,37 @@ async def test_multi_operation_with_foreign_inner_start_is_refused(
     victim = await Client.connect(cells.address_a, namespace=cells.namespace_a_later)
     with pytest.raises(Exception, match="not found"):
         await victim.get_workflow_handle(workflow_id).describe()
+
+
+async def test_batch_operation_reaching_into_another_namespace_is_refused(
+    gateway: Gateway, pki: Pki, cells: Cells, raw_channel: RawChannel
+) -> None:
+    """A batch reset for A whose post-reset signal links a workflow of another namespace:
+    refused before the cell sees it; no batch job is created in A and the victim's history
+    is unchanged."""
+    _, victim, _ = await _victim(cells)
+    before = await _event_types(victim)
+    job_id = f"batch-{uuid.uuid4().hex[:8]}"
+    request = wsv1.StartBatchOperationRequest(
+        namespace=cells.namespace_a,
+        job_id=job_id,
+        reason="cross-namespace attempt",
+        visibility_query="WorkflowType='AttackerWorkflow'",
+    )
+    request.reset_operation.options.first_workflow_task.SetInParent()
+    signal = request.reset_operation.post_reset_operations.add().signal_workflow
+    signal.signal_name = "pwned"
+    link = signal.links.add().workflow_event
+    link.namespace = cells.namespace_a_later
+    link.workflow_id = victim.id
+    refused = await _call(
+        raw_channel, gateway, pki, "StartBatchOperation", request.SerializeToString()
+    )
+    assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert f"refers to namespace {cells.namespace_a_later}" in refused.details()
+    owner = await Client.connect(cells.address_a, namespace=cells.namespace_a)
+    with pytest.raises(Exception, match=r"(?i)not found"):
+        await owner.workflow_service.describe_batch_operation(
+            wsv1.DescribeBatchOperationRequest(namespace=cells.namespace_a, job_id=job_id)
+        )
+    assert await _event_types(victim) == before
