@@ -261,7 +261,10 @@ class LocalCellProvider:
             while _alive(pid):
                 await asyncio.sleep(0.05)
         if spawned is not None:
-            spawned.poll()  # reap our own child so it does not linger as a zombie
+            # Reap our own child so it does not linger as a zombie. It is dead or dying by now,
+            # so the wait is short; a thread keeps the event loop free meanwhile.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(spawned.wait, 10)
         logger.info("stopped cell %s (pid %s)", cell_id, pid)
 
     def known_cells(self) -> list[str]:
