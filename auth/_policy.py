@@ -77,6 +77,7 @@ class Action(enum.StrEnum):
     SAML_CONFIGURE = "saml.configure"
     GATEWAY_API_KEYS_VERIFY = "gateway_api_keys.verify"
     IDENTITY_READ = "identity.read"
+    USAGE_READ = "usage.read"
 
 
 @dataclass(frozen=True)
@@ -135,14 +136,17 @@ _ACCOUNT_ADMIN = frozenset(Action) - {
     Action.GATEWAY_ROUTES_READ,
     Action.GATEWAY_API_KEYS_VERIFY,
     Action.NAMESPACE_LIMITS_SET,
+    Action.USAGE_READ,
 }
+# Billing data is for the account's owners and its finance admins, as in Temporal Cloud.
+_BILLING = frozenset({Action.USAGE_READ})
 
 # Account role → actions allowed on every resource of the account.
 ROLE_ACTIONS: dict[AccountRole, frozenset[Action]] = {
-    AccountRole.OWNER: _ACCOUNT_ADMIN,
+    AccountRole.OWNER: _ACCOUNT_ADMIN | _BILLING,
     AccountRole.ADMIN: _ACCOUNT_ADMIN,
     AccountRole.DEVELOPER: _SELF_SERVICE | {Action.NAMESPACE_CREATE},
-    AccountRole.FINANCE_ADMIN: _SELF_SERVICE,
+    AccountRole.FINANCE_ADMIN: _SELF_SERVICE | _BILLING,
     AccountRole.READ: _SELF_SERVICE,
     AccountRole.METRICS_READ: _SELF_SERVICE,
 }

@@ -4,19 +4,68 @@ The action meter scrapes each cell's Temporal ``action`` counter and writes one 
 (namespace, UTC hour, kind); see ``docs/billing.md`` for what is metered and how.
 """
 
+from billing._export import (
+    USAGE_CSV_COLUMNS,
+    ExportSink,
+    UsageRow,
+    export_usage_hour,
+    s3_client,
+    usage_csv,
+    usage_object_key,
+)
 from billing._exposition import CellCounters, namespace_id_from_label, read_cell_counters
 from billing._kinds import ACTION_KINDS, ActionKind, action_kind
-from billing._meter import CellEndpoint, Meter, ScrapeReport, hour_of
+from billing._meter import CellEndpoint, Meter, ScrapeReport, add_usage, hour_of
+from billing._price_book import (
+    ActionTier,
+    Plan,
+    PlanFee,
+    PriceBook,
+    PriceBookError,
+    load_price_book,
+    parse_price_book,
+)
+from billing._rating import (
+    Credit,
+    CreditApplied,
+    InvoiceDraft,
+    LineItem,
+    RatingError,
+    rate_month,
+    round_cents,
+)
 
 __all__ = [
     "ACTION_KINDS",
+    "USAGE_CSV_COLUMNS",
     "ActionKind",
+    "ActionTier",
     "CellCounters",
     "CellEndpoint",
+    "Credit",
+    "CreditApplied",
+    "ExportSink",
+    "InvoiceDraft",
+    "LineItem",
     "Meter",
+    "Plan",
+    "PlanFee",
+    "PriceBook",
+    "PriceBookError",
+    "RatingError",
     "ScrapeReport",
+    "UsageRow",
     "action_kind",
+    "add_usage",
+    "export_usage_hour",
     "hour_of",
+    "load_price_book",
     "namespace_id_from_label",
+    "parse_price_book",
+    "rate_month",
     "read_cell_counters",
+    "round_cents",
+    "s3_client",
+    "usage_csv",
+    "usage_object_key",
 ]

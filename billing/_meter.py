@@ -156,7 +156,7 @@ class Meter:
 
         hour_start = hour_of(now)
         for (namespace_id, kind), quantity in deltas.items():
-            await _add_usage(session, namespace_id, hour_start, kind, quantity)
+            await add_usage(session, namespace_id, hour_start, kind, quantity)
             report.added[(namespace_id, kind)] = (
                 report.added.get((namespace_id, kind), 0) + quantity
             )
@@ -178,9 +178,11 @@ def _restarted(
     return any(counters.actions.get(key, 0) < cursor.value for key, cursor in cursors.items())
 
 
-async def _add_usage(
+async def add_usage(
     session: AsyncSession, namespace_id: str, hour_start: dt.datetime, kind: str, quantity: int
 ) -> None:
+    """Add ``quantity`` to the usage row of (namespace, hour, kind), creating it if needed, in
+    the caller's transaction. The one writer of usage rows: the meter and any backfill."""
     record = await session.scalar(
         select(UsageRecord).where(
             UsageRecord.namespace_id == namespace_id,

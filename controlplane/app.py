@@ -26,6 +26,7 @@ from controlplane.saml.endpoints import router as saml_router
 from controlplane.service_accounts.endpoints import router as service_accounts_router
 from controlplane.sign_in.endpoints import router as sign_in_router
 from controlplane.sign_in.relying_party import RelyingParty
+from controlplane.usage.endpoints import router as usage_router
 from controlplane.users.endpoints import router as users_router
 
 # Routes that are deliberately public; every other route must declare an action.
@@ -86,6 +87,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     api.include_router(identity_router)
     api.include_router(sign_in_router)
     api.include_router(saml_router)
+    api.include_router(usage_router)
     app.include_router(api)
 
     @app.get("/healthz", include_in_schema=False)

@@ -29,6 +29,7 @@ from controlplane.service_accounts.schemas import (
     ServiceAccountList,
     ServiceAccountOut,
 )
+from controlplane.usage.schemas import UsageOut
 from controlplane.users.schemas import UserInvite, UserList, UserOut, UserUpdate
 
 M = TypeVar("M", bound=BaseModel)
@@ -306,6 +307,15 @@ class StratusClient:
         if page_token is not None:
             params["page_token"] = page_token
         return self._call(AuditEventPage, "GET", "/audit-logs", params=params)
+
+    def get_usage(
+        self, start: dt.date | str, end: dt.date | str, *, namespace_id: str | None = None
+    ) -> UsageOut:
+        """Usage per namespace, UTC day and kind from ``start`` to ``end`` (both inclusive)."""
+        params = {"start": str(start), "end": str(end)}
+        if namespace_id is not None:
+            params["namespace_id"] = namespace_id
+        return self._call(UsageOut, "GET", "/usage", params=params)
 
     def get_operation(self, operation_id: str) -> AsyncOperationOut:
         return self._call(AsyncOperationOut, "GET", f"/operations/{operation_id}")

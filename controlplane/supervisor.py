@@ -33,6 +33,7 @@ from dataplane.cells import CellSpec, LocalCellProvider
 
 logger = logging.getLogger("stratus.supervisor")
 SYSTEM_CELL_ID = "system"
+_COUNTER_PUBLISH_LAG_SECONDS = 1.5
 _PR_SET_PDEATHSIG = 1
 
 
@@ -242,7 +243,12 @@ class Supervisor:
 
         engine = create_engine(self.settings.sqlalchemy_url)
         try:
-            await meter_once(create_sessionmaker(engine), self.provider)
+            sessionmaker = create_sessionmaker(engine)
+            await meter_once(sessionmaker, self.provider)
+            # Temporal publishes its counters about a second late; a second scrape after
+            # that catches the last increments (scrapes are deltas, so twice is safe).
+            await asyncio.sleep(_COUNTER_PUBLISH_LAG_SECONDS)
+            await meter_once(sessionmaker, self.provider)
         except Exception:
             logger.warning("final metering scrape failed", exc_info=True)
         finally:

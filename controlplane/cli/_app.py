@@ -30,6 +30,8 @@ app.add_typer(account_app, name="account")
 app.add_typer(namespace_app, name="namespace")
 app.add_typer(certs_app, name="certs")
 app.add_typer(operation_app, name="operation")
+usage_app = typer.Typer(no_args_is_help=True, help="Usage of your account (owner, finance admin).")
+app.add_typer(usage_app, name="usage")
 user_app = typer.Typer(no_args_is_help=True, help="Users of your account and their roles.")
 service_account_app = typer.Typer(
     no_args_is_help=True, help="Service accounts: account-wide or scoped to one namespace."
@@ -821,3 +823,19 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+@usage_app.command("get")
+def usage_get(
+    ctx: typer.Context,
+    start: Annotated[str, typer.Option(help="First UTC day, YYYY-MM-DD (inclusive)")],
+    end: Annotated[str, typer.Option(help="Last UTC day, YYYY-MM-DD (inclusive, at most 90 days)")],
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="Only this namespace id (name.account)")
+    ] = None,
+) -> None:
+    """Usage per namespace, UTC day and billable kind."""
+    c: Context = ctx.obj
+    usage = _call(c, lambda client: client.get_usage(start, end, namespace_id=namespace))
+    lines = [f"{u.date}\t{u.namespace_id}\t{u.kind}\t{u.quantity}" for u in usage.usage]
+    _emit(c, usage, "\n".join(lines) or f"no usage from {usage.start} to {usage.end}")

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth import Principal
+from controlplane.kit.tenancy import scoped
+from controlplane.models import UsageRecord
+
+
+class UsageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def hourly_scoped(
+        self,
+        principal: Principal,
+        *,
+        since: dt.datetime,
+        until: dt.datetime,
+        namespace_id: str | None,
+    ) -> list[UsageRecord]:
+        """The account's usage rows with ``since <= hour_start < until``."""
+        statement = select(UsageRecord).where(
+            UsageRecord.hour_start >= since, UsageRecord.hour_start < until
+        )
+        if namespace_id is not None:
+            statement = statement.where(UsageRecord.namespace_id == namespace_id)
+        statement = scoped(statement, UsageRecord.account_id, principal)
+        return list((await self.session.execute(statement)).scalars())
+
+    async def has_namespace_scoped(self, principal: Principal, namespace_id: str) -> bool:
+        """Whether the account ever had usage in ``namespace_id`` (usage outlives a deleted
+        namespace until it is invoiced)."""
+        statement = scoped(
+            select(UsageRecord.id).where(UsageRecord.namespace_id == namespace_id).limit(1),
+            UsageRecord.account_id,
+            principal,
+        )
+        return (await self.session.execute(statement)).first() is not None
