@@ -72,6 +72,35 @@ class CreditApplied:
     remaining: Decimal
 
 
+def _prorated(value: Decimal, days_active: int, days_in_month: int) -> Decimal:
+    return value * days_active / days_in_month
+
+
+@dataclass(frozen=True)
+class PlanPeriod:
+    """Part of a month spent on one plan: ``days`` of it, with the usage metered meanwhile per
+    (namespace id, kind). A month without plan changes is one period; a new account's first
+    period starts on the day it was created. ``label`` ("days 1-14") tells periods apart in the
+    line descriptions when there are several."""
+
+    plan: Plan
+    days: int
+    usage: Mapping[tuple[str, str], int]
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class NamespaceCharge:
+    """One namespace's quantity of one kind over the month and its share of the usage charges
+    (cents allocated by quantity, largest remainder first, so the shares add up exactly to the
+    account-level usage lines). Plan fees are the account's and are not allocated."""
+
+    namespace_id: str
+    kind: str
+    quantity: int
+    amount: Decimal
+
+
 @dataclass(frozen=True)
 class InvoiceDraft:
     plan: str
@@ -79,18 +108,18 @@ class InvoiceDraft:
     subtotal: Decimal
     credits: tuple[CreditApplied, ...]
     total: Decimal
+    usage: tuple[NamespaceCharge, ...] = ()
 
 
-def _prorated(value: Decimal, days_active: int, days_in_month: int) -> Decimal:
-    return value * days_active / days_in_month
-
-
-def _action_lines(plan: Plan, total_actions: int, included: int) -> list[LineItem]:
+def _action_lines(plan: Plan, start: int, end: int, included: int, suffix: str) -> list[LineItem]:
+    """Tier lines for the actions at positions ``start``..``end`` of the account's month (the
+    tier bounds count from the month's first action); the first ``included`` of them are free."""
     lines = []
     floor = 0
+    billable_from = start + included
     for index, tier in enumerate(plan.action_tiers, start=1):
-        ceiling = tier.up_to if tier.up_to is not None else max(total_actions, floor)
-        in_tier = max(0, min(total_actions, ceiling) - max(floor, included))
+        ceiling = tier.up_to if tier.up_to is not None else max(end, floor)
+        in_tier = max(0, min(end, ceiling) - max(floor, billable_from))
         if in_tier:
             millions = Decimal(in_tier) / MILLION
             bound = f"{Decimal(floor) / MILLION}M-" + (
@@ -99,7 +128,7 @@ def _action_lines(plan: Plan, total_actions: int, included: int) -> list[LineIte
             lines.append(
                 LineItem(
                     kind="actions",
-                    description=f"Actions, tier {index} ({bound})",
+                    description=f"Actions, tier {index} ({bound}){suffix}",
                     quantity=millions,
                     unit_price=tier.price_per_million,
                     amount=round_cents(millions * tier.price_per_million),
@@ -110,104 +139,168 @@ def _action_lines(plan: Plan, total_actions: int, included: int) -> list[LineIte
 
 
 def _storage_line(
-    kind: str, label: str, byte_hours: int, included_gbh: Decimal, price: Decimal
+    kind: str, label: str, byte_hours: int, included_gbh: Decimal, price: Decimal, suffix: str
 ) -> LineItem | None:
     billable = Decimal(byte_hours) / BYTES_PER_GB - included_gbh
     if billable <= 0:
         return None
     return LineItem(
         kind=kind,
-        description=f"{label} storage (GB-hours beyond {included_gbh.normalize():f} included)",
+        description=(
+            f"{label} storage (GB-hours beyond {included_gbh.normalize():f} included){suffix}"
+        ),
         quantity=billable,
         unit_price=price,
         amount=round_cents(billable * price),
     )
 
 
-def rate_month(
-    plan: Plan,
-    usage_totals_by_kind: Mapping[str, int],
-    *,
-    days_active: int,
-    days_in_month: int,
-    credits: Sequence[Credit] = (),
-) -> InvoiceDraft:
-    """The draft invoice of one account for one month (see the module docstring for the
-    rules). ``usage_totals_by_kind`` is the account's monthly total per usage kind."""
-    if not 28 <= days_in_month <= 31:
-        raise RatingError(f"days_in_month must be 28-31, got {days_in_month}")
-    if not 1 <= days_active <= days_in_month:
-        raise RatingError(f"days_active must be 1-{days_in_month}, got {days_active}")
-    negative = sorted(kind for kind, quantity in usage_totals_by_kind.items() if quantity < 0)
+def _allocate(
+    amount: Decimal, weights: Mapping[tuple[str, str], int]
+) -> dict[tuple[str, str], Decimal]:
+    """Split ``amount`` (whole cents) over ``weights`` in proportion, in whole cents that add up
+    exactly: each gets the floor of its share, the cents left go to the largest remainders
+    (ties by key, so the split is deterministic)."""
+    total_weight = sum(weights.values())
+    if not weights:
+        return {}
+    cents = int((amount / CENT).to_integral_value())
+    if total_weight == 0 or cents == 0:
+        return dict.fromkeys(weights, Decimal(0))
+    floors: dict[tuple[str, str], int] = {}
+    remainders: list[tuple[int, tuple[str, str]]] = []
+    for key in sorted(weights):
+        share, remainder = divmod(cents * weights[key], total_weight)
+        floors[key] = share
+        remainders.append((-remainder, key))
+    left = cents - sum(floors.values())
+    for _, key in sorted(remainders)[:left]:
+        floors[key] += 1
+    return {key: Decimal(value) * CENT for key, value in floors.items()}
+
+
+def _check_usage(usage: Mapping[tuple[str, str], int]) -> None:
+    negative = sorted({kind for (_, kind), quantity in usage.items() if quantity < 0})
     if negative:
         raise RatingError(f"usage must not be negative: {', '.join(negative)}")
     # An unknown kind is a metering change the price book does not cover yet: never drop it.
     unpriced = sorted(
-        kind
-        for kind in usage_totals_by_kind
-        if not kind.startswith(ACTIONS_PREFIX)
-        and kind not in (ACTIVE_STORAGE_KIND, RETAINED_STORAGE_KIND)
+        {
+            kind
+            for _, kind in usage
+            if not kind.startswith(ACTIONS_PREFIX)
+            and kind not in (ACTIVE_STORAGE_KIND, RETAINED_STORAGE_KIND)
+        }
     )
     if unpriced:
         raise RatingError(f"no price for usage kinds: {', '.join(unpriced)}")
 
-    def share(value: Decimal) -> Decimal:
-        return _prorated(value, days_active, days_in_month)
 
-    total_actions = sum(
-        quantity
-        for kind, quantity in usage_totals_by_kind.items()
-        if kind.startswith(ACTIONS_PREFIX)
-    )
-    included_actions = int(
-        share(Decimal(plan.included_actions)).to_integral_value(rounding=ROUND_FLOOR)
-    )
-    lines = _action_lines(plan, total_actions, included_actions)
-    for kind, label, included, price in (
-        (
-            ACTIVE_STORAGE_KIND,
-            "Active",
-            plan.included_active_gbh,
-            plan.active_storage_per_gbh,
-        ),
-        (
-            RETAINED_STORAGE_KIND,
-            "Retained",
-            plan.included_retained_gbh,
-            plan.retained_storage_per_gbh,
-        ),
-    ):
-        line = _storage_line(kind, label, usage_totals_by_kind.get(kind, 0), share(included), price)
-        if line is not None:
-            lines.append(line)
+def rate_invoice(
+    periods: Sequence[PlanPeriod],
+    *,
+    days_in_month: int,
+    credits: Sequence[Credit] = (),
+) -> InvoiceDraft:
+    """The draft invoice of one account for one month spent on one or more plans (see the
+    module docstring for the rules). Each period pays its plan's fee and gets its plan's
+    included amounts for its share of the month; the action tiers count the account's actions
+    from the start of the month across periods, each period pricing its own actions with its
+    own plan's tier prices."""
+    if not 28 <= days_in_month <= 31:
+        raise RatingError(f"days_in_month must be 28-31, got {days_in_month}")
+    if not periods:
+        raise RatingError("an invoice needs at least one plan period")
+    days_total = sum(period.days for period in periods)
+    for period in periods:
+        if not 1 <= period.days <= days_in_month:
+            raise RatingError(f"days_active must be 1-{days_in_month}, got {period.days}")
+        _check_usage(period.usage)
+    if days_total > days_in_month:
+        raise RatingError(f"the periods cover {days_total} days of a {days_in_month}-day month")
 
-    usage_amount = sum((line.amount for line in lines), Decimal(0))
-    fee = plan.fee
-    if fee.flat is not None:
-        fee_amount = round_cents(share(fee.flat))
-        fee_line = LineItem(
-            kind="plan_fee",
-            description=f"Plan {plan.name} ({days_active}/{days_in_month} days)",
-            quantity=Decimal(days_active) / days_in_month,
-            unit_price=fee.flat,
-            amount=fee_amount,
+    fee_lines: list[LineItem] = []
+    usage_lines: list[LineItem] = []
+    shares: dict[tuple[str, str], Decimal] = {}
+    quantities: dict[tuple[str, str], int] = {}
+    position = 0  # actions of the month counted before this period
+    for period in periods:
+        plan = period.plan
+        suffix = f", {period.label}" if period.label else ""
+
+        def share(value: Decimal, days: int = period.days) -> Decimal:
+            return _prorated(value, days, days_in_month)
+
+        for key, quantity in period.usage.items():
+            quantities[key] = quantities.get(key, 0) + quantity
+        action_usage = {
+            key: quantity
+            for key, quantity in period.usage.items()
+            if key[1].startswith(ACTIONS_PREFIX)
+        }
+        period_actions = sum(action_usage.values())
+        included_actions = int(
+            share(Decimal(plan.included_actions)).to_integral_value(rounding=ROUND_FLOOR)
         )
-    else:
-        assert fee.percent_of_usage is not None
-        percent_amount = round_cents(usage_amount * fee.percent_of_usage / 100)
-        minimum = round_cents(share(fee.minimum))
-        fee_line = LineItem(
-            kind="plan_fee",
-            description=(
-                f"Plan {plan.name}: {fee.percent_of_usage.normalize():f}% of usage"
-                + (f", minimum {minimum}" if percent_amount < minimum else "")
+        action_lines = _action_lines(
+            plan, position, position + period_actions, included_actions, suffix
+        )
+        position += period_actions
+        period_lines = list(action_lines)
+        allocations = [(sum((line.amount for line in action_lines), Decimal(0)), action_usage)]
+        for kind, label, included, price in (
+            (ACTIVE_STORAGE_KIND, "Active", plan.included_active_gbh, plan.active_storage_per_gbh),
+            (
+                RETAINED_STORAGE_KIND,
+                "Retained",
+                plan.included_retained_gbh,
+                plan.retained_storage_per_gbh,
             ),
-            quantity=Decimal(1),
-            unit_price=max(percent_amount, minimum),
-            amount=max(percent_amount, minimum),
-        )
-    lines.insert(0, fee_line)
+        ):
+            kind_usage = {key: q for key, q in period.usage.items() if key[1] == kind}
+            line = _storage_line(
+                kind, label, sum(kind_usage.values()), share(included), price, suffix
+            )
+            if line is not None:
+                period_lines.append(line)
+                allocations.append((line.amount, kind_usage))
+        for amount, weights in allocations:
+            for key, allocated in _allocate(amount, weights).items():
+                shares[key] = shares.get(key, Decimal(0)) + allocated
 
+        usage_amount = sum((line.amount for line in period_lines), Decimal(0))
+        fee = plan.fee
+        if fee.flat is not None:
+            fee_amount = round_cents(share(fee.flat))
+            fee_lines.append(
+                LineItem(
+                    kind="plan_fee",
+                    description=f"Plan {plan.name} ({period.days}/{days_in_month} days)",
+                    quantity=Decimal(period.days) / days_in_month,
+                    unit_price=fee.flat,
+                    amount=fee_amount,
+                )
+            )
+        else:
+            assert fee.percent_of_usage is not None
+            percent_amount = round_cents(usage_amount * fee.percent_of_usage / 100)
+            minimum = round_cents(share(fee.minimum))
+            fee_lines.append(
+                LineItem(
+                    kind="plan_fee",
+                    description=(
+                        f"Plan {plan.name}: {fee.percent_of_usage.normalize():f}% of usage"
+                        + (f", minimum {minimum}" if percent_amount < minimum else "")
+                        + suffix
+                    ),
+                    quantity=Decimal(1),
+                    unit_price=max(percent_amount, minimum),
+                    amount=max(percent_amount, minimum),
+                )
+            )
+        usage_lines.extend(period_lines)
+
+    lines = fee_lines + usage_lines
     subtotal = sum((line.amount for line in lines), Decimal(0))
     due = subtotal
     applied = []
@@ -220,9 +313,43 @@ def rate_month(
         due -= used
         applied.append(CreditApplied(credit.id, used, credit.remaining - used))
     return InvoiceDraft(
-        plan=plan.name,
+        plan=periods[-1].plan.name,
         lines=tuple(lines),
         subtotal=subtotal,
         credits=tuple(applied),
         total=due,
+        usage=tuple(
+            NamespaceCharge(
+                namespace_id, kind, quantity, shares.get((namespace_id, kind), Decimal(0))
+            )
+            for (namespace_id, kind), quantity in sorted(quantities.items())
+            if quantity
+        ),
+    )
+
+
+ACCOUNT_WIDE = ""
+"""The namespace id ``rate_month`` files account totals under."""
+
+
+def rate_month(
+    plan: Plan,
+    usage_totals_by_kind: Mapping[str, int],
+    *,
+    days_active: int,
+    days_in_month: int,
+    credits: Sequence[Credit] = (),
+) -> InvoiceDraft:
+    """The draft invoice of one account for one month on one plan, from its monthly totals per
+    usage kind (``rate_invoice`` with one period and no namespace breakdown)."""
+    return rate_invoice(
+        [
+            PlanPeriod(
+                plan,
+                days_active,
+                {(ACCOUNT_WIDE, kind): quantity for kind, quantity in usage_totals_by_kind.items()},
+            )
+        ],
+        days_in_month=days_in_month,
+        credits=credits,
     )
