@@ -43,6 +43,7 @@ from auth._policy import (
     authorize,
     data_plane_permission,
 )
+from auth._secrets import SecretBox, SecretUnreadable
 
 __all__ = [
     "API_KEY_PREFIX",
@@ -66,6 +67,8 @@ __all__ = [
     "Principal",
     "PrincipalKind",
     "Resource",
+    "SecretBox",
+    "SecretUnreadable",
     "account_wide",
     "api_key_matches",
     "authorize",

@@ -78,6 +78,12 @@ class Action(enum.StrEnum):
     GATEWAY_API_KEYS_VERIFY = "gateway_api_keys.verify"
     IDENTITY_READ = "identity.read"
     USAGE_READ = "usage.read"
+    INVOICE_READ = "invoice.read"
+    BILLING_READ = "billing.read"
+    EXPORT_SINK_UPDATE = "export_sink.update"
+    ACCOUNT_PLAN_SET = "account.plan.set"
+    CREDIT_GRANT = "credit.grant"
+    CREDIT_NOTE_CREATE = "credit_note.create"
 
 
 @dataclass(frozen=True)
@@ -127,19 +133,31 @@ OPERATOR_ACTIONS = frozenset(
         Action.OPERATION_READ,
         Action.IDENTITY_READ,
         Action.GATEWAY_API_KEYS_VERIFY,
+        # Billing administration: plans, prepaid credits and corrections of invoices.
+        Action.ACCOUNT_PLAN_SET,
+        Action.CREDIT_GRANT,
+        Action.CREDIT_NOTE_CREATE,
     }
 )
 
 _SELF_SERVICE = frozenset({Action.IDENTITY_READ})
-_ACCOUNT_ADMIN = frozenset(Action) - {
-    Action.ACCOUNT_CREATE,
-    Action.GATEWAY_ROUTES_READ,
-    Action.GATEWAY_API_KEYS_VERIFY,
-    Action.NAMESPACE_LIMITS_SET,
-    Action.USAGE_READ,
-}
 # Billing data is for the account's owners and its finance admins, as in Temporal Cloud.
-_BILLING = frozenset({Action.USAGE_READ})
+_BILLING = frozenset(
+    {Action.USAGE_READ, Action.INVOICE_READ, Action.BILLING_READ, Action.EXPORT_SINK_UPDATE}
+)
+_ACCOUNT_ADMIN = (
+    frozenset(Action)
+    - {
+        Action.ACCOUNT_CREATE,
+        Action.GATEWAY_ROUTES_READ,
+        Action.GATEWAY_API_KEYS_VERIFY,
+        Action.NAMESPACE_LIMITS_SET,
+        Action.ACCOUNT_PLAN_SET,
+        Action.CREDIT_GRANT,
+        Action.CREDIT_NOTE_CREATE,
+    }
+    - _BILLING
+)
 
 # Account role → actions allowed on every resource of the account.
 ROLE_ACTIONS: dict[AccountRole, frozenset[Action]] = {

@@ -170,6 +170,39 @@ def export_usage_hour(
     return key
 
 
+def invoice_object_keys(
+    sink: ExportSink, account_id: str, period_start: dt.date, invoice_id: str
+) -> tuple[str, str]:
+    """The JSON and CSV object keys of one invoice:
+    ``{prefix}/invoices/{account_id}/{YYYY-MM}/{invoice_id}.json`` (and ``.csv``)."""
+    key = f"invoices/{account_id}/{period_start:%Y-%m}/{invoice_id}"
+    prefix = sink.prefix.strip("/")
+    base = f"{prefix}/{key}" if prefix else key
+    return f"{base}.json", f"{base}.csv"
+
+
+def export_invoice(
+    s3: S3Client,
+    sink: ExportSink,
+    account_id: str,
+    period_start: dt.date,
+    invoice_id: str,
+    *,
+    json_document: bytes,
+    csv_document: bytes,
+) -> tuple[str, str]:
+    """Write one invoice as JSON and CSV to its account's sink; returns the two keys. The keys
+    depend only on the invoice, so a repeated delivery overwrites the same two objects."""
+    json_key, csv_key = invoice_object_keys(sink, account_id, period_start, invoice_id)
+    s3.put_object(
+        Bucket=sink.bucket, Key=json_key, Body=json_document, ContentType="application/json"
+    )
+    s3.put_object(
+        Bucket=sink.bucket, Key=csv_key, Body=csv_document, ContentType="text/csv; charset=utf-8"
+    )
+    return json_key, csv_key
+
+
 def _utc(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment.isoformat()}: usage hours are UTC")

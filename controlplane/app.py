@@ -9,12 +9,17 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import APIRouter, FastAPI
 
+from auth import SecretBox
 from controlplane.accounts.endpoints import router as accounts_router
 from controlplane.api_keys.endpoints import router as api_keys_router
 from controlplane.audit.endpoints import router as audit_router
+from controlplane.billing_account.endpoints import router as billing_account_router
 from controlplane.config import Settings
+from controlplane.exports.endpoints import router as exports_router
 from controlplane.gateway_routes.endpoints import router as gateway_routes_router
 from controlplane.identity.endpoints import router as identity_router
+from controlplane.invoices.endpoints import router as invoices_router
+from controlplane.invoices.pricing import load_pricing
 from controlplane.kit import http_observability
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.kit.errors import install_error_handlers
@@ -57,6 +62,9 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_migrations:
             await asyncio.to_thread(migrate, settings.sqlalchemy_url)
+        # A malformed price book stops the API here, naming the file, line and reason.
+        app.state.pricing = load_pricing(settings)
+        app.state.secret_box = SecretBox.from_file(settings.secrets_key_path)
         engine = create_engine(settings.sqlalchemy_url)
         app.state.settings = settings
         app.state.sessionmaker = create_sessionmaker(engine)
@@ -88,6 +96,9 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     api.include_router(sign_in_router)
     api.include_router(saml_router)
     api.include_router(usage_router)
+    api.include_router(invoices_router)
+    api.include_router(billing_account_router)
+    api.include_router(exports_router)
     app.include_router(api)
 
     @app.get("/healthz", include_in_schema=False)

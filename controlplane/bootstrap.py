@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from auth import KeyPair, generate_ca, generate_leaf
+from auth import KeyPair, SecretBox, generate_ca, generate_leaf
 from controlplane.api_keys import service as api_keys
 from controlplane.config import Settings
 from controlplane.kit.db import create_engine, create_sessionmaker, session_scope
@@ -78,5 +78,7 @@ async def bootstrap(settings: Settings) -> tuple[Path, GatewayPki]:
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
     await asyncio.to_thread(migrate, settings.sqlalchemy_url)
+    # Minted once, before the API and the worker start: both need the same key.
+    SecretBox.from_file(settings.secrets_key_path)
     operator_key = await ensure_operator_key(settings)
     return operator_key, ensure_gateway_pki(settings)

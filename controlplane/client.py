@@ -13,7 +13,16 @@ from pydantic import BaseModel
 from controlplane.accounts.schemas import AccountCreate, AccountCreated
 from controlplane.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
 from controlplane.audit.schemas import AuditEventPage
+from controlplane.billing_account.schemas import (
+    AccountPlanOut,
+    CreditGrant,
+    CreditList,
+    CreditOut,
+    PlanSet,
+)
+from controlplane.exports.schemas import ExportSinkOut, ExportSinkSet
 from controlplane.identity.schemas import CurrentIdentity
+from controlplane.invoices.schemas import CreditNoteCreate, CreditNoteOut, InvoiceList, InvoiceOut
 from controlplane.namespaces.schemas import (
     NamespaceCreate,
     NamespaceLimits,
@@ -316,6 +325,72 @@ class StratusClient:
         if namespace_id is not None:
             params["namespace_id"] = namespace_id
         return self._call(UsageOut, "GET", "/usage", params=params)
+
+    def list_invoices(self) -> InvoiceList:
+        return self._call(InvoiceList, "GET", "/invoices")
+
+    def get_invoice(self, invoice_id: str) -> InvoiceOut:
+        return self._call(InvoiceOut, "GET", f"/invoices/{invoice_id}")
+
+    def download_invoice(self, invoice_id: str, *, file_format: str = "json") -> bytes:
+        """The invoice as a JSON or CSV file's bytes."""
+        response = self._http.get(
+            f"/invoices/{invoice_id}/download", params={"format": file_format}
+        )
+        if response.is_error:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"detail": response.text or response.reason_phrase}
+            raise StratusAPIError(response.status_code, problem)
+        return response.content
+
+    def create_credit_note(self, invoice_id: str, *, amount: str, reason: str) -> CreditNoteOut:
+        body = CreditNoteCreate(amount=amount, reason=reason)
+        return self._call(
+            CreditNoteOut, "POST", f"/invoices/{invoice_id}/credit-notes", json=body.model_dump()
+        )
+
+    def get_plan(self) -> AccountPlanOut:
+        return self._call(AccountPlanOut, "GET", "/billing/plan")
+
+    def set_account_plan(
+        self, account_id: str, plan: str, *, effective_from: dt.date | None = None
+    ) -> AccountPlanOut:
+        body = PlanSet(plan=plan, effective_from=effective_from)
+        return self._call(
+            AccountPlanOut,
+            "POST",
+            f"/accounts/{account_id}/plan",
+            json=body.model_dump(mode="json"),
+        )
+
+    def grant_credit(
+        self,
+        account_id: str,
+        *,
+        amount: str,
+        description: str,
+        expires_on: dt.date | None = None,
+    ) -> CreditOut:
+        body = CreditGrant(amount=amount, description=description, expires_on=expires_on)
+        return self._call(
+            CreditOut, "POST", f"/accounts/{account_id}/credits", json=body.model_dump(mode="json")
+        )
+
+    def list_credits(self) -> CreditList:
+        return self._call(CreditList, "GET", "/billing/credits")
+
+    def get_export_sink(self) -> ExportSinkOut:
+        return self._call(ExportSinkOut, "GET", "/billing/export-sink")
+
+    def set_export_sink(self, sink: ExportSinkSet) -> ExportSinkOut:
+        return self._call(
+            ExportSinkOut, "PUT", "/billing/export-sink", json=sink.model_dump(mode="json")
+        )
+
+    def delete_export_sink(self) -> None:
+        self._send("DELETE", "/billing/export-sink")
 
     def get_operation(self, operation_id: str) -> AsyncOperationOut:
         return self._call(AsyncOperationOut, "GET", f"/operations/{operation_id}")

@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = 10.0
     # How often the action meter scrapes every cell's `action` counter into usage rows.
     metering_interval_seconds: float = 60.0
+    # How often storage (history bytes of open and closed workflows) is measured per namespace;
+    # the last measurement of each UTC hour is that hour's byte-hours.
+    storage_metering_interval_seconds: float = Field(default=600.0, gt=0)
+    # Billing: the price book file (unset: the one shipped in billing/price_book.yaml), the plan
+    # of accounts the operator has not put on another, how long a month's invoice stays a draft
+    # for late usage, and how often drafts are re-rated and usage/invoices exported.
+    price_book: Path | None = None
+    default_plan: str = "essentials"
+    invoice_grace_hours: float = Field(default=72.0, ge=0)
+    billing_interval_seconds: float = Field(default=300.0, gt=0)
     otel_exporter: Literal["none", "console"] = "none"
     log_level: str = "INFO"
     # Where browsers reach the API (redirect URIs are built from it); unset: the request's own
@@ -86,6 +96,17 @@ class Settings(BaseSettings):
     @property
     def pki_dir(self) -> Path:
         return self.resolved_data_dir / "pki"
+
+    @property
+    def price_book_path(self) -> Path:
+        if self.price_book is not None:
+            return self.price_book.expanduser().resolve()
+        return Path(__file__).resolve().parent.parent / "billing" / "price_book.yaml"
+
+    @property
+    def secrets_key_path(self) -> Path:
+        """The key that encrypts secrets stored in the database (export sinks' S3 keys)."""
+        return self.resolved_data_dir / "secrets.key"
 
     @property
     def operator_key_path(self) -> Path:

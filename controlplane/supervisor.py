@@ -27,8 +27,10 @@ from pathlib import Path
 
 import httpx
 
+from billing import PriceBookError
 from controlplane.bootstrap import GatewayPki, bootstrap
 from controlplane.config import Settings
+from controlplane.invoices.pricing import load_pricing
 from dataplane.cells import CellSpec, LocalCellProvider
 
 logger = logging.getLogger("stratus.supervisor")
@@ -106,6 +108,13 @@ class Supervisor:
         )
         if s.database_url:
             env["STRATUS_DATABASE_URL"] = s.database_url
+        # Metering and billing settings reach the worker and the API as the operator gave them.
+        env["STRATUS_METERING_INTERVAL_SECONDS"] = str(s.metering_interval_seconds)
+        env["STRATUS_STORAGE_METERING_INTERVAL_SECONDS"] = str(s.storage_metering_interval_seconds)
+        env["STRATUS_PRICE_BOOK"] = str(s.price_book_path)
+        env["STRATUS_DEFAULT_PLAN"] = s.default_plan
+        env["STRATUS_INVOICE_GRACE_HOURS"] = str(s.invoice_grace_hours)
+        env["STRATUS_BILLING_INTERVAL_SECONDS"] = str(s.billing_interval_seconds)
         # Sign-in settings reach the API as the operator gave them.
         env["STRATUS_SESSION_LIFETIME_SECONDS"] = str(s.session_lifetime_seconds)
         if s.public_url:
@@ -192,6 +201,12 @@ class Supervisor:
         except BlockingIOError:
             print(f"stratus up is already running on {s.resolved_data_dir}", file=sys.stderr)
             return 1
+        try:
+            load_pricing(s)
+        except PriceBookError as error:
+            # Refuse before any process or cell starts: nothing could be billed correctly.
+            print(f"stratus up: refusing the price book: {error}", file=sys.stderr)
+            return 2
         (self.run_dir / "supervisor.pid").write_text(str(os.getpid()))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -8,6 +8,7 @@ the system cell, or crashed between commit and start).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -17,10 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from billing import CellEndpoint, Meter
+from auth import SecretBox
+from billing import CellEndpoint, Meter, StorageMeter, StorageTarget
 from controlplane.cells.repository import CellRepository
 from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE, Settings
-from controlplane.kit.db import create_engine, create_sessionmaker
+from controlplane.exports.exporter import Exporter
+from controlplane.invoices.cycle import run_cycle
+from controlplane.invoices.pricing import Pricing, load_pricing
+from controlplane.kit.db import create_engine, create_sessionmaker, utcnow
 from controlplane.kit.telemetry import configure_logging, configure_tracing, temporal_interceptors
 from controlplane.operations.activities import ProvisioningActivities
 from controlplane.operations.repository import OperationRepository
@@ -42,6 +47,60 @@ def cell_endpoints(
         return [(cell.id, provider.metrics_url(cell.id)) for cell in cells]
 
     return endpoints
+
+
+def storage_targets(
+    sessionmaker: async_sessionmaker[AsyncSession], provider: CellProvider
+) -> Callable[[], Awaitable[list[StorageTarget]]]:
+    """Every account cell with the namespaces on it, read afresh before each sample."""
+
+    async def targets() -> list[StorageTarget]:
+        async with sessionmaker() as session:
+            repository = CellRepository(session)
+            cells = await repository.list_all()
+            namespaces = await repository.namespaces_on_cells()
+        by_cell: dict[str, list[tuple[str, int]]] = {}
+        for namespace in namespaces:
+            assert namespace.cell_id is not None
+            by_cell.setdefault(namespace.cell_id, []).append(
+                (namespace.id, namespace.retention_days)
+            )
+        return [
+            StorageTarget(cell.id, provider.address(cell.id), tuple(by_cell[cell.id]))
+            for cell in cells
+            if cell.id in by_cell
+        ]
+
+    return targets
+
+
+async def bill_once(sessionmaker: async_sessionmaker[AsyncSession], pricing: Pricing) -> None:
+    """Re-rate every open month's drafts and finalize those past their grace period, in one
+    transaction."""
+    async with sessionmaker() as session, session.begin():
+        report = await run_cycle(session, pricing, now=utcnow())
+    if report.finalized:
+        logger.info("finalized %d invoices", len(report.finalized))
+    for (account_id, month), reason in report.failed.items():
+        logger.error("invoice of %s for %s not rated: %s", account_id, month, reason)
+
+
+async def _bill_forever(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    pricing: Pricing,
+    exporter: Exporter,
+    interval: float,
+) -> None:
+    while True:
+        try:
+            await bill_once(sessionmaker, pricing)
+        except Exception:
+            logger.exception("billing cycle failed; the next one retries")
+        try:
+            await exporter.export_once(sessionmaker)
+        except Exception:
+            logger.exception("exports failed; the next run retries")
+        await asyncio.sleep(interval)
 
 
 async def meter_once(
@@ -90,6 +149,9 @@ async def _reconcile_forever(
 
 
 async def run(settings: Settings) -> None:
+    # A malformed price book stops the worker before anything runs (file, line, reason).
+    pricing = load_pricing(settings)
+    box = SecretBox.from_file(settings.secrets_key_path)
     engine = create_engine(settings.sqlalchemy_url)
     sessionmaker = create_sessionmaker(engine)
     provider = LocalCellProvider(settings.cells_dir)
@@ -122,12 +184,33 @@ async def run(settings: Settings) -> None:
             interval=settings.metering_interval_seconds,
         )
     )
+    storage_meter = asyncio.create_task(
+        StorageMeter().run(
+            sessionmaker,
+            storage_targets(sessionmaker, provider),
+            interval=settings.storage_metering_interval_seconds,
+        )
+    )
+    # An hour's usage is final once every meter has written its last deltas for it.
+    settle = dt.timedelta(
+        seconds=max(settings.metering_interval_seconds, settings.storage_metering_interval_seconds)
+        + 60
+    )
+    billing = asyncio.create_task(
+        _bill_forever(
+            sessionmaker,
+            pricing,
+            Exporter(box, settle=settle),
+            settings.billing_interval_seconds,
+        )
+    )
+    background = [reconciler, meter, storage_meter, billing]
     async with worker:
         logger.info("control-plane worker polling %s", SYSTEM_TASK_QUEUE)
         await stop.wait()
-    reconciler.cancel()
-    meter.cancel()
-    await asyncio.gather(reconciler, meter, return_exceptions=True)
+    for task in background:
+        task.cancel()
+    await asyncio.gather(*background, return_exceptions=True)
     await metering_http.aclose()
     await engine.dispose()
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane.models import Cell
+from controlplane.models import Cell, Namespace, NamespaceState
 
 
 class CellRepository:
@@ -21,6 +21,15 @@ class CellRepository:
 
     async def list_all(self) -> list[Cell]:
         return list((await self.session.execute(select(Cell).order_by(Cell.id))).scalars())
+
+    async def namespaces_on_cells(self) -> list[Namespace]:
+        """Every namespace registered on a cell (those being deleted are left out)."""
+        statement = (
+            select(Namespace)
+            .where(Namespace.cell_id.is_not(None), Namespace.state != NamespaceState.DELETING)
+            .order_by(Namespace.cell_id, Namespace.id)
+        )
+        return list((await self.session.execute(statement)).scalars())
 
     def add(self, cell: Cell) -> None:
         self.session.add(cell)

@@ -17,6 +17,8 @@ from pydantic import BaseModel
 
 from controlplane.api_keys.schemas import ApiKeyOut
 from controlplane.client import StratusAPIError, StratusClient
+from controlplane.exports.schemas import ExportSinkOut, ExportSinkSet
+from controlplane.invoices.schemas import InvoiceOut
 from controlplane.namespaces.schemas import NamespaceOperation, NamespaceOut
 from controlplane.service_accounts.schemas import ServiceAccountOut
 from controlplane.users.schemas import UserOut
@@ -32,6 +34,18 @@ app.add_typer(certs_app, name="certs")
 app.add_typer(operation_app, name="operation")
 usage_app = typer.Typer(no_args_is_help=True, help="Usage of your account (owner, finance admin).")
 app.add_typer(usage_app, name="usage")
+invoice_app = typer.Typer(
+    no_args_is_help=True, help="Invoices of your account (owner, finance admin)."
+)
+app.add_typer(invoice_app, name="invoice")
+billing_app = typer.Typer(
+    no_args_is_help=True, help="Plans, credits and the export sink of your account."
+)
+app.add_typer(billing_app, name="billing")
+export_sink_app = typer.Typer(
+    no_args_is_help=True, help="Where usage (hourly) and finalized invoices are exported (S3)."
+)
+billing_app.add_typer(export_sink_app, name="export-sink")
 user_app = typer.Typer(no_args_is_help=True, help="Users of your account and their roles.")
 service_account_app = typer.Typer(
     no_args_is_help=True, help="Service accounts: account-wide or scoped to one namespace."
@@ -839,3 +853,202 @@ def usage_get(
     usage = _call(c, lambda client: client.get_usage(start, end, namespace_id=namespace))
     lines = [f"{u.date}\t{u.namespace_id}\t{u.kind}\t{u.quantity}" for u in usage.usage]
     _emit(c, usage, "\n".join(lines) or f"no usage from {usage.start} to {usage.end}")
+
+
+class InvoiceFormat(StrEnum):
+    json = "json"
+    csv = "csv"
+
+
+def _invoice_text(invoice: InvoiceOut) -> str:
+    lines = [
+        f"invoice {invoice.id}  {invoice.period_start} to {invoice.period_end}  {invoice.status}",
+        f"plan {invoice.plan}, prices {invoice.price_book_version}, in {invoice.currency}",
+    ]
+    lines += [f"  {line.amount:>12}  {line.description}" for line in invoice.lines]
+    lines.append(f"  {invoice.subtotal:>12}  subtotal")
+    lines += [
+        f"  {-applied.amount:>12}  credit {applied.credit_id}"
+        for applied in invoice.credit_applications
+    ]
+    lines.append(f"  {invoice.total:>12}  total")
+    lines += [f"  {-note.amount:>12}  credit note: {note.reason}" for note in invoice.credit_notes]
+    lines.append(f"  {invoice.amount_due:>12}  amount due")
+    if invoice.usage:
+        lines.append("usage by namespace:")
+        lines += [f"  {u.namespace_id}\t{u.kind}\t{u.quantity}\t{u.amount}" for u in invoice.usage]
+    return "\n".join(lines)
+
+
+@invoice_app.command("list")
+def invoice_list(ctx: typer.Context) -> None:
+    """The account's invoices, newest month first."""
+    c: Context = ctx.obj
+    invoices = _call(c, lambda client: client.list_invoices())
+    lines = [
+        f"{i.id}\t{i.period_start:%Y-%m}\t{i.status}\t{i.amount_due} {i.currency}"
+        for i in invoices.invoices
+    ]
+    _emit(c, invoices, "\n".join(lines) or "no invoices yet")
+
+
+@invoice_app.command("get")
+def invoice_get(ctx: typer.Context, invoice_id: str) -> None:
+    """One invoice: charges, credits, credit notes and usage per namespace."""
+    c: Context = ctx.obj
+    invoice = _call(c, lambda client: client.get_invoice(invoice_id))
+    _emit(c, invoice, _invoice_text(invoice))
+
+
+@invoice_app.command("download")
+def invoice_download(
+    ctx: typer.Context,
+    invoice_id: str,
+    file_format: Annotated[InvoiceFormat, typer.Option("--format")] = InvoiceFormat.json,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="File to write (default: standard output)")
+    ] = None,
+) -> None:
+    """The invoice as JSON or FOCUS-style CSV."""
+    c: Context = ctx.obj
+    body = _call(c, lambda client: client.download_invoice(invoice_id, file_format=file_format))
+    if out is None:
+        sys.stdout.buffer.write(body)
+    else:
+        out.write_bytes(body)
+        typer.echo(f"wrote {out} ({len(body)} bytes)", err=True)
+
+
+@invoice_app.command("credit-note")
+def invoice_credit_note(
+    ctx: typer.Context,
+    invoice_id: str,
+    amount: Annotated[str, typer.Option(help="Decimal amount, e.g. 12.50")],
+    reason: Annotated[str, typer.Option(help="Why the invoice is corrected")],
+) -> None:
+    """Operator: correct a finalized invoice with a credit note."""
+    c: Context = ctx.obj
+    note = _call(
+        c, lambda client: client.create_credit_note(invoice_id, amount=amount, reason=reason)
+    )
+    _emit(c, note, f"credit note {note.id}: {note.amount} on invoice {note.invoice_id}")
+
+
+@billing_app.command("plan")
+def billing_plan(ctx: typer.Context) -> None:
+    """The account's plan today and its plan changes."""
+    c: Context = ctx.obj
+    plan = _call(c, lambda client: client.get_plan())
+    history = [f"  from {p.effective_from}: {p.plan}" for p in plan.history]
+    default = " (default)" if plan.is_default else ""
+    _emit(c, plan, "\n".join([f"plan {plan.plan}{default}", *history]))
+
+
+@billing_app.command("set-plan")
+def billing_set_plan(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Option("--account", help="Account id")],
+    plan: Annotated[str, typer.Option(help="Plan of the price book")],
+    effective_from: Annotated[
+        str | None, typer.Option(help="First UTC day on the plan, YYYY-MM-DD (default today)")
+    ] = None,
+) -> None:
+    """Operator: put an account on a plan."""
+    c: Context = ctx.obj
+    day = _parse_day(effective_from, "--effective-from") if effective_from else None
+    result = _call(c, lambda client: client.set_account_plan(account, plan, effective_from=day))
+    _emit(c, result, f"account {account}: plan {result.plan}")
+
+
+@billing_app.command("credits")
+def billing_credits(ctx: typer.Context) -> None:
+    """The account's prepaid credits."""
+    c: Context = ctx.obj
+    credits = _call(c, lambda client: client.list_credits())
+    lines = [
+        f"{credit.id}\t{credit.remaining}/{credit.amount}\t"
+        f"{credit.expires_at.date() if credit.expires_at else 'no expiry'}\t{credit.description}"
+        for credit in credits.credits
+    ]
+    _emit(c, credits, "\n".join(lines) or "no credits")
+
+
+@billing_app.command("grant-credit")
+def billing_grant_credit(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Option("--account", help="Account id")],
+    amount: Annotated[str, typer.Option(help="Decimal amount, e.g. 250.00")],
+    description: Annotated[str, typer.Option(help="Shown on invoices")],
+    expires_on: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: never)")] = None,
+) -> None:
+    """Operator: grant an account a prepaid credit."""
+    c: Context = ctx.obj
+    day = _parse_day(expires_on, "--expires-on") if expires_on else None
+    credit = _call(
+        c,
+        lambda client: client.grant_credit(
+            account, amount=amount, description=description, expires_on=day
+        ),
+    )
+    _emit(c, credit, f"credit {credit.id}: {credit.amount} for account {credit.account_id}")
+
+
+def _sink_text(sink: ExportSinkOut) -> str:
+    through = sink.usage_exported_through or "nothing yet"
+    error = f"\nlast error ({sink.last_error_at}): {sink.last_error}" if sink.last_error else ""
+    endpoint = sink.endpoint_url or "AWS"
+    return (
+        f"s3://{sink.bucket}/{sink.prefix} ({endpoint}, {sink.region}), key {sink.access_key_id}"
+        f"\nusage exported from {sink.export_from} through {through}{error}"
+    )
+
+
+@export_sink_app.command("get")
+def export_sink_get(ctx: typer.Context) -> None:
+    c: Context = ctx.obj
+    sink = _call(c, lambda client: client.get_export_sink())
+    _emit(c, sink, _sink_text(sink))
+
+
+@export_sink_app.command("set")
+def export_sink_set(
+    ctx: typer.Context,
+    bucket: Annotated[str, typer.Option()],
+    access_key_id: Annotated[str, typer.Option(envvar="STRATUS_SINK_ACCESS_KEY_ID")],
+    secret_access_key: Annotated[
+        str, typer.Option(envvar="STRATUS_SINK_SECRET_ACCESS_KEY", help="Stored encrypted")
+    ],
+    prefix: Annotated[str, typer.Option()] = "",
+    region: Annotated[str, typer.Option()] = "us-east-1",
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="S3-compatible endpoint other than AWS")
+    ] = None,
+    export_from: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default today)")] = None,
+) -> None:
+    """Create or replace the account's export sink."""
+    c: Context = ctx.obj
+    body = ExportSinkSet(
+        bucket=bucket,
+        prefix=prefix,
+        region=region,
+        endpoint_url=endpoint_url,
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+        export_from=_parse_day(export_from, "--export-from") if export_from else None,
+    )
+    sink = _call(c, lambda client: client.set_export_sink(body))
+    _emit(c, sink, _sink_text(sink))
+
+
+@export_sink_app.command("delete")
+def export_sink_delete(ctx: typer.Context) -> None:
+    c: Context = ctx.obj
+    _call(c, lambda client: client.delete_export_sink())
+    _emit(c, {"deleted": True}, "export sink deleted")
+
+
+def _parse_day(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        _fail(f"{option} must be a date as YYYY-MM-DD, got {value!r}", code=2)

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from auth import Action, Principal, authorize
+from auth import Action, Principal, SecretBox, authorize
 from controlplane.api_keys import service as api_keys
 from controlplane.config import Settings
+from controlplane.invoices.pricing import Pricing
 from controlplane.kit.db import session_scope
 from controlplane.kit.errors import CsrfRejected, Forbidden, Unauthenticated
 from controlplane.operations.starter import OperationStarter
@@ -34,6 +35,22 @@ def _settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+def _pricing(request: Request) -> Pricing:
+    pricing: Pricing = request.app.state.pricing
+    return pricing
+
+
+PricingDep = Annotated[Pricing, Depends(_pricing)]
+
+
+def _secret_box(request: Request) -> SecretBox:
+    box: SecretBox = request.app.state.secret_box
+    return box
+
+
+SecretBoxDep = Annotated[SecretBox, Depends(_secret_box)]
 
 
 def _starter(request: Request) -> OperationStarter:

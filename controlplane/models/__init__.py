@@ -1,13 +1,24 @@
 """ORM models, one file per entity."""
 
 from controlplane.models.account import Account
+from controlplane.models.account_plan import AccountPlan
 from controlplane.models.api_key import ApiKey
 from controlplane.models.async_operation import AsyncOperation, OperationState
 from controlplane.models.audit_event import AuditEvent
 from controlplane.models.base import Base
 from controlplane.models.cell import Cell
+from controlplane.models.credit import Credit
+from controlplane.models.credit_note import CreditNote
+from controlplane.models.export_sink import ExportSink
 from controlplane.models.gateway_instance import GatewayInstance
 from controlplane.models.gateway_route import GatewayRoute
+from controlplane.models.invoice import (
+    FinalizedInvoiceChanged,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+)
+from controlplane.models.invoice_delivery import InvoiceDelivery
 from controlplane.models.namespace import Namespace, NamespaceState
 from controlplane.models.namespace_access import NamespaceAccess
 from controlplane.models.oidc_login_attempt import OidcLoginAttempt
@@ -23,13 +34,22 @@ from controlplane.models.web_session import WebSession
 
 __all__ = [
     "Account",
+    "AccountPlan",
     "ApiKey",
     "AsyncOperation",
     "AuditEvent",
     "Base",
     "Cell",
+    "Credit",
+    "CreditNote",
+    "ExportSink",
+    "FinalizedInvoiceChanged",
     "GatewayInstance",
     "GatewayRoute",
+    "Invoice",
+    "InvoiceDelivery",
+    "InvoiceLine",
+    "InvoiceStatus",
     "Namespace",
     "NamespaceAccess",
     "NamespaceState",

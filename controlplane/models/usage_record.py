@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, String, UniqueConstraint
+from sqlalchemy import BigInteger, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.models.base import Base, TimestampMixin, UTCDateTime
@@ -17,7 +17,18 @@ class UsageRecord(TimestampMixin, Base):
     """
 
     __tablename__ = "usage_records"
-    __table_args__ = (UniqueConstraint("namespace_id", "hour_start", "kind"),)
+    __table_args__ = (
+        UniqueConstraint("namespace_id", "hour_start", "kind"),
+        # Covers the rating query (a month grouped by account, namespace and kind).
+        Index(
+            "ix_usage_records_rating",
+            "account_id",
+            "namespace_id",
+            "kind",
+            "hour_start",
+            "quantity",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     namespace_id: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,1 @@
+"""An account's billing set-up: its plan over time and its prepaid credits."""

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth import Principal
+from controlplane.kit.tenancy import scoped
+from controlplane.models import Account, AccountPlan, Credit, Invoice, InvoiceStatus
+
+
+class BillingAccountRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def plans_scoped(self, principal: Principal) -> list[AccountPlan]:
+        statement = scoped(
+            select(AccountPlan).order_by(AccountPlan.effective_from),
+            AccountPlan.account_id,
+            principal,
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def credits_scoped(self, principal: Principal) -> list[Credit]:
+        statement = scoped(
+            select(Credit).order_by(Credit.created_at, Credit.id), Credit.account_id, principal
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    # Operator access (installation-wide).
+
+    async def account(self, account_id: str) -> Account | None:
+        return await self.session.get(Account, account_id)
+
+    async def plan_at(self, account_id: str, effective_from: dt.datetime) -> AccountPlan | None:
+        statement = select(AccountPlan).where(
+            AccountPlan.account_id == account_id, AccountPlan.effective_from == effective_from
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def plans_of(self, account_id: str) -> list[AccountPlan]:
+        statement = (
+            select(AccountPlan)
+            .where(AccountPlan.account_id == account_id)
+            .order_by(AccountPlan.effective_from)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def finalized_through(self, account_id: str) -> dt.datetime | None:
+        """The end of the account's latest finalized month (None if none)."""
+        statement = (
+            select(Invoice.period_end)
+            .where(Invoice.account_id == account_id, Invoice.status == InvoiceStatus.FINALIZED)
+            .order_by(Invoice.period_end.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    def add(self, row: AccountPlan | Credit) -> None:
+        self.session.add(row)

@@ -1,0 +1,154 @@
+"""Plans and prepaid credits: the operator sets them, owners and finance admins read them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth import Action, Principal, authorize
+from controlplane.audit import service as audit
+from controlplane.billing_account.repository import BillingAccountRepository
+from controlplane.billing_account.schemas import AccountPlanOut, PlanPeriodOut
+from controlplane.invoices.pricing import Pricing
+from controlplane.invoices.service import parse_money
+from controlplane.kit.db import utcnow
+from controlplane.kit.errors import Conflict, Forbidden, InvalidField, NotFound
+from controlplane.models import AccountPlan, Credit
+
+MAX_CREDIT_DESCRIPTION = 200
+
+
+def _require(principal: Principal, action: Action) -> None:
+    if not authorize(principal, action):
+        raise Forbidden(f"this credential may not perform {action.value}")
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+
+
+def describe_plan(
+    account_id: str, history: list[AccountPlan], pricing: Pricing, *, today: dt.date
+) -> AccountPlanOut:
+    in_force = [row for row in history if row.effective_from.date() <= today]
+    return AccountPlanOut(
+        account_id=account_id,
+        plan=in_force[-1].plan if in_force else pricing.default_plan,
+        is_default=not history,
+        history=[
+            PlanPeriodOut(plan=row.plan, effective_from=row.effective_from.date())
+            for row in history
+        ],
+        price_book_version=pricing.book.version,
+    )
+
+
+async def get_plan(session: AsyncSession, principal: Principal, pricing: Pricing) -> AccountPlanOut:
+    _require(principal, Action.BILLING_READ)
+    assert principal.account_id is not None
+    history = await BillingAccountRepository(session).plans_scoped(principal)
+    return describe_plan(principal.account_id, history, pricing, today=utcnow().date())
+
+
+async def set_plan(
+    session: AsyncSession,
+    principal: Principal,
+    pricing: Pricing,
+    account_id: str,
+    *,
+    plan: str,
+    effective_from: dt.date | None,
+) -> AccountPlanOut:
+    """Operator only: put the account on ``plan`` from a UTC day on (default today). A day in
+    a month already finalized is refused: that invoice never changes."""
+    _require(principal, Action.ACCOUNT_PLAN_SET)
+    repository = BillingAccountRepository(session)
+    account = await repository.account(account_id)
+    if account is None:
+        raise NotFound(f"account {account_id} not found")
+    if plan not in pricing.book.plans:
+        raise InvalidField(
+            f"plan {plan!r} is not in price book {pricing.book.version!r} "
+            f"(plans: {', '.join(sorted(pricing.book.plans))})",
+            field="plan",
+        )
+    day = effective_from or utcnow().date()
+    start = _midnight(day)
+    finalized_through = await repository.finalized_through(account_id)
+    if finalized_through is not None and start < finalized_through:
+        raise Conflict(
+            f"{day} lies in a month whose invoice is finalized (through "
+            f"{(finalized_through - dt.timedelta(days=1)).date()}); choose a later day"
+        )
+    row = await repository.plan_at(account_id, start)
+    if row is None:
+        repository.add(AccountPlan(account_id=account_id, plan=plan, effective_from=start))
+    else:
+        row.plan = plan
+    audit.record(
+        session,
+        principal,
+        action="account.plan.set",
+        target=account_id,
+        account_id=account_id,
+        details={"plan": plan, "effective_from": day.isoformat()},
+    )
+    await session.flush()
+    return describe_plan(
+        account_id, await repository.plans_of(account_id), pricing, today=utcnow().date()
+    )
+
+
+async def grant_credit(
+    session: AsyncSession,
+    principal: Principal,
+    account_id: str,
+    *,
+    amount: str,
+    description: str,
+    expires_on: dt.date | None,
+) -> Credit:
+    """Operator only: a prepaid balance that finalized invoices consume before charging."""
+    _require(principal, Action.CREDIT_GRANT)
+    repository = BillingAccountRepository(session)
+    if await repository.account(account_id) is None:
+        raise NotFound(f"account {account_id} not found")
+    value = parse_money(amount, "amount")
+    description = description.strip()
+    if not 1 <= len(description) <= MAX_CREDIT_DESCRIPTION:
+        raise InvalidField(
+            f"description must be 1-{MAX_CREDIT_DESCRIPTION} characters", field="description"
+        )
+    expires_at = _midnight(expires_on) if expires_on is not None else None
+    if expires_at is not None and expires_at <= utcnow():
+        raise InvalidField(f"expires_on ({expires_on}) is not in the future", field="expires_on")
+    credit = Credit(
+        id=str(uuid.uuid4()),
+        account_id=account_id,
+        description=description,
+        amount=value,
+        remaining=value,
+        expires_at=expires_at,
+    )
+    repository.add(credit)
+    audit.record(
+        session,
+        principal,
+        action="credit.grant",
+        target=credit.id,
+        account_id=account_id,
+        details={
+            "amount": str(value),
+            "description": description,
+            "expires_on": None if expires_on is None else expires_on.isoformat(),
+        },
+    )
+    await session.flush()
+    return credit
+
+
+async def list_credits(session: AsyncSession, principal: Principal) -> list[Credit]:
+    _require(principal, Action.BILLING_READ)
+    return await BillingAccountRepository(session).credits_scoped(principal)

@@ -1,0 +1,136 @@
+"""An account's export sink: configured by owners and finance admins, the secret encrypted."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth import Action, Principal, SecretBox, authorize
+from controlplane.audit import service as audit
+from controlplane.exports.repository import ExportSinkRepository
+from controlplane.exports.schemas import ExportSinkSet
+from controlplane.kit.db import utcnow
+from controlplane.kit.errors import Forbidden, InvalidField, NotFound
+from controlplane.models import ExportSink
+
+# S3 bucket naming rules (lowercase letters, digits, dots, hyphens; 3-63; alphanumeric ends).
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_REGION_RE = re.compile(r"^[a-z0-9-]{1,32}$")
+MAX_PREFIX = 512
+
+
+def secret_binding(account_id: str) -> str:
+    """What a sink's secret is bound to: it decrypts only on that account's row."""
+    return f"export-sink:{account_id}"
+
+
+def _require(principal: Principal, action: Action) -> None:
+    if not authorize(principal, action) or principal.account_id is None:
+        raise Forbidden(f"this credential may not perform {action.value}")
+
+
+def _validate(body: ExportSinkSet) -> None:
+    if not _BUCKET_RE.match(body.bucket) or ".." in body.bucket:
+        raise InvalidField(
+            "bucket must be an S3 bucket name: 3-63 lowercase letters, digits, dots or hyphens",
+            field="bucket",
+        )
+    if len(body.prefix) > MAX_PREFIX or body.prefix.startswith("/") or ".." in body.prefix:
+        raise InvalidField(
+            f"prefix must be at most {MAX_PREFIX} characters, not start with / nor contain ..",
+            field="prefix",
+        )
+    if not _REGION_RE.match(body.region):
+        raise InvalidField("region must look like us-east-1", field="region")
+    if body.endpoint_url is not None:
+        parts = urlsplit(body.endpoint_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidField(
+                "endpoint_url must be an http(s) URL such as https://s3.example.com",
+                field="endpoint_url",
+            )
+    if not body.access_key_id.strip():
+        raise InvalidField("access_key_id is required", field="access_key_id")
+    if not body.secret_access_key:
+        raise InvalidField("secret_access_key is required", field="secret_access_key")
+
+
+async def get(session: AsyncSession, principal: Principal) -> ExportSink:
+    _require(principal, Action.BILLING_READ)
+    sink = await ExportSinkRepository(session).get_scoped(principal)
+    if sink is None:
+        raise NotFound("this account has no export sink")
+    return sink
+
+
+async def put(
+    session: AsyncSession, principal: Principal, box: SecretBox, body: ExportSinkSet
+) -> ExportSink:
+    """Create or replace the account's sink. Replacing keeps the export position unless
+    ``export_from`` is given (then usage is exported again from that day)."""
+    _require(principal, Action.EXPORT_SINK_UPDATE)
+    assert principal.account_id is not None
+    _validate(body)
+    repository = ExportSinkRepository(session)
+    sink = await repository.get_scoped(principal)
+    export_from = (
+        dt.datetime.combine(body.export_from, dt.time(), tzinfo=dt.UTC)
+        if body.export_from is not None
+        else None
+    )
+    if sink is None:
+        sink = ExportSink(
+            account_id=principal.account_id,
+            export_from=export_from or utcnow().replace(hour=0, minute=0, second=0, microsecond=0),
+        )
+        repository.add(sink)
+    elif export_from is not None:
+        sink.export_from = export_from
+        sink.usage_exported_through = None
+    sink.bucket = body.bucket
+    sink.prefix = body.prefix
+    sink.region = body.region
+    sink.endpoint_url = body.endpoint_url
+    sink.access_key_id = body.access_key_id.strip()
+    sink.secret_access_key_encrypted = box.seal(
+        body.secret_access_key, bound_to=secret_binding(principal.account_id)
+    )
+    sink.last_error = None
+    sink.last_error_at = None
+    audit.record(
+        session,
+        principal,
+        action="export_sink.set",
+        target=principal.account_id,
+        account_id=principal.account_id,
+        details={
+            "bucket": body.bucket,
+            "prefix": body.prefix,
+            "region": body.region,
+            "endpoint_url": body.endpoint_url,
+            "access_key_id": sink.access_key_id,
+            "export_from": sink.export_from.isoformat(),
+        },
+    )
+    await session.flush()
+    return sink
+
+
+async def delete(session: AsyncSession, principal: Principal) -> None:
+    _require(principal, Action.EXPORT_SINK_UPDATE)
+    repository = ExportSinkRepository(session)
+    sink = await repository.get_scoped(principal)
+    if sink is None:
+        raise NotFound("this account has no export sink")
+    await repository.delete(sink)
+    audit.record(
+        session,
+        principal,
+        action="export_sink.delete",
+        target=sink.account_id,
+        account_id=sink.account_id,
+    )
+    await session.flush()

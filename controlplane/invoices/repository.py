@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from auth import Principal
+from controlplane.kit.tenancy import scoped
+from controlplane.models import (
+    Account,
+    AccountPlan,
+    Credit,
+    CreditNote,
+    Invoice,
+    InvoiceDelivery,
+    InvoiceLine,
+    InvoiceStatus,
+    UsageRecord,
+)
+
+Usage = dict[tuple[str, str], int]
+
+
+class InvoiceRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # Tenant reads -------------------------------------------------------------------------
+
+    async def list_scoped(self, principal: Principal) -> list[Invoice]:
+        statement = scoped(
+            select(Invoice).order_by(Invoice.period_start.desc()), Invoice.account_id, principal
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def get_scoped(self, principal: Principal, invoice_id: str) -> Invoice | None:
+        statement = scoped(
+            select(Invoice).where(Invoice.id == invoice_id).options(selectinload(Invoice.lines)),
+            Invoice.account_id,
+            principal,
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def credit_notes(self, invoice_ids: Sequence[str]) -> dict[str, list[CreditNote]]:
+        notes: dict[str, list[CreditNote]] = {invoice_id: [] for invoice_id in invoice_ids}
+        if not invoice_ids:
+            return notes
+        statement = (
+            select(CreditNote)
+            .where(CreditNote.invoice_id.in_(invoice_ids))
+            .order_by(CreditNote.created_at, CreditNote.id)
+        )
+        for note in (await self.session.execute(statement)).scalars():
+            notes[note.invoice_id].append(note)
+        return notes
+
+    # Operator and billing-cycle access (installation-wide, never reached by a tenant) ------
+
+    async def get_any(self, invoice_id: str) -> Invoice | None:
+        return await self.session.get(Invoice, invoice_id)
+
+    async def get_with_lines(self, invoice_id: str) -> Invoice | None:
+        statement = (
+            select(Invoice).where(Invoice.id == invoice_id).options(selectinload(Invoice.lines))
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    def add_credit_note(self, note: CreditNote) -> None:
+        self.session.add(note)
+
+    async def forget_delivery(self, invoice_id: str) -> None:
+        await self.session.execute(
+            delete(InvoiceDelivery).where(InvoiceDelivery.invoice_id == invoice_id)
+        )
+
+    async def accounts_active_before(
+        self, moment: dt.datetime, account_ids: Sequence[str] | None
+    ) -> list[Account]:
+        statement = select(Account).where(Account.created_at < moment).order_by(Account.id)
+        if account_ids is not None:
+            statement = statement.where(Account.id.in_(account_ids))
+        return list((await self.session.execute(statement)).scalars())
+
+    async def invoices_of_month(self, period_start: dt.datetime) -> dict[str, Invoice]:
+        statement = select(Invoice).where(Invoice.period_start == period_start)
+        return {
+            invoice.account_id: invoice
+            for invoice in (await self.session.execute(statement)).scalars()
+        }
+
+    async def first_open_months(self) -> dict[str, dt.datetime | None]:
+        """Per account, the start of its latest finalized month (None if none yet)."""
+        statement = (
+            select(Account.id, func.max(Invoice.period_start))
+            .outerjoin(
+                Invoice,
+                (Invoice.account_id == Account.id) & (Invoice.status == InvoiceStatus.FINALIZED),
+            )
+            .group_by(Account.id)
+        )
+        return {
+            account_id: latest for account_id, latest in (await self.session.execute(statement))
+        }
+
+    async def plan_history(self, account_ids: Iterable[str]) -> dict[str, list[AccountPlan]]:
+        history: dict[str, list[AccountPlan]] = {}
+        ids = list(account_ids)
+        for chunk in _chunks(ids):
+            statement = (
+                select(AccountPlan)
+                .where(AccountPlan.account_id.in_(chunk))
+                .order_by(AccountPlan.account_id, AccountPlan.effective_from)
+            )
+            for row in (await self.session.execute(statement)).scalars():
+                history.setdefault(row.account_id, []).append(row)
+        return history
+
+    async def usable_credits(
+        self, account_ids: Iterable[str], period_start: dt.datetime, period_end: dt.datetime
+    ) -> dict[str, list[Credit]]:
+        """Credits granted before the period ended that have not expired by its start and
+        still hold money, soonest expiry first (never-expiring last), then oldest first."""
+        credits: dict[str, list[Credit]] = {}
+        for chunk in _chunks(list(account_ids)):
+            statement = (
+                select(Credit)
+                .where(
+                    Credit.account_id.in_(chunk),
+                    Credit.created_at < period_end,
+                    or_(Credit.expires_at.is_(None), Credit.expires_at > period_start),
+                )
+                .order_by(Credit.account_id, Credit.created_at, Credit.id)
+            )
+            for credit in (await self.session.execute(statement)).scalars():
+                if credit.remaining > 0:
+                    credits.setdefault(credit.account_id, []).append(credit)
+        far = dt.datetime.max.replace(tzinfo=dt.UTC)
+        for account_credits in credits.values():
+            account_credits.sort(key=lambda c: (c.expires_at or far, c.created_at, c.id))
+        return credits
+
+    async def usage_by_account(
+        self, since: dt.datetime, until: dt.datetime, account_ids: Sequence[str] | None = None
+    ) -> dict[str, Usage]:
+        """Usage with ``since <= hour_start < until`` summed per account, namespace and kind,
+        in one grouped query (the covering index ``ix_usage_records_rating`` serves it)."""
+        statement = (
+            select(
+                UsageRecord.account_id,
+                UsageRecord.namespace_id,
+                UsageRecord.kind,
+                func.sum(UsageRecord.quantity),
+            )
+            .where(UsageRecord.hour_start >= since, UsageRecord.hour_start < until)
+            .group_by(UsageRecord.account_id, UsageRecord.namespace_id, UsageRecord.kind)
+        )
+        if account_ids is not None:
+            statement = statement.where(UsageRecord.account_id.in_(account_ids))
+        usage: dict[str, Usage] = {}
+        for account_id, namespace_id, kind, quantity in await self.session.execute(statement):
+            usage.setdefault(account_id, {})[(namespace_id, kind)] = int(quantity)
+        return usage
+
+    async def replace_draft_lines(self, invoice: Invoice, lines: list[dict[str, Any]]) -> None:
+        """Swap a draft's lines for freshly rated ones (bulk statements: a month of 10,000
+        namespaces has 100,000 usage lines). Only ever called on drafts."""
+        assert invoice.status is InvoiceStatus.DRAFT
+        await self.session.execute(
+            delete(InvoiceLine)
+            .where(InvoiceLine.invoice_id == invoice.id)
+            .execution_options(synchronize_session=False)
+        )
+        if lines:
+            await self.session.execute(
+                insert(InvoiceLine), [{**line, "invoice_id": invoice.id} for line in lines]
+            )
+
+
+def _chunks(ids: list[str], size: int = 500) -> Iterable[list[str]]:
+    # Bounded IN lists: SQLite caps bound parameters per statement.
+    for index in range(0, len(ids), size):
+        yield ids[index : index + size]
