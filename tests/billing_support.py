@@ -1,0 +1,91 @@
+"""Driving billing in a running Stratus's database: usage rows through the meter's own writer
+and billing cycles with a chosen clock (the worker's own cycles run on the real clock)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+from support import StratusUp
+
+from auth import SecretBox
+from billing import add_usage
+from controlplane.config import Settings
+from controlplane.exports.exporter import Exporter, ExportReport
+from controlplane.invoices.cycle import CycleReport, bill_month, month_start, run_cycle
+from controlplane.invoices.pricing import load_pricing
+from controlplane.kit.db import create_engine, create_sessionmaker, session_scope
+
+UsageRows = Sequence[tuple[str, dt.datetime, str, int]]
+
+
+def settings_of(stratus: StratusUp) -> Settings:
+    return Settings(data_dir=stratus.data_dir)
+
+
+async def record_usage(stratus: StratusUp, rows: UsageRows) -> None:
+    """Usage rows written through ``billing.add_usage``, committed in Stratus's database."""
+    engine = create_engine(settings_of(stratus).sqlalchemy_url)
+    try:
+        async for session in session_scope(create_sessionmaker(engine)):
+            for namespace_id, hour_start, kind, quantity in rows:
+                await add_usage(session, namespace_id, hour_start, kind, quantity)
+    finally:
+        await engine.dispose()
+
+
+async def bill(
+    stratus: StratusUp,
+    *,
+    now: dt.datetime,
+    account_ids: Sequence[str] | None = None,
+    month: dt.datetime | None = None,
+) -> CycleReport:
+    """One billing cycle as the worker runs it, at ``now``: every open month of every account,
+    or, with ``account_ids``, only theirs for ``month`` (default: the month of ``now``), so
+    tests sharing a Stratus never finalize each other's invoices. Retried when it collides
+    with the worker's own cycle (the loser of two concurrent cycles rolls back)."""
+    settings = settings_of(stratus)
+    pricing = load_pricing(settings)
+    engine = create_engine(settings.sqlalchemy_url)
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        for attempt in range(5):
+            try:
+                async with sessionmaker() as session, session.begin():
+                    if account_ids is None:
+                        return await run_cycle(session, pricing, now=now)
+                    return await bill_month(
+                        session,
+                        pricing,
+                        month or month_start(now),
+                        now=now,
+                        account_ids=account_ids,
+                    )
+            except (IntegrityError, StaleDataError, OperationalError):
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.5)
+        raise AssertionError("unreachable")
+    finally:
+        await engine.dispose()
+
+
+async def export(
+    stratus: StratusUp, *, now: dt.datetime, settle: dt.timedelta = dt.timedelta(minutes=2)
+) -> ExportReport:
+    """One exporter run at ``now`` (the worker's own run on the real clock is the same code)."""
+    settings = settings_of(stratus)
+    engine = create_engine(settings.sqlalchemy_url)
+    try:
+        exporter = Exporter(
+            SecretBox.from_file(settings.secrets_key_path, create=False),
+            settle=settle,
+            clock=lambda: now,
+        )
+        return await exporter.export_once(create_sessionmaker(engine))
+    finally:
+        await engine.dispose()
