@@ -5,17 +5,20 @@ with an id is covered (or fails here until it gets a sample body)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from billing_support import bill
 from identity_support import expiry, service_account_with_key
 from support import StratusUp, Tenant, create_active_namespace, http, new_tenant
 
 from controlplane.app import PUBLIC_PATHS, create_app
 from controlplane.config import Settings
+from controlplane.kit.db import utcnow
 from controlplane.kit.route_policy import decision, route_actions
 
 ROUTES = [
@@ -45,6 +48,11 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/api/v1/api-keys/{api_key_id}/disable"): None,
     ("POST", "/api/v1/api-keys/{api_key_id}/enable"): None,
     ("DELETE", "/api/v1/api-keys/{api_key_id}"): None,
+    ("GET", "/api/v1/invoices/{invoice_id}"): None,
+    ("GET", "/api/v1/invoices/{invoice_id}/download"): None,
+    ("POST", "/api/v1/invoices/{invoice_id}/credit-notes"): {"amount": "1.00", "reason": "x"},
+    ("POST", "/api/v1/accounts/{account_id}/plan"): {"plan": "business"},
+    ("POST", "/api/v1/accounts/{account_id}/credits"): {"amount": "1.00", "description": "x"},
 }
 
 
@@ -60,9 +68,11 @@ def _ids(stratus: StratusUp, name: str) -> Ids:
     service_account, _ = service_account_with_key(
         stratus, tenant.api_key, {"name": "ci", "account_role": "developer"}
     )
+    asyncio.run(bill(stratus, now=utcnow(), account_ids=[tenant.account_id]))
     with http(stratus, tenant.api_key) as client:
         identity = client.get("/current-identity").json()
         operation_id = client.get("/operations").json()["operations"][0]["id"]
+        invoice_id = client.get("/invoices").json()["invoices"][0]["id"]
     return Ids(
         tenant,
         {
@@ -71,6 +81,8 @@ def _ids(stratus: StratusUp, name: str) -> Ids:
             "service_account_id": service_account["id"],
             "api_key_id": identity["api_key_id"],
             "operation_id": operation_id,
+            "invoice_id": invoice_id,
+            "account_id": tenant.account_id,
         },
     )
 
