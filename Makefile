@@ -13,7 +13,7 @@ TEST_APT_PACKAGES := chromium nodejs npm xmlsec1
 OIDC_IDP := infra/oidc-idp
 OIDC_IDP_STAMP := $(OIDC_IDP)/node_modules/.stratus-installed
 
-.PHONY: up test install lint typecheck pytest bench clean system-deps test-deps
+.PHONY: up test install lint typecheck pytest bench bench-billing clean system-deps test-deps
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { \
@@ -73,6 +73,11 @@ bench: install
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; } \
 		|| echo "could not install nginx; the bench reports it as unavailable"; }
 	$(BIN)/python bench/gateway.py
+
+## Rating a month of 10,000 namespaces x 720 hours x 10 kinds on SQLite (builds a ~GB-sized
+## database once, cached under bench/.cache; see bench/billing.py --help).
+bench-billing: install
+	$(BIN)/python bench/billing.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -47,6 +47,9 @@ def test_operator_only_runs_the_installation() -> None:
         Action.OPERATION_READ,
         Action.IDENTITY_READ,
         Action.GATEWAY_API_KEYS_VERIFY,
+        Action.ACCOUNT_PLAN_SET,
+        Action.CREDIT_GRANT,
+        Action.CREDIT_NOTE_CREATE,
     }
 
 

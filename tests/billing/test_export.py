@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from seaweed_server import SeaweedS3, create_bucket
+from seaweed_server import SeaweedS3
 from types_boto3_s3 import S3Client
 
 from billing import (
@@ -42,14 +42,6 @@ ROWS = [
     record("orders.a1b2c", "actions.activity", 12),
     record("billing.a1b2c", "actions.child_workflow", 2),
 ]
-
-
-@pytest.fixture(scope="module")
-def bucket(seaweed_s3: SeaweedS3) -> str:
-    # One bucket for the module: each bucket is a SeaweedFS collection with volumes of its own.
-    name = f"exports-{uuid.uuid4().hex[:12]}"
-    create_bucket(seaweed_s3, name)
-    return name
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from billing_support import bill, export, record_usage
 from identity_support import assert_problem, user_with_key
-from seaweed_server import SeaweedS3, create_bucket
+from seaweed_server import SeaweedS3
 from support import StratusUp, Tenant, free_port, http, new_tenant
 from test_invoices_e2e import MONTH, MONTH_END
 
@@ -45,13 +45,6 @@ def stratus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratusUp]:
         yield up
     finally:
         up.cleanup()
-
-
-@pytest.fixture(scope="module")
-def bucket(seaweed_s3: SeaweedS3) -> str:
-    name = f"sink-{uuid.uuid4().hex[:12]}"
-    create_bucket(seaweed_s3, name)
-    return name
 
 
 @pytest.fixture(scope="module")
