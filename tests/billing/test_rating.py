@@ -16,8 +16,10 @@ from billing import (
     CreditApplied,
     Plan,
     PlanFee,
+    PlanPeriod,
     RatingError,
     parse_price_book,
+    rate_invoice,
     rate_month,
 )
 
@@ -262,3 +264,79 @@ def test_inputs_that_cannot_be_rated_are_refused(
 ) -> None:
     with pytest.raises(RatingError, match=reason):
         rate_month(ESSENTIALS, usage, days_active=days_active, days_in_month=days_in_month)
+
+
+def test_usage_charges_are_shared_by_namespace_in_cents_that_add_up() -> None:
+    """3 namespaces with 1M actions each beyond the included 1M: 3M billable in tier 1 = 150.00,
+    shared 50.00 each. Storage 0.01 over three equal namespaces cannot split evenly: the cent
+    goes to the first by (namespace, kind) order, the others get 0.00."""
+    usage = {
+        ("a.acct1", "actions.workflow"): 1_000_000,
+        ("b.acct1", "actions.workflow"): 1_000_000,
+        ("c.acct1", "actions.activity"): 1_000_000,
+        ("d.acct1", "actions.signal"): 1_000_000,
+        ("a.acct1", "storage.active"): 1_000_080_000_000,
+        ("b.acct1", "storage.active"): 1_000_080_000_000,
+        ("c.acct1", "storage.active"): 1_000_080_000_000,
+    }
+    plan = Plan(
+        name="p",
+        fee=PlanFee(flat=D(0)),
+        included_actions=1_000_000,
+        included_active_gbh=D(3000),
+        included_retained_gbh=D(0),
+        action_tiers=(ActionTier(up_to=None, price_per_million=D(50)),),
+        active_storage_per_gbh=D("0.042"),
+        retained_storage_per_gbh=D(0),
+    )
+    # Storage: 3,000.24 GB-h - 3,000 = 0.24 * 0.042 = 0.01008 -> 0.01.
+    invoice = rate_invoice([PlanPeriod(plan, 30, usage)], days_in_month=30)
+    assert [(line.kind, line.amount) for line in invoice.lines] == [
+        ("plan_fee", D("0.00")),
+        ("actions", D("150.00")),
+        ("storage.active", D("0.01")),
+    ]
+    shares = {(c.namespace_id, c.kind): c.amount for c in invoice.usage}
+    assert shares == {
+        ("a.acct1", "actions.workflow"): D("37.50"),
+        ("b.acct1", "actions.workflow"): D("37.50"),
+        ("c.acct1", "actions.activity"): D("37.50"),
+        ("d.acct1", "actions.signal"): D("37.50"),
+        ("a.acct1", "storage.active"): D("0.01"),
+        ("b.acct1", "storage.active"): D("0.00"),
+        ("c.acct1", "storage.active"): D("0.00"),
+    }
+    assert sum(shares.values()) == D("150.01")
+
+
+def test_periods_of_two_plans_share_the_monthly_tiers() -> None:
+    """ESSENTIALS for 10 of 30 days, then USAGE_BASED for 20, with 4M and 2M actions.
+    Essentials: fee 100 * 10/30 = 33.33; included 1,000,000 * 10/30 = 333,333; 4,000,000 -
+    333,333 = 3,666,667 in tier 1 (0-5M): 3.666667 * 50 = 183.33335 -> 183.33.
+    Usage-based: its actions are the month's 4M-6M, one tier at 25/M: 2 * 25 = 50.00; fee
+    10% = 5.00 < minimum 200 * 20/30 = 133.33 -> 133.33.
+    Subtotal 33.33 + 133.33 + 183.33 + 50.00 = 399.99."""
+    invoice = rate_invoice(
+        [
+            PlanPeriod(ESSENTIALS, 10, {("n.acct1", "actions.workflow"): 4_000_000}, "days 1-10"),
+            PlanPeriod(USAGE_BASED, 20, {("n.acct1", "actions.workflow"): 2_000_000}, "days 11-30"),
+        ],
+        days_in_month=30,
+    )
+    assert [(line.kind, line.amount) for line in invoice.lines] == [
+        ("plan_fee", D("33.33")),
+        ("plan_fee", D("133.33")),
+        ("actions", D("183.33")),
+        ("actions", D("50.00")),
+    ]
+    assert invoice.subtotal == D("399.99")
+    assert invoice.lines[3].description == "Actions, tier 1 (0M-), days 11-30"
+    (share,) = invoice.usage
+    assert (share.quantity, share.amount) == (6_000_000, D("233.33"))
+
+
+def test_periods_longer_than_the_month_are_refused() -> None:
+    with pytest.raises(RatingError, match="the periods cover 31 days of a 30-day month"):
+        rate_invoice(
+            [PlanPeriod(ESSENTIALS, 15, {}), PlanPeriod(USAGE_BASED, 16, {})], days_in_month=30
+        )
