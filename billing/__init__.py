@@ -17,7 +17,7 @@ from billing._export import (
 )
 from billing._exposition import CellCounters, namespace_id_from_label, read_cell_counters
 from billing._kinds import ACTION_KINDS, ActionKind, action_kind
-from billing._meter import CellEndpoint, Meter, ScrapeReport, add_usage, hour_of
+from billing._meter import CellEndpoint, Meter, ScrapeReport, add_usage, hour_of, set_usage
 from billing._price_book import (
     ActionTier,
     Plan,
@@ -39,7 +39,7 @@ from billing._rating import (
     rate_month,
     round_cents,
 )
-from billing._storage import StorageMeter, StorageReport, StorageTarget, set_usage
+from billing._storage import StorageMeter, StorageReport, StorageTarget
 
 __all__ = [
     "ACTION_KINDS",

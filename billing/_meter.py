@@ -178,11 +178,10 @@ def _restarted(
     return any(counters.actions.get(key, 0) < cursor.value for key, cursor in cursors.items())
 
 
-async def add_usage(
+async def _existing_or_new_row(
     session: AsyncSession, namespace_id: str, hour_start: dt.datetime, kind: str, quantity: int
-) -> None:
-    """Add ``quantity`` to the usage row of (namespace, hour, kind), creating it if needed, in
-    the caller's transaction. The one writer of usage rows: the meter and any backfill."""
+) -> UsageRecord | None:
+    """The usage row of (namespace, hour, kind), or None after creating it with ``quantity``."""
     record = await session.scalar(
         select(UsageRecord).where(
             UsageRecord.namespace_id == namespace_id,
@@ -200,8 +199,28 @@ async def add_usage(
                 quantity=quantity,
             )
         )
-        # Flush now: the next delta for the same row in this scrape must find it.
+        # Flush now: the next write to the same row in this transaction must find it.
         await session.flush()
-    else:
+    return record
+
+
+async def add_usage(
+    session: AsyncSession, namespace_id: str, hour_start: dt.datetime, kind: str, quantity: int
+) -> None:
+    """Add ``quantity`` to the usage row of (namespace, hour, kind), creating it if needed, in
+    the caller's transaction. For counted kinds (actions): the meter and any backfill."""
+    record = await _existing_or_new_row(session, namespace_id, hour_start, kind, quantity)
+    if record is not None:
         # An SQL increment, so concurrent writers of one row (two processes of one cell) add up.
         record.quantity = UsageRecord.quantity + quantity
+
+
+async def set_usage(
+    session: AsyncSession, namespace_id: str, hour_start: dt.datetime, kind: str, quantity: int
+) -> None:
+    """Set the usage row of (namespace, hour, kind) to ``quantity``, creating it if needed, in
+    the caller's transaction. For kinds measured as a state (storage) rather than counted: the
+    newest measurement of an hour replaces the previous one, so measuring twice bills once."""
+    record = await _existing_or_new_row(session, namespace_id, hour_start, kind, quantity)
+    if record is not None:
+        record.quantity = quantity

@@ -32,7 +32,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode, WorkflowService
 
-from billing._meter import hour_of
+from billing._meter import hour_of, set_usage
 from billing._rating import ACTIVE_STORAGE_KIND, RETAINED_STORAGE_KIND
 from controlplane.kit.db import utcnow
 from controlplane.models import UsageRecord
@@ -303,32 +303,3 @@ def _retained_bytes(info: WorkflowExecutionInfo, retained_since: dt.datetime) ->
         return 0
     size: int = info.history_size_bytes
     return size
-
-
-async def set_usage(
-    session: AsyncSession, namespace_id: str, hour_start: dt.datetime, kind: str, quantity: int
-) -> None:
-    """Set the usage row of (namespace, hour, kind) to ``quantity``, creating it if needed, in
-    the caller's transaction. For kinds measured as a state (storage) rather than counted: the
-    newest measurement of an hour replaces the previous one, so measuring twice bills once."""
-    record = await session.scalar(
-        select(UsageRecord).where(
-            UsageRecord.namespace_id == namespace_id,
-            UsageRecord.hour_start == hour_start,
-            UsageRecord.kind == kind,
-        )
-    )
-    if record is None:
-        session.add(
-            UsageRecord(
-                namespace_id=namespace_id,
-                account_id=namespace_id.rsplit(".", 1)[1],
-                hour_start=hour_start,
-                kind=kind,
-                quantity=quantity,
-            )
-        )
-        # Flush now: a later lookup of the same row in this sample must find it.
-        await session.flush()
-    else:
-        record.quantity = quantity

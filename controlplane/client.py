@@ -91,9 +91,10 @@ class StratusClient:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _call(
-        self, model: type[M], method: str, path: str, *, json: Any = None, params: Any = None
-    ) -> M:
+    def _checked(
+        self, method: str, path: str, *, json: Any = None, params: Any = None
+    ) -> httpx.Response:
+        """The response of a successful request; a problem answer raises StratusAPIError."""
         response = self._http.request(method, path, json=json, params=params)
         if response.is_error:
             try:
@@ -101,17 +102,17 @@ class StratusClient:
             except ValueError:
                 problem = {"detail": response.text or response.reason_phrase}
             raise StratusAPIError(response.status_code, problem)
+        return response
+
+    def _call(
+        self, model: type[M], method: str, path: str, *, json: Any = None, params: Any = None
+    ) -> M:
+        response = self._checked(method, path, json=json, params=params)
         return model.model_validate(response.json())
 
     def _send(self, method: str, path: str, *, params: Any = None) -> None:
         """A request answered without a body (204)."""
-        response = self._http.request(method, path, params=params)
-        if response.is_error:
-            try:
-                problem = response.json()
-            except ValueError:
-                problem = {"detail": response.text or response.reason_phrase}
-            raise StratusAPIError(response.status_code, problem)
+        self._checked(method, path, params=params)
 
     def create_account(self, name: str, owner_email: str) -> AccountCreated:
         body = AccountCreate(name=name, owner_email=owner_email)
@@ -334,15 +335,9 @@ class StratusClient:
 
     def download_invoice(self, invoice_id: str, *, file_format: str = "json") -> bytes:
         """The invoice as a JSON or CSV file's bytes."""
-        response = self._http.get(
-            f"/invoices/{invoice_id}/download", params={"format": file_format}
+        response = self._checked(
+            "GET", f"/invoices/{invoice_id}/download", params={"format": file_format}
         )
-        if response.is_error:
-            try:
-                problem = response.json()
-            except ValueError:
-                problem = {"detail": response.text or response.reason_phrase}
-            raise StratusAPIError(response.status_code, problem)
         return response.content
 
     def create_credit_note(self, invoice_id: str, *, amount: str, reason: str) -> CreditNoteOut:
