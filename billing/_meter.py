@@ -16,6 +16,7 @@ from billing._exposition import CellCounters, read_cell_counters
 from billing._kinds import action_kind
 from controlplane.kit.db import utcnow
 from controlplane.models import UsageCursor, UsageRecord, UsageSource
+from controlplane.models.usage_record import month_of
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +196,7 @@ async def _existing_or_new_row(
                 namespace_id=namespace_id,
                 account_id=namespace_id.rsplit(".", 1)[1],
                 hour_start=hour_start,
+                period_start=month_of(hour_start),
                 kind=kind,
                 quantity=quantity,
             )

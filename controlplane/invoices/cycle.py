@@ -165,7 +165,7 @@ async def bill_month(
     history = await repository.plan_history(ids)
     credits = await repository.usable_credits(ids, period_start, period_end)
     month_usage = await repository.usage_by_account(
-        period_start, period_end, None if account_ids is None else ids
+        period_start, None if account_ids is None else ids
     )
     for first in range(0, len(open_accounts), _BATCH):
         rated: list[tuple[Account, Invoice, InvoiceDraft, list[Credit]]] = []
@@ -257,10 +257,16 @@ async def _periods(
         days = (segment.end - segment.start).days
         return [PlanPeriod(plans[segment.plan], days, month_usage.get(account.id, {}))]
     periods = []
-    for segment in segments:
-        usage = (await repository.usage_by_account(segment.start, segment.end, [account.id])).get(
-            account.id, {}
-        )
+    for index, segment in enumerate(segments):
+        # The first and last periods reach the month's edges, so no usage row is left out.
+        usage = (
+            await repository.usage_by_account(
+                month_start(segment.start),
+                [account.id],
+                since=segment.start if index else None,
+                until=segment.end if index < len(segments) - 1 else None,
+            )
+        ).get(account.id, {})
         periods.append(
             PlanPeriod(
                 plans[segment.plan],

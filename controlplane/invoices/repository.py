@@ -4,7 +4,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, literal_column, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -144,19 +144,17 @@ class InvoiceRepository:
         return credits
 
     async def usage_by_account(
-        self, since: dt.datetime, until: dt.datetime, account_ids: Sequence[str] | None = None
+        self,
+        period_start: dt.datetime,
+        account_ids: Sequence[str] | None = None,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
     ) -> dict[str, Usage]:
-        """Usage with ``since <= hour_start < until`` summed per account, namespace and kind,
-        in one grouped query (the covering index ``ix_usage_records_rating`` serves it)."""
-        hour_start: ColumnElement[dt.datetime] = UsageRecord.hour_start.expression
-        if self.session.get_bind().dialect.name == "sqlite":
-            # ``+hour_start``: on the bare column SQLite's planner takes the range on
-            # ix_usage_records_hour_start, fetches every table row of the month and sorts them
-            # all in a temp B-tree for the GROUP BY (169 s instead of 16 s for 72M rows, see
-            # bench/billing.py); the unary plus leaves it the covering index, read in group
-            # order. It also drops the column's NUMERIC affinity (DATETIME), which made each
-            # comparison try to read both texts as numbers.
-            hour_start = literal_column("+usage_records.hour_start", UsageRecord.hour_start.type)
+        """The usage of the month starting at ``period_start`` (narrowed to ``since <=
+        hour_start < until`` for part of a month) summed per account, namespace and kind, in
+        one grouped query. On the whole month the covering index ``ix_usage_records_rating``
+        serves it in group order: only that month's entries are read, no table row, no sort."""
         statement = (
             select(
                 UsageRecord.account_id,
@@ -164,9 +162,13 @@ class InvoiceRepository:
                 UsageRecord.kind,
                 func.sum(UsageRecord.quantity),
             )
-            .where(hour_start >= since, hour_start < until)
+            .where(UsageRecord.period_start == period_start)
             .group_by(UsageRecord.account_id, UsageRecord.namespace_id, UsageRecord.kind)
         )
+        if since is not None:
+            statement = statement.where(UsageRecord.hour_start >= since)
+        if until is not None:
+            statement = statement.where(UsageRecord.hour_start < until)
         if account_ids is not None:
             statement = statement.where(UsageRecord.account_id.in_(account_ids))
         usage: dict[str, Usage] = {}

@@ -154,17 +154,42 @@ def upgrade() -> None:
         _invoice_fk("invoice_deliveries"),
         sa.PrimaryKeyConstraint("invoice_id", name=op.f("pk_invoice_deliveries")),
     )
-    # Rating reads a month of usage grouped by account, namespace and kind: this index holds
-    # every column the query needs, in group order, so no table row is visited and no sort runs.
-    op.create_index(
-        "ix_usage_records_rating",
-        "usage_records",
-        ["account_id", "namespace_id", "kind", "hour_start", "quantity"],
-    )
+    # Each usage row names its UTC month, so rating a month reads that month's index entries
+    # only; rows written before this revision get theirs from hour_start.
+    with op.batch_alter_table("usage_records") as batch_op:
+        batch_op.add_column(_datetime("period_start", nullable=True))
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite":
+        # UTCDateTime is stored as 'YYYY-MM-DD HH:MM:SS.ffffff' text on SQLite.
+        op.execute(
+            "UPDATE usage_records SET period_start = substr(hour_start, 1, 8) || "
+            "'01 00:00:00.000000'"
+        )
+    else:
+        op.execute(
+            "UPDATE usage_records SET period_start = "
+            "date_trunc('month', hour_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+        )
+    with op.batch_alter_table("usage_records") as batch_op:
+        batch_op.alter_column(
+            "period_start",
+            existing_type=controlplane.models.base.UTCDateTime(timezone=True),
+            nullable=False,
+        )
+        # Covers the rating query: one month grouped by account, namespace and kind, read in
+        # group order without visiting the table.
+        batch_op.create_index(
+            "ix_usage_records_rating",
+            ["period_start", "account_id", "namespace_id", "kind", "quantity"],
+        )
+        batch_op.create_index("ix_usage_records_account_hour", ["account_id", "hour_start"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_usage_records_rating", table_name="usage_records")
+    with op.batch_alter_table("usage_records") as batch_op:
+        batch_op.drop_index("ix_usage_records_account_hour")
+        batch_op.drop_index("ix_usage_records_rating")
+        batch_op.drop_column("period_start")
     op.drop_table("invoice_deliveries")
     op.drop_table("export_sinks")
     op.drop_table("credit_notes")
