@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,11 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support import StratusUp, free_port
+
+from controlplane.kit.db import create_engine, create_sessionmaker
+from controlplane.kit.migrate import migrate
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +50,15 @@ def span_exporter() -> InMemorySpanExporter:
     assert isinstance(provider, TracerProvider)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return exporter
+
+
+@pytest.fixture
+async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A migrated SQLite database of the test's own (for tests below the API)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'stratus.db'}"
+    await asyncio.to_thread(migrate, url)
+    engine = create_engine(url)
+    try:
+        yield create_sessionmaker(engine)
+    finally:
+        await engine.dispose()

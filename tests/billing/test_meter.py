@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,8 +23,6 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from billing import ActionKind, Meter, read_cell_counters
-from controlplane.kit.db import create_engine, create_sessionmaker
-from controlplane.kit.migrate import migrate
 from controlplane.models import UsageRecord
 from dataplane.cells import CellSpec, LocalCellProvider
 
@@ -130,17 +127,6 @@ async def namespace(cell: RunningCell) -> str:
     namespace = f"n{uuid.uuid4().hex[:8]}.acme1"
     await _register(cell, namespace)
     return namespace
-
-
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'stratus.db'}"
-    await asyncio.to_thread(migrate, url)
-    engine = create_engine(url)
-    try:
-        yield create_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

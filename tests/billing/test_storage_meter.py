@@ -11,7 +11,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
@@ -26,8 +25,7 @@ from temporalio.worker import Worker
 
 from billing import StorageMeter, StorageReport, StorageTarget
 from billing._rating import ACTIVE_STORAGE_KIND, RETAINED_STORAGE_KIND
-from controlplane.kit.db import create_engine, create_sessionmaker, utcnow
-from controlplane.kit.migrate import migrate
+from controlplane.kit.db import utcnow
 from controlplane.models import UsageRecord
 from dataplane.cells import CellSpec, LocalCellProvider
 
@@ -107,17 +105,6 @@ async def _register(cell: RunningCell) -> str:
 @pytest.fixture
 async def namespace(cell: RunningCell) -> str:
     return await _register(cell)
-
-
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'stratus.db'}"
-    await asyncio.to_thread(migrate, url)
-    engine = create_engine(url)
-    try:
-        yield create_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

@@ -4,11 +4,8 @@ finalizers race, and the cycle walks every open month up to the current one."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -19,25 +16,12 @@ from billing import add_usage
 from controlplane.config import Settings
 from controlplane.invoices.cycle import bill_month, run_cycle
 from controlplane.invoices.pricing import Pricing, load_pricing
-from controlplane.kit.db import create_engine, create_sessionmaker
-from controlplane.kit.migrate import migrate
 from controlplane.models import Account, Credit, Invoice, InvoiceStatus
 
 D = Decimal
 MARCH = dt.datetime(2027, 3, 1, tzinfo=dt.UTC)
 APRIL = dt.datetime(2027, 4, 1, tzinfo=dt.UTC)
 AFTER_GRACE = APRIL + dt.timedelta(hours=73)
-
-
-@pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'stratus.db'}"
-    await asyncio.to_thread(migrate, url)
-    engine = create_engine(url)
-    try:
-        yield create_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture
