@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from google.protobuf.duration_pb2 import Duration
+from cell_support import register_namespace
 from metering_workflows import OrderWorkflow, ReceiptWorkflow, charge
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support import free_port
-from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
@@ -87,24 +86,7 @@ async def _start_cell(provider: LocalCellProvider, cell_id: str) -> RunningCell:
 
 
 async def _register(cell: RunningCell, namespace: str) -> None:
-    client = await Client.connect(cell.address)
-    await client.workflow_service.register_namespace(
-        wsv1.RegisterNamespaceRequest(
-            namespace=namespace, workflow_execution_retention_period=Duration(seconds=86_400)
-        )
-    )
-    # Wait until the frontend serves the namespace, with a call that is not an action.
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            await client.workflow_service.describe_task_queue(
-                wsv1.DescribeTaskQueueRequest(namespace=namespace, task_queue={"name": TASK_QUEUE})
-            )
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+    await register_namespace(cell.address, namespace, TASK_QUEUE)
 
 
 @pytest.fixture(scope="module")

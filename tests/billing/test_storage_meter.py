@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 import pytest
-from google.protobuf.duration_pb2 import Duration
+from cell_support import register_namespace
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage_workflows import LedgerWorkflow
@@ -83,23 +83,8 @@ async def cell(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runnin
 async def _register(cell: RunningCell) -> str:
     """A fresh namespace with one day of retention, once the frontend serves it."""
     namespace = f"n{uuid.uuid4().hex[:8]}.acme1"
-    client = await Client.connect(cell.address)
-    await client.workflow_service.register_namespace(
-        wsv1.RegisterNamespaceRequest(
-            namespace=namespace, workflow_execution_retention_period=Duration(seconds=86_400)
-        )
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            await client.workflow_service.describe_task_queue(
-                wsv1.DescribeTaskQueueRequest(namespace=namespace, task_queue={"name": TASK_QUEUE})
-            )
-            return namespace
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
+    await register_namespace(cell.address, namespace, TASK_QUEUE)
+    return namespace
 
 
 @pytest.fixture
