@@ -21,6 +21,7 @@ from controlplane.identity.endpoints import router as identity_router
 from controlplane.invoices.endpoints import router as invoices_router
 from controlplane.invoices.pricing import load_pricing
 from controlplane.kit import http_observability
+from controlplane.kit.body_limit import BodyLimitMiddleware
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.kit.errors import install_error_handlers
 from controlplane.kit.migrate import migrate
@@ -82,6 +83,8 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
         docs_url="/docs",
     )
     install_error_handlers(app)
+    # Inside the observability middleware, so a 413 still carries a request id and is counted.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     http_observability.install(app)
     api = APIRouter(prefix="/api/v1")
     api.include_router(accounts_router)

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # JSON list of OidcProvider objects.
     oidc_providers: list[OidcProvider] = []
     session_lifetime_seconds: int = Field(default=12 * 3600, ge=60)
+    # Request bodies larger than this get 413 before they are read (CA bundles, at most 32 KiB,
+    # and SAML metadata fit well within the default 1 MiB).
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
 
     @field_validator("oidc_providers")
     @classmethod

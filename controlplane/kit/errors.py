@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import errno
+import logging
+import sqlite3
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 
 PROBLEM_BASE = "https://stratus.dev/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+logger = logging.getLogger("stratus.api.errors")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: every error the API answers has this body."""
+
+    type: str = Field(description="Stable URI naming the kind of problem")
+    title: str
+    status: int
+    detail: str = Field(description="What went wrong and what to fix")
+    field: str | None = Field(None, description="The request field at fault, if one is")
+    instance: str | None = Field(None, description="The request path")
+    request_id: str | None = Field(
+        None, description="Correlation id of an unexpected error (quote it to the operator)"
+    )
 
 
 class StratusError(Exception):
@@ -82,6 +105,12 @@ class AlreadyExists(Conflict):
     title = "Already exists"
 
 
+class BodyTooLarge(StratusError):
+    status = 413
+    slug = "body-too-large"
+    title = "The request body is too large"
+
+
 class LimitExceeded(Conflict):
     slug = "limit-exceeded"
     title = "A limit would be exceeded"
@@ -95,6 +124,106 @@ class LastOwner(Conflict):
 class ResourceVersionMismatch(Conflict):
     slug = "resource-version-mismatch"
     title = "The resource changed since it was read"
+
+
+class StorageUnavailable(StratusError):
+    """The database or disk cannot take the request now (full, locked, failing): retry later."""
+
+    status = 503
+    slug = "storage-unavailable"
+    title = "Storage is temporarily unavailable"
+
+
+class InternalError(StratusError):
+    status = 500
+    slug = "internal"
+    title = "Internal error"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, what it wraps (SQLAlchemy's ``orig``) and its causes, each once."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)
+        pending.extend(
+            [
+                orig if isinstance(orig, BaseException) else None,
+                current.__cause__,
+                current.__context__,
+            ]
+        )
+
+
+# SQLSTATEs (PostgreSQL) of a server that cannot take the request now.
+_UNAVAILABLE_SQLSTATES = {
+    "53100": "the database disk is full",
+    "53200": "the database is out of memory",
+    "53300": "the database has too many connections",
+    "55P03": "a database lock is held",
+    "57P03": "the database is starting or stopping",
+}
+
+
+def storage_unavailable(exc: BaseException) -> StorageUnavailable | None:
+    """The 503 an exception stands for when it says the storage cannot take requests now (a
+    full disk, a locked or failing database); None for any other exception."""
+    for cause in _causes(exc):
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return StorageUnavailable(f"the server's disk is full ({cause.strerror}); retry later")
+        if isinstance(cause, sqlite3.OperationalError):
+            message = str(cause).lower()
+            if "database or disk is full" in message:
+                return StorageUnavailable("the database's disk is full; retry later")
+            if "locked" in message or "busy" in message:
+                return StorageUnavailable("the database is busy; retry in a moment")
+            if "disk i/o error" in message:
+                return StorageUnavailable("the database cannot write to its disk; retry later")
+        sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate in _UNAVAILABLE_SQLSTATES:
+            return StorageUnavailable(_UNAVAILABLE_SQLSTATES[sqlstate] + "; retry later")
+    return None
+
+
+def unexpected_error_response(
+    request: Request, exc: BaseException, request_id: str | None
+) -> JSONResponse:
+    """problem+json for an exception no handler knew: 503 when the storage cannot take the
+    request now, else 500 carrying a correlation id that is logged with the traceback."""
+    correlation = request_id or str(uuid.uuid4())
+    unavailable = storage_unavailable(exc)
+    if unavailable is not None:
+        logger.warning(
+            "%s %s: %s (request id %s): %r",
+            request.method,
+            request.url.path,
+            unavailable.message,
+            correlation,
+            exc,
+        )
+        response = problem_response(unavailable, request)
+        response.headers["Retry-After"] = "5"
+        return response
+    logger.error(
+        "unexpected error on %s %s (request id %s)",
+        request.method,
+        request.url.path,
+        correlation,
+        exc_info=exc,
+    )
+    error = InternalError(f"an unexpected error occurred; quote request id {correlation}")
+    body = error.problem(instance=request.url.path) | {"request_id": correlation}
+    return JSONResponse(
+        body,
+        status_code=500,
+        media_type=PROBLEM_CONTENT_TYPE,
+        headers={"X-Request-Id": correlation},
+    )
 
 
 def problem_response(error: StratusError, request: Request) -> JSONResponse:
@@ -116,16 +245,64 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         errors = exc.errors()
         first = errors[0] if errors else {}
-        location = [str(part) for part in first.get("loc", ()) if part != "body"]
+        location = [
+            str(part)
+            for part in first.get("loc", ())
+            if part not in ("body", "query", "path", "header", "cookie")
+        ]
+        field = ".".join(location) or None
+        detail = str(first.get("msg", "malformed request"))
+        if first.get("type") == INVALID_FIELD_ERROR:
+            # A value of the right JSON type that a validated type (kit.fields) refused.
+            return problem_response(InvalidField(detail, field=field), request)
+        context = first.get("ctx") or {}
+        if first.get("type") == "json_invalid" and context.get("error"):
+            detail = f"the body is not valid JSON: {context['error']}"
         body = {
             "type": PROBLEM_BASE + "malformed-request",
             "title": "The request body is malformed",
             "status": 422,
-            "detail": str(first.get("msg", "malformed request")),
-            "field": ".".join(location) or None,
+            "detail": detail,
+            "field": field,
             "instance": request.url.path,
         }
         return JSONResponse(body, status_code=422, media_type=PROBLEM_CONTENT_TYPE)
 
+    async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+        # Routing's own answers (unknown path, wrong method) and Starlette's body limit.
+        assert isinstance(exc, HTTPException)
+        slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
+        body = {
+            "type": PROBLEM_BASE + slug,
+            "title": str(exc.detail),
+            "status": exc.status_code,
+            "detail": str(exc.detail),
+            "instance": request.url.path,
+        }
+        return JSONResponse(
+            body,
+            status_code=exc.status_code,
+            media_type=PROBLEM_CONTENT_TYPE,
+            headers=dict(exc.headers or {}),
+        )
+
+    async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        # Last resort, outside every middleware; the observability middleware answers first
+        # for errors raised below it (with the request's id).
+        return unexpected_error_response(request, exc, request.headers.get("x-request-id"))
+
     app.add_exception_handler(StratusError, on_stratus_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_exception)
+    app.add_exception_handler(Exception, on_unexpected_error)
+
+
+# The pydantic error type of values refused by kit.fields' validated types: a 400, not a 422.
+INVALID_FIELD_ERROR = "stratus_invalid_field"
+
+_HTTP_SLUGS = {
+    400: "malformed-request",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "body-too-large",
+}

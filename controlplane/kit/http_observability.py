@@ -19,6 +19,7 @@ from prometheus_client import (
 from starlette.routing import Match
 
 from controlplane.kit.context import request_id_var
+from controlplane.kit.errors import unexpected_error_response
 
 tracer = trace.get_tracer("stratus.api")
 
@@ -71,7 +72,10 @@ def install(app: FastAPI) -> None:
                 span.set_attribute("http.request.method", request.method)
                 span.set_attribute("http.route", route)
                 span.set_attribute("stratus.request_id", request_id)
-                response = await call_next(request)
+                try:
+                    response = await call_next(request)
+                except Exception as exc:  # every error is answered as problem+json
+                    response = unexpected_error_response(request, exc, request_id)
                 span.set_attribute("http.response.status_code", response.status_code)
                 principal = getattr(request.state, "principal", None)
                 if principal is not None and principal.account_id:
