@@ -44,6 +44,7 @@ from auth._policy import (
     data_plane_permission,
 )
 from auth._secrets import SecretBox, SecretUnreadable
+from auth._text import unsafe_character
 
 __all__ = [
     "API_KEY_PREFIX",
@@ -82,4 +83,5 @@ __all__ = [
     "parse_api_key",
     "parse_ca_bundle",
     "parse_certificate_filters",
+    "unsafe_character",
 ]

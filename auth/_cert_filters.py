@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from auth._text import unsafe_character
+
 MAX_CERTIFICATE_FILTERS = 25
 MAX_FILTER_VALUE_LENGTH = 255
 WILDCARD = "*"
@@ -71,6 +73,9 @@ def _validate_value(position: str, key: str, value: object) -> str:
         raise InvalidCertificateFilters(
             f"{position}: {key} must be 1-{MAX_FILTER_VALUE_LENGTH} characters long"
         )
+    unsafe = unsafe_character(value)
+    if unsafe is not None:
+        raise InvalidCertificateFilters(f"{position}: {key} contains {unsafe}")
     wildcards = value.count(WILDCARD)
     if wildcards > 1:
         raise InvalidCertificateFilters(
@@ -90,7 +95,8 @@ def parse_certificate_filters(
 
     At most 25 filters; each sets at least one of ``common_name``, ``organization``,
     ``organizational_unit``, ``subject_alternative_name`` and nothing else; each value is
-    1-255 characters with at most one ``*``, as its first or last character.
+    1-255 characters with at most one ``*``, as its first or last character, and no control,
+    bidirectional-text or other invisible formatting characters.
     """
     if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
         raise InvalidCertificateFilters("certificate filters must be a list of objects")

@@ -25,6 +25,7 @@ from controlplane.kit.body_limit import BodyLimitMiddleware
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.kit.errors import install_error_handlers
 from controlplane.kit.migrate import migrate
+from controlplane.kit.openapi import document_problems
 from controlplane.namespaces.endpoints import router as namespaces_router
 from controlplane.operations.endpoints import router as operations_router
 from controlplane.operations.starter import OperationStarter
@@ -103,6 +104,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     api.include_router(billing_account_router)
     api.include_router(exports_router)
     app.include_router(api)
+    document_problems(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

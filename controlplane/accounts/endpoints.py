@@ -14,8 +14,9 @@ from controlplane.accounts.schemas import (
     UserOut,
 )
 from controlplane.kit.deps import SessionDep, requires
+from controlplane.kit.routing import ApiRoute
 
-router = APIRouter(prefix="/accounts", tags=["accounts"])
+router = APIRouter(route_class=ApiRoute, prefix="/accounts", tags=["accounts"])
 
 
 @router.post(

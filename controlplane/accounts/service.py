@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import re
 import secrets
 import string
 import uuid
@@ -11,10 +10,10 @@ from auth import Action, Principal, authorize
 from controlplane.accounts.repository import AccountRepository
 from controlplane.api_keys import service as api_keys
 from controlplane.audit import service as audit
-from controlplane.kit.errors import Forbidden, InvalidField
+from controlplane.kit import fields
+from controlplane.kit.errors import Forbidden
 from controlplane.models import Account, ApiKey, User
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 ACCOUNT_ID_LENGTH = 6
 
@@ -35,12 +34,8 @@ async def create(
     """Create an account with its owner and the owner's first API key (token returned once)."""
     if not authorize(principal, Action.ACCOUNT_CREATE):
         raise Forbidden("only the operator may create accounts")
-    name = name.strip()
-    if not 1 <= len(name) <= 200:
-        raise InvalidField("name must be 1-200 characters", field="name")
-    email = owner_email.strip().lower()
-    if not _EMAIL_RE.match(email) or len(email) > 320:
-        raise InvalidField("owner_email is not an email address", field="owner_email")
+    name = fields.display_name(name, field="name")
+    email = fields.email(owner_email, field="owner_email")
     repository = AccountRepository(session)
     account = Account(id=await _new_account_id(repository), name=name)
     repository.add(account)

@@ -10,8 +10,9 @@ from auth import Action, Principal
 from controlplane.api_keys import service
 from controlplane.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
 from controlplane.kit.deps import SessionDep, requires
+from controlplane.kit.routing import ApiRoute
 
-router = APIRouter(prefix="/api-keys", tags=["api-keys"])
+router = APIRouter(route_class=ApiRoute, prefix="/api-keys", tags=["api-keys"])
 Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}}
 
 

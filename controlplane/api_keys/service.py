@@ -26,6 +26,7 @@ from auth import (
 from controlplane.access.repository import NamespaceAccessRepository
 from controlplane.api_keys.repository import ApiKeyRepository
 from controlplane.audit import service as audit
+from controlplane.kit import fields
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import (
     Forbidden,
@@ -129,9 +130,7 @@ async def create(
     resource = Resource(account_id=principal.account_id, owner_id=owner)
     if not authorize(principal, Action.API_KEY_CREATE, resource):
         raise Forbidden("this credential may only create API keys for itself")
-    display_name = display_name.strip()
-    if not 1 <= len(display_name) <= 200:
-        raise InvalidField("display_name must be 1-200 characters", field="display_name")
+    display_name = fields.display_name(display_name, field="display_name")
     now = utcnow()
     expires_at = expiry if expiry.tzinfo is not None else expiry.replace(tzinfo=dt.UTC)
     if expires_at <= now:

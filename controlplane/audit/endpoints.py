@@ -10,8 +10,9 @@ from auth import Action, Principal
 from controlplane.audit import service
 from controlplane.audit.schemas import AuditEventOut, AuditEventPage
 from controlplane.kit.deps import SessionDep, requires
+from controlplane.kit.routing import ApiRoute
 
-router = APIRouter(prefix="/audit-logs", tags=["audit"])
+router = APIRouter(route_class=ApiRoute, prefix="/audit-logs", tags=["audit"])
 
 
 @router.get("", response_model=AuditEventPage, responses={400: {}, 401: {}, 403: {}})

@@ -8,6 +8,7 @@ from auth import Action, Principal, authorize
 from controlplane.audit.repository import AuditEventRepository
 from controlplane.kit.context import request_id_var
 from controlplane.kit.errors import Forbidden, InvalidField
+from controlplane.kit.fields import PageToken
 from controlplane.models import AuditEvent
 
 SYSTEM_ACTOR = "system:control-plane"
@@ -49,12 +50,10 @@ async def page(
         raise InvalidField(f"page_size must be 1-{MAX_PAGE_SIZE}", field="page_size")
     before_id = None
     if page_token is not None:
-        if not page_token.isdigit():
-            raise InvalidField("page_token is not one this API returned", field="page_token")
-        before_id = int(page_token)
+        before_id = PageToken.decode(page_token)
     events = await AuditEventRepository(session).page_scoped(
         principal, before_id=before_id, limit=page_size + 1
     )
     if len(events) > page_size:
-        return events[:page_size], str(events[page_size - 1].id)
+        return events[:page_size], PageToken.encode(events[page_size - 1].id)
     return events, None

@@ -17,9 +17,10 @@ from controlplane.billing_account.schemas import (
     PlanSet,
 )
 from controlplane.kit.deps import PricingDep, SessionDep, requires
+from controlplane.kit.routing import ApiRoute
 from controlplane.models import Credit
 
-router = APIRouter(tags=["billing"])
+router = APIRouter(route_class=ApiRoute, tags=["billing"])
 Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}}
 
 

@@ -13,6 +13,7 @@ from controlplane.billing_account.repository import BillingAccountRepository
 from controlplane.billing_account.schemas import AccountPlanOut, PlanPeriodOut
 from controlplane.invoices.pricing import Pricing
 from controlplane.invoices.service import parse_money
+from controlplane.kit import fields
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import Conflict, Forbidden, InvalidField, NotFound
 from controlplane.models import AccountPlan, Credit
@@ -74,7 +75,7 @@ async def set_plan(
             f"(plans: {', '.join(sorted(pricing.book.plans))})",
             field="plan",
         )
-    day = effective_from or utcnow().date()
+    day = fields.day(effective_from, field="effective_from") if effective_from else utcnow().date()
     start = _midnight(day)
     finalized_through = await repository.finalized_through(account_id)
     if finalized_through is not None and start < finalized_through:
@@ -116,11 +117,11 @@ async def grant_credit(
     if await repository.account(account_id) is None:
         raise NotFound(f"account {account_id} not found")
     value = parse_money(amount, "amount")
-    description = description.strip()
-    if not 1 <= len(description) <= MAX_CREDIT_DESCRIPTION:
-        raise InvalidField(
-            f"description must be 1-{MAX_CREDIT_DESCRIPTION} characters", field="description"
-        )
+    description = fields.free_text(
+        description, field="description", min_length=1, max_length=MAX_CREDIT_DESCRIPTION
+    )
+    if expires_on is not None:
+        fields.day(expires_on, field="expires_on")
     expires_at = _midnight(expires_on) if expires_on is not None else None
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidField(f"expires_on ({expires_on}) is not in the future", field="expires_on")

@@ -10,9 +10,10 @@ from auth import Action, Principal
 from controlplane.exports import service
 from controlplane.exports.schemas import ExportSinkOut, ExportSinkSet
 from controlplane.kit.deps import SecretBoxDep, SessionDep, requires
+from controlplane.kit.routing import ApiRoute
 from controlplane.models import ExportSink
 
-router = APIRouter(prefix="/billing/export-sink", tags=["billing"])
+router = APIRouter(route_class=ApiRoute, prefix="/billing/export-sink", tags=["billing"])
 Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}}
 
 

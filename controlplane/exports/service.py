@@ -12,6 +12,7 @@ from auth import Action, Principal, SecretBox, authorize
 from controlplane.audit import service as audit
 from controlplane.exports.repository import ExportSinkRepository
 from controlplane.exports.schemas import ExportSinkSet
+from controlplane.kit import fields
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import Forbidden, InvalidField, NotFound
 from controlplane.models import ExportSink
@@ -33,6 +34,8 @@ def _require(principal: Principal, action: Action) -> None:
 
 
 def _validate(body: ExportSinkSet) -> None:
+    if body.export_from is not None:
+        fields.day(body.export_from, field="export_from")
     if not _BUCKET_RE.match(body.bucket) or ".." in body.bucket:
         raise InvalidField(
             "bucket must be an S3 bucket name: 3-63 lowercase letters, digits, dots or hyphens",
@@ -46,8 +49,12 @@ def _validate(body: ExportSinkSet) -> None:
     if not _REGION_RE.match(body.region):
         raise InvalidField("region must look like us-east-1", field="region")
     if body.endpoint_url is not None:
-        parts = urlsplit(body.endpoint_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(body.endpoint_url)
+            hostname = parts.hostname
+        except ValueError:  # e.g. an unclosed IPv6 bracket: "http://[::1"
+            hostname = None
+        if hostname is None or parts.scheme not in ("http", "https"):
             raise InvalidField(
                 "endpoint_url must be an http(s) URL such as https://s3.example.com",
                 field="endpoint_url",

@@ -11,9 +11,10 @@ from controlplane.gateway_routes import service
 from controlplane.gateway_routes.repository import GatewayRouteRepository
 from controlplane.kit.deps import SessionDep, requires
 from controlplane.kit.errors import Unauthenticated
+from controlplane.kit.routing import ApiRoute
 from controlplane.namespaces.repository import NamespaceRepository
 
-router = APIRouter(prefix="/internal", tags=["internal"])
+router = APIRouter(route_class=ApiRoute, prefix="/internal", tags=["internal"])
 
 
 class RouteOut(BaseModel):

@@ -7,9 +7,10 @@ from fastapi import APIRouter, Depends
 from auth import Action, Principal
 from controlplane.identity.schemas import CurrentIdentity
 from controlplane.kit.deps import requires
+from controlplane.kit.routing import ApiRoute
 from controlplane.users.schemas import NamespacePermissionOut
 
-router = APIRouter(tags=["identity"])
+router = APIRouter(route_class=ApiRoute, tags=["identity"])
 
 
 @router.get("/current-identity", response_model=CurrentIdentity, responses={401: {}})

@@ -16,8 +16,9 @@ from controlplane.invoices.schemas import (
     InvoiceOut,
 )
 from controlplane.kit.deps import SessionDep, requires
+from controlplane.kit.routing import ApiRoute
 
-router = APIRouter(prefix="/invoices", tags=["invoices"])
+router = APIRouter(route_class=ApiRoute, prefix="/invoices", tags=["invoices"])
 Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}}
 
 

@@ -20,6 +20,7 @@ from controlplane.invoices.schemas import (
     InvoiceSummary,
     NamespaceUsageOut,
 )
+from controlplane.kit import fields
 from controlplane.kit.errors import Conflict, Forbidden, InvalidField, NotFound
 from controlplane.models import CreditNote, Invoice, InvoiceStatus
 
@@ -155,9 +156,7 @@ async def create_credit_note(
     if invoice is None:
         raise NotFound(f"invoice {invoice_id} not found")
     value = parse_money(amount, "amount")
-    reason = reason.strip()
-    if not 1 <= len(reason) <= 2000:
-        raise InvalidField("reason must be 1-2000 characters", field="reason")
+    reason = fields.free_text(reason, field="reason", min_length=1, max_length=2000)
     if invoice.status is not InvoiceStatus.FINALIZED:
         raise Conflict(
             f"invoice {invoice_id} is a draft and is re-rated until it is finalized; credit "

@@ -252,9 +252,6 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         field = ".".join(location) or None
         detail = str(first.get("msg", "malformed request"))
-        if first.get("type") == INVALID_FIELD_ERROR:
-            # A value of the right JSON type that a validated type (kit.fields) refused.
-            return problem_response(InvalidField(detail, field=field), request)
         context = first.get("ctx") or {}
         if first.get("type") == "json_invalid" and context.get("error"):
             detail = f"the body is not valid JSON: {context['error']}"
@@ -296,9 +293,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, on_http_exception)
     app.add_exception_handler(Exception, on_unexpected_error)
 
-
-# The pydantic error type of values refused by kit.fields' validated types: a 400, not a 422.
-INVALID_FIELD_ERROR = "stratus_invalid_field"
 
 _HTTP_SLUGS = {
     400: "malformed-request",

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query
 
 from auth import Action, Principal
 from controlplane.kit.deps import SessionDep, StarterDep, requires
+from controlplane.kit.routing import ApiRoute
 from controlplane.namespaces import service
 from controlplane.namespaces.schemas import (
     NamespaceCreate,
@@ -17,7 +18,7 @@ from controlplane.namespaces.schemas import (
 )
 from controlplane.operations.schemas import AsyncOperationOut
 
-router = APIRouter(prefix="/namespaces", tags=["namespaces"])
+router = APIRouter(route_class=ApiRoute, prefix="/namespaces", tags=["namespaces"])
 Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}}
 
 

@@ -6,10 +6,11 @@ from fastapi import APIRouter, Depends
 
 from auth import Action, Principal
 from controlplane.kit.deps import SessionDep, requires
+from controlplane.kit.routing import ApiRoute
 from controlplane.operations import service
 from controlplane.operations.schemas import AsyncOperationList, AsyncOperationOut
 
-router = APIRouter(prefix="/operations", tags=["operations"])
+router = APIRouter(route_class=ApiRoute, prefix="/operations", tags=["operations"])
 ReadOperations = Annotated[Principal, Depends(requires(Action.OPERATION_READ))]
 
 

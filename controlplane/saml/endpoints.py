@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse
 from auth import Action, Principal
 from controlplane.kit.deps import SessionDep, SettingsDep, requires
 from controlplane.kit.errors import problem_response
+from controlplane.kit.routing import ApiRoute
 from controlplane.saml import service
 from controlplane.saml.schemas import IdpMetadataIn, SamlConfigOut
 from controlplane.saml.service_provider import SpUrls
@@ -21,7 +22,7 @@ from controlplane.sign_in.endpoints import signed_in_response
 from controlplane.sign_in.errors import SignInRefused
 from controlplane.sign_in.schemas import SessionOut
 
-router = APIRouter(tags=["saml"])
+router = APIRouter(route_class=ApiRoute, tags=["saml"])
 Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 422: {}}
 SAML_METADATA_TYPE = "application/samlmetadata+xml"
 FORM_TYPE = "application/x-www-form-urlencoded"

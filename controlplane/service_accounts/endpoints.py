@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal
 from controlplane.kit.deps import SessionDep, requires
+from controlplane.kit.routing import ApiRoute
 from controlplane.models import ServiceAccount
 from controlplane.service_accounts import service
 from controlplane.service_accounts.schemas import (
@@ -19,7 +20,7 @@ from controlplane.service_accounts.schemas import (
     ServiceAccountUpdate,
 )
 
-router = APIRouter(prefix="/service-accounts", tags=["service-accounts"])
+router = APIRouter(route_class=ApiRoute, prefix="/service-accounts", tags=["service-accounts"])
 Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}}
 
 

@@ -12,6 +12,7 @@ from controlplane.access import service as access
 from controlplane.access.repository import NamespaceAccessRepository
 from controlplane.api_keys.repository import ApiKeyRepository
 from controlplane.audit import service as audit
+from controlplane.kit import fields
 from controlplane.kit.errors import (
     AlreadyExists,
     Forbidden,
@@ -29,11 +30,13 @@ def _require(principal: Principal, action: Action) -> None:
         raise Forbidden(f"this credential may not perform {action.value}")
 
 
-def _validate_text(name: str | None, description: str | None) -> None:
-    if name is not None and not 1 <= len(name.strip()) <= 200:
-        raise InvalidField("name must be 1-200 characters", field="name")
-    if description is not None and len(description) > 1000:
-        raise InvalidField("description must be at most 1000 characters", field="description")
+def _validate_text(name: str | None, description: str | None) -> tuple[str | None, str | None]:
+    """``name`` and ``description`` as stored (trimmed, NFC), or 400 naming the field."""
+    if name is not None:
+        name = fields.display_name(name, field="name")
+    if description is not None:
+        description = fields.free_text(description, field="description", max_length=1000)
+    return name, description
 
 
 def _validate_role(role: AccountRole) -> None:
@@ -52,8 +55,8 @@ async def create(
     namespace_permission: NamespacePermission | None,
 ) -> ServiceAccount:
     _require(principal, Action.SERVICE_ACCOUNT_CREATE)
-    _validate_text(name, description)
-    name = name.strip()
+    name = fields.display_name(name, field="name")
+    description = fields.free_text(description, field="description", max_length=1000)
     if (account_role is None) == (namespace_id is None):
         raise InvalidField(
             "give either account_role (account-wide) or namespace_scope (one namespace)",
@@ -156,7 +159,7 @@ async def update(
 ) -> ServiceAccount:
     service_account = await get(session, principal, service_account_id)
     _require(principal, Action.SERVICE_ACCOUNT_UPDATE)
-    _validate_text(name, description)
+    name, description = _validate_text(name, description)
     if account_role is not None:
         if service_account.namespace_id is not None:
             raise InvalidField(
@@ -176,10 +179,10 @@ async def update(
             field="resource_version",
         )
     repository = ServiceAccountRepository(session)
-    if name is not None and name.strip() != service_account.name:
-        if await repository.get_by_name_scoped(principal, name.strip()) is not None:
-            raise AlreadyExists(f"service account {name.strip()} already exists", field="name")
-        service_account.name = name.strip()
+    if name is not None and name != service_account.name:
+        if await repository.get_by_name_scoped(principal, name) is not None:
+            raise AlreadyExists(f"service account {name} already exists", field="name")
+        service_account.name = name
     if description is not None:
         service_account.description = description
     if account_role is not None:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from controlplane.config import Settings
 from controlplane.kit.deps import CSRF_HEADER, SESSION_COOKIE, SessionDep, SettingsDep
 from controlplane.kit.errors import CsrfRejected, Unauthenticated, problem_response
+from controlplane.kit.routing import ApiRoute
 from controlplane.models.user import User
 from controlplane.models.web_session import WebSession
 from controlplane.sign_in import service
@@ -24,7 +25,7 @@ from controlplane.sign_in.schemas import (
     SessionOut,
 )
 
-router = APIRouter(prefix="/auth", tags=["sign-in"])
+router = APIRouter(route_class=ApiRoute, prefix="/auth", tags=["sign-in"])
 
 STATE_COOKIE = "stratus_oidc_state"
 STATE_COOKIE_PATH = "/api/v1/auth/oidc/"

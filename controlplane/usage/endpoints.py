@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Query
 
 from auth import Action, Principal
 from controlplane.kit.deps import SessionDep, requires
+from controlplane.kit.routing import ApiRoute
 from controlplane.usage import service
 from controlplane.usage.schemas import UsageOut
 
-router = APIRouter(prefix="/usage", tags=["usage"])
+router = APIRouter(route_class=ApiRoute, prefix="/usage", tags=["usage"])
 Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}}
 
 

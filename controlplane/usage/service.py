@@ -8,6 +8,7 @@ import re
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal, authorize
+from controlplane.kit import fields
 from controlplane.kit.errors import Forbidden, InvalidField, NotFound
 from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.usage.repository import UsageRepository
@@ -24,7 +25,7 @@ def parse_day(value: str | None, field: str) -> dt.date:
     try:
         if not _DATE_RE.match(value):
             raise ValueError(value)
-        return dt.date.fromisoformat(value)
+        return fields.day(dt.date.fromisoformat(value), field=field)
     except ValueError:
         raise InvalidField(
             f"{field} must be a date as YYYY-MM-DD, got {value!r}", field=field

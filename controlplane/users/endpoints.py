@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal, Resource, authorize
 from controlplane.kit.deps import SessionDep, requires
+from controlplane.kit.routing import ApiRoute
 from controlplane.models import User
 from controlplane.users import service
 from controlplane.users.schemas import (
@@ -20,7 +21,7 @@ from controlplane.users.schemas import (
     UserUpdate,
 )
 
-router = APIRouter(tags=["users"])
+router = APIRouter(route_class=ApiRoute, tags=["users"])
 Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}}
 
 

@@ -4,7 +4,6 @@ change or remove owners."""
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,10 +21,10 @@ from controlplane.access import service as access
 from controlplane.access.repository import NamespaceAccessRepository
 from controlplane.api_keys.repository import ApiKeyRepository
 from controlplane.audit import service as audit
+from controlplane.kit import fields
 from controlplane.kit.errors import (
     AlreadyExists,
     Forbidden,
-    InvalidField,
     LastOwner,
     NotFound,
     ResourceVersionMismatch,
@@ -33,15 +32,6 @@ from controlplane.kit.errors import (
 from controlplane.models import Namespace, NamespaceAccess, User
 from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.users.repository import UserRepository
-
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def normalize_email(email: str, field: str = "email") -> str:
-    email = email.strip().lower()
-    if not _EMAIL_RE.match(email) or len(email) > 320:
-        raise InvalidField(f"{field} is not an email address", field=field)
-    return email
 
 
 def _require(principal: Principal, action: Action, resource: Resource | None = None) -> None:
@@ -55,7 +45,7 @@ async def invite(
     """Add a user to the caller's account; they sign in later with their IdP (matched by
     verified email)."""
     _require(principal, Action.USER_CREATE, Resource(role=account_role))
-    email = normalize_email(email)
+    email = fields.email(email, field="email")
     repository = UserRepository(session)
     if await repository.get_by_email_scoped(principal, email) is not None:
         raise AlreadyExists(f"{email} is already a user of this account", field="email")
