@@ -180,6 +180,97 @@ class StratusUp:
 
 
 @dataclass
+class ApiAlone:
+    """The API process alone (``python -m controlplane.app``) on a data dir bootstrapped as
+    ``stratus up`` does (schema, operator key), with no worker, gateway or cells: nothing it
+    stores is ever acted on, so tests may throw anything at it. Its system cell address is a
+    closed port."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def operator_key(self) -> str:
+        return (self.data_dir / "operator.key").read_text().strip()
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "api.log"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STRATUS_")}
+        env |= {
+            "STRATUS_DATA_DIR": str(self.data_dir),
+            "STRATUS_API_PORT": str(self.port),
+            "STRATUS_SYSTEM_CELL_ADDRESS": f"127.0.0.1:{free_port()}",
+            **self.extra_env,
+        }
+        return env
+
+    def start(self, timeout: float = 60.0, **popen: object) -> None:
+        """Bootstrap the data dir (first time) and start the API; ``popen`` goes to Popen
+        (e.g. ``preexec_fn`` to set resource limits on the API process)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not (self.data_dir / "operator.key").exists():
+            subprocess.run(
+                [sys.executable, "-c", _BOOTSTRAP],
+                env=self.env(),
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen(  # type: ignore[call-overload]
+            [sys.executable, "-m", "controlplane.app"],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            **popen,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the API exited:\n{self.log_path.read_text()[-4000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"the API did not start:\n{self.log_path.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+
+    def new_tenant(self, name: str) -> str:
+        """Create an account through the API; returns its owner's API key."""
+        with StratusClient(self.url, self.operator_key) as operator:
+            created = operator.create_account(name, f"owner@{name.lower()}.example")
+        return created.owner_api_key.token
+
+
+_BOOTSTRAP = (
+    "import asyncio\n"
+    "from controlplane.bootstrap import bootstrap\n"
+    "from controlplane.config import Settings\n"
+    "asyncio.run(bootstrap(Settings()))\n"
+)
+
+
+@dataclass
 class Tenant:
     """An account created through the API, with its own CA and a client certificate."""
 

@@ -250,7 +250,8 @@ def install_error_handlers(app: FastAPI) -> None:
             for part in first.get("loc", ())
             if part not in ("body", "query", "path", "header", "cookie")
         ]
-        field = ".".join(location) or None
+        # A JSON syntax error's location is a character offset, not a field.
+        field = None if first.get("type") == "json_invalid" else ".".join(location) or None
         detail = str(first.get("msg", "malformed request"))
         context = first.get("ctx") or {}
         if first.get("type") == "json_invalid" and context.get("error"):

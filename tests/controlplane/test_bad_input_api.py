@@ -4,9 +4,13 @@ started. Unknown, malformed or revoked credentials get 401."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -237,3 +241,218 @@ def test_idempotent_create_with_client_operation_id(stratus: StratusUp, tenant: 
     assert other.status_code == 409
     assert other.json()["type"] == PROBLEM + "conflict"
     assert other.json()["field"] == "async_operation_id"
+
+
+# --- Inputs that once answered 500: each now gets the exact refusal. -------------------------
+
+
+def _problem(response: httpx.Response, status: int, problem: str, field: str | None) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    payload = response.json()
+    assert payload["type"] == PROBLEM + problem
+    assert payload["status"] == status
+    assert payload.get("field") == field
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["\N{SUPERSCRIPT TWO}", "9" * 20, "9" * 5000, "zzz", "-1", "AAAAAAAAAAA", "AAAAAAAAAAB"],
+    ids=["superscript-2", "20-nines", "5000-digits", "letters", "negative", "zero", "noncanonical"],
+)
+def test_page_token_not_returned_by_the_api_is_refused(
+    stratus: StratusUp, tenant: Tenant, token: str
+) -> None:
+    with http(stratus, tenant.api_key) as client:
+        response = client.get("/audit-logs", params={"page_token": token})
+    _problem(response, 400, "invalid-field", "page_token")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        ("2024-01-01", "9999-12-31", "end"),
+        ("9999-12-01", "9999-12-31", "start"),
+        ("0001-01-01", "0001-01-31", "start"),
+    ],
+    ids=["end-9999", "both-9999", "year-1"],
+)
+def test_usage_days_out_of_range_are_refused(
+    stratus: StratusUp, tenant: Tenant, start: str, end: str, field: str
+) -> None:
+    with http(stratus, tenant.api_key) as client:
+        response = client.get("/usage", params={"start": start, "end": end})
+    _problem(response, 400, "invalid-field", field)
+
+
+def test_export_sink_url_with_unclosed_ipv6_bracket_is_refused(
+    stratus: StratusUp, tenant: Tenant
+) -> None:
+    sink = {
+        "bucket": "usage",
+        "endpoint_url": "http://[::1",
+        "access_key_id": "a",
+        "secret_access_key": "b",
+    }
+    with http(stratus, tenant.api_key) as client:
+        response = client.put("/billing/export-sink", json=sink)
+    _problem(response, 400, "invalid-field", "endpoint_url")
+
+
+@pytest.mark.parametrize(
+    ("path", "raw_body"),
+    [
+        ("/users", '{"email": "\\ud800@b.example", "account_role": "read"}'),
+        ("/service-accounts", '{"name": "robot\\udfff", "account_role": "read"}'),
+        ("/users", '{"email": "a\\u0000@b.example", "account_role": "read"}'),
+        ("/service-accounts", '{"name": "ro\\u0000bot", "account_role": "read"}'),
+    ],
+    ids=["email-lone-surrogate", "name-lone-surrogate", "email-nul", "name-nul"],
+)
+def test_unstorable_json_strings_are_malformed(
+    stratus: StratusUp, tenant: Tenant, path: str, raw_body: str
+) -> None:
+    """A lone surrogate or NUL anywhere in a JSON body (valid JSON, not I-JSON) is a 422
+    before any route sees it."""
+    with http(stratus, tenant.api_key) as client:
+        response = client.post(
+            path, content=raw_body.encode(), headers={"Content-Type": "application/json"}
+        )
+    _problem(response, 422, "malformed-request", None)
+    assert "lone surrogate" in response.json()["detail"] or "NUL" in response.json()["detail"]
+
+
+BIDI_OVERRIDE = "\N{RIGHT-TO-LEFT OVERRIDE}"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/users", {"email": "a@b..c", "account_role": "read"}, "email"),
+        ("/users", {"email": "a@b.example.", "account_role": "read"}, "email"),
+        ("/users", {"email": f"evil{BIDI_OVERRIDE}moc@b.example", "account_role": "read"}, "email"),
+        ("/users", {"email": "a\x01b@c.example", "account_role": "read"}, "email"),
+        ("/service-accounts", {"name": f"robot{BIDI_OVERRIDE}", "account_role": "read"}, "name"),
+        ("/service-accounts", {"name": "ro\nbot", "account_role": "read"}, "name"),
+        ("/service-accounts", {"name": "r\u200bobot", "account_role": "read"}, "name"),
+        (
+            "/api-keys",
+            {"display_name": f"ci{BIDI_OVERRIDE}", "expiry": "2030-01-01T00:00:00Z"},
+            "display_name",
+        ),
+    ],
+    ids=[
+        "email-double-dot",
+        "email-trailing-dot",
+        "email-bidi",
+        "email-control",
+        "name-bidi",
+        "name-newline",
+        "name-zero-width-space",
+        "key-name-bidi",
+    ],
+)
+def test_unsafe_text_is_refused(
+    stratus: StratusUp, tenant: Tenant, path: str, body: dict[str, str], field: str
+) -> None:
+    with http(stratus, tenant.api_key) as client:
+        response = client.post(path, json=body)
+    _problem(response, 400, "invalid-field", field)
+
+
+@pytest.mark.parametrize(
+    "value", [f"worker{BIDI_OVERRIDE}", "worker\x07", "work\u2028er"], ids=["bidi", "bel", "lsep"]
+)
+def test_certificate_filter_values_refuse_unsafe_characters(
+    stratus: StratusUp, tenant: Tenant, value: str
+) -> None:
+    request = {
+        "name": "filtered",
+        "accepted_client_ca": VALID_CA,
+        "certificate_filters": [{"common_name": value}],
+    }
+    with http(stratus, tenant.api_key) as client:
+        response = client.post("/namespaces", json=request)
+    _problem(response, 400, "invalid-field", "certificate_filters")
+
+
+def test_routing_errors_are_problems(stratus: StratusUp, tenant: Tenant) -> None:
+    with http(stratus, tenant.api_key) as client:
+        _problem(client.get("/no-such-route"), 404, "not-found", None)
+        _problem(client.put("/namespaces"), 405, "method-not-allowed", None)
+        _problem(
+            client.post(
+                "/namespaces", content=b"{not json", headers={"Content-Type": "application/json"}
+            ),
+            422,
+            "malformed-request",
+            None,
+        )
+
+
+# --- Body size limit: 413 before the body is read. -------------------------------------------
+
+
+def _raw_request(stratus: StratusUp, head: str) -> tuple[int, dict[str, str], bytes]:
+    """Send only ``head`` (request line and headers) and read the answer: the body is never
+    sent, so an answer proves the API did not wait for it."""
+    with socket.create_connection(("127.0.0.1", stratus.api_port), timeout=30) as sock:
+        sock.sendall(head.encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            data = sock.recv(65536)
+            assert data, f"connection closed without an answer: {answer!r}"
+            answer += data
+        header_block, _, body = answer.partition(b"\r\n\r\n")
+        lines = header_block.decode().split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        length = int(headers.get("content-length", "0"))
+        while len(body) < length:
+            data = sock.recv(65536)
+            if not data:
+                break
+            body += data
+    return int(lines[0].split(" ")[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+def test_declared_body_over_the_limit_gets_413_before_it_is_sent(stratus: StratusUp) -> None:
+    """Unauthenticated, 200 MB declared, nothing sent: the 413 comes at once."""
+    status, headers, body = _raw_request(
+        stratus,
+        "POST /api/v1/namespaces HTTP/1.1\r\nHost: stratus\r\nContent-Type: application/json\r\n"
+        "Content-Length: 200000000\r\n\r\n",
+    )
+    assert status == 413
+    assert headers["content-type"] == "application/problem+json"
+    assert json.loads(body)["type"] == PROBLEM + "body-too-large"
+
+
+def test_chunked_body_over_the_limit_gets_413(stratus: StratusUp) -> None:
+    """No Content-Length: counted while it streams, refused once it crosses 1 MiB."""
+    chunk = b"x" * 65536
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(64):  # 4 MiB, never all needed
+            yield chunk
+
+    with httpx.Client(base_url=stratus.api_url, timeout=30) as client:
+        try:
+            response = client.post(
+                "/api/v1/namespaces",
+                content=chunks(),
+                headers={"Content-Type": "application/json"},
+            )
+        except httpx.WriteError:
+            pytest.skip("the connection closed before httpx read the 413")  # never seen
+    _problem(response, 413, "body-too-large", None)
+
+
+def test_body_within_the_limit_is_read(stratus: StratusUp, tenant: Tenant) -> None:
+    """A body just under 1 MiB reaches the route (a CA bundle fits many times over)."""
+    padding = " " * (1024 * 1024 - 200)
+    raw = '{"name": "x", "accepted_client_ca": "nope"' + padding + "}"
+    with http(stratus, tenant.api_key) as client:
+        response = client.post(
+            "/namespaces", content=raw.encode(), headers={"Content-Type": "application/json"}
+        )
+    _problem(response, 400, "invalid-field", "name")
