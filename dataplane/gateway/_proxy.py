@@ -124,11 +124,21 @@ class _Refusal(Exception):
 
 
 def _forwarded_metadata(context: Context) -> tuple[Metadata, str | None]:
-    """The caller's metadata minus per-hop and credential headers, plus its namespace header."""
+    """The caller's metadata minus per-hop and credential headers, plus its namespace header.
+
+    A request carrying the namespace header more than once (in any letter case) is refused:
+    components that read the first value and components that read the last one would
+    otherwise disagree about which namespace the call is for."""
     header_namespace: str | None = None
     forwarded: list[tuple[str, str | bytes]] = []
     for key, value in context.invocation_metadata() or ():
-        if key == _NAMESPACE_HEADER:
+        if key.lower() == _NAMESPACE_HEADER:
+            if header_namespace is not None:
+                raise _Refusal(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "the temporal-namespace header is sent more than once; send it once, "
+                    "with the namespace of the request body",
+                )
             header_namespace = value if isinstance(value, str) else value.decode(errors="replace")
         if key in _DROPPED_HEADERS or key[0] == ":" or key.startswith("grpc-"):
             continue
