@@ -4,7 +4,8 @@ Run: ``.venv/bin/python bench/api_key_spray.py``. Starts ``stratus up`` in a tem
 free 127.0.0.1 ports, creates an account, an ``api_key`` namespace and a service account key,
 then measures ``DescribeNamespace`` with the real key twice: alone (``quiet``) and while
 ``--spray`` random keys of the right format (``stratus_<id>_<secret>``) are sent from the same
-host, ``--concurrency`` at a time (``spray``). Prints one JSON document: the real key's
+host, ``--concurrency`` at a time (``spray``), as fast as the gateway answers or paced at
+``--rate`` keys per second. Prints one JSON document: the real key's
 p50/p99 and errors per phase, the sprayed calls' status codes, and how many verification calls
 reached the control plane (counted from the API's own ``/metrics``). Stops what it started.
 """
@@ -15,7 +16,6 @@ import argparse
 import asyncio
 import json
 import random
-import re
 import statistics
 import string
 import sys
@@ -31,15 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import grpc
 import grpc.aio
-import httpx
 from identity_support import service_account_with_key
-from support import StratusUp, free_port, http, new_tenant
+from support import StratusUp, api_key_verifications, free_port, http, new_tenant
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client, TLSConfig
 from temporalio.service import RPCError
 
 DESCRIBE = "/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace"
-VERIFY_ROUTE = "/api/v1/internal/api-keys/verify"
 _ALNUM = string.ascii_lowercase + string.digits
 _URLSAFE = string.ascii_letters + string.digits + "-_"
 
@@ -47,18 +45,6 @@ _URLSAFE = string.ascii_letters + string.digits + "-_"
 def random_key(rng: random.Random) -> str:
     key_id = "".join(rng.choice(_ALNUM) for _ in range(12))
     return f"stratus_{key_id}_" + "".join(rng.choice(_URLSAFE) for _ in range(43))
-
-
-def verify_calls(api_url: str) -> dict[str, float]:
-    """Verification requests the control plane answered so far, by HTTP status."""
-    text = httpx.get(f"{api_url}/metrics", timeout=30).text
-    pattern = re.compile(
-        r'^stratus_api_requests_total\{method="POST",route="'
-        + re.escape(VERIFY_ROUTE)
-        + r'",status="(\d+)"\} ([0-9.e+]+)$',
-        re.MULTILINE,
-    )
-    return {status: float(value) for status, value in pattern.findall(text)}
 
 
 def percentiles(samples: list[float]) -> dict[str, float | int]:
@@ -96,15 +82,15 @@ async def real_key_calls(
 
 
 async def spray(
-    stratus: StratusUp, namespace: str, keys: int, concurrency: int, seed: int
+    stratus: StratusUp, namespace: str, keys: int, concurrency: int, seed: int, rate: float
 ) -> tuple[Counter[str], float]:
     rng = random.Random(seed)
     tokens = [random_key(rng) for _ in range(keys)]
     body = wsv1.DescribeNamespaceRequest(namespace=namespace).SerializeToString()
     codes: Counter[str] = Counter()
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for token in tokens:
-        queue.put_nowait(token)
+    queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+    for index, token in enumerate(tokens):
+        queue.put_nowait((index, token))
     channel = grpc.aio.secure_channel(
         stratus.gateway_api_key_address,
         grpc.ssl_channel_credentials(stratus.gateway_ca),
@@ -113,7 +99,10 @@ async def spray(
 
     async def sprayer() -> None:
         while not queue.empty():
-            token = queue.get_nowait()
+            index, token = queue.get_nowait()
+            if rate:
+                # Paced: key ``index`` leaves at ``index / rate`` seconds after the start.
+                await asyncio.sleep(max(0.0, started + index / rate - time.perf_counter()))
             try:
                 await call(body, metadata=(("authorization", f"Bearer {token}"),), timeout=30)
                 codes["OK"] += 1
@@ -159,24 +148,27 @@ async def measure(stratus: StratusUp, args: argparse.Namespace) -> dict[str, Any
 
     quiet, quiet_errors = await real_key_calls(client, namespace, count=args.quiet_calls)
 
-    before = verify_calls(stratus.api_url)
+    before = api_key_verifications(stratus)
     done = asyncio.Event()
     real_task = asyncio.create_task(real_key_calls(client, namespace, until=done))
-    codes, spray_seconds = await spray(stratus, namespace, args.spray, args.concurrency, args.seed)
+    codes, spray_seconds = await spray(
+        stratus, namespace, args.spray, args.concurrency, args.seed, args.rate
+    )
     done.set()
     during, during_errors = await real_task
-    after = verify_calls(stratus.api_url)
+    after = api_key_verifications(stratus)
     reached = {
-        status: after.get(status, 0.0) - before.get(status, 0.0)
+        str(status): after.get(status, 0) - before.get(status, 0)
         for status in sorted(set(before) | set(after))
     }
     return {
         "sprayed_keys": args.spray,
         "spray_concurrency": args.concurrency,
+        "spray_rate_per_second": args.rate or "unpaced",
         "spray_seconds": round(spray_seconds, 2),
         "spray_codes": dict(codes),
         "control_plane_verify_calls_during_spray": {
-            status: int(count) for status, count in reached.items() if count
+            status: count for status, count in reached.items() if count
         },
         "real_key": {
             "quiet": {**percentiles(quiet), "errors": dict(quiet_errors)},
@@ -189,6 +181,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spray", type=int, default=3000, help="random keys to spray")
     parser.add_argument("--concurrency", type=int, default=100, help="spray calls in flight")
+    parser.add_argument(
+        "--rate", type=float, default=0, help="sprayed keys per second (0: as fast as possible)"
+    )
     parser.add_argument("--quiet-calls", type=int, default=300)
     parser.add_argument("--seed", type=int, default=10)
     return parser.parse_args(argv)
