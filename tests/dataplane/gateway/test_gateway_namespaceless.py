@@ -5,7 +5,9 @@ gateway's cached descriptions instead of asking a cell per listed namespace per 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
+import uuid
 from typing import TYPE_CHECKING
 
 import grpc
@@ -130,3 +132,21 @@ async def test_list_namespaces_is_answered_from_cached_descriptions(
         ns.namespace_info.name for ns in wsv1.ListNamespacesResponse.FromString(raw).namespaces
     ] == [cells.namespace_b]
     assert await _describes_at_cell(cells.metrics_b, cells.namespace_b) - b_cell_before == 1
+
+
+async def test_a_rerouted_namespace_is_described_again(
+    make_gateway: GatewayFactory, pki: Pki, cells: Cells, raw_channel: RawChannel
+) -> None:
+    """A route naming another cell-side namespace (deleted and created again) drops the cached
+    description: the next listing asks the cell once more."""
+    original = route(cells.namespace_a, cells.address_a, pki.ca_a)
+    gateway, source = await make_gateway([original])
+    listing = wsv1.ListNamespacesRequest().SerializeToString()
+    async with raw_channel(gateway.bound_port, pki.client_a) as channel:
+        await channel.unary_unary(LIST_NAMESPACES)(listing, timeout=10)
+        before = await _describes_at_cell(cells.metrics_a, cells.namespace_a)
+        source.set([dataclasses.replace(original, cell_namespace_id=str(uuid.uuid4()))])
+        await gateway.refresh()
+        await channel.unary_unary(LIST_NAMESPACES)(listing, timeout=10)
+        await channel.unary_unary(LIST_NAMESPACES)(listing, timeout=10)
+    assert await _describes_at_cell(cells.metrics_a, cells.namespace_a) - before == 1
