@@ -21,7 +21,7 @@ from temporalio.api.workflowservice.v1.request_response_pb2 import (
 
 from dataplane.gateway._admission import Admissions, Decision
 from dataplane.gateway._api_keys import KeyVerificationUnavailable, KeyVerifier, VerifiedKey
-from dataplane.gateway._descriptions import NamespaceDescriptions
+from dataplane.gateway._descriptions import CellAnswers
 from dataplane.gateway._key_guard import (
     KeyGuard,
     KeyRefusal,
@@ -57,6 +57,7 @@ _CHANNEL_CLOSE_GRACE = 30.0
 _MAX_CLUSTER_ROUTES = 4096
 _MAX_LISTED_NAMESPACES = 100
 _DESCRIBE_TIMEOUT_SECONDS = 10.0
+_SYSTEM_INFO = f"/{WORKFLOW_SERVICE}/GetSystemInfo"
 
 _NAMESPACE_HEADER = "temporal-namespace"
 # Credentials meant for the gateway and transport headers gRPC sets itself per hop.
@@ -233,7 +234,7 @@ class Proxy:
         self._key_guard = None if key_verifier is None else KeyGuard(key_verifier, caller_limits)
         self._namespaceless_limit = caller_limits.namespaceless_requests_per_second
         self._namespaceless_buckets = BucketTable(self._namespaceless_limit)
-        self._descriptions = NamespaceDescriptions()
+        self._cell_answers = CellAnswers()
         self._tracer = trace.get_tracer(TRACER_NAME)
         self._table = RouteTable()
         self._admissions = Admissions()
@@ -253,7 +254,7 @@ class Proxy:
         self._table = table
         self._cluster_routes = {}
         self._limiter.retain(set(table.routes))
-        self._descriptions.retain(table.routes)
+        self._cell_answers.retain(table.routes)
         live = {route.cell_address for route in table.routes.values()}
         for address in [address for address in self._upstreams if address not in live]:
             upstream = self._upstreams.pop(address)
@@ -313,6 +314,9 @@ class Proxy:
             namespace = admitted.namespace
             if method.handling is Handling.GATEWAY:
                 response = await self._answer(method, admitted, context)
+            elif method.path == _SYSTEM_INFO:
+                # The same for every caller of a cell (SDKs ask on every connect): kept.
+                response = await self._cell_answers.system_info(admitted.route, self._system_info)
             else:
                 response = await self._forward(
                     method, admitted.route, request, admitted.metadata, context
@@ -445,10 +449,15 @@ class Proxy:
             ),
             key=lambda route: route.namespace_id,
         )[:_MAX_LISTED_NAMESPACES]
-        raws = await self._descriptions.describe_all(visible, self._describe_namespace)
+        raws = await self._cell_answers.describe_all(visible, self._describe_namespace)
         # ListNamespacesResponse is ``repeated DescribeNamespaceResponse namespaces = 1``:
         # each element on the wire is tag 1 (length-delimited) + length + the message bytes.
         return b"".join(b"\x0a" + _varint(len(raw)) + raw for raw in raws)
+
+    async def _system_info(self, route: Route) -> bytes:
+        return await self._upstream(route).call(_SYSTEM_INFO)(
+            b"", timeout=_DESCRIBE_TIMEOUT_SECONDS
+        )
 
     async def _describe_namespace(self, route: Route) -> bytes:
         describe = METHODS[f"/{WORKFLOW_SERVICE}/DescribeNamespace"]

@@ -33,22 +33,25 @@ LIMIT_MESSAGE = (
 )
 
 
-async def _describes_at_cell(metrics_url: str, namespace: str) -> float:
-    """DescribeNamespace calls the cell's frontend served for ``namespace`` (its own metric;
-    Temporal writes the namespace label with ``_`` for ``.``)."""
+async def _cell_calls(metrics_url: str, operation: str, namespace: str | None = None) -> float:
+    """Calls of ``operation`` the cell's frontend served (its own metric; Temporal writes the
+    namespace label with ``_`` for ``.``), for ``namespace`` when given."""
     async with httpx.AsyncClient(timeout=10) as client:
         text = (await client.get(metrics_url)).text
-    label = namespace.replace(".", "_")
     total = 0.0
     for line in text.splitlines():
         if (
             line.startswith("service_latency_count{")
-            and 'operation="DescribeNamespace"' in line
+            and f'operation="{operation}"' in line
             and 'service_name="frontend"' in line
-            and f'namespace="{label}"' in line
+            and (namespace is None or f'namespace="{namespace.replace(".", "_")}"' in line)
         ):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+async def _describes_at_cell(metrics_url: str, namespace: str) -> float:
+    return await _cell_calls(metrics_url, "DescribeNamespace", namespace)
 
 
 async def _outcomes(
@@ -150,3 +153,17 @@ async def test_a_rerouted_namespace_is_described_again(
         await channel.unary_unary(LIST_NAMESPACES)(listing, timeout=10)
         await channel.unary_unary(LIST_NAMESPACES)(listing, timeout=10)
     assert await _describes_at_cell(cells.metrics_a, cells.namespace_a) - before == 1
+
+
+async def test_get_system_info_is_answered_from_the_kept_answer(
+    make_gateway: GatewayFactory, pki: Pki, cells: Cells, raw_channel: RawChannel
+) -> None:
+    """GetSystemInfo (every SDK connect) reaches the cell once per 10 s, not once per call."""
+    gateway, _ = await make_gateway([route(cells.namespace_a, cells.address_a, pki.ca_a)])
+    body = wsv1.GetSystemInfoRequest().SerializeToString()
+    before = await _cell_calls(cells.metrics_a, "GetSystemInfo")
+    async with raw_channel(gateway.bound_port, pki.client_a) as channel:
+        answers = [await channel.unary_unary(SYSTEM_INFO)(body, timeout=10) for _ in range(10)]
+    assert await _cell_calls(cells.metrics_a, "GetSystemInfo") - before == 1
+    for raw in answers:
+        assert wsv1.GetSystemInfoResponse.FromString(raw).server_version
