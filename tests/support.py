@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -344,3 +345,17 @@ def create_active_namespace(stratus: StratusUp, tenant: Tenant, name: str) -> st
         assert operation.state == "FULFILLED", operation.failure_reason
         assert client.get_namespace(created.namespace.id).state == "ACTIVE"
     return created.namespace.id
+
+
+_VERIFY_LINE = re.compile(
+    r'^stratus_api_requests_total\{method="POST",'
+    r'route="/api/v1/internal/api-keys/verify",status="(\d+)"\} ([0-9.e+]+)$',
+    re.MULTILINE,
+)
+
+
+def api_key_verifications(stratus: StratusUp) -> dict[int, int]:
+    """Gateway API-key verifications the control plane answered so far, by HTTP status
+    (counted by the API's own ``/metrics``)."""
+    text = httpx.get(f"{stratus.api_url}/metrics", timeout=30).text
+    return {int(status): int(float(count)) for status, count in _VERIFY_LINE.findall(text)}

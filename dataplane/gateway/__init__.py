@@ -6,7 +6,7 @@ in it) against that namespace's accepted client CA, held to the namespace's rate
 counted, and its bytes forwarded to the namespace's cell.
 """
 
-from dataplane.gateway._limits import Limits
+from dataplane.gateway._limits import CallerLimits, Limits
 from dataplane.gateway._routes import (
     HttpRouteSource,
     Route,
@@ -17,6 +17,7 @@ from dataplane.gateway._routes import (
 from dataplane.gateway._server import Gateway
 
 __all__ = [
+    "CallerLimits",
     "Gateway",
     "HttpRouteSource",
     "Limits",

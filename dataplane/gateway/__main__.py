@@ -9,13 +9,13 @@ import signal
 import socket
 import uuid
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import start_http_server
 
-from dataplane.gateway import Gateway, HttpRouteSource
+from dataplane.gateway import CallerLimits, Gateway, HttpRouteSource
 from dataplane.gateway._api_keys import HttpKeyVerifier
 from dataplane.gateway._server import DEFAULT_MAX_REQUEST_BYTES
 
@@ -38,6 +38,27 @@ class GatewaySettings:
     # The API-key endpoint (TLS without client certificates); 0 disables it.
     api_key_port: int = 0
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    caller_limits: CallerLimits = field(default_factory=CallerLimits)
+
+
+def _caller_limits(source: dict[str, str]) -> CallerLimits:
+    defaults = CallerLimits()
+    return CallerLimits(
+        namespaceless_requests_per_second=int(
+            source.get(
+                "STRATUS_GATEWAY_NAMESPACELESS_RPS",
+                str(defaults.namespaceless_requests_per_second),
+            )
+        ),
+        key_failures_per_second=float(
+            source.get(
+                "STRATUS_GATEWAY_KEY_FAILURES_PER_SECOND", str(defaults.key_failures_per_second)
+            )
+        ),
+        key_failure_burst=int(
+            source.get("STRATUS_GATEWAY_KEY_FAILURE_BURST", str(defaults.key_failure_burst))
+        ),
+    )
 
 
 def settings_from_env(env: dict[str, str] | None = None) -> GatewaySettings:
@@ -69,6 +90,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> GatewaySettings:
         max_request_bytes=int(
             source.get("STRATUS_GATEWAY_MAX_REQUEST_BYTES", str(DEFAULT_MAX_REQUEST_BYTES))
         ),
+        caller_limits=_caller_limits(source),
     )
 
 
@@ -86,6 +108,7 @@ async def serve(settings: GatewaySettings) -> None:
         max_request_bytes=settings.max_request_bytes,
         api_key_port=settings.api_key_port or None,
         key_verifier=verifier,
+        caller_limits=settings.caller_limits,
     )
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="127.0.0.1", registry=gateway.metrics)

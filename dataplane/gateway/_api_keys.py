@@ -1,14 +1,11 @@
 """API-key workers: who a bearer key is and what it may do, asked of the control plane.
 
-Answers (good and bad) are cached for ``ttl`` seconds (default 1 s) by the SHA-256 of the key,
-so a disabled or deleted key stops working within about a second while a busy worker costs
-one control-plane call per second, not one per RPC.
+:class:`HttpKeyVerifier` asks; ``_key_guard.KeyGuard`` decides when it may ask and caches the
+answers.
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -53,46 +50,27 @@ def parse_verified(body: object) -> VerifiedKey:
 
 
 class HttpKeyVerifier:
-    def __init__(
-        self,
-        api_url: str,
-        api_key: str,
-        *,
-        ttl: float = 1.0,
-        timeout: float = 5.0,
-        max_entries: int = 10_000,
-    ) -> None:
+    """Asks the control plane about each key (no cache: the gateway's key guard holds one)."""
+
+    def __init__(self, api_url: str, api_key: str, *, timeout: float = 5.0) -> None:
         self._url = api_url.rstrip("/") + VERIFY_PATH
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout), headers={"Authorization": f"Bearer {api_key}"}
         )
-        self._ttl = ttl
-        self._max_entries = max_entries
-        self._cache: dict[bytes, tuple[VerifiedKey | None, float]] = {}
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def verify(self, token: str) -> VerifiedKey | None:
-        cache_key = hashlib.sha256(token.encode()).digest()
-        now = time.monotonic()
-        cached = self._cache.get(cache_key)
-        if cached is not None and cached[1] > now:
-            return cached[0]
         try:
             response = await self._client.post(self._url, json={"token": token})
         except httpx.HTTPError as exc:
             raise KeyVerificationUnavailable(repr(exc)) from exc
         if response.status_code == httpx.codes.UNAUTHORIZED:
-            verified = None
-        elif response.is_success:
-            try:
-                verified = parse_verified(response.json())
-            except (ValueError, KeyError, TypeError) as exc:
-                raise KeyVerificationUnavailable(f"bad verification answer: {exc}") from exc
-        else:
+            return None
+        if not response.is_success:
             raise KeyVerificationUnavailable(f"control plane answered {response.status_code}")
-        if len(self._cache) >= self._max_entries:
-            self._cache.clear()
-        self._cache[cache_key] = (verified, now + self._ttl)
-        return verified
+        try:
+            return parse_verified(response.json())
+        except (ValueError, KeyError, TypeError) as exc:
+            raise KeyVerificationUnavailable(f"bad verification answer: {exc}") from exc

@@ -13,6 +13,7 @@ a signal, a query, an update, a heartbeat, each activity or timer or child workf
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -25,27 +26,100 @@ DEFAULT_ACTIONS_PER_SECOND = 500
 
 
 class TokenBucket:
-    __slots__ = ("_clock", "_rate", "_stamp", "_tokens")
+    """Refills at ``rate`` tokens per second up to ``burst`` (default: one second's worth)."""
 
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+    __slots__ = ("_burst", "_clock", "_rate", "_stamp", "_tokens")
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        burst: float | None = None,
+    ) -> None:
         self._rate = rate
+        self._burst = rate if burst is None else burst
         self._clock = clock
-        self._tokens = rate
+        self._tokens = self._burst
         self._stamp = clock()
 
     @property
     def rate(self) -> float:
         return self._rate
 
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+
     def take(self, amount: float) -> bool:
         """Take ``amount`` tokens if available now; False (and nothing taken) otherwise."""
-        now = self._clock()
-        self._tokens = min(self._rate, self._tokens + (now - self._stamp) * self._rate)
-        self._stamp = now
+        self._refill()
         if self._tokens >= amount:
             self._tokens -= amount
             return True
         return False
+
+    def give_back(self, amount: float) -> None:
+        """Return tokens taken for something that turned out not to count."""
+        self._tokens = min(self._burst, self._tokens + amount)
+
+
+class BucketTable:
+    """Token buckets by key (a caller, a source address), at most ``max_entries`` of them.
+
+    The least recently used bucket is dropped when a new key arrives at a full table, so the
+    table cannot grow without bound whatever keys callers present; a dropped bucket starts
+    full again, which only matters to someone holding more keys than the table has room for.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        burst: float | None = None,
+        max_entries: int = 65_536,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._max_entries = max_entries
+        self._clock = clock
+        self._buckets: OrderedDict[object, TokenBucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def bucket(self, key: object) -> TokenBucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self._max_entries:
+                self._buckets.popitem(last=False)
+            bucket = self._buckets[key] = TokenBucket(self._rate, self._clock, burst=self._burst)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket
+
+
+@dataclass(frozen=True, slots=True)
+class CallerLimits:
+    """Limits the gateway holds per caller or per source address rather than per namespace
+    (gateway settings, the same for every tenant)."""
+
+    # Calls of methods without a namespace (GetSystemInfo, GetSearchAttributes,
+    # ListNamespaces, GetClusterInfo) per caller identity (certificate or API key).
+    namespaceless_requests_per_second: int = 100
+    # API keys the control plane refused, per source address: a sustained rate and a burst.
+    key_failures_per_second: float = 5.0
+    key_failure_burst: int = 20
+    # Control-plane verifications of keys not recently valid, at once and waiting.
+    key_verifications_in_flight: int = 4
+    key_verifications_waiting: int = 256
+    # How long a verification answer is reused: a disabled key stops within ``valid_key_ttl``
+    # (plus one verification), a key refused earlier is asked about again after
+    # ``invalid_key_ttl``.
+    valid_key_ttl: float = 1.0
+    invalid_key_ttl: float = 2.0
 
 
 _COMMAND_ACTIONS: Mapping[int, int] = MappingProxyType(

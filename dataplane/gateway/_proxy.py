@@ -16,14 +16,26 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from temporalio.api.workflowservice.v1.request_response_pb2 import (
     DescribeNamespaceRequest,
-    DescribeNamespaceResponse,
     GetClusterInfoResponse,
-    ListNamespacesResponse,
 )
 
 from dataplane.gateway._admission import Admissions, Decision
 from dataplane.gateway._api_keys import KeyVerificationUnavailable, KeyVerifier, VerifiedKey
-from dataplane.gateway._limits import NamespaceLimiter, RateLimitExceeded, actions_of
+from dataplane.gateway._descriptions import CellAnswers
+from dataplane.gateway._key_guard import (
+    KeyGuard,
+    KeyRefusal,
+    KeyRefused,
+    KeyVerificationThrottled,
+    source_of,
+)
+from dataplane.gateway._limits import (
+    BucketTable,
+    CallerLimits,
+    NamespaceLimiter,
+    RateLimitExceeded,
+    actions_of,
+)
 from dataplane.gateway._methods import METHODS, Method, NamespacedRequest
 from dataplane.gateway._metrics import GatewayMetrics
 from dataplane.gateway._nested import MalformedTaskToken, nested_references
@@ -44,6 +56,8 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
 _CHANNEL_CLOSE_GRACE = 30.0
 _MAX_CLUSTER_ROUTES = 4096
 _MAX_LISTED_NAMESPACES = 100
+_DESCRIBE_TIMEOUT_SECONDS = 10.0
+_SYSTEM_INFO = f"/{WORKFLOW_SERVICE}/GetSystemInfo"
 
 _NAMESPACE_HEADER = "temporal-namespace"
 # Credentials meant for the gateway and transport headers gRPC sets itself per hop.
@@ -124,11 +138,21 @@ class _Refusal(Exception):
 
 
 def _forwarded_metadata(context: Context) -> tuple[Metadata, str | None]:
-    """The caller's metadata minus per-hop and credential headers, plus its namespace header."""
+    """The caller's metadata minus per-hop and credential headers, plus its namespace header.
+
+    A request carrying the namespace header more than once (in any letter case) is refused:
+    components that read the first value and components that read the last one would
+    otherwise disagree about which namespace the call is for."""
     header_namespace: str | None = None
     forwarded: list[tuple[str, str | bytes]] = []
     for key, value in context.invocation_metadata() or ():
-        if key == _NAMESPACE_HEADER:
+        if key.lower() == _NAMESPACE_HEADER:
+            if header_namespace is not None:
+                raise _Refusal(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "the temporal-namespace header is sent more than once; send it once, "
+                    "with the namespace of the request body",
+                )
             header_namespace = value if isinstance(value, str) else value.decode(errors="replace")
         if key in _DROPPED_HEADERS or key[0] == ":" or key.startswith("grpc-"):
             continue
@@ -203,8 +227,14 @@ class Proxy:
     and counters are shared whichever way its workers authenticate.
     """
 
-    def __init__(self, key_verifier: KeyVerifier | None = None) -> None:
-        self._key_verifier = key_verifier
+    def __init__(
+        self, key_verifier: KeyVerifier | None = None, caller_limits: CallerLimits | None = None
+    ) -> None:
+        caller_limits = caller_limits or CallerLimits()
+        self._key_guard = None if key_verifier is None else KeyGuard(key_verifier, caller_limits)
+        self._namespaceless_limit = caller_limits.namespaceless_requests_per_second
+        self._namespaceless_buckets = BucketTable(self._namespaceless_limit)
+        self._cell_answers = CellAnswers()
         self._tracer = trace.get_tracer(TRACER_NAME)
         self._table = RouteTable()
         self._admissions = Admissions()
@@ -224,6 +254,7 @@ class Proxy:
         self._table = table
         self._cluster_routes = {}
         self._limiter.retain(set(table.routes))
+        self._cell_answers.retain(table.routes)
         live = {route.cell_address for route in table.routes.values()}
         for address in [address for address in self._upstreams if address not in live]:
             upstream = self._upstreams.pop(address)
@@ -283,6 +314,9 @@ class Proxy:
             namespace = admitted.namespace
             if method.handling is Handling.GATEWAY:
                 response = await self._answer(method, admitted, context)
+            elif method.path == _SYSTEM_INFO:
+                # The same for every caller of a cell (SDKs ask on every connect): kept.
+                response = await self._cell_answers.system_info(admitted.route, self._system_info)
             else:
                 response = await self._forward(
                     method, admitted.route, request, admitted.metadata, context
@@ -322,26 +356,36 @@ class Proxy:
 
     async def _caller(self, mode: AuthMode, context: Context) -> _Caller:
         """Who is calling: the TLS client certificate on the mTLS endpoint, the bearer API key
-        (verified with the control plane, cached briefly) on the API-key endpoint."""
+        (verified with the control plane within the key guard's limits) on the API-key
+        endpoint."""
         if mode is AuthMode.MTLS:
             certificate = _peer_certificate(context)
             return _Caller(mode, certificate, Admissions.certificate_id(certificate))
         token = _bearer_token(context)
-        if self._key_verifier is None:
+        if self._key_guard is None:
             raise _Refusal(grpc.StatusCode.UNAVAILABLE, "API keys are not enabled on this gateway")
         try:
-            key = await self._key_verifier.verify(token)
+            key = await self._key_guard.verify(token, source_of(context.peer()))
+        except KeyRefused as refused:
+            if refused.refusal is KeyRefusal.MALFORMED:
+                raise _Refusal(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "the API key is malformed: a Stratus API key is stratus_<key id>_<secret> "
+                    "as `stratus apikey create` printed it; send it whole as "
+                    "`authorization: Bearer <key>`",
+                ) from None
+            raise _Refusal(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "the API key is unknown, malformed, expired, disabled or deleted; create a key "
+                "with `stratus apikey create` and send it as `authorization: Bearer <key>`",
+            ) from None
+        except KeyVerificationThrottled as throttled:
+            raise _Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, str(throttled)) from None
         except KeyVerificationUnavailable:
             logger.warning("API key verification unavailable", exc_info=True)
             raise _Refusal(
                 grpc.StatusCode.UNAVAILABLE, "API keys cannot be verified right now; retry shortly"
             ) from None
-        if key is None:
-            raise _Refusal(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "the API key is unknown, malformed, expired, disabled or deleted; create a key "
-                "with `stratus apikey create` and send it as `authorization: Bearer <key>`",
-            )
         return _Caller(mode, key=key)
 
     def _decide(self, caller: _Caller, route: Route) -> Decision:
@@ -394,8 +438,9 @@ class Proxy:
         raise _Refusal(grpc.StatusCode.UNIMPLEMENTED, f"{method.name} is not served by Stratus")
 
     async def _list_namespaces(self, admitted: _Admitted, context: Context) -> bytes:
-        """Only the namespaces the caller is admitted to, described by their cells; never
-        another tenant's, never a cell's own (``default``, ``temporal-system``)."""
+        """Only the namespaces the caller is admitted to, as their cells describe them (kept
+        by the gateway for a few seconds, see ``_descriptions``); never another tenant's,
+        never a cell's own (``default``, ``temporal-system``)."""
         visible = sorted(
             (
                 route
@@ -404,22 +449,24 @@ class Proxy:
             ),
             key=lambda route: route.namespace_id,
         )[:_MAX_LISTED_NAMESPACES]
-        describe = METHODS[f"/{WORKFLOW_SERVICE}/DescribeNamespace"]
-        raws = await asyncio.gather(
-            *(
-                self._forward(
-                    describe,
-                    route,
-                    DescribeNamespaceRequest(namespace=route.namespace_id).SerializeToString(),
-                    admitted.metadata,
-                    context,
-                )
-                for route in visible
-            )
+        raws = await self._cell_answers.describe_all(visible, self._describe_namespace)
+        # ListNamespacesResponse is ``repeated DescribeNamespaceResponse namespaces = 1``:
+        # each element on the wire is tag 1 (length-delimited) + length + the message bytes.
+        return b"".join(b"\x0a" + _varint(len(raw)) + raw for raw in raws)
+
+    async def _system_info(self, route: Route) -> bytes:
+        return await self._upstream(route).call(_SYSTEM_INFO)(
+            b"", timeout=_DESCRIBE_TIMEOUT_SECONDS
         )
-        return ListNamespacesResponse(
-            namespaces=[DescribeNamespaceResponse.FromString(raw) for raw in raws]
-        ).SerializeToString()
+
+    async def _describe_namespace(self, route: Route) -> bytes:
+        describe = METHODS[f"/{WORKFLOW_SERVICE}/DescribeNamespace"]
+        request = DescribeNamespaceRequest(namespace=route.namespace_id).SerializeToString()
+        # Not the caller's metadata or deadline: the answer is shared by every caller of the
+        # namespace.
+        return await self._upstream(route).call(describe.path)(
+            request, timeout=_DESCRIBE_TIMEOUT_SECONDS
+        )
 
     def _admit(
         self, method: Method, request: bytes, context: Context, caller: _Caller
@@ -441,6 +488,14 @@ class Proxy:
             )
         metadata, header_namespace = _forwarded_metadata(context)
         if method.handling is not Handling.NAMESPACE:
+            if not self._namespaceless_buckets.bucket(caller.cache_id).take(1):
+                credential = "client certificate" if caller.mode is AuthMode.MTLS else "API key"
+                raise _Refusal(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"this {credential} exceeded its limit of {self._namespaceless_limit} "
+                    "requests per second for calls without a namespace (GetSystemInfo, "
+                    "GetSearchAttributes, ListNamespaces, GetClusterInfo); slow down and retry",
+                )
             return _Admitted("", self._cluster_route(method, caller), metadata, caller)
 
         namespace = cast(NamespacedRequest, message).namespace
@@ -566,6 +621,15 @@ def _bearer_token(context: Context) -> str:
         "no API key: send `authorization: Bearer <api key>` (temporalio: Client.connect(..., "
         "api_key=...)) or use the mTLS endpoint with a client certificate",
     )
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def _end_span(span: Span, namespace: str, code: grpc.StatusCode) -> None:

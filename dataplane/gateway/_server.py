@@ -11,6 +11,7 @@ import grpc.aio
 from prometheus_client import CollectorRegistry
 
 from dataplane.gateway._api_keys import KeyVerifier
+from dataplane.gateway._limits import CallerLimits
 from dataplane.gateway._proxy import MAX_MESSAGE_BYTES, AuthMode, Proxy
 from dataplane.gateway._routes import RouteSource, RouteTable
 from dataplane.gateway._tls import TrustStore
@@ -100,10 +101,12 @@ class Gateway:
         max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
         api_key_port: int | None = None,
         key_verifier: KeyVerifier | None = None,
+        caller_limits: CallerLimits | None = None,
     ) -> None:
         """``api_key_port`` opens a second TLS endpoint that does not ask for a client
         certificate; its callers authenticate with ``authorization: Bearer <api key>``,
-        verified by ``key_verifier``. Namespaces choose which endpoint(s) may serve them."""
+        verified by ``key_verifier``. Namespaces choose which endpoint(s) may serve them.
+        ``caller_limits`` are the limits held per caller and per source address."""
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._route_source = route_source
         self._refresh_interval = refresh_interval
@@ -112,7 +115,7 @@ class Gateway:
             server_key_pem=server_key_pem,
             fallback_client_ca_pem=fallback_client_ca_pem,
         )
-        self._proxy = Proxy(key_verifier)
+        self._proxy = Proxy(key_verifier, caller_limits)
         self._api_key_address = (
             None
             if api_key_port is None

@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 import grpc.aio
@@ -23,7 +24,7 @@ from temporalio.client import Client, TLSConfig
 
 from auth import KeyPair, generate_ca, generate_leaf
 from dataplane.cells import CellSpec, LocalCellProvider
-from dataplane.gateway import Gateway, Route, StaticRouteSource
+from dataplane.gateway import CallerLimits, Gateway, Route, StaticRouteSource
 
 NAMESPACE_A = "orders.acct1"
 NAMESPACE_B = "orders.acct2"
@@ -70,6 +71,9 @@ class Pki:
 class Cells:
     address_a: str
     address_b: str
+    # Each cell's Prometheus endpoint (Temporal's own metrics, e.g. ``service_requests``).
+    metrics_a: str
+    metrics_b: str
     namespace_a: str = NAMESPACE_A
     namespace_b: str = NAMESPACE_B
     namespace_a_later: str = NAMESPACE_A_LATER
@@ -144,13 +148,17 @@ async def cells(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cells
         address_a, address_b = (provider.address(spec.cell_id) for spec in specs)
         await _register(address_a, [NAMESPACE_A, NAMESPACE_A_LATER])
         await _register(address_b, [NAMESPACE_B])
-        yield Cells(address_a, address_b)
+        metrics_a, metrics_b = (provider.metrics_url(spec.cell_id) for spec in specs)
+        yield Cells(address_a, address_b, metrics_a, metrics_b)
     finally:
         # The provider stops each cell by the PID it recorded when starting it.
         await asyncio.gather(*(provider.stop(spec.cell_id) for spec in specs))
 
 
-GatewayFactory = Callable[[list[Route]], Awaitable[tuple[Gateway, StaticRouteSource]]]
+class GatewayFactory(Protocol):
+    def __call__(
+        self, routes: list[Route], *, caller_limits: CallerLimits | None = None
+    ) -> Awaitable[tuple[Gateway, StaticRouteSource]]: ...
 
 
 @pytest.fixture
@@ -158,7 +166,9 @@ async def make_gateway(pki: Pki, spans: InMemorySpanExporter) -> AsyncIterator[G
     """Start private gateways (for tests that change routes); all are stopped afterwards."""
     started: list[Gateway] = []
 
-    async def make(routes: list[Route]) -> tuple[Gateway, StaticRouteSource]:
+    async def make(
+        routes: list[Route], *, caller_limits: CallerLimits | None = None
+    ) -> tuple[Gateway, StaticRouteSource]:
         source = StaticRouteSource(routes)
         gateway = Gateway(
             "127.0.0.1",
@@ -167,6 +177,7 @@ async def make_gateway(pki: Pki, spans: InMemorySpanExporter) -> AsyncIterator[G
             server_key_pem=pki.gateway_server.key_pem,
             route_source=source,
             fallback_client_ca_pem=pki.gateway_ca.cert_pem,
+            caller_limits=caller_limits,
         )
         await gateway.start()
         started.append(gateway)

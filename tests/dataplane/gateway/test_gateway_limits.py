@@ -17,7 +17,9 @@ from temporalio.api.enums.v1 import CommandType
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 
 from dataplane.gateway import Gateway
+from dataplane.gateway._key_guard import source_of
 from dataplane.gateway._limits import (
+    BucketTable,
     Limits,
     NamespaceLimiter,
     RateLimitExceeded,
@@ -200,3 +202,42 @@ async def test_calls_are_counted_per_namespace_and_method(
     assert value(after, denied) - value(before, denied) == 1
     assert value(after, unrouted) - value(before, unrouted) == 1
     assert "ghost.nobody" not in after
+
+
+def test_bucket_with_a_burst_and_given_back_tokens() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(5, clock, burst=20)
+    assert all(bucket.take(1) for _ in range(20))
+    assert not bucket.take(1)
+    bucket.give_back(1)
+    assert bucket.take(1)
+    clock.now += 0.2  # one token at 5 per second
+    assert bucket.take(1)
+    assert not bucket.take(1)
+
+
+def test_bucket_table_stays_bounded_dropping_the_least_recently_used() -> None:
+    clock = FakeClock()
+    table = BucketTable(1, max_entries=3, clock=clock)
+    for source in ("a", "b", "c"):
+        assert table.bucket(source).take(1)
+    assert not table.bucket("a").take(1)  # "a" is now the most recently used
+    table.bucket("d")  # drops "b"
+    assert len(table) == 3
+    assert not table.bucket("a").take(1)
+    assert table.bucket("b").take(1)  # a fresh bucket
+
+
+@pytest.mark.parametrize(
+    ("peer", "source"),
+    [
+        ("ipv4:127.0.0.1:50312", "127.0.0.1"),
+        ("ipv6:[::1]:50312", "::/64"),
+        ("ipv6:[2001:db8:1:2:aaaa::7]:443", "2001:db8:1:2::/64"),
+        ("ipv6:[2001:db8:1:2:bbbb::9]:443", "2001:db8:1:2::/64"),
+        ("ipv6:[::ffff:10.1.2.3]:443", "10.1.2.3"),
+        ("unix:/tmp/socket", "unix"),
+    ],
+)
+def test_failures_are_counted_per_address_and_per_ipv6_64(peer: str, source: str) -> None:
+    assert source_of(peer) == source

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import grpc
 import grpc.aio
@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from dataplane.gateway import Gateway
+from dataplane.gateway._proxy import Context, _forwarded_metadata, _Refusal
 
 if TYPE_CHECKING:
     from conftest import Cells, Pki, RawChannel
@@ -111,6 +112,57 @@ async def test_namespace_header_must_match_the_body(
     details = refused.value.details() or ""
     assert f"header names namespace {cells.namespace_b}" in details
     assert f"body names namespace {cells.namespace_a}" in details
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param(("{a}", "{b}"), id="two-namespaces"),
+        pytest.param(("{b}", "{a}"), id="body-namespace-last"),
+        pytest.param(("{a}", "{a}"), id="same-namespace-twice"),
+    ],
+)
+async def test_namespace_header_sent_twice_is_refused(
+    gateway: Gateway, pki: Pki, cells: Cells, raw_channel: RawChannel, values: tuple[str, str]
+) -> None:
+    """Two temporal-namespace values on one call are refused, whichever comes last: a checker
+    reading the last value and a server reading the first would otherwise disagree."""
+    body = wsv1.DescribeNamespaceRequest(namespace=cells.namespace_a).SerializeToString()
+    metadata = tuple(
+        ("temporal-namespace", value.format(a=cells.namespace_a, b=cells.namespace_b))
+        for value in values
+    )
+    async with raw_channel(gateway.bound_port, pki.client_a) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await channel.unary_unary(f"{WORKFLOW_SERVICE}/DescribeNamespace")(
+                body, metadata=metadata, timeout=10
+            )
+        # Namespace-less calls are held to the same rule.
+        with pytest.raises(grpc.aio.AioRpcError) as cluster_call:
+            await channel.unary_unary(f"{WORKFLOW_SERVICE}/GetSystemInfo")(
+                wsv1.GetSystemInfoRequest().SerializeToString(), metadata=metadata, timeout=10
+            )
+    for error in (refused.value, cluster_call.value):
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (error.details() or "").startswith(
+            "the temporal-namespace header is sent more than once"
+        )
+
+
+def test_namespace_header_in_other_letter_case_counts_as_a_duplicate() -> None:
+    """gRPC clients refuse to send `Temporal-Namespace` (HTTP/2 header names are lower case,
+    and the server's transport rejects upper-case ones), so no channel can carry it; the
+    gateway's own check still compares names case-insensitively, shown on its metadata reader
+    directly."""
+
+    class Invocation:
+        def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+            return (("temporal-namespace", "a.x"), ("Temporal-Namespace", "b.x"))
+
+    with pytest.raises(_Refusal) as refused:
+        _forwarded_metadata(cast(Context, Invocation()))
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.message.startswith("the temporal-namespace header is sent more than once")
 
 
 @pytest.mark.parametrize(
