@@ -43,8 +43,8 @@ _PR_SET_PDEATHSIG = 1
 # Ctrl-C under load ends within this: children get SIGTERM then SIGKILL, the final scrape and
 # the cells' SIGTERM get what is left (and cells SIGKILL at the end).
 SHUTDOWN_BUDGET_SECONDS = 30.0
-_CHILDREN_STOP_SECONDS = 12.0
-_FINAL_METERING_SECONDS = 6.0
+_CHILDREN_STOP_SECONDS = 10.0
+_FINAL_METERING_SECONDS = 8.0
 _CELL_STOP_SECONDS = 8.0
 
 

@@ -7,6 +7,7 @@ within 30 s."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import json
 import os
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
 import pytest
+from sqlalchemy import select
 from support import (
     StratusUp,
     Tenant,
@@ -30,6 +32,13 @@ from support import (
 from support_workflows import NappingGreetingWorkflow, compose_greeting
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.worker import Worker
+
+from controlplane.cells.keeper import TenantCellKeeper
+from controlplane.cells.repository import CellHealthRepository
+from controlplane.config import Settings
+from controlplane.kit.db import create_engine, create_sessionmaker
+from controlplane.models import AuditEvent
+from dataplane.cells import CellHealthState, LocalCellProvider
 
 WORKFLOWS = 20
 PROBLEM = "https://stratus.dev/problems/"
@@ -283,3 +292,80 @@ def _can_bind(sock: socket.socket, port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+async def test_idle_account_cell_is_stopped_and_started_again_by_its_next_namespace(
+    healing: StratusUp,
+) -> None:
+    """An account whose last namespace is deleted keeps its cell until the idle period has
+    passed (a keeper on Stratus's database with an injected clock, as the worker's runs on the
+    real one); then the cell stops, is recorded IDLE and audited, and no keeper restarts it;
+    the account's next namespace create starts it again and workflows run on it."""
+    tenant = new_tenant(healing, "Sleepy")
+    namespace_id = create_active_namespace(healing, tenant, "nap")
+    cell_id = f"cell-{tenant.account_id}"
+    with tenant.client(healing) as api:
+        deleted = api.delete_namespace(namespace_id)
+        assert api.wait_for_operation(deleted.async_operation.id, timeout=120).state == (
+            "FULFILLED"
+        )
+    pid = _record(healing, cell_id)["pid"]
+    started = dt.datetime.now(dt.UTC)
+    now = [started]
+    engine = create_engine(Settings(data_dir=healing.data_dir).sqlalchemy_url)
+    try:
+        sessionmaker = create_sessionmaker(engine)
+        keeper = TenantCellKeeper(
+            sessionmaker,
+            LocalCellProvider(healing.data_dir / "cells"),
+            idle_stop_after=dt.timedelta(hours=1),
+            now=lambda: now[0],
+        )
+        await keeper.tick()
+        now[0] = started + dt.timedelta(minutes=59)
+        await keeper.tick()
+        assert _pid_alive(pid), "stopped before the idle period"
+
+        now[0] = started + dt.timedelta(minutes=61)
+        await keeper.tick()
+        assert not _pid_alive(pid)
+        async with sessionmaker() as session:
+            health = (await CellHealthRepository(session).by_cell())[cell_id]
+            assert health.state == CellHealthState.IDLE
+            events = await session.execute(
+                select(AuditEvent).where(
+                    AuditEvent.action == "cell.idle_stop", AuditEvent.target == cell_id
+                )
+            )
+            assert len(events.scalars().all()) == 1
+        # The worker's own keeper passes every 0.5 s: several passes leave the idle cell be.
+        await asyncio.sleep(3)
+        assert not _pid_alive(pid)
+        assert not _pid_alive(_record(healing, cell_id)["pid"])
+    finally:
+        await engine.dispose()
+
+    again_id = create_active_namespace(healing, tenant, "awake")
+    assert _pid_alive(_record(healing, cell_id)["pid"])
+    assert await run_greeting(healing, again_id, tenant.client_cert, "awake") == ("Hello, Stratus!")
+
+
+async def test_ctrl_c_under_load_stops_everything_within_30s(healing: StratusUp) -> None:
+    tenant = new_tenant(healing, "Busy")
+    namespace_id = create_active_namespace(healing, tenant, "rush")
+    client = await _tenant_client(healing, tenant, namespace_id)
+    task_queue = "shutdown-load"
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[NappingGreetingWorkflow],
+        activities=[compose_greeting],
+    ):
+        await _start_workload(client, task_queue)
+        started = time.monotonic()
+        code = await asyncio.to_thread(healing.stop)
+        took = time.monotonic() - started
+    print(f"stratus up stopped in {took:.1f}s under load")
+    assert code == 0
+    assert took < 30
+    assert healing.cell_pids() == []
