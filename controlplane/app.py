@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 
 from auth import SecretBox
 from controlplane.accounts.endpoints import router as accounts_router
 from controlplane.api_keys.endpoints import router as api_keys_router
 from controlplane.audit.endpoints import router as audit_router
 from controlplane.billing_account.endpoints import router as billing_account_router
+from controlplane.cells.health import CellHealthMetrics, check_ready
 from controlplane.config import Settings
 from controlplane.exports.endpoints import router as exports_router
 from controlplane.gateway_routes.endpoints import router as gateway_routes_router
@@ -40,6 +41,7 @@ from controlplane.users.endpoints import router as users_router
 PUBLIC_PATHS = frozenset(
     {
         "/healthz",
+        "/readyz",
         "/metrics",
         "/docs",
         "/openapi.json",
@@ -86,7 +88,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     install_error_handlers(app)
     # Inside the observability middleware, so a 413 still carries a request id and is counted.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
-    http_observability.install(app)
+    http_observability.install(app, [CellHealthMetrics()])
     api = APIRouter(prefix="/api/v1")
     api.include_router(accounts_router)
     api.include_router(namespaces_router)
@@ -108,7 +110,16 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
+        """Liveness: the API process answers."""
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> dict[str, str]:
+        """Readiness: the database answers and no cell keeps failing (503 problem+json naming
+        the failing cells otherwise)."""
+        async with request.app.state.sessionmaker() as session:
+            await check_ready(session)
+        return {"status": "ready"}
 
     return app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -48,6 +49,14 @@ class Settings(BaseSettings):
     # Address of the control plane's own Temporal cluster; set by the supervisor.
     system_cell_address: str = "127.0.0.1:7243"
     cell_provider: Literal["local"] = "local"
+    # Cell watching: how often every cell's status is checked (a crashed cell is started again
+    # after a backoff of 0.5 s doubling to 30 s), how many restarts within the window make a
+    # cell "failing" (/readyz answers 503 naming it), and after how long without a namespace
+    # an account's cell is stopped (0: never); its next namespace starts it again.
+    cell_watch_interval_seconds: float = Field(default=0.5, gt=0)
+    cell_restart_failure_threshold: int = Field(default=5, ge=1)
+    cell_restart_failure_window_seconds: float = Field(default=300.0, gt=0)
+    cell_idle_stop_seconds: float = Field(default=3600.0, ge=0)
     # How operations' workflow starts are retried when the system cell was unreachable.
     reconcile_interval_seconds: float = 10.0
     # How often the action meter scrapes every cell's `action` counter into usage rows.
@@ -81,6 +90,12 @@ class Settings(BaseSettings):
         if len(names) != len(set(names)):
             raise ValueError("OIDC provider names must be unique")
         return providers
+
+    @property
+    def cell_idle_stop_after(self) -> dt.timedelta | None:
+        if self.cell_idle_stop_seconds == 0:
+            return None
+        return dt.timedelta(seconds=self.cell_idle_stop_seconds)
 
     @cached_property
     def resolved_data_dir(self) -> Path:

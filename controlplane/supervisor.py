@@ -1,10 +1,13 @@
 """``stratus up``: every Stratus process under one foreground supervisor.
 
 Children: the system cell (the control plane's own Temporal), the API, the control plane's
-worker and the gateway. A child that dies is restarted with backoff; Ctrl-C (SIGINT) or SIGTERM
-stops the children, then every cell. Children get SIGKILL if the supervisor itself is killed
-(``PR_SET_PDEATHSIG``), so a crashed supervisor never leaves an API or gateway holding ports;
-cells run in their own sessions and are adopted again by the next ``stratus up``.
+worker and the gateway. A child that dies is restarted with backoff; the supervisor is the one
+watcher of the system cell (a crashed system cell is started again with backoff, and reported
+in ``cell_health`` when it keeps failing); the worker watches the account cells. Ctrl-C
+(SIGINT) or SIGTERM stops the children, then every cell, within ``SHUTDOWN_BUDGET_SECONDS``.
+Children get SIGKILL if the supervisor itself is killed (``PR_SET_PDEATHSIG``), so a crashed
+supervisor never leaves an API or gateway holding ports; cells run in their own sessions and
+are adopted again by the next ``stratus up``.
 """
 
 from __future__ import annotations
@@ -31,12 +34,18 @@ from billing import PriceBookError
 from controlplane.bootstrap import GatewayPki, bootstrap
 from controlplane.config import Settings
 from controlplane.invoices.pricing import load_pricing
-from dataplane.cells import CellSpec, LocalCellProvider
+from dataplane.cells import CellSpec, CellWatcher, LocalCellProvider
 
 logger = logging.getLogger("stratus.supervisor")
 SYSTEM_CELL_ID = "system"
 _COUNTER_PUBLISH_LAG_SECONDS = 1.5
 _PR_SET_PDEATHSIG = 1
+# Ctrl-C under load ends within this: children get SIGTERM then SIGKILL, the final scrape and
+# the cells' SIGTERM get what is left (and cells SIGKILL at the end).
+SHUTDOWN_BUDGET_SECONDS = 30.0
+_CHILDREN_STOP_SECONDS = 10.0
+_FINAL_METERING_SECONDS = 8.0
+_CELL_STOP_SECONDS = 8.0
 
 
 def _die_with_parent() -> None:
@@ -77,11 +86,12 @@ class Child:
 class Supervisor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.provider = LocalCellProvider(settings.cells_dir)
+        self.provider = LocalCellProvider(settings.cells_dir, stop_timeout=_CELL_STOP_SECONDS)
         self.run_dir = settings.resolved_data_dir / "run"
         self.children: list[Child] = []
         self._stopping = asyncio.Event()
         self.gateway_metrics_port = _free_port()
+        self._system_cell_watch: asyncio.Task[None] | None = None
 
     def _child_env(self, pki: GatewayPki, operator_key: str, system_address: str) -> dict[str, str]:
         s = self.settings
@@ -115,6 +125,13 @@ class Supervisor:
         env["STRATUS_DEFAULT_PLAN"] = s.default_plan
         env["STRATUS_INVOICE_GRACE_HOURS"] = str(s.invoice_grace_hours)
         env["STRATUS_BILLING_INTERVAL_SECONDS"] = str(s.billing_interval_seconds)
+        # Cell watching settings reach the worker (account cells) as the operator gave them.
+        env["STRATUS_CELL_WATCH_INTERVAL_SECONDS"] = str(s.cell_watch_interval_seconds)
+        env["STRATUS_CELL_RESTART_FAILURE_THRESHOLD"] = str(s.cell_restart_failure_threshold)
+        env["STRATUS_CELL_RESTART_FAILURE_WINDOW_SECONDS"] = str(
+            s.cell_restart_failure_window_seconds
+        )
+        env["STRATUS_CELL_IDLE_STOP_SECONDS"] = str(s.cell_idle_stop_seconds)
         # Sign-in settings reach the API as the operator gave them.
         env["STRATUS_SESSION_LIFETIME_SECONDS"] = str(s.session_lifetime_seconds)
         if s.public_url:
@@ -167,6 +184,28 @@ class Supervisor:
             if self._stopping.is_set():
                 return
             await self._spawn(child)
+
+    async def _watch_system_cell(self, spec: CellSpec) -> None:
+        """The system cell's one watcher: restart it with backoff, record its health."""
+        from controlplane.cells.keeper import HealthRecorder, restart_policy
+        from controlplane.kit.db import create_engine, create_sessionmaker
+
+        watcher = CellWatcher(self.provider, policy=restart_policy(self.settings))
+        engine = create_engine(self.settings.sqlalchemy_url)
+        recorder = HealthRecorder(create_sessionmaker(engine))
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await recorder.record(await watcher.check([spec]))
+                except Exception:
+                    logger.exception("watching the system cell failed; retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._stopping.wait(), self.settings.cell_watch_interval_seconds
+                    )
+        finally:
+            await watcher.aclose()
+            await engine.dispose()
 
     async def _wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
@@ -224,6 +263,7 @@ class Supervisor:
                 Child("worker", "controlplane.worker", env, logs / "worker.log"),
                 Child("gateway", "dataplane.gateway", env, logs / "gateway.log"),
             ]
+            self._system_cell_watch = asyncio.create_task(self._watch_system_cell(spec))
             for child in self.children:
                 await self._spawn(child)
             await self._wait_ready()
@@ -270,28 +310,45 @@ class Supervisor:
             await engine.dispose()
 
     async def _shutdown(self) -> None:
+        started = time.monotonic()
         self._stopping.set()
         print("Stopping Stratus...", flush=True)
-        # Gateway first (stop taking traffic), then the worker, then the API.
+        if self._system_cell_watch is not None:
+            # Stop watching before stopping: the watcher must not start the cell again.
+            await asyncio.gather(self._system_cell_watch, return_exceptions=True)
+        # Gateway first (stop taking traffic), then the worker (it watches the account cells),
+        # then the API, all within _CHILDREN_STOP_SECONDS.
+        children_deadline = started + _CHILDREN_STOP_SECONDS
         for child in reversed(self.children):
             process = child.process
             if process is None or process.returncode is not None:
                 continue
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
+            grace = max(0.5, children_deadline - time.monotonic())
             try:
-                await asyncio.wait_for(process.wait(), 15)
+                await asyncio.wait_for(process.wait(), grace)
             except TimeoutError:
+                logger.warning("%s did not stop in %.1fs; killing it", child.name, grace)
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
             if child.pid_path is not None:
                 child.pid_path.unlink(missing_ok=True)
-        await self._final_metering()
+        try:
+            await asyncio.wait_for(self._final_metering(), _FINAL_METERING_SECONDS)
+        except TimeoutError:
+            logger.warning(
+                "final metering scrape took over %.0fs; skipped", _FINAL_METERING_SECONDS
+            )
         cells = self.provider.known_cells()
         await asyncio.gather(*(self.provider.stop(cell_id) for cell_id in cells))
         (self.run_dir / "supervisor.pid").unlink(missing_ok=True)
-        print(f"Stopped {len(self.children)} processes and {len(cells)} cells.", flush=True)
+        print(
+            f"Stopped {len(self.children)} processes and {len(cells)} cells in "
+            f"{time.monotonic() - started:.1f}s.",
+            flush=True,
+        )
 
 
 def up(settings: Settings) -> int:

@@ -1,8 +1,9 @@
 """The control plane's Temporal worker: runs operation workflows on the system cell.
 
-On start it brings every account's cell back (a restart of ``stratus up`` restores all
-tenants), then keeps starting workflows for operations still PENDING (the API could not reach
-the system cell, or crashed between commit and start).
+It watches every account's cell (a restart of ``stratus up`` restores all tenants; a crashed
+cell is started again with backoff; an idle account's cell is stopped), and keeps starting
+workflows for operations still PENDING (the API could not reach the system cell, or crashed
+between commit and start).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from temporalio.worker import Worker
 
 from auth import SecretBox
 from billing import CellEndpoint, Meter, StorageMeter, StorageTarget
+from controlplane.cells.keeper import TenantCellKeeper, restart_policy
 from controlplane.cells.repository import CellRepository
 from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE, Settings
 from controlplane.exports.exporter import Exporter
@@ -31,7 +33,7 @@ from controlplane.operations.activities import ProvisioningActivities
 from controlplane.operations.repository import OperationRepository
 from controlplane.operations.starter import OperationStarter
 from controlplane.operations.workflows import WORKFLOWS
-from dataplane.cells import CellProvider, CellSpec, LocalCellProvider
+from dataplane.cells import CellProvider, LocalCellProvider
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +41,13 @@ logger = logging.getLogger(__name__)
 def cell_endpoints(
     sessionmaker: async_sessionmaker[AsyncSession], provider: CellProvider
 ) -> Callable[[], Awaitable[list[CellEndpoint]]]:
-    """Every account cell's metrics endpoint, read afresh before each scrape."""
+    """Every serving account cell's metrics endpoint, read afresh before each scrape (a cell
+    stopped for idleness has nothing left to count: its account has had no namespace for the
+    idle period, much longer than a scrape interval)."""
 
     async def endpoints() -> list[CellEndpoint]:
         async with sessionmaker() as session:
-            cells = await CellRepository(session).list_all()
+            cells = await CellRepository(session).list_serving()
         return [(cell.id, provider.metrics_url(cell.id)) for cell in cells]
 
     return endpoints
@@ -114,20 +118,6 @@ async def meter_once(
             await Meter(http).scrape_once(session, endpoints)
 
 
-async def restore_cells(
-    sessionmaker: async_sessionmaker[AsyncSession], provider: CellProvider
-) -> None:
-    async with sessionmaker() as session:
-        cells = await CellRepository(session).list_all()
-    specs = [CellSpec(c.id, c.grpc_port, c.metrics_port, c.http_port) for c in cells]
-    results = await asyncio.gather(*(provider.start(s) for s in specs), return_exceptions=True)
-    for spec, result in zip(specs, results, strict=True):
-        if isinstance(result, BaseException):
-            logger.error("could not restore cell %s: %s", spec.cell_id, result)
-        else:
-            logger.info("cell %s running at %s", spec.cell_id, provider.address(spec.cell_id))
-
-
 async def start_pending_operations(
     sessionmaker: async_sessionmaker[AsyncSession], starter: OperationStarter
 ) -> None:
@@ -155,7 +145,13 @@ async def run(settings: Settings) -> None:
     engine = create_engine(settings.sqlalchemy_url)
     sessionmaker = create_sessionmaker(engine)
     provider = LocalCellProvider(settings.cells_dir)
-    await restore_cells(sessionmaker, provider)
+    keeper = TenantCellKeeper(
+        sessionmaker,
+        provider,
+        idle_stop_after=settings.cell_idle_stop_after,
+        policy=restart_policy(settings),
+    )
+    cells = asyncio.create_task(keeper.run(settings.cell_watch_interval_seconds))
     client = await Client.connect(
         settings.system_cell_address,
         namespace=SYSTEM_NAMESPACE,
@@ -204,15 +200,26 @@ async def run(settings: Settings) -> None:
             settings.billing_interval_seconds,
         )
     )
-    background = [reconciler, meter, storage_meter, billing]
-    async with worker:
-        logger.info("control-plane worker polling %s", SYSTEM_TASK_QUEUE)
-        await stop.wait()
+    background = [cells, reconciler, meter, storage_meter, billing]
+    polling = asyncio.create_task(worker.run())
+    stopping = asyncio.create_task(stop.wait())
+    logger.info("control-plane worker polling %s", SYSTEM_TASK_QUEUE)
+    await asyncio.wait([polling, stopping], return_when=asyncio.FIRST_COMPLETED)
+    if polling.done():
+        # The worker gave up (e.g. the system cell stayed away past its retries): exit, so the
+        # supervisor starts a fresh process with fresh connections.
+        stopping.cancel()
+        logger.error("control-plane worker stopped polling: %r", polling.exception())
+    else:
+        await worker.shutdown()
+        await asyncio.gather(polling, return_exceptions=True)
     for task in background:
         task.cancel()
     await asyncio.gather(*background, return_exceptions=True)
     await metering_http.aclose()
     await engine.dispose()
+    if polling.done() and not polling.cancelled() and polling.exception() is not None:
+        raise SystemExit(1)
 
 
 def main() -> None:

@@ -19,3 +19,15 @@ class GreetingWorkflow:
         return await workflow.execute_activity(
             compose_greeting, name, start_to_close_timeout=timedelta(seconds=30)
         )
+
+
+@workflow.defn
+class NappingGreetingWorkflow:
+    """Sleeps on a durable timer, then greets: in flight long enough to live through a fault."""
+
+    @workflow.run
+    async def run(self, name: str) -> str:
+        await workflow.sleep(timedelta(seconds=2))
+        return await workflow.execute_activity(
+            compose_greeting, name, start_to_close_timeout=timedelta(seconds=30)
+        )

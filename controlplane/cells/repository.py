@@ -1,9 +1,12 @@
+"""The control plane's record of cells (which account runs where) and of their health."""
+
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane.models import Cell, Namespace, NamespaceState
+from controlplane.models import Cell, CellHealth, Namespace, NamespaceState
+from dataplane.cells import CellHealthState
 
 
 class CellRepository:
@@ -22,6 +25,12 @@ class CellRepository:
     async def list_all(self) -> list[Cell]:
         return list((await self.session.execute(select(Cell).order_by(Cell.id))).scalars())
 
+    async def list_serving(self) -> list[Cell]:
+        """Cells that should be running: every cell but those stopped for being idle."""
+        idle = select(CellHealth.cell_id).where(CellHealth.state == CellHealthState.IDLE)
+        statement = select(Cell).where(Cell.id.not_in(idle)).order_by(Cell.id)
+        return list((await self.session.execute(statement)).scalars())
+
     async def namespaces_on_cells(self) -> list[Namespace]:
         """Every namespace registered on a cell (those being deleted are left out)."""
         statement = (
@@ -31,5 +40,36 @@ class CellRepository:
         )
         return list((await self.session.execute(statement)).scalars())
 
+    async def namespace_counts(self) -> dict[str, int]:
+        """Namespaces per account, in any state (one being created or deleted counts)."""
+        statement = select(Namespace.account_id, func.count()).group_by(Namespace.account_id)
+        return {account_id: count for account_id, count in await self.session.execute(statement)}
+
     def add(self, cell: Cell) -> None:
         self.session.add(cell)
+
+
+class CellHealthRepository:
+    """What the watchers last saw of every cell (system-wide: read by /readyz and /metrics)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_cell(self) -> dict[str, CellHealth]:
+        rows = (await self.session.execute(select(CellHealth))).scalars()
+        return {row.cell_id: row for row in rows}
+
+    async def list_all(self) -> list[CellHealth]:
+        statement = select(CellHealth).order_by(CellHealth.cell_id)
+        return list((await self.session.execute(statement)).scalars())
+
+    async def failing(self) -> list[CellHealth]:
+        statement = (
+            select(CellHealth)
+            .where(CellHealth.state == CellHealthState.FAILING)
+            .order_by(CellHealth.cell_id)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    def add(self, row: CellHealth) -> None:
+        self.session.add(row)

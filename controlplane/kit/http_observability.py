@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Protocol
 
 from fastapi import FastAPI, Request, Response
 from opentelemetry import trace
@@ -16,6 +17,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import Metric
 from starlette.routing import Match
 
 from controlplane.kit.context import request_id_var
@@ -44,8 +46,18 @@ def _server_span(name: str) -> Iterator[trace.Span]:
         yield span
 
 
-def install(app: FastAPI) -> None:
+class ScrapedCollector(Protocol):
+    """Metrics read from elsewhere (e.g. the database) right before each scrape."""
+
+    async def refresh(self, request: Request) -> None: ...
+
+    def collect(self) -> Iterable[Metric]: ...
+
+
+def install(app: FastAPI, collectors: Sequence[ScrapedCollector] = ()) -> None:
     registry = CollectorRegistry()
+    for collector in collectors:
+        registry.register(collector)
     requests = Counter(
         "stratus_api_requests",
         "API requests by route, method and status",
@@ -89,5 +101,7 @@ def install(app: FastAPI) -> None:
         return response
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        for collector in collectors:
+            await collector.refresh(request)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

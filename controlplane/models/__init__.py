@@ -7,6 +7,7 @@ from controlplane.models.async_operation import AsyncOperation, OperationState
 from controlplane.models.audit_event import AuditEvent
 from controlplane.models.base import Base
 from controlplane.models.cell import Cell
+from controlplane.models.cell_health import CellHealth
 from controlplane.models.credit import Credit
 from controlplane.models.credit_note import CreditNote
 from controlplane.models.export_sink import ExportSink
@@ -40,6 +41,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Cell",
+    "CellHealth",
     "Credit",
     "CreditNote",
     "ExportSink",

@@ -2,13 +2,16 @@
 
 Cells run in their own session (a crash or restart of the control plane does not take tenant
 clusters down); a ``cell.json`` beside the cell's SQLite file records its spec and PID so any
-process can find, adopt or stop it.
+process can find, adopt or stop it. A ``start.lock`` file lock makes the check-then-spawn of
+``start`` atomic across processes: two watchers (worker replicas, a worker and an activity)
+restarting the same cell at once spawn one server, never two.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -17,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -104,12 +107,15 @@ class LocalCellProvider:
         base_dir: Path,
         *,
         start_timeout: float = 60.0,
+        stop_timeout: float = 15.0,
         dynamic_config: Mapping[str, str] | None = None,
     ) -> None:
         """``dynamic_config`` adds Temporal dynamic-config values (JSON strings) to every cell
-        this provider starts; the isolation settings in ``DYNAMIC_CONFIG`` always win."""
+        this provider starts; the isolation settings in ``DYNAMIC_CONFIG`` always win.
+        ``stop_timeout`` is how long ``stop`` waits after SIGTERM before SIGKILL."""
         self._base_dir = base_dir
         self._start_timeout = start_timeout
+        self._stop_timeout = stop_timeout
         self._dynamic_config = {**(dynamic_config or {}), **DYNAMIC_CONFIG}
         self._locks: dict[str, asyncio.Lock] = {}
         # Processes this provider spawned: between fork and exec a child's cmdline is still
@@ -170,9 +176,27 @@ class LocalCellProvider:
     async def start(self, spec: CellSpec) -> None:
         lock = self._locks.setdefault(spec.cell_id, asyncio.Lock())
         async with lock:
-            if self._pid(spec.cell_id) is None:
-                self._spawn(spec)
+            async with self._start_lock(spec.cell_id):
+                if self._pid(spec.cell_id) is None:
+                    self._spawn(spec)
             await self._wait_ready(spec)
+
+    @contextlib.asynccontextmanager
+    async def _start_lock(self, cell_id: str) -> AsyncIterator[None]:
+        """The cell's cross-process start lock, held only while checking and spawning."""
+        directory = self.cell_dir(cell_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(directory / "start.lock", "a") as lock_file:
+            while True:
+                try:
+                    fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
 
     def _spawn(self, spec: CellSpec) -> None:
         directory = self.cell_dir(spec.cell_id)
@@ -252,7 +276,7 @@ class LocalCellProvider:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + self._stop_timeout
         while _alive(pid) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         if _alive(pid):

@@ -21,7 +21,8 @@ from dataplane.gateway._server import DEFAULT_MAX_REQUEST_BYTES
 
 logger = logging.getLogger("dataplane.gateway")
 
-_STOP_GRACE_SECONDS = 10.0
+# Long polls in flight are cut after this (SDKs poll again); `stratus up` stops within 30 s.
+_STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)

@@ -192,13 +192,12 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
             self._refresher = None
-        if self._api_key_server is not None:
-            await self._api_key_server.stop(grace)
-            self._api_key_server = None
-            self._bound_api_key_port = None
-        if self._server is not None:
-            await self._server.stop(grace)
-            self._server = None
+        # Both endpoints drain at once: shutdown takes ``grace`` at most, not twice that.
+        servers = [s for s in (self._api_key_server, self._server) if s is not None]
+        await asyncio.gather(*(server.stop(grace) for server in servers))
+        self._api_key_server = None
+        self._bound_api_key_port = None
+        self._server = None
         await self._proxy.close()
         self._bound_port = None
 

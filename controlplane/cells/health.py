@@ -1,0 +1,87 @@
+"""Cell health as the operator sees it: ``/readyz`` and the ``stratus_cell_*`` metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import Request
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from controlplane.cells.repository import CellHealthRepository
+from controlplane.kit.errors import StratusError
+from controlplane.models import CellHealth
+from dataplane.cells import CellHealthState
+
+
+class NotReady(StratusError):
+    """Something Stratus runs is down for good (a cell that keeps failing) or unreachable."""
+
+    status = 503
+    slug = "not-ready"
+    title = "Stratus is not ready"
+
+    def __init__(self, message: str, *, failing_cells: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.failing_cells = failing_cells or []
+
+    def problem(self, instance: str | None = None) -> dict[str, Any]:
+        body = super().problem(instance)
+        body["failing_cells"] = self.failing_cells
+        return body
+
+
+async def check_ready(session: AsyncSession) -> None:
+    """Raise ``NotReady`` naming every failing cell, or when the database cannot be read."""
+    try:
+        failing = await CellHealthRepository(session).failing()
+    except SQLAlchemyError as error:
+        raise NotReady(f"the database cannot be read: {type(error).__name__}") from None
+    if failing:
+        names = ", ".join(
+            f"{row.cell_id} ({row.recent_restarts} restarts recently)" for row in failing
+        )
+        raise NotReady(
+            f"cells keep failing: {names}",
+            failing_cells=[
+                {
+                    "cell_id": row.cell_id,
+                    "recent_restarts": row.recent_restarts,
+                    "last_error": row.last_error,
+                }
+                for row in failing
+            ],
+        )
+
+
+class CellHealthMetrics:
+    """``stratus_cell_restarts_total`` and ``stratus_cell_state`` from ``cell_health``, read
+    afresh before each scrape of the API's ``/metrics``."""
+
+    def __init__(self) -> None:
+        self._rows: list[CellHealth] = []
+
+    async def refresh(self, request: Request) -> None:
+        sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+        async with sessionmaker() as session:
+            self._rows = await CellHealthRepository(session).list_all()
+
+    def collect(self) -> Iterator[Metric]:
+        restarts = CounterMetricFamily(
+            "stratus_cell_restarts",
+            "Restarts of a cell by its current watcher",
+            labels=["cell"],
+        )
+        state = GaugeMetricFamily(
+            "stratus_cell_state",
+            "1 for the state the cell's watcher last saw (running, restarting, failing, idle)",
+            labels=["cell", "state"],
+        )
+        for row in self._rows:
+            restarts.add_metric([row.cell_id], row.restarts)
+            for value in CellHealthState:
+                state.add_metric([row.cell_id, value.value], 1.0 if row.state == value else 0.0)
+        yield restarts
+        yield state
