@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing._exposition import CellCounters, read_cell_counters
-from billing._kinds import action_kind
+from billing._kinds import action_kind, action_weight
 from controlplane.kit.db import utcnow
 from controlplane.models import UsageCursor, UsageRecord, UsageSource
 from controlplane.models.usage_record import month_of
@@ -233,9 +233,10 @@ async def _bill_batch(
             continue
         cursor = cursors.get((namespace_id, action_type))
         since = 0 if cursor is None else cursor.value
-        if value > since:
-            key = (namespace_id, str(action_kind(action_type)))
-            deltas[key] = deltas.get(key, 0) + value - since
+        kind = action_kind(action_type)
+        if value > since and kind is not None:
+            key = (namespace_id, str(kind))
+            deltas[key] = deltas.get(key, 0) + (value - since) * action_weight(action_type)
         if cursor is None:
             session.add(
                 UsageCursor(
