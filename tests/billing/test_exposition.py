@@ -23,6 +23,12 @@ schedule_action_success{activity_type="none",client_name="temporal_go",namespace
 # HELP restarts restarts counter
 # TYPE restarts counter
 restarts{service_name="frontend"} 1
+# HELP service_latency service_latency histogram
+# TYPE service_latency histogram
+service_latency_bucket{namespace="my_ns_acme1",operation="StartWorkflowExecution",le="0.001"} 5
+service_latency_bucket{namespace="my_ns_acme1",operation="StartWorkflowExecution",le="+Inf"} 7
+service_latency_sum{namespace="my_ns_acme1",operation="StartWorkflowExecution"} 0.5
+service_latency_count{namespace="my_ns_acme1",operation="StartWorkflowExecution"} 7
 # HELP num_goroutines num_goroutines gauge
 # TYPE num_goroutines gauge
 num_goroutines{service_name="frontend"} 1000
@@ -32,7 +38,7 @@ num_goroutines{service_name="frontend"} 1000
 def test_action_series_are_summed_per_namespace_and_type_without_temporal_namespaces() -> None:
     """Series that differ only in other labels add up; ``temporal_system`` and ``default`` are
     dropped; the schedules' executions are read as one more series; the cell-wide counter total
-    counts every counter but no gauge."""
+    counts every counter but no gauge or histogram."""
     counters = read_cell_counters(CELL_TEXT)
 
     assert counters.actions == {
