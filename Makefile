@@ -13,7 +13,7 @@ TEST_APT_PACKAGES := chromium nodejs npm xmlsec1
 OIDC_IDP := infra/oidc-idp
 OIDC_IDP_STAMP := $(OIDC_IDP)/node_modules/.stratus-installed
 
-.PHONY: up test install lint typecheck pytest bench bench-billing clean system-deps test-deps
+.PHONY: up test install lint typecheck pytest bench bench-billing bench-meter clean system-deps test-deps
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { \
@@ -78,6 +78,9 @@ bench: install
 ## database once, cached under bench/.cache; see bench/billing.py --help).
 bench-billing: install
 	$(BIN)/python bench/billing.py
+
+bench-meter: install
+	$(BIN)/python bench/meter_lock.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -16,7 +16,15 @@ from billing._export import (
     usage_object_key,
 )
 from billing._exposition import CellCounters, namespace_id_from_label, read_cell_counters
-from billing._kinds import ACTION_KINDS, ActionKind, action_kind
+from billing._kinds import (
+    ACTION_KINDS,
+    ACTION_WEIGHTS,
+    NOT_BILLED,
+    SCHEDULE_EXECUTIONS,
+    ActionKind,
+    action_kind,
+    action_weight,
+)
 from billing._meter import CellEndpoint, Meter, ScrapeReport, add_usage, hour_of, set_usage
 from billing._price_book import (
     ActionTier,
@@ -43,6 +51,9 @@ from billing._storage import StorageMeter, StorageReport, StorageTarget
 
 __all__ = [
     "ACTION_KINDS",
+    "ACTION_WEIGHTS",
+    "NOT_BILLED",
+    "SCHEDULE_EXECUTIONS",
     "USAGE_CSV_COLUMNS",
     "ActionKind",
     "ActionTier",
@@ -67,6 +78,7 @@ __all__ = [
     "StorageTarget",
     "UsageRow",
     "action_kind",
+    "action_weight",
     "add_usage",
     "export_invoice",
     "export_usage_hour",

@@ -1,4 +1,4 @@
-"""Billable kinds and how Temporal's ``action_type`` values map onto them."""
+"""Billable kinds and how the cell's counters map onto them."""
 
 from __future__ import annotations
 
@@ -22,34 +22,68 @@ class ActionKind(enum.StrEnum):
     OTHER = "actions.other"
 
 
-# Every increment of Temporal's counter is one billable action: the server already counts a
-# child workflow twice (``command_StartChildWorkflowExecution`` plus ``..._Extra``), so no
-# weights are applied here. Types not listed still bill, as ``actions.other``.
+SCHEDULE_EXECUTIONS = "schedule_action_success"
+"""The pseudo action type under which the meter reads the cell's ``schedule_action_success``
+counter: one per workflow a schedule started."""
+
+# Every increment of Temporal's ``action`` counter is one billable action of the kind below
+# (Temporal Cloud's published action definitions, checked against what a real cell emits):
+# the server already counts a child workflow twice (``command_StartChildWorkflowExecution``
+# plus ``..._Extra``) and all the markers of one workflow task once (``command_BatchMarkers``,
+# Cloud's "all local activities of one workflow task count as a single action"). Types not
+# listed here or in NOT_BILLED still bill, as ``actions.other``.
 ACTION_KINDS: Mapping[str, ActionKind] = MappingProxyType(
     {
         "grpc_StartWorkflowExecution": ActionKind.WORKFLOW,
-        "grpc_SignalWithStartWorkflowExecution": ActionKind.WORKFLOW,
         "grpc_ResetWorkflowExecution": ActionKind.WORKFLOW,
         "command_ContinueAsNewWorkflowExecution": ActionKind.WORKFLOW,
         "command_ScheduleActivityTask": ActionKind.ACTIVITY,
         "activity_retry": ActionKind.ACTIVITY,
+        "command_BatchMarkers": ActionKind.ACTIVITY,
         "grpc_RecordActivityTaskHeartbeat": ActionKind.HEARTBEAT,
         "grpc_RecordActivityTaskHeartbeatById": ActionKind.HEARTBEAT,
         "grpc_SignalWorkflowExecution": ActionKind.SIGNAL,
+        # Cloud: "one total action for any Signal-With-Start, whether the workflow starts".
+        "grpc_SignalWithStartWorkflowExecution": ActionKind.SIGNAL,
         "command_SignalExternalWorkflowExecution": ActionKind.SIGNAL,
         "grpc_QueryWorkflow": ActionKind.QUERY,
         "command_StartTimer": ActionKind.TIMER,
         "command_StartChildWorkflowExecution": ActionKind.CHILD_WORKFLOW,
         "command_StartChildWorkflowExecution_Extra": ActionKind.CHILD_WORKFLOW,
-        "grpc_UpdateWorkflowExecution": ActionKind.UPDATE,
-        "grpc_CreateSchedule": ActionKind.SCHEDULE,
-        "grpc_UpdateSchedule": ActionKind.SCHEDULE,
-        "grpc_PatchSchedule": ActionKind.SCHEDULE,
-        "grpc_DeleteSchedule": ActionKind.SCHEDULE,
+        # The server counts an update when the worker accepts or rejects it (a deduplicated
+        # update is not counted again), as Cloud bills it; it emits no grpc_ type for updates.
+        "message_UpdateWorkflowExecution_Acceptance": ActionKind.UPDATE,
+        "message_UpdateWorkflowExecution_Rejection": ActionKind.UPDATE,
+        SCHEDULE_EXECUTIONS: ActionKind.SCHEDULE,
     }
 )
 
+# Counted by the server but no action in Temporal Cloud: managing a schedule is free (its
+# executions bill, see ACTION_WEIGHTS), and so is changing a memo (``upsert_memo``), which
+# the schedule's own workflow does on every run.
+NOT_BILLED: frozenset[str] = frozenset(
+    {
+        "grpc_CreateSchedule",
+        "grpc_UpdateSchedule",
+        "grpc_PatchSchedule",
+        "grpc_DeleteSchedule",
+        "command_ModifyWorkflowProperties",
+    }
+)
 
-def action_kind(action_type: str) -> ActionKind:
-    """The billable kind of one Temporal ``action_type`` label value."""
+# Actions per increment where it is not one. Cloud: "each execution of a Schedule accrues
+# three actions: Schedule Start, two actions, and Workflow started" — the workflow start is
+# counted by the cell as ``grpc_StartWorkflowExecution``.
+ACTION_WEIGHTS: Mapping[str, int] = MappingProxyType({SCHEDULE_EXECUTIONS: 2})
+
+
+def action_kind(action_type: str) -> ActionKind | None:
+    """The billable kind of one counted action type, or None when it is not billed."""
+    if action_type in NOT_BILLED:
+        return None
     return ACTION_KINDS.get(action_type, ActionKind.OTHER)
+
+
+def action_weight(action_type: str) -> int:
+    """How many billable actions one increment of ``action_type`` is."""
+    return ACTION_WEIGHTS.get(action_type, 1)

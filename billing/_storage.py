@@ -104,7 +104,7 @@ class StorageMeter:
     """Measures the workflow histories stored on every cell into hourly usage rows.
 
     A sample sets (never adds to) the current hour's ``storage.active`` and
-    ``storage.retained`` rows of each namespace, in the caller's transaction. When the
+    ``storage.retained`` rows of each namespace, in short transactions of its own. When the
     namespace's previous rows are older than the last hour (the meter was down), the hours in
     between get the last measured value, for at most ``max_backfill_hours`` hours after it.
     """
@@ -115,31 +115,39 @@ class StorageMeter:
         clock: Callable[[], dt.datetime] = utcnow,
         connect: Connect = _connect,
         max_backfill_hours: int = 24,
+        batch_namespaces: int = 25,
     ) -> None:
         """``connect(address, namespace)`` opens the client of one cell; one is opened per cell
-        and sample, and serves all of its namespaces."""
+        and sample, and serves all of its namespaces. ``batch_namespaces``: namespaces written
+        per transaction."""
         if max_backfill_hours < 0:
             raise ValueError("max_backfill_hours must not be negative")
+        if batch_namespaces < 1:
+            raise ValueError("batch_namespaces must be at least 1")
+        self._batch_namespaces = batch_namespaces
         self._clock = clock
         self._connect = connect
         self._max_backfill_hours = max_backfill_hours
 
     async def sample_once(
-        self, session: AsyncSession, targets: Sequence[StorageTarget]
+        self, sessionmaker: async_sessionmaker[AsyncSession], targets: Sequence[StorageTarget]
     ) -> StorageReport:
         """Measure every namespace of ``targets`` and set the current hour's storage rows.
 
-        Flushes but does not commit. A cell that cannot be reached or answers an error is
-        skipped (its hour is filled by carry-forward once it is measured again); a namespace
-        the cell does not know is skipped.
+        All measuring happens first, over the network, with no transaction open; the rows are
+        then written in transactions of at most ``batch_namespaces`` namespaces, so the
+        database's write lock is held for milliseconds at a time. Rows are set, not added to:
+        a crash between batches is repaired by the next sample. A cell that cannot be reached
+        or answers an error is skipped (its hour is filled by carry-forward once it is
+        measured again); a namespace the cell does not know is skipped.
         """
         now = self._clock()
         report = StorageReport()
-        # All measuring first, over the network, then all writing: the transaction stays short.
         results = await asyncio.gather(
             *(self._measure_cell(target, now) for target in targets), return_exceptions=True
         )
         hour_start = hour_of(now)
+        measured: list[tuple[str, _Stored]] = []
         for target, result in zip(targets, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):
@@ -159,17 +167,30 @@ class StorageMeter:
                     )
                     report.unknown_namespaces[namespace_id] = target.cell_id
                     continue
-                for kind, quantity in (
-                    (ACTIVE_STORAGE_KIND, stored.active),
-                    (RETAINED_STORAGE_KIND, stored.retained),
-                ):
-                    carried = await self._carry_forward(session, namespace_id, kind, hour_start)
-                    if carried:
-                        report.carried[(namespace_id, kind)] = carried
-                    await set_usage(session, namespace_id, hour_start, kind, quantity)
-                    report.measured[(namespace_id, kind)] = quantity
-        await session.flush()
+                measured.append((namespace_id, stored))
+        for start in range(0, len(measured), self._batch_namespaces):
+            async with sessionmaker() as session, session.begin():
+                for namespace_id, stored in measured[start : start + self._batch_namespaces]:
+                    await self._write(session, namespace_id, stored, hour_start, report)
         return report
+
+    async def _write(
+        self,
+        session: AsyncSession,
+        namespace_id: str,
+        stored: _Stored,
+        hour_start: dt.datetime,
+        report: StorageReport,
+    ) -> None:
+        for kind, quantity in (
+            (ACTIVE_STORAGE_KIND, stored.active),
+            (RETAINED_STORAGE_KIND, stored.retained),
+        ):
+            carried = await self._carry_forward(session, namespace_id, kind, hour_start)
+            if carried:
+                report.carried[(namespace_id, kind)] = carried
+            await set_usage(session, namespace_id, hour_start, kind, quantity)
+            report.measured[(namespace_id, kind)] = quantity
 
     async def run(
         self,
@@ -178,14 +199,12 @@ class StorageMeter:
         *,
         interval: float = 600.0,
     ) -> None:
-        """Sample ``targets()`` every ``interval`` seconds, one transaction per sample, until
-        cancelled. Several samples per hour are harmless (the last one of the hour stands) and
-        keep an occasional slow or failed sample from leaving an hour unmeasured."""
+        """Sample ``targets()`` every ``interval`` seconds until cancelled. Several samples per
+        hour are harmless (the last one of the hour stands) and keep an occasional slow or
+        failed sample from leaving an hour unmeasured."""
         while True:
             try:
-                current = await targets()
-                async with sessionmaker() as session, session.begin():
-                    await self.sample_once(session, current)
+                await self.sample_once(sessionmaker, await targets())
             except Exception:
                 logger.exception("storage sample failed; the next one measures again")
             await asyncio.sleep(interval)

@@ -110,12 +110,11 @@ async def _bill_forever(
 async def meter_once(
     sessionmaker: async_sessionmaker[AsyncSession], provider: CellProvider
 ) -> None:
-    """One scrape of every cell, committed (e.g. right before the cells stop: counters live in
-    the cells' memory)."""
+    """One scrape of every cell, committed in short batches (e.g. right before the cells stop:
+    counters live in the cells' memory)."""
     async with httpx.AsyncClient(timeout=10.0) as http:
         endpoints = await cell_endpoints(sessionmaker, provider)()
-        async with sessionmaker() as session, session.begin():
-            await Meter(http).scrape_once(session, endpoints)
+        await Meter(http).scrape_once(sessionmaker, endpoints)
 
 
 async def start_pending_operations(

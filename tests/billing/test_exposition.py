@@ -17,9 +17,18 @@ action{action_type="grpc_StartWorkflowExecution",namespace="my_ns_acme1",operati
 action{action_type="grpc_StartWorkflowExecution",namespace="my_ns_acme1",operation="StartWorkflowExecution",service_name="frontend-2"} 4
 action{action_type="command_StartChildWorkflowExecution",namespace="my_ns_acme1",operation="RespondWorkflowTaskCompleted",service_name="frontend"} 1
 action{action_type="command_StartChildWorkflowExecution_Extra",namespace="my_ns_acme1",operation="RespondWorkflowTaskCompleted",service_name="frontend"} 1
+# HELP schedule_action_success schedule_action_success counter
+# TYPE schedule_action_success counter
+schedule_action_success{activity_type="none",client_name="temporal_go",namespace="my_ns_acme1",schedule_action="start_workflow",scheduler_backend="legacy",service_name="worker",task_queue="temporal_sys_per_ns_tq",worker_type="none",workflow_type="temporal_sys_scheduler_workflow"} 2
 # HELP restarts restarts counter
 # TYPE restarts counter
 restarts{service_name="frontend"} 1
+# HELP service_latency service_latency histogram
+# TYPE service_latency histogram
+service_latency_bucket{namespace="my_ns_acme1",operation="StartWorkflowExecution",le="0.001"} 5
+service_latency_bucket{namespace="my_ns_acme1",operation="StartWorkflowExecution",le="+Inf"} 7
+service_latency_sum{namespace="my_ns_acme1",operation="StartWorkflowExecution"} 0.5
+service_latency_count{namespace="my_ns_acme1",operation="StartWorkflowExecution"} 7
 # HELP num_goroutines num_goroutines gauge
 # TYPE num_goroutines gauge
 num_goroutines{service_name="frontend"} 1000
@@ -28,15 +37,17 @@ num_goroutines{service_name="frontend"} 1000
 
 def test_action_series_are_summed_per_namespace_and_type_without_temporal_namespaces() -> None:
     """Series that differ only in other labels add up; ``temporal_system`` and ``default`` are
-    dropped; the cell-wide counter total counts every counter but no gauge."""
+    dropped; the schedules' executions are read as one more series; the cell-wide counter total
+    counts every counter but no gauge or histogram."""
     counters = read_cell_counters(CELL_TEXT)
 
     assert counters.actions == {
         ("my-ns.acme1", "grpc_StartWorkflowExecution"): 7,
         ("my-ns.acme1", "command_StartChildWorkflowExecution"): 1,
         ("my-ns.acme1", "command_StartChildWorkflowExecution_Extra"): 1,
+        ("my-ns.acme1", "schedule_action_success"): 2,
     }
-    assert counters.counter_total == 2 + 4 + 3 + 4 + 1 + 1 + 1
+    assert counters.counter_total == 2 + 4 + 3 + 4 + 1 + 1 + 2 + 1
 
 
 @pytest.mark.parametrize(
@@ -73,10 +84,18 @@ def test_namespace_label_maps_back_to_the_namespace_id(
         ("grpc_QueryWorkflow", ActionKind.QUERY),
         ("command_StartChildWorkflowExecution", ActionKind.CHILD_WORKFLOW),
         ("command_StartChildWorkflowExecution_Extra", ActionKind.CHILD_WORKFLOW),
-        ("grpc_UpdateWorkflowExecution", ActionKind.UPDATE),
-        ("command_RecordMarker", ActionKind.OTHER),
+        ("message_UpdateWorkflowExecution_Acceptance", ActionKind.UPDATE),
+        ("message_UpdateWorkflowExecution_Rejection", ActionKind.UPDATE),
+        ("grpc_SignalWithStartWorkflowExecution", ActionKind.SIGNAL),
+        ("command_BatchMarkers", ActionKind.ACTIVITY),
+        ("schedule_action_success", ActionKind.SCHEDULE),
+        ("grpc_CreateSchedule", None),
+        ("grpc_PatchSchedule", None),
+        ("command_ModifyWorkflowProperties", None),
+        ("command_UpsertWorkflowSearchAttributes", ActionKind.OTHER),
     ],
 )
-def test_action_types_map_to_billable_kinds(action_type: str, kind: ActionKind) -> None:
-    """Each action type bills as its kind; unknown types still bill, as ``actions.other``."""
+def test_action_types_map_to_billable_kinds(action_type: str, kind: ActionKind | None) -> None:
+    """Each action type bills as its kind (None: counted by the server, no action in Temporal
+    Cloud); unknown types still bill, as ``actions.other``."""
     assert action_kind(action_type) == kind

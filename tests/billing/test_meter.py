@@ -1,11 +1,13 @@
 """The action meter against real cells: a known workload driven by a real worker bills exactly
 the actions Temporal counted, once, across repeated scrapes, a scraper restart, a crash between
-reading and committing, an unreachable cell and a cell restart in the middle of the work."""
+two write batches, an unreachable cell and a cell restart in the middle of the work; and the
+meter never holds the database's write lock while it reads metrics or across batches."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -15,14 +17,15 @@ import httpx
 import pytest
 from cell_support import register_namespace
 from metering_workflows import OrderWorkflow, ReceiptWorkflow, charge
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 from support import free_port
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from billing import ActionKind, Meter, read_cell_counters
-from controlplane.models import UsageRecord
+from controlplane.models import UsageCursor, UsageRecord
 from dataplane.cells import CellSpec, LocalCellProvider
 
 NOW = dt.datetime(2026, 11, 24, 14, 25, 7, tzinfo=dt.UTC)
@@ -185,8 +188,7 @@ async def _usage(sessions: async_sessionmaker[AsyncSession], namespace: str) -> 
 async def _scrape(
     meter: Meter, sessions: async_sessionmaker[AsyncSession], cells: list[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
-    async with sessions() as session, session.begin():
-        report = await meter.scrape_once(session, cells)
+    report = await meter.scrape_once(sessions, cells)
     assert report.failed == {}
     return report.added
 
@@ -240,30 +242,161 @@ async def test_restarted_meter_resumes_from_its_persisted_cursors(
     assert await _usage(sessions, namespace) == expected
 
 
-async def test_scrape_rolled_back_before_commit_is_billed_once_by_the_next(
+class _CrashAtCommit(Session):
+    """A session whose ``crash_at``-th commit in this process raises before committing: the
+    meter's process dying right there, with the batches before it committed."""
+
+    commits = 0
+    crash_at = 0
+
+
+@event.listens_for(_CrashAtCommit, "before_commit")
+def _crash(session: Session) -> None:
+    _CrashAtCommit.commits += 1
+    if _CrashAtCommit.commits == _CrashAtCommit.crash_at:
+        raise RuntimeError("meter process killed")
+
+
+async def test_crash_between_batches_neither_loses_nor_double_counts(
     cell: RunningCell,
-    namespace: str,
     http: httpx.AsyncClient,
-    meter: Meter,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    """A scrape that computed and flushed its deltas but never committed (the process died)
-    leaves no usage; the next scrape reads the same cursors and bills the work exactly once."""
-    await _run_orders(cell, namespace, 2)
-    await _counted(http, cell, namespace, _times(_add(STARTED, FINISHED), 2))
-    expected = {str(kind): n for kind, n in _times(PER_ORDER_KINDS, 2).items()}
+    """A scrape billing one namespace per transaction dies after its first batch committed:
+    that namespace is billed in full, the others not at all; the next scrape bills the others
+    exactly once and adds nothing to the first."""
+    # Named to sort first among the shared cell's namespaces: batches go in name order.
+    namespaces = [f"a{i}{uuid.uuid4().hex[:6]}.acme1" for i in range(3)]
+    for namespace in namespaces:
+        await _register(cell, namespace)
+        await _run_orders(cell, namespace, 1)
+        await _counted(http, cell, namespace, _add(STARTED, FINISHED))
+    expected = {str(kind): n for kind, n in PER_ORDER_KINDS.items()}
+    meter = Meter(http, clock=lambda: NOW, batch_namespaces=1)
+    crashing = async_sessionmaker(
+        sessions.kw["bind"], expire_on_commit=False, sync_session_class=_CrashAtCommit
+    )
+    _CrashAtCommit.commits = 0
+    # Commit 1 records the cell's counter total, commit 2 the first batch, 3 the second one.
+    _CrashAtCommit.crash_at = 3
 
-    async with sessions() as session:
-        report = await meter.scrape_once(session, [cell.endpoint])
-        assert {kind: n for (ns, kind), n in report.added.items() if ns == namespace} == expected
-        await session.rollback()
+    report = await meter.scrape_once(crashing, [cell.endpoint])
 
-    assert await _usage(sessions, namespace) == {}
+    assert report.failed == {cell.spec.cell_id: "RuntimeError: meter process killed"}
+    assert {ns for ns, _ in report.added} == {namespaces[0]}
+    assert await _usage(sessions, namespaces[0]) == expected
+    assert await _usage(sessions, namespaces[1]) == {}
+    assert await _usage(sessions, namespaces[2]) == {}
 
-    await _scrape(meter, sessions, [cell.endpoint])
-    await _scrape(meter, sessions, [cell.endpoint])
+    added = await _scrape(meter, sessions, [cell.endpoint])
 
-    assert await _usage(sessions, namespace) == expected
+    assert [key for key in added if key[0] == namespaces[0]] == []
+    for namespace in namespaces:
+        assert await _usage(sessions, namespace) == expected
+    assert [key for key in await _scrape(meter, sessions, [cell.endpoint])] == []
+
+
+class _Recorded(Session):
+    """A session recording, per committed transaction, the namespaces whose usage or cursors
+    it wrote, and how many of its transactions are open."""
+
+    open_transactions = 0
+    written: list[set[str]] = []  # noqa: RUF012
+
+
+@event.listens_for(_Recorded, "after_begin")
+def _began(session: Session, *_: object) -> None:
+    _Recorded.open_transactions += 1
+    session.info["namespaces"] = set()
+
+
+@event.listens_for(_Recorded, "before_flush")
+def _flushing(session: Session, *_: object) -> None:
+    for row in (*session.new, *session.dirty):
+        if isinstance(row, UsageCursor | UsageRecord):
+            session.info["namespaces"].add(row.namespace_id)
+
+
+@event.listens_for(_Recorded, "after_commit")
+def _committed(session: Session) -> None:
+    _Recorded.open_transactions -= 1
+    _Recorded.written.append(session.info.pop("namespaces", set()))
+
+
+@event.listens_for(_Recorded, "after_rollback")
+def _rolled_back(session: Session) -> None:
+    if session.info.pop("namespaces", None) is not None:
+        _Recorded.open_transactions -= 1
+
+
+def _exposition(namespaces: list[str]) -> bytes:
+    lines = ["# HELP action action", "# TYPE action counter"]
+    for namespace in namespaces:
+        label = namespace.replace("-", "_").replace(".", "_")
+        for action_type, value in _add(STARTED, FINISHED).items():
+            lines.append(
+                f'action{{action_type="{action_type}",namespace="{label}",'
+                f'operation="x",service_name="frontend"}} {value}'
+            )
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def test_no_write_lock_is_held_during_metrics_reads_or_across_batches(
+    http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """While the meter waits on a slow metrics endpoint, no transaction of its is open and
+    another connection writes without waiting; then 60 namespaces are billed in transactions
+    of at most 10 namespaces each, not in one that holds the write lock for the whole cell."""
+    namespaces = [f"tenant-{i:02d}.acme1" for i in range(60)]
+    database = sessions.kw["bind"].url.database
+    assert database is not None
+    seen_while_reading: list[tuple[int, str]] = []
+
+    async def slow_endpoint(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        # Another tenant's write, refused at once (timeout 0) if anyone held the write lock.
+        other = sqlite3.connect(database, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("DELETE FROM usage_sources WHERE cell_id = 'nobody'")
+            other.execute("COMMIT")
+            seen_while_reading.append((_Recorded.open_transactions, "written"))
+        except sqlite3.OperationalError as error:
+            seen_while_reading.append((_Recorded.open_transactions, str(error)))
+        finally:
+            other.close()
+        await asyncio.sleep(0.5)  # slow: the meter is blocked on this read meanwhile
+        body = _exposition(namespaces)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(slow_endpoint, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    recorded = async_sessionmaker(
+        sessions.kw["bind"], expire_on_commit=False, sync_session_class=_Recorded
+    )
+    _Recorded.open_transactions = 0
+    _Recorded.written = []
+    try:
+        async with server:
+            report = await Meter(http, clock=lambda: NOW, batch_namespaces=10).scrape_once(
+                recorded, [("cell-slow", f"http://127.0.0.1:{port}/metrics")]
+            )
+    finally:
+        server.close()
+
+    assert report.failed == {}
+    assert seen_while_reading == [(0, "written")]
+    batches = [written for written in _Recorded.written if written]
+    assert len(batches) == 6
+    assert all(len(batch) <= 10 for batch in batches)
+    assert set().union(*batches) == set(namespaces)
+    assert len(report.added) == 60 * len(PER_ORDER_KINDS)
 
 
 async def test_unreachable_cell_is_reported_and_skipped(
@@ -279,8 +412,7 @@ async def test_unreachable_cell_is_reported_and_skipped(
     await _counted(http, cell, namespace, _add(STARTED, FINISHED))
     ghost = ("cell-ghost", f"http://127.0.0.1:{free_port()}/metrics")
 
-    async with sessions() as session, session.begin():
-        report = await meter.scrape_once(session, [ghost, cell.endpoint])
+    report = await meter.scrape_once(sessions, [ghost, cell.endpoint])
 
     assert list(report.failed) == ["cell-ghost"]
     assert report.failed["cell-ghost"].startswith("ConnectError")
@@ -309,8 +441,7 @@ async def test_cell_restart_mid_workload_keeps_totals_exact(
 
     await provider.stop(cell.spec.cell_id)
     await provider.start(cell.spec)
-    async with sessions() as session, session.begin():
-        report = await meter.scrape_once(session, [cell.endpoint])
+    report = await meter.scrape_once(sessions, [cell.endpoint])
     assert report.restarted == [cell.spec.cell_id]
 
     client = await Client.connect(cell.address, namespace=namespace)

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import pytest
 from cell_support import register_namespace
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 from storage_workflows import LedgerWorkflow
 from support import free_port
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
@@ -179,8 +180,16 @@ async def _sample(
     sessions: async_sessionmaker[AsyncSession],
     targets: Sequence[StorageTarget],
 ) -> StorageReport:
-    async with sessions() as session, session.begin():
-        return await meter.sample_once(session, targets)
+    return await meter.sample_once(sessions, targets)
+
+
+class _NeverCommits(Session):
+    """A session that dies before committing: the meter's process killed mid-write."""
+
+
+@event.listens_for(_NeverCommits, "before_commit")
+def _die(session: Session) -> None:
+    raise RuntimeError("storage meter killed")
 
 
 async def _usage(
@@ -261,10 +270,11 @@ async def test_sampling_an_hour_again_overwrites_it_with_the_newest_measurement(
 
         await _note(ledgers, 3)
         after = await _history_bytes(ledgers)
-        async with sessions() as session:
-            crashed = await meter.sample_once(session, [cell.target(namespace)])
-            await session.rollback()
-        assert crashed.measured[(namespace, ACTIVE_STORAGE_KIND)] == after
+        dying = async_sessionmaker(
+            sessions.kw["bind"], expire_on_commit=False, sync_session_class=_NeverCommits
+        )
+        with pytest.raises(RuntimeError, match="storage meter killed"):
+            await meter.sample_once(dying, [cell.target(namespace)])
         assert (await _usage(sessions, namespace))[(ACTIVE_STORAGE_KIND, clock.hour)] == before
 
         clock.now += dt.timedelta(minutes=30)
