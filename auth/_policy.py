@@ -53,6 +53,8 @@ _PERMISSION_RANK = {
 
 class Action(enum.StrEnum):
     ACCOUNT_CREATE = "account.create"
+    ACCOUNT_QUOTAS_READ = "account.quotas.read"
+    ACCOUNT_QUOTAS_SET = "account.quotas.set"
     NAMESPACE_CREATE = "namespace.create"
     NAMESPACE_READ = "namespace.read"
     NAMESPACE_UPDATE = "namespace.update"
@@ -130,6 +132,9 @@ OPERATOR_ACTIONS = frozenset(
         Action.ACCOUNT_CREATE,
         Action.GATEWAY_ROUTES_READ,
         Action.NAMESPACE_LIMITS_SET,
+        # Per-account quotas (namespaces, users, keys, operations in flight).
+        Action.ACCOUNT_QUOTAS_READ,
+        Action.ACCOUNT_QUOTAS_SET,
         Action.OPERATION_READ,
         Action.IDENTITY_READ,
         Action.GATEWAY_API_KEYS_VERIFY,
@@ -149,6 +154,7 @@ _ACCOUNT_ADMIN = (
     frozenset(Action)
     - {
         Action.ACCOUNT_CREATE,
+        Action.ACCOUNT_QUOTAS_SET,
         Action.GATEWAY_ROUTES_READ,
         Action.GATEWAY_API_KEYS_VERIFY,
         Action.NAMESPACE_LIMITS_SET,

@@ -30,6 +30,7 @@ from controlplane.kit.openapi import document_problems
 from controlplane.namespaces.endpoints import router as namespaces_router
 from controlplane.operations.endpoints import router as operations_router
 from controlplane.operations.starter import OperationStarter
+from controlplane.quotas.endpoints import router as quotas_router
 from controlplane.saml.endpoints import router as saml_router
 from controlplane.service_accounts.endpoints import router as service_accounts_router
 from controlplane.sign_in.endpoints import router as sign_in_router
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     http_observability.install(app, [CellHealthMetrics()])
     api = APIRouter(prefix="/api/v1")
     api.include_router(accounts_router)
+    api.include_router(quotas_router)
     api.include_router(namespaces_router)
     api.include_router(operations_router)
     api.include_router(gateway_routes_router)

@@ -32,6 +32,7 @@ from controlplane.namespaces.schemas import (
     NamespaceUpdate,
 )
 from controlplane.operations.schemas import AsyncOperationOut
+from controlplane.quotas.schemas import AccountQuotasOut, AccountQuotasSet
 from controlplane.service_accounts.schemas import (
     NamespaceScope,
     ServiceAccountCreate,
@@ -117,6 +118,19 @@ class StratusClient:
     def create_account(self, name: str, owner_email: str) -> AccountCreated:
         body = AccountCreate(name=name, owner_email=owner_email)
         return self._call(AccountCreated, "POST", "/accounts", json=body.model_dump())
+
+    def get_account_quotas(self, account_id: str) -> AccountQuotasOut:
+        """An account's quotas with their usage (the operator: any account; else one's own)."""
+        return self._call(AccountQuotasOut, "GET", f"/accounts/{account_id}/quotas")
+
+    def set_account_quotas(self, account_id: str, changes: AccountQuotasSet) -> AccountQuotasOut:
+        """Operator only: the fields set in ``changes`` change (``None``: back to the default)."""
+        return self._call(
+            AccountQuotasOut,
+            "POST",
+            f"/accounts/{account_id}/quotas",
+            json=changes.model_dump(exclude_unset=True),
+        )
 
     def create_namespace(
         self,

@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SYSTEM_TASK_QUEUE = "stratus-control-plane"
 SYSTEM_NAMESPACE = "default"
+# The system cell dispatches queued tasks fairly across fairness keys (operations use their
+# account's id): one account's backlog of operations does not hold up another's.
+SYSTEM_CELL_DYNAMIC_CONFIG = {"matching.useNewMatcher": "true", "matching.enableFairness": "true"}
 
 
 class OidcProvider(BaseModel):

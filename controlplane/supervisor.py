@@ -32,7 +32,7 @@ import httpx
 
 from billing import PriceBookError
 from controlplane.bootstrap import GatewayPki, bootstrap
-from controlplane.config import Settings
+from controlplane.config import SYSTEM_CELL_DYNAMIC_CONFIG, Settings
 from controlplane.invoices.pricing import load_pricing
 from dataplane.cells import CellSpec, CellWatcher, LocalCellProvider
 
@@ -86,7 +86,11 @@ class Child:
 class Supervisor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.provider = LocalCellProvider(settings.cells_dir, stop_timeout=_CELL_STOP_SECONDS)
+        self.provider = LocalCellProvider(
+            settings.cells_dir,
+            stop_timeout=_CELL_STOP_SECONDS,
+            dynamic_config=SYSTEM_CELL_DYNAMIC_CONFIG,
+        )
         self.run_dir = settings.resolved_data_dir / "run"
         self.children: list[Child] = []
         self._stopping = asyncio.Event()

@@ -36,6 +36,9 @@ from controlplane.operations.workflows import WORKFLOWS
 from dataplane.cells import CellProvider, LocalCellProvider
 
 logger = logging.getLogger(__name__)
+# Workflow tasks are CPU-bound on this process's one interpreter: more slots only queue them
+# here, out of reach of the system cell's fair dispatch.
+WORKFLOW_TASK_SLOTS = 4
 
 
 def cell_endpoints(
@@ -123,7 +126,12 @@ async def start_pending_operations(
     async with sessionmaker() as session:
         pending = await OperationRepository(session).pending()
     for operation in pending:
-        await starter.start(operation.id, operation.operation_type, operation.resource_id)
+        await starter.start(
+            operation.id,
+            operation.operation_type,
+            operation.resource_id,
+            account_id=operation.account_id,
+        )
 
 
 async def _reconcile_forever(
@@ -163,6 +171,10 @@ async def run(settings: Settings) -> None:
         task_queue=SYSTEM_TASK_QUEUE,
         workflows=WORKFLOWS,
         activities=activities.all(),
+        # Few workflow tasks at a time: the backlog then waits on the system cell, whose
+        # matching hands tasks out fairly across accounts (fairness key = account), instead
+        # of in this process in arrival order.
+        max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

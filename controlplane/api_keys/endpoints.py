@@ -23,7 +23,8 @@ async def create_api_key(
     principal: Annotated[Principal, Depends(requires(Action.API_KEY_CREATE))],
 ) -> ApiKeyCreated:
     """Issue a key for the caller (or, for admins, a service account). The token is in this
-    answer only; at most 10 active keys per user and 20 per service account."""
+    answer only; each principal may hold up to its account's ``api_keys_per_principal`` quota
+    of unexpired keys (default 20, disabled ones included)."""
     api_key, token = await service.create(
         session,
         principal,

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import datetime as dt
-
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Principal
@@ -38,23 +36,6 @@ class ApiKeyRepository:
         if owner_id is not None:
             statement = statement.where(ApiKey.owner_id == owner_id)
         return list((await self.session.execute(statement)).scalars())
-
-    async def count_active(
-        self, principal: Principal, *, owner_type: str, owner_id: str, now: dt.datetime
-    ) -> int:
-        statement = scoped(
-            select(func.count())
-            .select_from(ApiKey)
-            .where(
-                ApiKey.owner_type == owner_type,
-                ApiKey.owner_id == owner_id,
-                ApiKey.disabled.is_(False),
-                or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
-            ),
-            ApiKey.account_id,
-            principal,
-        )
-        return int((await self.session.execute(statement)).scalar_one())
 
     def add(self, api_key: ApiKey) -> None:
         self.session.add(api_key)

@@ -31,15 +31,15 @@ from controlplane.kit.db import utcnow
 from controlplane.kit.errors import (
     Forbidden,
     InvalidField,
-    LimitExceeded,
     NotFound,
     Unauthenticated,
 )
 from controlplane.models import ApiKey, User
+from controlplane.quotas import service as quotas
+from controlplane.quotas.service import Quota
 
 OWNER_KEY_LIFETIME = dt.timedelta(days=365)
 MAX_KEY_LIFETIME = dt.timedelta(days=730)
-MAX_ACTIVE_KEYS = {PrincipalKind.USER: 10, PrincipalKind.SERVICE_ACCOUNT: 20}
 
 
 async def issue_operator_key(session: AsyncSession) -> str:
@@ -138,7 +138,11 @@ async def create(
     if expires_at > now + MAX_KEY_LIFETIME:
         raise InvalidField("expiry must be at most 2 years (730 days) ahead", field="expiry")
     repository = ApiKeyRepository(session)
-    await _check_active_limit(repository, principal, kind, owner, now)
+    assert principal.account_id is not None
+    # Per owner, disabled keys included: enabling one again never needs a check.
+    await quotas.enforce(
+        session, principal.account_id, Quota.API_KEYS_PER_PRINCIPAL, owner=(kind, owner)
+    )
     new = generate_api_key()
     api_key = ApiKey(
         id=new.key_id,
@@ -164,24 +168,6 @@ async def create(
     )
     await session.flush()
     return api_key, new.token
-
-
-async def _check_active_limit(
-    repository: ApiKeyRepository,
-    principal: Principal,
-    kind: PrincipalKind,
-    owner_id: str,
-    now: dt.datetime,
-) -> None:
-    limit = MAX_ACTIVE_KEYS[kind]
-    active = await repository.count_active(
-        principal, owner_type=kind.value, owner_id=owner_id, now=now
-    )
-    if active >= limit:
-        raise LimitExceeded(
-            f"a {kind.value.replace('_', ' ')} may have at most {limit} active API keys; "
-            "disable or delete one first"
-        )
 
 
 async def list_all(session: AsyncSession, principal: Principal) -> list[ApiKey]:
@@ -213,13 +199,9 @@ async def set_disabled(
     session: AsyncSession, principal: Principal, *, key_id: str, disabled: bool
 ) -> ApiKey:
     """Disable (stops authenticating at once) or enable a key."""
-    repository = ApiKeyRepository(session)
     api_key = await _visible(session, principal, key_id, Action.API_KEY_UPDATE)
     if api_key.disabled == disabled:
         return api_key
-    if not disabled and api_key.owner_id is not None:
-        kind = PrincipalKind(api_key.owner_type)
-        await _check_active_limit(repository, principal, kind, api_key.owner_id, utcnow())
     api_key.disabled = disabled
     audit.record(
         session,

@@ -20,6 +20,8 @@ from controlplane.client import StratusAPIError, StratusClient
 from controlplane.exports.schemas import ExportSinkOut, ExportSinkSet
 from controlplane.invoices.schemas import InvoiceOut
 from controlplane.namespaces.schemas import NamespaceOperation, NamespaceOut
+from controlplane.quotas.schemas import AccountQuotasOut, AccountQuotasSet
+from controlplane.quotas.service import MAX_QUOTA, Quota
 from controlplane.service_accounts.schemas import ServiceAccountOut
 from controlplane.users.schemas import UserOut
 
@@ -29,6 +31,10 @@ namespace_app = typer.Typer(no_args_is_help=True, help="Namespaces of your accou
 certs_app = typer.Typer(no_args_is_help=True, help="Create CAs and client certificates.")
 operation_app = typer.Typer(no_args_is_help=True, help="Async operations.")
 app.add_typer(account_app, name="account")
+quotas_app = typer.Typer(
+    no_args_is_help=True, help="Account quotas (the operator sets them; admins read their own)."
+)
+account_app.add_typer(quotas_app, name="quotas")
 app.add_typer(namespace_app, name="namespace")
 app.add_typer(certs_app, name="certs")
 app.add_typer(operation_app, name="operation")
@@ -187,6 +193,73 @@ def account_create(
         f"account {created.account.id} created for {created.owner.email}\n"
         f"owner API key (shown once): {created.owner_api_key.token}",
     )
+
+
+AccountOption = Annotated[
+    str | None, typer.Option("--account", help="Account id (default: your own account)")
+]
+
+
+def _quotas_text(quotas: AccountQuotasOut) -> str:
+    lines = [f"quotas of account {quotas.account_id}:"]
+    for quota in quotas.quotas:
+        origin = "default" if quota.is_default else "set by operator"
+        lines.append(f"  {quota.quota.value}: {quota.usage} used of {quota.limit} ({origin})")
+    return "\n".join(lines)
+
+
+def _account_of(client: StratusClient, account_id: str | None) -> str:
+    if account_id is not None:
+        return account_id
+    own = client.current_identity().account_id
+    if own is None:
+        _fail("give --account (the operator key belongs to no account)")
+    return own
+
+
+@quotas_app.command("get")
+def quotas_get(ctx: typer.Context, account_id: AccountOption = None) -> None:
+    """Show an account's quotas and how much of each is used."""
+    c: Context = ctx.obj
+    quotas = _call(c, lambda client: client.get_account_quotas(_account_of(client, account_id)))
+    _emit(c, quotas, _quotas_text(quotas))
+
+
+QuotaOption = Annotated[int | None, typer.Option(min=0, max=MAX_QUOTA)]
+
+
+@quotas_app.command("set")
+def quotas_set(
+    ctx: typer.Context,
+    account_id: Annotated[str, typer.Option("--account", help="Account id")],
+    namespaces: QuotaOption = None,
+    users: QuotaOption = None,
+    service_accounts: QuotaOption = None,
+    api_keys_per_principal: QuotaOption = None,
+    concurrent_operations: QuotaOption = None,
+    reset: Annotated[
+        list[Quota] | None, typer.Option(help="Restore this quota's default (repeatable)")
+    ] = None,
+) -> None:
+    """Operator: set an account's quotas (those not given keep their value)."""
+    c: Context = ctx.obj
+    given = {
+        Quota.NAMESPACES: namespaces,
+        Quota.USERS: users,
+        Quota.SERVICE_ACCOUNTS: service_accounts,
+        Quota.API_KEYS_PER_PRINCIPAL: api_keys_per_principal,
+        Quota.CONCURRENT_OPERATIONS: concurrent_operations,
+    }
+    changes: dict[str, int | None] = {q.value: v for q, v in given.items() if v is not None}
+    for quota in reset or []:
+        if quota.value in changes:
+            _fail(f"--{quota.value.replace('_', '-')} and --reset {quota.value} contradict")
+        changes[quota.value] = None
+    if not changes:
+        _fail("give at least one quota to set or --reset")
+    body = AccountQuotasSet.model_validate(changes)
+    quotas = _call(c, lambda client: client.set_account_quotas(account_id, body))
+    _emit(c, quotas, _quotas_text(quotas))
 
 
 @namespace_app.command("create")

@@ -46,6 +46,9 @@ class StratusError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+        # RFC 9457 extension members (e.g. a quota's name, limit and usage).
+        self.extensions: dict[str, Any] = {}
+        self.headers: dict[str, str] = {}
 
     @property
     def type(self) -> str:
@@ -60,6 +63,7 @@ class StratusError(Exception):
         }
         if self.field is not None:
             body["field"] = self.field
+        body.update(self.extensions)
         if instance is not None:
             body["instance"] = instance
         return body
@@ -111,9 +115,30 @@ class BodyTooLarge(StratusError):
     title = "The request body is too large"
 
 
-class LimitExceeded(Conflict):
-    slug = "limit-exceeded"
-    title = "A limit would be exceeded"
+class QuotaExceeded(Conflict):
+    """A count quota of the account (namespaces, users, ...) is reached: remove something or
+    ask the operator for more."""
+
+    slug = "quota-exceeded"
+    title = "An account quota would be exceeded"
+
+    def __init__(self, message: str, *, quota: str, limit: int, usage: int) -> None:
+        super().__init__(message)
+        self.extensions = {"quota": quota, "limit": limit, "usage": usage}
+
+
+class TooManyOperations(StratusError):
+    """The account already runs as many async operations as its quota allows: retry later."""
+
+    status = 429
+    slug = "concurrent-operations-quota-exceeded"
+    title = "Too many async operations in flight"
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self, message: str, *, quota: str, limit: int, usage: int) -> None:
+        super().__init__(message)
+        self.extensions = {"quota": quota, "limit": limit, "usage": usage}
+        self.headers = {"Retry-After": str(self.RETRY_AFTER_SECONDS)}
 
 
 class LastOwner(Conflict):
@@ -227,12 +252,13 @@ def unexpected_error_response(
 
 
 def problem_response(error: StratusError, request: Request) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    headers.update(error.headers)
     return JSONResponse(
         error.problem(instance=request.url.path),
         status_code=error.status,
         media_type=PROBLEM_CONTENT_TYPE,
-        headers=headers,
+        headers=headers or None,
     )
 
 

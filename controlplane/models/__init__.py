@@ -2,6 +2,7 @@
 
 from controlplane.models.account import Account
 from controlplane.models.account_plan import AccountPlan
+from controlplane.models.account_quota import AccountQuota
 from controlplane.models.api_key import ApiKey
 from controlplane.models.async_operation import AsyncOperation, OperationState
 from controlplane.models.audit_event import AuditEvent
@@ -36,6 +37,7 @@ from controlplane.models.web_session import WebSession
 __all__ = [
     "Account",
     "AccountPlan",
+    "AccountQuota",
     "ApiKey",
     "AsyncOperation",
     "AuditEvent",

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Enum, ForeignKey, String, Text
+from sqlalchemy import Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.models.base import Base, TimestampMixin, UTCDateTime
@@ -20,6 +20,8 @@ class AsyncOperation(TimestampMixin, Base):
     """A data-plane change in flight; its id is also the id of the workflow that performs it."""
 
     __tablename__ = "async_operations"
+    # Counting an account's operations in flight (the concurrent-operations quota).
+    __table_args__ = (Index("ix_async_operations_account_id_state", "account_id", "state"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)

@@ -36,6 +36,8 @@ from controlplane.models import AsyncOperation, Namespace, NamespaceState
 from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.operations import service as operations
 from controlplane.operations.starter import OperationStarter
+from controlplane.quotas import service as quotas
+from controlplane.quotas.service import Quota
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 90
@@ -141,6 +143,8 @@ async def create(
         return retried, existing
     if await repository.get_scoped(principal, namespace_id) is not None:
         raise AlreadyExists(f"namespace {namespace_id} already exists", field="name")
+    await quotas.enforce(session, account_id, Quota.NAMESPACES)
+    await quotas.enforce(session, account_id, Quota.CONCURRENT_OPERATIONS)
     namespace = Namespace(
         id=namespace_id,
         account_id=account_id,
@@ -232,6 +236,7 @@ async def update(
             "can be updated",
             field="state",
         )
+    await quotas.enforce(session, account_id, Quota.CONCURRENT_OPERATIONS)
     if auth_method is not None:
         namespace.auth_method = auth_method
     if retention_days is not None:
@@ -370,6 +375,7 @@ async def delete(
             f"namespace {namespace_id} is {namespace.state.value}; wait for its operation to end",
             field="state",
         )
+    await quotas.enforce(session, account_id, Quota.CONCURRENT_OPERATIONS)
     namespace.state = NamespaceState.DELETING
     namespace.resource_version = str(uuid.uuid4())
     operation = operations.create(

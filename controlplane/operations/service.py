@@ -76,7 +76,7 @@ def create(
     OperationRepository(session).add(operation)
 
     async def start() -> None:
-        await starter.start(operation.id, operation_type, resource_id)
+        await starter.start(operation.id, operation_type, resource_id, account_id=account_id)
 
     after_commit(session, start)
     return operation

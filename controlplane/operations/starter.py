@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import Priority, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE
@@ -36,9 +36,15 @@ class OperationStarter:
                 )
             return self._client
 
-    async def start(self, operation_id: str, operation_type: str, resource_id: str) -> bool:
+    async def start(
+        self, operation_id: str, operation_type: str, resource_id: str, *, account_id: str
+    ) -> bool:
         """Start the workflow; False when the system cell could not be reached (the worker's
-        reconciler starts it later, the operation stays PENDING until then)."""
+        reconciler starts it later, the operation stays PENDING until then).
+
+        The account is the workflow's fairness key: the system cell dispatches its workflow
+        and activity tasks round-robin across accounts, so one account's backlog does not
+        delay another's operations (see ``SYSTEM_CELL_DYNAMIC_CONFIG``)."""
         workflow = WORKFLOW_BY_OPERATION[operation_type]
         try:
             client = await self.client()
@@ -48,6 +54,7 @@ class OperationStarter:
                 id=operation_id,
                 task_queue=SYSTEM_TASK_QUEUE,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                priority=Priority(fairness_key=account_id),
             )
             logger.info("started %s for operation %s", handle.id, operation_id)
         except WorkflowAlreadyStartedError:

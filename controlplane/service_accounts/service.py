@@ -22,6 +22,8 @@ from controlplane.kit.errors import (
 )
 from controlplane.models import ServiceAccount
 from controlplane.namespaces.repository import NamespaceRepository
+from controlplane.quotas import service as quotas
+from controlplane.quotas.service import Quota
 from controlplane.service_accounts.repository import ServiceAccountRepository
 
 
@@ -75,6 +77,7 @@ async def create(
                 f"namespace {namespace_id} not found", field="namespace_scope.namespace_id"
             )
     assert principal.account_id is not None
+    await quotas.enforce(session, principal.account_id, Quota.SERVICE_ACCOUNTS)
     service_account = ServiceAccount(
         id=str(uuid.uuid4()),
         account_id=principal.account_id,

@@ -31,6 +31,8 @@ from controlplane.kit.errors import (
 )
 from controlplane.models import Namespace, NamespaceAccess, User
 from controlplane.namespaces.repository import NamespaceRepository
+from controlplane.quotas import service as quotas
+from controlplane.quotas.service import Quota
 from controlplane.users.repository import UserRepository
 
 
@@ -50,6 +52,7 @@ async def invite(
     if await repository.get_by_email_scoped(principal, email) is not None:
         raise AlreadyExists(f"{email} is already a user of this account", field="email")
     assert principal.account_id is not None
+    await quotas.enforce(session, principal.account_id, Quota.USERS)
     user = User(
         id=str(uuid.uuid4()),
         account_id=principal.account_id,

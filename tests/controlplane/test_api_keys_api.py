@@ -137,24 +137,28 @@ def test_a_key_with_a_tampered_secret_is_refused(stratus: StratusUp, tenant: Ten
         assert_problem(client.get("/current-identity"), 401, "unauthenticated")
 
 
-def test_at_most_10_active_keys_per_user(stratus: StratusUp) -> None:
+def test_at_most_20_keys_per_user_disabled_ones_included(stratus: StratusUp) -> None:
     tenant = new_tenant(stratus, "Tenkeys")
-    # The owner's bootstrap key is the first active one.
-    for _ in range(9):
+    # The owner's bootstrap key is the first one.
+    for _ in range(19):
         assert _create(tenant.api_key, stratus).status_code == 201
-    eleventh = _create(tenant.api_key, stratus)
-    assert_problem(eleventh, 409, "limit-exceeded")
+    twenty_first = _create(tenant.api_key, stratus)
+    assert_problem(twenty_first, 409, "quota-exceeded")
+    assert twenty_first.json()["quota"] == "api_keys_per_principal"
     with http(stratus, tenant.api_key) as owner:
         keys = owner.get("/api-keys").json()["api_keys"]
-        assert len(keys) == 10
+        assert len(keys) == 20
         victim = next(key for key in keys if key["display_name"] == "k")
+        # A disabled key still counts (it can be enabled again at any time)...
         owner.post(f"/api-keys/{victim['id']}/disable")
+        assert_problem(_create(tenant.api_key, stratus), 409, "quota-exceeded")
+        assert owner.post(f"/api-keys/{victim['id']}/enable").status_code == 200
+        # ...a deleted one does not.
+        assert owner.delete(f"/api-keys/{victim['id']}").status_code == 204
         assert _create(tenant.api_key, stratus).status_code == 201
-        # Re-enabling would make 11 active.
-        assert_problem(owner.post(f"/api-keys/{victim['id']}/enable"), 409, "limit-exceeded")
 
 
-def test_at_most_20_active_keys_per_service_account(stratus: StratusUp) -> None:
+def test_at_most_20_keys_per_service_account(stratus: StratusUp) -> None:
     tenant = new_tenant(stratus, "Robokeys")
     service_account, _ = service_account_with_key(
         stratus, tenant.api_key, {"name": "ci", "account_role": "developer"}
@@ -162,7 +166,7 @@ def test_at_most_20_active_keys_per_service_account(stratus: StratusUp) -> None:
     body = {"owner_type": "service_account", "owner_id": service_account["id"]}
     for _ in range(19):
         assert _create(tenant.api_key, stratus, **body).status_code == 201
-    assert_problem(_create(tenant.api_key, stratus, **body), 409, "limit-exceeded")
+    assert_problem(_create(tenant.api_key, stratus, **body), 409, "quota-exceeded")
 
 
 def test_service_account_key_resolves_to_the_service_account(

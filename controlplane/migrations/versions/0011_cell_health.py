@@ -1,7 +1,7 @@
 """cell health: what the cell watchers last saw of each cell (restarts, failing, idle)
 
 Revision ID: 0011
-Revises: 0007_billing
+Revises: 0010
 Create Date: 2026-12-10 09:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import controlplane.models.base
 
 revision = "0011"
-down_revision = "0007_billing"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
