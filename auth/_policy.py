@@ -61,6 +61,8 @@ class Action(enum.StrEnum):
     NAMESPACE_LIMITS_SET = "namespace.limits.set"
     OPERATION_READ = "operation.read"
     GATEWAY_ROUTES_READ = "gateway_routes.read"
+    # List registered gateways and deregister one that is gone for good.
+    GATEWAY_MANAGE = "gateway.manage"
     USER_CREATE = "user.create"
     USER_READ = "user.read"
     USER_UPDATE = "user.update"
@@ -129,6 +131,7 @@ OPERATOR_ACTIONS = frozenset(
     {
         Action.ACCOUNT_CREATE,
         Action.GATEWAY_ROUTES_READ,
+        Action.GATEWAY_MANAGE,
         Action.NAMESPACE_LIMITS_SET,
         Action.OPERATION_READ,
         Action.IDENTITY_READ,
@@ -150,6 +153,7 @@ _ACCOUNT_ADMIN = (
     - {
         Action.ACCOUNT_CREATE,
         Action.GATEWAY_ROUTES_READ,
+        Action.GATEWAY_MANAGE,
         Action.GATEWAY_API_KEYS_VERIFY,
         Action.NAMESPACE_LIMITS_SET,
         Action.ACCOUNT_PLAN_SET,

@@ -15,13 +15,16 @@ from dataplane.gateway._routes import (
     StaticRouteSource,
 )
 from dataplane.gateway._server import Gateway
+from dataplane.gateway._tls import DEFAULT_DOMAIN, ServerNames
 
 __all__ = [
+    "DEFAULT_DOMAIN",
     "Gateway",
     "HttpRouteSource",
     "Limits",
     "Route",
     "RouteSource",
     "RouteTable",
+    "ServerNames",
     "StaticRouteSource",
 ]
