@@ -27,7 +27,13 @@ from auth._cert_filters import (
     certificate_matches_filters,
     parse_certificate_filters,
 )
-from auth._pki import KeyPair, generate_ca, generate_leaf
+from auth._pki import (
+    KeyPair,
+    generate_ca,
+    generate_leaf,
+    generate_private_key_pem,
+    issue_server_certificate,
+)
 from auth._policy import (
     NAMESPACE_ACTIONS,
     OPERATOR_ACTIONS,
@@ -79,7 +85,9 @@ __all__ = [
     "generate_api_key",
     "generate_ca",
     "generate_leaf",
+    "generate_private_key_pem",
     "hash_api_key",
+    "issue_server_certificate",
     "parse_api_key",
     "parse_ca_bundle",
     "parse_certificate_filters",

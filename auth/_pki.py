@@ -118,3 +118,44 @@ def generate_leaf(
         ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+
+def generate_private_key_pem() -> bytes:
+    """A new ECDSA P-256 private key (PEM, PKCS#8)."""
+    return _key_pem(ec.generate_private_key(ec.SECP256R1()))
+
+
+def issue_server_certificate(
+    issuer: KeyPair, key_pem: bytes, dns_name: str, *, valid_days: int = 30
+) -> bytes:
+    """A server certificate for ``dns_name`` over an existing key, signed by ``issuer``.
+
+    The gateway serves one such certificate per namespace server name; sharing its key across
+    them keeps issuing cheap (one signature, no key generation).
+    """
+    ca_cert = issuer.certificate
+    ca_key = serialization.load_pem_private_key(issuer.key_pem, password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError("issuer key must be an EC private key")
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise TypeError("server key must be an EC private key")
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name[:64])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(min(now + dt.timedelta(days=valid_days), ca_cert.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)

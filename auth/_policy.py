@@ -63,6 +63,8 @@ class Action(enum.StrEnum):
     NAMESPACE_LIMITS_SET = "namespace.limits.set"
     OPERATION_READ = "operation.read"
     GATEWAY_ROUTES_READ = "gateway_routes.read"
+    # List registered gateways and deregister one that is gone for good.
+    GATEWAY_MANAGE = "gateway.manage"
     USER_CREATE = "user.create"
     USER_READ = "user.read"
     USER_UPDATE = "user.update"
@@ -131,6 +133,7 @@ OPERATOR_ACTIONS = frozenset(
     {
         Action.ACCOUNT_CREATE,
         Action.GATEWAY_ROUTES_READ,
+        Action.GATEWAY_MANAGE,
         Action.NAMESPACE_LIMITS_SET,
         # Per-account quotas (namespaces, users, keys, operations in flight).
         Action.ACCOUNT_QUOTAS_READ,
@@ -156,6 +159,7 @@ _ACCOUNT_ADMIN = (
         Action.ACCOUNT_CREATE,
         Action.ACCOUNT_QUOTAS_SET,
         Action.GATEWAY_ROUTES_READ,
+        Action.GATEWAY_MANAGE,
         Action.GATEWAY_API_KEYS_VERIFY,
         Action.NAMESPACE_LIMITS_SET,
         Action.ACCOUNT_PLAN_SET,

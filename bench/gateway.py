@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -47,9 +48,9 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client, TLSConfig
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from auth import generate_ca, generate_leaf, parse_ca_bundle
+from auth import KeyPair, generate_ca, generate_leaf, parse_ca_bundle
 from dataplane.cells import CellSpec, LocalCellProvider
-from dataplane.gateway import Gateway, Limits, Route, StaticRouteSource
+from dataplane.gateway import Gateway, Limits, Route, ServerNames, StaticRouteSource
 from dataplane.gateway.__main__ import run as run_gateway_loop
 
 NAMESPACE = "bench.acct1"
@@ -109,7 +110,7 @@ async def serve_gateway(config: dict[str, str]) -> None:
         server_cert_pem=config["server_cert_pem"].encode(),
         server_key_pem=config["server_key_pem"].encode(),
         route_source=source,
-        fallback_client_ca_pem=config["gateway_ca_pem"].encode(),
+        issuer=KeyPair(config["gateway_ca_pem"].encode(), config["gateway_ca_key_pem"].encode()),
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -422,6 +423,7 @@ async def main() -> None:
                 "server_cert_pem": server.cert_pem.decode(),
                 "server_key_pem": server.key_pem.decode(),
                 "gateway_ca_pem": gateway_ca.cert_pem.decode(),
+                "gateway_ca_key_pem": gateway_ca.key_pem.decode(),
             }
             passthrough = {**config, "port": str(passthrough_port), "plain_port": str(plain_port)}
             with (
@@ -456,7 +458,13 @@ async def measure(
     credentials = grpc.ssl_channel_credentials(
         gateway_ca_pem, worker_cert.key_pem, worker_cert.cert_pem
     )
-    tls_options = [("grpc.ssl_target_name_override", "localhost")]
+    # The gateway picks the namespace's CAs by TLS server name; the peers serve "localhost".
+    gateway_name = ServerNames().for_namespace(NAMESPACE)
+    tls_options = {
+        "gateway": [("grpc.ssl_target_name_override", gateway_name)],
+        "passthrough": [("grpc.ssl_target_name_override", "localhost")],
+        "nginx": [("grpc.ssl_target_name_override", "localhost")],
+    }
     async with contextlib.AsyncExitStack() as stack:
         # The same client, call shape and count on every path; only the hop differs.
         secure = {
@@ -470,7 +478,7 @@ async def measure(
         for name, address in secure.items():
             if address is not None:
                 channels[name] = await stack.enter_async_context(
-                    grpc.aio.secure_channel(address, credentials, options=tls_options)
+                    grpc.aio.secure_channel(address, credentials, options=tls_options[name])
                 )
         channels["passthrough_plain"] = await stack.enter_async_context(
             grpc.aio.insecure_channel(f"127.0.0.1:{passthrough_ports[1]}")
@@ -492,9 +500,10 @@ async def measure(
         client_private_key=worker_cert.key_pem,
         domain="localhost",
     )
+    gateway_tls = dataclasses.replace(tls, domain=gateway_name)
     clients = {
         "direct": await Client.connect(cell_address, namespace=NAMESPACE),
-        "gateway": await Client.connect(gateway_address, namespace=NAMESPACE, tls=tls),
+        "gateway": await Client.connect(gateway_address, namespace=NAMESPACE, tls=gateway_tls),
     }
     if nginx_address is not None:
         clients["nginx"] = await Client.connect(nginx_address, namespace=NAMESPACE, tls=tls)

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     api_port: int = 8080
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 7233
+    # Workers name their namespace in the TLS server name: <namespace id>.<gateway_domain>.
+    gateway_domain: str = "stratus.localhost"
     # TLS endpoint for API-key workers (no client certificate); 0 disables it.
     gateway_api_key_port: int = 7234
     # Address of the control plane's own Temporal cluster; set by the supervisor.

@@ -114,6 +114,8 @@ class Supervisor:
                 "STRATUS_GATEWAY_CERT": str(pki.server_cert),
                 "STRATUS_GATEWAY_KEY": str(pki.server_key),
                 "STRATUS_GATEWAY_CA": str(pki.ca_cert),
+                "STRATUS_GATEWAY_CA_KEY": str(pki.ca_key),
+                "STRATUS_GATEWAY_DOMAIN": s.gateway_domain,
                 "STRATUS_GATEWAY_API_KEY": operator_key,
                 "STRATUS_GATEWAY_METRICS_PORT": str(self.gateway_metrics_port),
                 "STRATUS_GATEWAY_API_KEY_PORT": str(s.gateway_api_key_port),
@@ -275,7 +277,8 @@ class Supervisor:
             print(
                 "Stratus is up.\n"
                 f"  API:            {s.api_url}/api/v1   (OpenAPI: {s.api_url}/docs)\n"
-                f"  Gateway:        {s.gateway_host}:{s.gateway_port}   (mTLS; metrics: "
+                f"  Gateway:        {s.gateway_host}:{s.gateway_port}   (mTLS, TLS server name "
+                f"<namespace id>.{s.gateway_domain}; metrics: "
                 f"http://127.0.0.1:{self.gateway_metrics_port}/metrics)\n"
                 f"  API-key workers: {s.gateway_host}:{s.gateway_api_key_port}   "
                 "(TLS, authorization: Bearer <api key>)\n"

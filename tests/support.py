@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 
 from auth import KeyPair, generate_ca, generate_leaf
 from controlplane.client import StratusClient
+from dataplane.gateway import ServerNames
 
 STRATUS = str(Path(sys.executable).parent / "stratus")
 
@@ -310,12 +311,24 @@ def http(stratus: StratusUp, api_key: str | None) -> httpx.Client:
     return httpx.Client(base_url=stratus.api_url + "/api/v1", headers=headers, timeout=30)
 
 
-def tls_for(stratus: StratusUp, client_cert: KeyPair | None) -> TLSConfig:
+def server_name(namespace_id: str) -> str:
+    """The TLS server name that opens a gateway connection for ``namespace_id``."""
+    return ServerNames().for_namespace(namespace_id)
+
+
+def tls_for(stratus: StratusUp, client_cert: KeyPair | None, namespace_id: str) -> TLSConfig:
+    """SDK TLS settings for a worker of ``namespace_id`` (named in the TLS server name)."""
     return TLSConfig(
         server_root_ca_cert=stratus.gateway_ca,
         client_cert=client_cert.cert_pem if client_cert else None,
         client_private_key=client_cert.key_pem if client_cert else None,
+        domain=server_name(namespace_id),
     )
+
+
+def gateway_channel_options(namespace_id: str) -> list[tuple[str, str]]:
+    """grpc channel options naming ``namespace_id`` in the TLS server name."""
+    return [("grpc.ssl_target_name_override", server_name(namespace_id))]
 
 
 async def run_greeting(
@@ -323,7 +336,9 @@ async def run_greeting(
 ) -> str:
     """Connect a real worker and client to the gateway over mTLS and run one workflow."""
     client = await Client.connect(
-        stratus.gateway_address, namespace=namespace_id, tls=tls_for(stratus, client_cert)
+        stratus.gateway_address,
+        namespace=namespace_id,
+        tls=tls_for(stratus, client_cert, namespace_id),
     )
     task_queue = f"greetings-{workflow_id}"
     async with Worker(

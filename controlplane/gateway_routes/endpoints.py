@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Path, Response
 from pydantic import BaseModel, Field
 
 from auth import Action, Principal, data_plane_permission
@@ -42,16 +43,25 @@ async def list_gateway_routes(
     session: SessionDep,
     _principal: Annotated[Principal, Depends(requires(Action.GATEWAY_ROUTES_READ))],
     response: Response,
-    if_none_match: Annotated[str | None, Header()] = None,
-    x_stratus_gateway_id: Annotated[str | None, Header(max_length=64)] = None,
+    if_none_match: Annotated[str | None, Header(max_length=32)] = None,
+    x_stratus_gateway_id: Annotated[
+        str | None, Header(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    ] = None,
+    x_stratus_gateway_rejected: Annotated[
+        str | None, Header(max_length=8192, pattern=r"^(\*|[a-z0-9.,-]*)$")
+    ] = None,
 ) -> RouteTableOut | Response:
     """The gateway's routing table (operator credential). Polled with ``If-None-Match``, which
-    also tells which version the polling gateway has applied."""
+    also tells which version the polling gateway has applied, and
+    ``X-Stratus-Gateway-Rejected``, the namespaces of that version it could not serve."""
     repository = GatewayRouteRepository(session)
     if x_stratus_gateway_id:
         applied = if_none_match.strip('"') if if_none_match else ""
         await service.record_gateway_poll(
-            session, x_stratus_gateway_id, int(applied) if applied.isdigit() else 0
+            session,
+            x_stratus_gateway_id,
+            int(applied) if applied.isdigit() else 0,
+            x_stratus_gateway_rejected or "",
         )
     version = await repository.table_version()
     etag = f'"{version}"'
@@ -75,6 +85,47 @@ async def list_gateway_routes(
             for r in routes
         ],
     )
+
+
+class GatewayOut(BaseModel):
+    id: str
+    applied_version: int
+    last_seen_at: dt.datetime
+    # Namespaces of the applied version this gateway could not serve ("*": too many to name).
+    rejected: list[str]
+
+
+@router.get("/gateways", response_model=list[GatewayOut])
+async def list_gateways(
+    session: SessionDep,
+    _principal: Annotated[Principal, Depends(requires(Action.GATEWAY_MANAGE))],
+) -> list[GatewayOut]:
+    """Every registered gateway (operator): namespaces become ACTIVE only once all of these
+    serve them, so a gateway that is gone for good must be deregistered."""
+    return [
+        GatewayOut(
+            id=instance.id,
+            applied_version=instance.applied_version,
+            last_seen_at=instance.last_seen_at,
+            rejected=[name for name in instance.rejected.split(",") if name],
+        )
+        for instance in await service.list_gateways(session)
+    ]
+
+
+@router.delete(
+    "/gateways/{gateway_id}",
+    status_code=204,
+    responses={404: {"description": "No gateway registered with this id"}},
+)
+async def deregister_gateway(
+    gateway_id: Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")],
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(requires(Action.GATEWAY_MANAGE))],
+) -> Response:
+    """Deregister a gateway (operator; a gateway stopping cleanly does this itself)."""
+    await service.deregister(session, principal, gateway_id)
+    return Response(status_code=204)
 
 
 class ApiKeyVerify(BaseModel):

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,12 +39,9 @@ class GatewayInstanceRepository:
     def add(self, instance: GatewayInstance) -> None:
         self.session.add(instance)
 
-    async def live_lagging(self, seen_since: dt.datetime, version: int) -> list[GatewayInstance]:
-        """Gateways seen since ``seen_since`` that have not yet applied ``version``."""
-        result = await self.session.execute(
-            select(GatewayInstance).where(
-                GatewayInstance.last_seen_at >= seen_since,
-                GatewayInstance.applied_version < version,
-            )
-        )
+    async def all(self) -> list[GatewayInstance]:
+        result = await self.session.execute(select(GatewayInstance).order_by(GatewayInstance.id))
         return list(result.scalars())
+
+    async def delete(self, instance: GatewayInstance) -> None:
+        await self.session.delete(instance)

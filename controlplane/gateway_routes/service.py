@@ -8,11 +8,14 @@ from dataclasses import asdict, dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth import Principal
+from controlplane.audit import service as audit
 from controlplane.gateway_routes.repository import (
     GatewayInstanceRepository,
     GatewayRouteRepository,
 )
 from controlplane.kit.db import utcnow
+from controlplane.kit.errors import NotFound
 from controlplane.models import GatewayInstance, GatewayRoute
 
 
@@ -71,31 +74,78 @@ async def unpublish(session: AsyncSession, namespace_id: str) -> int:
     return route.version
 
 
-# A gateway that has not polled for this long is considered gone and is not waited for.
-GATEWAY_LIVENESS = dt.timedelta(seconds=15)
-
-
-async def record_gateway_poll(session: AsyncSession, gateway_id: str, applied_version: int) -> None:
-    """Remember what a gateway has applied (it says so with ``If-None-Match``)."""
+async def record_gateway_poll(
+    session: AsyncSession, gateway_id: str, applied_version: int, rejected: str = ""
+) -> None:
+    """Register a gateway on its first poll and remember what it has applied (it says so with
+    ``If-None-Match``) and which namespaces of that version it could not serve."""
     repository = GatewayInstanceRepository(session)
     instance = await repository.get(gateway_id)
     now = utcnow()
     if instance is None:
         repository.add(
-            GatewayInstance(id=gateway_id, applied_version=applied_version, last_seen_at=now)
+            GatewayInstance(
+                id=gateway_id, applied_version=applied_version, last_seen_at=now, rejected=rejected
+            )
         )
-    elif instance.applied_version != applied_version or now - instance.last_seen_at > dt.timedelta(
-        seconds=2
+    elif (
+        instance.applied_version != applied_version
+        or instance.rejected != rejected
+        or now - instance.last_seen_at > dt.timedelta(seconds=2)
     ):
-        # Only write when something changed or liveness needs refreshing: polls are frequent.
+        # Only write when something changed or last_seen needs refreshing: polls are frequent.
         instance.applied_version = applied_version
+        instance.rejected = rejected
         instance.last_seen_at = now
     await session.flush()
 
 
-async def lagging_gateways(session: AsyncSession, version: int) -> list[str]:
-    """Ids of live gateways that have not applied ``version`` yet."""
-    lagging = await GatewayInstanceRepository(session).live_lagging(
-        utcnow() - GATEWAY_LIVENESS, version
+def _rejects(instance: GatewayInstance, namespace_id: str) -> bool:
+    return instance.rejected == "*" or namespace_id in instance.rejected.split(",")
+
+
+async def lagging_gateways(
+    session: AsyncSession, version: int, namespace_id: str | None = None
+) -> list[str]:
+    """Ids of registered gateways that do not serve route-table ``version`` yet, or (with
+    ``namespace_id``) serve it without that namespace's CAs in force. A gateway that is down
+    counts until it is back or deregistered: ACTIVE must mean usable at every gateway."""
+    instances = await GatewayInstanceRepository(session).all()
+    return [
+        instance.id
+        for instance in instances
+        if instance.applied_version < version
+        or (namespace_id is not None and _rejects(instance, namespace_id))
+    ]
+
+
+async def rejecting_gateways(session: AsyncSession, version: int, namespace_id: str) -> list[str]:
+    """Gateways that applied ``version`` (or later) and could not serve ``namespace_id``."""
+    instances = await GatewayInstanceRepository(session).all()
+    return [
+        instance.id
+        for instance in instances
+        if instance.applied_version >= version and _rejects(instance, namespace_id)
+    ]
+
+
+async def list_gateways(session: AsyncSession) -> list[GatewayInstance]:
+    return await GatewayInstanceRepository(session).all()
+
+
+async def deregister(session: AsyncSession, principal: Principal, gateway_id: str) -> None:
+    """Remove a gateway from the set namespaces wait for (it registers again if it polls)."""
+    repository = GatewayInstanceRepository(session)
+    instance = await repository.get(gateway_id)
+    if instance is None:
+        raise NotFound(f"gateway {gateway_id} is not registered")
+    await repository.delete(instance)
+    audit.record(
+        session,
+        principal,
+        action="gateway.deregister",
+        target=f"gateway/{gateway_id}",
+        account_id=None,
+        details={"applied_version": instance.applied_version},
     )
-    return [instance.id for instance in lagging]
+    await session.flush()

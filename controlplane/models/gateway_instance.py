@@ -2,17 +2,20 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import String
+from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.models.base import Base, UTCDateTime
 
 
 class GatewayInstance(Base):
-    """A running gateway, as seen by its route polls: the route-table version it has applied.
+    """A registered gateway, as seen by its route polls: the route-table version it has
+    applied and the namespaces of that version it could not serve.
 
-    A namespace becomes ACTIVE only once every live gateway has applied its route, so a client
-    that sees ACTIVE can connect at once.
+    A gateway registers with its first poll and stays registered, up or down, until it stops
+    cleanly or the operator deregisters it. A namespace becomes ACTIVE only once every
+    registered gateway serves it with its CAs in force, so a client that sees ACTIVE can
+    connect at once.
     """
 
     __tablename__ = "gateway_instances"
@@ -20,3 +23,5 @@ class GatewayInstance(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     applied_version: Mapped[int]
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    # Comma-separated namespace ids of ``applied_version`` it does not serve; "*" for many.
+    rejected: Mapped[str] = mapped_column(Text, default="", server_default="")

@@ -129,7 +129,8 @@ async def create(
     validate_name(name)
     validate_retention(retention_days)
     validate_auth_method(auth_method)
-    validate_accepted_client_ca(accepted_client_ca)
+    # Only the canonical bundle is stored: what the tenant sent never reaches a TLS stack.
+    bundle = validate_accepted_client_ca(accepted_client_ca)
     filters = validate_certificate_filters(certificate_filters)
     namespace_id = f"{name}.{account_id}"
     repository = NamespaceRepository(session)
@@ -150,7 +151,7 @@ async def create(
         account_id=account_id,
         name=name,
         retention_days=retention_days,
-        accepted_client_ca=accepted_client_ca,
+        accepted_client_ca=bundle.pem,
         certificate_filters=filters,
         state=NamespaceState.ACTIVATING,
         resource_version=str(uuid.uuid4()),

@@ -195,11 +195,24 @@ class ProvisioningActivities:
             raise ApplicationError(f"route version race, retrying: {error}") from None
 
     @activity.defn
-    async def await_route_propagation(self, version: int) -> int:
-        """Wait until every live gateway has applied ``version`` (heartbeating meanwhile)."""
+    async def await_route_propagation(self, version: int, namespace_id: str = "") -> int:
+        """Wait until every registered gateway serves ``version`` and, with ``namespace_id``,
+        has that namespace's CAs loaded and verified (heartbeating meanwhile). A gateway that
+        could not load them fails the operation with its reason in the gateway's log."""
         while True:
             async with self._sessionmaker() as session:
-                lagging = await routes.lagging_gateways(session, version)
+                lagging = await routes.lagging_gateways(session, version, namespace_id or None)
+                rejecting = (
+                    await routes.rejecting_gateways(session, version, namespace_id)
+                    if namespace_id
+                    else []
+                )
+            if rejecting:
+                raise ApplicationError(
+                    f"gateway(s) {', '.join(rejecting)} could not put the client CA bundle of "
+                    f"namespace {namespace_id} in force; see the gateway log",
+                    non_retryable=True,
+                )
             if not lagging:
                 return version
             activity.heartbeat(lagging)

@@ -39,12 +39,13 @@ async def _step(name: str, *args: str | int) -> Any:
     )
 
 
-async def _propagate(version: int) -> None:
-    """Wait for every live gateway to serve route-table ``version``; heartbeats let a dead
-    worker's wait be retried quickly elsewhere."""
+async def _propagate(version: int, namespace_id: str = "") -> None:
+    """Wait for every registered gateway to serve route-table ``version`` (with
+    ``namespace_id``'s CAs in force); heartbeats let a dead worker's wait be retried quickly
+    elsewhere."""
     await workflow.execute_activity(
         "await_route_propagation",
-        version,
+        args=[version, namespace_id],
         start_to_close_timeout=PROPAGATION_TIMEOUT,
         heartbeat_timeout=timedelta(seconds=5),
         retry_policy=STEP_RETRY,
@@ -64,7 +65,7 @@ class CreateNamespaceWorkflow:
         try:
             await _step("ensure_cell", op.resource_id)
             await _step("register_namespace", op.resource_id)
-            await _propagate(await _step("publish_route", op.resource_id))
+            await _propagate(await _step("publish_route", op.resource_id), op.resource_id)
             await _step("complete_namespace_create", op.resource_id, op.operation_id)
         except ActivityError as error:
             await _step("fail_operation", op.operation_id, _reason(error))
@@ -82,7 +83,7 @@ class UpdateNamespaceWorkflow:
         await _step("mark_operation_in_progress", op.operation_id)
         try:
             await _step("register_namespace", op.resource_id)
-            await _propagate(await _step("publish_route", op.resource_id))
+            await _propagate(await _step("publish_route", op.resource_id), op.resource_id)
             await _step("complete_namespace_update", op.resource_id, op.operation_id)
         except ActivityError as error:
             await _step("fail_operation", op.operation_id, _reason(error))

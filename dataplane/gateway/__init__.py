@@ -15,8 +15,10 @@ from dataplane.gateway._routes import (
     StaticRouteSource,
 )
 from dataplane.gateway._server import Gateway
+from dataplane.gateway._tls import DEFAULT_DOMAIN, ServerNames
 
 __all__ = [
+    "DEFAULT_DOMAIN",
     "CallerLimits",
     "Gateway",
     "HttpRouteSource",
@@ -24,5 +26,6 @@ __all__ = [
     "Route",
     "RouteSource",
     "RouteTable",
+    "ServerNames",
     "StaticRouteSource",
 ]

@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import socket
-import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +14,11 @@ from typing import Any
 
 from prometheus_client import start_http_server
 
+from auth import KeyPair
 from dataplane.gateway import CallerLimits, Gateway, HttpRouteSource
 from dataplane.gateway._api_keys import HttpKeyVerifier
 from dataplane.gateway._server import DEFAULT_MAX_REQUEST_BYTES
+from dataplane.gateway._tls import DEFAULT_DOMAIN
 
 logger = logging.getLogger("dataplane.gateway")
 
@@ -32,8 +33,13 @@ class GatewaySettings:
     cert_pem: bytes
     key_pem: bytes
     ca_pem: bytes
+    # Signs the server certificates of namespace server names (<namespace id>.<domain>).
+    ca_key_pem: bytes
     api_url: str
     api_key: str
+    domain: str = DEFAULT_DOMAIN
+    # Stable across restarts: the control plane waits for every registered gateway id.
+    gateway_id: str = ""
     # Prometheus metrics on 127.0.0.1:<port>; 0 disables them.
     metrics_port: int = 0
     # The API-key endpoint (TLS without client certificates); 0 disables it.
@@ -71,6 +77,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> GatewaySettings:
             "STRATUS_GATEWAY_CERT",
             "STRATUS_GATEWAY_KEY",
             "STRATUS_GATEWAY_CA",
+            "STRATUS_GATEWAY_CA_KEY",
             "STRATUS_API_URL",
             "STRATUS_GATEWAY_API_KEY",
         )
@@ -78,14 +85,19 @@ def settings_from_env(env: dict[str, str] | None = None) -> GatewaySettings:
     ]
     if missing:
         raise SystemExit(f"gateway configuration incomplete; set {', '.join(missing)}")
+    host = source.get("STRATUS_GATEWAY_HOST", "127.0.0.1")
+    port = int(source.get("STRATUS_GATEWAY_PORT", "7233"))
     return GatewaySettings(
-        host=source.get("STRATUS_GATEWAY_HOST", "127.0.0.1"),
-        port=int(source.get("STRATUS_GATEWAY_PORT", "7233")),
+        host=host,
+        port=port,
         cert_pem=Path(source["STRATUS_GATEWAY_CERT"]).read_bytes(),
         key_pem=Path(source["STRATUS_GATEWAY_KEY"]).read_bytes(),
         ca_pem=Path(source["STRATUS_GATEWAY_CA"]).read_bytes(),
+        ca_key_pem=Path(source["STRATUS_GATEWAY_CA_KEY"]).read_bytes(),
         api_url=source["STRATUS_API_URL"],
         api_key=source["STRATUS_GATEWAY_API_KEY"],
+        domain=source.get("STRATUS_GATEWAY_DOMAIN", DEFAULT_DOMAIN),
+        gateway_id=source.get("STRATUS_GATEWAY_ID") or f"{socket.gethostname()}:{port}"[:64],
         metrics_port=int(source.get("STRATUS_GATEWAY_METRICS_PORT", "0")),
         api_key_port=int(source.get("STRATUS_GATEWAY_API_KEY_PORT", "0")),
         max_request_bytes=int(
@@ -96,8 +108,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> GatewaySettings:
 
 
 async def serve(settings: GatewaySettings) -> None:
-    gateway_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    routes = HttpRouteSource(settings.api_url, settings.api_key, gateway_id=gateway_id)
+    routes = HttpRouteSource(settings.api_url, settings.api_key, gateway_id=settings.gateway_id)
     verifier = HttpKeyVerifier(settings.api_url, settings.api_key)
     gateway = Gateway(
         settings.host,
@@ -105,7 +116,8 @@ async def serve(settings: GatewaySettings) -> None:
         server_cert_pem=settings.cert_pem,
         server_key_pem=settings.key_pem,
         route_source=routes,
-        fallback_client_ca_pem=settings.ca_pem,
+        issuer=KeyPair(settings.ca_pem, settings.ca_key_pem),
+        domain=settings.domain,
         max_request_bytes=settings.max_request_bytes,
         api_key_port=settings.api_key_port or None,
         key_verifier=verifier,
@@ -122,6 +134,8 @@ async def serve(settings: GatewaySettings) -> None:
         await gateway.start()
         await stopping.wait()
         logger.info("gateway stopping")
+        # A clean stop leaves the set of gateways namespaces wait for; a crash does not.
+        await routes.deregister()
     finally:
         await gateway.stop(_STOP_GRACE_SECONDS)
         await routes.aclose()

@@ -24,13 +24,16 @@ class Decision(enum.Enum):
     FILTERED = "filtered"
     # The namespace does not accept this way of authenticating (mTLS vs API key).
     WRONG_AUTH_METHOD = "wrong_auth_method"
+    # The mTLS connection was opened (by its TLS server name) for another namespace.
+    OTHER_CONNECTION = "other_connection"
 
 
 class Admissions:
     """Decides whether a client certificate may use a namespace.
 
-    The TLS handshake only proved the certificate chains to *some* routed bundle; this binds
-    it to the bundle and certificate filters of the namespace in the request. Verifying a
+    The TLS handshake verified the certificate against the CAs of the namespace the
+    connection names; this re-checks it, per request, against that namespace's current bundle
+    (which may have changed since the handshake) and its certificate filters. Verifying a
     signature costs far more than the proxying itself, so decisions are cached by
     (certificate sha256, namespace, bundle fingerprint, filters): a changed bundle or filter
     set is a new key. Entries expire after ``ttl`` seconds so a certificate that expires stops

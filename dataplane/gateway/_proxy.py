@@ -41,6 +41,8 @@ from dataplane.gateway._metrics import GatewayMetrics
 from dataplane.gateway._nested import MalformedTaskToken, nested_references
 from dataplane.gateway._policy import OPERATOR_SERVICE, WORKFLOW_SERVICE, Handling
 from dataplane.gateway._routes import Route, RouteTable
+from dataplane.gateway._terminator import PeerRegistry
+from dataplane.gateway._tls import ServerNames
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +111,8 @@ class _Caller:
     certificate: bytes = b""
     certificate_id: bytes = b""
     key: VerifiedKey | None = None
+    # mTLS: the namespace the connection's TLS server name bound it to; nothing else is usable.
+    bound_namespace: str | None = None
 
     @property
     def cache_id(self) -> bytes:
@@ -192,19 +196,6 @@ def _check_nested(method: Method, message: Message, namespace: str, route: Route
             )
 
 
-def _peer_certificate(context: Context) -> bytes:
-    certificates = context.auth_context().get("x509_pem_cert")
-    if certificates:
-        for certificate in certificates:
-            return certificate
-    # Unreachable while the listener requires client certificates; refuse rather than trust.
-    raise _Refusal(
-        grpc.StatusCode.UNAUTHENTICATED,
-        "no client certificate was presented; configure your client with the certificate "
-        "and key issued for your namespace",
-    )
-
-
 class _Upstream:
     """One insecure channel to a cell and its per-method callables, built once."""
 
@@ -228,13 +219,20 @@ class Proxy:
     """
 
     def __init__(
-        self, key_verifier: KeyVerifier | None = None, caller_limits: CallerLimits | None = None
+        self,
+        key_verifier: KeyVerifier | None = None,
+        caller_limits: CallerLimits | None = None,
+        *,
+        peers: PeerRegistry | None = None,
+        names: ServerNames | None = None,
     ) -> None:
         caller_limits = caller_limits or CallerLimits()
         self._key_guard = None if key_verifier is None else KeyGuard(key_verifier, caller_limits)
         self._namespaceless_limit = caller_limits.namespaceless_requests_per_second
         self._namespaceless_buckets = BucketTable(self._namespaceless_limit)
         self._cell_answers = CellAnswers()
+        self._peers = peers if peers is not None else PeerRegistry()
+        self._names = names or ServerNames()
         self._tracer = trace.get_tracer(TRACER_NAME)
         self._table = RouteTable()
         self._admissions = Admissions()
@@ -359,8 +357,27 @@ class Proxy:
         (verified with the control plane within the key guard's limits) on the API-key
         endpoint."""
         if mode is AuthMode.MTLS:
-            certificate = _peer_certificate(context)
-            return _Caller(mode, certificate, Admissions.certificate_id(certificate))
+            identity = self._peers.get(context.peer())
+            if identity is None:
+                # Only the gateway's TLS listener relays to this server; refuse anything else.
+                raise _Refusal(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "connect through the gateway's TLS endpoint with your client certificate",
+                )
+            if identity.namespace is None or not identity.certificate_pem:
+                raise _Refusal(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "no client certificate was presented; connect with the certificate and key "
+                    "issued for your namespace and the server name <namespace id>"
+                    f"{self._names.for_namespace('')} (temporalio: TLSConfig(client_cert=..., "
+                    "client_private_key=..., domain=...))",
+                )
+            return _Caller(
+                mode,
+                identity.certificate_pem,
+                identity.certificate_id,
+                bound_namespace=identity.namespace,
+            )
         token = _bearer_token(context)
         if self._key_guard is None:
             raise _Refusal(grpc.StatusCode.UNAVAILABLE, "API keys are not enabled on this gateway")
@@ -398,6 +415,8 @@ class Proxy:
             return Decision.ADMITTED
         if route.auth_method not in _MTLS_METHODS:
             return Decision.WRONG_AUTH_METHOD
+        if route.namespace_id != caller.bound_namespace:
+            return Decision.OTHER_CONNECTION
         return self._admissions.decide(
             caller.certificate,
             caller.certificate_id,
@@ -512,6 +531,10 @@ class Proxy:
                 f"request body names namespace {namespace}; send both with the same namespace",
                 namespace,
             )
+        if caller.bound_namespace is not None and namespace != caller.bound_namespace:
+            # Before the route lookup: whether another namespace exists is not this caller's
+            # business (NOT_FOUND vs PERMISSION_DENIED would tell it).
+            _raise_unless_admitted(Decision.OTHER_CONNECTION, caller, namespace)
         route = self._table.routes.get(namespace)
         if route is None:
             raise _Refusal(
@@ -574,6 +597,14 @@ class Proxy:
 def _raise_unless_admitted(decision: Decision, caller: _Caller, namespace: str) -> None:
     if decision is Decision.ADMITTED:
         return
+    if decision is Decision.OTHER_CONNECTION:
+        raise _Refusal(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"this connection is for namespace {caller.bound_namespace} (its TLS server name); "
+            f"a request for namespace {namespace} needs a connection whose server name names "
+            "that namespace, with a certificate that namespace accepts",
+            namespace,
+        )
     if decision is Decision.WRONG_AUTH_METHOD:
         if caller.mode is AuthMode.MTLS:
             hint = (

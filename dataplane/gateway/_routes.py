@@ -29,6 +29,18 @@ from dataplane.gateway._limits import (
 logger = logging.getLogger(__name__)
 
 ROUTES_PATH = "/api/v1/internal/gateway-routes"
+GATEWAYS_PATH = "/api/v1/internal/gateways"
+REJECTED_HEADER = "X-Stratus-Gateway-Rejected"
+# More rejected namespaces than fit are reported as "*": the control plane then treats every
+# namespace of the version as not served by that gateway (never as served).
+_MAX_REJECTED_IN_HEADER = 64
+
+
+def rejected_header(rejected: Mapping[str, str]) -> str:
+    """The header value naming the namespaces a gateway could not serve."""
+    if len(rejected) > _MAX_REJECTED_IN_HEADER:
+        return "*"
+    return ",".join(sorted(rejected))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +83,11 @@ class RouteSource(Protocol):
         """The current table, or ``None`` when it has not changed since the last fetch."""
         ...
 
+    def report(self, rejected: Mapping[str, str]) -> None:
+        """What the gateway could not serve of the table it applied last (namespace id →
+        reason), so the control plane never calls such a namespace ready."""
+        ...
+
 
 class StaticRouteSource:
     """Routes held in memory; ``set`` replaces them and bumps the version (tests, benchmarks)."""
@@ -78,6 +95,7 @@ class StaticRouteSource:
     def __init__(self, routes: Iterable[Route] = ()) -> None:
         self._versions = itertools.count(1)
         self._table = RouteTable.of(routes, next(self._versions))
+        self.rejected: Mapping[str, str] = {}
 
     @property
     def table(self) -> RouteTable:
@@ -91,6 +109,9 @@ class StaticRouteSource:
         # gateway skips a table whose version it already serves.
         return self._table
 
+    def report(self, rejected: Mapping[str, str]) -> None:
+        self.rejected = dict(rejected)
+
 
 class HttpRouteSource:
     """Routes published by the control plane at ``GET /api/v1/internal/gateway-routes``.
@@ -99,25 +120,41 @@ class HttpRouteSource:
     keeps the last good table (logged as a warning): a control-plane outage must not stop
     worker traffic.
 
-    Each poll names the gateway (``X-Stratus-Gateway-Id``) and, through ``If-None-Match``, the
-    version it has applied: the control plane marks a namespace ACTIVE only once every live
-    gateway serves its route.
+    Each poll names the gateway (``X-Stratus-Gateway-Id``), the version it has applied
+    (``If-None-Match``) and the namespaces of that version it could not serve
+    (``X-Stratus-Gateway-Rejected``): the control plane marks a namespace ACTIVE only once
+    every registered gateway serves it with its CAs in force.
     """
 
     def __init__(
         self, api_url: str, api_key: str, *, gateway_id: str | None = None, timeout: float = 5.0
     ) -> None:
         self._url = api_url.rstrip("/") + ROUTES_PATH
+        self._gateway_id = gateway_id
         headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         if gateway_id is not None:
             headers["X-Stratus-Gateway-Id"] = gateway_id
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout), headers=headers)
         self._version: int | None = None
+        self._rejected_header = ""
         # Bundles rarely change; reuse parsed ones across versions.
         self._bundles: dict[str, CABundle] = {}
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    async def deregister(self) -> None:
+        """Leave the set of gateways the control plane waits for (on a clean stop only: a
+        crashed gateway stays registered and holds activations back until it is back)."""
+        if self._gateway_id is None:
+            return
+        url = self._url.removesuffix(ROUTES_PATH) + GATEWAYS_PATH + "/" + self._gateway_id
+        try:
+            response = await self._client.delete(url)
+            if response.status_code not in (204, 404):
+                response.raise_for_status()
+        except httpx.HTTPError as exc:
+            logger.warning("gateway %s not deregistered: %r", self._gateway_id, exc)
 
     async def wait_until_reachable(self, timeout: float) -> None:
         """Block until the control plane answers, so a starting gateway never serves with an
@@ -133,8 +170,13 @@ class HttpRouteSource:
                     raise TimeoutError(f"route source {self._url} unreachable: {exc!r}") from exc
             await asyncio.sleep(0.2)
 
+    def report(self, rejected: Mapping[str, str]) -> None:
+        self._rejected_header = rejected_header(rejected)
+
     async def fetch(self) -> RouteTable | None:
         headers = {} if self._version is None else {"If-None-Match": f'"{self._version}"'}
+        if self._rejected_header:
+            headers[REJECTED_HEADER] = self._rejected_header
         try:
             response = await self._client.get(self._url, headers=headers)
             if response.status_code == httpx.codes.NOT_MODIFIED:

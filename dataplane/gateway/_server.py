@@ -1,4 +1,5 @@
-"""The gateway process: an mTLS gRPC listener in front of every cell."""
+"""The gateway process: an mTLS listener in front of every cell, verifying each client
+certificate against the CAs of the namespace its TLS server name asks for."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import grpc
 import grpc.aio
 from prometheus_client import CollectorRegistry
 
+from auth import KeyPair
 from dataplane.gateway._api_keys import KeyVerifier
 from dataplane.gateway._limits import CallerLimits
 from dataplane.gateway._proxy import MAX_MESSAGE_BYTES, AuthMode, Proxy
 from dataplane.gateway._routes import RouteSource, RouteTable
-from dataplane.gateway._tls import TrustStore
+from dataplane.gateway._terminator import PeerRegistry, TlsTerminator
+from dataplane.gateway._tls import DEFAULT_DOMAIN, NamespaceContexts, ServerNames
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +82,13 @@ class _Handlers(grpc.GenericRpcHandler):  # type: ignore[type-arg]  # stub gener
 class Gateway:
     """TLS gRPC ingress that proxies Temporal's WorkflowService to the cell of each namespace.
 
-    Client certificates are required. Each call is admitted only if the namespace in its
-    body is routed and the caller's certificate chains to that namespace's accepted client
-    CA; its bytes are then forwarded unchanged. The route source is polled every
-    ``refresh_interval`` seconds, so routing and trust follow the control plane without a
-    restart. When no namespace is routed the listener trusts only ``fallback_client_ca_pem``
-    (the gateway's own CA), so every tenant handshake fails.
+    A worker names its namespace in the TLS server name (``<namespace id>.<domain>``); the
+    handshake then requires a client certificate chaining to that namespace's accepted client
+    CAs and nothing else, and the connection is bound to that namespace. Each call is admitted
+    only if the namespace in its body is the connection's, routed, and the certificate passes
+    the namespace's filters; its bytes are then forwarded unchanged. The route source is polled
+    every ``refresh_interval`` seconds, so routing and trust follow the control plane without a
+    restart. Server certificates for namespace names are issued by ``issuer``.
     """
 
     def __init__(
@@ -96,7 +100,8 @@ class Gateway:
         server_key_pem: bytes,
         route_source: RouteSource,
         refresh_interval: float = 0.5,
-        fallback_client_ca_pem: bytes,
+        issuer: KeyPair,
+        domain: str = DEFAULT_DOMAIN,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES,
         api_key_port: int | None = None,
@@ -110,12 +115,18 @@ class Gateway:
         self._address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._route_source = route_source
         self._refresh_interval = refresh_interval
-        self._trust = TrustStore(
-            server_cert_pem=server_cert_pem,
-            server_key_pem=server_key_pem,
-            fallback_client_ca_pem=fallback_client_ca_pem,
+        self._host = host
+        self._port = port
+        self.server_names = ServerNames(domain)
+        self._contexts = NamespaceContexts(
+            names=self.server_names,
+            default_cert_pem=server_cert_pem,
+            default_key_pem=server_key_pem,
+            issuer=issuer,
         )
-        self._proxy = Proxy(key_verifier, caller_limits)
+        self._peers = PeerRegistry()
+        self._terminator: TlsTerminator | None = None
+        self._proxy = Proxy(key_verifier, caller_limits, peers=self._peers, names=self.server_names)
         self._api_key_address = (
             None
             if api_key_port is None
@@ -154,12 +165,28 @@ class Gateway:
         await self.refresh()
         server = grpc.aio.server(options=self._options)
         server.add_generic_rpc_handlers((_Handlers(self._proxy, AuthMode.MTLS),))
-        port = server.add_secure_port(self._address, self._trust.credentials())
-        if port == 0:
-            raise RuntimeError(f"gateway could not bind {self._address}")
+        # Plaintext on loopback, reached only through the TLS terminator's relay (whose
+        # connections carry the identities; any other connection has none and is refused).
+        backend_port = server.add_insecure_port("127.0.0.1:0")
+        if backend_port == 0:
+            raise RuntimeError("gateway could not bind its loopback gRPC server")
         await server.start()
         self._server = server
-        self._bound_port = port
+        terminator = TlsTerminator(
+            self._host,
+            self._port,
+            contexts=self._contexts,
+            registry=self._peers,
+            backend_port=backend_port,
+        )
+        try:
+            await terminator.start()
+        except OSError as exc:
+            await server.stop(None)
+            self._server = None
+            raise RuntimeError(f"gateway could not bind {self._address}: {exc}") from exc
+        self._terminator = terminator
+        port = self._bound_port = terminator.bound_port
         if self._api_key_address is not None:
             await self._start_api_key_endpoint(self._api_key_address)
         self._refresher = asyncio.create_task(self._follow_routes(), name="gateway-routes")
@@ -192,13 +219,20 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
             self._refresher = None
-        # Both endpoints drain at once: shutdown takes ``grace`` at most, not twice that.
+        # No new worker connections; calls in flight get ``grace`` to finish (both endpoints
+        # drain at once), then the relayed connections are closed.
+        if self._terminator is not None:
+            self._terminator.stop_accepting()
         servers = [s for s in (self._api_key_server, self._server) if s is not None]
         await asyncio.gather(*(server.stop(grace) for server in servers))
         self._api_key_server = None
         self._bound_api_key_port = None
         self._server = None
+        if self._terminator is not None:
+            await self._terminator.stop()
+            self._terminator = None
         await self._proxy.close()
+        self._contexts.close()
         self._bound_port = None
 
     async def refresh(self) -> None:
@@ -206,10 +240,18 @@ class Gateway:
         table = await self._route_source.fetch()
         if table is None or (self._server is not None and table.version == self.routes.version):
             return
-        self._trust.apply(table)
+        rejected = self._contexts.apply(table)
+        if rejected:
+            table = RouteTable.of(
+                (route for ns, route in table.routes.items() if ns not in rejected), table.version
+            )
         self._proxy.apply(table)
+        self._route_source.report(rejected)
         logger.info(
-            "gateway routes now at version %d (%d namespaces)", table.version, len(table.routes)
+            "gateway routes now at version %d (%d namespaces, %d not served)",
+            table.version,
+            len(table.routes),
+            len(rejected),
         )
 
     async def _follow_routes(self) -> None:

@@ -27,6 +27,9 @@ async def main(namespace: str) -> None:
         server_root_ca_cert=Path(".stratus/pki/gateway-ca.pem").read_bytes(),
         client_cert=Path("certs/worker/client.pem").read_bytes(),
         client_private_key=Path("certs/worker/client.key").read_bytes(),
+        # The gateway checks your certificate against your namespace's CAs only, chosen by
+        # the TLS server name: <namespace id>.stratus.localhost (no DNS needed).
+        domain=f"{namespace}.stratus.localhost",
     )
     client = await Client.connect("localhost:7233", namespace=namespace, tls=tls)
     async with Worker(client, task_queue="hello", workflows=[Greeting], activities=[greet]):

@@ -28,6 +28,18 @@ SHA1_CA = Path(__file__).resolve().parent.parent / "fixtures" / "sha1-ca.pem"
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
+CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=False,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+
 
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -56,6 +68,8 @@ def _self_signed(
     )
     if basic_constraints is not None:
         builder = builder.add_extension(basic_constraints, critical=True)
+        if basic_constraints.ca:
+            builder = builder.add_extension(CA_KEY_USAGE, critical=True)
     return builder.sign(key, hashes.SHA256())
 
 
@@ -110,6 +124,7 @@ def _intermediate_ca(issuer: KeyPair, common_name: str) -> bytes:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(CA_KEY_USAGE, critical=True)
         .sign(issuer_key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM)
@@ -207,7 +222,7 @@ def test_garbage_pem_body_is_refused() -> None:
     with pytest.raises(InvalidCABundle) as refused:
         parse_ca_bundle(pem)
 
-    assert refused.value.reason.startswith("PEM does not parse")
+    assert refused.value.reason == "certificate #1 does not parse as an X.509 certificate"
     assert str(refused.value) == refused.value.reason
 
 
@@ -407,3 +422,135 @@ def test_leaf_that_is_not_pem_is_refused(ca: KeyPair) -> None:
     bundle = parse_ca_bundle(ca.cert_pem.decode())
 
     assert not client_certificate_accepted(b"not a certificate", bundle)
+
+
+# --- canonicalisation: what a tenant uploads never reaches a TLS stack as it was sent --------
+
+
+def _with_rfc1421_headers(pem: str) -> str:
+    """The same certificate re-emitted with RFC 1421 headers, as in the reported attack."""
+    lines = pem.strip().splitlines()
+    return (
+        "\n".join(
+            [
+                lines[0],
+                "Proc-Type: 4,ENCRYPTED",
+                "DEK-Info: AES-128-CBC,00000000000000000000000000000000",
+                "",
+                *lines[1:],
+            ]
+        )
+        + "\n"
+    )
+
+
+def test_pem_headers_are_refused(ca: KeyPair) -> None:
+    """A CERTIFICATE block carrying Proc-Type/DEK-Info headers parses in `cryptography` but
+    stops BoringSSL loading a bundle: it is refused, naming the header."""
+    with pytest.raises(InvalidCABundle) as refused:
+        parse_ca_bundle(_with_rfc1421_headers(ca.cert_pem.decode()))
+
+    assert refused.value.reason == (
+        "certificate #1 has PEM headers or non-base64 text ('Proc-Type: 4,ENCRYPTED'); "
+        "upload plain CERTIFICATE blocks"
+    )
+
+
+@pytest.mark.parametrize("label", ["PRIVATE KEY", "X509 CRL", "TRUSTED CERTIFICATE"])
+def test_other_pem_types_are_refused(ca: KeyPair, label: str) -> None:
+    """Only CERTIFICATE blocks are accepted; any other PEM type in the bundle is refused."""
+    body = ca.cert_pem.decode().replace("CERTIFICATE", label)
+    with pytest.raises(InvalidCABundle) as refused:
+        parse_ca_bundle(ca.cert_pem.decode() + body)
+
+    assert refused.value.reason == (
+        f"PEM block of type {label!r} is not allowed; upload only CERTIFICATE blocks"
+    )
+
+
+def test_text_between_blocks_is_refused(ca: KeyPair, other_ca: KeyPair) -> None:
+    """Explanatory text between certificates is refused rather than silently carried."""
+    with pytest.raises(InvalidCABundle) as refused:
+        parse_ca_bundle(ca.cert_pem.decode() + "comment\n" + other_ca.cert_pem.decode())
+
+    assert (
+        refused.value.reason == "text outside PEM blocks is not allowed; upload only certificates"
+    )
+
+
+def test_bundle_is_re_encoded_from_the_parsed_certificates(ca: KeyPair, other_ca: KeyPair) -> None:
+    """Line endings, wrapping, surrounding blank lines and a repeated certificate do not change
+    what is stored: the canonical PEM is each distinct certificate's own encoding."""
+    canonical = ca.cert_pem.decode() + other_ca.cert_pem.decode()
+    body = "".join(ca.cert_pem.decode().splitlines()[1:-1])
+    rewrapped = (
+        "-----BEGIN CERTIFICATE-----\r\n"
+        + "\r\n".join(body[i : i + 40] for i in range(0, len(body), 40))
+        + "\r\n-----END CERTIFICATE-----\r\n"
+    )
+    messy = "\n\n" + rewrapped + "\n" + other_ca.cert_pem.decode() + ca.cert_pem.decode() + "\n"
+
+    bundle = parse_ca_bundle(messy)
+
+    assert bundle.pem == canonical
+    assert bundle.fingerprint == parse_ca_bundle(canonical).fingerprint
+    assert len(bundle.certificates) == 2
+
+
+def test_ca_without_key_cert_sign_is_refused() -> None:
+    """basicConstraints CA:true alone is not enough: keyUsage must allow keyCertSign."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("No usage CA"))
+        .issuer_name(_name("No usage CA"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    with pytest.raises(InvalidCABundle) as refused:
+        parse_ca_bundle(_pem(cert))
+
+    assert refused.value.reason == (
+        "CN=No usage CA may not sign certificates (keyUsage keyCertSign is required for a CA)"
+    )
+
+
+def test_weak_rsa_key_is_refused() -> None:
+    """An RSA CA key below 2048 bits is refused with its size."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the weak key is the point
+    cert = _valid_self_signed("Weak CA", key, x509.BasicConstraints(ca=True, path_length=0))
+    with pytest.raises(InvalidCABundle) as refused:
+        parse_ca_bundle(_pem(cert))
+
+    assert refused.value.reason == "CN=Weak CA has a 1024-bit RSA key; 2048 to 8192 bits required"
+
+
+def test_ca_valid_for_more_than_25_years_is_refused() -> None:
+    """A CA whose validity spans more than 25 years is refused."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = _self_signed(
+        "Forever CA",
+        key,
+        basic_constraints=x509.BasicConstraints(ca=True, path_length=0),
+        not_before=now - dt.timedelta(days=1),
+        not_after=now + dt.timedelta(days=30 * 366),
+    )
+    with pytest.raises(InvalidCABundle) as refused:
+        parse_ca_bundle(_pem(cert))
+
+    assert (
+        refused.value.reason == "CN=Forever CA is valid for more than 25 years; issue a shorter CA"
+    )
+
+
+def test_non_ascii_bundle_is_refused(ca: KeyPair) -> None:
+    """Non-ASCII text (bidi overrides, lone surrogates) anywhere in a bundle is refused."""
+    for extra in ("\u202e", "\ud800", "\x00"):
+        with pytest.raises(InvalidCABundle):
+            parse_ca_bundle(ca.cert_pem.decode() + extra)

@@ -11,6 +11,7 @@ from support import (
     StratusUp,
     Tenant,
     create_active_namespace,
+    gateway_channel_options,
     http,
     new_tenant,
     tls_for,
@@ -49,7 +50,9 @@ def tenants(stratus: StratusUp) -> TwoTenants:
 
 async def _client_of_a_on_b(stratus: StratusUp, t: TwoTenants) -> Client:
     return await Client.connect(
-        stratus.gateway_address, namespace=t.namespace_b, tls=tls_for(stratus, t.a.client_cert)
+        stratus.gateway_address,
+        namespace=t.namespace_b,
+        tls=tls_for(stratus, t.a.client_cert, t.namespace_a),
     )
 
 
@@ -89,7 +92,7 @@ async def test_own_namespace_still_served(stratus: StratusUp, tenants: TwoTenant
     client = await Client.connect(
         stratus.gateway_address,
         namespace=tenants.namespace_a,
-        tls=tls_for(stratus, tenants.a.client_cert),
+        tls=tls_for(stratus, tenants.a.client_cert, tenants.namespace_a),
     )
     described = await client.workflow_service.describe_namespace(
         DescribeNamespaceRequest(namespace=tenants.namespace_a)
@@ -106,7 +109,7 @@ async def test_unknown_ca_and_missing_certificate_fail_the_handshake(
             await Client.connect(
                 stratus.gateway_address,
                 namespace=tenants.namespace_a,
-                tls=tls_for(stratus, cert),
+                tls=tls_for(stratus, cert, tenants.namespace_a),
             )
 
 
@@ -118,7 +121,9 @@ async def test_header_body_namespace_mismatch_refused(
     credentials = grpc.ssl_channel_credentials(
         stratus.gateway_ca, tenants.a.client_cert.key_pem, tenants.a.client_cert.cert_pem
     )
-    async with grpc.aio.secure_channel(stratus.gateway_address, credentials) as channel:
+    async with grpc.aio.secure_channel(
+        stratus.gateway_address, credentials, options=gateway_channel_options(tenants.namespace_a)
+    ) as channel:
         describe = channel.unary_unary(
             "/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace",
             request_serializer=DescribeNamespaceRequest.SerializeToString,

@@ -8,7 +8,14 @@ import json
 
 import grpc
 import grpc.aio
-from support import StratusUp, Tenant, create_active_namespace, http, new_tenant
+from support import (
+    StratusUp,
+    Tenant,
+    create_active_namespace,
+    gateway_channel_options,
+    http,
+    new_tenant,
+)
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 
 PROBLEM = "https://stratus.dev/problems/"
@@ -21,7 +28,9 @@ async def _burst(stratus: StratusUp, tenant: Tenant, namespace: str, count: int)
     )
     body = wsv1.DescribeNamespaceRequest(namespace=namespace).SerializeToString()
     outcomes = []
-    async with grpc.aio.secure_channel(stratus.gateway_address, credentials) as channel:
+    async with grpc.aio.secure_channel(
+        stratus.gateway_address, credentials, options=gateway_channel_options(namespace)
+    ) as channel:
         call = channel.unary_unary(DESCRIBE)
         for _ in range(count):
             try:

@@ -20,6 +20,7 @@ from support import (
     StratusUp,
     Tenant,
     create_active_namespace,
+    gateway_channel_options,
     http,
     new_tenant,
     run_greeting,
@@ -97,7 +98,7 @@ def _update(client: StratusClient, namespace_id: str, **fields: Any) -> str:
 
 async def _connect(stratus: StratusUp, namespace_id: str, cert: KeyPair) -> Client:
     return await Client.connect(
-        stratus.gateway_address, namespace=namespace_id, tls=tls_for(stratus, cert)
+        stratus.gateway_address, namespace=namespace_id, tls=tls_for(stratus, cert, namespace_id)
     )
 
 
@@ -174,7 +175,9 @@ async def test_ca_rotation_keeps_workers_running_and_cuts_off_the_old_ca(
 def _describe_raw(stratus: StratusUp, namespace_id: str, cert: KeyPair) -> grpc.StatusCode:
     """DescribeNamespace over a fresh mTLS channel; OK or the refusal code."""
     credentials = grpc.ssl_channel_credentials(stratus.gateway_ca, cert.key_pem, cert.cert_pem)
-    with grpc.secure_channel(stratus.gateway_address, credentials) as channel:
+    with grpc.secure_channel(
+        stratus.gateway_address, credentials, options=gateway_channel_options(namespace_id)
+    ) as channel:
         describe = channel.unary_unary(
             "/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace",
             request_serializer=DescribeNamespaceRequest.SerializeToString,

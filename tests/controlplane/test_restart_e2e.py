@@ -24,7 +24,7 @@ async def test_restart_restores_cells_namespaces_and_history(fresh_stratus: Stra
     client = await Client.connect(
         fresh_stratus.gateway_address,
         namespace=namespace_id,
-        tls=tls_for(fresh_stratus, tenant.client_cert),
+        tls=tls_for(fresh_stratus, tenant.client_cert, namespace_id),
     )
     handle = client.get_workflow_handle("before")
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED

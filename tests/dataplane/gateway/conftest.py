@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -24,12 +24,17 @@ from temporalio.client import Client, TLSConfig
 
 from auth import KeyPair, generate_ca, generate_leaf
 from dataplane.cells import CellSpec, LocalCellProvider
-from dataplane.gateway import CallerLimits, Gateway, Route, StaticRouteSource
+from dataplane.gateway import CallerLimits, Gateway, Route, ServerNames, StaticRouteSource
 
 NAMESPACE_A = "orders.acct1"
 NAMESPACE_B = "orders.acct2"
 # Registered on cell A but not routed until a test publishes it.
 NAMESPACE_A_LATER = "billing.acct1"
+
+
+def server_name(namespace: str | None) -> str:
+    """The TLS server name a worker of ``namespace`` connects with."""
+    return "localhost" if namespace is None else ServerNames().for_namespace(namespace)
 
 
 def free_port() -> int:
@@ -51,12 +56,14 @@ class Pki:
     client_rotated: KeyPair
     unknown_ca_client: KeyPair
 
-    def tls(self, client: KeyPair | None) -> TLSConfig:
+    def tls(self, client: KeyPair | None, namespace: str | None = NAMESPACE_A) -> TLSConfig:
+        """SDK TLS settings naming ``namespace`` in the TLS server name (None: no namespace,
+        the gateway's own name)."""
         return TLSConfig(
             server_root_ca_cert=self.gateway_ca.cert_pem,
             client_cert=client.cert_pem if client else None,
             client_private_key=client.key_pem if client else None,
-            domain="localhost",
+            domain=server_name(namespace),
         )
 
     def channel_credentials(self, client: KeyPair | None) -> grpc.ChannelCredentials:
@@ -79,9 +86,10 @@ class Cells:
     namespace_a_later: str = NAMESPACE_A_LATER
 
 
-RawChannel = Callable[
-    [int, KeyPair | None], contextlib.AbstractAsyncContextManager[grpc.aio.Channel]
-]
+class RawChannel(Protocol):
+    def __call__(
+        self, port: int, client: KeyPair | None, namespace: str | None = NAMESPACE_A
+    ) -> contextlib.AbstractAsyncContextManager[grpc.aio.Channel]: ...
 
 
 @pytest.fixture(scope="session")
@@ -176,7 +184,7 @@ async def make_gateway(pki: Pki, spans: InMemorySpanExporter) -> AsyncIterator[G
             server_cert_pem=pki.gateway_server.cert_pem,
             server_key_pem=pki.gateway_server.key_pem,
             route_source=source,
-            fallback_client_ca_pem=pki.gateway_ca.cert_pem,
+            issuer=pki.gateway_ca,
             caller_limits=caller_limits,
         )
         await gateway.start()
@@ -203,7 +211,7 @@ async def gateway(pki: Pki, cells: Cells, spans: InMemorySpanExporter) -> AsyncI
         server_cert_pem=pki.gateway_server.cert_pem,
         server_key_pem=pki.gateway_server.key_pem,
         route_source=source,
-        fallback_client_ca_pem=pki.gateway_ca.cert_pem,
+        issuer=pki.gateway_ca,
     )
     await gateway.start()
     try:
@@ -221,12 +229,12 @@ async def client_a(gateway: Gateway, pki: Pki) -> Client:
 
 @contextlib.asynccontextmanager
 async def _raw_channel(
-    pki: Pki, port: int, client: KeyPair | None
+    pki: Pki, port: int, client: KeyPair | None, namespace: str | None = NAMESPACE_A
 ) -> AsyncIterator[grpc.aio.Channel]:
     channel = grpc.aio.secure_channel(
         f"127.0.0.1:{port}",
         pki.channel_credentials(client),
-        options=[("grpc.ssl_target_name_override", "localhost")],
+        options=[("grpc.ssl_target_name_override", server_name(namespace))],
     )
     try:
         yield channel
@@ -237,4 +245,10 @@ async def _raw_channel(
 @pytest.fixture(scope="session")
 def raw_channel(pki: Pki) -> RawChannel:
     """Opens a plain gRPC channel to a gateway, for calls the SDK would never make."""
-    return lambda port, client: _raw_channel(pki, port, client)
+
+    def open_channel(
+        port: int, client: KeyPair | None, namespace: str | None = NAMESPACE_A
+    ) -> contextlib.AbstractAsyncContextManager[grpc.aio.Channel]:
+        return _raw_channel(pki, port, client, namespace)
+
+    return open_channel

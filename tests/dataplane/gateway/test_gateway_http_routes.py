@@ -198,6 +198,7 @@ async def test_gateway_process_serves_routes_from_the_control_plane(
         "STRATUS_GATEWAY_CERT": pki.gateway_server.cert_pem,
         "STRATUS_GATEWAY_KEY": pki.gateway_server.key_pem,
         "STRATUS_GATEWAY_CA": pki.gateway_ca.cert_pem,
+        "STRATUS_GATEWAY_CA_KEY": pki.gateway_ca.key_pem,
     }
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     for name, content in files.items():
@@ -238,7 +239,7 @@ async def connect_when_listening(port: int, pki: Pki, namespace: str) -> Client:
     while True:
         try:
             return await Client.connect(
-                f"127.0.0.1:{port}", namespace=namespace, tls=pki.tls(pki.client_a)
+                f"127.0.0.1:{port}", namespace=namespace, tls=pki.tls(pki.client_a, namespace)
             )
         except RuntimeError:
             if time.monotonic() > deadline:

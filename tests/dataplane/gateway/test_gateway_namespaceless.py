@@ -55,10 +55,16 @@ async def _describes_at_cell(metrics_url: str, namespace: str) -> float:
 
 
 async def _outcomes(
-    raw_channel: RawChannel, port: int, client: KeyPair, path: str, body: bytes, count: int
+    raw_channel: RawChannel,
+    port: int,
+    client: KeyPair,
+    path: str,
+    body: bytes,
+    count: int,
+    namespace: str,
 ) -> list[tuple[str, str]]:
     outcomes = []
-    async with raw_channel(port, client) as channel:
+    async with raw_channel(port, client, namespace) as channel:
         call = channel.unary_unary(path)
         for _ in range(count):
             try:
@@ -86,9 +92,9 @@ async def test_namespaceless_calls_are_limited_per_caller(
     system_info = wsv1.GetSystemInfoRequest().SerializeToString()
     listing = wsv1.ListNamespacesRequest().SerializeToString()
     a_info, a_list, b_info = await asyncio.gather(
-        _outcomes(raw_channel, port, pki.client_a, SYSTEM_INFO, system_info, 20),
-        _outcomes(raw_channel, port, pki.client_a, LIST_NAMESPACES, listing, 20),
-        _outcomes(raw_channel, port, pki.client_b, SYSTEM_INFO, system_info, 5),
+        _outcomes(raw_channel, port, pki.client_a, SYSTEM_INFO, system_info, 20, cells.namespace_a),
+        _outcomes(raw_channel, port, pki.client_a, LIST_NAMESPACES, listing, 20, cells.namespace_a),
+        _outcomes(raw_channel, port, pki.client_b, SYSTEM_INFO, system_info, 5, cells.namespace_b),
     )
     a_outcomes = a_info + a_list
     refused = [details for code, details in a_outcomes if code == "RESOURCE_EXHAUSTED"]
@@ -98,7 +104,7 @@ async def test_namespaceless_calls_are_limited_per_caller(
     assert all(details.startswith(LIMIT_MESSAGE) for details in refused), refused[:3]
     assert {code for code, _ in b_info} == {"OK"}
     describe = wsv1.DescribeNamespaceRequest(namespace=cells.namespace_a).SerializeToString()
-    own = await _outcomes(raw_channel, port, pki.client_a, DESCRIBE, describe, 3)
+    own = await _outcomes(raw_channel, port, pki.client_a, DESCRIBE, describe, 3, cells.namespace_a)
     assert own == [("OK", "")] * 3
 
 
@@ -129,7 +135,7 @@ async def test_list_namespaces_is_answered_from_cached_descriptions(
         assert [ns.namespace_info.name for ns in listed] == [cells.namespace_a]
         assert re.fullmatch(r"[0-9a-f-]{36}", listed[0].namespace_info.id)
     b_cell_before = await _describes_at_cell(cells.metrics_b, cells.namespace_b)
-    async with raw_channel(gateway.bound_port, pki.client_b) as channel:
+    async with raw_channel(gateway.bound_port, pki.client_b, cells.namespace_b) as channel:
         raw = await channel.unary_unary(LIST_NAMESPACES)(listing, timeout=10)
     assert [
         ns.namespace_info.name for ns in wsv1.ListNamespacesResponse.FromString(raw).namespaces

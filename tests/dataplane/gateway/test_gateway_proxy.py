@@ -64,10 +64,17 @@ async def test_cell_errors_reach_the_sdk_with_their_typed_details(
 async def test_other_accounts_certificate_is_refused_on_every_kind_of_call(
     gateway: Gateway, pki: Pki, cells: Cells
 ) -> None:
-    """Account A's certificate is denied on B's namespace for start, poll and describe."""
-    # A real attacker points their client at the victim's namespace.
+    """Account A's certificate is denied on B's namespace: naming B in the TLS server name
+    fails the handshake (B's CAs do not verify it), and a connection opened for A refuses
+    start, poll and describe for B."""
+    address = f"127.0.0.1:{gateway.bound_port}"
+    with pytest.raises(RuntimeError, match="Failed client connect"):
+        await Client.connect(
+            address, namespace=cells.namespace_b, tls=pki.tls(pki.client_a, cells.namespace_b)
+        )
+    # A real attacker points their client at the victim's namespace over its own connection.
     client = await Client.connect(
-        f"127.0.0.1:{gateway.bound_port}", namespace=cells.namespace_b, tls=pki.tls(pki.client_a)
+        address, namespace=cells.namespace_b, tls=pki.tls(pki.client_a, cells.namespace_a)
     )
     namespace = cells.namespace_b
     queue = taskqueue.TaskQueue(name="victim-queue")
@@ -92,9 +99,8 @@ async def test_other_accounts_certificate_is_refused_on_every_kind_of_call(
         with pytest.raises(RPCError) as refused:
             await call
         assert refused.value.status == RPCStatusCode.PERMISSION_DENIED
-        assert (
-            refused.value.message.split(";")[0]
-            == f"client certificate is not accepted for namespace {namespace}"
+        assert refused.value.message.split(";")[0] == (
+            f"this connection is for namespace {cells.namespace_a} (its TLS server name)"
         )
 
 
@@ -213,8 +219,9 @@ def test_namespace_header_in_other_letter_case_counts_as_a_duplicate() -> None:
         pytest.param(
             f"{WORKFLOW_SERVICE}/DescribeNamespace",
             wsv1.DescribeNamespaceRequest(namespace="ghost.acct9").SerializeToString(),
-            grpc.StatusCode.NOT_FOUND,
-            "namespace ghost.acct9 not found",
+            grpc.StatusCode.PERMISSION_DENIED,
+            "this connection is for namespace orders.acct1 (its TLS server name); a request "
+            "for namespace ghost.acct9 needs a connection",
             id="unknown-namespace",
         ),
     ],
@@ -236,14 +243,17 @@ async def test_refusals(
     assert message in (refused.value.details() or "")
 
 
-async def test_sdk_sees_not_found_and_permission_denied(client_a: Client) -> None:
-    """The same refusals as the SDK reports them (RPCError status and message)."""
+async def test_sdk_sees_permission_denied(client_a: Client) -> None:
+    """The same refusals as the SDK reports them (RPCError status and message): another
+    namespace, whether it exists or not, is refused alike (no existence probe)."""
     with pytest.raises(RPCError) as missing:
         await client_a.workflow_service.describe_namespace(
             wsv1.DescribeNamespaceRequest(namespace="ghost.acct9")
         )
-    assert missing.value.status == RPCStatusCode.NOT_FOUND
-    assert missing.value.message.startswith("namespace ghost.acct9 not found")
+    assert missing.value.status == RPCStatusCode.PERMISSION_DENIED
+    assert missing.value.message.startswith(
+        "this connection is for namespace orders.acct1 (its TLS server name)"
+    )
     with pytest.raises(RPCError) as denied:
         await client_a.workflow_service.register_namespace(
             wsv1.RegisterNamespaceRequest(namespace="sneaky.acct1")

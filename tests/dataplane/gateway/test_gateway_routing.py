@@ -72,12 +72,11 @@ async def handshake_code(
     return grpc.StatusCode.OK
 
 
-@pytest.mark.parametrize("who", ["unknown-ca", "no-certificate"])
-async def test_untrusted_clients_fail_the_tls_handshake(
-    gateway: Gateway, pki: Pki, cells: Cells, raw_channel: RawChannel, who: str
+async def test_untrusted_certificate_fails_the_tls_handshake(
+    gateway: Gateway, pki: Pki, cells: Cells, raw_channel: RawChannel
 ) -> None:
-    """A certificate from a CA no namespace accepts, or none at all, cannot connect."""
-    client = pki.unknown_ca_client if who == "unknown-ca" else None
+    """A certificate from a CA the namespace does not accept cannot connect."""
+    client = pki.unknown_ca_client
     with pytest.raises(RuntimeError, match="Failed client connect"):
         await Client.connect(
             f"127.0.0.1:{gateway.bound_port}", namespace=cells.namespace_a, tls=pki.tls(client)
@@ -87,6 +86,33 @@ async def test_untrusted_clients_fail_the_tls_handshake(
     assert code == grpc.StatusCode.UNAVAILABLE
 
 
+async def test_connection_without_certificate_is_refused_on_every_call(
+    gateway: Gateway, pki: Pki, cells: Cells
+) -> None:
+    """A client that sends no certificate completes TLS but every call, namespace-less ones
+    included, is refused UNAUTHENTICATED with what to configure."""
+    with pytest.raises(RuntimeError) as refused:
+        await Client.connect(
+            f"127.0.0.1:{gateway.bound_port}", namespace=cells.namespace_a, tls=pki.tls(None)
+        )
+    assert "Unauthenticated" in str(refused.value)
+    assert "no client certificate was presented" in str(refused.value)
+
+
+@pytest.mark.parametrize("server_name", [None, "orders.nobody.stratus.localhost", "127.0.0.1"])
+async def test_server_name_that_names_no_routed_namespace_ends_the_handshake(
+    gateway: Gateway, pki: Pki, cells: Cells, server_name: str | None
+) -> None:
+    """No server name, a name under the domain that is not routed, or one outside the domain:
+    the handshake ends with the TLS alert unrecognized_name, whatever certificate is sent."""
+    tls = pki.tls(pki.client_a)
+    tls.domain = server_name if server_name is not None else "localhost"
+    with pytest.raises(RuntimeError, match=r"UnrecognisedName|UnrecognizedName|unrecognized"):
+        await Client.connect(
+            f"127.0.0.1:{gateway.bound_port}", namespace=cells.namespace_a, tls=tls
+        )
+
+
 async def test_namespace_added_and_removed_without_restart(
     make_gateway: GatewayFactory, pki: Pki, cells: Cells
 ) -> None:
@@ -94,22 +120,42 @@ async def test_namespace_added_and_removed_without_restart(
     base = route(cells.namespace_a, cells.address_a, pki.ca_a)
     later = route(cells.namespace_a_later, cells.address_a, pki.ca_a)
     gateway, source = await make_gateway([base])
+    address = f"127.0.0.1:{gateway.bound_port}"
     client = await Client.connect(
-        f"127.0.0.1:{gateway.bound_port}", namespace=cells.namespace_a, tls=pki.tls(pki.client_a)
+        address, namespace=cells.namespace_a, tls=pki.tls(pki.client_a, cells.namespace_a)
     )
-    assert await describe_status(client, cells.namespace_a_later) == RPCStatusCode.NOT_FOUND
+    # Not routed yet: its server name is not recognised, so no connection can be made.
+    with pytest.raises(RuntimeError, match=r"UnrecognisedName|UnrecognizedName|unrecognized"):
+        await Client.connect(
+            address,
+            namespace=cells.namespace_a_later,
+            tls=pki.tls(pki.client_a, cells.namespace_a_later),
+        )
 
     source.set([base, later])
 
+    later_client: list[Client] = []
+
     async def reachable() -> bool:
-        return await describe_status(client, cells.namespace_a_later) is None
+        try:
+            later_client.append(
+                await Client.connect(
+                    address,
+                    namespace=cells.namespace_a_later,
+                    tls=pki.tls(pki.client_a, cells.namespace_a_later),
+                )
+            )
+        except RuntimeError:
+            return False
+        return await describe_status(later_client[-1], cells.namespace_a_later) is None
 
     await within_routing_deadline(reachable)
 
     source.set([base])
 
     async def withdrawn() -> bool:
-        return await describe_status(client, cells.namespace_a_later) == RPCStatusCode.NOT_FOUND
+        status = await describe_status(later_client[-1], cells.namespace_a_later)
+        return status == RPCStatusCode.NOT_FOUND
 
     await within_routing_deadline(withdrawn)
     assert await describe_status(client, cells.namespace_a) is None
