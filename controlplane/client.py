@@ -21,6 +21,7 @@ from controlplane.billing_account.schemas import (
     PlanSet,
 )
 from controlplane.exports.schemas import ExportSinkOut, ExportSinkSet
+from controlplane.gateway_routes.schemas import GatewayList
 from controlplane.identity.schemas import CurrentIdentity
 from controlplane.invoices.schemas import CreditNoteCreate, CreditNoteOut, InvoiceList, InvoiceOut
 from controlplane.namespaces.schemas import (
@@ -400,6 +401,14 @@ class StratusClient:
 
     def delete_export_sink(self) -> None:
         self._send("DELETE", "/billing/export-sink")
+
+    def list_gateways(self) -> GatewayList:
+        """Operator: every registered gateway (namespaces become ACTIVE once all serve them)."""
+        return self._call(GatewayList, "GET", "/internal/gateways")
+
+    def deregister_gateway(self, gateway_id: str) -> None:
+        """Operator: stop waiting for a gateway that is gone for good."""
+        self._send("DELETE", f"/internal/gateways/{gateway_id}")
 
     def get_operation(self, operation_id: str) -> AsyncOperationOut:
         return self._call(AsyncOperationOut, "GET", f"/operations/{operation_id}")

@@ -38,6 +38,8 @@ account_app.add_typer(quotas_app, name="quotas")
 app.add_typer(namespace_app, name="namespace")
 app.add_typer(certs_app, name="certs")
 app.add_typer(operation_app, name="operation")
+gateway_app = typer.Typer(no_args_is_help=True, help="Registered gateways (operator).")
+app.add_typer(gateway_app, name="gateway")
 usage_app = typer.Typer(no_args_is_help=True, help="Usage of your account (owner, finance admin).")
 app.add_typer(usage_app, name="usage")
 invoice_app = typer.Typer(
@@ -615,6 +617,27 @@ def operation_get(ctx: typer.Context, operation_id: str) -> None:
     c: Context = ctx.obj
     operation = _call(c, lambda client: client.get_operation(operation_id))
     _emit(c, operation, f"{operation.id}\t{operation.operation_type}\t{operation.state}")
+
+
+@gateway_app.command("list")
+def gateway_list(ctx: typer.Context) -> None:
+    """Registered gateways: a namespace becomes ACTIVE only once every one serves it."""
+    c: Context = ctx.obj
+    listed = _call(c, lambda client: client.list_gateways())
+    rows = [
+        f"{g.id}\tversion {g.applied_version}\tlast seen {g.last_seen_at.isoformat()}"
+        + (f"\tnot serving {','.join(g.rejected)}" if g.rejected else "")
+        for g in listed.gateways
+    ]
+    _emit(c, listed, "\n".join(rows) or "no gateway registered")
+
+
+@gateway_app.command("deregister")
+def gateway_deregister(ctx: typer.Context, gateway_id: str) -> None:
+    """Stop waiting for a gateway that is gone for good (it registers again if it polls)."""
+    c: Context = ctx.obj
+    _call(c, lambda client: client.deregister_gateway(gateway_id))
+    _emit(c, {"deregistered": gateway_id}, f"gateway {gateway_id} deregistered")
 
 
 @certs_app.command("generate-ca")

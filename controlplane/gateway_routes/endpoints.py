@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Response
@@ -10,6 +9,7 @@ from auth import Action, Principal, data_plane_permission
 from controlplane.api_keys import service as api_keys
 from controlplane.gateway_routes import service
 from controlplane.gateway_routes.repository import GatewayRouteRepository
+from controlplane.gateway_routes.schemas import GatewayList, GatewayOut
 from controlplane.kit.deps import SessionDep, requires
 from controlplane.kit.errors import Unauthenticated
 from controlplane.kit.routing import ApiRoute
@@ -87,30 +87,24 @@ async def list_gateway_routes(
     )
 
 
-class GatewayOut(BaseModel):
-    id: str
-    applied_version: int
-    last_seen_at: dt.datetime
-    # Namespaces of the applied version this gateway could not serve ("*": too many to name).
-    rejected: list[str]
-
-
-@router.get("/gateways", response_model=list[GatewayOut])
+@router.get("/gateways", response_model=GatewayList)
 async def list_gateways(
     session: SessionDep,
     _principal: Annotated[Principal, Depends(requires(Action.GATEWAY_MANAGE))],
-) -> list[GatewayOut]:
+) -> GatewayList:
     """Every registered gateway (operator): namespaces become ACTIVE only once all of these
     serve them, so a gateway that is gone for good must be deregistered."""
-    return [
-        GatewayOut(
-            id=instance.id,
-            applied_version=instance.applied_version,
-            last_seen_at=instance.last_seen_at,
-            rejected=[name for name in instance.rejected.split(",") if name],
-        )
-        for instance in await service.list_gateways(session)
-    ]
+    return GatewayList(
+        gateways=[
+            GatewayOut(
+                id=instance.id,
+                applied_version=instance.applied_version,
+                last_seen_at=instance.last_seen_at,
+                rejected=[name for name in instance.rejected.split(",") if name],
+            )
+            for instance in await service.list_gateways(session)
+        ]
+    )
 
 
 @router.delete(

@@ -45,6 +45,7 @@ def test_operator_only_runs_the_installation() -> None:
         Action.ACCOUNT_QUOTAS_READ,
         Action.ACCOUNT_QUOTAS_SET,
         Action.GATEWAY_ROUTES_READ,
+        Action.GATEWAY_MANAGE,
         Action.NAMESPACE_LIMITS_SET,
         Action.OPERATION_READ,
         Action.IDENTITY_READ,

@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -30,8 +30,9 @@ from support import (
     tls_for,
 )
 from support_workflows import NappingGreetingWorkflow, compose_greeting
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.worker import Worker
+from workload_support import assert_each_completed_once, eventually, start_workload
 
 from controlplane.cells.keeper import TenantCellKeeper
 from controlplane.cells.repository import CellHealthRepository
@@ -40,7 +41,6 @@ from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.models import AuditEvent
 from dataplane.cells import CellHealthState, LocalCellProvider
 
-WORKFLOWS = 20
 PROBLEM = "https://stratus.dev/problems/"
 
 
@@ -68,21 +68,6 @@ def _record(stratus: StratusUp, cell_id: str) -> dict[str, int]:
     return record
 
 
-async def _eventually(
-    predicate: Callable[[], bool | Awaitable[bool]], timeout: float, what: str
-) -> float:
-    """Seconds until ``predicate`` holds (checked every 0.05 s, without blocking the loop)."""
-    started = time.monotonic()
-    while True:
-        result = predicate()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return time.monotonic() - started
-        assert time.monotonic() - started < timeout, f"{what}: not within {timeout}s"
-        await asyncio.sleep(0.05)
-
-
 async def _kill_cell(stratus: StratusUp, cell_id: str) -> float:
     """kill -9 the cell; returns the seconds until a new server process of it runs."""
     old = _record(stratus, cell_id)["pid"]
@@ -92,49 +77,15 @@ async def _kill_cell(stratus: StratusUp, cell_id: str) -> float:
         pid = _record(stratus, cell_id).get("pid")
         return pid is not None and pid != old and _pid_alive(pid)
 
-    return await _eventually(respawned, 60, f"cell {cell_id} started again")
+    return await eventually(respawned, 60, f"cell {cell_id} started again")
 
 
 async def _tenant_client(stratus: StratusUp, tenant: Tenant, namespace_id: str) -> Client:
     return await Client.connect(
         stratus.gateway_address,
         namespace=namespace_id,
-        tls=tls_for(stratus, tenant.client_cert),
+        tls=tls_for(stratus, tenant.client_cert, namespace_id),
     )
-
-
-async def _start_workload(client: Client, task_queue: str) -> list[str]:
-    ids = [f"{task_queue}-{i}" for i in range(WORKFLOWS)]
-    for workflow_id in ids:
-        await client.start_workflow(
-            NappingGreetingWorkflow.run, workflow_id, id=workflow_id, task_queue=task_queue
-        )
-    return ids
-
-
-async def _assert_each_completed_once(client: Client, task_queue: str, ids: list[str]) -> None:
-    """Every workflow returned its greeting, and the cell's visibility holds exactly one run
-    per id (none lost, none doubled), each COMPLETED."""
-    results = await asyncio.wait_for(
-        asyncio.gather(*(client.get_workflow_handle(i).result() for i in ids)), 180
-    )
-    assert results == [f"Hello, {i}!" for i in ids]
-    for workflow_id in ids:
-        described = await client.get_workflow_handle(workflow_id).describe()
-        assert described.status == WorkflowExecutionStatus.COMPLETED
-
-    async def runs() -> list[tuple[str, WorkflowExecutionStatus | None]]:
-        return [
-            (w.id, w.status) async for w in client.list_workflows(f"TaskQueue = '{task_queue}'")
-        ]
-
-    async def listed_all() -> bool:
-        return len(await runs()) >= len(ids)
-
-    await _eventually(listed_all, 60, "visibility lists every run")
-    listed = await runs()
-    assert sorted(workflow_id for workflow_id, _ in listed) == sorted(ids)
-    assert {status for _, status in listed} == {WorkflowExecutionStatus.COMPLETED}
 
 
 async def _namespace_serves(client: Client) -> bool:
@@ -159,16 +110,16 @@ async def test_killed_tenant_cell_is_restarted_within_5s_and_no_workflow_is_lost
         workflows=[NappingGreetingWorkflow],
         activities=[compose_greeting],
     ):
-        ids = await _start_workload(client, task_queue)
+        ids = await start_workload(client, task_queue)
 
         respawned_after = await _kill_cell(healing, cell_id)
-        serving_after = respawned_after + await _eventually(
+        serving_after = respawned_after + await eventually(
             lambda: _namespace_serves(client), 60, "namespace serves again through the gateway"
         )
         print(f"tenant cell: respawned {respawned_after:.2f}s, serving {serving_after:.2f}s")
         assert respawned_after < 5
 
-        await _assert_each_completed_once(client, task_queue, ids)
+        await assert_each_completed_once(client, task_queue, ids)
     assert (
         "cell " + cell_id + " is down; restarting it"
         in (healing.data_dir / "logs" / "worker.log").read_text()
@@ -189,7 +140,7 @@ async def test_killed_system_cell_is_restarted_within_5s_and_operations_finish(
         workflows=[NappingGreetingWorkflow],
         activities=[compose_greeting],
     ):
-        ids = await _start_workload(client, task_queue)
+        ids = await start_workload(client, task_queue)
 
         old = _record(healing, "system")["pid"]
         os.kill(old, signal.SIGKILL)
@@ -197,7 +148,7 @@ async def test_killed_system_cell_is_restarted_within_5s_and_operations_finish(
         with tenant.client(healing) as api:
             created = api.create_namespace("reborn", tenant.ca.cert_pem.decode())
             deleted = api.delete_namespace(doomed_id)
-        await _eventually(
+        await eventually(
             lambda: (
                 _record(healing, "system").get("pid") not in (None, old)
                 and _pid_alive(_record(healing, "system")["pid"])
@@ -216,7 +167,7 @@ async def test_killed_system_cell_is_restarted_within_5s_and_operations_finish(
                 )
                 assert operation.state == "FULFILLED", operation.failure_reason
             assert api.get_namespace(created.namespace.id).state == "ACTIVE"
-        await _assert_each_completed_once(client, task_queue, ids)
+        await assert_each_completed_once(client, task_queue, ids)
     assert await run_greeting(healing, created.namespace.id, tenant.client_cert, "reborn") == (
         "Hello, Stratus!"
     )
@@ -241,8 +192,8 @@ async def test_cell_that_keeps_failing_is_reported_until_it_runs_again(
     os.kill(worker_pid, signal.SIGSTOP)
     try:
         os.kill(record["pid"], signal.SIGKILL)
-        await _eventually(lambda: not _pid_alive(record["pid"]), 10, "cell gone")
-        await _eventually(lambda: _can_bind(squatter, record["metrics_port"]), 10, "port free")
+        await eventually(lambda: not _pid_alive(record["pid"]), 10, "cell gone")
+        await eventually(lambda: _can_bind(squatter, record["metrics_port"]), 10, "port free")
         squatter.listen()
     finally:
         os.kill(worker_pid, signal.SIGCONT)
@@ -252,7 +203,7 @@ async def test_cell_that_keeps_failing_is_reported_until_it_runs_again(
             async def reported() -> bool:
                 return (await http.get("/readyz")).status_code == 503
 
-            await _eventually(reported, 90, "/readyz reports the failing cell")
+            await eventually(reported, 90, "/readyz reports the failing cell")
             ready = await http.get("/readyz")
             assert ready.headers["content-type"] == "application/problem+json"
             problem = ready.json()
@@ -280,7 +231,7 @@ async def test_cell_that_keeps_failing_is_reported_until_it_runs_again(
         return await _namespace_serves(client)
 
     # The next restart comes after the backoff reached so far (at most 30 s).
-    await _eventually(serves_again, 120, "cell runs again")
+    await eventually(serves_again, 120, "cell runs again")
     assert await run_greeting(healing, namespace_id, tenant.client_cert, "back") == (
         "Hello, Stratus!"
     )
@@ -361,7 +312,7 @@ async def test_ctrl_c_under_load_stops_everything_within_30s(healing: StratusUp)
         workflows=[NappingGreetingWorkflow],
         activities=[compose_greeting],
     ):
-        await _start_workload(client, task_queue)
+        await start_workload(client, task_queue)
         started = time.monotonic()
         code = await asyncio.to_thread(healing.stop)
         took = time.monotonic() - started
