@@ -53,6 +53,9 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/api/v1/invoices/{invoice_id}/credit-notes"): {"amount": "1.00", "reason": "x"},
     ("POST", "/api/v1/accounts/{account_id}/plan"): {"plan": "business"},
     ("POST", "/api/v1/accounts/{account_id}/credits"): {"amount": "1.00", "description": "x"},
+    ("GET", "/api/v1/accounts/{account_id}/quotas"): None,
+    ("POST", "/api/v1/accounts/{account_id}/quotas"): {"namespaces": 5},
+    ("DELETE", "/api/v1/internal/gateways/{gateway_id}"): None,
 }
 
 
@@ -83,6 +86,8 @@ def _ids(stratus: StratusUp, name: str) -> Ids:
             "operation_id": operation_id,
             "invoice_id": invoice_id,
             "account_id": tenant.account_id,
+            # Gateways belong to the operator: no tenant has one; any id is foreign.
+            "gateway_id": f"gw-{tenant.account_id}",
         },
     )
 
