@@ -6,8 +6,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, HttpUrl, field_validator
+from pydantic import BaseModel, Field, HttpUrl, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from billing import EgressPolicy
 
 SYSTEM_TASK_QUEUE = "stratus-control-plane"
 SYSTEM_NAMESPACE = "default"
@@ -62,6 +64,10 @@ class Settings(BaseSettings):
     default_plan: str = "essentials"
     invoice_grace_hours: float = Field(default=72.0, ge=0)
     billing_interval_seconds: float = Field(default=300.0, gt=0)
+    # Networks export sinks may reach although they are not public (JSON list of CIDRs, e.g.
+    # '["10.20.0.0/16"]' for an S3-compatible store on the private network). Empty: sinks must
+    # resolve to public addresses that are not this host's own.
+    export_sink_allowed_networks: list[IPvAnyNetwork] = []
     otel_exporter: Literal["none", "console"] = "none"
     log_level: str = "INFO"
     # Where browsers reach the API (redirect URIs are built from it); unset: the request's own
@@ -82,6 +88,11 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
+
+    @cached_property
+    def export_egress(self) -> EgressPolicy:
+        """Where export sinks may connect (checked when a sink is set and on every connection)."""
+        return EgressPolicy(allowed_networks=tuple(self.export_sink_allowed_networks))
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -115,6 +115,9 @@ class Supervisor:
         env["STRATUS_DEFAULT_PLAN"] = s.default_plan
         env["STRATUS_INVOICE_GRACE_HOURS"] = str(s.invoice_grace_hours)
         env["STRATUS_BILLING_INTERVAL_SECONDS"] = str(s.billing_interval_seconds)
+        env["STRATUS_EXPORT_SINK_ALLOWED_NETWORKS"] = json.dumps(
+            [str(network) for network in s.export_sink_allowed_networks]
+        )
         # Sign-in settings reach the API as the operator gave them.
         env["STRATUS_SESSION_LIFETIME_SECONDS"] = str(s.session_lifetime_seconds)
         if s.public_url:
