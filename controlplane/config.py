@@ -70,8 +70,9 @@ class Settings(BaseSettings):
     export_sink_allowed_networks: list[IPvAnyNetwork] = []
     otel_exporter: Literal["none", "console"] = "none"
     log_level: str = "INFO"
-    # Where browsers reach the API (redirect URIs are built from it); unset: the request's own
-    # scheme and host.
+    # Where browsers and IdPs reach the API (OIDC redirect URIs and SAML entity ids / ACS URLs
+    # are built from it); unset: the API's own address (``api_url``). Never the request's Host
+    # header, which the client chooses.
     public_url: str | None = None
     # JSON list of OidcProvider objects.
     oidc_providers: list[OidcProvider] = []
@@ -126,3 +127,8 @@ class Settings(BaseSettings):
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def public_base_url(self) -> str:
+        """The API's URL as browsers and identity providers know it."""
+        return (self.public_url or self.api_url).rstrip("/")
