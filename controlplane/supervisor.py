@@ -31,6 +31,7 @@ from billing import PriceBookError
 from controlplane.bootstrap import GatewayPki, bootstrap
 from controlplane.config import Settings
 from controlplane.invoices.pricing import load_pricing
+from controlplane.kit.files import make_private
 from dataplane.cells import CellSpec, LocalCellProvider
 
 logger = logging.getLogger("stratus.supervisor")
@@ -197,6 +198,8 @@ class Supervisor:
 
     async def run(self) -> int:
         s = self.settings
+        # Before anything is written: the database, its WAL, logs and cells' files are 0600.
+        make_private(s.resolved_data_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         lock_file = open(self.run_dir / "supervisor.lock", "w")  # noqa: SIM115 - held for life
         try:
