@@ -170,7 +170,7 @@ async def create(
         details={
             "retention_days": retention_days,
             "certificate_filters": filters,
-            "async_operation_id": operation.id,
+            "async_operation_id": operation.async_operation_id,
         },
     )
     await session.flush()
@@ -260,7 +260,7 @@ async def update(
         action="namespace.update",
         target=namespace_id,
         account_id=account_id,
-        details={**changes, "async_operation_id": operation.id},
+        details={**changes, "async_operation_id": operation.async_operation_id},
     )
     await session.flush()
     return namespace, operation
@@ -323,7 +323,7 @@ async def set_limits(
         details={
             "requests_per_second": requests_per_second,
             "actions_per_second": actions_per_second,
-            "async_operation_id": operation.id,
+            "async_operation_id": operation.async_operation_id,
         },
     )
     await session.flush()
@@ -386,7 +386,7 @@ async def delete(
         action="namespace.delete",
         target=namespace_id,
         account_id=account_id,
-        details={"async_operation_id": operation.id},
+        details={"async_operation_id": operation.async_operation_id},
     )
     await session.flush()
     return namespace, operation
