@@ -9,12 +9,17 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from billing._egress import EgressPolicy, EndpointNotAllowed
 
 if TYPE_CHECKING:
+    from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+    from botocore.httpsession import URLLib3Session
     from types_boto3_s3 import S3Client
 
 # FOCUS (FinOps Open Cost and Usage Specification) column names, the subset that usage without
@@ -69,6 +74,7 @@ class ExportSink:
 def s3_client(
     sink: ExportSink,
     *,
+    egress: EgressPolicy,
     connect_timeout: float = 5.0,
     read_timeout: float = 30.0,
     max_attempts: int = 3,
@@ -77,7 +83,9 @@ def s3_client(
 
     Path-style addressing (``endpoint/bucket/key``) works on every S3-compatible store, where
     virtual-host buckets need DNS per bucket. Timeouts are explicit so a stalled store fails an
-    export (to be retried) instead of hanging the exporter.
+    export (to be retried) instead of hanging the exporter. Every connection the client opens
+    goes through ``egress``: the host is resolved once, every address checked, and the socket
+    opened to a checked address only (no proxy from the environment is used).
     """
     # Imported here: boto3 takes ~150 ms to import and only the exporter needs it.
     import boto3
@@ -89,7 +97,7 @@ def s3_client(
         read_timeout=read_timeout,
         retries={"max_attempts": max_attempts, "mode": "standard"},
     )
-    return boto3.client(
+    client = boto3.client(
         "s3",
         endpoint_url=sink.endpoint_url,
         region_name=sink.region,
@@ -97,6 +105,140 @@ def s3_client(
         aws_secret_access_key=sink.secret_access_key,
         config=config,
     )
+    session = _pinned_http_session(egress, connect_timeout, read_timeout)
+
+    # botocore's documented hook: a "before-send" handler that answers sends the request
+    # itself, here through the pinned session, so no request leaves by botocore's own pool.
+    def send(request: AWSPreparedRequest, **_: Any) -> Any:
+        response: AWSResponse = session.send(request)
+        return response
+
+    client.meta.events.register("before-send.s3", send)
+    return client
+
+
+def _pinned_http_session(
+    egress: EgressPolicy, connect_timeout: float, read_timeout: float
+) -> URLLib3Session:
+    """botocore's urllib3 session whose connections resolve, check and pin through ``egress``."""
+    from botocore.awsrequest import (
+        AWSHTTPConnection,
+        AWSHTTPConnectionPool,
+        AWSHTTPSConnection,
+        AWSHTTPSConnectionPool,
+    )
+    from botocore.httpsession import URLLib3Session
+    from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+    from urllib3.util.connection import create_connection
+
+    def connect(connection: AWSHTTPConnection | AWSHTTPSConnection) -> socket.socket:
+        # The one place a sink's socket is opened: to an address that passed the check.
+        # The TLS server name and the Host header stay the URL's host (connection.host).
+        try:
+            addresses = egress.allowed_addresses(connection.host, connection.port)
+        except socket.gaierror as exc:
+            raise NameResolutionError(connection.host, connection, exc) from exc
+        failure: Exception | None = None
+        for address in addresses:
+            try:
+                return create_connection(
+                    (str(address), connection.port),
+                    connection.timeout,
+                    source_address=connection.source_address,
+                    socket_options=connection.socket_options,
+                )
+            except TimeoutError as exc:
+                failure = ConnectTimeoutError(connection, f"connect timeout: {exc}")
+            except OSError as exc:
+                failure = NewConnectionError(connection, f"connection failed: {exc}")
+                failure.__cause__ = exc
+        assert failure is not None
+        raise failure
+
+    class PinnedHTTPConnection(AWSHTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            return connect(self)
+
+    class PinnedHTTPSConnection(AWSHTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            return connect(self)
+
+    class PinnedHTTPConnectionPool(AWSHTTPConnectionPool):
+        ConnectionCls = PinnedHTTPConnection
+
+    class PinnedHTTPSConnectionPool(AWSHTTPSConnectionPool):
+        ConnectionCls = PinnedHTTPSConnection
+
+    timeout: Any = (connect_timeout, read_timeout)  # the stubs say int; botocore takes a pair
+    session = URLLib3Session(timeout=timeout)
+    pools = {"http": PinnedHTTPConnectionPool, "https": PinnedHTTPSConnectionPool}
+    # URLLib3Session has no public way to choose its pool classes; it keeps them here and
+    # hands them to its pool manager (botocore 1.3x-1.4x). tests/billing/test_export_egress.py
+    # proves the pinning on a real connection.
+    internals: Any = session
+    internals._pool_classes_by_scheme = pools
+    internals._manager.pool_classes_by_scheme = pools
+    return session
+
+
+def failure_category(error: BaseException) -> str:
+    """What a sink's failed export shows its tenant: a category, never the target's answer
+    (its body or headers could be anything, e.g. a loopback service's secrets)."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ReadTimeoutError,
+        SSLError,
+    )
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    chain: list[BaseException] = []
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        wrapped = getattr(current, "kwargs", {}).get("error")  # botocore keeps the cause here
+        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
+    for item in chain:
+        if isinstance(item, EndpointNotAllowed):
+            return str(item)
+    for item in chain:
+        if isinstance(item, ClientError):
+            status = int(item.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            return _http_category(status)
+        if isinstance(item, ConnectTimeoutError | ReadTimeoutError | TimeoutError):
+            return "timeout"
+        if isinstance(item, SSLError):
+            return "TLS error"
+        if isinstance(item, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(item, ConnectionClosedError):
+            return "connection closed by the endpoint"
+        if isinstance(item, NoCredentialsError):
+            return "no credentials"
+    for item in chain:
+        if isinstance(item, socket.gaierror):
+            return "endpoint name not resolved"
+        if isinstance(item, EndpointConnectionError):
+            return "could not connect to the endpoint"
+    return f"export failed ({type(error).__name__})"
+
+
+def _http_category(status: int) -> str:
+    if status in (401, 403):
+        return f"access denied (HTTP {status})"
+    if status == 404:
+        return "bucket not found (HTTP 404)"
+    if status in (301, 307, 308):
+        return f"wrong region or endpoint (HTTP {status})"
+    if 500 <= status <= 599:
+        return f"endpoint server error (HTTP {status})"
+    if status:
+        return f"request refused (HTTP {status})"
+    return "invalid answer from the endpoint"
 
 
 def usage_csv(rows: Iterable[UsageRow]) -> bytes:

@@ -7,8 +7,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, HttpUrl, field_validator
+from pydantic import BaseModel, Field, HttpUrl, IPvAnyNetwork, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from billing import EgressPolicy
 
 SYSTEM_TASK_QUEUE = "stratus-control-plane"
 SYSTEM_NAMESPACE = "default"
@@ -76,10 +78,15 @@ class Settings(BaseSettings):
     default_plan: str = "essentials"
     invoice_grace_hours: float = Field(default=72.0, ge=0)
     billing_interval_seconds: float = Field(default=300.0, gt=0)
+    # Networks export sinks may reach although they are not public (JSON list of CIDRs, e.g.
+    # '["10.20.0.0/16"]' for an S3-compatible store on the private network). Empty: sinks must
+    # resolve to public addresses that are not this host's own.
+    export_sink_allowed_networks: list[IPvAnyNetwork] = []
     otel_exporter: Literal["none", "console"] = "none"
     log_level: str = "INFO"
-    # Where browsers reach the API (redirect URIs are built from it); unset: the request's own
-    # scheme and host.
+    # Where browsers and IdPs reach the API (OIDC redirect URIs and SAML entity ids / ACS URLs
+    # are built from it); unset: the API's own address (``api_url``). Never the request's Host
+    # header, which the client chooses.
     public_url: str | None = None
     # JSON list of OidcProvider objects.
     oidc_providers: list[OidcProvider] = []
@@ -105,6 +112,11 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
+
+    @cached_property
+    def export_egress(self) -> EgressPolicy:
+        """Where export sinks may connect (checked when a sink is set and on every connection)."""
+        return EgressPolicy(allowed_networks=tuple(self.export_sink_allowed_networks))
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -138,3 +150,8 @@ class Settings(BaseSettings):
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def public_base_url(self) -> str:
+        """The API's URL as browsers and identity providers know it."""
+        return (self.public_url or self.api_url).rstrip("/")

@@ -34,6 +34,7 @@ from billing import PriceBookError
 from controlplane.bootstrap import GatewayPki, bootstrap
 from controlplane.config import SYSTEM_CELL_DYNAMIC_CONFIG, Settings
 from controlplane.invoices.pricing import load_pricing
+from controlplane.kit.files import make_private
 from dataplane.cells import CellSpec, CellWatcher, LocalCellProvider
 
 logger = logging.getLogger("stratus.supervisor")
@@ -138,6 +139,9 @@ class Supervisor:
             s.cell_restart_failure_window_seconds
         )
         env["STRATUS_CELL_IDLE_STOP_SECONDS"] = str(s.cell_idle_stop_seconds)
+        env["STRATUS_EXPORT_SINK_ALLOWED_NETWORKS"] = json.dumps(
+            [str(network) for network in s.export_sink_allowed_networks]
+        )
         # Sign-in settings reach the API as the operator gave them.
         env["STRATUS_SESSION_LIFETIME_SECONDS"] = str(s.session_lifetime_seconds)
         if s.public_url:
@@ -239,6 +243,8 @@ class Supervisor:
 
     async def run(self) -> int:
         s = self.settings
+        # Before anything is written: the database, its WAL, logs and cells' files are 0600.
+        make_private(s.resolved_data_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         lock_file = open(self.run_dir / "supervisor.lock", "w")  # noqa: SIM115 - held for life
         try:

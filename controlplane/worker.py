@@ -207,7 +207,7 @@ async def run(settings: Settings) -> None:
         _bill_forever(
             sessionmaker,
             pricing,
-            Exporter(box, settle=settle),
+            Exporter(box, settle=settle, egress=settings.export_egress),
             settings.billing_interval_seconds,
         )
     )

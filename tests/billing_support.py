@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -12,7 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from support import StratusUp
 
 from auth import SecretBox
-from billing import add_usage
+from billing import EgressPolicy, add_usage
 from controlplane.config import Settings
 from controlplane.exports.exporter import Exporter, ExportReport
 from controlplane.invoices.cycle import CycleReport, bill_month, month_start, run_cycle
@@ -23,7 +24,13 @@ UsageRows = Sequence[tuple[str, dt.datetime, str, int]]
 
 
 def settings_of(stratus: StratusUp) -> Settings:
-    return Settings(data_dir=stratus.data_dir)
+    """The settings of ``stratus``'s processes (its data dir and its extra settings)."""
+    extra = {
+        name.removeprefix("STRATUS_").lower(): json.loads(value)
+        for name, value in stratus.extra_env.items()
+        if name == "STRATUS_EXPORT_SINK_ALLOWED_NETWORKS"
+    }
+    return Settings(data_dir=stratus.data_dir, **extra)
 
 
 async def record_usage(stratus: StratusUp, rows: UsageRows) -> None:
@@ -75,15 +82,23 @@ async def bill(
 
 
 async def export(
-    stratus: StratusUp, *, now: dt.datetime, settle: dt.timedelta = dt.timedelta(minutes=2)
+    stratus: StratusUp,
+    *,
+    now: dt.datetime,
+    settle: dt.timedelta = dt.timedelta(minutes=2),
+    egress: EgressPolicy | None = None,
 ) -> ExportReport:
-    """One exporter run at ``now`` (the worker's own run on the real clock is the same code)."""
+    """One exporter run at ``now`` (the worker's own run on the real clock is the same code),
+    with ``stratus``'s egress policy unless ``egress`` is given (e.g. with a resolver that
+    stands in for DNS, to rebind a name)."""
     settings = settings_of(stratus)
+    egress = egress or settings.export_egress
     engine = create_engine(settings.sqlalchemy_url)
     try:
         exporter = Exporter(
             SecretBox.from_file(settings.secrets_key_path, create=False),
             settle=settle,
+            egress=egress,
             clock=lambda: now,
         )
         return await exporter.export_once(create_sessionmaker(engine))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from auth import Action, Principal
 from controlplane.exports import service
 from controlplane.exports.schemas import ExportSinkOut, ExportSinkSet
-from controlplane.kit.deps import SecretBoxDep, SessionDep, requires
+from controlplane.kit.deps import SecretBoxDep, SessionDep, SettingsDep, requires
 from controlplane.kit.routing import ApiRoute
 from controlplane.models import ExportSink
 
@@ -46,11 +46,14 @@ async def put_export_sink(
     body: ExportSinkSet,
     session: SessionDep,
     box: SecretBoxDep,
+    settings: SettingsDep,
     principal: Annotated[Principal, Depends(requires(Action.EXPORT_SINK_UPDATE))],
 ) -> ExportSinkOut:
     """Create or replace the sink: usage is written hourly (one CSV per UTC hour) and every
-    finalized invoice as JSON and CSV, at deterministic keys (a retry overwrites)."""
-    return _out(await service.put(session, principal, box, body))
+    finalized invoice as JSON and CSV, at deterministic keys (a retry overwrites). The
+    endpoint must resolve to public addresses (or networks the operator allows): 400
+    ``address-not-allowed`` otherwise."""
+    return _out(await service.put(session, principal, box, body, egress=settings.export_egress))
 
 
 @router.delete("", status_code=204, responses=Problems)

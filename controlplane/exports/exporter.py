@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,8 +21,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth import SecretBox
+from billing import (
+    EgressPolicy,
+    export_invoice,
+    export_usage_hour,
+    failure_category,
+    hour_of,
+    s3_client,
+)
 from billing import ExportSink as SinkConfig
-from billing import export_invoice, export_usage_hour, hour_of, s3_client
 from controlplane.exports.repository import ExportSinkRepository
 from controlplane.exports.service import secret_binding
 from controlplane.invoices.documents import invoice_csv, invoice_json
@@ -52,20 +60,21 @@ ClientFactory = Callable[[SinkConfig], "S3Client"]
 
 class Exporter:
     """Writes every sink's due exports. ``settle`` is how long after an hour ends its usage is
-    taken as final: the meters write an hour's last deltas up to one interval after it."""
+    taken as final: the meters write an hour's last deltas up to one interval after it.
+    Every connection to a sink goes through ``egress`` (see ``billing.EgressPolicy``)."""
 
     def __init__(
         self,
         box: SecretBox,
         *,
         settle: dt.timedelta,
+        egress: EgressPolicy,
         clock: Callable[[], dt.datetime] = utcnow,
-        client_factory: ClientFactory = s3_client,
     ) -> None:
         self._box = box
         self._settle = settle
         self._clock = clock
-        self._client_factory = client_factory
+        self._client_factory: ClientFactory = functools.partial(s3_client, egress=egress)
         self._clients: dict[tuple[str, str, dt.datetime], S3Client] = {}
 
     def _config(self, sink: ExportSink) -> SinkConfig:
@@ -97,8 +106,10 @@ class Exporter:
             try:
                 await self._export_account(sessionmaker, account_id, report)
             except Exception as exc:
-                logger.warning("export to the sink of %s failed: %s", account_id, exc)
-                report.failed[account_id] = f"{type(exc).__name__}: {exc}"
+                # The operator's log has the details; the tenant sees a category only (the
+                # target's answer may be anything, e.g. a private service's response body).
+                logger.warning("export to the sink of %s failed: %r", account_id, exc)
+                report.failed[account_id] = failure_category(exc)
                 await _record_failure(sessionmaker, account_id, report.failed[account_id])
         return report
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
-from urllib.parse import urlsplit
+import socket
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal, SecretBox, authorize
+from billing import EgressPolicy, EndpointNotAllowed, InvalidEndpoint, parse_endpoint_url
 from controlplane.audit import service as audit
 from controlplane.exports.repository import ExportSinkRepository
 from controlplane.exports.schemas import ExportSinkSet
 from controlplane.kit import fields
 from controlplane.kit.db import utcnow
-from controlplane.kit.errors import Forbidden, InvalidField, NotFound
+from controlplane.kit.errors import AddressNotAllowed, Forbidden, InvalidField, NotFound
 from controlplane.models import ExportSink
 
 # S3 bucket naming rules (lowercase letters, digits, dots, hyphens; 3-63; alphanumeric ends).
@@ -48,21 +50,33 @@ def _validate(body: ExportSinkSet) -> None:
         )
     if not _REGION_RE.match(body.region):
         raise InvalidField("region must look like us-east-1", field="region")
-    if body.endpoint_url is not None:
-        try:
-            parts = urlsplit(body.endpoint_url)
-            hostname = parts.hostname
-        except ValueError:  # e.g. an unclosed IPv6 bracket: "http://[::1"
-            hostname = None
-        if hostname is None or parts.scheme not in ("http", "https"):
-            raise InvalidField(
-                "endpoint_url must be an http(s) URL such as https://s3.example.com",
-                field="endpoint_url",
-            )
     if not body.access_key_id.strip():
         raise InvalidField("access_key_id is required", field="access_key_id")
     if not body.secret_access_key:
         raise InvalidField("secret_access_key is required", field="secret_access_key")
+
+
+async def _check_endpoint(endpoint_url: str, egress: EgressPolicy) -> None:
+    """The endpoint must be a plain http(s) URL whose host resolves only to addresses sinks may
+    reach. A name that does not resolve yet is accepted: it is checked again on every
+    connection the exporter opens, which is what stops DNS rebinding anyway."""
+    try:
+        parts = parse_endpoint_url(endpoint_url)
+    except InvalidEndpoint as exc:
+        raise InvalidField(str(exc), field="endpoint_url") from None
+    assert parts.hostname is not None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        await asyncio.to_thread(egress.allowed_addresses, parts.hostname, port)
+    except EndpointNotAllowed as exc:
+        raise AddressNotAllowed(
+            f"endpoint_url resolves to an address export sinks may not reach ({exc.reason}); "
+            "sinks must be reachable at public addresses (the operator can allow other "
+            "networks with STRATUS_EXPORT_SINK_ALLOWED_NETWORKS)",
+            field="endpoint_url",
+        ) from None
+    except (socket.gaierror, UnicodeError):
+        pass
 
 
 async def get(session: AsyncSession, principal: Principal) -> ExportSink:
@@ -74,13 +88,21 @@ async def get(session: AsyncSession, principal: Principal) -> ExportSink:
 
 
 async def put(
-    session: AsyncSession, principal: Principal, box: SecretBox, body: ExportSinkSet
+    session: AsyncSession,
+    principal: Principal,
+    box: SecretBox,
+    body: ExportSinkSet,
+    *,
+    egress: EgressPolicy,
 ) -> ExportSink:
     """Create or replace the account's sink. Replacing keeps the export position unless
-    ``export_from`` is given (then usage is exported again from that day)."""
+    ``export_from`` is given (then usage is exported again from that day). The endpoint must
+    resolve to addresses ``egress`` allows."""
     _require(principal, Action.EXPORT_SINK_UPDATE)
     assert principal.account_id is not None
     _validate(body)
+    if body.endpoint_url is not None:
+        await _check_endpoint(body.endpoint_url, egress)
     repository = ExportSinkRepository(session)
     sink = await repository.get_scoped(principal)
     export_from = (

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -32,9 +34,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def private_sqlite_file(url: str) -> None:
+    """Create the SQLite database file 0600 before SQLite does (it would use the umask, often
+    0644); SQLite gives its WAL, shared-memory and journal files the database file's mode. An
+    existing file left readable to others by an earlier version is tightened."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    suffixes = ("", "-wal", "-shm", "-journal")
+    for companion in (path.with_name(path.name + suffix) for suffix in suffixes):
+        if companion.exists() and companion.stat().st_mode & 0o077:
+            companion.chmod(0o600)
+
+
 def create_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    # hide_parameters: a database error's message (logged, or shown in a 500's traceback)
+    # would otherwise carry the statement's values: API-key hashes, emails.
+    engine = create_async_engine(
+        url, pool_pre_ping=not url.startswith("sqlite"), hide_parameters=True
+    )
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 

@@ -75,6 +75,13 @@ class InvalidField(StratusError):
     title = "A field is invalid"
 
 
+class AddressNotAllowed(InvalidField):
+    """A URL the service would connect to resolves to an address it may not reach."""
+
+    slug = "address-not-allowed"
+    title = "The address is not allowed"
+
+
 class Unauthenticated(StratusError):
     status = 401
     slug = "unauthenticated"

@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from controlplane.kit.db import private_sqlite_file
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -23,5 +25,7 @@ def alembic_config(url: str) -> Config:
 
 
 def migrate(url: str) -> None:
+    # Migrations usually create the database: as a 0600 file (kit.db.private_sqlite_file).
+    private_sqlite_file(url)
     # Domains may add migration branches; every head is applied.
     command.upgrade(alembic_config(url), "heads")

@@ -25,6 +25,7 @@ def run_migrations_online() -> None:
         config.get_section(config.config_ini_section) or {},
         prefix="sqlalchemy.",
         poolclass=pool.NullPool,
+        hide_parameters=True,
     )
     install_sqlite_pragmas(engine)
     with engine.connect() as conn:

@@ -175,7 +175,7 @@ async def create(
         details={
             "retention_days": retention_days,
             "certificate_filters": filters,
-            "async_operation_id": operation.id,
+            "async_operation_id": operation.async_operation_id,
         },
     )
     await session.flush()
@@ -266,7 +266,7 @@ async def update(
         action="namespace.update",
         target=namespace_id,
         account_id=account_id,
-        details={**changes, "async_operation_id": operation.id},
+        details={**changes, "async_operation_id": operation.async_operation_id},
     )
     await session.flush()
     return namespace, operation
@@ -329,7 +329,7 @@ async def set_limits(
         details={
             "requests_per_second": requests_per_second,
             "actions_per_second": actions_per_second,
-            "async_operation_id": operation.id,
+            "async_operation_id": operation.async_operation_id,
         },
     )
     await session.flush()
@@ -393,7 +393,7 @@ async def delete(
         action="namespace.delete",
         target=namespace_id,
         account_id=account_id,
-        details={"async_operation_id": operation.id},
+        details={"async_operation_id": operation.async_operation_id},
     )
     await session.flush()
     return namespace, operation

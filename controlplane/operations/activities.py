@@ -300,7 +300,7 @@ class ProvisioningActivities:
             session,
             None,
             action=f"operation.{state.value.lower()}",
-            target=operation_id,
+            target=operation.async_operation_id,  # the id the account's clients know
             account_id=operation.account_id,
             outcome="success" if state == OperationState.FULFILLED else "failure",
             details={"operation_type": operation.operation_type, "reason": reason},

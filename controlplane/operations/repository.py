@@ -12,9 +12,12 @@ class OperationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get_scoped(self, principal: Principal, operation_id: str) -> AsyncOperation | None:
+    async def get_scoped(
+        self, principal: Principal, async_operation_id: str
+    ) -> AsyncOperation | None:
+        """The principal's account's operation its clients know as ``async_operation_id``."""
         statement = scoped(
-            select(AsyncOperation).where(AsyncOperation.id == operation_id),
+            select(AsyncOperation).where(AsyncOperation.async_operation_id == async_operation_id),
             AsyncOperation.account_id,
             principal,
         )
@@ -37,7 +40,16 @@ class OperationRepository:
         return list((await self.session.execute(statement)).scalars())
 
     async def get(self, operation_id: str) -> AsyncOperation | None:
+        """By internal id (the workflow's)."""
         return await self.session.get(AsyncOperation, operation_id)
+
+    async def in_any_account(self, async_operation_id: str) -> list[AsyncOperation]:
+        """Every account's operation known to its clients as ``async_operation_id`` (the
+        operator follows operations in any account)."""
+        statement = select(AsyncOperation).where(
+            AsyncOperation.async_operation_id == async_operation_id
+        )
+        return list((await self.session.execute(statement)).scalars())
 
     async def pending(self) -> list[AsyncOperation]:
         statement = select(AsyncOperation).where(AsyncOperation.state == OperationState.PENDING)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from controlplane.models import OperationState
 
@@ -10,7 +10,9 @@ from controlplane.models import OperationState
 class AsyncOperationOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: str
+    # What clients know the operation by (their async_operation_id, or a generated one);
+    # unique within the account. Read from the ORM row's async_operation_id, from JSON's id.
+    id: str = Field(validation_alias=AliasChoices("async_operation_id", "id"))
     operation_type: str
     resource_id: str
     state: OperationState

@@ -27,12 +27,13 @@ async def find_existing(
     session: AsyncSession, principal: Principal, operation_id: str, operation_type: str
 ) -> AsyncOperation | None:
     """Idempotency: a client retrying with its own ``async_operation_id`` gets the same operation.
-    An id already used for something else (or by another account) is a conflict."""
-    repository = OperationRepository(session)
-    existing = await repository.get(operation_id)
+    Ids are per account: another account's use of the same id is invisible here (it neither
+    blocks this account nor tells it the id exists); an id this account already used for
+    something else is a conflict."""
+    existing = await OperationRepository(session).get_scoped(principal, operation_id)
     if existing is None:
         return None
-    if existing.account_id != principal.account_id or existing.operation_type != operation_type:
+    if existing.operation_type != operation_type:
         raise Conflict("async_operation_id is already in use", field="async_operation_id")
     return existing
 
@@ -65,9 +66,13 @@ def create(
     resource_id: str,
     operation_id: str | None,
 ) -> AsyncOperation:
-    """Record a PENDING operation and start its workflow once the unit of work commits."""
+    """Record a PENDING operation and start its workflow once the unit of work commits. The
+    internal id (the workflow's) is always generated: the client's ``operation_id`` is unique
+    in its account only."""
+    internal_id = str(uuid.uuid4())
     operation = AsyncOperation(
-        id=operation_id or str(uuid.uuid4()),
+        id=internal_id,
+        async_operation_id=operation_id or internal_id,
         account_id=account_id,
         operation_type=operation_type,
         resource_id=resource_id,
@@ -83,12 +88,21 @@ def create(
 
 
 async def get(session: AsyncSession, principal: Principal, operation_id: str) -> AsyncOperation:
+    """The operation known to the caller's clients as ``operation_id`` (its
+    ``async_operation_id``)."""
     if not authorize(principal, Action.OPERATION_READ):
         raise Forbidden("this credential may not read operations")
     repository = OperationRepository(session)
+    operation: AsyncOperation | None
     if principal.kind is PrincipalKind.OPERATOR:
-        # The operator runs the installation and follows operations in any account.
-        operation = await repository.get(operation_id)
+        # The operator runs the installation and follows operations in any account. Ids are
+        # per account: an id that several accounts chose is ambiguous here.
+        found = await repository.in_any_account(operation_id)
+        if len(found) > 1:
+            raise Conflict(
+                f"several accounts have an operation {operation_id}", field="operation_id"
+            )
+        operation = found[0] if found else await repository.get(operation_id)
     else:
         operation = await repository.get_scoped(principal, operation_id)
     if operation is None or not authorize(

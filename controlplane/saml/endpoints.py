@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
 from auth import Action, Principal
+from controlplane.config import Settings
 from controlplane.kit.deps import SessionDep, SettingsDep, requires
 from controlplane.kit.errors import problem_response
 from controlplane.kit.routing import ApiRoute
@@ -28,8 +29,10 @@ SAML_METADATA_TYPE = "application/samlmetadata+xml"
 FORM_TYPE = "application/x-www-form-urlencoded"
 
 
-def _urls(request: Request, public_url: str | None, account_id: str) -> SpUrls:
-    return SpUrls.for_account(public_url or str(request.base_url), account_id)
+def _urls(settings: Settings, account_id: str) -> SpUrls:
+    # From the configured public URL, never the request's Host header: a forged Host would
+    # otherwise change the entity id and ACS URL the metadata announces.
+    return SpUrls.for_account(settings.public_base_url, account_id)
 
 
 @router.post("/saml/idp-metadata", response_model=SamlConfigOut, responses=Problems)
@@ -44,7 +47,7 @@ async def upload_idp_metadata(
     an HTTP-Redirect single sign-on endpoint and a signing certificate."""
     configured = await service.configure_idp(session, principal, metadata_xml=body.metadata_xml)
     config = configured.config
-    urls = _urls(request, settings.public_url, config.account_id)
+    urls = _urls(settings, config.account_id)
     return SamlConfigOut(
         account_id=config.account_id,
         idp_entity_id=config.idp_entity_id,
@@ -67,7 +70,7 @@ async def sp_metadata(
     account_id: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """The account's SP metadata, for its IdP (the entity id is this URL)."""
-    urls = _urls(request, settings.public_url, account_id)
+    urls = _urls(settings, account_id)
     xml = await service.sp_metadata(session, account_id, urls)
     return Response(xml, media_type=SAML_METADATA_TYPE)
 
@@ -77,7 +80,7 @@ async def saml_login(
     account_id: str, request: Request, session: SessionDep, settings: SettingsDep
 ) -> RedirectResponse:
     """SP-initiated sign-in: redirects to the account's IdP with an AuthnRequest."""
-    urls = _urls(request, settings.public_url, account_id)
+    urls = _urls(settings, account_id)
     location = await service.start_login(session, account_id, urls)
     return RedirectResponse(location, status_code=302)
 
@@ -104,7 +107,7 @@ async def saml_acs(
     """The assertion consumer service (HTTP-POST binding). Success sets the
     ``stratus_session`` cookie and returns the session, as the OIDC callback does; refusals are
     problem+json and audited."""
-    urls = _urls(request, settings.public_url, account_id)
+    urls = _urls(settings, account_id)
     saml_response = await _form_field(request, "SAMLResponse")
     context = service.AcsContext()
     try:

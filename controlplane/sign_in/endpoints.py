@@ -40,9 +40,9 @@ def _secure(request: Request, public_url: str | None) -> bool:
     return request.url.scheme == "https" or (public_url or "").startswith("https://")
 
 
-def _callback_uri(request: Request, public_url: str | None, provider: str) -> str:
-    base = (public_url or str(request.base_url)).rstrip("/")
-    return f"{base}/api/v1/auth/oidc/{provider}/callback"
+def _callback_uri(settings: Settings, provider: str) -> str:
+    # The configured public URL, never the request's Host header.
+    return f"{settings.public_base_url}/api/v1/auth/oidc/{provider}/callback"
 
 
 def _session_out(web_session: WebSession, user: User) -> SessionOut:
@@ -101,7 +101,7 @@ async def oidc_login(
         session,
         _relying_party(request),
         provider,
-        redirect_uri=_callback_uri(request, settings.public_url, provider),
+        redirect_uri=_callback_uri(settings, provider),
         account_hint=account,
         cli_redirect=cli_redirect,
         cli_challenge=cli_challenge,

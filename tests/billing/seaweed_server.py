@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import subprocess
 import sys
 import time
@@ -13,9 +14,13 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 from support import free_port
 
-from billing import ExportSink, s3_client
+from billing import EgressPolicy, ExportSink, s3_client
 
 WEED = str(Path(sys.executable).parent / "weed")
+# What export tests allow sinks to reach (STRATUS_EXPORT_SINK_ALLOWED_NETWORKS): the loopback
+# SeaweedFS (and nothing else on loopback: 127.0.0.2 and the rest stay refused).
+LOOPBACK_NETWORKS = '["127.0.0.1/32"]'
+LOOPBACK = EgressPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),))
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,9 @@ def run_seaweedfs(data_dir: Path, *, startup_timeout: float = 60.0) -> Iterator[
 def _wait_until_ready(server: SeaweedS3, process: subprocess.Popen[bytes], timeout: float) -> None:
     """Until the S3 gateway serves requests end to end (filer and volume up): a bucket listing
     answers only once the gateway reaches the filer."""
-    client = s3_client(server.sink("probe"), connect_timeout=1, read_timeout=5, max_attempts=1)
+    client = s3_client(
+        server.sink("probe"), egress=LOOPBACK, connect_timeout=1, read_timeout=5, max_attempts=1
+    )
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
@@ -106,7 +113,7 @@ def create_bucket(server: SeaweedS3, bucket: str, *, timeout: float = 30.0) -> N
     """Create ``bucket`` and write (then delete) one object in it, retrying while the fresh
     server still allocates volumes: SeaweedFS grows a bucket's volumes on its first write, which
     can take seconds and should not land inside a test."""
-    client = s3_client(server.sink(bucket), max_attempts=1)
+    client = s3_client(server.sink(bucket), egress=LOOPBACK, max_attempts=1)
     deadline = time.monotonic() + timeout
     while True:
         try:

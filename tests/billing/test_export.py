@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from seaweed_server import SeaweedS3
+from seaweed_server import LOOPBACK, SeaweedS3
 from types_boto3_s3 import S3Client
 
 from billing import (
@@ -52,7 +52,7 @@ def sink(seaweed_s3: SeaweedS3, bucket: str) -> ExportSink:
 
 @pytest.fixture
 def s3(sink: ExportSink) -> S3Client:
-    return s3_client(sink)
+    return s3_client(sink, egress=LOOPBACK)
 
 
 def keys_under(s3: S3Client, bucket: str, prefix: str) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -456,3 +457,31 @@ def test_body_within_the_limit_is_read(stratus: StratusUp, tenant: Tenant) -> No
             "/namespaces", content=raw.encode(), headers={"Content-Type": "application/json"}
         )
     _problem(response, 400, "invalid-field", "name")
+
+
+def test_operation_ids_are_per_account(stratus: StratusUp, tenant: Tenant) -> None:
+    """An async_operation_id is unique within its account only: another account choosing the
+    same id gets its own operation (not a 409 that would tell it the id exists elsewhere), both
+    run to completion, each account reads its own under that id, and a retry stays
+    idempotent. The operator, who sees every account, is told the id is ambiguous."""
+    other = new_tenant(stratus, "Squatter")
+    operation_id = f"shared-{uuid.uuid4().hex[:8]}"
+    request = {"name": "per-op", "accepted_client_ca": VALID_CA, "async_operation_id": operation_id}
+    with http(stratus, tenant.api_key) as client:
+        mine = client.post("/namespaces", json=request)
+    with http(stratus, other.api_key) as client:
+        theirs = client.post("/namespaces", json=request)
+        retried = client.post("/namespaces", json=request)
+    assert mine.status_code == theirs.status_code == retried.status_code == 202, theirs.text
+    assert mine.json()["async_operation"]["id"] == operation_id
+    assert theirs.json()["async_operation"]["id"] == operation_id
+    assert retried.json()["async_operation"] == theirs.json()["async_operation"]
+    for owner in (tenant, other):
+        with owner.client(stratus) as client:
+            done = client.wait_for_operation(operation_id, timeout=240)
+        assert done.state == "FULFILLED", done.failure_reason
+        assert done.resource_id == f"per-op.{owner.account_id}"
+    with http(stratus, stratus.operator_key) as operator:
+        ambiguous = operator.get(f"/operations/{operation_id}")
+    assert ambiguous.status_code == 409
+    assert ambiguous.json()["type"] == PROBLEM + "conflict"

@@ -1,7 +1,7 @@
 """per-account quotas set by the operator
 
 Revision ID: 0010
-Revises: 0007_billing
+Revises: 0008
 Create Date: 2026-12-01 10:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import controlplane.models.base
 
 revision = "0010"
-down_revision = "0007_billing"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

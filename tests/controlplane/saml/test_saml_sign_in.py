@@ -5,9 +5,11 @@ refusal answers its exact problem."""
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from identity_support import assert_problem, user_with_key
+from saml2 import BINDING_HTTP_REDIRECT
 from saml_support import INVITED, OTHER_SP_ENTITY_ID, SamlStratus
 from support import http
 
@@ -25,6 +27,26 @@ def test_sp_metadata_names_the_account_entity_and_its_acs(saml: SamlStratus) -> 
         assert_problem(
             browser.get("/auth/saml/no-such-account/metadata"), 404, "saml-not-configured"
         )
+
+
+def test_a_forged_host_header_does_not_change_the_sp_urls(saml: SamlStratus) -> None:
+    """The entity id and ACS URL come from the configured public URL (here the API's own),
+    never from the request's Host or X-Forwarded-Host: an attacker's Host is not announced in
+    the metadata nor in the AuthnRequest's ACS."""
+    forged = {"Host": "evil.example.test", "X-Forwarded-Host": "evil.example.test"}
+    with saml.browser() as browser:
+        honest = browser.get(f"{saml.prefix}/metadata")
+        response = browser.get(f"{saml.prefix}/metadata", headers=forged)
+        assert response.status_code == 200
+        assert response.text == honest.text
+        assert f'entityID="{saml.sp_entity_id}"' in response.text
+        assert "evil.example.test" not in response.text
+        login = browser.get(f"{saml.prefix}/login", headers=forged)
+    assert login.status_code == 302
+    saml_request = parse_qs(urlsplit(login.headers["location"]).query)["SAMLRequest"][0]
+    request = saml.idp.parse_authn_request(saml_request, BINDING_HTTP_REDIRECT)
+    acs_url = str(request.message.assertion_consumer_service_url)
+    assert acs_url == saml.sp_entity_id.removesuffix("/metadata") + "/acs"
 
 
 @pytest.mark.parametrize(
