@@ -230,8 +230,10 @@ def unexpected_error_response(
     correlation = request_id or str(uuid.uuid4())
     unavailable = storage_unavailable(exc)
     if unavailable is not None:
+        # str(exc) names the statement (its parameters are hidden by the engine): what the
+        # operator needs to see which write met the full disk or the lock.
         logger.warning(
-            "%s %s: %s (request id %s): %r",
+            "%s %s: %s (request id %s): %s",
             request.method,
             request.url.path,
             unavailable.message,

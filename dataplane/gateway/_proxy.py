@@ -569,7 +569,19 @@ class Proxy:
         return _Admitted(namespace, route, metadata, caller)
 
     def _cluster_route(self, method: Method, caller: _Caller) -> Route:
-        """Any route the caller is admitted to: cluster reads are the same on all cells."""
+        """Any route the caller is admitted to: cluster reads are the same on all cells. An mTLS
+        connection is bound to its namespace: that route, or the precise refusal for it."""
+        if caller.bound_namespace is not None:
+            bound = self._table.routes.get(caller.bound_namespace)
+            if bound is None:
+                raise _Refusal(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"namespace {caller.bound_namespace} not found; check the namespace id "
+                    "(<name>.<account_id>) and that the namespace is active",
+                    caller.bound_namespace,
+                )
+            _raise_unless_admitted(self._decide(caller, bound), caller, caller.bound_namespace)
+            return bound
         route = self._cluster_routes.get(caller.cache_id)
         if route is None or not self._admits(caller, route):
             route = next(

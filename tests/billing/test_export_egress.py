@@ -184,13 +184,16 @@ def test_malformed_endpoints_are_a_400_not_a_500(stratus: StratusUp, tenant: Ten
             "http://s3.example.test/?x=1",
             "http://s3.example.test/#f",
             "http://s3.example.test/a b",
-            "http://s3.example.test/\x00",
+            "http://s3.example.test/\x01",
             "//s3.example.test",
             "http://",
         ):
             response = client.put("/billing/export-sink", json=_body(endpoint_url))
             assert_problem(response, 400, "invalid-field")
             assert response.json()["field"] == "endpoint_url", endpoint_url
+        # NUL cannot even be stored in a JSON string the API accepts: a malformed body.
+        response = client.put("/billing/export-sink", json=_body("http://s3.example.test/\x00"))
+        assert_problem(response, 422, "malformed-request")
 
 
 def test_a_name_rebound_to_loopback_after_it_was_set_is_refused_on_connect(

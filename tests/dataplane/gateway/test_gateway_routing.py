@@ -257,8 +257,8 @@ async def test_certificate_filters_admit_only_matching_certificates(
     address = f"127.0.0.1:{gateway.bound_port}"
     admitted = await Client.connect(address, namespace=cells.namespace_a, tls=pki.tls(matching))
     assert await describe_status(admitted, cells.namespace_a) is None
-    # The SDK's connect (GetSystemInfo) is refused: the certificate may use no namespace.
-    with pytest.raises(RuntimeError, match="not accepted for any namespace"):
+    # The SDK's connect (GetSystemInfo) is refused, naming why: the filters match nothing.
+    with pytest.raises(RuntimeError, match=r"matches none of the namespace.s certificate filters"):
         await Client.connect(address, namespace=cells.namespace_a, tls=pki.tls(other))
     body = wsv1.DescribeNamespaceRequest(namespace=cells.namespace_a).SerializeToString()
     async with raw_channel(gateway.bound_port, other) as channel:
