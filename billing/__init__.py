@@ -35,7 +35,15 @@ from billing._kinds import (
     action_kind,
     action_weight,
 )
-from billing._meter import CellEndpoint, Meter, ScrapeReport, add_usage, hour_of, set_usage
+from billing._meter import (
+    CellEndpoint,
+    Meter,
+    ScrapeReport,
+    UnitOfWork,
+    add_usage,
+    hour_of,
+    set_usage,
+)
 from billing._price_book import (
     ActionTier,
     Plan,
@@ -90,6 +98,7 @@ __all__ = [
     "StorageMeter",
     "StorageReport",
     "StorageTarget",
+    "UnitOfWork",
     "UsageRow",
     "action_kind",
     "action_weight",

@@ -6,11 +6,12 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import httpx
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing._exposition import CellCounters, read_cell_counters
 from billing._kinds import action_kind, action_weight
@@ -19,6 +20,11 @@ from controlplane.models import UsageCursor, UsageRecord, UsageSource
 from controlplane.models.usage_record import month_of
 
 logger = logging.getLogger(__name__)
+
+UnitOfWork = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+"""Opens one transaction that commits when its block ends and rolls back on an exception. The
+meters receive it (the control plane passes ``functools.partial(unit_of_work, sessionmaker)``)
+rather than opening sessions of their own."""
 
 CellEndpoint = tuple[str, str]
 """(cell id, metrics URL). A cell served by several processes lists one entry per process,
@@ -74,7 +80,7 @@ class Meter:
         self._batch_namespaces = batch_namespaces
 
     async def scrape_once(
-        self, sessionmaker: async_sessionmaker[AsyncSession], cells: Sequence[CellEndpoint]
+        self, unit_of_work: UnitOfWork, cells: Sequence[CellEndpoint]
     ) -> ScrapeReport:
         """Scrape ``cells`` and add their deltas to the current hour's usage rows, committing
         as it goes.
@@ -99,7 +105,7 @@ class Meter:
             # Parsing a large cell's exposition takes a while: off the event loop.
             counters = await asyncio.to_thread(read_cell_counters, text)
             try:
-                await self._bill_cell(sessionmaker, cell_id, counters, now, report)
+                await self._bill_cell(unit_of_work, cell_id, counters, now, report)
             except Exception as exc:
                 logger.warning("billing cell %s stopped part-way: %s", cell_id, exc)
                 report.failed[cell_id] = f"{type(exc).__name__}: {exc}"
@@ -107,7 +113,7 @@ class Meter:
 
     async def run(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        unit_of_work: UnitOfWork,
         cells: Callable[[], Awaitable[Sequence[CellEndpoint]]],
         *,
         interval: float = 60.0,
@@ -116,7 +122,7 @@ class Meter:
         keeps what it committed and the next one catches up."""
         while True:
             try:
-                await self.scrape_once(sessionmaker, await cells())
+                await self.scrape_once(unit_of_work, await cells())
             except Exception:
                 logger.exception("usage scrape failed; the next one bills the gap")
             await asyncio.sleep(interval)
@@ -128,13 +134,13 @@ class Meter:
 
     async def _bill_cell(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        unit_of_work: UnitOfWork,
         cell_id: str,
         counters: CellCounters,
         now: dt.datetime,
         report: ScrapeReport,
     ) -> None:
-        async with sessionmaker() as session, session.begin():
+        async with unit_of_work() as session:
             version, seen = await _open_scrape(session, cell_id, counters, now, report)
         # Only namespaces with a series that moved need a write; the batch re-reads its cursors
         # (the ones read above may be stale by then, which the version check detects).
@@ -148,7 +154,7 @@ class Meter:
         hour_start = hour_of(now)
         for start in range(0, len(changed), self._batch_namespaces):
             batch = changed[start : start + self._batch_namespaces]
-            async with sessionmaker() as session, session.begin():
+            async with unit_of_work() as session:
                 version = await _claim(session, cell_id, version, now)
                 added = await _bill_batch(session, cell_id, batch, counters, hour_start)
             for key, quantity in added.items():

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
@@ -32,7 +32,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode, WorkflowService
 
-from billing._meter import hour_of, set_usage
+from billing._meter import UnitOfWork, hour_of, set_usage
 from billing._rating import ACTIVE_STORAGE_KIND, RETAINED_STORAGE_KIND
 from controlplane.kit.db import utcnow
 from controlplane.models import UsageRecord
@@ -130,7 +130,7 @@ class StorageMeter:
         self._max_backfill_hours = max_backfill_hours
 
     async def sample_once(
-        self, sessionmaker: async_sessionmaker[AsyncSession], targets: Sequence[StorageTarget]
+        self, unit_of_work: UnitOfWork, targets: Sequence[StorageTarget]
     ) -> StorageReport:
         """Measure every namespace of ``targets`` and set the current hour's storage rows.
 
@@ -169,7 +169,7 @@ class StorageMeter:
                     continue
                 measured.append((namespace_id, stored))
         for start in range(0, len(measured), self._batch_namespaces):
-            async with sessionmaker() as session, session.begin():
+            async with unit_of_work() as session:
                 for namespace_id, stored in measured[start : start + self._batch_namespaces]:
                     await self._write(session, namespace_id, stored, hour_start, report)
         return report
@@ -194,7 +194,7 @@ class StorageMeter:
 
     async def run(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        unit_of_work: UnitOfWork,
         targets: Callable[[], Awaitable[Sequence[StorageTarget]]],
         *,
         interval: float = 600.0,
@@ -204,7 +204,7 @@ class StorageMeter:
         failed sample from leaving an hour unmeasured."""
         while True:
             try:
-                await self.sample_once(sessionmaker, await targets())
+                await self.sample_once(unit_of_work, await targets())
             except Exception:
                 logger.exception("storage sample failed; the next one measures again")
             await asyncio.sleep(interval)

@@ -23,7 +23,7 @@ from controlplane.invoices.endpoints import router as invoices_router
 from controlplane.invoices.pricing import load_pricing
 from controlplane.kit import http_observability
 from controlplane.kit.body_limit import BodyLimitMiddleware
-from controlplane.kit.db import create_engine, create_sessionmaker
+from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
 from controlplane.kit.errors import install_error_handlers
 from controlplane.kit.migrate import migrate
 from controlplane.kit.openapi import document_problems
@@ -119,7 +119,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     async def readyz(request: Request) -> dict[str, str]:
         """Readiness: the database answers and no cell keeps failing (503 problem+json naming
         the failing cells otherwise)."""
-        async with request.app.state.sessionmaker() as session:
+        async with unit_of_work(request.app.state.sessionmaker) as session:
             await check_ready(session)
         return {"status": "ready"}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from auth import KeyPair, SecretBox, generate_ca, generate_leaf
 from controlplane.api_keys import service as api_keys
 from controlplane.config import Settings
-from controlplane.kit.db import create_engine, create_sessionmaker, session_scope
+from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
 from controlplane.kit.migrate import migrate
 
 GATEWAY_SANS = ["localhost", "127.0.0.1"]
@@ -61,7 +61,7 @@ async def ensure_operator_key(settings: Settings) -> Path:
     engine = create_engine(settings.sqlalchemy_url)
     try:
         sessionmaker = create_sessionmaker(engine)
-        async for session in session_scope(sessionmaker):
+        async with unit_of_work(sessionmaker) as session:
             if path.exists() and await api_keys.operator_key_valid(
                 session, path.read_text().strip()
             ):

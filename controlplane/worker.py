@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,7 +28,7 @@ from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE, Settings
 from controlplane.exports.exporter import Exporter
 from controlplane.invoices.cycle import run_cycle
 from controlplane.invoices.pricing import Pricing, load_pricing
-from controlplane.kit.db import create_engine, create_sessionmaker, utcnow
+from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work, utcnow
 from controlplane.kit.telemetry import configure_logging, configure_tracing, temporal_interceptors
 from controlplane.operations.activities import ProvisioningActivities
 from controlplane.operations.repository import OperationRepository
@@ -49,7 +50,7 @@ def cell_endpoints(
     idle period, much longer than a scrape interval)."""
 
     async def endpoints() -> list[CellEndpoint]:
-        async with sessionmaker() as session:
+        async with unit_of_work(sessionmaker) as session:
             cells = await CellRepository(session).list_serving()
         return [(cell.id, provider.metrics_url(cell.id)) for cell in cells]
 
@@ -62,7 +63,7 @@ def storage_targets(
     """Every account cell with the namespaces on it, read afresh before each sample."""
 
     async def targets() -> list[StorageTarget]:
-        async with sessionmaker() as session:
+        async with unit_of_work(sessionmaker) as session:
             repository = CellRepository(session)
             cells = await repository.list_all()
             namespaces = await repository.namespaces_on_cells()
@@ -84,7 +85,7 @@ def storage_targets(
 async def bill_once(sessionmaker: async_sessionmaker[AsyncSession], pricing: Pricing) -> None:
     """Re-rate every open month's drafts and finalize those past their grace period, in one
     transaction."""
-    async with sessionmaker() as session, session.begin():
+    async with unit_of_work(sessionmaker) as session:
         report = await run_cycle(session, pricing, now=utcnow())
     if report.finalized:
         logger.info("finalized %d invoices", len(report.finalized))
@@ -117,13 +118,13 @@ async def meter_once(
     counters live in the cells' memory)."""
     async with httpx.AsyncClient(timeout=10.0) as http:
         endpoints = await cell_endpoints(sessionmaker, provider)()
-        await Meter(http).scrape_once(sessionmaker, endpoints)
+        await Meter(http).scrape_once(partial(unit_of_work, sessionmaker), endpoints)
 
 
 async def start_pending_operations(
     sessionmaker: async_sessionmaker[AsyncSession], starter: OperationStarter
 ) -> None:
-    async with sessionmaker() as session:
+    async with unit_of_work(sessionmaker) as session:
         pending = await OperationRepository(session).pending()
     for operation in pending:
         await starter.start(
@@ -186,14 +187,14 @@ async def run(settings: Settings) -> None:
     metering_http = httpx.AsyncClient(timeout=10.0)
     meter = asyncio.create_task(
         Meter(metering_http).run(
-            sessionmaker,
+            partial(unit_of_work, sessionmaker),
             cell_endpoints(sessionmaker, provider),
             interval=settings.metering_interval_seconds,
         )
     )
     storage_meter = asyncio.create_task(
         StorageMeter().run(
-            sessionmaker,
+            partial(unit_of_work, sessionmaker),
             storage_targets(sessionmaker, provider),
             interval=settings.storage_metering_interval_seconds,
         )

@@ -18,7 +18,7 @@ from controlplane.config import Settings
 from controlplane.exports.exporter import Exporter, ExportReport
 from controlplane.invoices.cycle import CycleReport, bill_month, month_start, run_cycle
 from controlplane.invoices.pricing import load_pricing
-from controlplane.kit.db import create_engine, create_sessionmaker, session_scope
+from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
 
 UsageRows = Sequence[tuple[str, dt.datetime, str, int]]
 
@@ -37,7 +37,7 @@ async def record_usage(stratus: StratusUp, rows: UsageRows) -> None:
     """Usage rows written through ``billing.add_usage``, committed in Stratus's database."""
     engine = create_engine(settings_of(stratus).sqlalchemy_url)
     try:
-        async for session in session_scope(create_sessionmaker(engine)):
+        async with unit_of_work(create_sessionmaker(engine)) as session:
             for namespace_id, hour_start, kind, quantity in rows:
                 await add_usage(session, namespace_id, hour_start, kind, quantity)
     finally:

@@ -15,7 +15,7 @@ from support import StratusUp, http
 
 from controlplane.api_keys import service as api_keys
 from controlplane.config import Settings
-from controlplane.kit.db import create_engine, create_sessionmaker, session_scope
+from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
 from controlplane.models import User
 
 PROBLEM = "https://stratus.dev/problems/"
@@ -30,7 +30,7 @@ async def _issue_user_key(stratus: StratusUp, user_id: str) -> str:
     tokens = []
     try:
         # The loop runs to its end so the unit of work commits.
-        async for session in session_scope(create_sessionmaker(engine)):
+        async with unit_of_work(create_sessionmaker(engine)) as session:
             user = await session.get(User, user_id)
             assert user is not None
             _, token = await api_keys.issue_user_key(

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from controlplane.cells.repository import CellHealthRepository
+from controlplane.kit.db import unit_of_work
 from controlplane.kit.errors import StratusError
 from controlplane.models import CellHealth
 from dataplane.cells import CellHealthState
@@ -65,7 +66,7 @@ class CellHealthMetrics:
 
     async def refresh(self, request: Request) -> None:
         sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-        async with sessionmaker() as session:
+        async with unit_of_work(sessionmaker) as session:
             self._rows = await CellHealthRepository(session).list_all()
 
     def collect(self) -> Iterator[Metric]:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from controlplane.audit import service as audit
 from controlplane.cells.repository import CellHealthRepository, CellRepository
 from controlplane.config import Settings
-from controlplane.kit.db import session_scope, utcnow
+from controlplane.kit.db import unit_of_work, utcnow
 from controlplane.models import Cell, CellHealth
 from dataplane.cells import (
     CellHealthState,
@@ -91,7 +91,7 @@ class HealthRecorder:
         if not changed:
             return
         try:
-            async for session in session_scope(self._sessionmaker):
+            async with unit_of_work(self._sessionmaker) as session:
                 repository = CellHealthRepository(session)
                 rows = await repository.by_cell()
                 for cell_id, value in changed.items():
@@ -137,7 +137,7 @@ class TenantCellKeeper:
 
     async def tick(self) -> list[CellReport]:
         """One pass: stop idle cells, start the others that are down (with backoff)."""
-        async with self._sessionmaker() as session:
+        async with unit_of_work(self._sessionmaker) as session:
             repository = CellRepository(session)
             cells = await repository.list_all()
             counts = await repository.namespace_counts()
@@ -181,7 +181,7 @@ class TenantCellKeeper:
         # Count again right before stopping: a namespace created since the pass began keeps
         # the cell (and if one slips in after this, the next pass starts the cell again). The
         # IDLE state commits before the stop, so no other keeper restarts the cell meanwhile.
-        async for session in session_scope(self._sessionmaker):
+        async with unit_of_work(self._sessionmaker) as session:
             counts = await CellRepository(session).namespace_counts()
             if counts.get(cell.account_id, 0) > 0:
                 return False

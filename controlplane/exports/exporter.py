@@ -34,7 +34,7 @@ from controlplane.exports.repository import ExportSinkRepository
 from controlplane.exports.service import secret_binding
 from controlplane.invoices.documents import invoice_csv, invoice_json
 from controlplane.invoices.service import render
-from controlplane.kit.db import utcnow
+from controlplane.kit.db import unit_of_work, utcnow
 from controlplane.models import ExportSink, InvoiceDelivery, UsageRecord
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class Exporter:
 
     async def export_once(self, sessionmaker: async_sessionmaker[AsyncSession]) -> ExportReport:
         report = ExportReport()
-        async with sessionmaker() as session:
+        async with unit_of_work(sessionmaker) as session:
             account_ids = await ExportSinkRepository(session).all_account_ids()
         for account_id in account_ids:
             try:
@@ -120,7 +120,7 @@ class Exporter:
         report: ExportReport,
     ) -> None:
         last_final_hour = hour_of(self._clock() - self._settle) - HOUR
-        async with sessionmaker() as session:
+        async with unit_of_work(sessionmaker) as session:
             repository = ExportSinkRepository(session)
             sink = await repository.get(account_id)
             if sink is None:
@@ -142,7 +142,7 @@ class Exporter:
             await asyncio.to_thread(
                 export_usage_hour, s3, config, account_id, hour, rows_by_hour.get(hour, [])
             )
-            async with sessionmaker() as session, session.begin():
+            async with unit_of_work(sessionmaker) as session:
                 stored = await ExportSinkRepository(session).get(account_id)
                 if stored is None:
                     return  # the sink was removed meanwhile
@@ -161,7 +161,7 @@ class Exporter:
         config: SinkConfig,
         report: ExportReport,
     ) -> None:
-        async with sessionmaker() as session:
+        async with unit_of_work(sessionmaker) as session:
             repository = ExportSinkRepository(session)
             pending = [
                 (invoice, await repository.credit_notes(invoice.id))
@@ -179,7 +179,7 @@ class Exporter:
                 json_document=invoice_json(document),
                 csv_document=invoice_csv(document),
             )
-            async with sessionmaker() as session, session.begin():
+            async with unit_of_work(sessionmaker) as session:
                 ExportSinkRepository(session).add_delivery(
                     InvoiceDelivery(invoice_id=invoice.id, json_key=json_key, csv_key=csv_key)
                 )
@@ -190,7 +190,7 @@ async def _record_failure(
     sessionmaker: async_sessionmaker[AsyncSession], account_id: str, reason: str
 ) -> None:
     try:
-        async with sessionmaker() as session, session.begin():
+        async with unit_of_work(sessionmaker) as session:
             sink = await ExportSinkRepository(session).get(account_id)
             if sink is not None:
                 sink.last_error = reason[:2000]

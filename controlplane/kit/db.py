@@ -1,10 +1,11 @@
-"""Engine, sessions and the request-scoped unit of work."""
+"""Engine, sessions and the one way to open a unit of work (:func:`unit_of_work`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,17 +79,13 @@ def after_commit(session: AsyncSession, action: AfterCommit) -> None:
     session.info.setdefault("after_commit", []).append(action)
 
 
-async def run_unit_of_work(session: AsyncSession) -> None:
-    """Commit, then run the after-commit actions registered during the unit of work."""
-    await session.commit()
-    actions: list[AfterCommit] = session.info.pop("after_commit", [])
-    for action in actions:
-        await action()
-
-
-async def session_scope(
+@asynccontextmanager
+async def unit_of_work(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
+    """The one way a session is opened, by requests (``SessionDep``), the worker's activities
+    and loops, and sign-in alike: everything done in the block commits together when it ends,
+    then the after-commit actions run; an exception rolls it all back (and drops them)."""
     async with sessionmaker() as session:
         try:
             yield session
@@ -96,4 +93,12 @@ async def session_scope(
             await session.rollback()
             session.info.pop("after_commit", None)
             raise
-        await run_unit_of_work(session)
+        await session.commit()
+        actions: list[AfterCommit] = session.info.pop("after_commit", [])
+        for action in actions:
+            await action()
+
+
+UnitOfWork = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+"""What code that must not know the database's wiring receives (billing's meters): a callable
+opening one unit of work, e.g. ``functools.partial(unit_of_work, sessionmaker)``."""

@@ -12,7 +12,7 @@ from auth import Action, Principal, SecretBox, authorize
 from controlplane.api_keys import service as api_keys
 from controlplane.config import Settings
 from controlplane.invoices.pricing import Pricing
-from controlplane.kit.db import session_scope
+from controlplane.kit.db import unit_of_work
 from controlplane.kit.errors import CsrfRejected, Forbidden, Unauthenticated
 from controlplane.operations.starter import OperationStarter
 from controlplane.sign_in import service as sign_in
@@ -20,7 +20,7 @@ from controlplane.sign_in import service as sign_in
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async for session in session_scope(sessionmaker):
+    async with unit_of_work(sessionmaker) as session:
         yield session
 
 

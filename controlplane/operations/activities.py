@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, closing
+from contextlib import AbstractAsyncContextManager, closing
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
@@ -28,7 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from controlplane.audit import service as audit
 from controlplane.cells.repository import CellRepository
 from controlplane.gateway_routes import service as routes
-from controlplane.kit.db import run_unit_of_work, utcnow
+from controlplane.kit.db import unit_of_work, utcnow
 from controlplane.models import Cell, Namespace, NamespaceState, OperationState
 from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.operations.repository import OperationRepository
@@ -56,15 +55,8 @@ class ProvisioningActivities:
         self._provider = provider
         self._clients: dict[str, Client] = {}
 
-    @asynccontextmanager
-    async def _unit(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessionmaker() as session:
-            try:
-                yield session
-            except BaseException:
-                await session.rollback()
-                raise
-            await run_unit_of_work(session)
+    def _unit(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return unit_of_work(self._sessionmaker)
 
     async def _cell_client(self, address: str) -> Client:
         client = self._clients.get(address)
@@ -200,7 +192,7 @@ class ProvisioningActivities:
         has that namespace's CAs loaded and verified (heartbeating meanwhile). A gateway that
         could not load them fails the operation with its reason in the gateway's log."""
         while True:
-            async with self._sessionmaker() as session:
+            async with self._unit() as session:
                 lagging = await routes.lagging_gateways(session, version, namespace_id or None)
                 rejecting = (
                     await routes.rejecting_gateways(session, version, namespace_id)

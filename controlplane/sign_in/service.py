@@ -23,7 +23,7 @@ from auth.oidc import (
 from controlplane.access.repository import NamespaceAccessRepository
 from controlplane.audit import service as audit
 from controlplane.config import OidcProvider, Settings
-from controlplane.kit.db import utcnow
+from controlplane.kit.db import unit_of_work, utcnow
 from controlplane.kit.errors import InvalidField, NotFound, Unauthenticated
 from controlplane.models.oidc_login_attempt import OidcLoginAttempt
 from controlplane.models.user import User
@@ -361,7 +361,7 @@ async def record_csrf_refusal(
     path: str,
 ) -> None:
     """Audit in a unit of work of its own: the request's own rolls back with the refusal."""
-    async with sessionmaker() as session:
+    async with unit_of_work(sessionmaker) as session:
         audit.record(
             session,
             principal,
@@ -370,7 +370,6 @@ async def record_csrf_refusal(
             account_id=principal.account_id,
             outcome="refused",
         )
-        await session.commit()
 
 
 async def logout(session: AsyncSession, authenticated: AuthenticatedSession) -> None:

@@ -11,6 +11,7 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from functools import partial
 
 import httpx
 import pytest
@@ -30,6 +31,7 @@ from temporalio.client import (
 from temporalio.worker import Worker
 
 from billing import Meter, read_cell_counters
+from controlplane.kit.db import unit_of_work
 from controlplane.models import UsageRecord
 from dataplane.cells import CellSpec, LocalCellProvider
 
@@ -80,7 +82,9 @@ async def _billed(
                 break
             assert time.monotonic() < deadline, f"cell counts {seen}, expected {counted}"
             await asyncio.sleep(0.2)
-        report = await Meter(http, clock=lambda: NOW).scrape_once(sessions, [(CELL, url)])
+        report = await Meter(http, clock=lambda: NOW).scrape_once(
+            partial(unit_of_work, sessions), [(CELL, url)]
+        )
     assert report.failed == {}
     async with sessions() as session:
         rows = await session.scalars(

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import pytest
 from cell_support import register_namespace
@@ -26,7 +27,7 @@ from temporalio.worker import Worker
 
 from billing import StorageMeter, StorageReport, StorageTarget
 from billing._rating import ACTIVE_STORAGE_KIND, RETAINED_STORAGE_KIND
-from controlplane.kit.db import utcnow
+from controlplane.kit.db import unit_of_work, utcnow
 from controlplane.models import UsageRecord
 from dataplane.cells import CellSpec, LocalCellProvider
 
@@ -180,7 +181,7 @@ async def _sample(
     sessions: async_sessionmaker[AsyncSession],
     targets: Sequence[StorageTarget],
 ) -> StorageReport:
-    return await meter.sample_once(sessions, targets)
+    return await meter.sample_once(partial(unit_of_work, sessions), targets)
 
 
 class _NeverCommits(Session):
@@ -274,7 +275,7 @@ async def test_sampling_an_hour_again_overwrites_it_with_the_newest_measurement(
             sessions.kw["bind"], expire_on_commit=False, sync_session_class=_NeverCommits
         )
         with pytest.raises(RuntimeError, match="storage meter killed"):
-            await meter.sample_once(dying, [cell.target(namespace)])
+            await meter.sample_once(partial(unit_of_work, dying), [cell.target(namespace)])
         assert (await _usage(sessions, namespace))[(ACTIVE_STORAGE_KIND, clock.hour)] == before
 
         clock.now += dt.timedelta(minutes=30)

@@ -15,7 +15,7 @@ from support import StratusUp, Tenant, create_active_namespace, http, new_tenant
 
 from billing import add_usage
 from controlplane.config import Settings
-from controlplane.kit.db import create_engine, create_sessionmaker, session_scope
+from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
 
 
 def _hour(day: int, hour: int) -> dt.datetime:
@@ -28,7 +28,7 @@ async def _record(stratus: StratusUp, rows: list[tuple[str, dt.datetime, str, in
     database (the meter only ever writes the current hour)."""
     engine = create_engine(Settings(data_dir=stratus.data_dir).sqlalchemy_url)
     try:
-        async for session in session_scope(create_sessionmaker(engine)):
+        async with unit_of_work(create_sessionmaker(engine)) as session:
             for namespace_id, hour_start, kind, quantity in rows:
                 await add_usage(session, namespace_id, hour_start, kind, quantity)
     finally:
