@@ -35,17 +35,13 @@ from auth._pki import (
     issue_server_certificate,
 )
 from auth._policy import (
-    NAMESPACE_ACTIONS,
-    OPERATOR_ACTIONS,
-    OWN_RESOURCE_ACTIONS,
-    ROLE_ACTIONS,
+    EVERY,
     AccountRole,
     Action,
     NamespacePermission,
     Principal,
     PrincipalKind,
     Resource,
-    account_wide,
     authorize,
     data_plane_permission,
 )
@@ -54,13 +50,10 @@ from auth._text import unsafe_character
 
 __all__ = [
     "API_KEY_PREFIX",
+    "EVERY",
     "MAX_BUNDLE_BYTES",
     "MAX_BUNDLE_CERTS",
     "MAX_CERTIFICATE_FILTERS",
-    "NAMESPACE_ACTIONS",
-    "OPERATOR_ACTIONS",
-    "OWN_RESOURCE_ACTIONS",
-    "ROLE_ACTIONS",
     "AccountRole",
     "Action",
     "CABundle",
@@ -76,7 +69,6 @@ __all__ = [
     "Resource",
     "SecretBox",
     "SecretUnreadable",
-    "account_wide",
     "api_key_matches",
     "authorize",
     "certificate_matches_filters",

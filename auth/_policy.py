@@ -1,8 +1,11 @@
-"""Principals and the one policy function that decides every control-plane request.
+"""Principals and the one policy function, :func:`authorize`, that decides every control-plane
+request and every data-plane (gateway) call.
 
 The policy is a table: account role → actions it may perform anywhere in its account, plus,
 for namespace-level actions, the namespace permission that grants the action on one namespace.
-Everything not in the table is denied.
+Everything not in the table is denied. Nothing outside this module maps roles to actions: the
+docs' role-by-route matrix, the gateway's per-namespace permission (:func:`data_plane_permission`)
+and the services' checks all ask :func:`authorize`.
 """
 
 from __future__ import annotations
@@ -88,6 +91,11 @@ class Action(enum.StrEnum):
     ACCOUNT_PLAN_SET = "account.plan.set"
     CREDIT_GRANT = "credit.grant"
     CREDIT_NOTE_CREATE = "credit_note.create"
+    # Temporal calls through the gateway on one namespace, by the permission the method needs
+    # (no route declares these).
+    NAMESPACE_DATA_READ = "namespace.data.read"
+    NAMESPACE_DATA_WRITE = "namespace.data.write"
+    NAMESPACE_DATA_ADMIN = "namespace.data.admin"
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,12 @@ class Principal:
     )
 
 
+EVERY = "*"
+"""In a :class:`Resource`, stands for every account, namespace or owner. No real id is ``*``, so
+no account membership, namespace permission or ownership matches it: only a grant that covers
+all of them does."""
+
+
 @dataclass(frozen=True)
 class Resource:
     """What an action is performed on. ``None`` fields are unknown at that point (a route-level
@@ -125,6 +139,18 @@ class Resource:
     namespace_id: str | None = None
     owner_id: str | None = None
     role: str | None = None
+
+    @classmethod
+    def whole_account(cls, account_id: str | None) -> Resource:
+        """Every namespace and every owner's resources of the account: ``authorize`` allows an
+        action on it only when it is allowed on all of them (e.g. to list without a filter)."""
+        return cls(account_id=account_id, namespace_id=EVERY, owner_id=EVERY)
+
+    @classmethod
+    def every_account(cls) -> Resource:
+        """Every account's resources: only the operator's installation-wide actions are
+        allowed on it (e.g. following any account's operations)."""
+        return cls(account_id=EVERY, namespace_id=EVERY, owner_id=EVERY)
 
 
 # The operator runs the installation: it creates accounts, sets namespaces' rate limits and
@@ -175,7 +201,7 @@ ROLE_ACTIONS: dict[AccountRole, frozenset[Action]] = {
     AccountRole.ADMIN: _ACCOUNT_ADMIN,
     AccountRole.DEVELOPER: _SELF_SERVICE | {Action.NAMESPACE_CREATE},
     AccountRole.FINANCE_ADMIN: _SELF_SERVICE | _BILLING,
-    AccountRole.READ: _SELF_SERVICE,
+    AccountRole.READ: _SELF_SERVICE | {Action.NAMESPACE_DATA_READ},
     AccountRole.METRICS_READ: _SELF_SERVICE,
 }
 
@@ -187,6 +213,17 @@ NAMESPACE_ACTIONS: dict[Action, NamespacePermission] = {
     Action.NAMESPACE_UPDATE: NamespacePermission.ADMIN,
     Action.NAMESPACE_DELETE: NamespacePermission.ADMIN,
     Action.NAMESPACE_ACCESS_UPDATE: NamespacePermission.ADMIN,
+    Action.NAMESPACE_DATA_READ: NamespacePermission.READ,
+    Action.NAMESPACE_DATA_WRITE: NamespacePermission.WRITE,
+    Action.NAMESPACE_DATA_ADMIN: NamespacePermission.ADMIN,
+}
+
+# The action a Temporal call needing each namespace permission performs (see
+# :func:`data_plane_permission`).
+DATA_PLANE_ACTIONS: dict[NamespacePermission, Action] = {
+    NamespacePermission.READ: Action.NAMESPACE_DATA_READ,
+    NamespacePermission.WRITE: Action.NAMESPACE_DATA_WRITE,
+    NamespacePermission.ADMIN: Action.NAMESPACE_DATA_ADMIN,
 }
 
 # Actions every account principal may perform on resources it owns itself (its API keys).
@@ -198,7 +235,7 @@ OWN_RESOURCE_ACTIONS = frozenset(
 _OWNER_GUARDED = frozenset({Action.USER_CREATE, Action.USER_UPDATE, Action.USER_DELETE})
 
 
-def account_wide(principal: Principal, action: Action) -> bool:
+def _account_wide(principal: Principal, action: Action) -> bool:
     """True when the principal's account role allows ``action`` on every resource of its
     account (so no per-namespace or per-owner check is needed)."""
     if principal.kind is PrincipalKind.OPERATOR or principal.account_role is None:
@@ -227,7 +264,7 @@ def authorize(principal: Principal, action: Action, resource: Resource | None = 
         and principal.account_role != AccountRole.OWNER
     ):
         return False
-    if account_wide(principal, action):
+    if _account_wide(principal, action):
         return True
     if action in _SELF_SERVICE:
         # A namespace-scoped service account may still ask who it is.
@@ -240,6 +277,8 @@ def authorize(principal: Principal, action: Action, resource: Resource | None = 
     if resource.namespace_id is None:
         # Decided per namespace: possible for any principal of the account.
         return True
+    if principal.namespace_scope is not None and resource.namespace_id != principal.namespace_scope:
+        return False
     held = principal.namespace_permissions.get(resource.namespace_id)
     return held is not None and held.includes(required)
 
@@ -247,19 +286,15 @@ def authorize(principal: Principal, action: Action, resource: Resource | None = 
 def data_plane_permission(
     principal: Principal, namespace_id: str, namespace_account_id: str
 ) -> NamespacePermission | None:
-    """The permission an API-key principal holds on a namespace for Temporal calls through the
-    gateway: account owners and admins hold ``admin`` everywhere in their account, the ``read``
-    role ``read``; everyone else what was granted on that namespace (a namespace-scoped service
-    account only on its namespace). None: no access."""
-    if principal.kind is PrincipalKind.OPERATOR or principal.account_id != namespace_account_id:
-        return None
-    if principal.namespace_scope is not None and principal.namespace_scope != namespace_id:
-        return None
-    granted = principal.namespace_permissions.get(namespace_id)
-    role_based: NamespacePermission | None = None
-    if principal.account_role in (AccountRole.OWNER, AccountRole.ADMIN):
-        role_based = NamespacePermission.ADMIN
-    elif principal.account_role == AccountRole.READ:
-        role_based = NamespacePermission.READ
-    candidates = [p for p in (granted, role_based) if p is not None]
-    return max(candidates, key=lambda p: p.rank) if candidates else None
+    """The highest permission an API-key principal holds on a namespace for Temporal calls
+    through the gateway, as :func:`authorize` answers for the data-plane actions (account
+    owners and admins hold ``admin`` everywhere in their account, the ``read`` role ``read``,
+    everyone else what was granted on that namespace, a namespace-scoped service account only
+    on its namespace). None: no access."""
+    resource = Resource(account_id=namespace_account_id, namespace_id=namespace_id)
+    held = [
+        permission
+        for permission, action in DATA_PLANE_ACTIONS.items()
+        if authorize(principal, action, resource)
+    ]
+    return max(held, key=lambda permission: permission.rank, default=None)

@@ -6,12 +6,12 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Action, Principal, authorize
+from auth import Action, Principal
 from controlplane.accounts.repository import AccountRepository
 from controlplane.api_keys import service as api_keys
 from controlplane.audit import service as audit
 from controlplane.kit import fields
-from controlplane.kit.errors import Forbidden
+from controlplane.kit.authorization import require
 from controlplane.models import Account, ApiKey, User
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -32,8 +32,7 @@ async def create(
     session: AsyncSession, principal: Principal, *, name: str, owner_email: str
 ) -> tuple[Account, User, ApiKey, str]:
     """Create an account with its owner and the owner's first API key (token returned once)."""
-    if not authorize(principal, Action.ACCOUNT_CREATE):
-        raise Forbidden("only the operator may create accounts")
+    require(principal, Action.ACCOUNT_CREATE, refusal="only the operator may create accounts")
     name = fields.display_name(name, field="name")
     email = fields.email(owner_email, field="owner_email")
     repository = AccountRepository(session)

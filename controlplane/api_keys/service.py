@@ -17,7 +17,6 @@ from auth import (
     Principal,
     PrincipalKind,
     Resource,
-    account_wide,
     api_key_matches,
     authorize,
     generate_api_key,
@@ -27,6 +26,7 @@ from controlplane.access.repository import NamespaceAccessRepository
 from controlplane.api_keys.repository import ApiKeyRepository
 from controlplane.audit import service as audit
 from controlplane.kit import fields
+from controlplane.kit.authorization import require
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import (
     Forbidden,
@@ -124,8 +124,7 @@ async def create(
     owner_id: str | None,
 ) -> tuple[ApiKey, str]:
     """Issue a key; the token is returned once and only its hash is stored."""
-    if not authorize(principal, Action.API_KEY_CREATE):
-        raise Forbidden("this credential may not create API keys")
+    require(principal, Action.API_KEY_CREATE, refusal="this credential may not create API keys")
     kind, owner = await _owner(session, principal, owner_type, owner_id)
     resource = Resource(account_id=principal.account_id, owner_id=owner)
     if not authorize(principal, Action.API_KEY_CREATE, resource):
@@ -172,9 +171,9 @@ async def create(
 
 async def list_all(session: AsyncSession, principal: Principal) -> list[ApiKey]:
     """Every key of the account for those who manage all keys, else the caller's own."""
-    if not authorize(principal, Action.API_KEY_READ):
-        raise Forbidden("this credential may not read API keys")
-    owner_id = None if account_wide(principal, Action.API_KEY_READ) else principal.id
+    require(principal, Action.API_KEY_READ, refusal="this credential may not read API keys")
+    everyone = Resource.whole_account(principal.account_id)
+    owner_id = None if authorize(principal, Action.API_KEY_READ, everyone) else principal.id
     return await ApiKeyRepository(session).list_scoped(principal, owner_id=owner_id)
 
 

@@ -4,10 +4,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Action, Principal, authorize
+from auth import Action, Principal
 from controlplane.audit.repository import AuditEventRepository
+from controlplane.kit.authorization import require
 from controlplane.kit.context import request_id_var
-from controlplane.kit.errors import Forbidden, InvalidField
+from controlplane.kit.errors import InvalidField
 from controlplane.kit.fields import PageToken
 from controlplane.models import AuditEvent
 
@@ -44,8 +45,7 @@ async def page(
 ) -> tuple[list[AuditEvent], str | None]:
     """One page of the caller's account's audit log, newest first, and the token of the next
     page (None on the last)."""
-    if not authorize(principal, Action.AUDIT_LOG_READ):
-        raise Forbidden("this credential may not read the audit log")
+    require(principal, Action.AUDIT_LOG_READ, refusal="this credential may not read the audit log")
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise InvalidField(f"page_size must be 1-{MAX_PAGE_SIZE}", field="page_size")
     before_id = None

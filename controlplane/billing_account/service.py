@@ -7,23 +7,19 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Action, Principal, authorize
+from auth import Action, Principal
 from controlplane.audit import service as audit
 from controlplane.billing_account.repository import BillingAccountRepository
 from controlplane.billing_account.schemas import AccountPlanOut, PlanPeriodOut
 from controlplane.invoices.pricing import Pricing
 from controlplane.invoices.service import parse_money
 from controlplane.kit import fields
+from controlplane.kit.authorization import require
 from controlplane.kit.db import utcnow
-from controlplane.kit.errors import Conflict, Forbidden, InvalidField, NotFound
+from controlplane.kit.errors import Conflict, InvalidField, NotFound
 from controlplane.models import AccountPlan, Credit
 
 MAX_CREDIT_DESCRIPTION = 200
-
-
-def _require(principal: Principal, action: Action) -> None:
-    if not authorize(principal, action):
-        raise Forbidden(f"this credential may not perform {action.value}")
 
 
 def _midnight(day: dt.date) -> dt.datetime:
@@ -47,7 +43,7 @@ def describe_plan(
 
 
 async def get_plan(session: AsyncSession, principal: Principal, pricing: Pricing) -> AccountPlanOut:
-    _require(principal, Action.BILLING_READ)
+    require(principal, Action.BILLING_READ)
     assert principal.account_id is not None
     history = await BillingAccountRepository(session).plans_scoped(principal)
     return describe_plan(principal.account_id, history, pricing, today=utcnow().date())
@@ -64,7 +60,7 @@ async def set_plan(
 ) -> AccountPlanOut:
     """Operator only: put the account on ``plan`` from a UTC day on (default today). A day in
     a month already finalized is refused: that invoice never changes."""
-    _require(principal, Action.ACCOUNT_PLAN_SET)
+    require(principal, Action.ACCOUNT_PLAN_SET)
     repository = BillingAccountRepository(session)
     account = await repository.account(account_id)
     if account is None:
@@ -112,7 +108,7 @@ async def grant_credit(
     expires_on: dt.date | None,
 ) -> Credit:
     """Operator only: a prepaid balance that finalized invoices consume before charging."""
-    _require(principal, Action.CREDIT_GRANT)
+    require(principal, Action.CREDIT_GRANT)
     repository = BillingAccountRepository(session)
     if await repository.account(account_id) is None:
         raise NotFound(f"account {account_id} not found")
@@ -151,5 +147,5 @@ async def grant_credit(
 
 
 async def list_credits(session: AsyncSession, principal: Principal) -> list[Credit]:
-    _require(principal, Action.BILLING_READ)
+    require(principal, Action.BILLING_READ)
     return await BillingAccountRepository(session).credits_scoped(principal)

@@ -9,14 +9,15 @@ import socket
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Action, Principal, SecretBox, authorize
+from auth import Action, Principal, SecretBox
 from billing import EgressPolicy, EndpointNotAllowed, InvalidEndpoint, parse_endpoint_url
 from controlplane.audit import service as audit
 from controlplane.exports.repository import ExportSinkRepository
 from controlplane.exports.schemas import ExportSinkSet
 from controlplane.kit import fields
+from controlplane.kit.authorization import require
 from controlplane.kit.db import utcnow
-from controlplane.kit.errors import AddressNotAllowed, Forbidden, InvalidField, NotFound
+from controlplane.kit.errors import AddressNotAllowed, InvalidField, NotFound
 from controlplane.models import ExportSink
 
 # S3 bucket naming rules (lowercase letters, digits, dots, hyphens; 3-63; alphanumeric ends).
@@ -28,11 +29,6 @@ MAX_PREFIX = 512
 def secret_binding(account_id: str) -> str:
     """What a sink's secret is bound to: it decrypts only on that account's row."""
     return f"export-sink:{account_id}"
-
-
-def _require(principal: Principal, action: Action) -> None:
-    if not authorize(principal, action) or principal.account_id is None:
-        raise Forbidden(f"this credential may not perform {action.value}")
 
 
 def _validate(body: ExportSinkSet) -> None:
@@ -80,7 +76,7 @@ async def _check_endpoint(endpoint_url: str, egress: EgressPolicy) -> None:
 
 
 async def get(session: AsyncSession, principal: Principal) -> ExportSink:
-    _require(principal, Action.BILLING_READ)
+    require(principal, Action.BILLING_READ)
     sink = await ExportSinkRepository(session).get_scoped(principal)
     if sink is None:
         raise NotFound("this account has no export sink")
@@ -98,7 +94,7 @@ async def put(
     """Create or replace the account's sink. Replacing keeps the export position unless
     ``export_from`` is given (then usage is exported again from that day). The endpoint must
     resolve to addresses ``egress`` allows."""
-    _require(principal, Action.EXPORT_SINK_UPDATE)
+    require(principal, Action.EXPORT_SINK_UPDATE)
     assert principal.account_id is not None
     _validate(body)
     if body.endpoint_url is not None:
@@ -149,7 +145,7 @@ async def put(
 
 
 async def delete(session: AsyncSession, principal: Principal) -> None:
-    _require(principal, Action.EXPORT_SINK_UPDATE)
+    require(principal, Action.EXPORT_SINK_UPDATE)
     repository = ExportSinkRepository(session)
     sink = await repository.get_scoped(principal)
     if sink is None:

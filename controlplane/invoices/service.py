@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Action, Principal, authorize
+from auth import Action, Principal
 from controlplane.audit import service as audit
 from controlplane.invoices.documents import invoice_csv, invoice_json
 from controlplane.invoices.repository import InvoiceRepository
@@ -21,7 +21,8 @@ from controlplane.invoices.schemas import (
     NamespaceUsageOut,
 )
 from controlplane.kit import fields
-from controlplane.kit.errors import Conflict, Forbidden, InvalidField, NotFound
+from controlplane.kit.authorization import require
+from controlplane.kit.errors import Conflict, InvalidField, NotFound
 from controlplane.models import CreditNote, Invoice, InvoiceStatus
 
 CENT = Decimal("0.01")
@@ -106,13 +107,8 @@ def render(invoice: Invoice, notes: list[CreditNote]) -> InvoiceOut:
     )
 
 
-def _require(principal: Principal, action: Action) -> None:
-    if not authorize(principal, action):
-        raise Forbidden(f"this credential may not perform {action.value}")
-
-
 async def list_invoices(session: AsyncSession, principal: Principal) -> list[InvoiceSummary]:
-    _require(principal, Action.INVOICE_READ)
+    require(principal, Action.INVOICE_READ)
     repository = InvoiceRepository(session)
     invoices = await repository.list_scoped(principal)
     notes = await repository.credit_notes([invoice.id for invoice in invoices])
@@ -121,7 +117,7 @@ async def list_invoices(session: AsyncSession, principal: Principal) -> list[Inv
 
 async def get_invoice(session: AsyncSession, principal: Principal, invoice_id: str) -> InvoiceOut:
     """The caller's account's invoice; another account's or an unknown id is not found."""
-    _require(principal, Action.INVOICE_READ)
+    require(principal, Action.INVOICE_READ)
     repository = InvoiceRepository(session)
     invoice = await repository.get_scoped(principal, invoice_id)
     if invoice is None:
@@ -150,7 +146,7 @@ async def create_credit_note(
 ) -> CreditNote:
     """Operator only: correct a finalized invoice by lowering what is due on it. A draft is
     still being rated (fix its inputs instead); notes never take more than is due."""
-    _require(principal, Action.CREDIT_NOTE_CREATE)
+    require(principal, Action.CREDIT_NOTE_CREATE)
     repository = InvoiceRepository(session)
     invoice = await repository.get_any(invoice_id)
     if invoice is None:

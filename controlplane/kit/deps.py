@@ -8,12 +8,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from auth import Action, Principal, SecretBox, authorize
+from auth import Action, Principal, SecretBox
 from controlplane.api_keys import service as api_keys
 from controlplane.config import Settings
 from controlplane.invoices.pricing import Pricing
+from controlplane.kit.authorization import require
 from controlplane.kit.db import unit_of_work
-from controlplane.kit.errors import CsrfRejected, Forbidden, Unauthenticated
+from controlplane.kit.errors import CsrfRejected, Unauthenticated
 from controlplane.operations.starter import OperationStarter
 from controlplane.sign_in import service as sign_in
 
@@ -106,8 +107,7 @@ def requires(action: Action) -> Callable[[Principal], Awaitable[Principal]]:
     for the caller's own account (per-resource checks happen through tenant scoping)."""
 
     async def dependency(principal: CurrentPrincipal) -> Principal:
-        if not authorize(principal, action):
-            raise Forbidden(f"this credential may not perform {action.value}")
+        require(principal, action)
         return principal
 
     dependency.stratus_action = action  # type: ignore[attr-defined]

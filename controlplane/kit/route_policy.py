@@ -1,15 +1,18 @@
 """Which action every API route declares, and the role-by-route matrix the policy yields.
 
-The matrix is printed into ``docs/security.md`` (``python -m controlplane.kit.route_policy``
-rewrites it); ``tests/controlplane/test_policy_routes.py`` fails when a route declares no
-action or the document is stale.
+Each cell of the matrix is what ``auth.authorize`` answers for that column's principal on
+probing resources (the whole account, its own keys, a namespace where it holds a permission):
+nothing here knows which role may do what. The matrix is printed into ``docs/security.md``
+(``python -m controlplane.kit.route_policy`` rewrites it);
+``tests/controlplane/test_policy_routes.py`` fails when a route declares no action or the
+document is stale, and checks the running API against the document.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -18,14 +21,14 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Route
 
 from auth import (
-    NAMESPACE_ACTIONS,
-    OPERATOR_ACTIONS,
-    OWN_RESOURCE_ACTIONS,
+    EVERY,
     AccountRole,
     Action,
+    NamespacePermission,
     Principal,
     PrincipalKind,
-    account_wide,
+    Resource,
+    authorize,
 )
 
 MATRIX_HEADING = "## Role \N{MULTIPLICATION SIGN} route matrix (generated)"
@@ -91,16 +94,21 @@ def column_principal(column: str) -> Principal:
 
 def decision(column: str, action: Action) -> str:
     """``allowed``, ``denied``, ``own`` (only on resources the caller owns: its API keys) or
-    ``ns <permission>`` (only on namespaces where the caller holds that permission)."""
+    ``ns <permission>`` (only on namespaces where the caller holds that permission), as
+    ``auth.authorize`` answers for the column's principal."""
     principal = column_principal(column)
-    if principal.kind is PrincipalKind.OPERATOR:
-        return "allowed" if action in OPERATOR_ACTIONS else "denied"
-    if account_wide(principal, action) or action is Action.IDENTITY_READ:
+    account_id = principal.account_id
+    if authorize(principal, action, Resource.whole_account(account_id)):
         return "allowed"
-    if action in OWN_RESOURCE_ACTIONS:
+    if authorize(
+        principal, action, Resource(account_id, namespace_id=EVERY, owner_id=principal.id)
+    ):
         return "own"
-    if action in NAMESPACE_ACTIONS:
-        return f"ns {NAMESPACE_ACTIONS[action].value}"
+    namespace_id = principal.namespace_scope or "ns"
+    for permission in sorted(NamespacePermission, key=lambda p: p.rank):
+        holder = replace(principal, namespace_permissions={namespace_id: permission})
+        if authorize(holder, action, Resource(account_id, namespace_id, owner_id=EVERY)):
+            return f"ns {permission.value}"
     return "denied"
 
 

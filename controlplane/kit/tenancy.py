@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, false
 from sqlalchemy.orm import InstrumentedAttribute
 
-from auth import Action, Principal, Resource, account_wide, authorize
+from auth import Action, Principal, Resource, authorize
 from controlplane.kit.errors import Forbidden
 
 S = TypeVar("S", bound=Select[Any])
@@ -40,7 +40,7 @@ def scoped_to_namespaces(
     ``action`` (all of the account's for an account-wide role, else those with a namespace
     permission that grants it)."""
     statement = scoped(statement, account_column, principal)
-    if account_wide(principal, action):
+    if authorize(principal, action, Resource.whole_account(principal.account_id)):
         return statement
     allowed = [
         namespace_id

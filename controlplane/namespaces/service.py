@@ -17,13 +17,13 @@ from auth import (
     NamespacePermission,
     Principal,
     Resource,
-    account_wide,
     authorize,
     parse_ca_bundle,
     parse_certificate_filters,
 )
 from controlplane.access import service as access
 from controlplane.audit import service as audit
+from controlplane.kit.authorization import require
 from controlplane.kit.errors import (
     AlreadyExists,
     Conflict,
@@ -93,8 +93,9 @@ def validate_certificate_filters(raw: list[dict[str, object]]) -> list[dict[str,
 
 
 def _require(principal: Principal, action: Action) -> str:
-    if not authorize(principal, action) or principal.account_id is None:
-        raise Forbidden(f"this credential may not perform {action.value}")
+    """The caller's account, once the policy allows ``action`` there."""
+    require(principal, action)
+    assert principal.account_id is not None  # no action on namespaces is the operator's
     return principal.account_id
 
 
@@ -179,7 +180,7 @@ async def create(
         },
     )
     await session.flush()
-    if not account_wide(principal, Action.NAMESPACE_UPDATE):
+    if not authorize(principal, Action.NAMESPACE_UPDATE, Resource.whole_account(account_id)):
         # As in Temporal Cloud, a developer administers the namespaces it creates.
         await access.grant(
             session, principal, namespace, principal.kind, principal.id, NamespacePermission.ADMIN
@@ -286,8 +287,11 @@ async def set_limits(
     async_operation_id: str | None,
 ) -> tuple[Namespace, AsyncOperation]:
     """Operator only: change a namespace's gateway rate limits (applied as an update)."""
-    if not authorize(principal, Action.NAMESPACE_LIMITS_SET):
-        raise Forbidden("only the operator may change a namespace's rate limits")
+    require(
+        principal,
+        Action.NAMESPACE_LIMITS_SET,
+        refusal="only the operator may change a namespace's rate limits",
+    )
     for field, value in (
         ("requests_per_second", requests_per_second),
         ("actions_per_second", actions_per_second),

@@ -6,8 +6,9 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal, PrincipalKind, Resource, authorize
+from controlplane.kit.authorization import require
 from controlplane.kit.db import after_commit
-from controlplane.kit.errors import Conflict, Forbidden, InvalidField, NotFound
+from controlplane.kit.errors import Conflict, InvalidField, NotFound
 from controlplane.models import AsyncOperation, OperationState
 from controlplane.operations.repository import OperationRepository
 from controlplane.operations.starter import OperationStarter
@@ -90,8 +91,7 @@ def create(
 async def get(session: AsyncSession, principal: Principal, operation_id: str) -> AsyncOperation:
     """The operation known to the caller's clients as ``operation_id`` (its
     ``async_operation_id``)."""
-    if not authorize(principal, Action.OPERATION_READ):
-        raise Forbidden("this credential may not read operations")
+    require(principal, Action.OPERATION_READ, refusal="this credential may not read operations")
     repository = OperationRepository(session)
     operation: AsyncOperation | None
     if principal.kind is PrincipalKind.OPERATOR:
@@ -115,8 +115,7 @@ async def get(session: AsyncSession, principal: Principal, operation_id: str) ->
 
 
 async def list_recent(session: AsyncSession, principal: Principal) -> list[AsyncOperation]:
-    if not authorize(principal, Action.OPERATION_READ):
-        raise Forbidden("this credential may not read operations")
+    require(principal, Action.OPERATION_READ, refusal="this credential may not read operations")
     repository = OperationRepository(session)
     if principal.kind is PrincipalKind.OPERATOR:
         # As for ``get``: the operator follows operations in every account.

@@ -14,11 +14,11 @@ from types import MappingProxyType
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Action, Principal, PrincipalKind, authorize
+from auth import Action, Principal, PrincipalKind, Resource, authorize
 from controlplane.audit import service as audit
+from controlplane.kit.authorization import require
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import (
-    Forbidden,
     InvalidField,
     NotFound,
     QuotaExceeded,
@@ -127,9 +127,8 @@ async def enforce(
 async def _readable(session: AsyncSession, principal: Principal, account_id: str) -> None:
     """The operator reads any account's quotas, a tenant only its own (another account is not
     found, as everywhere)."""
-    if not authorize(principal, Action.ACCOUNT_QUOTAS_READ):
-        raise Forbidden("this credential may not read quotas")
-    if principal.kind is not PrincipalKind.OPERATOR and principal.account_id != account_id:
+    require(principal, Action.ACCOUNT_QUOTAS_READ, refusal="this credential may not read quotas")
+    if not authorize(principal, Action.ACCOUNT_QUOTAS_READ, Resource(account_id=account_id)):
         raise NotFound(f"account {account_id} not found")
     if not await QuotaRepository(session, account_id).account_exists():
         raise NotFound(f"account {account_id} not found")
@@ -159,8 +158,7 @@ async def set_quotas(
 ) -> list[QuotaStatus]:
     """Operator only: set quotas of an account (None: back to the default). A limit below the
     current usage keeps what exists and refuses new ones."""
-    if not authorize(principal, Action.ACCOUNT_QUOTAS_SET):
-        raise Forbidden("only the operator may set quotas")
+    require(principal, Action.ACCOUNT_QUOTAS_SET, refusal="only the operator may set quotas")
     for quota, maximum in changes.items():
         if maximum is not None and not 0 <= maximum <= MAX_QUOTA:
             raise InvalidField(f"{quota.value} must be between 0 and {MAX_QUOTA}", field=quota)

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Action, Principal, authorize
+from auth import Action, Principal
 from controlplane.audit import service as audit
 from controlplane.config import Settings
+from controlplane.kit.authorization import require
 from controlplane.kit.db import utcnow
-from controlplane.kit.errors import Forbidden, InvalidField
+from controlplane.kit.errors import InvalidField
 from controlplane.models import SamlAssertionSeen, SamlAuthnRequest, SamlIdpConfig
 from controlplane.saml import service_provider
 from controlplane.saml.errors import (
@@ -40,8 +41,9 @@ async def configure_idp(
     session: AsyncSession, principal: Principal, *, metadata_xml: str
 ) -> ConfiguredIdp:
     """Validate and store (or replace) the account's IdP metadata; audited."""
-    if not authorize(principal, Action.SAML_CONFIGURE) or principal.account_id is None:
-        raise Forbidden("this credential may not configure SAML sign-in")
+    require(
+        principal, Action.SAML_CONFIGURE, refusal="this credential may not configure SAML sign-in"
+    )
     try:
         metadata = await asyncio.to_thread(service_provider.parse_idp_metadata, metadata_xml)
     except MetadataRejected as rejected:

@@ -7,15 +7,15 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import AccountRole, Action, NamespacePermission, Principal, PrincipalKind, authorize
+from auth import AccountRole, Action, NamespacePermission, Principal, PrincipalKind
 from controlplane.access import service as access
 from controlplane.access.repository import NamespaceAccessRepository
 from controlplane.api_keys.repository import ApiKeyRepository
 from controlplane.audit import service as audit
 from controlplane.kit import fields
+from controlplane.kit.authorization import require
 from controlplane.kit.errors import (
     AlreadyExists,
-    Forbidden,
     InvalidField,
     NotFound,
     ResourceVersionMismatch,
@@ -25,11 +25,6 @@ from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.quotas import service as quotas
 from controlplane.quotas.service import Quota
 from controlplane.service_accounts.repository import ServiceAccountRepository
-
-
-def _require(principal: Principal, action: Action) -> None:
-    if not authorize(principal, action):
-        raise Forbidden(f"this credential may not perform {action.value}")
 
 
 def _validate_text(name: str | None, description: str | None) -> tuple[str | None, str | None]:
@@ -56,7 +51,7 @@ async def create(
     namespace_id: str | None,
     namespace_permission: NamespacePermission | None,
 ) -> ServiceAccount:
-    _require(principal, Action.SERVICE_ACCOUNT_CREATE)
+    require(principal, Action.SERVICE_ACCOUNT_CREATE)
     name = fields.display_name(name, field="name")
     description = fields.free_text(description, field="description", max_length=1000)
     if (account_role is None) == (namespace_id is None):
@@ -117,7 +112,7 @@ async def create(
 async def get(
     session: AsyncSession, principal: Principal, service_account_id: str
 ) -> ServiceAccount:
-    _require(principal, Action.SERVICE_ACCOUNT_READ)
+    require(principal, Action.SERVICE_ACCOUNT_READ)
     service_account = await ServiceAccountRepository(session).get_scoped(
         principal, service_account_id
     )
@@ -127,7 +122,7 @@ async def get(
 
 
 async def list_all(session: AsyncSession, principal: Principal) -> list[ServiceAccount]:
-    _require(principal, Action.SERVICE_ACCOUNT_READ)
+    require(principal, Action.SERVICE_ACCOUNT_READ)
     return await ServiceAccountRepository(session).list_scoped(principal)
 
 
@@ -161,7 +156,7 @@ async def update(
     namespace_permission: NamespacePermission | None,
 ) -> ServiceAccount:
     service_account = await get(session, principal, service_account_id)
-    _require(principal, Action.SERVICE_ACCOUNT_UPDATE)
+    require(principal, Action.SERVICE_ACCOUNT_UPDATE)
     name, description = _validate_text(name, description)
     if account_role is not None:
         if service_account.namespace_id is not None:
@@ -231,7 +226,7 @@ async def delete(
 ) -> None:
     """Remove the service account with its API keys (which stop working at once)."""
     service_account = await get(session, principal, service_account_id)
-    _require(principal, Action.SERVICE_ACCOUNT_DELETE)
+    require(principal, Action.SERVICE_ACCOUNT_DELETE)
     if resource_version is not None and resource_version != service_account.resource_version:
         raise ResourceVersionMismatch(
             f"service account {service_account_id} is at resource_version "

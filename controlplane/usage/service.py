@@ -7,9 +7,10 @@ import re
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Action, Principal, authorize
+from auth import Action, Principal
 from controlplane.kit import fields
-from controlplane.kit.errors import Forbidden, InvalidField, NotFound
+from controlplane.kit.authorization import require
+from controlplane.kit.errors import InvalidField, NotFound
 from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.usage.repository import UsageRepository
 from controlplane.usage.schemas import DailyUsage
@@ -58,8 +59,7 @@ async def daily(
     """Usage of the caller's account from ``start`` to ``end`` (UTC days, both inclusive),
     optionally of one namespace. A namespace the account does not have (another account's or
     an unknown one) is not found."""
-    if not authorize(principal, Action.USAGE_READ) or principal.account_id is None:
-        raise Forbidden(f"this credential may not perform {Action.USAGE_READ.value}")
+    require(principal, Action.USAGE_READ)
     first, last = parse_day(start, "start"), parse_day(end, "end")
     validate_range(first, last)
     usage = UsageRepository(session)

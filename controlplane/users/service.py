@@ -22,9 +22,9 @@ from controlplane.access.repository import NamespaceAccessRepository
 from controlplane.api_keys.repository import ApiKeyRepository
 from controlplane.audit import service as audit
 from controlplane.kit import fields
+from controlplane.kit.authorization import require
 from controlplane.kit.errors import (
     AlreadyExists,
-    Forbidden,
     LastOwner,
     NotFound,
     ResourceVersionMismatch,
@@ -36,17 +36,12 @@ from controlplane.quotas.service import Quota
 from controlplane.users.repository import UserRepository
 
 
-def _require(principal: Principal, action: Action, resource: Resource | None = None) -> None:
-    if not authorize(principal, action, resource):
-        raise Forbidden(f"this credential may not perform {action.value}")
-
-
 async def invite(
     session: AsyncSession, principal: Principal, *, email: str, account_role: AccountRole
 ) -> User:
     """Add a user to the caller's account; they sign in later with their IdP (matched by
     verified email)."""
-    _require(principal, Action.USER_CREATE, Resource(role=account_role))
+    require(principal, Action.USER_CREATE, Resource(role=account_role))
     email = fields.email(email, field="email")
     repository = UserRepository(session)
     if await repository.get_by_email_scoped(principal, email) is not None:
@@ -74,7 +69,7 @@ async def invite(
 
 
 async def get(session: AsyncSession, principal: Principal, user_id: str) -> User:
-    _require(principal, Action.USER_READ)
+    require(principal, Action.USER_READ)
     user = await UserRepository(session).get_scoped(principal, user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found")
@@ -82,7 +77,7 @@ async def get(session: AsyncSession, principal: Principal, user_id: str) -> User
 
 
 async def list_all(session: AsyncSession, principal: Principal) -> list[User]:
-    _require(principal, Action.USER_READ)
+    require(principal, Action.USER_READ)
     return await UserRepository(session).list_scoped(principal)
 
 
@@ -118,8 +113,8 @@ async def update(
     account_role: AccountRole,
 ) -> User:
     user = await get(session, principal, user_id)
-    _require(principal, Action.USER_UPDATE, Resource(role=user.account_role))
-    _require(principal, Action.USER_UPDATE, Resource(role=account_role))
+    require(principal, Action.USER_UPDATE, Resource(role=user.account_role))
+    require(principal, Action.USER_UPDATE, Resource(role=account_role))
     if resource_version != user.resource_version:
         raise ResourceVersionMismatch(
             f"user {user_id} is at resource_version {user.resource_version}",
@@ -150,7 +145,7 @@ async def delete(
     """Remove the user with their API keys (which stop working at once) and namespace
     permissions."""
     user = await get(session, principal, user_id)
-    _require(principal, Action.USER_DELETE, Resource(role=user.account_role))
+    require(principal, Action.USER_DELETE, Resource(role=user.account_role))
     if resource_version is not None and resource_version != user.resource_version:
         raise ResourceVersionMismatch(
             f"user {user_id} is at resource_version {user.resource_version}",
@@ -200,7 +195,7 @@ async def set_namespace_access(
     user = await UserRepository(session).get_scoped(principal, user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found")
-    _require(
+    require(
         principal,
         Action.NAMESPACE_ACCESS_UPDATE,
         Resource(account_id=namespace.account_id, namespace_id=namespace.id),
