@@ -1,4 +1,5 @@
-"""Identity and trust: certificates, CA bundles, certificate filters and API keys.
+"""Identity and trust: principals and the one policy function (`authorize`), certificates, CA
+bundles, certificate filters and API keys.
 
 Nothing here depends on the control plane or the data plane.
 """

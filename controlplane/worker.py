@@ -31,7 +31,7 @@ from controlplane.invoices.pricing import Pricing, load_pricing
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work, utcnow
 from controlplane.kit.telemetry import configure_logging, configure_tracing, temporal_interceptors
 from controlplane.operations.activities import ProvisioningActivities
-from controlplane.operations.repository import OperationRepository
+from controlplane.operations.repository import SystemOperationRepository
 from controlplane.operations.starter import OperationStarter
 from controlplane.operations.workflows import WORKFLOWS
 from dataplane.cells import CellProvider, LocalCellProvider
@@ -125,7 +125,7 @@ async def start_pending_operations(
     sessionmaker: async_sessionmaker[AsyncSession], starter: OperationStarter
 ) -> None:
     async with unit_of_work(sessionmaker) as session:
-        pending = await OperationRepository(session).pending()
+        pending = await SystemOperationRepository(session).pending()
     for operation in pending:
         await starter.start(
             operation.id,

@@ -19,8 +19,8 @@ async def grant(
     permission: NamespacePermission | None,
 ) -> None:
     """Set (or with None remove) one namespace permission, with an audit event."""
-    repository = NamespaceAccessRepository(session)
-    access = await repository.get_scoped(principal, namespace.id, kind, principal_id)
+    repository = NamespaceAccessRepository(session, principal)
+    access = await repository.get(namespace.id, kind, principal_id)
     if access is None and permission is None:
         return
     if access is not None and access.permission == permission:

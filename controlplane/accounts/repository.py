@@ -5,7 +5,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from controlplane.models import Account, User
 
 
-class AccountRepository:
+class SystemAccountRepository:
+    """Accounts and their first owner, created by the operator."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 

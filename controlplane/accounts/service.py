@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal
-from controlplane.accounts.repository import AccountRepository
+from controlplane.accounts.repository import SystemAccountRepository
 from controlplane.api_keys import service as api_keys
 from controlplane.audit import service as audit
 from controlplane.kit import fields
@@ -18,7 +18,7 @@ _ID_ALPHABET = string.ascii_lowercase + string.digits
 ACCOUNT_ID_LENGTH = 6
 
 
-async def _new_account_id(repository: AccountRepository) -> str:
+async def _new_account_id(repository: SystemAccountRepository) -> str:
     while True:
         # Starts with a letter so ids never look like numbers in a namespace id.
         candidate = secrets.choice(string.ascii_lowercase) + "".join(
@@ -35,7 +35,7 @@ async def create(
     require(principal, Action.ACCOUNT_CREATE, refusal="only the operator may create accounts")
     name = fields.display_name(name, field="name")
     email = fields.email(owner_email, field="owner_email")
-    repository = AccountRepository(session)
+    repository = SystemAccountRepository(session)
     account = Account(id=await _new_account_id(repository), name=name)
     repository.add(account)
     owner = User(id=str(uuid.uuid4()), account_id=account.id, email=email, account_role="owner")

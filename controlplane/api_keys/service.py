@@ -22,8 +22,8 @@ from auth import (
     generate_api_key,
     parse_api_key,
 )
-from controlplane.access.repository import NamespaceAccessRepository
-from controlplane.api_keys.repository import ApiKeyRepository
+from controlplane.access.repository import SystemNamespaceAccessRepository
+from controlplane.api_keys.repository import ApiKeyRepository, SystemApiKeyRepository
 from controlplane.audit import service as audit
 from controlplane.kit import fields
 from controlplane.kit.authorization import require
@@ -37,6 +37,7 @@ from controlplane.kit.errors import (
 from controlplane.models import ApiKey, User
 from controlplane.quotas import service as quotas
 from controlplane.quotas.service import Quota
+from controlplane.service_accounts.repository import ServiceAccountRepository
 
 OWNER_KEY_LIFETIME = dt.timedelta(days=365)
 MAX_KEY_LIFETIME = dt.timedelta(days=730)
@@ -45,7 +46,7 @@ MAX_KEY_LIFETIME = dt.timedelta(days=730)
 async def issue_operator_key(session: AsyncSession) -> str:
     """Create an operator key (no account, no expiry) and return its token."""
     new = generate_api_key()
-    ApiKeyRepository(session).add(
+    SystemApiKeyRepository(session).add(
         ApiKey(
             id=new.key_id,
             token_hash=new.token_hash,
@@ -75,7 +76,7 @@ async def issue_user_key(
         display_name=display_name,
         expires_at=utcnow() + lifetime,
     )
-    ApiKeyRepository(session).add(api_key)
+    SystemApiKeyRepository(session).add(api_key)
     await session.flush()
     return api_key, new.token
 
@@ -108,8 +109,8 @@ async def _owner(
         return kind, owner_id
     if kind is PrincipalKind.USER:
         raise Forbidden("a user's API keys can only be created by that user")
-    service_account = await ApiKeyRepository(session).get_service_account(owner_id)
-    if service_account is None or service_account.account_id != principal.account_id:
+    service_account = await ServiceAccountRepository(session, principal).get(owner_id)
+    if service_account is None:
         raise NotFound(f"service account {owner_id} not found", field="owner_id")
     return kind, owner_id
 
@@ -126,9 +127,14 @@ async def create(
     """Issue a key; the token is returned once and only its hash is stored."""
     require(principal, Action.API_KEY_CREATE, refusal="this credential may not create API keys")
     kind, owner = await _owner(session, principal, owner_type, owner_id)
-    resource = Resource(account_id=principal.account_id, owner_id=owner)
-    if not authorize(principal, Action.API_KEY_CREATE, resource):
-        raise Forbidden("this credential may only create API keys for itself")
+    repository = ApiKeyRepository(session, principal)
+    resource = Resource(account_id=repository.account_id, owner_id=owner)
+    require(
+        principal,
+        Action.API_KEY_CREATE,
+        resource,
+        refusal="this credential may only create API keys for itself",
+    )
     display_name = fields.display_name(display_name, field="display_name")
     now = utcnow()
     expires_at = expiry if expiry.tzinfo is not None else expiry.replace(tzinfo=dt.UTC)
@@ -136,11 +142,9 @@ async def create(
         raise InvalidField("expiry must be in the future", field="expiry")
     if expires_at > now + MAX_KEY_LIFETIME:
         raise InvalidField("expiry must be at most 2 years (730 days) ahead", field="expiry")
-    repository = ApiKeyRepository(session)
-    assert principal.account_id is not None
     # Per owner, disabled keys included: enabling one again never needs a check.
     await quotas.enforce(
-        session, principal.account_id, Quota.API_KEYS_PER_PRINCIPAL, owner=(kind, owner)
+        session, repository.account_id, Quota.API_KEYS_PER_PRINCIPAL, owner=(kind, owner)
     )
     new = generate_api_key()
     api_key = ApiKey(
@@ -148,7 +152,7 @@ async def create(
         token_hash=new.token_hash,
         owner_type=kind.value,
         owner_id=owner,
-        account_id=principal.account_id,
+        account_id=repository.account_id,
         display_name=display_name,
         expires_at=expires_at,
     )
@@ -158,7 +162,7 @@ async def create(
         principal,
         action="api_key.create",
         target=api_key.id,
-        account_id=principal.account_id,
+        account_id=api_key.account_id,
         details={
             "owner_type": kind.value,
             "owner_id": owner,
@@ -172,9 +176,10 @@ async def create(
 async def list_all(session: AsyncSession, principal: Principal) -> list[ApiKey]:
     """Every key of the account for those who manage all keys, else the caller's own."""
     require(principal, Action.API_KEY_READ, refusal="this credential may not read API keys")
-    everyone = Resource.whole_account(principal.account_id)
+    repository = ApiKeyRepository(session, principal)
+    everyone = Resource.whole_account(repository.account_id)
     owner_id = None if authorize(principal, Action.API_KEY_READ, everyone) else principal.id
-    return await ApiKeyRepository(session).list_scoped(principal, owner_id=owner_id)
+    return await repository.list_all(owner_id=owner_id)
 
 
 async def _visible(
@@ -182,11 +187,15 @@ async def _visible(
 ) -> ApiKey:
     """The key, if the caller may see it; another account's key (or, for a principal that
     manages only its own keys, another owner's) is not found."""
-    api_key = await ApiKeyRepository(session).get_scoped(principal, key_id)
+    api_key = await ApiKeyRepository(session, principal).get(key_id)
     if api_key is None or not authorize(principal, Action.API_KEY_READ, _resource(api_key)):
         raise NotFound(f"API key {key_id} not found")
-    if not authorize(principal, action, _resource(api_key)):
-        raise Forbidden(f"this credential may not perform {action.value} on {key_id}")
+    require(
+        principal,
+        action,
+        _resource(api_key),
+        refusal=f"this credential may not perform {action.value} on {key_id}",
+    )
     return api_key
 
 
@@ -216,7 +225,7 @@ async def set_disabled(
 async def delete(session: AsyncSession, principal: Principal, *, key_id: str) -> None:
     """Delete a key: its row is removed, so it stops authenticating at once."""
     api_key = await _visible(session, principal, key_id, Action.API_KEY_DELETE)
-    await ApiKeyRepository(session).delete(api_key)
+    await ApiKeyRepository(session, principal).delete(api_key)
     audit.record(
         session,
         principal,
@@ -235,7 +244,7 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
         key_id = parse_api_key(token)
     except MalformedApiKey:
         raise refused from None
-    repository = ApiKeyRepository(session)
+    repository = SystemApiKeyRepository(session)
     api_key = await repository.get(key_id)
     if api_key is None or not api_key_matches(token, api_key.token_hash) or api_key.disabled:
         raise refused
@@ -250,7 +259,7 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
             display="operator",
             api_key_id=api_key.id,
         )
-    access = NamespaceAccessRepository(session)
+    access = SystemNamespaceAccessRepository(session)
     if api_key.owner_type == PrincipalKind.SERVICE_ACCOUNT.value:
         service_account = await repository.get_service_account(api_key.owner_id or "")
         if service_account is None or service_account.account_id != api_key.account_id:

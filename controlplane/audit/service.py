@@ -51,8 +51,8 @@ async def page(
     before_id = None
     if page_token is not None:
         before_id = PageToken.decode(page_token)
-    events = await AuditEventRepository(session).page_scoped(
-        principal, before_id=before_id, limit=page_size + 1
+    events = await AuditEventRepository(session, principal).page(
+        before_id=before_id, limit=page_size + 1
     )
     if len(events) > page_size:
         return events[:page_size], PageToken.encode(events[page_size - 1].id)

@@ -5,30 +5,31 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Principal
-from controlplane.kit.tenancy import scoped
+from controlplane.kit.tenancy import TenantRepository
 from controlplane.models import Account, AccountPlan, Credit, Invoice, InvoiceStatus
 
 
-class BillingAccountRepository:
+class BillingAccountRepository(TenantRepository):
+    """The caller's account's plans and credits."""
+
+    async def plans(self) -> list[AccountPlan]:
+        statement = self._scoped(
+            select(AccountPlan).order_by(AccountPlan.effective_from), AccountPlan.account_id
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+    async def credits(self) -> list[Credit]:
+        statement = self._scoped(
+            select(Credit).order_by(Credit.created_at, Credit.id), Credit.account_id
+        )
+        return list((await self.session.execute(statement)).scalars())
+
+
+class SystemBillingAccountRepository:
+    """Any account's plans and credits: for the operator, who sets them."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def plans_scoped(self, principal: Principal) -> list[AccountPlan]:
-        statement = scoped(
-            select(AccountPlan).order_by(AccountPlan.effective_from),
-            AccountPlan.account_id,
-            principal,
-        )
-        return list((await self.session.execute(statement)).scalars())
-
-    async def credits_scoped(self, principal: Principal) -> list[Credit]:
-        statement = scoped(
-            select(Credit).order_by(Credit.created_at, Credit.id), Credit.account_id, principal
-        )
-        return list((await self.session.execute(statement)).scalars())
-
-    # Operator access (installation-wide).
 
     async def account(self, account_id: str) -> Account | None:
         return await self.session.get(Account, account_id)

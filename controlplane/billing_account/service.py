@@ -9,7 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal
 from controlplane.audit import service as audit
-from controlplane.billing_account.repository import BillingAccountRepository
+from controlplane.billing_account.repository import (
+    BillingAccountRepository,
+    SystemBillingAccountRepository,
+)
 from controlplane.billing_account.schemas import AccountPlanOut, PlanPeriodOut
 from controlplane.invoices.pricing import Pricing
 from controlplane.invoices.service import parse_money
@@ -44,9 +47,9 @@ def describe_plan(
 
 async def get_plan(session: AsyncSession, principal: Principal, pricing: Pricing) -> AccountPlanOut:
     require(principal, Action.BILLING_READ)
-    assert principal.account_id is not None
-    history = await BillingAccountRepository(session).plans_scoped(principal)
-    return describe_plan(principal.account_id, history, pricing, today=utcnow().date())
+    repository = BillingAccountRepository(session, principal)
+    history = await repository.plans()
+    return describe_plan(repository.account_id, history, pricing, today=utcnow().date())
 
 
 async def set_plan(
@@ -61,7 +64,7 @@ async def set_plan(
     """Operator only: put the account on ``plan`` from a UTC day on (default today). A day in
     a month already finalized is refused: that invoice never changes."""
     require(principal, Action.ACCOUNT_PLAN_SET)
-    repository = BillingAccountRepository(session)
+    repository = SystemBillingAccountRepository(session)
     account = await repository.account(account_id)
     if account is None:
         raise NotFound(f"account {account_id} not found")
@@ -109,7 +112,7 @@ async def grant_credit(
 ) -> Credit:
     """Operator only: a prepaid balance that finalized invoices consume before charging."""
     require(principal, Action.CREDIT_GRANT)
-    repository = BillingAccountRepository(session)
+    repository = SystemBillingAccountRepository(session)
     if await repository.account(account_id) is None:
         raise NotFound(f"account {account_id} not found")
     value = parse_money(amount, "amount")
@@ -148,4 +151,4 @@ async def grant_credit(
 
 async def list_credits(session: AsyncSession, principal: Principal) -> list[Credit]:
     require(principal, Action.BILLING_READ)
-    return await BillingAccountRepository(session).credits_scoped(principal)
+    return await BillingAccountRepository(session, principal).credits()

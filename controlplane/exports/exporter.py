@@ -30,7 +30,7 @@ from billing import (
     s3_client,
 )
 from billing import ExportSink as SinkConfig
-from controlplane.exports.repository import ExportSinkRepository
+from controlplane.exports.repository import SystemExportSinkRepository
 from controlplane.exports.service import secret_binding
 from controlplane.invoices.documents import invoice_csv, invoice_json
 from controlplane.invoices.service import render
@@ -101,7 +101,7 @@ class Exporter:
     async def export_once(self, sessionmaker: async_sessionmaker[AsyncSession]) -> ExportReport:
         report = ExportReport()
         async with unit_of_work(sessionmaker) as session:
-            account_ids = await ExportSinkRepository(session).all_account_ids()
+            account_ids = await SystemExportSinkRepository(session).all_account_ids()
         for account_id in account_ids:
             try:
                 await self._export_account(sessionmaker, account_id, report)
@@ -121,7 +121,7 @@ class Exporter:
     ) -> None:
         last_final_hour = hour_of(self._clock() - self._settle) - HOUR
         async with unit_of_work(sessionmaker) as session:
-            repository = ExportSinkRepository(session)
+            repository = SystemExportSinkRepository(session)
             sink = await repository.get(account_id)
             if sink is None:
                 return
@@ -143,7 +143,7 @@ class Exporter:
                 export_usage_hour, s3, config, account_id, hour, rows_by_hour.get(hour, [])
             )
             async with unit_of_work(sessionmaker) as session:
-                stored = await ExportSinkRepository(session).get(account_id)
+                stored = await SystemExportSinkRepository(session).get(account_id)
                 if stored is None:
                     return  # the sink was removed meanwhile
                 stored.usage_exported_through = hour
@@ -162,7 +162,7 @@ class Exporter:
         report: ExportReport,
     ) -> None:
         async with unit_of_work(sessionmaker) as session:
-            repository = ExportSinkRepository(session)
+            repository = SystemExportSinkRepository(session)
             pending = [
                 (invoice, await repository.credit_notes(invoice.id))
                 for invoice in await repository.undelivered_invoices(account_id)
@@ -180,7 +180,7 @@ class Exporter:
                 csv_document=invoice_csv(document),
             )
             async with unit_of_work(sessionmaker) as session:
-                ExportSinkRepository(session).add_delivery(
+                SystemExportSinkRepository(session).add_delivery(
                     InvoiceDelivery(invoice_id=invoice.id, json_key=json_key, csv_key=csv_key)
                 )
             report.invoices.setdefault(account_id, []).append(invoice.id)
@@ -191,7 +191,7 @@ async def _record_failure(
 ) -> None:
     try:
         async with unit_of_work(sessionmaker) as session:
-            sink = await ExportSinkRepository(session).get(account_id)
+            sink = await SystemExportSinkRepository(session).get(account_id)
             if sink is not None:
                 sink.last_error = reason[:2000]
                 sink.last_error_at = utcnow()

@@ -6,8 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from auth import Principal
-from controlplane.kit.tenancy import scoped
+from controlplane.kit.tenancy import TenantRepository
 from controlplane.models import (
     CreditNote,
     ExportSink,
@@ -18,21 +17,25 @@ from controlplane.models import (
 )
 
 
-class ExportSinkRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class ExportSinkRepository(TenantRepository):
+    """The caller's account's export sink."""
 
-    async def get_scoped(self, principal: Principal) -> ExportSink | None:
-        statement = scoped(select(ExportSink), ExportSink.account_id, principal)
+    async def get(self) -> ExportSink | None:
+        statement = self._scoped(select(ExportSink), ExportSink.account_id)
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     def add(self, sink: ExportSink) -> None:
-        self.session.add(sink)
+        self._add(sink)
 
     async def delete(self, sink: ExportSink) -> None:
-        await self.session.delete(sink)
+        await self._delete(sink)
 
-    # The exporter (installation-wide).
+
+class SystemExportSinkRepository:
+    """Every account's sink and what it exports: for the exporter in the worker."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
     async def all_account_ids(self) -> list[str]:
         statement = select(ExportSink.account_id).order_by(ExportSink.account_id)

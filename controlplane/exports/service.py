@@ -77,7 +77,7 @@ async def _check_endpoint(endpoint_url: str, egress: EgressPolicy) -> None:
 
 async def get(session: AsyncSession, principal: Principal) -> ExportSink:
     require(principal, Action.BILLING_READ)
-    sink = await ExportSinkRepository(session).get_scoped(principal)
+    sink = await ExportSinkRepository(session, principal).get()
     if sink is None:
         raise NotFound("this account has no export sink")
     return sink
@@ -95,12 +95,12 @@ async def put(
     ``export_from`` is given (then usage is exported again from that day). The endpoint must
     resolve to addresses ``egress`` allows."""
     require(principal, Action.EXPORT_SINK_UPDATE)
-    assert principal.account_id is not None
     _validate(body)
     if body.endpoint_url is not None:
         await _check_endpoint(body.endpoint_url, egress)
-    repository = ExportSinkRepository(session)
-    sink = await repository.get_scoped(principal)
+    repository = ExportSinkRepository(session, principal)
+    account_id = repository.account_id
+    sink = await repository.get()
     export_from = (
         dt.datetime.combine(body.export_from, dt.time(), tzinfo=dt.UTC)
         if body.export_from is not None
@@ -108,7 +108,7 @@ async def put(
     )
     if sink is None:
         sink = ExportSink(
-            account_id=principal.account_id,
+            account_id=account_id,
             export_from=export_from or utcnow().replace(hour=0, minute=0, second=0, microsecond=0),
         )
         repository.add(sink)
@@ -121,7 +121,7 @@ async def put(
     sink.endpoint_url = body.endpoint_url
     sink.access_key_id = body.access_key_id.strip()
     sink.secret_access_key_encrypted = box.seal(
-        body.secret_access_key, bound_to=secret_binding(principal.account_id)
+        body.secret_access_key, bound_to=secret_binding(account_id)
     )
     sink.last_error = None
     sink.last_error_at = None
@@ -129,8 +129,8 @@ async def put(
         session,
         principal,
         action="export_sink.set",
-        target=principal.account_id,
-        account_id=principal.account_id,
+        target=account_id,
+        account_id=account_id,
         details={
             "bucket": body.bucket,
             "prefix": body.prefix,
@@ -146,8 +146,8 @@ async def put(
 
 async def delete(session: AsyncSession, principal: Principal) -> None:
     require(principal, Action.EXPORT_SINK_UPDATE)
-    repository = ExportSinkRepository(session)
-    sink = await repository.get_scoped(principal)
+    repository = ExportSinkRepository(session, principal)
+    sink = await repository.get()
     if sink is None:
         raise NotFound("this account has no export sink")
     await repository.delete(sink)

@@ -13,7 +13,7 @@ from controlplane.gateway_routes.schemas import GatewayList, GatewayOut
 from controlplane.kit.deps import SessionDep, requires
 from controlplane.kit.errors import Unauthenticated
 from controlplane.kit.routing import ApiRoute
-from controlplane.namespaces.repository import NamespaceRepository
+from controlplane.namespaces.repository import SystemNamespaceRepository
 
 router = APIRouter(route_class=ApiRoute, prefix="/internal", tags=["internal"])
 
@@ -150,7 +150,7 @@ async def verify_api_key(
     if holder.account_id is None or holder.api_key_id is None:
         raise Unauthenticated("operator keys cannot be used by workers")
     permissions: dict[str, str] = {}
-    for namespace in await NamespaceRepository(session).list_for_account(holder.account_id):
+    for namespace in await SystemNamespaceRepository(session).list_for_account(holder.account_id):
         permission = data_plane_permission(holder, namespace.id, namespace.account_id)
         if permission is not None:
             permissions[namespace.id] = permission.value

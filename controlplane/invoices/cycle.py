@@ -31,7 +31,7 @@ from billing import (
 )
 from controlplane.audit import service as audit
 from controlplane.invoices.pricing import Pricing
-from controlplane.invoices.repository import InvoiceRepository, Usage
+from controlplane.invoices.repository import SystemInvoiceRepository, Usage
 from controlplane.models import Account, AccountPlan, Credit, Invoice, InvoiceStatus
 
 logger = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ async def bill_month(
     days_in_month = calendar.monthrange(period_start.year, period_start.month)[1]
     finalize = now >= period_end + pricing.grace
     month = period_start.date()
-    repository = InvoiceRepository(session)
+    repository = SystemInvoiceRepository(session)
     accounts = await repository.accounts_active_before(period_end, account_ids)
     existing = await repository.invoices_of_month(period_start)
     open_accounts = [
@@ -240,7 +240,7 @@ async def bill_month(
 
 
 async def _periods(
-    repository: InvoiceRepository,
+    repository: SystemInvoiceRepository,
     pricing: Pricing,
     account: Account,
     segments: list[_Segment],
@@ -283,8 +283,10 @@ async def run_cycle(session: AsyncSession, pricing: Pricing, *, now: dt.datetime
     up to the current one. Flushes, never commits."""
     report = CycleReport()
     current = month_start(now)
-    latest_final = await InvoiceRepository(session).first_open_months()
-    accounts = await InvoiceRepository(session).accounts_active_before(next_month(current), None)
+    latest_final = await SystemInvoiceRepository(session).first_open_months()
+    accounts = await SystemInvoiceRepository(session).accounts_active_before(
+        next_month(current), None
+    )
     first_month: dict[str, dt.datetime] = {}
     for account in accounts:
         final = latest_final.get(account.id)

@@ -4,12 +4,11 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from auth import Principal
-from controlplane.kit.tenancy import scoped
+from controlplane.kit.tenancy import TenantRepository
 from controlplane.models import (
     Account,
     AccountPlan,
@@ -25,42 +24,39 @@ from controlplane.models import (
 Usage = dict[tuple[str, str], int]
 
 
-class InvoiceRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class InvoiceRepository(TenantRepository):
+    """The caller's account's invoices and their credit notes."""
 
-    # Tenant reads -------------------------------------------------------------------------
-
-    async def list_scoped(self, principal: Principal) -> list[Invoice]:
-        statement = scoped(
-            select(Invoice).order_by(Invoice.period_start.desc()), Invoice.account_id, principal
+    async def list_all(self) -> list[Invoice]:
+        statement = self._scoped(
+            select(Invoice).order_by(Invoice.period_start.desc()), Invoice.account_id
         )
         return list((await self.session.execute(statement)).scalars())
 
-    async def get_scoped(self, principal: Principal, invoice_id: str) -> Invoice | None:
-        statement = scoped(
+    async def get(self, invoice_id: str) -> Invoice | None:
+        statement = self._scoped(
             select(Invoice).where(Invoice.id == invoice_id).options(selectinload(Invoice.lines)),
             Invoice.account_id,
-            principal,
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def credit_notes(self, invoice_ids: Sequence[str]) -> dict[str, list[CreditNote]]:
-        notes: dict[str, list[CreditNote]] = {invoice_id: [] for invoice_id in invoice_ids}
-        if not invoice_ids:
-            return notes
-        statement = (
-            select(CreditNote)
-            .where(CreditNote.invoice_id.in_(invoice_ids))
-            .order_by(CreditNote.created_at, CreditNote.id)
-        )
-        for note in (await self.session.execute(statement)).scalars():
-            notes[note.invoice_id].append(note)
-        return notes
+        statement = self._scoped(_credit_notes_of(invoice_ids), CreditNote.account_id)
+        return _by_invoice(invoice_ids, (await self.session.execute(statement)).scalars())
 
-    # Operator and billing-cycle access (installation-wide, never reached by a tenant) ------
 
-    async def get_any(self, invoice_id: str) -> Invoice | None:
+class SystemInvoiceRepository:
+    """Every account's invoices: for the billing cycle in the worker and the operator's credit
+    notes, never for a tenant's request."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def credit_notes(self, invoice_ids: Sequence[str]) -> dict[str, list[CreditNote]]:
+        statement = _credit_notes_of(invoice_ids)
+        return _by_invoice(invoice_ids, (await self.session.execute(statement)).scalars())
+
+    async def get(self, invoice_id: str) -> Invoice | None:
         return await self.session.get(Invoice, invoice_id)
 
     async def get_with_lines(self, invoice_id: str) -> Invoice | None:
@@ -190,6 +186,23 @@ class InvoiceRepository:
         rows = [{**line, "invoice_id": invoice.id} for invoice, lines in drafts for line in lines]
         if rows:
             await connection.execute(insert(InvoiceLine), rows)
+
+
+def _credit_notes_of(invoice_ids: Sequence[str]) -> Select[CreditNote]:
+    return (
+        select(CreditNote)
+        .where(CreditNote.invoice_id.in_(invoice_ids))
+        .order_by(CreditNote.created_at, CreditNote.id)
+    )
+
+
+def _by_invoice(
+    invoice_ids: Sequence[str], notes: Iterable[CreditNote]
+) -> dict[str, list[CreditNote]]:
+    by_invoice: dict[str, list[CreditNote]] = {invoice_id: [] for invoice_id in invoice_ids}
+    for note in notes:
+        by_invoice[note.invoice_id].append(note)
+    return by_invoice
 
 
 def _chunks(ids: list[str], size: int = 500) -> Iterable[list[str]]:

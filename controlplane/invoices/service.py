@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth import Action, Principal
 from controlplane.audit import service as audit
 from controlplane.invoices.documents import invoice_csv, invoice_json
-from controlplane.invoices.repository import InvoiceRepository
+from controlplane.invoices.repository import InvoiceRepository, SystemInvoiceRepository
 from controlplane.invoices.schemas import (
     CreditAppliedOut,
     CreditNoteOut,
@@ -109,8 +109,8 @@ def render(invoice: Invoice, notes: list[CreditNote]) -> InvoiceOut:
 
 async def list_invoices(session: AsyncSession, principal: Principal) -> list[InvoiceSummary]:
     require(principal, Action.INVOICE_READ)
-    repository = InvoiceRepository(session)
-    invoices = await repository.list_scoped(principal)
+    repository = InvoiceRepository(session, principal)
+    invoices = await repository.list_all()
     notes = await repository.credit_notes([invoice.id for invoice in invoices])
     return [_summary(invoice, notes[invoice.id]) for invoice in invoices]
 
@@ -118,8 +118,8 @@ async def list_invoices(session: AsyncSession, principal: Principal) -> list[Inv
 async def get_invoice(session: AsyncSession, principal: Principal, invoice_id: str) -> InvoiceOut:
     """The caller's account's invoice; another account's or an unknown id is not found."""
     require(principal, Action.INVOICE_READ)
-    repository = InvoiceRepository(session)
-    invoice = await repository.get_scoped(principal, invoice_id)
+    repository = InvoiceRepository(session, principal)
+    invoice = await repository.get(invoice_id)
     if invoice is None:
         raise NotFound(f"invoice {invoice_id} not found")
     notes = await repository.credit_notes([invoice.id])
@@ -147,8 +147,8 @@ async def create_credit_note(
     """Operator only: correct a finalized invoice by lowering what is due on it. A draft is
     still being rated (fix its inputs instead); notes never take more than is due."""
     require(principal, Action.CREDIT_NOTE_CREATE)
-    repository = InvoiceRepository(session)
-    invoice = await repository.get_any(invoice_id)
+    repository = SystemInvoiceRepository(session)
+    invoice = await repository.get(invoice_id)
     if invoice is None:
         raise NotFound(f"invoice {invoice_id} not found")
     value = parse_money(amount, "amount")

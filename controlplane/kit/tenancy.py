@@ -1,56 +1,98 @@
-"""Tenant scoping: the one place that restricts a query to the caller's account.
+"""Tenant scoping: the wall between accounts, in one place.
 
-Every repository builds its tenant-owned queries through :func:`scoped` (and, for rows that
-belong to a namespace, :func:`scoped_to_namespaces`), so no endpoint or service filters by
-account on its own. Another account's rows are invisible (they answer 404, never 403), which is
-what keeps their existence from leaking.
+A repository a tenant's request uses derives from :class:`TenantRepository`: it is built with the
+caller's principal and every statement it runs -- select, update or delete -- goes through
+:meth:`TenantRepository._scoped` (rows of a namespace through
+:meth:`TenantRepository._scoped_to_namespaces`), and every row it adds or deletes is checked to be
+of the caller's account. Another account's rows are invisible (they answer 404, never 403),
+which keeps their existence from leaking.
+
+Code that must see every tenant (the worker, the operator's routes, sign-in before there is a
+principal) uses separately named ``System...Repository`` classes, so the exception shows at the
+import.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Protocol, Self, TypeVar
 
-from sqlalchemy import Select, false
+from sqlalchemy import ColumnElement, false
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from auth import Action, Principal, Resource, authorize
 from controlplane.kit.errors import Forbidden
 
-S = TypeVar("S", bound=Select[Any])
-
-
 AccountColumn = InstrumentedAttribute[str] | InstrumentedAttribute[str | None]
 
 
-def scoped(statement: S, account_column: AccountColumn, principal: Principal) -> S:
-    """``statement`` restricted to rows whose ``account_column`` is the principal's account."""
-    if principal.account_id is None:
-        raise Forbidden("this credential does not belong to an account")
-    return statement.where(account_column == principal.account_id)
+class _Filterable(Protocol):
+    """A ``Select``, ``Update`` or ``Delete``: anything with a WHERE clause."""
+
+    def where(self, *whereclause: ColumnElement[bool]) -> Self: ...
 
 
-def scoped_to_namespaces(
-    statement: S,
-    account_column: AccountColumn,
-    namespace_column: InstrumentedAttribute[str],
-    principal: Principal,
-    action: Action,
-) -> S:
-    """:func:`scoped`, and further restricted to the namespaces on which the policy allows
-    ``action`` (all of the account's for an account-wide role, else those with a namespace
-    permission that grants it)."""
-    statement = scoped(statement, account_column, principal)
-    if authorize(principal, action, Resource.whole_account(principal.account_id)):
-        return statement
-    allowed = [
-        namespace_id
-        for namespace_id in principal.namespace_permissions
-        if authorize(
-            principal,
-            action,
-            Resource(account_id=principal.account_id, namespace_id=namespace_id),
-        )
-    ]
-    if not allowed:
-        return statement.where(false())
-    return statement.where(namespace_column.in_(allowed))
+S = TypeVar("S", bound=_Filterable)
+
+
+class _AccountOwned(Protocol):
+    @property
+    def account_id(self) -> str | None: ...
+
+
+class TenantRepository:
+    """Base of every tenant-facing repository: constructed with the caller, scoped to its
+    account in every statement."""
+
+    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+        self.session = session
+        self.principal = principal
+
+    @property
+    def account_id(self) -> str:
+        """The caller's account (a credential of no account, the operator's, reaches nothing
+        here)."""
+        if self.principal.account_id is None:
+            raise Forbidden("this credential does not belong to an account")
+        return self.principal.account_id
+
+    def _scoped(self, statement: S, account_column: AccountColumn) -> S:
+        """``statement`` restricted to rows whose ``account_column`` is the caller's account."""
+        return statement.where(account_column == self.account_id)
+
+    def _scoped_to_namespaces(
+        self,
+        statement: S,
+        account_column: AccountColumn,
+        namespace_column: InstrumentedAttribute[str],
+        action: Action,
+    ) -> S:
+        """:meth:`_scoped`, and further restricted to the namespaces on which the policy allows
+        ``action`` (all of the account's when it allows it account-wide, else those where the
+        caller holds a permission that grants it)."""
+        statement = self._scoped(statement, account_column)
+        principal = self.principal
+        if authorize(principal, action, Resource.whole_account(self.account_id)):
+            return statement
+        allowed = [
+            namespace_id
+            for namespace_id in principal.namespace_permissions
+            if authorize(principal, action, Resource(self.account_id, namespace_id))
+        ]
+        if not allowed:
+            return statement.where(false())
+        return statement.where(namespace_column.in_(allowed))
+
+    def _own(self, row: _AccountOwned) -> None:
+        """Refuse to add or delete a row of another account (a bug, never a tenant's doing:
+        rows reach a service only through this repository's scoped reads)."""
+        if row.account_id != self.account_id:
+            raise Forbidden(f"{type(row).__name__} of another account")
+
+    def _add(self, row: _AccountOwned) -> None:
+        self._own(row)
+        self.session.add(row)
+
+    async def _delete(self, row: _AccountOwned) -> None:
+        self._own(row)
+        await self.session.delete(row)

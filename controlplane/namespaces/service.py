@@ -27,14 +27,14 @@ from controlplane.kit.authorization import require
 from controlplane.kit.errors import (
     AlreadyExists,
     Conflict,
-    Forbidden,
     InvalidField,
     NotFound,
     ResourceVersionMismatch,
 )
 from controlplane.models import AsyncOperation, Namespace, NamespaceState
-from controlplane.namespaces.repository import NamespaceRepository
+from controlplane.namespaces.repository import NamespaceRepository, SystemNamespaceRepository
 from controlplane.operations import service as operations
+from controlplane.operations.repository import OperationRepository, SystemOperationRepository
 from controlplane.operations.starter import OperationStarter
 from controlplane.quotas import service as quotas
 from controlplane.quotas.service import Quota
@@ -99,18 +99,21 @@ def _require(principal: Principal, action: Action) -> str:
     return principal.account_id
 
 
-async def _visible(
-    repository: NamespaceRepository, principal: Principal, namespace_id: str, action: Action
-) -> Namespace:
+async def _visible(repository: NamespaceRepository, namespace_id: str, action: Action) -> Namespace:
     """The namespace, checked against the policy for ``action`` on it: one the caller may not
     even read is not found (as another account's), one it may read but not change is 403."""
-    namespace = await repository.get_scoped(principal, namespace_id)
+    principal = repository.principal
+    namespace = await repository.get(namespace_id)
     if namespace is None or not authorize(
         principal, Action.NAMESPACE_READ, Resource(namespace.account_id, namespace.id)
     ):
         raise NotFound(f"namespace {namespace_id} not found")
-    if not authorize(principal, action, Resource(namespace.account_id, namespace.id)):
-        raise Forbidden(f"this credential may not perform {action.value} on {namespace_id}")
+    require(
+        principal,
+        action,
+        Resource(namespace.account_id, namespace.id),
+        refusal=f"this credential may not perform {action.value} on {namespace_id}",
+    )
     return namespace
 
 
@@ -134,16 +137,16 @@ async def create(
     bundle = validate_accepted_client_ca(accepted_client_ca)
     filters = validate_certificate_filters(certificate_filters)
     namespace_id = f"{name}.{account_id}"
-    repository = NamespaceRepository(session)
+    repository = NamespaceRepository(session, principal)
     existing = await operations.retried(
         session, principal, async_operation_id, "namespace.create", namespace_id
     )
     if existing is not None:
-        retried = await repository.get_scoped(principal, namespace_id)
+        retried = await repository.get(namespace_id)
         if retried is None:  # created, then deleted: the id cannot be reused
             raise Conflict("async_operation_id is already in use", field="async_operation_id")
         return retried, existing
-    if await repository.get_scoped(principal, namespace_id) is not None:
+    if await repository.get(namespace_id) is not None:
         raise AlreadyExists(f"namespace {namespace_id} already exists", field="name")
     await quotas.enforce(session, account_id, Quota.NAMESPACES)
     await quotas.enforce(session, account_id, Quota.CONCURRENT_OPERATIONS)
@@ -160,7 +163,7 @@ async def create(
     )
     repository.add(namespace)
     operation = operations.create(
-        session,
+        OperationRepository(session, principal),
         starter,
         account_id=account_id,
         operation_type="namespace.create",
@@ -206,8 +209,9 @@ async def update(
     fields left out (None) keep their value. The row changes at once (state UPDATING, new
     resource_version); the operation applies it to the cell and the gateways."""
     account_id = _require(principal, Action.NAMESPACE_UPDATE)
-    repository = NamespaceRepository(session)
-    namespace = await _visible(repository, principal, namespace_id, Action.NAMESPACE_UPDATE)
+    namespace = await _visible(
+        NamespaceRepository(session, principal), namespace_id, Action.NAMESPACE_UPDATE
+    )
     existing = await operations.retried(
         session, principal, async_operation_id, "namespace.update", namespace_id
     )
@@ -254,7 +258,7 @@ async def update(
     namespace.state = NamespaceState.UPDATING
     namespace.resource_version = str(uuid.uuid4())
     operation = operations.create(
-        session,
+        OperationRepository(session, principal),
         starter,
         account_id=account_id,
         operation_type="namespace.update",
@@ -303,7 +307,7 @@ async def set_limits(
     if async_operation_id is not None:
         operations.validate_operation_id(async_operation_id)
     # The operator acts across accounts: no tenant scoping here, by design.
-    namespace = await NamespaceRepository(session).get(namespace_id)
+    namespace = await SystemNamespaceRepository(session).get(namespace_id)
     if namespace is None:
         raise NotFound(f"namespace {namespace_id} not found")
     if namespace.state != NamespaceState.ACTIVE:
@@ -317,7 +321,7 @@ async def set_limits(
     namespace.state = NamespaceState.UPDATING
     namespace.resource_version = str(uuid.uuid4())
     operation = operations.create(
-        session,
+        SystemOperationRepository(session),
         starter,
         account_id=namespace.account_id,
         operation_type="namespace.update",
@@ -343,13 +347,13 @@ async def set_limits(
 async def get(session: AsyncSession, principal: Principal, namespace_id: str) -> Namespace:
     _require(principal, Action.NAMESPACE_READ)
     return await _visible(
-        NamespaceRepository(session), principal, namespace_id, Action.NAMESPACE_READ
+        NamespaceRepository(session, principal), namespace_id, Action.NAMESPACE_READ
     )
 
 
 async def list_all(session: AsyncSession, principal: Principal) -> list[Namespace]:
     _require(principal, Action.NAMESPACE_READ)
-    return await NamespaceRepository(session).list_scoped(principal)
+    return await NamespaceRepository(session, principal).list_readable()
 
 
 async def delete(
@@ -363,7 +367,7 @@ async def delete(
 ) -> tuple[Namespace, AsyncOperation]:
     account_id = _require(principal, Action.NAMESPACE_DELETE)
     namespace = await _visible(
-        NamespaceRepository(session), principal, namespace_id, Action.NAMESPACE_DELETE
+        NamespaceRepository(session, principal), namespace_id, Action.NAMESPACE_DELETE
     )
     existing = await operations.retried(
         session, principal, async_operation_id, "namespace.delete", namespace_id
@@ -384,7 +388,7 @@ async def delete(
     namespace.state = NamespaceState.DELETING
     namespace.resource_version = str(uuid.uuid4())
     operation = operations.create(
-        session,
+        OperationRepository(session, principal),
         starter,
         account_id=account_id,
         operation_type="namespace.delete",

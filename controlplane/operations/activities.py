@@ -29,8 +29,8 @@ from controlplane.cells.repository import CellRepository
 from controlplane.gateway_routes import service as routes
 from controlplane.kit.db import unit_of_work, utcnow
 from controlplane.models import Cell, Namespace, NamespaceState, OperationState
-from controlplane.namespaces.repository import NamespaceRepository
-from controlplane.operations.repository import OperationRepository
+from controlplane.namespaces.repository import SystemNamespaceRepository
+from controlplane.operations.repository import SystemOperationRepository
 from dataplane.cells import CellProvider, CellSpec
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class ProvisioningActivities:
         return client
 
     async def _namespace(self, session: AsyncSession, namespace_id: str) -> Namespace:
-        namespace = await NamespaceRepository(session).get(namespace_id)
+        namespace = await SystemNamespaceRepository(session).get(namespace_id)
         if namespace is None:
             raise _aborted(f"namespace {namespace_id} no longer exists")
         return namespace
@@ -80,7 +80,7 @@ class ProvisioningActivities:
     @activity.defn
     async def mark_operation_in_progress(self, operation_id: str) -> str:
         async with self._unit() as session:
-            operation = await OperationRepository(session).get(operation_id)
+            operation = await SystemOperationRepository(session).get(operation_id)
             if operation is None:
                 raise _aborted(f"operation {operation_id} does not exist")
             if operation.state == OperationState.PENDING:
@@ -255,18 +255,18 @@ class ProvisioningActivities:
     @activity.defn
     async def complete_namespace_delete(self, namespace_id: str, operation_id: str) -> str:
         async with self._unit() as session:
-            namespace = await NamespaceRepository(session).get(namespace_id)
+            namespace = await SystemNamespaceRepository(session).get(namespace_id)
             if namespace is not None:
-                await NamespaceRepository(session).delete(namespace)
+                await SystemNamespaceRepository(session).delete(namespace)
             await self._finish(session, operation_id, OperationState.FULFILLED, None)
         return namespace_id
 
     @activity.defn
     async def fail_operation(self, operation_id: str, reason: str) -> str:
         async with self._unit() as session:
-            operation = await OperationRepository(session).get(operation_id)
+            operation = await SystemOperationRepository(session).get(operation_id)
             if operation is not None:
-                namespace = await NamespaceRepository(session).get(operation.resource_id)
+                namespace = await SystemNamespaceRepository(session).get(operation.resource_id)
                 if namespace is not None:
                     namespace.state = NamespaceState.FAILED
             await self._finish(session, operation_id, OperationState.FAILED, reason)
@@ -279,7 +279,7 @@ class ProvisioningActivities:
         state: OperationState,
         reason: str | None,
     ) -> None:
-        operation = await OperationRepository(session).get(operation_id)
+        operation = await SystemOperationRepository(session).get(operation_id)
         if operation is None or operation.state in (
             OperationState.FULFILLED,
             OperationState.FAILED,

@@ -3,38 +3,43 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Action, Principal
-from controlplane.kit.tenancy import scoped, scoped_to_namespaces
+from auth import Action
+from controlplane.kit.tenancy import TenantRepository
 from controlplane.models import AsyncOperation, OperationState
 
 
-class OperationRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class OperationRepository(TenantRepository):
+    """The caller's account's async operations."""
 
-    async def get_scoped(
-        self, principal: Principal, async_operation_id: str
-    ) -> AsyncOperation | None:
-        """The principal's account's operation its clients know as ``async_operation_id``."""
-        statement = scoped(
+    async def get(self, async_operation_id: str) -> AsyncOperation | None:
+        """The account's operation its clients know as ``async_operation_id``."""
+        statement = self._scoped(
             select(AsyncOperation).where(AsyncOperation.async_operation_id == async_operation_id),
             AsyncOperation.account_id,
-            principal,
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
-    async def list_scoped(self, principal: Principal, *, limit: int = 100) -> list[AsyncOperation]:
-        """The account's operations on namespaces the principal may read, newest first."""
-        statement = scoped_to_namespaces(
+    async def list_readable(self, *, limit: int = 100) -> list[AsyncOperation]:
+        """The account's operations on namespaces the caller may read, newest first."""
+        statement = self._scoped_to_namespaces(
             select(AsyncOperation).order_by(AsyncOperation.created_at.desc()).limit(limit),
             AsyncOperation.account_id,
             AsyncOperation.resource_id,
-            principal,
             Action.OPERATION_READ,
         )
         return list((await self.session.execute(statement)).scalars())
 
-    # System access (the worker acts for the control plane, not for a tenant).
+    def add(self, operation: AsyncOperation) -> None:
+        self._add(operation)
+
+
+class SystemOperationRepository:
+    """Every account's operations: for the worker (which acts for the control plane) and the
+    operator (who follows operations in any account)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
     async def list_recent(self, *, limit: int = 100) -> list[AsyncOperation]:
         statement = select(AsyncOperation).order_by(AsyncOperation.created_at.desc()).limit(limit)
         return list((await self.session.execute(statement)).scalars())
@@ -44,8 +49,7 @@ class OperationRepository:
         return await self.session.get(AsyncOperation, operation_id)
 
     async def in_any_account(self, async_operation_id: str) -> list[AsyncOperation]:
-        """Every account's operation known to its clients as ``async_operation_id`` (the
-        operator follows operations in any account)."""
+        """Every account's operation known to its clients as ``async_operation_id``."""
         statement = select(AsyncOperation).where(
             AsyncOperation.async_operation_id == async_operation_id
         )

@@ -5,12 +5,12 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Action, Principal, PrincipalKind, Resource, authorize
+from auth import Action, Principal, Resource, authorize
 from controlplane.kit.authorization import require
 from controlplane.kit.db import after_commit
 from controlplane.kit.errors import Conflict, InvalidField, NotFound
 from controlplane.models import AsyncOperation, OperationState
-from controlplane.operations.repository import OperationRepository
+from controlplane.operations.repository import OperationRepository, SystemOperationRepository
 from controlplane.operations.starter import OperationStarter
 
 _OPERATION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -31,7 +31,7 @@ async def find_existing(
     Ids are per account: another account's use of the same id is invisible here (it neither
     blocks this account nor tells it the id exists); an id this account already used for
     something else is a conflict."""
-    existing = await OperationRepository(session).get_scoped(principal, operation_id)
+    existing = await OperationRepository(session, principal).get(operation_id)
     if existing is None:
         return None
     if existing.operation_type != operation_type:
@@ -59,7 +59,7 @@ async def retried(
 
 
 def create(
-    session: AsyncSession,
+    repository: OperationRepository | SystemOperationRepository,
     starter: OperationStarter,
     *,
     account_id: str,
@@ -67,9 +67,10 @@ def create(
     resource_id: str,
     operation_id: str | None,
 ) -> AsyncOperation:
-    """Record a PENDING operation and start its workflow once the unit of work commits. The
-    internal id (the workflow's) is always generated: the client's ``operation_id`` is unique
-    in its account only."""
+    """Record a PENDING operation (through the caller's repository: the system one only on
+    the operator's path) and start its workflow once the unit of work commits. The internal id
+    (the workflow's) is always generated: the client's ``operation_id`` is unique in its account
+    only."""
     internal_id = str(uuid.uuid4())
     operation = AsyncOperation(
         id=internal_id,
@@ -79,24 +80,29 @@ def create(
         resource_id=resource_id,
         state=OperationState.PENDING,
     )
-    OperationRepository(session).add(operation)
+    repository.add(operation)
 
     async def start() -> None:
         await starter.start(operation.id, operation_type, resource_id, account_id=account_id)
 
-    after_commit(session, start)
+    after_commit(repository.session, start)
     return operation
+
+
+def _in_every_account(principal: Principal) -> bool:
+    """Whether the policy lets the caller follow operations in every account (the operator,
+    who runs the installation)."""
+    return authorize(principal, Action.OPERATION_READ, Resource.every_account())
 
 
 async def get(session: AsyncSession, principal: Principal, operation_id: str) -> AsyncOperation:
     """The operation known to the caller's clients as ``operation_id`` (its
     ``async_operation_id``)."""
     require(principal, Action.OPERATION_READ, refusal="this credential may not read operations")
-    repository = OperationRepository(session)
     operation: AsyncOperation | None
-    if principal.kind is PrincipalKind.OPERATOR:
-        # The operator runs the installation and follows operations in any account. Ids are
-        # per account: an id that several accounts chose is ambiguous here.
+    if _in_every_account(principal):
+        # Ids are per account: an id that several accounts chose is ambiguous here.
+        repository = SystemOperationRepository(session)
         found = await repository.in_any_account(operation_id)
         if len(found) > 1:
             raise Conflict(
@@ -104,7 +110,7 @@ async def get(session: AsyncSession, principal: Principal, operation_id: str) ->
             )
         operation = found[0] if found else await repository.get(operation_id)
     else:
-        operation = await repository.get_scoped(principal, operation_id)
+        operation = await OperationRepository(session, principal).get(operation_id)
     if operation is None or not authorize(
         principal,
         Action.OPERATION_READ,
@@ -116,8 +122,6 @@ async def get(session: AsyncSession, principal: Principal, operation_id: str) ->
 
 async def list_recent(session: AsyncSession, principal: Principal) -> list[AsyncOperation]:
     require(principal, Action.OPERATION_READ, refusal="this credential may not read operations")
-    repository = OperationRepository(session)
-    if principal.kind is PrincipalKind.OPERATOR:
-        # As for ``get``: the operator follows operations in every account.
-        return await repository.list_recent()
-    return await repository.list_scoped(principal)
+    if _in_every_account(principal):
+        return await SystemOperationRepository(session).list_recent()
+    return await OperationRepository(session, principal).list_readable()

@@ -6,8 +6,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Principal
-from controlplane.kit.tenancy import scoped
+from controlplane.kit.tenancy import TenantRepository
 from controlplane.models import (
     Account,
     SamlAssertionSeen,
@@ -17,20 +16,27 @@ from controlplane.models import (
 )
 
 
-class SamlRepository:
-    """The configuration route is tenant-scoped through :func:`scoped`. The sign-in routes run
-    before there is a principal: they name the account in the URL, and every row they read is
-    looked up by that account id (requests and assertions of another account are not found)."""
+class SamlIdpConfigRepository(TenantRepository):
+    """The caller's account's IdP configuration."""
+
+    async def get(self) -> SamlIdpConfig | None:
+        statement = self._scoped(select(SamlIdpConfig), SamlIdpConfig.account_id)
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    def add(self, config: SamlIdpConfig) -> None:
+        self._add(config)
+
+
+class SamlSignInRepository:
+    """The sign-in routes run before there is a principal: they name the account in the URL,
+    and every row they read is looked up by that account id (requests and assertions of
+    another account are not found)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def add(self, row: SamlIdpConfig | SamlAuthnRequest | SamlAssertionSeen) -> None:
+    def add(self, row: SamlAuthnRequest | SamlAssertionSeen) -> None:
         self.session.add(row)
-
-    async def config_scoped(self, principal: Principal) -> SamlIdpConfig | None:
-        statement = scoped(select(SamlIdpConfig), SamlIdpConfig.account_id, principal)
-        return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def account_exists(self, account_id: str) -> bool:
         return await self.session.get(Account, account_id) is not None

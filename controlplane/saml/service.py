@@ -23,7 +23,7 @@ from controlplane.saml.errors import (
     SamlReplayedAssertion,
     SamlUnknownRequest,
 )
-from controlplane.saml.repository import SamlRepository
+from controlplane.saml.repository import SamlIdpConfigRepository, SamlSignInRepository
 from controlplane.saml.service_provider import MetadataRejected, ResponseRejected, SpUrls
 from controlplane.sign_in.errors import NotInvited
 from controlplane.sign_in.service import NewWebSession, create_web_session
@@ -48,10 +48,10 @@ async def configure_idp(
         metadata = await asyncio.to_thread(service_provider.parse_idp_metadata, metadata_xml)
     except MetadataRejected as rejected:
         raise InvalidField(rejected.message, field="metadata_xml") from None
-    repository = SamlRepository(session)
-    config = await repository.config_scoped(principal)
+    repository = SamlIdpConfigRepository(session, principal)
+    config = await repository.get()
     if config is None:
-        config = SamlIdpConfig(account_id=principal.account_id)
+        config = SamlIdpConfig(account_id=repository.account_id)
         repository.add(config)
     config.idp_entity_id = metadata.entity_id
     config.sso_url = metadata.sso_url
@@ -74,12 +74,12 @@ async def configure_idp(
 
 async def sp_metadata(session: AsyncSession, account_id: str, urls: SpUrls) -> str:
     """The account's SP metadata (served before the IdP is configured: the IdP needs it)."""
-    if not await SamlRepository(session).account_exists(account_id):
+    if not await SamlSignInRepository(session).account_exists(account_id):
         raise SamlNotConfigured("no such account")
     return await asyncio.to_thread(service_provider.sp_metadata, urls)
 
 
-async def _config_or_404(repository: SamlRepository, account_id: str) -> SamlIdpConfig:
+async def _config_or_404(repository: SamlSignInRepository, account_id: str) -> SamlIdpConfig:
     config = await repository.config(account_id)
     if config is None:
         raise SamlNotConfigured("this account has not configured a SAML identity provider")
@@ -89,7 +89,7 @@ async def _config_or_404(repository: SamlRepository, account_id: str) -> SamlIdp
 async def start_login(session: AsyncSession, account_id: str, urls: SpUrls) -> str:
     """Issue an AuthnRequest (its id kept server-side until it expires or is answered) and
     return the IdP URL carrying it (HTTP-Redirect binding)."""
-    repository = SamlRepository(session)
+    repository = SamlSignInRepository(session)
     config = await _config_or_404(repository, account_id)
     request_id, location = await asyncio.to_thread(
         service_provider.authn_request, urls, config.metadata_xml, config.idp_entity_id
@@ -125,7 +125,7 @@ async def complete_login(
     consumed by the first response naming it, even a refused one (the refusal commits). The
     replay cache is checked before single use, so a replayed assertion is reported as such.
     """
-    repository = SamlRepository(session)
+    repository = SamlSignInRepository(session)
     config = await _config_or_404(repository, account_id)
     if not saml_response:
         raise SamlInvalidResponse("the form carries no SAMLResponse", field="syntax")

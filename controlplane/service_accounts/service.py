@@ -61,21 +61,20 @@ async def create(
         )
     if account_role is not None:
         _validate_role(account_role)
-    repository = ServiceAccountRepository(session)
-    if await repository.get_by_name_scoped(principal, name) is not None:
+    repository = ServiceAccountRepository(session, principal)
+    if await repository.get_by_name(name) is not None:
         raise AlreadyExists(f"service account {name} already exists", field="name")
     namespace = None
     if namespace_id is not None:
-        namespace = await NamespaceRepository(session).get_scoped(principal, namespace_id)
+        namespace = await NamespaceRepository(session, principal).get(namespace_id)
         if namespace is None:
             raise NotFound(
                 f"namespace {namespace_id} not found", field="namespace_scope.namespace_id"
             )
-    assert principal.account_id is not None
-    await quotas.enforce(session, principal.account_id, Quota.SERVICE_ACCOUNTS)
+    await quotas.enforce(session, repository.account_id, Quota.SERVICE_ACCOUNTS)
     service_account = ServiceAccount(
         id=str(uuid.uuid4()),
-        account_id=principal.account_id,
+        account_id=repository.account_id,
         name=name,
         description=description,
         account_role=account_role.value if account_role else None,
@@ -88,7 +87,7 @@ async def create(
         principal,
         action="service_account.create",
         target=service_account.id,
-        account_id=principal.account_id,
+        account_id=service_account.account_id,
         details={
             "name": name,
             "account_role": service_account.account_role,
@@ -113,9 +112,7 @@ async def get(
     session: AsyncSession, principal: Principal, service_account_id: str
 ) -> ServiceAccount:
     require(principal, Action.SERVICE_ACCOUNT_READ)
-    service_account = await ServiceAccountRepository(session).get_scoped(
-        principal, service_account_id
-    )
+    service_account = await ServiceAccountRepository(session, principal).get(service_account_id)
     if service_account is None:
         raise NotFound(f"service account {service_account_id} not found")
     return service_account
@@ -123,7 +120,7 @@ async def get(
 
 async def list_all(session: AsyncSession, principal: Principal) -> list[ServiceAccount]:
     require(principal, Action.SERVICE_ACCOUNT_READ)
-    return await ServiceAccountRepository(session).list_scoped(principal)
+    return await ServiceAccountRepository(session, principal).list_all()
 
 
 async def scope_permissions(
@@ -133,8 +130,8 @@ async def scope_permissions(
     scoped_ids = [sa.id for sa in service_accounts if sa.namespace_id is not None]
     if not scoped_ids:
         return {}
-    rows = await NamespaceAccessRepository(session).list_scoped_for(
-        principal, PrincipalKind.SERVICE_ACCOUNT, scoped_ids
+    rows = await NamespaceAccessRepository(session, principal).list_for(
+        PrincipalKind.SERVICE_ACCOUNT, scoped_ids
     )
     by_id = {sa.id: sa.namespace_id for sa in service_accounts}
     return {
@@ -176,9 +173,9 @@ async def update(
             f"{service_account.resource_version}",
             field="resource_version",
         )
-    repository = ServiceAccountRepository(session)
+    repository = ServiceAccountRepository(session, principal)
     if name is not None and name != service_account.name:
-        if await repository.get_by_name_scoped(principal, name) is not None:
+        if await repository.get_by_name(name) is not None:
             raise AlreadyExists(f"service account {name} already exists", field="name")
         service_account.name = name
     if description is not None:
@@ -201,9 +198,7 @@ async def update(
     )
     await session.flush()
     if namespace_permission is not None and service_account.namespace_id is not None:
-        namespace = await NamespaceRepository(session).get_scoped(
-            principal, service_account.namespace_id
-        )
+        namespace = await NamespaceRepository(session, principal).get(service_account.namespace_id)
         if namespace is None:
             raise NotFound(f"namespace {service_account.namespace_id} no longer exists")
         await access.grant(
@@ -233,13 +228,13 @@ async def delete(
             f"{service_account.resource_version}",
             field="resource_version",
         )
-    await ApiKeyRepository(session).delete_all_of(
-        principal, owner_type=PrincipalKind.SERVICE_ACCOUNT.value, owner_id=service_account.id
+    await ApiKeyRepository(session, principal).delete_all_of(
+        owner_type=PrincipalKind.SERVICE_ACCOUNT.value, owner_id=service_account.id
     )
-    await NamespaceAccessRepository(session).delete_all_of(
-        principal, PrincipalKind.SERVICE_ACCOUNT, service_account.id
+    await NamespaceAccessRepository(session, principal).delete_all_of(
+        PrincipalKind.SERVICE_ACCOUNT, service_account.id
     )
-    await ServiceAccountRepository(session).delete(service_account)
+    await ServiceAccountRepository(session, principal).delete(service_account)
     audit.record(
         session,
         principal,

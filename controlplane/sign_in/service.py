@@ -20,7 +20,7 @@ from auth.oidc import (
     new_session_token,
     new_sign_in_secret,
 )
-from controlplane.access.repository import NamespaceAccessRepository
+from controlplane.access.repository import SystemNamespaceAccessRepository
 from controlplane.audit import service as audit
 from controlplane.config import OidcProvider, Settings
 from controlplane.kit.db import unit_of_work, utcnow
@@ -133,7 +133,7 @@ def _principal_display(user: User) -> str:
 
 async def user_principal(session: AsyncSession, user: User) -> Principal:
     """The principal a signed-in user acts as (same shape as for the user's API keys)."""
-    permissions = await NamespaceAccessRepository(session).permissions_of(
+    permissions = await SystemNamespaceAccessRepository(session).permissions_of(
         PrincipalKind.USER, user.id
     )
     return Principal(

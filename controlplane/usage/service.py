@@ -62,13 +62,12 @@ async def daily(
     require(principal, Action.USAGE_READ)
     first, last = parse_day(start, "start"), parse_day(end, "end")
     validate_range(first, last)
-    usage = UsageRepository(session)
+    usage = UsageRepository(session, principal)
     if namespace_id is not None:
-        exists = await NamespaceRepository(session).get_scoped(principal, namespace_id)
-        if exists is None and not await usage.has_namespace_scoped(principal, namespace_id):
+        exists = await NamespaceRepository(session, principal).get(namespace_id)
+        if exists is None and not await usage.has_namespace(namespace_id):
             raise NotFound(f"namespace {namespace_id} not found")
-    rows = await usage.hourly_scoped(
-        principal,
+    rows = await usage.hourly(
         since=_midnight(first),
         until=_midnight(last + dt.timedelta(days=1)),
         namespace_id=namespace_id,

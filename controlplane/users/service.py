@@ -43,14 +43,13 @@ async def invite(
     verified email)."""
     require(principal, Action.USER_CREATE, Resource(role=account_role))
     email = fields.email(email, field="email")
-    repository = UserRepository(session)
-    if await repository.get_by_email_scoped(principal, email) is not None:
+    repository = UserRepository(session, principal)
+    if await repository.get_by_email(email) is not None:
         raise AlreadyExists(f"{email} is already a user of this account", field="email")
-    assert principal.account_id is not None
-    await quotas.enforce(session, principal.account_id, Quota.USERS)
+    await quotas.enforce(session, repository.account_id, Quota.USERS)
     user = User(
         id=str(uuid.uuid4()),
-        account_id=principal.account_id,
+        account_id=repository.account_id,
         email=email,
         account_role=account_role.value,
         resource_version=str(uuid.uuid4()),
@@ -61,7 +60,7 @@ async def invite(
         principal,
         action="user.create",
         target=user.id,
-        account_id=principal.account_id,
+        account_id=user.account_id,
         details={"email": email, "account_role": account_role.value},
     )
     await session.flush()
@@ -70,7 +69,7 @@ async def invite(
 
 async def get(session: AsyncSession, principal: Principal, user_id: str) -> User:
     require(principal, Action.USER_READ)
-    user = await UserRepository(session).get_scoped(principal, user_id)
+    user = await UserRepository(session, principal).get(user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found")
     return user
@@ -78,15 +77,15 @@ async def get(session: AsyncSession, principal: Principal, user_id: str) -> User
 
 async def list_all(session: AsyncSession, principal: Principal) -> list[User]:
     require(principal, Action.USER_READ)
-    return await UserRepository(session).list_scoped(principal)
+    return await UserRepository(session, principal).list_all()
 
 
 async def namespace_permissions(
     session: AsyncSession, principal: Principal, users: list[User]
 ) -> dict[str, list[NamespaceAccess]]:
     """User id → the user's namespace access rows."""
-    rows = await NamespaceAccessRepository(session).list_scoped_for(
-        principal, PrincipalKind.USER, [user.id for user in users]
+    rows = await NamespaceAccessRepository(session, principal).list_for(
+        PrincipalKind.USER, [user.id for user in users]
     )
     by_user: dict[str, list[NamespaceAccess]] = {user.id: [] for user in users}
     for row in rows:
@@ -97,7 +96,7 @@ async def namespace_permissions(
 async def _guard_last_owner(session: AsyncSession, principal: Principal, user: User) -> None:
     if user.account_role != AccountRole.OWNER.value:
         return
-    if await UserRepository(session).count_owners_scoped(principal) <= 1:
+    if await UserRepository(session, principal).count_owners() <= 1:
         raise LastOwner(
             f"{user.email} is the account's last owner; make another user owner first",
             field="account_role",
@@ -152,11 +151,11 @@ async def delete(
             field="resource_version",
         )
     await _guard_last_owner(session, principal, user)
-    await ApiKeyRepository(session).delete_all_of(
-        principal, owner_type=PrincipalKind.USER.value, owner_id=user.id
+    await ApiKeyRepository(session, principal).delete_all_of(
+        owner_type=PrincipalKind.USER.value, owner_id=user.id
     )
-    await NamespaceAccessRepository(session).delete_all_of(principal, PrincipalKind.USER, user.id)
-    await UserRepository(session).delete(user)
+    await NamespaceAccessRepository(session, principal).delete_all_of(PrincipalKind.USER, user.id)
+    await UserRepository(session, principal).delete(user)
     audit.record(
         session,
         principal,
@@ -172,7 +171,7 @@ async def visible_namespace(
     session: AsyncSession, principal: Principal, namespace_id: str
 ) -> Namespace:
     """The namespace, if the caller may at least read it (else not found)."""
-    namespace = await NamespaceRepository(session).get_scoped(principal, namespace_id)
+    namespace = await NamespaceRepository(session, principal).get(namespace_id)
     if namespace is None or not authorize(
         principal,
         Action.NAMESPACE_READ,
@@ -192,7 +191,7 @@ async def set_namespace_access(
 ) -> User:
     """Give ``user_id`` ``permission`` on the namespace, or remove their access (None)."""
     namespace = await visible_namespace(session, principal, namespace_id)
-    user = await UserRepository(session).get_scoped(principal, user_id)
+    user = await UserRepository(session, principal).get(user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found")
     require(
