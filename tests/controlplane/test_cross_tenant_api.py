@@ -1,13 +1,15 @@
 """For every route that takes an id, account A's owner on account B's ids answers exactly as
 for ids that do not exist: 404 not-found (or the policy's 403 where the route is not A's to
-call at all), and B's resources are untouched. The routes come from the app, so a new route
-with an id is covered (or fails here until it gets a sample body)."""
+call at all), and B's resources are untouched. The same holds for every id A sends in a query
+string or a request body. The routes and fields come from the app and its OpenAPI schema, so a
+new route or id field is covered (or fails here until it gets a sample request)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +23,10 @@ from controlplane.config import Settings
 from controlplane.kit.db import utcnow
 from controlplane.kit.route_policy import decision, route_actions
 
+APP = create_app(Settings(), run_migrations=False)
 ROUTES = [
     route
-    for route in route_actions(create_app(Settings(), run_migrations=False))
+    for route in route_actions(APP)
     if "{" in route.path and route.path not in PUBLIC_PATHS and route.action is not None
 ]
 
@@ -57,6 +60,80 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("POST", "/api/v1/accounts/{account_id}/quotas"): {"namespaces": 5},
     ("DELETE", "/api/v1/internal/gateways/{gateway_id}"): None,
 }
+
+
+# Id fields outside the path that name nothing another account owns: an idempotency key each
+# account chooses for itself, an export sink's S3 credential.
+NOT_REFERENCES = frozenset({"async_operation_id", "access_key_id"})
+
+# Every id field a request carries outside its path: (method, path, "query" | "body", field,
+# dotted when nested) → (the kind of id it names, a request that passes validation with the
+# id, as {"params": ...} or {"json": ...}), so the answer is about the id only.
+ID_FIELDS: dict[tuple[str, str, str, str], tuple[str, Callable[[str], dict[str, Any]]]] = {
+    ("GET", "/api/v1/usage", "query", "namespace_id"): (
+        "namespace_id",
+        lambda value: {
+            "params": {
+                "namespace_id": value,
+                "start": str(utcnow().date()),
+                "end": str(utcnow().date()),
+            }
+        },
+    ),
+    ("POST", "/api/v1/service-accounts", "body", "namespace_scope.namespace_id"): (
+        "namespace_id",
+        lambda value: {
+            "json": {
+                "name": "cross-tenant",
+                "namespace_scope": {"namespace_id": value, "permission": "read"},
+            }
+        },
+    ),
+    ("POST", "/api/v1/api-keys", "body", "owner_id"): (
+        "service_account_id",
+        lambda value: {
+            "json": {
+                "display_name": "cross-tenant",
+                "expiry": expiry(),
+                "owner_type": "service_account",
+                "owner_id": value,
+            }
+        },
+    ),
+}
+
+
+def _properties(schema: dict[str, Any], components: dict[str, Any]) -> Iterator[str]:
+    """Every property of a JSON schema, nested ones dotted."""
+    if "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[1]]
+    for alternative in schema.get("anyOf", []) + schema.get("allOf", []):
+        yield from _properties(alternative, components)
+    for name, sub in schema.get("properties", {}).items():
+        yield name
+        yield from (f"{name}.{nested}" for nested in _properties(sub, components))
+
+
+def _id_fields_outside_the_path() -> set[tuple[str, str, str, str]]:
+    spec = APP.openapi()
+    components = spec["components"]["schemas"]
+    found = set()
+    for path, operations in spec["paths"].items():
+        if path in PUBLIC_PATHS:
+            continue
+        for method, operation in operations.items():
+            fields = [
+                ("query", parameter["name"])
+                for parameter in operation.get("parameters", [])
+                if parameter["in"] == "query"
+            ]
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                fields += [("body", name) for name in _properties(content["schema"], components)]
+            for where, name in fields:
+                last = name.rsplit(".", 1)[-1]
+                if last.endswith("_id") and last not in NOT_REFERENCES:
+                    found.add((method.upper(), path, where, name))
+    return found
 
 
 @dataclass
@@ -133,6 +210,40 @@ def test_another_accounts_ids_answer_as_unknown_ids(
             )
             assert response.status_code == unknown.status_code
             assert response.json()["type"] == unknown.json()["type"]
+
+
+def test_every_id_field_outside_the_path_has_a_sample_request() -> None:
+    """The schema's id fields in query strings and bodies are exactly those sampled below."""
+    assert _id_fields_outside_the_path() == set(ID_FIELDS), (
+        "add a sample request for each new id field to ID_FIELDS (or, if it names nothing an "
+        "account owns, to NOT_REFERENCES)"
+    )
+
+
+@pytest.mark.parametrize("field", ID_FIELDS, ids=lambda f: f"{f[0]} {f[1]} {f[2]}:{f[3]}")
+def test_another_accounts_ids_in_queries_and_bodies_answer_as_unknown_ids(
+    stratus: StratusUp, accounts: tuple[Ids, Ids], field: tuple[str, str, str, str]
+) -> None:
+    """B's id in the field answers exactly as an unknown id (404 not-found, same field); A's
+    own id passes, so the refusal is about whose id it is."""
+    alpha, bravo = accounts
+    method, path, _, _ = field
+    kind, request = ID_FIELDS[field]
+    path = path.format(**alpha.ids).removeprefix("/api/v1")
+    with http(stratus, alpha.tenant.api_key) as client:
+        foreign = client.request(method, path, **request(bravo.ids[kind]))
+        unknown = client.request(method, path, **request("zz-unknown"))
+        assert (foreign.status_code, foreign.json()["type"].rsplit("/", 1)[1]) == (
+            404,
+            "not-found",
+        ), foreign.text
+        assert (unknown.status_code, unknown.json()["type"]) == (
+            foreign.status_code,
+            foreign.json()["type"],
+        )
+        assert foreign.json().get("field") == unknown.json().get("field")
+        own = client.request(method, path, **request(alpha.ids[kind]))
+        assert own.status_code < 300, own.text
 
 
 def test_bravo_is_untouched(stratus: StratusUp, accounts: tuple[Ids, Ids]) -> None:
