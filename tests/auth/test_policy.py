@@ -125,3 +125,57 @@ def test_data_plane_permission_follows_roles_grants_and_scope() -> None:
     scoped = dataclasses.replace(granted, account_role=None, namespace_scope="a.acct1")
     assert data_plane_permission(scoped, "a.acct1", "acct1") is NamespacePermission.WRITE
     assert data_plane_permission(_user("owner"), "a.acct2", "acct2") is None
+
+
+def test_data_plane_permission_is_what_authorize_answers() -> None:
+    """The gateway's permission is not a second role table: it is the highest level whose
+    data-plane action ``authorize`` allows (a read user granted write holds write)."""
+    from auth import data_plane_permission
+
+    read_with_write = _user("read", a=NamespacePermission.WRITE)
+    assert data_plane_permission(read_with_write, "a.acct1", "acct1") is NamespacePermission.WRITE
+    assert data_plane_permission(read_with_write, "b.acct1", "acct1") is NamespacePermission.READ
+    resource = Resource("acct1", "a.acct1")
+    for role in AccountRole:
+        user = _user(role.value)
+        held = data_plane_permission(user, "a.acct1", "acct1")
+        allowed = {
+            permission
+            for permission, action in (
+                (NamespacePermission.READ, Action.NAMESPACE_DATA_READ),
+                (NamespacePermission.WRITE, Action.NAMESPACE_DATA_WRITE),
+                (NamespacePermission.ADMIN, Action.NAMESPACE_DATA_ADMIN),
+            )
+            if authorize(user, action, resource)
+        }
+        assert held == max(allowed, key=lambda p: p.rank, default=None), role
+
+
+def test_a_namespace_scoped_principal_is_refused_outside_its_namespace_even_with_a_grant() -> None:
+    stray = Principal(
+        PrincipalKind.SERVICE_ACCOUNT,
+        "sa1",
+        "acct1",
+        None,
+        "sa",
+        namespace_scope="orders.acct1",
+        namespace_permissions={
+            "orders.acct1": NamespacePermission.READ,
+            "billing.acct1": NamespacePermission.ADMIN,
+        },
+    )
+    assert authorize(stray, Action.NAMESPACE_READ, Resource("acct1", "orders.acct1"))
+    assert not authorize(stray, Action.NAMESPACE_READ, Resource("acct1", "billing.acct1"))
+
+
+def test_whole_account_and_every_account_resources() -> None:
+    """``Resource.whole_account`` is allowed only account-wide (not by one namespace grant or
+    by owning one's keys); ``Resource.every_account`` only for the operator's actions."""
+    developer = _user("developer", orders=NamespacePermission.ADMIN)
+    assert authorize(developer, Action.NAMESPACE_READ, Resource("acct1", "orders.acct1"))
+    assert not authorize(developer, Action.NAMESPACE_READ, Resource.whole_account("acct1"))
+    assert not authorize(developer, Action.API_KEY_READ, Resource.whole_account("acct1"))
+    assert authorize(_user("admin"), Action.API_KEY_READ, Resource.whole_account("acct1"))
+    operator = Principal(PrincipalKind.OPERATOR, "op", None, None, "operator")
+    assert authorize(operator, Action.OPERATION_READ, Resource.every_account())
+    assert not authorize(_user("owner"), Action.OPERATION_READ, Resource.every_account())
