@@ -92,13 +92,6 @@ def validate_certificate_filters(raw: list[dict[str, object]]) -> list[dict[str,
     return [certificate_filter.as_dict() for certificate_filter in filters]
 
 
-def _require(principal: Principal, action: Action) -> str:
-    """The caller's account, once the policy allows ``action`` there."""
-    require(principal, action)
-    assert principal.account_id is not None  # no action on namespaces is the operator's
-    return principal.account_id
-
-
 async def _visible(repository: NamespaceRepository, namespace_id: str, action: Action) -> Namespace:
     """The namespace, checked against the policy for ``action`` on it: one the caller may not
     even read is not found (as another account's), one it may read but not change is 403."""
@@ -129,7 +122,9 @@ async def create(
     async_operation_id: str | None,
     auth_method: str = "mtls",
 ) -> tuple[Namespace, AsyncOperation]:
-    account_id = _require(principal, Action.NAMESPACE_CREATE)
+    require(principal, Action.NAMESPACE_CREATE)
+    repository = NamespaceRepository(session, principal)
+    account_id = repository.account_id
     validate_name(name)
     validate_retention(retention_days)
     validate_auth_method(auth_method)
@@ -137,7 +132,6 @@ async def create(
     bundle = validate_accepted_client_ca(accepted_client_ca)
     filters = validate_certificate_filters(certificate_filters)
     namespace_id = f"{name}.{account_id}"
-    repository = NamespaceRepository(session, principal)
     existing = await operations.retried(
         session, principal, async_operation_id, "namespace.create", namespace_id
     )
@@ -208,10 +202,10 @@ async def update(
     method; the
     fields left out (None) keep their value. The row changes at once (state UPDATING, new
     resource_version); the operation applies it to the cell and the gateways."""
-    account_id = _require(principal, Action.NAMESPACE_UPDATE)
-    namespace = await _visible(
-        NamespaceRepository(session, principal), namespace_id, Action.NAMESPACE_UPDATE
-    )
+    require(principal, Action.NAMESPACE_UPDATE)
+    repository = NamespaceRepository(session, principal)
+    account_id = repository.account_id
+    namespace = await _visible(repository, namespace_id, Action.NAMESPACE_UPDATE)
     existing = await operations.retried(
         session, principal, async_operation_id, "namespace.update", namespace_id
     )
@@ -345,14 +339,14 @@ async def set_limits(
 
 
 async def get(session: AsyncSession, principal: Principal, namespace_id: str) -> Namespace:
-    _require(principal, Action.NAMESPACE_READ)
+    require(principal, Action.NAMESPACE_READ)
     return await _visible(
         NamespaceRepository(session, principal), namespace_id, Action.NAMESPACE_READ
     )
 
 
 async def list_all(session: AsyncSession, principal: Principal) -> list[Namespace]:
-    _require(principal, Action.NAMESPACE_READ)
+    require(principal, Action.NAMESPACE_READ)
     return await NamespaceRepository(session, principal).list_readable()
 
 
@@ -365,10 +359,10 @@ async def delete(
     resource_version: str | None,
     async_operation_id: str | None,
 ) -> tuple[Namespace, AsyncOperation]:
-    account_id = _require(principal, Action.NAMESPACE_DELETE)
-    namespace = await _visible(
-        NamespaceRepository(session, principal), namespace_id, Action.NAMESPACE_DELETE
-    )
+    require(principal, Action.NAMESPACE_DELETE)
+    repository = NamespaceRepository(session, principal)
+    account_id = repository.account_id
+    namespace = await _visible(repository, namespace_id, Action.NAMESPACE_DELETE)
     existing = await operations.retried(
         session, principal, async_operation_id, "namespace.delete", namespace_id
     )
