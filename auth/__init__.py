@@ -12,6 +12,7 @@ from auth._api_keys import (
     hash_api_key,
     parse_api_key,
 )
+from auth._auth_method import AuthMethod
 from auth._ca_bundle import (
     MAX_BUNDLE_BYTES,
     MAX_BUNDLE_CERTS,
@@ -63,6 +64,7 @@ __all__ = [
     "ROLE_ACTIONS",
     "AccountRole",
     "Action",
+    "AuthMethod",
     "CABundle",
     "CertificateFilter",
     "InvalidCABundle",

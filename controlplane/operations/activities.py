@@ -33,6 +33,7 @@ from controlplane.models import Cell, Namespace, NamespaceState, OperationState
 from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.operations.repository import OperationRepository
 from dataplane.cells import CellProvider, CellSpec
+from dataplane.gateway import RouteEntry
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ class ProvisioningActivities:
                     raise ApplicationError(f"namespace {namespace_id} is not registered yet")
                 return await routes.publish(
                     session,
-                    routes.RouteSpec(
+                    RouteEntry(
                         namespace_id=namespace_id,
                         cell_address=cell.address,
                         accepted_client_ca=namespace.accepted_client_ca,

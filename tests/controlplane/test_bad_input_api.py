@@ -113,6 +113,8 @@ ONE_CA = generate_ca("one").cert_pem.decode()
             "invalid-field",
             "certificate_filters",
         ),
+        # Not one of the AuthMethod values the schema lists: refused like an unknown role.
+        ({"auth_method": "password"}, 422, "malformed-request", "auth_method"),
     ],
     ids=[
         "uppercase",
@@ -135,6 +137,7 @@ ONE_CA = generate_ca("one").cert_pem.decode()
         "retention-not-int",
         "bad-operation-id",
         "bad-certificate-filter",
+        "unknown-auth-method",
     ],
 )
 def test_create_namespace_refuses_bad_input(
