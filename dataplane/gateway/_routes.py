@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -30,6 +31,8 @@ from dataplane.gateway._limits import (
 
 logger = logging.getLogger(__name__)
 
+# Namespace ids the control plane issues; only such ids are reported back as not served.
+_REPORTABLE_ID = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}")
 ROUTES_PATH = "/api/v1/internal/gateway-routes"
 GATEWAYS_PATH = "/api/v1/internal/gateways"
 # What a polling gateway tells the control plane: who it is, the table version it has applied
@@ -101,11 +104,20 @@ class RouteTable:
 
     routes: Mapping[str, Route] = field(default_factory=lambda: MappingProxyType({}))
     version: int = 0
+    # Namespaces the document named but the source could not route (reason by namespace id):
+    # the gateway reports them with its other rejections, so none is ever called served.
+    dropped: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
-    def of(cls, routes: Iterable[Route], version: int) -> RouteTable:
+    def of(
+        cls, routes: Iterable[Route], version: int, dropped: Mapping[str, str] | None = None
+    ) -> RouteTable:
         by_namespace = {route.namespace_id: route for route in routes}
-        return cls(routes=MappingProxyType(by_namespace), version=version)
+        return cls(
+            routes=MappingProxyType(by_namespace),
+            version=version,
+            dropped=MappingProxyType(dict(dropped or {})),
+        )
 
 
 class RouteSource(Protocol):
@@ -234,6 +246,7 @@ class HttpRouteSource:
             raise TypeError("route document version is not an integer")
         routes: list[Route] = []
         bundles: dict[str, CABundle] = {}
+        dropped: dict[str, str] = {}
         for position, raw in enumerate(body["routes"]):
             try:
                 entry = RouteEntry.model_validate(raw)
@@ -245,15 +258,17 @@ class HttpRouteSource:
                     named,
                     exc,
                 )
+                if isinstance(named, str) and _REPORTABLE_ID.fullmatch(named):
+                    dropped[named] = "its route entry is malformed"
                 continue
-            route = self._route(entry)
+            route = self._route(entry, dropped)
             if route is not None:
                 bundles[entry.accepted_client_ca] = route.accepted_client_ca
                 routes.append(route)
         self._bundles = bundles
-        return RouteTable.of(routes, version)
+        return RouteTable.of(routes, version, dropped)
 
-    def _route(self, entry: RouteEntry) -> Route | None:
+    def _route(self, entry: RouteEntry, dropped: dict[str, str]) -> Route | None:
         bundle = self._bundles.get(entry.accepted_client_ca)
         if bundle is None:
             try:
@@ -264,6 +279,7 @@ class HttpRouteSource:
                 logger.warning(
                     "namespace %s dropped from routing: %s", entry.namespace_id, exc.reason
                 )
+                dropped[entry.namespace_id] = f"its client CA bundle is refused: {exc.reason}"
                 return None
         try:
             filters = parse_certificate_filters(entry.certificate_filters)
@@ -271,6 +287,7 @@ class HttpRouteSource:
             # Same as a bad bundle: refusing the namespace is safer than admitting
             # certificates its owner meant to exclude.
             logger.warning("namespace %s dropped from routing: %s", entry.namespace_id, exc.reason)
+            dropped[entry.namespace_id] = f"its certificate filters are refused: {exc.reason}"
             return None
         return Route(
             entry.namespace_id,

@@ -179,6 +179,9 @@ async def test_fetch_reads_certificate_filters_and_drops_invalid_ones(
         await source.aclose()
     assert table is not None
     assert sorted(table.routes) == ["filtered.acct1", "open.acct1"]
+    # Reported back as not served, so the control plane never calls it ACTIVE.
+    assert list(table.dropped) == ["bad-filter.acct1"]
+    assert table.dropped["bad-filter.acct1"].startswith("its certificate filters are refused")
     assert table.routes["filtered.acct1"].certificate_filters == (
         CertificateFilter(common_name="worker-*"),
         CertificateFilter(organization="Acme", subject_alternative_name="*.acme.com"),
@@ -238,6 +241,11 @@ async def test_fetch_reads_the_document_the_api_serialises_and_drops_malformed_e
         await source.aclose()
     assert table is not None
     assert (table.version, sorted(table.routes)) == (4, ["keyed.acct1", "minimal.acct1"])
+    # Every named entry that was dropped is reported back as not served.
+    assert dict(table.dropped) == {
+        name: "its route entry is malformed"
+        for name in ("no-address.acct1", "odd-auth.acct1", "no-limit.acct1")
+    }
     keyed = table.routes["keyed.acct1"]
     assert keyed.auth_method is AuthMethod.MTLS_OR_API_KEY
     assert keyed.limits == Limits(requests_per_second=7, actions_per_second=3)
