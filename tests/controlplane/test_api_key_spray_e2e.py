@@ -24,6 +24,8 @@ from support import StratusUp, Tenant, api_key_verifications, free_port, http, n
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, TLSConfig
 
+pytestmark = pytest.mark.slow  # its `sprayed` fixture runs a whole `stratus up`
+
 DESCRIBE = "/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace"
 UNKNOWN = "the API key is unknown, malformed, expired, disabled or deleted"
 MALFORMED = "the API key is malformed: a Stratus API key is stratus_<key id>_<secret>"

@@ -41,6 +41,8 @@ from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.models import AuditEvent
 from dataplane.cells import CellHealthState, LocalCellProvider
 
+pytestmark = pytest.mark.slow  # every test runs a whole `stratus up` and kills its cells
+
 PROBLEM = "https://stratus.dev/problems/"
 
 

@@ -14,6 +14,8 @@ import httpx
 import pytest
 from support import ApiAlone
 
+pytestmark = pytest.mark.slow  # it runs the API as its own process on a tiny mount
+
 PROBLEM = "https://stratus.dev/problems/"
 
 
