@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+from product_constants import PROBLEM
 from support import StratusUp, http
 
 from controlplane.api_keys import service as api_keys
@@ -18,8 +19,6 @@ from controlplane.config import Settings
 from controlplane.kit.db import create_engine, create_sessionmaker, session_scope, utcnow
 from controlplane.kit.errors import Unauthenticated
 from controlplane.models import User
-
-PROBLEM = "https://stratus.dev/problems/"
 
 
 def expiry(days: float = 30) -> str:

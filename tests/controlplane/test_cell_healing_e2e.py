@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from product_constants import PROBLEM
 from sqlalchemy import select
 from support import (
     StratusUp,
@@ -42,8 +43,6 @@ from controlplane.models import AuditEvent
 from dataplane.cells import CellHealthState, LocalCellProvider
 
 pytestmark = pytest.mark.slow  # every test runs a whole `stratus up` and kills its cells
-
-PROBLEM = "https://stratus.dev/problems/"
 
 
 @pytest.fixture(scope="module")
