@@ -33,6 +33,8 @@ from billing import Meter, read_cell_counters
 from controlplane.models import UsageRecord
 from dataplane.cells import CellSpec, LocalCellProvider
 
+pytestmark = pytest.mark.slow  # every test runs workflows on a real local cell
+
 NOW = dt.datetime(2026, 11, 24, 14, 25, 7, tzinfo=dt.UTC)
 TASK_QUEUE = "kinds"
 CELL = "cell-kinds"

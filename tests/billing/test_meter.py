@@ -28,6 +28,8 @@ from billing import ActionKind, Meter, read_cell_counters
 from controlplane.models import UsageCursor, UsageRecord
 from dataplane.cells import CellSpec, LocalCellProvider
 
+pytestmark = pytest.mark.slow  # every test meters a real local cell
+
 NOW = dt.datetime(2026, 11, 24, 14, 25, 7, tzinfo=dt.UTC)
 HOUR = dt.datetime(2026, 11, 24, 14, tzinfo=dt.UTC)
 TASK_QUEUE = "orders"

@@ -30,6 +30,8 @@ from controlplane.kit.db import utcnow
 from controlplane.models import UsageRecord
 from dataplane.cells import CellSpec, LocalCellProvider
 
+pytestmark = pytest.mark.slow  # every test samples a real local cell
+
 TASK_QUEUE = "ledgers"
 HOUR = dt.timedelta(hours=1)
 RUNNING = WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING

@@ -31,6 +31,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from workload_support import assert_each_completed_once, eventually, start_workload
 
+pytestmark = pytest.mark.slow  # its `up` fixture runs a whole `stratus up`
+
 SYSTEM_NAMESPACE = "default"
 
 

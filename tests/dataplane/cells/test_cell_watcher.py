@@ -34,6 +34,8 @@ from dataplane.cells import (
     RestartPolicy,
 )
 
+pytestmark = pytest.mark.slow  # every test starts and kills real cells
+
 
 def _cell_processes(provider: LocalCellProvider, cell_id: str) -> list[int]:
     """PIDs of every running process serving ``cell_id``'s database (found through /proc)."""

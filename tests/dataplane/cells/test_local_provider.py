@@ -25,6 +25,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from dataplane.cells import CellError, CellSpec, CellStatus, LocalCellProvider
 
+pytestmark = pytest.mark.slow  # every test starts real cells
+
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
 TCP_LISTEN = "0A"
 
