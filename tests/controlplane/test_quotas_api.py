@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 from identity_support import expiry, invite, user_with_key
-from product_constants import DEFAULT_QUOTA_LIMITS as DEFAULTS
 from product_constants import PROBLEM
 from support import StratusUp, Tenant, http, new_tenant
 
@@ -57,6 +56,17 @@ async def _concurrently(
 
 def _namespace_body(tenant: Tenant, name: str) -> dict[str, Any]:
     return {"name": name, "accepted_client_ca": tenant.ca.cert_pem.decode(), "retention_days": 1}
+
+
+# The Temporal Cloud-like defaults, pinned here on purpose: this is the specification
+# the product's defaults are checked against, not a copy of them.
+DEFAULTS = {
+    "namespaces": 10,
+    "users": 300,
+    "service_accounts": 100,
+    "api_keys_per_principal": 20,
+    "concurrent_operations": 10,
+}
 
 
 def test_defaults_are_temporal_cloud_like_and_the_operator_sets_them(stratus: StratusUp) -> None:
