@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn, TypeVar
 
+import httpx
 import typer
 from pydantic import BaseModel
 
@@ -60,12 +61,15 @@ class Context:
 
     @contextmanager
     def connected(self) -> Iterator[StratusClient]:
-        """A client for several calls; an API error exits with its problem."""
+        """A client for several calls; an API error exits with its problem, an unreachable
+        API with one line that names the URL."""
         try:
             with self.client() as client:
                 yield client
         except StratusAPIError as error:
             api_error(error)
+        except httpx.TransportError as error:
+            fail(f"cannot reach the Stratus API at {self.api_url}: {error}")
 
     def call(self, action: Callable[[StratusClient], T]) -> T:
         """Run one API call; an API error exits with its problem."""

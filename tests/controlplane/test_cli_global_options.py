@@ -125,3 +125,11 @@ def test_options_after_the_subcommand_win(api: tuple[ApiAlone, str]) -> None:
         "error: the API key is missing, unknown, expired or revoked "
         "[401 https://stratus.dev/problems/unauthenticated]\n"
     )
+
+
+def test_an_unreachable_api_is_one_error_line() -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    result = _stratus("namespace", "list", "--api-url", closed, "--api-key", "any")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: cannot reach the Stratus API at {closed}: ")
+    assert result.stderr.count("\n") == 1, result.stderr
