@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +12,7 @@ import typer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from auth import AuthMethod
 from controlplane.cli._context import Context, fail
 from controlplane.cli._options import NamespaceOption
 from controlplane.client import StratusClient
@@ -32,12 +32,6 @@ auth_method_app = typer.Typer(
 app.add_typer(client_ca_app, name="accepted-client-ca")
 app.add_typer(filters_app, name="certificate-filters")
 app.add_typer(auth_method_app, name="auth-method")
-
-
-class AuthMethod(StrEnum):
-    mtls = "mtls"
-    api_key = "api_key"
-    mtls_or_api_key = "mtls_or_api_key"
 
 
 WaitOption = Annotated[
@@ -229,7 +223,7 @@ def auth_method_set(
     wait: WaitOption = False,
 ) -> None:
     """Choose which gateway endpoint may serve the namespace (mTLS, API key, or both)."""
-    _update(ctx, namespace_id, wait, lambda _: {"auth_method": method.value})
+    _update(ctx, namespace_id, wait, lambda _: {"auth_method": method})
 
 
 @client_ca_app.command("list")
