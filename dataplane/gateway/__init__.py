@@ -15,12 +15,14 @@ from dataplane.gateway._routes import (
     StaticRouteSource,
 )
 from dataplane.gateway._server import Gateway
+from dataplane.gateway._settings import GatewaySettings
 from dataplane.gateway._tls import DEFAULT_DOMAIN, ServerNames
 
 __all__ = [
     "DEFAULT_DOMAIN",
     "CallerLimits",
     "Gateway",
+    "GatewaySettings",
     "HttpRouteSource",
     "Limits",
     "Route",
