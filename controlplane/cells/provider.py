@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from controlplane.config import WorkerSettings
-from dataplane.cells import CellProvider, create_provider
+from dataplane.cells import DEFAULT_STOP_TIMEOUT, CellProvider, create_provider
 
 
 def cell_provider(
     settings: WorkerSettings,
     *,
-    stop_timeout: float | None = None,
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
     dynamic_config: Mapping[str, str] | None = None,
 ) -> CellProvider:
     return create_provider(

@@ -2,7 +2,12 @@
 watcher. A provider allocates each cell's endpoint (``provision``) and runs the cell there."""
 
 from dataplane.cells._factory import create_provider
-from dataplane.cells._local import LocalCellPorts, LocalCellProvider, temporal_binary
+from dataplane.cells._local import (
+    DEFAULT_STOP_TIMEOUT,
+    LocalCellPorts,
+    LocalCellProvider,
+    temporal_binary,
+)
 from dataplane.cells._provider import (
     CellEndpoint,
     CellError,
@@ -13,6 +18,7 @@ from dataplane.cells._provider import (
 from dataplane.cells._watch import CellHealthState, CellReport, CellWatcher, RestartPolicy
 
 __all__ = [
+    "DEFAULT_STOP_TIMEOUT",
     "CellEndpoint",
     "CellError",
     "CellHealthState",

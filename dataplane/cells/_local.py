@@ -36,6 +36,8 @@ DYNAMIC_CONFIG = {"system.enableCrossNamespaceCommands": "false"}
 
 
 _LOOPBACK = "127.0.0.1"
+# How long ``stop`` waits after SIGTERM before SIGKILL, unless told otherwise.
+DEFAULT_STOP_TIMEOUT = 15.0
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ class LocalCellProvider:
         base_dir: Path,
         *,
         start_timeout: float = 60.0,
-        stop_timeout: float = 15.0,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         dynamic_config: Mapping[str, str] | None = None,
     ) -> None:
         """``dynamic_config`` adds Temporal dynamic-config values (JSON strings) to every cell
