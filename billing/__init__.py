@@ -35,7 +35,7 @@ from billing._kinds import (
     action_kind,
     action_weight,
 )
-from billing._meter import CellEndpoint, Meter, ScrapeReport, add_usage, hour_of, set_usage
+from billing._meter import Meter, MeteredCell, ScrapeReport, add_usage, hour_of, set_usage
 from billing._price_book import (
     ActionTier,
     Plan,
@@ -68,7 +68,6 @@ __all__ = [
     "ActionKind",
     "ActionTier",
     "CellCounters",
-    "CellEndpoint",
     "Credit",
     "CreditApplied",
     "EgressPolicy",
@@ -78,6 +77,7 @@ __all__ = [
     "InvoiceDraft",
     "LineItem",
     "Meter",
+    "MeteredCell",
     "NamespaceCharge",
     "Plan",
     "PlanFee",

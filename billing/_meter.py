@@ -20,7 +20,7 @@ from controlplane.models.usage_record import month_of
 
 logger = logging.getLogger(__name__)
 
-CellEndpoint = tuple[str, str]
+MeteredCell = tuple[str, str]
 """(cell id, metrics URL). A cell served by several processes lists one entry per process,
 each with its own id (``cell-1/frontend-0``): their deltas add up in the same usage rows."""
 
@@ -74,7 +74,7 @@ class Meter:
         self._batch_namespaces = batch_namespaces
 
     async def scrape_once(
-        self, sessionmaker: async_sessionmaker[AsyncSession], cells: Sequence[CellEndpoint]
+        self, sessionmaker: async_sessionmaker[AsyncSession], cells: Sequence[MeteredCell]
     ) -> ScrapeReport:
         """Scrape ``cells`` and add their deltas to the current hour's usage rows, committing
         as it goes.
@@ -108,7 +108,7 @@ class Meter:
     async def run(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        cells: Callable[[], Awaitable[Sequence[CellEndpoint]]],
+        cells: Callable[[], Awaitable[Sequence[MeteredCell]]],
         *,
         interval: float = 60.0,
     ) -> None:

@@ -25,6 +25,7 @@ from dataplane.gateway._routes import (
     StaticRouteSource,
 )
 from dataplane.gateway._server import Gateway
+from dataplane.gateway._settings import GatewaySettings
 from dataplane.gateway._tls import DEFAULT_DOMAIN, ServerNames
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "GATEWAY_REJECTED_HEADER",
     "CallerLimits",
     "Gateway",
+    "GatewaySettings",
     "HttpRouteSource",
     "Limits",
     "Route",
