@@ -13,7 +13,7 @@ TEST_APT_PACKAGES := chromium nodejs npm xmlsec1
 OIDC_IDP := infra/oidc-idp
 OIDC_IDP_STAMP := $(OIDC_IDP)/node_modules/.stratus-installed
 
-.PHONY: up test install lint typecheck pytest bench bench-billing bench-meter clean system-deps test-deps
+.PHONY: up test test-fast install lint typecheck pytest bench bench-billing bench-meter clean system-deps test-deps
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { \
@@ -60,11 +60,17 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# --durations: the 25 slowest steps close every full run, so a test that grew slow shows.
 pytest: install test-deps
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 
 ## Set everything up, then ruff, mypy (strict) and the whole pytest suite.
 test: lint typecheck pytest
+
+## For developers, between edits: ruff and the tests that start no Stratus, cell, IdP, S3 or
+## browser (`-m "not slow"`; see tests/conftest.py), in well under a minute.
+test-fast: lint
+	$(BIN)/pytest -m "not slow"
 
 ## Benchmarks (not tests): print JSON. Installs nginx (the gateway bench's peer proxy) if missing.
 bench: install

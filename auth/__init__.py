@@ -13,6 +13,7 @@ from auth._api_keys import (
     hash_api_key,
     parse_api_key,
 )
+from auth._auth_method import AuthMethod
 from auth._ca_bundle import (
     MAX_BUNDLE_BYTES,
     MAX_BUNDLE_CERTS,
@@ -57,6 +58,7 @@ __all__ = [
     "MAX_CERTIFICATE_FILTERS",
     "AccountRole",
     "Action",
+    "AuthMethod",
     "CABundle",
     "CertificateFilter",
     "InvalidCABundle",

@@ -49,7 +49,7 @@ from temporalio.client import Client, TLSConfig
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from auth import KeyPair, generate_ca, generate_leaf, parse_ca_bundle
-from dataplane.cells import CellSpec, LocalCellProvider
+from dataplane.cells import LocalCellProvider
 from dataplane.gateway import Gateway, Limits, Route, ServerNames, StaticRouteSource
 from dataplane.gateway.__main__ import run as run_gateway_loop
 
@@ -374,10 +374,10 @@ BENCH_CELL_LIMITS = {
 @contextlib.asynccontextmanager
 async def cell(base_dir: Path) -> AsyncIterator[str]:
     provider = LocalCellProvider(base_dir, dynamic_config=BENCH_CELL_LIMITS)
-    spec = CellSpec("bench-cell", free_port(), free_port(), free_port())
+    spec = await provider.provision("bench-cell")
     try:
         await provider.start(spec)
-        yield provider.address(spec.cell_id)
+        yield spec.grpc_address
     finally:
         await provider.stop(spec.cell_id)
 

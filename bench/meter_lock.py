@@ -52,7 +52,7 @@ from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.kit.migrate import migrate
 from controlplane.models import Account, Cell
 from controlplane.worker import meter_once
-from dataplane.cells import CellSpec, LocalCellProvider
+from dataplane.cells import LocalCellProvider
 
 ACCOUNT = "bench1"
 OTHER = "other1"
@@ -88,15 +88,6 @@ asyncio.run(main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3])))
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -207,8 +198,8 @@ async def main() -> None:
     engine = create_engine(url)
     sessionmaker = create_sessionmaker(engine)
     provider = LocalCellProvider(work / "cells")
-    spec = CellSpec(CELL, free_port(), free_port(), free_port())
-    other_spec = CellSpec(OTHER_CELL, free_port(), free_port(), free_port())
+    spec = await provider.provision(CELL)
+    other_spec = await provider.provision(OTHER_CELL)
     result: dict[str, Any] = {"namespaces": args.namespaces, "rate_per_s": args.rate}
     try:
         log("starting the cell")
@@ -231,11 +222,9 @@ async def main() -> None:
                     Cell(
                         id=cell.cell_id,
                         account_id=account,
-                        provider="local",
-                        grpc_port=cell.grpc_port,
-                        metrics_port=cell.metrics_port,
-                        http_port=cell.http_port,
-                        address=provider.address(cell.cell_id),
+                        provider=cell.provider,
+                        address=cell.grpc_address,
+                        metrics_url=cell.metrics_url,
                     )
                     for cell, account in ((spec, ACCOUNT), (other_spec, OTHER))
                 ]
@@ -263,7 +252,7 @@ async def main() -> None:
             await asyncio.sleep(2)  # the writer is up and writing
             started = time.time()
             t0 = time.monotonic()
-            await meter_once(sessionmaker, provider)
+            await meter_once(sessionmaker)
             scrape = time.monotonic() - t0
             ended = time.time()
             await asyncio.sleep(1)

@@ -36,8 +36,8 @@ from billing._kinds import (
     action_weight,
 )
 from billing._meter import (
-    CellEndpoint,
     Meter,
+    MeteredCell,
     ScrapeReport,
     UnitOfWork,
     add_usage,
@@ -76,7 +76,6 @@ __all__ = [
     "ActionKind",
     "ActionTier",
     "CellCounters",
-    "CellEndpoint",
     "Credit",
     "CreditApplied",
     "EgressPolicy",
@@ -86,6 +85,7 @@ __all__ = [
     "InvoiceDraft",
     "LineItem",
     "Meter",
+    "MeteredCell",
     "NamespaceCharge",
     "Plan",
     "PlanFee",

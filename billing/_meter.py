@@ -26,7 +26,7 @@ UnitOfWork = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 meters receive it (the control plane passes ``functools.partial(unit_of_work, sessionmaker)``)
 rather than opening sessions of their own."""
 
-CellEndpoint = tuple[str, str]
+MeteredCell = tuple[str, str]
 """(cell id, metrics URL). A cell served by several processes lists one entry per process,
 each with its own id (``cell-1/frontend-0``): their deltas add up in the same usage rows."""
 
@@ -80,7 +80,7 @@ class Meter:
         self._batch_namespaces = batch_namespaces
 
     async def scrape_once(
-        self, unit_of_work: UnitOfWork, cells: Sequence[CellEndpoint]
+        self, unit_of_work: UnitOfWork, cells: Sequence[MeteredCell]
     ) -> ScrapeReport:
         """Scrape ``cells`` and add their deltas to the current hour's usage rows, committing
         as it goes.
@@ -114,7 +114,7 @@ class Meter:
     async def run(
         self,
         unit_of_work: UnitOfWork,
-        cells: Callable[[], Awaitable[Sequence[CellEndpoint]]],
+        cells: Callable[[], Awaitable[Sequence[MeteredCell]]],
         *,
         interval: float = 60.0,
     ) -> None:

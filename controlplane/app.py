@@ -15,7 +15,7 @@ from controlplane.api_keys.endpoints import router as api_keys_router
 from controlplane.audit.endpoints import router as audit_router
 from controlplane.billing_account.endpoints import router as billing_account_router
 from controlplane.cells.health import CellHealthMetrics, check_ready
-from controlplane.config import Settings
+from controlplane.config import ApiSettings
 from controlplane.exports.endpoints import router as exports_router
 from controlplane.gateway_routes.endpoints import router as gateway_routes_router
 from controlplane.identity.endpoints import router as identity_router
@@ -62,7 +62,7 @@ PUBLIC_PATHS = frozenset(
 )
 
 
-def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
+def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if run_migrations:
@@ -131,7 +131,8 @@ def main() -> None:
 
     from controlplane.kit.telemetry import configure_logging, configure_tracing
 
-    settings = Settings()
+    settings = ApiSettings()
+    settings.announce("api")
     configure_logging(settings.log_level)
     configure_tracing("stratus-api", settings.otel_exporter)
     uvicorn.run(

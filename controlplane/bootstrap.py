@@ -11,6 +11,7 @@ from auth import KeyPair, SecretBox, generate_ca, generate_leaf
 from controlplane.api_keys import service as api_keys
 from controlplane.config import Settings
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
+from controlplane.kit.files import write_private
 from controlplane.kit.migrate import migrate
 
 GATEWAY_SANS = ["localhost", "127.0.0.1"]
@@ -24,17 +25,6 @@ class GatewayPki:
     server_key: Path
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a secret readable by the owner only (created 0600, never world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
-
-
 def ensure_gateway_pki(settings: Settings) -> GatewayPki:
     pki = settings.pki_dir
     paths = GatewayPki(
@@ -45,12 +35,12 @@ def ensure_gateway_pki(settings: Settings) -> GatewayPki:
     )
     if not (paths.ca_cert.exists() and paths.ca_key.exists()):
         ca = generate_ca("Stratus gateway CA")
-        _write_private(paths.ca_key, ca.key_pem)
+        write_private(paths.ca_key, ca.key_pem)
         paths.ca_cert.write_bytes(ca.cert_pem)
     if not (paths.server_cert.exists() and paths.server_key.exists()):
         ca = KeyPair(paths.ca_cert.read_bytes(), paths.ca_key.read_bytes())
         server = generate_leaf(ca, "localhost", valid_days=825, server_sans=GATEWAY_SANS)
-        _write_private(paths.server_key, server.key_pem)
+        write_private(paths.server_key, server.key_pem)
         paths.server_cert.write_bytes(server.cert_pem)
     return paths
 
@@ -67,7 +57,7 @@ async def ensure_operator_key(settings: Settings) -> Path:
             ):
                 return path
             token = await api_keys.issue_operator_key(session)
-        _write_private(path, (token + "\n").encode())
+        write_private(path, (token + "\n").encode())
         return path
     finally:
         await engine.dispose()

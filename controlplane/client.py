@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from auth import AuthMethod
 from controlplane.accounts.schemas import AccountCreate, AccountCreated
 from controlplane.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
 from controlplane.audit.schemas import AuditEventPage
@@ -141,6 +142,7 @@ class StratusClient:
         retention_days: int = 30,
         certificate_filters: list[dict[str, object]] | None = None,
         async_operation_id: str | None = None,
+        auth_method: AuthMethod = AuthMethod.MTLS,
     ) -> NamespaceOperation:
         body = NamespaceCreate(
             name=name,
@@ -148,6 +150,7 @@ class StratusClient:
             accepted_client_ca=accepted_client_ca,
             certificate_filters=certificate_filters or [],
             async_operation_id=async_operation_id,
+            auth_method=auth_method,
         )
         return self._call(
             NamespaceOperation, "POST", "/namespaces", json=body.model_dump(exclude_none=True)
@@ -168,7 +171,7 @@ class StratusClient:
         accepted_client_ca: str | None = None,
         certificate_filters: list[dict[str, object]] | None = None,
         async_operation_id: str | None = None,
-        auth_method: str | None = None,
+        auth_method: AuthMethod | None = None,
     ) -> NamespaceOperation:
         """Change what is given (None keeps the value; ``[]`` clears the filters).
         ``resource_version`` is the one last read: a concurrent change makes this a 409."""

@@ -1,22 +1,42 @@
-"""The one settings object (environment prefix ``STRATUS_``)."""
+"""Settings, one pydantic-settings model per process role (environment prefix ``STRATUS_``).
+
+``ApiSettings`` and ``WorkerSettings`` share ``StratusSettings``; ``SupervisorSettings``
+(``stratus up``) holds both and hands each child its whole model through the environment
+(:func:`settings_environment`). The gateway's own model is ``dataplane.gateway.GatewaySettings``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
+import json
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, HttpUrl, IPvAnyNetwork, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    HttpUrl,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from billing import EgressPolicy
+from dataplane.cells import CellProviderKind
 
 SYSTEM_TASK_QUEUE = "stratus-control-plane"
 SYSTEM_NAMESPACE = "default"
 # The system cell dispatches queued tasks fairly across fairness keys (operations use their
 # account's id): one account's backlog of operations does not hold up another's.
 SYSTEM_CELL_DYNAMIC_CONFIG = {"matching.useNewMatcher": "true", "matching.enableFairness": "true"}
+# Each process prints one line starting with this, then its role and its effective settings as
+# JSON (secrets redacted), when it starts.
+EFFECTIVE_SETTINGS_PREFIX = "effective settings: "
 
 
 class OidcProvider(BaseModel):
@@ -26,7 +46,7 @@ class OidcProvider(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     issuer: HttpUrl
     client_id: str = Field(min_length=1)
-    client_secret: str = Field(min_length=1)
+    client_secret: SecretStr = Field(min_length=1)
     # The one algorithm ID tokens must be signed with (never "none" or HMAC).
     id_token_signing_alg: Literal["RS256", "ES256"] = "RS256"  # noqa: S105
     scope: str = "openid email"
@@ -40,74 +60,42 @@ class OidcProvider(BaseModel):
         return str(self.issuer).rstrip("/")
 
 
-class Settings(BaseSettings):
+class StratusSettings(BaseSettings):
+    """What every control-plane process reads (environment prefix ``STRATUS_``): the base of
+    the API's, the worker's and the supervisor's settings."""
+
     model_config = SettingsConfigDict(env_prefix="STRATUS_", extra="ignore")
 
     data_dir: Path = Path(".stratus")
     database_url: str | None = None
-    host: str = "127.0.0.1"
-    api_port: int = 8080
-    gateway_host: str = "127.0.0.1"
-    gateway_port: int = 7233
-    # Workers name their namespace in the TLS server name: <namespace id>.<gateway_domain>.
-    gateway_domain: str = "stratus.localhost"
-    # TLS endpoint for API-key workers (no client certificate); 0 disables it.
-    gateway_api_key_port: int = 7234
     # Address of the control plane's own Temporal cluster; set by the supervisor.
     system_cell_address: str = "127.0.0.1:7243"
-    cell_provider: Literal["local"] = "local"
-    # Cell watching: how often every cell's status is checked (a crashed cell is started again
-    # after a backoff of 0.5 s doubling to 30 s), how many restarts within the window make a
-    # cell "failing" (/readyz answers 503 naming it), and after how long without a namespace
-    # an account's cell is stopped (0: never); its next namespace starts it again.
-    cell_watch_interval_seconds: float = Field(default=0.5, gt=0)
-    cell_restart_failure_threshold: int = Field(default=5, ge=1)
-    cell_restart_failure_window_seconds: float = Field(default=300.0, gt=0)
-    cell_idle_stop_seconds: float = Field(default=3600.0, ge=0)
-    # How operations' workflow starts are retried when the system cell was unreachable.
-    reconcile_interval_seconds: float = 10.0
-    # How often the action meter scrapes every cell's `action` counter into usage rows.
-    metering_interval_seconds: float = 60.0
-    # How often storage (history bytes of open and closed workflows) is measured per namespace;
-    # the last measurement of each UTC hour is that hour's byte-hours.
-    storage_metering_interval_seconds: float = Field(default=600.0, gt=0)
     # Billing: the price book file (unset: the one shipped in billing/price_book.yaml), the plan
-    # of accounts the operator has not put on another, how long a month's invoice stays a draft
-    # for late usage, and how often drafts are re-rated and usage/invoices exported.
+    # of accounts the operator has not put on another, and how long a month's invoice stays a
+    # draft for late usage (the API and the worker both load the price book at start).
     price_book: Path | None = None
     default_plan: str = "essentials"
     invoice_grace_hours: float = Field(default=72.0, ge=0)
-    billing_interval_seconds: float = Field(default=300.0, gt=0)
     # Networks export sinks may reach although they are not public (JSON list of CIDRs, e.g.
     # '["10.20.0.0/16"]' for an S3-compatible store on the private network). Empty: sinks must
     # resolve to public addresses that are not this host's own.
     export_sink_allowed_networks: list[IPvAnyNetwork] = []
     otel_exporter: Literal["none", "console"] = "none"
     log_level: str = "INFO"
-    # Where browsers and IdPs reach the API (OIDC redirect URIs and SAML entity ids / ACS URLs
-    # are built from it); unset: the API's own address (``api_url``). Never the request's Host
-    # header, which the client chooses.
-    public_url: str | None = None
-    # JSON list of OidcProvider objects.
-    oidc_providers: list[OidcProvider] = []
-    session_lifetime_seconds: int = Field(default=12 * 3600, ge=60)
-    # Request bodies larger than this get 413 before they are read (CA bundles, at most 32 KiB,
-    # and SAML metadata fit well within the default 1 MiB).
-    api_max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
 
-    @field_validator("oidc_providers")
-    @classmethod
-    def _unique_provider_names(cls, providers: list[OidcProvider]) -> list[OidcProvider]:
-        names = [provider.name for provider in providers]
-        if len(names) != len(set(names)):
-            raise ValueError("OIDC provider names must be unique")
-        return providers
+    def effective(self) -> dict[str, Any]:
+        """Every setting as this process uses it, secrets redacted (SecretStr fields and the
+        database URL's password)."""
+        values: dict[str, Any] = self.model_dump(mode="json")
+        if self.database_url:
+            values["database_url"] = make_url(self.database_url).render_as_string(
+                hide_password=True
+            )
+        return values
 
-    @property
-    def cell_idle_stop_after(self) -> dt.timedelta | None:
-        if self.cell_idle_stop_seconds == 0:
-            return None
-        return dt.timedelta(seconds=self.cell_idle_stop_seconds)
+    def announce(self, role: str) -> None:
+        """Print this process's effective settings (one line, secrets redacted) to its log."""
+        print(f"{EFFECTIVE_SETTINGS_PREFIX}{role} {json.dumps(self.effective())}", flush=True)
 
     @cached_property
     def resolved_data_dir(self) -> Path:
@@ -147,6 +135,31 @@ class Settings(BaseSettings):
     def operator_key_path(self) -> Path:
         return self.resolved_data_dir / "operator.key"
 
+
+class ApiSettings(StratusSettings):
+    """The admin API's settings (``python -m controlplane.app``)."""
+
+    host: str = "127.0.0.1"
+    api_port: int = 8080
+    # Where browsers and IdPs reach the API (OIDC redirect URIs and SAML entity ids / ACS URLs
+    # are built from it); unset: the API's own address (``api_url``). Never the request's Host
+    # header, which the client chooses.
+    public_url: str | None = None
+    # JSON list of OidcProvider objects.
+    oidc_providers: list[OidcProvider] = []
+    session_lifetime_seconds: int = Field(default=12 * 3600, ge=60)
+    # Request bodies larger than this get 413 before they are read (CA bundles, at most 32 KiB,
+    # and SAML metadata fit well within the default 1 MiB).
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _unique_provider_names(cls, providers: list[OidcProvider]) -> list[OidcProvider]:
+        names = [provider.name for provider in providers]
+        if len(names) != len(set(names)):
+            raise ValueError("OIDC provider names must be unique")
+        return providers
+
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.api_port}"
@@ -155,3 +168,99 @@ class Settings(BaseSettings):
     def public_base_url(self) -> str:
         """The API's URL as browsers and identity providers know it."""
         return (self.public_url or self.api_url).rstrip("/")
+
+
+class WorkerSettings(StratusSettings):
+    """The control plane's worker's settings (``python -m controlplane.worker``): cells,
+    reconciling, metering and billing."""
+
+    # Which provider runs cells (one factory turns it into one: controlplane.cells.provider).
+    cell_provider: CellProviderKind = CellProviderKind.LOCAL
+    # Cell watching: how often every cell's status is checked (a crashed cell is started again
+    # after a backoff of 0.5 s doubling to 30 s), how many restarts within the window make a
+    # cell "failing" (/readyz answers 503 naming it), and after how long without a namespace
+    # an account's cell is stopped (0: never); its next namespace starts it again.
+    cell_watch_interval_seconds: float = Field(default=0.5, gt=0)
+    cell_restart_failure_threshold: int = Field(default=5, ge=1)
+    cell_restart_failure_window_seconds: float = Field(default=300.0, gt=0)
+    cell_idle_stop_seconds: float = Field(default=3600.0, ge=0)
+    # How operations' workflow starts are retried when the system cell was unreachable.
+    reconcile_interval_seconds: float = Field(default=10.0, gt=0)
+    # How often the action meter scrapes every cell's `action` counter into usage rows.
+    metering_interval_seconds: float = Field(default=60.0, gt=0)
+    # How often storage (history bytes of open and closed workflows) is measured per namespace;
+    # the last measurement of each UTC hour is that hour's byte-hours.
+    storage_metering_interval_seconds: float = Field(default=600.0, gt=0)
+    # How often drafts are re-rated and usage/invoices exported.
+    billing_interval_seconds: float = Field(default=300.0, gt=0)
+
+    @property
+    def cell_idle_stop_after(self) -> dt.timedelta | None:
+        if self.cell_idle_stop_seconds == 0:
+            return None
+        return dt.timedelta(seconds=self.cell_idle_stop_seconds)
+
+
+class SupervisorSettings(ApiSettings, WorkerSettings):
+    """``stratus up``: every setting of the API and the worker (it hands each child its own,
+    whole) and where the gateway it runs listens."""
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 7233
+    # Workers name their namespace in the TLS server name: <namespace id>.<gateway_domain>.
+    gateway_domain: str = "stratus.localhost"
+    # TLS endpoint for API-key workers (no client certificate); 0 disables it.
+    gateway_api_key_port: int = 7234
+
+
+# Every setting: what `stratus up`, tools and tests build.
+Settings = SupervisorSettings
+
+_Role = TypeVar("_Role", bound=BaseSettings)
+
+
+def settings_for(role: type[_Role], source: BaseSettings, **assigned: Any) -> _Role:
+    """``role``'s settings taken whole from ``source`` (every field both have), with the values
+    the caller assigns (e.g. the supervisor's system-cell address)."""
+    shared = type(source).model_fields.keys() & role.model_fields.keys()
+    return role(**({name: getattr(source, name) for name in shared} | assigned))
+
+
+def settings_environment(settings: BaseSettings) -> dict[str, str]:
+    """Every field of ``settings`` as the environment variables its class reads them from, so
+    a child process validates exactly these settings again. Secrets are in clear: this is a
+    child's environment, never a log line."""
+    prefix = settings.model_config.get("env_prefix") or ""
+    environment: dict[str, str] = {}
+    for name, field in type(settings).model_fields.items():
+        value = _plain(getattr(settings, name))
+        if value is None:
+            continue
+        variable = _variable(prefix, name, field.validation_alias)
+        environment[variable] = value if isinstance(value, str) else json.dumps(value)
+    return environment
+
+
+def _variable(prefix: str, name: str, alias: object) -> str:
+    if isinstance(alias, str):
+        return alias.upper()
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0].upper()
+    return f"{prefix}{name}".upper()
+
+
+def _plain(value: object) -> Any:
+    """``value`` as JSON-able data, secrets revealed."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, BaseModel):
+        return {name: _plain(getattr(value, name)) for name in type(value).model_fields}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import ctypes
 import fcntl
-import json
 import logging
 import os
 import signal
@@ -29,13 +28,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic_settings import BaseSettings
 
 from billing import PriceBookError
 from controlplane.bootstrap import GatewayPki, bootstrap
-from controlplane.config import SYSTEM_CELL_DYNAMIC_CONFIG, Settings
+from controlplane.cells.provider import cell_provider
+from controlplane.config import (
+    SYSTEM_CELL_DYNAMIC_CONFIG,
+    ApiSettings,
+    SupervisorSettings,
+    WorkerSettings,
+    settings_environment,
+    settings_for,
+)
 from controlplane.invoices.pricing import load_pricing
 from controlplane.kit.files import make_private
-from dataplane.cells import CellSpec, CellWatcher, LocalCellProvider
+from dataplane.cells import CellEndpoint, CellWatcher
+from dataplane.gateway import GatewaySettings
 
 logger = logging.getLogger("stratus.supervisor")
 SYSTEM_CELL_ID = "system"
@@ -54,22 +63,12 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _free_port() -> int:
+def _free_port(host: str) -> int:
+    """A port free on ``host`` now: where the gateway's metrics listen unless configured."""
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def system_cell_spec(settings: Settings) -> CellSpec:
-    """Ports of the system cell are chosen once per data dir and kept."""
-    path = settings.resolved_data_dir / "system-cell.json"
-    if path.exists():
-        ports = json.loads(path.read_text())
-    else:
-        ports = {"grpc_port": _free_port(), "metrics_port": _free_port(), "http_port": _free_port()}
-        path.write_text(json.dumps(ports))
-    return CellSpec(SYSTEM_CELL_ID, ports["grpc_port"], ports["metrics_port"], ports["http_port"])
 
 
 @dataclass
@@ -85,71 +84,52 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: SupervisorSettings) -> None:
         self.settings = settings
-        self.provider = LocalCellProvider(
-            settings.cells_dir,
-            stop_timeout=_CELL_STOP_SECONDS,
-            dynamic_config=SYSTEM_CELL_DYNAMIC_CONFIG,
+        # The system cell's provider; it also stops every cell when Stratus stops.
+        self.provider = cell_provider(
+            settings, stop_timeout=_CELL_STOP_SECONDS, dynamic_config=SYSTEM_CELL_DYNAMIC_CONFIG
         )
         self.run_dir = settings.resolved_data_dir / "run"
         self.children: list[Child] = []
         self._stopping = asyncio.Event()
-        self.gateway_metrics_port = _free_port()
         self._system_cell_watch: asyncio.Task[None] | None = None
 
-    def _child_env(self, pki: GatewayPki, operator_key: str, system_address: str) -> dict[str, str]:
+    def children_settings(
+        self, pki: GatewayPki, operator_key: str, system_address: str
+    ) -> tuple[ApiSettings, WorkerSettings, GatewaySettings]:
+        """Each child's whole settings: the operator's, with what the supervisor assigns (the
+        system cell's address, the gateway's certificates and its key to the API)."""
         s = self.settings
+        assigned = {"data_dir": s.resolved_data_dir, "system_cell_address": system_address}
+        # The gateway's own knobs (limits, id, metrics, ...) come from STRATUS_GATEWAY_*.
+        gateway = GatewaySettings(
+            host=s.gateway_host,
+            port=s.gateway_port,
+            domain=s.gateway_domain,
+            api_key_port=s.gateway_api_key_port,
+            cert=pki.server_cert,
+            key=pki.server_key,
+            ca=pki.ca_cert,
+            ca_key=pki.ca_key,
+            api_url=s.api_url,
+            api_key=operator_key,
+        )
+        if not gateway.metrics_port:
+            gateway = gateway.model_copy(update={"metrics_port": _free_port(gateway.metrics_host)})
+        return (
+            settings_for(ApiSettings, s, **assigned),
+            settings_for(WorkerSettings, s, **assigned),
+            gateway,
+        )
+
+    @staticmethod
+    def _child_env(settings: BaseSettings) -> dict[str, str]:
+        """The supervisor's environment without its STRATUS_* variables, and the child's whole
+        settings as the variables it reads."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("STRATUS_")}
-        env.update(
-            {
-                "STRATUS_DATA_DIR": str(s.resolved_data_dir),
-                "STRATUS_HOST": s.host,
-                "STRATUS_API_PORT": str(s.api_port),
-                "STRATUS_SYSTEM_CELL_ADDRESS": system_address,
-                "STRATUS_LOG_LEVEL": s.log_level,
-                "STRATUS_OTEL_EXPORTER": s.otel_exporter,
-                "STRATUS_API_URL": s.api_url,
-                "STRATUS_GATEWAY_HOST": s.gateway_host,
-                "STRATUS_GATEWAY_PORT": str(s.gateway_port),
-                "STRATUS_GATEWAY_CERT": str(pki.server_cert),
-                "STRATUS_GATEWAY_KEY": str(pki.server_key),
-                "STRATUS_GATEWAY_CA": str(pki.ca_cert),
-                "STRATUS_GATEWAY_CA_KEY": str(pki.ca_key),
-                "STRATUS_GATEWAY_DOMAIN": s.gateway_domain,
-                "STRATUS_GATEWAY_API_KEY": operator_key,
-                "STRATUS_GATEWAY_METRICS_PORT": str(self.gateway_metrics_port),
-                "STRATUS_GATEWAY_API_KEY_PORT": str(s.gateway_api_key_port),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        if s.database_url:
-            env["STRATUS_DATABASE_URL"] = s.database_url
-        # Metering and billing settings reach the worker and the API as the operator gave them.
-        env["STRATUS_METERING_INTERVAL_SECONDS"] = str(s.metering_interval_seconds)
-        env["STRATUS_STORAGE_METERING_INTERVAL_SECONDS"] = str(s.storage_metering_interval_seconds)
-        env["STRATUS_PRICE_BOOK"] = str(s.price_book_path)
-        env["STRATUS_DEFAULT_PLAN"] = s.default_plan
-        env["STRATUS_INVOICE_GRACE_HOURS"] = str(s.invoice_grace_hours)
-        env["STRATUS_BILLING_INTERVAL_SECONDS"] = str(s.billing_interval_seconds)
-        # Cell watching settings reach the worker (account cells) as the operator gave them.
-        env["STRATUS_CELL_WATCH_INTERVAL_SECONDS"] = str(s.cell_watch_interval_seconds)
-        env["STRATUS_CELL_RESTART_FAILURE_THRESHOLD"] = str(s.cell_restart_failure_threshold)
-        env["STRATUS_CELL_RESTART_FAILURE_WINDOW_SECONDS"] = str(
-            s.cell_restart_failure_window_seconds
-        )
-        env["STRATUS_CELL_IDLE_STOP_SECONDS"] = str(s.cell_idle_stop_seconds)
-        env["STRATUS_EXPORT_SINK_ALLOWED_NETWORKS"] = json.dumps(
-            [str(network) for network in s.export_sink_allowed_networks]
-        )
-        # Sign-in settings reach the API as the operator gave them.
-        env["STRATUS_SESSION_LIFETIME_SECONDS"] = str(s.session_lifetime_seconds)
-        if s.public_url:
-            env["STRATUS_PUBLIC_URL"] = s.public_url
-        if s.oidc_providers:
-            env["STRATUS_OIDC_PROVIDERS"] = json.dumps(
-                [provider.model_dump(mode="json") for provider in s.oidc_providers]
-            )
+        env.update(settings_environment(settings))
+        env["PYTHONUNBUFFERED"] = "1"
         return env
 
     async def _spawn(self, child: Child) -> None:
@@ -195,7 +175,7 @@ class Supervisor:
                 return
             await self._spawn(child)
 
-    async def _watch_system_cell(self, spec: CellSpec) -> None:
+    async def _watch_system_cell(self, cell: CellEndpoint) -> None:
         """The system cell's one watcher: restart it with backoff, record its health."""
         from controlplane.cells.keeper import HealthRecorder, restart_policy
         from controlplane.kit.db import create_engine, create_sessionmaker
@@ -206,7 +186,7 @@ class Supervisor:
         try:
             while not self._stopping.is_set():
                 try:
-                    await recorder.record(await watcher.check([spec]))
+                    await recorder.record(await watcher.check([cell]))
                 except Exception:
                     logger.exception("watching the system cell failed; retrying")
                 with contextlib.suppress(TimeoutError):
@@ -264,18 +244,25 @@ class Supervisor:
             loop.add_signal_handler(sig, self._stopping.set)
         try:
             operator_key_path, pki = await bootstrap(s)
-            spec = system_cell_spec(s)
-            await self.provider.start(spec)
-            system_address = self.provider.address(SYSTEM_CELL_ID)
-            env = self._child_env(pki, operator_key_path.read_text().strip(), system_address)
+            # Provisioned once per data dir: its address stays the same across restarts.
+            system_cell = await self.provider.provision(SYSTEM_CELL_ID)
+            await self.provider.start(system_cell)
+            system_address = system_cell.grpc_address
+            api, worker, gateway = self.children_settings(
+                pki, operator_key_path.read_text().strip(), system_address
+            )
             logs = s.resolved_data_dir / "logs"
             logs.mkdir(exist_ok=True)
             self.children = [
-                Child("api", "controlplane.app", env, logs / "api.log"),
-                Child("worker", "controlplane.worker", env, logs / "worker.log"),
-                Child("gateway", "dataplane.gateway", env, logs / "gateway.log"),
+                Child("api", "controlplane.app", self._child_env(api), logs / "api.log"),
+                Child(
+                    "worker", "controlplane.worker", self._child_env(worker), logs / "worker.log"
+                ),
+                Child(
+                    "gateway", "dataplane.gateway", self._child_env(gateway), logs / "gateway.log"
+                ),
             ]
-            self._system_cell_watch = asyncio.create_task(self._watch_system_cell(spec))
+            self._system_cell_watch = asyncio.create_task(self._watch_system_cell(system_cell))
             for child in self.children:
                 await self._spawn(child)
             await self._wait_ready()
@@ -285,7 +272,7 @@ class Supervisor:
                 f"  API:            {s.api_url}/api/v1   (OpenAPI: {s.api_url}/docs)\n"
                 f"  Gateway:        {s.gateway_host}:{s.gateway_port}   (mTLS, TLS server name "
                 f"<namespace id>.{s.gateway_domain}; metrics: "
-                f"http://127.0.0.1:{self.gateway_metrics_port}/metrics)\n"
+                f"http://{gateway.metrics_host}:{gateway.metrics_port}/metrics)\n"
                 f"  API-key workers: {s.gateway_host}:{s.gateway_api_key_port}   "
                 "(TLS, authorization: Bearer <api key>)\n"
                 f"  Operator key:   {operator_key_path}\n"
@@ -312,11 +299,11 @@ class Supervisor:
         engine = create_engine(self.settings.sqlalchemy_url)
         try:
             sessionmaker = create_sessionmaker(engine)
-            await meter_once(sessionmaker, self.provider)
+            await meter_once(sessionmaker)
             # Temporal publishes its counters about a second late; a second scrape after
             # that catches the last increments (scrapes are deltas, so twice is safe).
             await asyncio.sleep(_COUNTER_PUBLISH_LAG_SECONDS)
-            await meter_once(sessionmaker, self.provider)
+            await meter_once(sessionmaker)
         except Exception:
             logger.warning("final metering scrape failed", exc_info=True)
         finally:
@@ -364,7 +351,7 @@ class Supervisor:
         )
 
 
-def up(settings: Settings) -> int:
+def up(settings: SupervisorSettings) -> int:
     from controlplane.kit.telemetry import configure_logging
 
     configure_logging(settings.log_level)

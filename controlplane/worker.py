@@ -21,10 +21,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from auth import SecretBox
-from billing import CellEndpoint, Meter, StorageMeter, StorageTarget
+from billing import Meter, MeteredCell, StorageMeter, StorageTarget
 from controlplane.cells.keeper import TenantCellKeeper, restart_policy
+from controlplane.cells.provider import cell_provider
 from controlplane.cells.repository import CellRepository
-from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE, Settings
+from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE, WorkerSettings
 from controlplane.exports.exporter import Exporter
 from controlplane.invoices.cycle import run_cycle
 from controlplane.invoices.pricing import Pricing, load_pricing
@@ -34,7 +35,6 @@ from controlplane.operations.activities import ProvisioningActivities
 from controlplane.operations.repository import SystemOperationRepository
 from controlplane.operations.starter import OperationStarter
 from controlplane.operations.workflows import WORKFLOWS
-from dataplane.cells import CellProvider, LocalCellProvider
 
 logger = logging.getLogger(__name__)
 # Workflow tasks are CPU-bound on this process's one interpreter: more slots only queue them
@@ -43,22 +43,22 @@ WORKFLOW_TASK_SLOTS = 4
 
 
 def cell_endpoints(
-    sessionmaker: async_sessionmaker[AsyncSession], provider: CellProvider
-) -> Callable[[], Awaitable[list[CellEndpoint]]]:
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> Callable[[], Awaitable[list[MeteredCell]]]:
     """Every serving account cell's metrics endpoint, read afresh before each scrape (a cell
     stopped for idleness has nothing left to count: its account has had no namespace for the
     idle period, much longer than a scrape interval)."""
 
-    async def endpoints() -> list[CellEndpoint]:
+    async def endpoints() -> list[MeteredCell]:
         async with unit_of_work(sessionmaker) as session:
             cells = await CellRepository(session).list_serving()
-        return [(cell.id, provider.metrics_url(cell.id)) for cell in cells]
+        return [(cell.id, cell.metrics_url) for cell in cells]
 
     return endpoints
 
 
 def storage_targets(
-    sessionmaker: async_sessionmaker[AsyncSession], provider: CellProvider
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> Callable[[], Awaitable[list[StorageTarget]]]:
     """Every account cell with the namespaces on it, read afresh before each sample."""
 
@@ -74,7 +74,7 @@ def storage_targets(
                 (namespace.id, namespace.retention_days)
             )
         return [
-            StorageTarget(cell.id, provider.address(cell.id), tuple(by_cell[cell.id]))
+            StorageTarget(cell.id, cell.address, tuple(by_cell[cell.id]))
             for cell in cells
             if cell.id in by_cell
         ]
@@ -111,13 +111,11 @@ async def _bill_forever(
         await asyncio.sleep(interval)
 
 
-async def meter_once(
-    sessionmaker: async_sessionmaker[AsyncSession], provider: CellProvider
-) -> None:
+async def meter_once(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     """One scrape of every cell, committed in short batches (e.g. right before the cells stop:
     counters live in the cells' memory)."""
     async with httpx.AsyncClient(timeout=10.0) as http:
-        endpoints = await cell_endpoints(sessionmaker, provider)()
+        endpoints = await cell_endpoints(sessionmaker)()
         await Meter(http).scrape_once(partial(unit_of_work, sessionmaker), endpoints)
 
 
@@ -146,13 +144,13 @@ async def _reconcile_forever(
         await asyncio.sleep(interval)
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: WorkerSettings) -> None:
     # A malformed price book stops the worker before anything runs (file, line, reason).
     pricing = load_pricing(settings)
     box = SecretBox.from_file(settings.secrets_key_path)
     engine = create_engine(settings.sqlalchemy_url)
     sessionmaker = create_sessionmaker(engine)
-    provider = LocalCellProvider(settings.cells_dir)
+    provider = cell_provider(settings)
     keeper = TenantCellKeeper(
         sessionmaker,
         provider,
@@ -188,14 +186,14 @@ async def run(settings: Settings) -> None:
     meter = asyncio.create_task(
         Meter(metering_http).run(
             partial(unit_of_work, sessionmaker),
-            cell_endpoints(sessionmaker, provider),
+            cell_endpoints(sessionmaker),
             interval=settings.metering_interval_seconds,
         )
     )
     storage_meter = asyncio.create_task(
         StorageMeter().run(
             partial(unit_of_work, sessionmaker),
-            storage_targets(sessionmaker, provider),
+            storage_targets(sessionmaker),
             interval=settings.storage_metering_interval_seconds,
         )
     )
@@ -235,7 +233,8 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
-    settings = Settings()
+    settings = WorkerSettings()
+    settings.announce("worker")
     configure_logging(settings.log_level)
     configure_tracing("stratus-worker", settings.otel_exporter)
     asyncio.run(run(settings))

@@ -17,6 +17,29 @@ from support import StratusUp, free_port
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.kit.migrate import migrate
 
+# Fixtures that start real components: a whole `stratus up`, Temporal cells, a gateway in front
+# of them, the IdPs, SeaweedFS. A test that uses one (directly or through another fixture) is
+# `slow` and stays out of `make test-fast`; a test that starts a component inline says so with
+# `@pytest.mark.slow` (or `pytestmark` for a whole module).
+SLOW_FIXTURES = frozenset(
+    {
+        "stratus",  # tests/conftest.py (and modules' own): `stratus up` with its system cell
+        "fresh_stratus",
+        "cells",  # tests/dataplane/gateway/conftest.py: two local cells
+        "gateway",  # ... and the shared gateway in front of them
+        "seaweed_s3",  # tests/billing/conftest.py: the S3 server
+        "oidc",  # tests/controlplane/oidc: a Stratus and the npm oidc-provider IdP
+        "saml",  # tests/controlplane/saml: the pysaml2 IdP (over the shared Stratus)
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` every test whose fixture closure starts a real component."""
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def stratus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratusUp]:

@@ -11,21 +11,21 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+from product_constants import PROBLEM
 from support import StratusUp, http
 
 from controlplane.api_keys import service as api_keys
 from controlplane.config import Settings
-from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
+from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work, utcnow
+from controlplane.kit.errors import Unauthenticated
 from controlplane.models import User
-
-PROBLEM = "https://stratus.dev/problems/"
 
 
 def expiry(days: float = 30) -> str:
     return (dt.datetime.now(dt.UTC) + dt.timedelta(days=days)).isoformat()
 
 
-async def _issue_user_key(stratus: StratusUp, user_id: str) -> str:
+async def _issue_user_key(stratus: StratusUp, user_id: str, issued_at: dt.datetime | None) -> str:
     engine = create_engine(Settings(data_dir=stratus.data_dir).sqlalchemy_url)
     tokens = []
     try:
@@ -34,7 +34,11 @@ async def _issue_user_key(stratus: StratusUp, user_id: str) -> str:
             user = await session.get(User, user_id)
             assert user is not None
             _, token = await api_keys.issue_user_key(
-                session, user, display_name="test sign-in", lifetime=dt.timedelta(days=1)
+                session,
+                user,
+                display_name="test sign-in",
+                lifetime=dt.timedelta(days=1),
+                now=utcnow if issued_at is None else lambda: issued_at,
             )
             tokens.append(token)
     finally:
@@ -42,9 +46,31 @@ async def _issue_user_key(stratus: StratusUp, user_id: str) -> str:
     return tokens[0]
 
 
-def issue_user_key(stratus: StratusUp, user_id: str) -> str:
-    """A key for an invited user, as if they had signed in and created one."""
-    return asyncio.run(_issue_user_key(stratus, user_id))
+def issue_user_key(
+    stratus: StratusUp, user_id: str, *, issued_at: dt.datetime | None = None
+) -> str:
+    """A key for an invited user, as if they had signed in and created one (at ``issued_at``:
+    a key issued two days ago for a day is expired without waiting for it)."""
+    return asyncio.run(_issue_user_key(stratus, user_id, issued_at))
+
+
+async def _authenticates(stratus: StratusUp, token: str, at: dt.datetime) -> bool:
+    engine = create_engine(Settings(data_dir=stratus.data_dir).sqlalchemy_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            try:
+                await api_keys.authenticate(session, token, now=lambda: at)
+            except Unauthenticated:
+                return False
+            return True
+    finally:
+        await engine.dispose()
+
+
+def authenticates_at(stratus: StratusUp, token: str, at: dt.datetime) -> bool:
+    """Whether the running Stratus accepts ``token`` at the instant ``at`` (its own check,
+    with the clock injected)."""
+    return asyncio.run(_authenticates(stratus, token, at))
 
 
 def invite(stratus: StratusUp, admin_key: str, email: str, role: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ Deleting a key removes its row; the audit log keeps its history.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,9 +64,15 @@ async def issue_operator_key(session: AsyncSession) -> str:
 
 
 async def issue_user_key(
-    session: AsyncSession, user: User, *, display_name: str, lifetime: dt.timedelta
+    session: AsyncSession,
+    user: User,
+    *,
+    display_name: str,
+    lifetime: dt.timedelta,
+    now: Callable[[], dt.datetime] = utcnow,
 ) -> tuple[ApiKey, str]:
-    """A key for ``user`` without a caller (the owner's bootstrap key at account creation)."""
+    """A key for ``user`` without a caller (the owner's bootstrap key at account creation),
+    valid for ``lifetime`` from ``now()``."""
     new = generate_api_key()
     api_key = ApiKey(
         id=new.key_id,
@@ -74,7 +81,7 @@ async def issue_user_key(
         owner_id=user.id,
         account_id=user.account_id,
         display_name=display_name,
-        expires_at=utcnow() + lifetime,
+        expires_at=now() + lifetime,
     )
     SystemApiKeyRepository(session).add(api_key)
     await session.flush()
@@ -237,8 +244,11 @@ async def delete(session: AsyncSession, principal: Principal, *, key_id: str) ->
     await session.flush()
 
 
-async def authenticate(session: AsyncSession, token: str) -> Principal:
-    """Resolve a bearer token; every failure is the same 401 so keys cannot be probed."""
+async def authenticate(
+    session: AsyncSession, token: str, *, now: Callable[[], dt.datetime] = utcnow
+) -> Principal:
+    """Resolve a bearer token; every failure is the same 401 so keys cannot be probed. A key
+    is expired from its ``expires_at`` on, as ``now()`` tells."""
     refused = Unauthenticated("the API key is missing, unknown, expired or revoked")
     try:
         key_id = parse_api_key(token)
@@ -248,7 +258,7 @@ async def authenticate(session: AsyncSession, token: str) -> Principal:
     api_key = await repository.get(key_id)
     if api_key is None or not api_key_matches(token, api_key.token_hash) or api_key.disabled:
         raise refused
-    if api_key.expires_at is not None and api_key.expires_at <= utcnow():
+    if api_key.expires_at is not None and api_key.expires_at <= now():
         raise refused
     if api_key.owner_type == PrincipalKind.OPERATOR.value:
         return Principal(

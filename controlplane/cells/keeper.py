@@ -20,14 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from controlplane.audit import service as audit
 from controlplane.cells.repository import CellHealthRepository, CellRepository
-from controlplane.config import Settings
+from controlplane.config import WorkerSettings
 from controlplane.kit.db import unit_of_work, utcnow
 from controlplane.models import Cell, CellHealth
 from dataplane.cells import (
+    CellEndpoint,
     CellHealthState,
     CellProvider,
     CellReport,
-    CellSpec,
     CellStatus,
     CellWatcher,
     RestartPolicy,
@@ -38,15 +38,11 @@ logger = logging.getLogger("stratus.cells")
 Clock = Callable[[], dt.datetime]
 
 
-def restart_policy(settings: Settings) -> RestartPolicy:
+def restart_policy(settings: WorkerSettings) -> RestartPolicy:
     return RestartPolicy(
         failure_threshold=settings.cell_restart_failure_threshold,
         failure_window=settings.cell_restart_failure_window_seconds,
     )
-
-
-def spec_of(cell: Cell) -> CellSpec:
-    return CellSpec(cell.id, cell.grpc_port, cell.metrics_port, cell.http_port)
 
 
 @dataclass(frozen=True)
@@ -143,7 +139,7 @@ class TenantCellKeeper:
             counts = await repository.namespace_counts()
             health = await CellHealthRepository(session).by_cell()
         now = self._now()
-        wanted: list[CellSpec] = []
+        wanted: list[CellEndpoint] = []
         idle_since: dict[str, dt.datetime | None] = {}
         to_stop: list[tuple[Cell, dt.timedelta]] = []
         stays_idle: list[str] = []
@@ -153,7 +149,7 @@ class TenantCellKeeper:
             row = health.get(cell.id)
             if counts.get(cell.account_id, 0) > 0:
                 idle_since[cell.id] = None
-                wanted.append(spec_of(cell))
+                wanted.append(cell.endpoint)
                 continue
             since = row.idle_since if row is not None and row.idle_since else now
             idle_since[cell.id] = since
@@ -163,13 +159,13 @@ class TenantCellKeeper:
             elif self._idle_stop_after is not None and now - since >= self._idle_stop_after:
                 to_stop.append((cell, now - since))
             else:
-                wanted.append(spec_of(cell))
+                wanted.append(cell.endpoint)
         stopped: list[str] = []
         for cell, idle_for in to_stop:
             if await self._stop_idle(cell, idle_for, since=now - idle_for):
                 stopped.append(cell.id)
             else:
-                wanted.append(spec_of(cell))
+                wanted.append(cell.endpoint)
         for cell, idle_for in strays:
             if await self._provider.status(cell.id) == CellStatus.RUNNING:
                 await self._stop_idle(cell, idle_for, since=now - idle_for)

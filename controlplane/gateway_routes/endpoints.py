@@ -14,76 +14,57 @@ from controlplane.kit.deps import SessionDep, requires
 from controlplane.kit.errors import Unauthenticated
 from controlplane.kit.routing import ApiRoute
 from controlplane.namespaces.repository import SystemNamespaceRepository
+from dataplane.gateway import (
+    APPLIED_VERSION_HEADER,
+    GATEWAY_ID_HEADER,
+    GATEWAY_REJECTED_HEADER,
+    RouteDocument,
+    RouteEntry,
+)
 
 router = APIRouter(route_class=ApiRoute, prefix="/internal", tags=["internal"])
 
 
-class RouteOut(BaseModel):
-    namespace_id: str
-    cell_address: str
-    accepted_client_ca: str
-    cell_namespace_id: str
-    certificate_filters: list[dict[str, str]]
-    auth_method: str
-    requests_per_second: int
-    actions_per_second: int
-
-
-class RouteTableOut(BaseModel):
-    version: int
-    routes: list[RouteOut]
-
-
 @router.get(
     "/gateway-routes",
-    response_model=RouteTableOut,
-    responses={304: {"description": "Unchanged since the version in If-None-Match"}},
+    response_model=RouteDocument,
+    responses={304: {"description": f"Unchanged since the version in {APPLIED_VERSION_HEADER}"}},
 )
 async def list_gateway_routes(
     session: SessionDep,
     _principal: Annotated[Principal, Depends(requires(Action.GATEWAY_ROUTES_READ))],
     response: Response,
-    if_none_match: Annotated[str | None, Header(max_length=32)] = None,
-    x_stratus_gateway_id: Annotated[
-        str | None, Header(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    applied_version: Annotated[
+        str | None, Header(alias=APPLIED_VERSION_HEADER, max_length=32)
     ] = None,
-    x_stratus_gateway_rejected: Annotated[
-        str | None, Header(max_length=8192, pattern=r"^(\*|[a-z0-9.,-]*)$")
+    gateway_id: Annotated[
+        str | None, Header(alias=GATEWAY_ID_HEADER, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
     ] = None,
-) -> RouteTableOut | Response:
+    rejected: Annotated[
+        str | None,
+        Header(alias=GATEWAY_REJECTED_HEADER, max_length=8192, pattern=r"^(\*|[a-z0-9.,-]*)$"),
+    ] = None,
+) -> RouteDocument | Response:
     """The gateway's routing table (operator credential). Polled with ``If-None-Match``, which
     also tells which version the polling gateway has applied, and
     ``X-Stratus-Gateway-Rejected``, the namespaces of that version it could not serve."""
     repository = GatewayRouteRepository(session)
-    if x_stratus_gateway_id:
-        applied = if_none_match.strip('"') if if_none_match else ""
+    if gateway_id:
+        applied = applied_version.strip('"') if applied_version else ""
         await service.record_gateway_poll(
             session,
-            x_stratus_gateway_id,
+            gateway_id,
             int(applied) if applied.isdigit() else 0,
-            x_stratus_gateway_rejected or "",
+            rejected or "",
         )
     version = await repository.table_version()
     etag = f'"{version}"'
-    if if_none_match == etag:
+    if applied_version == etag:
         return Response(status_code=304, headers={"ETag": etag})
     response.headers["ETag"] = etag
-    routes = await repository.active()
-    return RouteTableOut(
+    return RouteDocument(
         version=version,
-        routes=[
-            RouteOut(
-                namespace_id=r.namespace_id,
-                cell_address=r.cell_address,
-                accepted_client_ca=r.accepted_client_ca,
-                cell_namespace_id=r.cell_namespace_id,
-                certificate_filters=r.certificate_filters,
-                auth_method=r.auth_method,
-                requests_per_second=r.requests_per_second,
-                actions_per_second=r.actions_per_second,
-            )
-            for r in routes
-        ],
+        routes=[RouteEntry.model_validate(route) for route in await repository.active()],
     )
 
 

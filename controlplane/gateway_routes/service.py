@@ -4,7 +4,6 @@ publish fails on the constraint and is retried rather than hiding a change from 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,32 +16,14 @@ from controlplane.gateway_routes.repository import (
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import NotFound
 from controlplane.models import GatewayInstance, GatewayRoute
+from dataplane.gateway import RouteEntry
 
 
-@dataclass(frozen=True)
-class RouteSpec:
-    """Everything a gateway needs for one namespace."""
-
-    namespace_id: str
-    cell_address: str
-    accepted_client_ca: str
-    cell_namespace_id: str
-    certificate_filters: list[dict[str, str]]
-    auth_method: str
-    requests_per_second: int
-    actions_per_second: int
-
-    def fields(self) -> dict[str, object]:
-        values = asdict(self)
-        values.pop("namespace_id")
-        return values
-
-
-async def publish(session: AsyncSession, spec: RouteSpec) -> int:
-    """Publish (or update) a route; returns the table version that carries it."""
+async def publish(session: AsyncSession, entry: RouteEntry) -> int:
+    """Publish (or update) a namespace's entry; returns the table version that carries it."""
     repository = GatewayRouteRepository(session)
-    route = await repository.get(spec.namespace_id)
-    fields = spec.fields()
+    route = await repository.get(entry.namespace_id)
+    fields = entry.model_dump(exclude={"namespace_id"})
     if (
         route is not None
         and not route.removed
@@ -51,7 +32,7 @@ async def publish(session: AsyncSession, spec: RouteSpec) -> int:
         return route.version
     version = await repository.table_version() + 1
     if route is None:
-        repository.add(GatewayRoute(namespace_id=spec.namespace_id, version=version, **fields))
+        repository.add(GatewayRoute(namespace_id=entry.namespace_id, version=version, **fields))
     else:
         for name, value in fields.items():
             setattr(route, name, value)

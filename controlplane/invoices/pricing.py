@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from billing import PriceBook, PriceBookError, load_price_book
-from controlplane.config import Settings
+from controlplane.config import StratusSettings
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class Pricing:
     grace: dt.timedelta
 
 
-def load_pricing(settings: Settings) -> Pricing:
+def load_pricing(settings: StratusSettings) -> Pricing:
     """Read and check the configured price book. Raises :class:`billing.PriceBookError`
     naming the file, line and reason; every process refuses to start on one."""
     path = settings.price_book_path

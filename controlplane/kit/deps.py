@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth import Action, Principal, SecretBox
 from controlplane.api_keys import service as api_keys
-from controlplane.config import Settings
+from controlplane.config import ApiSettings
 from controlplane.invoices.pricing import Pricing
 from controlplane.kit.authorization import require
 from controlplane.kit.db import unit_of_work
@@ -30,12 +30,12 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
+def _settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
     return settings
 
 
-SettingsDep = Annotated[Settings, Depends(_settings)]
+SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 
 
 def _pricing(request: Request) -> Pricing:

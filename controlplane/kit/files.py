@@ -22,6 +22,18 @@ def make_private(data_dir: Path) -> None:
     _tighten(data_dir)
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Write a secret readable by the owner only: created 0600 before anything is written,
+    then moved into place, so no other user ever sees it (whatever the process's umask)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+
+
 def _tighten(path: Path) -> None:
     mode = path.lstat().st_mode
     if not stat.S_ISLNK(mode) and mode & 0o077:

@@ -5,10 +5,20 @@ import enum
 from sqlalchemy import JSON, Enum, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from auth import AuthMethod
 from controlplane.models.base import Base, TimestampMixin
+from dataplane.gateway import DEFAULT_ACTIONS_PER_SECOND, DEFAULT_REQUESTS_PER_SECOND
 
-DEFAULT_REQUESTS_PER_SECOND = 2000
-DEFAULT_ACTIONS_PER_SECOND = 500
+
+def auth_method_column() -> Enum:
+    """VARCHAR(16) holding the enum's values ("mtls", ...), as rows have always stored them
+    (a bare ``Enum`` would store the member names)."""
+    return Enum(
+        AuthMethod,
+        native_enum=False,
+        length=16,
+        values_callable=lambda methods: [method.value for method in methods],
+    )
 
 
 class NamespaceState(enum.StrEnum):
@@ -33,9 +43,9 @@ class Namespace(TimestampMixin, Base):
     # Validated filters as ``CertificateFilter.as_dict()`` objects; empty admits every
     # certificate of the accepted CAs.
     certificate_filters: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # How SDK clients authenticate at the gateway.
+    auth_method: Mapped[AuthMethod] = mapped_column(auth_method_column(), default=AuthMethod.MTLS)
     # Enforced by the gateway; the operator changes them per namespace.
-    # How SDK clients authenticate at the gateway: "mtls", "api_key" or "mtls_or_api_key".
-    auth_method: Mapped[str] = mapped_column(String(16), default="mtls")
     requests_per_second: Mapped[int] = mapped_column(default=DEFAULT_REQUESTS_PER_SECOND)
     actions_per_second: Mapped[int] = mapped_column(default=DEFAULT_ACTIONS_PER_SECOND)
     # Stored as VARCHAR; read back as the enum (a plain String column would hand out str).

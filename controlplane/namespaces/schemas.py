@@ -4,6 +4,7 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from auth import AuthMethod
 from controlplane.models import NamespaceState
 from controlplane.operations.schemas import AsyncOperationOut
 
@@ -22,8 +23,8 @@ class NamespaceCreate(BaseModel):
     certificate_filters: list[dict[str, object]] = Field(
         default_factory=list, description=CERTIFICATE_FILTERS_DESCRIPTION
     )
-    auth_method: str = Field(
-        "mtls", description="How SDK clients authenticate: mtls, api_key or mtls_or_api_key"
+    auth_method: AuthMethod = Field(
+        AuthMethod.MTLS, description="How SDK clients authenticate at the gateway"
     )
     async_operation_id: str | None = Field(None, description="Client-chosen id for idempotency")
 
@@ -39,8 +40,8 @@ class NamespaceUpdate(BaseModel):
     certificate_filters: list[dict[str, object]] | None = Field(
         None, description="Replaces the filters. " + CERTIFICATE_FILTERS_DESCRIPTION
     )
-    auth_method: str | None = Field(
-        None, description="How SDK clients authenticate: mtls, api_key or mtls_or_api_key"
+    auth_method: AuthMethod | None = Field(
+        None, description="How SDK clients authenticate at the gateway"
     )
     async_operation_id: str | None = Field(None, description="Client-chosen id for idempotency")
 
@@ -54,7 +55,7 @@ class NamespaceOut(BaseModel):
     retention_days: int
     accepted_client_ca: str
     certificate_filters: list[dict[str, str]]
-    auth_method: str = Field(description="mtls, api_key or mtls_or_api_key")
+    auth_method: AuthMethod = Field(description="How SDK clients authenticate at the gateway")
     requests_per_second: int = Field(description="Rate limit enforced by the gateway (RPS)")
     actions_per_second: int = Field(description="Rate limit enforced by the gateway (APS)")
     state: NamespaceState

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import (
     Action,
+    AuthMethod,
     CABundle,
     InvalidCABundle,
     InvalidCertificateFilters,
@@ -41,7 +42,6 @@ from controlplane.quotas.service import Quota
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 90
-AUTH_METHODS = ("mtls", "api_key", "mtls_or_api_key")
 
 
 def validate_name(name: str) -> None:
@@ -55,13 +55,6 @@ def validate_name(name: str) -> None:
         )
     if "--" in name:
         raise InvalidField("name must not contain '--'", field="name")
-
-
-def validate_auth_method(auth_method: str) -> None:
-    if auth_method not in AUTH_METHODS:
-        raise InvalidField(
-            f"auth_method must be one of {', '.join(AUTH_METHODS)}", field="auth_method"
-        )
 
 
 def validate_retention(days: int) -> None:
@@ -120,14 +113,13 @@ async def create(
     accepted_client_ca: str,
     certificate_filters: list[dict[str, object]],
     async_operation_id: str | None,
-    auth_method: str = "mtls",
+    auth_method: AuthMethod = AuthMethod.MTLS,
 ) -> tuple[Namespace, AsyncOperation]:
     require(principal, Action.NAMESPACE_CREATE)
     repository = NamespaceRepository(session, principal)
     account_id = repository.account_id
     validate_name(name)
     validate_retention(retention_days)
-    validate_auth_method(auth_method)
     # Only the canonical bundle is stored: what the tenant sent never reaches a TLS stack.
     bundle = validate_accepted_client_ca(accepted_client_ca)
     filters = validate_certificate_filters(certificate_filters)
@@ -196,7 +188,7 @@ async def update(
     accepted_client_ca: str | None,
     certificate_filters: list[dict[str, object]] | None,
     async_operation_id: str | None,
-    auth_method: str | None = None,
+    auth_method: AuthMethod | None = None,
 ) -> tuple[Namespace, AsyncOperation]:
     """Change the namespace's retention, accepted client CAs, certificate filters and/or auth
     method; the
@@ -223,8 +215,7 @@ async def update(
         filters = validate_certificate_filters(certificate_filters)
         changes["certificate_filters"] = filters
     if auth_method is not None:
-        validate_auth_method(auth_method)
-        changes["auth_method"] = auth_method
+        changes["auth_method"] = auth_method.value
     if resource_version != namespace.resource_version:
         raise ResourceVersionMismatch(
             f"namespace {namespace_id} is at resource_version {namespace.resource_version}",

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-from contextlib import AbstractAsyncContextManager, closing
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
@@ -31,20 +30,14 @@ from controlplane.kit.db import unit_of_work, utcnow
 from controlplane.models import Cell, Namespace, NamespaceState, OperationState
 from controlplane.namespaces.repository import SystemNamespaceRepository
 from controlplane.operations.repository import SystemOperationRepository
-from dataplane.cells import CellProvider, CellSpec
+from dataplane.cells import CellProvider
+from dataplane.gateway import RouteEntry
 
 logger = logging.getLogger(__name__)
 
 
 def _aborted(message: str) -> ApplicationError:
     return ApplicationError(message, type="OperationAborted", non_retryable=True)
-
-
-def _free_port() -> int:
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ProvisioningActivities:
@@ -89,21 +82,21 @@ class ProvisioningActivities:
 
     @activity.defn
     async def ensure_cell(self, namespace_id: str) -> str:
-        """Create the account's cell record on first use (ports fixed once) and start it."""
+        """On first use, have the provider provision the account's cell and record the endpoint
+        it returns (fixed from then on); start the cell. Returns its address."""
         async with self._unit() as session:
             namespace = await self._namespace(session, namespace_id)
             repository = CellRepository(session)
             cell = await repository.get_for_account(namespace.account_id)
             if cell is None:
-                grpc_port, metrics_port, http_port = _free_port(), _free_port(), _free_port()
+                # Idempotent: a retry (or a concurrent namespace of the account) gets the same.
+                endpoint = await self._provider.provision(f"cell-{namespace.account_id}")
                 cell = Cell(
-                    id=f"cell-{namespace.account_id}",
+                    id=endpoint.cell_id,
                     account_id=namespace.account_id,
-                    provider="local",
-                    grpc_port=grpc_port,
-                    metrics_port=metrics_port,
-                    http_port=http_port,
-                    address=f"127.0.0.1:{grpc_port}",
+                    provider=endpoint.provider,
+                    address=endpoint.grpc_address,
+                    metrics_url=endpoint.metrics_url,
                 )
                 repository.add(cell)
                 try:
@@ -119,9 +112,9 @@ class ProvisioningActivities:
                     account_id=namespace.account_id,
                 )
             namespace.cell_id = cell.id
-            spec = CellSpec(cell.id, cell.grpc_port, cell.metrics_port, cell.http_port)
-        await self._provider.start(spec)
-        return self._provider.address(spec.cell_id)
+            endpoint = cell.endpoint
+        await self._provider.start(endpoint)
+        return endpoint.grpc_address
 
     @activity.defn
     async def register_namespace(self, namespace_id: str) -> str:
@@ -172,7 +165,7 @@ class ProvisioningActivities:
                     raise ApplicationError(f"namespace {namespace_id} is not registered yet")
                 return await routes.publish(
                     session,
-                    routes.RouteSpec(
+                    RouteEntry(
                         namespace_id=namespace_id,
                         cell_address=cell.address,
                         accepted_client_ca=namespace.accepted_client_ca,

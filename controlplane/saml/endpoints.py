@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
 from auth import Action, Principal
-from controlplane.config import Settings
+from controlplane.config import ApiSettings
 from controlplane.kit.deps import SessionDep, SettingsDep, requires
 from controlplane.kit.errors import problem_response
 from controlplane.kit.routing import ApiRoute
@@ -29,7 +29,7 @@ SAML_METADATA_TYPE = "application/samlmetadata+xml"
 FORM_TYPE = "application/x-www-form-urlencoded"
 
 
-def _urls(settings: Settings, account_id: str) -> SpUrls:
+def _urls(settings: ApiSettings, account_id: str) -> SpUrls:
     # From the configured public URL, never the request's Host header: a forged Host would
     # otherwise change the entity id and ACS URL the metadata announces.
     return SpUrls.for_account(settings.public_base_url, account_id)

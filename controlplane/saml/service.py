@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal
 from controlplane.audit import service as audit
-from controlplane.config import Settings
+from controlplane.config import ApiSettings
 from controlplane.kit.authorization import require
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import InvalidField
@@ -112,7 +112,7 @@ class AcsContext:
 
 async def complete_login(
     session: AsyncSession,
-    settings: Settings,
+    settings: ApiSettings,
     account_id: str,
     urls: SpUrls,
     *,

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from controlplane.config import Settings
+from controlplane.config import ApiSettings
 from controlplane.kit.deps import CSRF_HEADER, SESSION_COOKIE, SessionDep, SettingsDep
 from controlplane.kit.errors import CsrfRejected, Unauthenticated, problem_response
 from controlplane.kit.routing import ApiRoute
@@ -40,7 +40,7 @@ def _secure(request: Request, public_url: str | None) -> bool:
     return request.url.scheme == "https" or (public_url or "").startswith("https://")
 
 
-def _callback_uri(settings: Settings, provider: str) -> str:
+def _callback_uri(settings: ApiSettings, provider: str) -> str:
     # The configured public URL, never the request's Host header.
     return f"{settings.public_base_url}/api/v1/auth/oidc/{provider}/callback"
 
@@ -59,7 +59,7 @@ def _session_out(web_session: WebSession, user: User) -> SessionOut:
 
 
 def signed_in_response(
-    request: Request, settings: Settings, created: service.NewWebSession
+    request: Request, settings: ApiSettings, created: service.NewWebSession
 ) -> JSONResponse:
     """The answer to a browser sign-in (OIDC callback, SAML ACS): the session with its CSRF
     token, and the HttpOnly, SameSite=Lax ``stratus_session`` cookie (Secure over https)."""

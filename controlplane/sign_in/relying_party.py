@@ -132,7 +132,8 @@ class RelyingParty:
         )
         # RFC 6749 2.3.1: client_secret_basic form-encodes id and secret first.
         auth = httpx.BasicAuth(
-            quote(provider.client_id, safe=""), quote(provider.client_secret, safe="")
+            quote(provider.client_id, safe=""),
+            quote(provider.client_secret.get_secret_value(), safe=""),
         )
         try:
             response = await self._http.post(

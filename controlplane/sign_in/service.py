@@ -22,7 +22,7 @@ from auth.oidc import (
 )
 from controlplane.access.repository import SystemNamespaceAccessRepository
 from controlplane.audit import service as audit
-from controlplane.config import OidcProvider, Settings
+from controlplane.config import ApiSettings, OidcProvider
 from controlplane.kit.db import unit_of_work, utcnow
 from controlplane.kit.errors import InvalidField, NotFound, Unauthenticated
 from controlplane.models.oidc_login_attempt import OidcLoginAttempt
@@ -172,7 +172,7 @@ def _match_user(
 
 
 async def create_web_session(
-    session: AsyncSession, settings: Settings, user: User, *, method: str, provider: str
+    session: AsyncSession, settings: ApiSettings, user: User, *, method: str, provider: str
 ) -> NewWebSession:
     """Sign ``user`` in: a server-side session (only its token's hash is stored) and the
     ``auth.login`` audit event. Every sign-in method (OIDC, the CLI hand-off, SAML) ends
@@ -238,7 +238,7 @@ class CallbackContext:
 async def complete_login(
     session: AsyncSession,
     relying_party: RelyingParty,
-    settings: Settings,
+    settings: ApiSettings,
     provider_name: str,
     *,
     state: str | None,
@@ -304,7 +304,7 @@ async def complete_login(
 
 
 async def redeem_handoff(
-    session: AsyncSession, settings: Settings, *, code: str, verifier: str
+    session: AsyncSession, settings: ApiSettings, *, code: str, verifier: str
 ) -> NewWebSession:
     """The CLI trades the loopback hand-off code and its verifier for a session (once)."""
     repository = SignInRepository(session)

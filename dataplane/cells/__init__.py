@@ -1,19 +1,35 @@
 """Cells: isolated Temporal clusters, one per account, run by a provider and kept running by a
-watcher."""
+watcher. A provider allocates each cell's endpoint (``provision``) and runs the cell there."""
 
-from dataplane.cells._local import LocalCellProvider, temporal_binary
-from dataplane.cells._provider import CellError, CellProvider, CellSpec, CellStatus
+from dataplane.cells._factory import create_provider
+from dataplane.cells._local import (
+    DEFAULT_STOP_TIMEOUT,
+    LocalCellPorts,
+    LocalCellProvider,
+    temporal_binary,
+)
+from dataplane.cells._provider import (
+    CellEndpoint,
+    CellError,
+    CellProvider,
+    CellProviderKind,
+    CellStatus,
+)
 from dataplane.cells._watch import CellHealthState, CellReport, CellWatcher, RestartPolicy
 
 __all__ = [
+    "DEFAULT_STOP_TIMEOUT",
+    "CellEndpoint",
     "CellError",
     "CellHealthState",
     "CellProvider",
+    "CellProviderKind",
     "CellReport",
-    "CellSpec",
     "CellStatus",
     "CellWatcher",
+    "LocalCellPorts",
     "LocalCellProvider",
     "RestartPolicy",
+    "create_provider",
     "temporal_binary",
 ]

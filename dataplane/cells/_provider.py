@@ -1,4 +1,4 @@
-"""The cell provider interface: how the control plane starts and finds Temporal clusters."""
+"""The cell provider interface: how the control plane gets, starts and finds Temporal clusters."""
 
 from __future__ import annotations
 
@@ -12,33 +12,52 @@ class CellStatus(enum.StrEnum):
     STOPPED = "stopped"
 
 
+class CellProviderKind(enum.StrEnum):
+    """Which provider runs cells (``STRATUS_CELL_PROVIDER``)."""
+
+    # ``temporal server start-dev`` processes on this host's loopback.
+    LOCAL = "local"
+
+
 @dataclass(frozen=True)
-class CellSpec:
-    """What a provider needs to run one cell. Ports are allocated once and persisted, so a cell
-    keeps its address across restarts (routing entries stay valid)."""
+class CellEndpoint:
+    """Where a cell is reached, as its provider allocated it. The control plane stores it once
+    (routes point at ``grpc_address``, the meter scrapes ``metrics_url``) and hands it back to
+    ``start``; it stays the same across restarts, so routing entries stay valid."""
 
     cell_id: str
-    grpc_port: int
-    metrics_port: int
-    http_port: int
+    # The provider that runs the cell (a CellProviderKind value).
+    provider: str
+    # host:port of the cell's Temporal frontend (gRPC).
+    grpc_address: str
+    # Prometheus endpoint with Temporal's per-namespace ``action`` counter.
+    metrics_url: str
 
 
 class CellError(RuntimeError):
-    """A cell could not be started or reached."""
+    """A cell could not be provisioned, started or reached."""
 
 
 class CellProvider(Protocol):
     """Runs cells. The ``local`` provider uses processes; a Kubernetes provider renders manifests.
 
-    Every method is idempotent: starting a running cell or stopping a stopped one is a no-op.
+    Every method is idempotent: provisioning a provisioned cell returns its endpoint again,
+    starting a running cell or stopping a stopped one is a no-op.
     """
 
-    async def start(self, spec: CellSpec) -> None: ...
+    @property
+    def kind(self) -> CellProviderKind: ...
+
+    async def provision(self, cell_id: str) -> CellEndpoint:
+        """Allocate the cell's endpoint (without starting it)."""
+        ...
+
+    async def start(self, cell: CellEndpoint) -> None: ...
 
     async def stop(self, cell_id: str) -> None: ...
 
     async def status(self, cell_id: str) -> CellStatus: ...
 
-    def address(self, cell_id: str) -> str: ...
-
-    def metrics_url(self, cell_id: str) -> str: ...
+    def known_cells(self) -> list[str]:
+        """The cells this provider has provisioned (e.g. to stop them all on shutdown)."""
+        ...

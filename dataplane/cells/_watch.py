@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from dataplane.cells._provider import CellProvider, CellSpec, CellStatus
+from dataplane.cells._provider import CellEndpoint, CellProvider, CellStatus
 
 logger = logging.getLogger("stratus.cells")
 
@@ -92,29 +92,29 @@ class CellWatcher:
         self._clock = clock
         self._cells: dict[str, _Watched] = {}
 
-    async def check(self, specs: Iterable[CellSpec]) -> list[CellReport]:
+    async def check(self, cells: Iterable[CellEndpoint]) -> list[CellReport]:
         """One pass over the cells that should run: each that is down is started again once
         its backoff has passed (in the background, so a slow start holds up no other cell)."""
-        specs = list(specs)
-        statuses = await asyncio.gather(*(self._status(spec) for spec in specs))
-        return [self._decide(spec, status) for spec, status in zip(specs, statuses, strict=True)]
+        cells = list(cells)
+        statuses = await asyncio.gather(*(self._status(cell) for cell in cells))
+        return [self._decide(cell, status) for cell, status in zip(cells, statuses, strict=True)]
 
-    async def _status(self, spec: CellSpec) -> CellStatus:
+    async def _status(self, cell: CellEndpoint) -> CellStatus:
         try:
-            return await self._provider.status(spec.cell_id)
+            return await self._provider.status(cell.cell_id)
         except Exception:
-            logger.warning("status of cell %s failed", spec.cell_id, exc_info=True)
+            logger.warning("status of cell %s failed", cell.cell_id, exc_info=True)
             return CellStatus.STOPPED
 
-    def _decide(self, spec: CellSpec, status: CellStatus) -> CellReport:
+    def _decide(self, cell: CellEndpoint, status: CellStatus) -> CellReport:
         now = self._clock()
         policy = self._policy
-        watched = self._cells.setdefault(spec.cell_id, _Watched())
+        watched = self._cells.setdefault(cell.cell_id, _Watched())
         while watched.recent and now - watched.recent[0] > policy.failure_window:
             watched.recent.popleft()
         settled = watched.starting is not None and watched.starting.done()
         if settled:
-            self._collect(spec.cell_id, watched, now)
+            self._collect(cell.cell_id, watched, now)
         if watched.starting is not None or settled:
             # A start is in flight, or ended after ``status`` was read: the next pass decides.
             pass
@@ -123,7 +123,7 @@ class CellWatcher:
             if watched.running_since is None:
                 watched.running_since = now
                 if watched.restarts:
-                    logger.info("cell %s is running again", spec.cell_id)
+                    logger.info("cell %s is running again", cell.cell_id)
             if now - watched.running_since >= policy.healthy_after:
                 watched.attempt = 0
                 watched.recent.clear()
@@ -134,7 +134,7 @@ class CellWatcher:
                 watched.next_start_at = now + policy.backoff(watched.attempt)
                 logger.warning(
                     "cell %s is down; restarting it in %.1fs",
-                    spec.cell_id,
+                    cell.cell_id,
                     watched.next_start_at - now,
                 )
             elif watched.next_start_at is None:
@@ -145,20 +145,20 @@ class CellWatcher:
                 watched.restarts += 1
                 watched.recent.append(now)
                 watched.next_start_at = None
-                watched.starting = asyncio.create_task(self._provider.start(spec))
+                watched.starting = asyncio.create_task(self._provider.start(cell))
         recent = len(watched.recent)
         failing = recent >= policy.failure_threshold
         if failing and not watched.failing:
             logger.error(
                 "cell %s keeps failing: %d restarts in the last %.0fs (last error: %s); "
                 "its namespaces are unavailable while it is down",
-                spec.cell_id,
+                cell.cell_id,
                 recent,
                 policy.failure_window,
                 watched.last_error or "none; it crashed after starting",
             )
         elif watched.failing and not failing:
-            logger.info("cell %s recovered", spec.cell_id)
+            logger.info("cell %s recovered", cell.cell_id)
         watched.failing = failing
         if failing:
             state = CellHealthState.FAILING
@@ -166,7 +166,7 @@ class CellWatcher:
             state = CellHealthState.RESTARTING
         else:
             state = CellHealthState.RUNNING
-        return CellReport(spec.cell_id, state, watched.restarts, recent, watched.last_error)
+        return CellReport(cell.cell_id, state, watched.restarts, recent, watched.last_error)
 
     def _collect(self, cell_id: str, watched: _Watched, now: float) -> None:
         task = watched.starting

@@ -6,24 +6,43 @@ in it) against that namespace's accepted client CA, held to the namespace's rate
 counted, and its bytes forwarded to the namespace's cell.
 """
 
-from dataplane.gateway._limits import CallerLimits, Limits
+from dataplane.gateway._limits import (
+    DEFAULT_ACTIONS_PER_SECOND,
+    DEFAULT_REQUESTS_PER_SECOND,
+    CallerLimits,
+    Limits,
+)
 from dataplane.gateway._routes import (
+    APPLIED_VERSION_HEADER,
+    GATEWAY_ID_HEADER,
+    GATEWAY_REJECTED_HEADER,
     HttpRouteSource,
     Route,
+    RouteDocument,
+    RouteEntry,
     RouteSource,
     RouteTable,
     StaticRouteSource,
 )
 from dataplane.gateway._server import Gateway
+from dataplane.gateway._settings import GatewaySettings
 from dataplane.gateway._tls import DEFAULT_DOMAIN, ServerNames
 
 __all__ = [
+    "APPLIED_VERSION_HEADER",
+    "DEFAULT_ACTIONS_PER_SECOND",
     "DEFAULT_DOMAIN",
+    "DEFAULT_REQUESTS_PER_SECOND",
+    "GATEWAY_ID_HEADER",
+    "GATEWAY_REJECTED_HEADER",
     "CallerLimits",
     "Gateway",
+    "GatewaySettings",
     "HttpRouteSource",
     "Limits",
     "Route",
+    "RouteDocument",
+    "RouteEntry",
     "RouteSource",
     "RouteTable",
     "ServerNames",

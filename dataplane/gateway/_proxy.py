@@ -101,10 +101,6 @@ class AuthMode(enum.Enum):
     API_KEY = "api_key"
 
 
-_MTLS_METHODS = frozenset({"mtls", "mtls_or_api_key"})
-_API_KEY_METHODS = frozenset({"api_key", "mtls_or_api_key"})
-
-
 @dataclass(frozen=True, slots=True)
 class _Caller:
     mode: AuthMode
@@ -407,13 +403,13 @@ class Proxy:
 
     def _decide(self, caller: _Caller, route: Route) -> Decision:
         if caller.mode is AuthMode.API_KEY:
-            if route.auth_method not in _API_KEY_METHODS:
+            if not route.auth_method.accepts_api_keys:
                 return Decision.WRONG_AUTH_METHOD
             assert caller.key is not None
             if route.namespace_id not in caller.key.namespace_permissions:
                 return Decision.UNTRUSTED
             return Decision.ADMITTED
-        if route.auth_method not in _MTLS_METHODS:
+        if not route.auth_method.accepts_client_certificates:
             return Decision.WRONG_AUTH_METHOD
         if route.namespace_id != caller.bound_namespace:
             return Decision.OTHER_CONNECTION

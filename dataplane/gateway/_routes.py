@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from auth import (
+    AuthMethod,
     CABundle,
     CertificateFilter,
     InvalidCABundle,
@@ -28,9 +31,15 @@ from dataplane.gateway._limits import (
 
 logger = logging.getLogger(__name__)
 
+# Namespace ids the control plane issues; only such ids are reported back as not served.
+_REPORTABLE_ID = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}")
 ROUTES_PATH = "/api/v1/internal/gateway-routes"
 GATEWAYS_PATH = "/api/v1/internal/gateways"
-REJECTED_HEADER = "X-Stratus-Gateway-Rejected"
+# What a polling gateway tells the control plane: who it is, the table version it has applied
+# (as an entity tag) and the namespaces of that version it could not serve.
+GATEWAY_ID_HEADER = "X-Stratus-Gateway-Id"
+APPLIED_VERSION_HEADER = "If-None-Match"
+GATEWAY_REJECTED_HEADER = "X-Stratus-Gateway-Rejected"
 # More rejected namespaces than fit are reported as "*": the control plane then treats every
 # namespace of the version as not served by that gateway (never as served).
 _MAX_REJECTED_IN_HEADER = 64
@@ -55,8 +64,34 @@ class Route:
     # Which certificates of the accepted CAs may connect; empty admits all of them.
     certificate_filters: tuple[CertificateFilter, ...] = ()
     limits: Limits = field(default_factory=Limits)
-    # "mtls", "api_key" or "mtls_or_api_key": which gateway endpoint may serve the namespace.
-    auth_method: str = "mtls"
+    # Which gateway endpoint (mTLS, API key or both) may serve the namespace.
+    auth_method: AuthMethod = AuthMethod.MTLS
+
+
+class RouteEntry(BaseModel):
+    """One namespace's routing entry as the control plane publishes it: the wire form of a
+    :class:`Route` (the CA bundle and filters as sent, parsed by the gateway)."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    namespace_id: str
+    cell_address: str
+    accepted_client_ca: str = Field(description="PEM bundle of the accepted client CAs")
+    # The namespace's id on its cell (a UUID): task tokens carry it instead of the name.
+    cell_namespace_id: str = ""
+    certificate_filters: list[dict[str, str]] = Field(
+        default_factory=list, description="Empty admits every certificate of the accepted CAs"
+    )
+    auth_method: AuthMethod = AuthMethod.MTLS
+    requests_per_second: PositiveInt = DEFAULT_REQUESTS_PER_SECOND
+    actions_per_second: PositiveInt = DEFAULT_ACTIONS_PER_SECOND
+
+
+class RouteDocument(BaseModel):
+    """The route table as ``GET /api/v1/internal/gateway-routes`` serves it."""
+
+    version: int
+    routes: list[RouteEntry]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +104,20 @@ class RouteTable:
 
     routes: Mapping[str, Route] = field(default_factory=lambda: MappingProxyType({}))
     version: int = 0
+    # Namespaces the document named but the source could not route (reason by namespace id):
+    # the gateway reports them with its other rejections, so none is ever called served.
+    dropped: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
-    def of(cls, routes: Iterable[Route], version: int) -> RouteTable:
+    def of(
+        cls, routes: Iterable[Route], version: int, dropped: Mapping[str, str] | None = None
+    ) -> RouteTable:
         by_namespace = {route.namespace_id: route for route in routes}
-        return cls(routes=MappingProxyType(by_namespace), version=version)
+        return cls(
+            routes=MappingProxyType(by_namespace),
+            version=version,
+            dropped=MappingProxyType(dict(dropped or {})),
+        )
 
 
 class RouteSource(Protocol):
@@ -133,7 +177,7 @@ class HttpRouteSource:
         self._gateway_id = gateway_id
         headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         if gateway_id is not None:
-            headers["X-Stratus-Gateway-Id"] = gateway_id
+            headers[GATEWAY_ID_HEADER] = gateway_id
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout), headers=headers)
         self._version: int | None = None
         self._rejected_header = ""
@@ -174,9 +218,9 @@ class HttpRouteSource:
         self._rejected_header = rejected_header(rejected)
 
     async def fetch(self) -> RouteTable | None:
-        headers = {} if self._version is None else {"If-None-Match": f'"{self._version}"'}
+        headers = {} if self._version is None else {APPLIED_VERSION_HEADER: f'"{self._version}"'}
         if self._rejected_header:
-            headers[REJECTED_HEADER] = self._rejected_header
+            headers[GATEWAY_REJECTED_HEADER] = self._rejected_header
         try:
             response = await self._client.get(self._url, headers=headers)
             if response.status_code == httpx.codes.NOT_MODIFIED:
@@ -192,52 +236,68 @@ class HttpRouteSource:
         return table
 
     def _parse(self, body: object) -> RouteTable:
-        if not isinstance(body, dict):
-            raise TypeError("route document is not a JSON object")
-        version = body["version"]
+        """The table of a route document. A document that is not one fails the fetch (the
+        last table stays); an entry that does not validate, or whose CA bundle or filters do
+        not parse, drops only its namespace (logged)."""
+        if not isinstance(body, dict) or not isinstance(body.get("routes"), list):
+            raise TypeError("route document is not a JSON object with a list of routes")
+        version = body.get("version")
         if not isinstance(version, int):
             raise TypeError("route document version is not an integer")
         routes: list[Route] = []
         bundles: dict[str, CABundle] = {}
-        for entry in body["routes"]:
-            namespace_id = str(entry["namespace_id"])
-            pem = str(entry["accepted_client_ca"])
-            bundle = self._bundles.get(pem)
-            if bundle is None:
-                try:
-                    bundle = parse_ca_bundle(pem)
-                except InvalidCABundle as exc:
-                    # Fail closed for this namespace only: its workers get NOT_FOUND until the
-                    # control plane publishes a valid bundle; other namespaces keep working.
-                    logger.warning(
-                        "namespace %s dropped from routing: %s", namespace_id, exc.reason
-                    )
-                    continue
+        dropped: dict[str, str] = {}
+        for position, raw in enumerate(body["routes"]):
             try:
-                filters = parse_certificate_filters(entry.get("certificate_filters") or [])
-            except InvalidCertificateFilters as exc:
-                # Same as a bad bundle: refusing the namespace is safer than admitting
-                # certificates its owner meant to exclude.
-                logger.warning("namespace %s dropped from routing: %s", namespace_id, exc.reason)
-                continue
-            bundles[pem] = bundle
-            routes.append(
-                Route(
-                    namespace_id,
-                    str(entry["cell_address"]),
-                    bundle,
-                    str(entry.get("cell_namespace_id") or ""),
-                    filters,
-                    Limits(
-                        requests_per_second=int(
-                            entry.get("requests_per_second") or DEFAULT_REQUESTS_PER_SECOND
-                        ),
-                        actions_per_second=int(
-                            entry.get("actions_per_second") or DEFAULT_ACTIONS_PER_SECOND
-                        ),
-                    ),
-                    str(entry.get("auth_method") or "mtls"),
+                entry = RouteEntry.model_validate(raw)
+            except ValidationError as exc:
+                named = raw.get("namespace_id") if isinstance(raw, dict) else None
+                logger.warning(
+                    "route entry %d (namespace %r) dropped from routing: %s",
+                    position,
+                    named,
+                    exc,
                 )
-            )
+                if isinstance(named, str) and _REPORTABLE_ID.fullmatch(named):
+                    dropped[named] = "its route entry is malformed"
+                continue
+            route = self._route(entry, dropped)
+            if route is not None:
+                bundles[entry.accepted_client_ca] = route.accepted_client_ca
+                routes.append(route)
         self._bundles = bundles
-        return RouteTable.of(routes, version)
+        return RouteTable.of(routes, version, dropped)
+
+    def _route(self, entry: RouteEntry, dropped: dict[str, str]) -> Route | None:
+        bundle = self._bundles.get(entry.accepted_client_ca)
+        if bundle is None:
+            try:
+                bundle = parse_ca_bundle(entry.accepted_client_ca)
+            except InvalidCABundle as exc:
+                # Fail closed for this namespace only: its workers get NOT_FOUND until the
+                # control plane publishes a valid bundle; other namespaces keep working.
+                logger.warning(
+                    "namespace %s dropped from routing: %s", entry.namespace_id, exc.reason
+                )
+                dropped[entry.namespace_id] = f"its client CA bundle is refused: {exc.reason}"
+                return None
+        try:
+            filters = parse_certificate_filters(entry.certificate_filters)
+        except InvalidCertificateFilters as exc:
+            # Same as a bad bundle: refusing the namespace is safer than admitting
+            # certificates its owner meant to exclude.
+            logger.warning("namespace %s dropped from routing: %s", entry.namespace_id, exc.reason)
+            dropped[entry.namespace_id] = f"its certificate filters are refused: {exc.reason}"
+            return None
+        return Route(
+            entry.namespace_id,
+            entry.cell_address,
+            bundle,
+            entry.cell_namespace_id,
+            filters,
+            Limits(
+                requests_per_second=entry.requests_per_second,
+                actions_per_second=entry.actions_per_second,
+            ),
+            entry.auth_method,
+        )

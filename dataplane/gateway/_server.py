@@ -240,7 +240,7 @@ class Gateway:
         table = await self._route_source.fetch()
         if table is None or (self._server is not None and table.version == self.routes.version):
             return
-        rejected = self._contexts.apply(table)
+        rejected = {**table.dropped, **self._contexts.apply(table)}
         if rejected:
             table = RouteTable.of(
                 (route for ns, route in table.routes.items() if ns not in rejected), table.version

@@ -19,7 +19,6 @@ from cell_support import register_namespace
 from metering_workflows import CartWorkflow, StampWorkflow, TickWorkflow, stamp
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from support import free_port
 from temporalio.client import (
     Client,
     Schedule,
@@ -33,7 +32,9 @@ from temporalio.worker import Worker
 from billing import Meter, read_cell_counters
 from controlplane.kit.db import unit_of_work
 from controlplane.models import UsageRecord
-from dataplane.cells import CellSpec, LocalCellProvider
+from dataplane.cells import LocalCellProvider
+
+pytestmark = pytest.mark.slow  # every test runs workflows on a real local cell
 
 NOW = dt.datetime(2026, 11, 24, 14, 25, 7, tzinfo=dt.UTC)
 TASK_QUEUE = "kinds"
@@ -44,7 +45,7 @@ CELL = "cell-kinds"
 async def cell(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalCellProvider]:
     provider = LocalCellProvider(tmp_path_factory.mktemp("cells"))
     try:
-        await provider.start(CellSpec(CELL, free_port(), free_port(), free_port()))
+        await provider.start(await provider.provision(CELL))
         yield provider
     finally:
         await provider.stop(CELL)

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from billing_support import bill, record_usage, settings_of
 from identity_support import assert_problem, user_with_key
+from product_constants import INVOICE_GRACE as GRACE
 from sqlalchemy import select
 from support import StratusUp, Tenant, http, new_tenant
 
@@ -30,7 +31,6 @@ from controlplane.models import FinalizedInvoiceChanged, Invoice
 
 D = Decimal
 GB = 10**9
-GRACE = dt.timedelta(hours=72)  # STRATUS_INVOICE_GRACE_HOURS default
 
 
 def _billed_month() -> dt.datetime:

@@ -28,7 +28,9 @@ from temporalio.worker import Worker
 from billing import ActionKind, Meter, read_cell_counters
 from controlplane.kit.db import unit_of_work
 from controlplane.models import UsageCursor, UsageRecord
-from dataplane.cells import CellSpec, LocalCellProvider
+from dataplane.cells import CellEndpoint, LocalCellProvider
+
+pytestmark = pytest.mark.slow  # every test meters a real local cell
 
 NOW = dt.datetime(2026, 11, 24, 14, 25, 7, tzinfo=dt.UTC)
 HOUR = dt.datetime(2026, 11, 24, 14, tzinfo=dt.UTC)
@@ -73,7 +75,7 @@ def _add(*counts: Mapping[str, int]) -> dict[str, int]:
 @dataclass
 class RunningCell:
     provider: LocalCellProvider
-    spec: CellSpec
+    spec: CellEndpoint
 
     @property
     def address(self) -> str:
@@ -85,7 +87,7 @@ class RunningCell:
 
 
 async def _start_cell(provider: LocalCellProvider, cell_id: str) -> RunningCell:
-    spec = CellSpec(cell_id, free_port(), free_port(), free_port())
+    spec = await provider.provision(cell_id)
     await provider.start(spec)
     return RunningCell(provider, spec)
 

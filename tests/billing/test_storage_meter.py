@@ -29,7 +29,9 @@ from billing import StorageMeter, StorageReport, StorageTarget
 from billing._rating import ACTIVE_STORAGE_KIND, RETAINED_STORAGE_KIND
 from controlplane.kit.db import unit_of_work, utcnow
 from controlplane.models import UsageRecord
-from dataplane.cells import CellSpec, LocalCellProvider
+from dataplane.cells import CellEndpoint, LocalCellProvider
+
+pytestmark = pytest.mark.slow  # every test samples a real local cell
 
 TASK_QUEUE = "ledgers"
 HOUR = dt.timedelta(hours=1)
@@ -56,7 +58,7 @@ class Clock:
 @dataclass
 class RunningCell:
     provider: LocalCellProvider
-    spec: CellSpec
+    spec: CellEndpoint
 
     @property
     def address(self) -> str:
@@ -74,7 +76,7 @@ class RunningCell:
 async def cell(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningCell]:
     """One cell for the module; each test works in namespaces of its own."""
     provider = LocalCellProvider(tmp_path_factory.mktemp("cells"))
-    spec = CellSpec("cell-storage", free_port(), free_port(), free_port())
+    spec = await provider.provision("cell-storage")
     await provider.start(spec)
     try:
         yield RunningCell(provider, spec)

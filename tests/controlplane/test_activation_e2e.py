@@ -31,6 +31,10 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from workload_support import assert_each_completed_once, eventually, start_workload
 
+from dataplane.cells import LocalCellProvider
+
+pytestmark = pytest.mark.slow  # its `up` fixture runs a whole `stratus up`
+
 SYSTEM_NAMESPACE = "default"
 
 
@@ -57,8 +61,8 @@ def _namespace_state(stratus: StratusUp, namespace_id: str) -> str:
 
 
 async def _system_client(stratus: StratusUp) -> Client:
-    ports = json.loads((stratus.data_dir / "system-cell.json").read_text())
-    return await Client.connect(f"127.0.0.1:{ports['grpc_port']}", namespace=SYSTEM_NAMESPACE)
+    system_cell = LocalCellProvider(stratus.data_dir / "cells").address("system")
+    return await Client.connect(system_cell, namespace=SYSTEM_NAMESPACE)
 
 
 async def _waiting_for_gateways(system: Client, operation_id: str) -> list[str]:

@@ -20,17 +20,20 @@ import grpc
 import grpc.aio
 import pytest
 from identity_support import service_account_with_key
+from product_constants import GATEWAY_CALLER_LIMITS
 from support import StratusUp, Tenant, api_key_verifications, free_port, http, new_tenant
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, TLSConfig
+
+pytestmark = pytest.mark.slow  # its `sprayed` fixture runs a whole `stratus up`
 
 DESCRIBE = "/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace"
 UNKNOWN = "the API key is unknown, malformed, expired, disabled or deleted"
 MALFORMED = "the API key is malformed: a Stratus API key is stratus_<key id>_<secret>"
 THROTTLED = "too many failed API key verifications from 127.0.0.1"
-# The gateway's defaults (CallerLimits): 20 failures at once, 5 per second after.
-FAILURE_BURST = 20
-FAILURES_PER_SECOND = 5
+# The gateway's defaults: failures at once, and per second after.
+FAILURE_BURST = GATEWAY_CALLER_LIMITS.key_failure_burst
+FAILURES_PER_SECOND = GATEWAY_CALLER_LIMITS.key_failures_per_second
 
 
 def _random_key(rng: random.Random) -> str:

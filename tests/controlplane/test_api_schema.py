@@ -18,6 +18,8 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from support import ApiAlone
 
+pytestmark = pytest.mark.slow  # it runs the API as its own process (ApiAlone)
+
 EXAMPLES_PER_MODE = 10
 
 

@@ -17,11 +17,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from product_constants import API_MAX_BODY_BYTES, MAX_BUNDLE_BYTES, MAX_BUNDLE_CERTS, PROBLEM
 from support import StratusUp, Tenant, create_active_namespace, http, new_tenant
 
 from auth import generate_ca, generate_leaf
 
-PROBLEM = "https://stratus.dev/problems/"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
@@ -62,6 +62,7 @@ def _snapshot(stratus: StratusUp, tenant: Tenant) -> tuple[list[str], list[str]]
 GARBAGE_PEM = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
 VALID_CA = generate_ca("valid").cert_pem.decode()
 ONE_CA = generate_ca("one").cert_pem.decode()
+TOO_MANY_CAS = ONE_CA * (MAX_BUNDLE_CERTS + 1)
 
 
 @pytest.mark.parametrize(
@@ -98,9 +99,9 @@ ONE_CA = generate_ca("one").cert_pem.decode()
             "invalid-field",
             "accepted_client_ca",
         ),
-        ({"accepted_client_ca": ONE_CA * 17}, 400, "invalid-field", "accepted_client_ca"),
+        ({"accepted_client_ca": TOO_MANY_CAS}, 400, "invalid-field", "accepted_client_ca"),
         (
-            {"accepted_client_ca": ONE_CA + "\n" + "#" * 33 * 1024},
+            {"accepted_client_ca": ONE_CA + "\n" + "#" * (MAX_BUNDLE_BYTES + 1024)},
             400,
             "invalid-field",
             "accepted_client_ca",
@@ -113,6 +114,8 @@ ONE_CA = generate_ca("one").cert_pem.decode()
             "invalid-field",
             "certificate_filters",
         ),
+        # Not one of the AuthMethod values the schema lists: refused like an unknown role.
+        ({"auth_method": "password"}, 422, "malformed-request", "auth_method"),
     ],
     ids=[
         "uppercase",
@@ -135,6 +138,7 @@ ONE_CA = generate_ca("one").cert_pem.decode()
         "retention-not-int",
         "bad-operation-id",
         "bad-certificate-filter",
+        "unknown-auth-method",
     ],
 )
 def test_create_namespace_refuses_bad_input(
@@ -450,7 +454,7 @@ def test_chunked_body_over_the_limit_gets_413(stratus: StratusUp) -> None:
 
 def test_body_within_the_limit_is_read(stratus: StratusUp, tenant: Tenant) -> None:
     """A body just under 1 MiB reaches the route (a CA bundle fits many times over)."""
-    padding = " " * (1024 * 1024 - 200)
+    padding = " " * (API_MAX_BODY_BYTES - 200)
     raw = '{"name": "x", "accepted_client_ca": "nope"' + padding + "}"
     with http(stratus, tenant.api_key) as client:
         response = client.post(

@@ -8,6 +8,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from product_constants import INVOICE_GRACE
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -21,7 +22,7 @@ from controlplane.models import Account, Credit, Invoice, InvoiceStatus
 D = Decimal
 MARCH = dt.datetime(2027, 3, 1, tzinfo=dt.UTC)
 APRIL = dt.datetime(2027, 4, 1, tzinfo=dt.UTC)
-AFTER_GRACE = APRIL + dt.timedelta(hours=73)
+AFTER_GRACE = APRIL + INVOICE_GRACE + dt.timedelta(hours=1)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from product_constants import PROBLEM
 from sqlalchemy import select
 from support import (
     StratusUp,
@@ -41,7 +42,7 @@ from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.models import AuditEvent
 from dataplane.cells import CellHealthState, LocalCellProvider
 
-PROBLEM = "https://stratus.dev/problems/"
+pytestmark = pytest.mark.slow  # every test runs a whole `stratus up` and kills its cells
 
 
 @pytest.fixture(scope="module")

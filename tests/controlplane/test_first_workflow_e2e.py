@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 from cryptography import x509
+from product_constants import PROBLEM
 from support import StratusUp, run_greeting
 
 from auth import KeyPair
@@ -142,4 +143,4 @@ def test_namespace_delete_through_the_cli_stops_routing(stratus: StratusUp, tmp_
     assert json.loads(deleted.stdout)["state"] == "FULFILLED"
     missing = stratus.cli("namespace", "get", namespace_id, api_key=key)
     assert missing.returncode == 1
-    assert "[404 https://stratus.dev/problems/not-found]" in missing.stderr
+    assert f"[404 {PROBLEM}not-found]" in missing.stderr

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from product_constants import PROBLEM
 from support import StratusUp, Tenant, create_active_namespace, http, new_tenant
 
 
@@ -57,7 +58,7 @@ def test_last_owner_refusal_is_reported(stratus: StratusUp, tenant: Tenant) -> N
         api_key=tenant.api_key,
     )  # fmt: skip
     assert result.returncode == 1
-    assert "[409 https://stratus.dev/problems/last-owner]" in result.stderr
+    assert f"[409 {PROBLEM}last-owner]" in result.stderr
 
 
 def test_service_account_and_apikey_commands(stratus: StratusUp, tenant: Tenant) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+from product_constants import PROBLEM
 from support import (
     StratusUp,
     Tenant,
@@ -153,7 +154,7 @@ def test_api_hides_other_accounts_resources(stratus: StratusUp, tenants: TwoTena
             response = a.request(method, path)
             assert response.status_code == 404, (method, path)
             assert response.headers["content-type"] == "application/problem+json"
-            assert response.json()["type"] == "https://stratus.dev/problems/not-found"
+            assert response.json()["type"] == PROBLEM + "not-found"
         listed = [ns["id"] for ns in a.get("/namespaces").json()["namespaces"]]
         assert tenants.namespace_b not in listed
         assert tenants.namespace_a in listed

@@ -8,6 +8,7 @@ import json
 
 import grpc
 import grpc.aio
+from product_constants import DEFAULT_REQUESTS_PER_SECOND, PROBLEM
 from support import (
     StratusUp,
     Tenant,
@@ -18,7 +19,6 @@ from support import (
 )
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 
-PROBLEM = "https://stratus.dev/problems/"
 DESCRIBE = "/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace"
 
 
@@ -82,7 +82,10 @@ def test_only_the_operator_sets_limits(stratus: StratusUp) -> None:
         response = owner.post(f"/namespaces/{namespace}/limits", json=body)
         assert response.status_code == 403
         assert response.json()["type"] == PROBLEM + "forbidden"
-        assert owner.get(f"/namespaces/{namespace}").json()["requests_per_second"] == 2000
+        assert (
+            owner.get(f"/namespaces/{namespace}").json()["requests_per_second"]
+            == DEFAULT_REQUESTS_PER_SECOND
+        )
     with http(stratus, stratus.operator_key) as operator:
         response = operator.post(
             f"/namespaces/{namespace}/limits",

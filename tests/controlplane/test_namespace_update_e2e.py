@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import pytest
 from cryptography.hazmat.primitives import hashes
+from product_constants import PROBLEM
 from sqlalchemy import select
 from support import (
     StratusUp,
@@ -37,8 +38,6 @@ from controlplane.client import StratusClient
 from controlplane.config import Settings
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.models import AuditEvent
-
-PROBLEM = "https://stratus.dev/problems/"
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,9 @@ import json
 from typing import Any
 
 import httpx
-from identity_support import PROBLEM, expiry, invite, user_with_key
+from identity_support import expiry, invite, user_with_key
+from product_constants import PROBLEM
 from support import StratusUp, Tenant, http, new_tenant
-
-DEFAULTS = {
-    "namespaces": 10,
-    "users": 300,
-    "service_accounts": 100,
-    "api_keys_per_principal": 20,
-    "concurrent_operations": 10,
-}
 
 
 def _set(stratus: StratusUp, account_id: str, **quotas: int | None) -> dict[str, Any]:
@@ -65,6 +58,17 @@ def _namespace_body(tenant: Tenant, name: str) -> dict[str, Any]:
     return {"name": name, "accepted_client_ca": tenant.ca.cert_pem.decode(), "retention_days": 1}
 
 
+# The Temporal Cloud-like defaults, pinned here on purpose: this is the specification
+# the product's defaults are checked against, not a copy of them.
+DEFAULTS = {
+    "namespaces": 10,
+    "users": 300,
+    "service_accounts": 100,
+    "api_keys_per_principal": 20,
+    "concurrent_operations": 10,
+}
+
+
 def test_defaults_are_temporal_cloud_like_and_the_operator_sets_them(stratus: StratusUp) -> None:
     tenant, other = new_tenant(stratus, "Quoted"), new_tenant(stratus, "Nosy")
     path = f"/accounts/{tenant.account_id}/quotas"
@@ -79,7 +83,7 @@ def test_defaults_are_temporal_cloud_like_and_the_operator_sets_them(stratus: St
     changed = _set(stratus, tenant.account_id, namespaces=25, concurrent_operations=3)
     assert _limits(changed) == {**DEFAULTS, "namespaces": 25, "concurrent_operations": 3}
     restored = _set(stratus, tenant.account_id, namespaces=None)
-    assert _limits(restored)["namespaces"] == 10
+    assert _limits(restored)["namespaces"] == DEFAULTS["namespaces"]
     assert _limits(restored)["concurrent_operations"] == 3
 
     with http(stratus, tenant.api_key) as owner:
@@ -243,16 +247,16 @@ def test_cli_reads_and_sets_quotas(stratus: StratusUp) -> None:
     own = stratus.cli("account", "quotas", "get", api_key=tenant.api_key)
     assert own.returncode == 0, own.stderr
     assert "users: 1 used of 42 (set by operator)" in own.stdout
-    assert "namespaces: 0 used of 10 (default)" in own.stdout
+    assert f"namespaces: 0 used of {DEFAULTS['namespaces']} (default)" in own.stdout
     reset = stratus.cli(
         "-o", "json", "account", "quotas", "set", "--account", tenant.account_id,
         "--reset", "users", api_key=stratus.operator_key,
     )  # fmt: skip
     assert reset.returncode == 0, reset.stderr
-    assert _limits(json.loads(reset.stdout))["users"] == 300
+    assert _limits(json.loads(reset.stdout))["users"] == DEFAULTS["users"]
     refused = stratus.cli(
         "account", "quotas", "set", "--account", tenant.account_id, "--users", "1000",
         api_key=tenant.api_key,
     )  # fmt: skip
     assert refused.returncode == 1
-    assert "[403 https://stratus.dev/problems/forbidden]" in refused.stderr
+    assert f"[403 {PROBLEM}forbidden]" in refused.stderr

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from product_constants import PROBLEM
 from support import ApiAlone
 
-PROBLEM = "https://stratus.dev/problems/"
+pytestmark = pytest.mark.slow  # it runs the API as its own process on a tiny mount
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 from lookalike_pki import leaf_under_copied_key_id, lookalike_ca
+from product_constants import PROBLEM
 from support import (
     StratusUp,
     Tenant,
@@ -26,8 +27,6 @@ from support_workflows import GreetingWorkflow, compose_greeting
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.worker import Worker
-
-PROBLEM = "https://stratus.dev/problems/"
 
 
 @dataclass

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from identity_support import assert_problem, user_with_key
+from product_constants import PROBLEM
 from support import StratusUp, Tenant, create_active_namespace, http, new_tenant
 
 from billing import add_usage
@@ -213,4 +214,4 @@ def test_cli_usage_get(stratus: StratusUp, accounts: tuple[Tenant, Tenant, str])
         "usage", "get", "--start", "2026-03-31", "--end", "2026-03-01", api_key=tenant.api_key
     )
     assert refused.returncode == 1
-    assert "(field: end) [400 https://stratus.dev/problems/invalid-field]" in refused.stderr
+    assert f"(field: end) [400 {PROBLEM}invalid-field]" in refused.stderr

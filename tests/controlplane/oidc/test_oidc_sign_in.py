@@ -14,9 +14,8 @@ import httpx
 import pytest
 from joserfc.jwk import RSAKey
 from oidc_support import CLIENT_ID, CLIENT_SECRET, OidcStratus
+from product_constants import PROBLEM
 from support import http
-
-PROBLEM = "https://stratus.dev/problems/"
 
 
 def _browser() -> httpx.Client:

@@ -13,8 +13,6 @@ from saml2 import BINDING_HTTP_REDIRECT
 from saml_support import INVITED, OTHER_SP_ENTITY_ID, SamlStratus
 from support import http
 
-PROBLEM = "https://stratus.dev/problems/"
-
 
 def test_sp_metadata_names_the_account_entity_and_its_acs(saml: SamlStratus) -> None:
     with saml.browser() as browser:

@@ -20,19 +20,21 @@ from test_local_provider import (
     _describe_namespace,
     _gone,
     _listener_pid,
-    _new_spec,
+    _provision,
     _register_namespace,
 )
 
 from dataplane.cells import (
+    CellEndpoint,
     CellHealthState,
     CellReport,
-    CellSpec,
     CellStatus,
     CellWatcher,
     LocalCellProvider,
     RestartPolicy,
 )
+
+pytestmark = pytest.mark.slow  # every test starts and kills real cells
 
 
 def _cell_processes(provider: LocalCellProvider, cell_id: str) -> list[int]:
@@ -55,7 +57,7 @@ def _cell_processes(provider: LocalCellProvider, cell_id: str) -> list[int]:
 
 async def _watch_until(
     watchers: list[CellWatcher],
-    spec: CellSpec,
+    cell: CellEndpoint,
     done: Callable[[list[CellReport]], bool],
     *,
     timeout: float = 60,
@@ -63,7 +65,7 @@ async def _watch_until(
     """Run the watchers' passes every 0.1 s (as their owners do) until ``done(reports)``."""
     deadline = time.monotonic() + timeout
     while True:
-        reports = [report for w in watchers for report in await w.check([spec])]
+        reports = [report for w in watchers for report in await w.check([cell])]
         if done(reports):
             return reports
         assert time.monotonic() < deadline, f"condition not met; last reports: {reports}"
@@ -90,8 +92,8 @@ async def test_killed_cell_is_restarted_within_seconds_with_its_data(cells_dir: 
     the namespace registered before the crash is still there, and the report is RUNNING."""
     provider = LocalCellProvider(cells_dir)
     watcher = CellWatcher(provider)
-    spec = _new_spec("acct1")
-    await provider.start(spec)
+    spec = await _provision(provider, "acct1")
+    await provider.start(spec.endpoint)
     await _register_namespace(provider.address("acct1"), "orders.acct1")
     pid = _listener_pid(spec.grpc_port)
 
@@ -99,9 +101,11 @@ async def test_killed_cell_is_restarted_within_seconds_with_its_data(cells_dir: 
     killed_at = time.monotonic()
     # SIGKILL is delivered asynchronously: watch only once the old server is really gone.
     await _until_gone(pid)
-    await _watch_until([watcher], spec, lambda _: _cell_processes(provider, "acct1") != [])
+    await _watch_until([watcher], spec.endpoint, lambda _: _cell_processes(provider, "acct1") != [])
     spawned_after = time.monotonic() - killed_at
-    reports = await _watch_until([watcher], spec, lambda r: r[0].state == CellHealthState.RUNNING)
+    reports = await _watch_until(
+        [watcher], spec.endpoint, lambda r: r[0].state == CellHealthState.RUNNING
+    )
     serving_after = time.monotonic() - killed_at
 
     assert spawned_after < 5, f"new server spawned {spawned_after:.1f}s after the kill"
@@ -120,19 +124,19 @@ async def test_restarting_a_running_cell_is_a_no_op_and_two_watchers_start_one_p
     first, second = LocalCellProvider(cells_dir), LocalCellProvider(cells_dir)
     policy = RestartPolicy(initial_backoff=0.0)
     watchers = [CellWatcher(first, policy=policy), CellWatcher(second, policy=policy)]
-    spec = _new_spec("acct1")
-    await first.start(spec)
+    spec = await _provision(first, "acct1")
+    await first.start(spec.endpoint)
     pid = _listener_pid(spec.grpc_port)
 
-    reports = [r for w in watchers for r in await w.check([spec])]
+    reports = [r for w in watchers for r in await w.check([spec.endpoint])]
     assert [r.restarts for r in reports] == [0, 0]
     assert _cell_processes(first, "acct1") == [pid]
 
     os.kill(pid, signal.SIGKILL)
     await _until_gone(pid)
-    await asyncio.gather(*(w.check([spec]) for w in watchers))
+    await asyncio.gather(*(w.check([spec.endpoint]) for w in watchers))
     reports = await _watch_until(
-        watchers, spec, lambda r: all(x.state == CellHealthState.RUNNING for x in r)
+        watchers, spec.endpoint, lambda r: all(x.state == CellHealthState.RUNNING for x in r)
     )
 
     assert len(_cell_processes(first, "acct1")) == 1
@@ -154,14 +158,14 @@ async def test_restarts_back_off_and_a_cell_that_keeps_failing_is_reported(
         initial_backoff=1.0, max_backoff=4.0, healthy_after=10, failure_threshold=3
     )
     watcher = CellWatcher(provider, policy=policy, clock=lambda: now[0])
-    spec = _new_spec("acct1")
-    await provider.start(spec)
+    spec = await _provision(provider, "acct1")
+    await provider.start(spec.endpoint)
     pid = _listener_pid(spec.grpc_port)
 
     async def settle() -> CellReport:
         """Passes at a fixed clock until no start is in flight."""
         while True:
-            (report,) = await watcher.check([spec])
+            (report,) = await watcher.check([spec.endpoint])
             if watcher._cells["acct1"].starting is None:
                 return report
             await asyncio.sleep(0.05)
@@ -169,7 +173,9 @@ async def test_restarts_back_off_and_a_cell_that_keeps_failing_is_reported(
     squatter = socket.socket()
     try:
         os.kill(pid, signal.SIGKILL)
-        await _watch_until([watcher], spec, lambda r: r[0].state == CellHealthState.RESTARTING)
+        await _watch_until(
+            [watcher], spec.endpoint, lambda r: r[0].state == CellHealthState.RESTARTING
+        )
         await asyncio.to_thread(_wait_gone, pid)
         squatter.bind(("127.0.0.1", spec.metrics_port))
         squatter.listen()
@@ -192,14 +198,16 @@ async def test_restarts_back_off_and_a_cell_that_keeps_failing_is_reported(
         squatter.close()
 
     now[0] += 4
-    await _watch_until([watcher], spec, lambda r: _cell_processes(provider, "acct1") != [])
+    await _watch_until([watcher], spec.endpoint, lambda r: _cell_processes(provider, "acct1") != [])
     report = await settle()
-    report = await _watch_until([watcher], spec, lambda r: r[0].state != CellHealthState.RESTARTING)
+    report = await _watch_until(
+        [watcher], spec.endpoint, lambda r: r[0].state != CellHealthState.RESTARTING
+    )
     assert await provider.status("acct1") == CellStatus.RUNNING
     assert report[0].state == CellHealthState.FAILING  # still within the failure window
     now[0] += 10
-    (report_after,) = await watcher.check([spec])
-    (report_after,) = await watcher.check([spec])
+    (report_after,) = await watcher.check([spec.endpoint])
+    (report_after,) = await watcher.check([spec.endpoint])
     assert report_after.state == CellHealthState.RUNNING
     assert report_after.recent_restarts == 0
     await Client.connect(provider.address("acct1"), namespace="default")

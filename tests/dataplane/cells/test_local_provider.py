@@ -13,6 +13,7 @@ import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,9 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from dataplane.cells import CellError, CellSpec, CellStatus, LocalCellProvider
+from dataplane.cells import CellEndpoint, CellError, CellStatus, LocalCellProvider
+
+pytestmark = pytest.mark.slow  # every test starts real cells
 
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
 TCP_LISTEN = "0A"
@@ -31,18 +34,20 @@ TCP_LISTEN = "0A"
 ProviderFactory = Callable[..., LocalCellProvider]
 
 
-def _free_ports(count: int) -> list[int]:
-    """Distinct free 127.0.0.1 ports (all sockets held open together, so no duplicates)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
+@dataclass(frozen=True)
+class Provisioned:
+    """A cell the provider provisioned: the endpoint it returned and the ports it recorded."""
+
+    endpoint: CellEndpoint
+    grpc_port: int
+    metrics_port: int
+    http_port: int
 
 
-def _new_spec(cell_id: str) -> CellSpec:
-    grpc_port, metrics_port, http_port = _free_ports(3)
-    return CellSpec(cell_id, grpc_port=grpc_port, metrics_port=metrics_port, http_port=http_port)
+async def _provision(provider: LocalCellProvider, cell_id: str) -> Provisioned:
+    endpoint = await provider.provision(cell_id)
+    ports = provider.ports(cell_id)
+    return Provisioned(endpoint, ports.grpc_port, ports.metrics_port, ports.http_port)
 
 
 def _decode_address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -157,14 +162,51 @@ def provider(new_provider: ProviderFactory) -> LocalCellProvider:
 
 
 @pytest.fixture
-async def running_cell(provider: LocalCellProvider) -> CellSpec:
-    spec = _new_spec("acct1")
-    await provider.start(spec)
-    return spec
+async def running_cell(provider: LocalCellProvider) -> Provisioned:
+    cell = await _provision(provider, "acct1")
+    await provider.start(cell.endpoint)
+    return cell
+
+
+async def test_provision_allocates_a_loopback_endpoint_once(
+    new_provider: ProviderFactory,
+) -> None:
+    """The provider, not its caller, picks the cell's endpoint: distinct loopback ports,
+    returned again (not re-allocated) by any provider on the same state, and nothing runs
+    until the cell is started."""
+    first, second = new_provider(), new_provider()
+    endpoint = await first.provision("acct1")
+    ports = first.ports("acct1")
+
+    assert endpoint == CellEndpoint(
+        "acct1",
+        "local",
+        f"127.0.0.1:{ports.grpc_port}",
+        f"http://127.0.0.1:{ports.metrics_port}/metrics",
+    )
+    assert len({ports.grpc_port, ports.metrics_port, ports.http_port}) == 3
+    assert await second.provision("acct1") == endpoint
+    assert await first.provision("acct1") == endpoint
+    assert await first.provision("acct2") != endpoint
+    assert await first.status("acct1") == CellStatus.STOPPED
+
+
+async def test_stored_endpoint_starts_the_cell_after_its_record_is_lost(tmp_path: Path) -> None:
+    """The control plane's stored endpoint is the truth: a provider with none of the cell's
+    files (a fresh state dir) starts it at that same address."""
+    provisioner = LocalCellProvider(tmp_path / "old")
+    endpoint = await provisioner.provision("acct1")
+    fresh = LocalCellProvider(tmp_path / "new")
+    try:
+        await fresh.start(endpoint)
+        assert fresh.endpoint("acct1") == endpoint
+        assert await fresh.status("acct1") == CellStatus.RUNNING
+    finally:
+        await fresh.stop("acct1")
 
 
 async def test_started_cell_is_running_at_its_loopback_address(
-    provider: LocalCellProvider, running_cell: CellSpec
+    provider: LocalCellProvider, running_cell: Provisioned
 ) -> None:
     """After start the cell reports RUNNING at 127.0.0.1:<grpc port> and answers Temporal RPCs."""
     assert await provider.status("acct1") == CellStatus.RUNNING
@@ -176,7 +218,7 @@ async def test_started_cell_is_running_at_its_loopback_address(
 
 
 async def test_metrics_url_serves_prometheus_text(
-    provider: LocalCellProvider, running_cell: CellSpec
+    provider: LocalCellProvider, running_cell: Provisioned
 ) -> None:
     """The metrics URL is the cell's metrics port and serves parseable Prometheus text."""
     url = provider.metrics_url("acct1")
@@ -193,7 +235,7 @@ async def test_metrics_url_serves_prometheus_text(
 
 
 async def test_process_runs_with_cross_namespace_commands_disabled_on_its_own_db(
-    provider: LocalCellProvider, running_cell: CellSpec
+    provider: LocalCellProvider, running_cell: Provisioned
 ) -> None:
     """The cell process is started with cross-namespace commands off, --ip 127.0.0.1 and its db."""
     pid = _listener_pid(running_cell.grpc_port)
@@ -207,7 +249,7 @@ async def test_process_runs_with_cross_namespace_commands_disabled_on_its_own_db
     assert (provider.cell_dir("acct1") / "temporal.db").is_file()
 
 
-async def test_cell_listens_on_loopback_only(running_cell: CellSpec) -> None:
+async def test_cell_listens_on_loopback_only(running_cell: Provisioned) -> None:
     """Every socket the cell listens on (gRPC, HTTP, metrics, internal) is bound to 127.0.0.1."""
     listens = _listens_of(_listener_pid(running_cell.grpc_port))
 
@@ -218,19 +260,19 @@ async def test_cell_listens_on_loopback_only(running_cell: CellSpec) -> None:
 
 
 async def test_starting_a_running_cell_again_is_a_no_op(
-    provider: LocalCellProvider, running_cell: CellSpec
+    provider: LocalCellProvider, running_cell: Provisioned
 ) -> None:
     """A second start of a running cell keeps the same process."""
     pid = _listener_pid(running_cell.grpc_port)
 
-    await provider.start(running_cell)
+    await provider.start(running_cell.endpoint)
 
     assert _listener_pid(running_cell.grpc_port) == pid
     assert await provider.status("acct1") == CellStatus.RUNNING
 
 
 async def test_new_provider_adopts_a_running_cell(
-    new_provider: ProviderFactory, running_cell: CellSpec
+    new_provider: ProviderFactory, running_cell: Provisioned
 ) -> None:
     """A fresh provider on the same base dir (a restarted control plane) finds, starts (no-op)
     and can stop the cell that an earlier provider started."""
@@ -240,7 +282,7 @@ async def test_new_provider_adopts_a_running_cell(
     assert adopter.known_cells() == ["acct1"]
     assert await adopter.status("acct1") == CellStatus.RUNNING
     assert adopter.address("acct1") == f"127.0.0.1:{running_cell.grpc_port}"
-    await adopter.start(running_cell)
+    await adopter.start(running_cell.endpoint)
     assert _listener_pid(running_cell.grpc_port) == pid
 
     await adopter.stop("acct1")
@@ -250,7 +292,7 @@ async def test_new_provider_adopts_a_running_cell(
 
 
 async def test_stop_ends_the_process_and_a_second_stop_is_a_no_op(
-    provider: LocalCellProvider, running_cell: CellSpec
+    provider: LocalCellProvider, running_cell: Provisioned
 ) -> None:
     """Stop reports STOPPED, the process (and its listener) is gone; stopping again does nothing."""
     pid = _listener_pid(running_cell.grpc_port)
@@ -282,8 +324,8 @@ async def test_two_cells_have_separate_processes_ports_and_data(
 ) -> None:
     """Two cells run as two processes with their own ports and db; a namespace in one is not
     visible in the other."""
-    spec_a, spec_b = _new_spec("acct1"), _new_spec("acct2")
-    await asyncio.gather(provider.start(spec_a), provider.start(spec_b))
+    spec_a, spec_b = await _provision(provider, "acct1"), await _provision(provider, "acct2")
+    await asyncio.gather(provider.start(spec_a.endpoint), provider.start(spec_b.endpoint))
 
     pid_a, pid_b = _listener_pid(spec_a.grpc_port), _listener_pid(spec_b.grpc_port)
     assert pid_a != pid_b
@@ -303,7 +345,7 @@ async def test_two_cells_have_separate_processes_ports_and_data(
 
 
 async def test_killed_cell_is_stopped_and_restarts_with_its_ports_and_data(
-    provider: LocalCellProvider, running_cell: CellSpec
+    provider: LocalCellProvider, running_cell: Provisioned
 ) -> None:
     """After SIGKILL the cell reports STOPPED; start brings it back on the same ports with the
     namespace registered before the crash."""
@@ -314,7 +356,7 @@ async def test_killed_cell_is_stopped_and_restarts_with_its_ports_and_data(
 
     await _eventually_stopped(provider, "acct1")
 
-    await provider.start(running_cell)
+    await provider.start(running_cell.endpoint)
 
     assert await provider.status("acct1") == CellStatus.RUNNING
     new_pid = _listener_pid(running_cell.grpc_port)
@@ -326,7 +368,7 @@ async def test_killed_cell_is_stopped_and_restarts_with_its_ports_and_data(
 
 
 async def test_stale_record_never_signals_an_unrelated_process(
-    provider: LocalCellProvider, running_cell: CellSpec
+    provider: LocalCellProvider, running_cell: Provisioned
 ) -> None:
     """If the recorded PID now belongs to another program (PID reuse), the cell is STOPPED and
     stop leaves that program alone."""
@@ -353,13 +395,13 @@ async def test_cell_that_cannot_bind_its_metrics_port_fails_with_the_reason(
 ) -> None:
     """When another process holds the cell's metrics port, start raises CellError quoting the
     server's bind error, and the cell stays STOPPED."""
-    spec = _new_spec("acct1")
+    spec = await _provision(provider, "acct1")
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", spec.metrics_port))
         squatter.listen()
 
         with pytest.raises(CellError) as failed:
-            await provider.start(spec)
+            await provider.start(spec.endpoint)
 
     message = str(failed.value)
     assert message.startswith("cell acct1 exited during start:")
@@ -374,13 +416,13 @@ async def test_cell_that_cannot_bind_its_grpc_port_fails_fast_with_the_reason(
     """When another process holds the cell's gRPC port, start fails within its start timeout
     with CellError saying the server exited and why."""
     provider = new_provider(start_timeout=2)
-    spec = _new_spec("acct1")
+    spec = await _provision(provider, "acct1")
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", spec.grpc_port))
         squatter.listen()
 
         with pytest.raises(CellError) as failed:
-            await asyncio.wait_for(provider.start(spec), timeout=6)
+            await asyncio.wait_for(provider.start(spec.endpoint), timeout=6)
 
     assert str(failed.value).startswith("cell acct1 exited during start:")
     assert "address already in use" in str(failed.value)

@@ -23,7 +23,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client, TLSConfig
 
 from auth import KeyPair, generate_ca, generate_leaf
-from dataplane.cells import CellSpec, LocalCellProvider
+from dataplane.cells import LocalCellProvider
 from dataplane.gateway import CallerLimits, Gateway, Route, ServerNames, StaticRouteSource
 
 NAMESPACE_A = "orders.acct1"
@@ -147,10 +147,7 @@ async def _register(address: str, namespaces: Iterable[str]) -> None:
 async def cells(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cells]:
     """Two real cells, one per account, each with its namespace(s) registered."""
     provider = LocalCellProvider(Path(tmp_path_factory.mktemp("cells")))
-    specs = [
-        CellSpec(cell_id, free_port(), free_port(), free_port())
-        for cell_id in ("cell-acct1", "cell-acct2")
-    ]
+    specs = [await provider.provision(cell_id) for cell_id in ("cell-acct1", "cell-acct2")]
     try:
         await asyncio.gather(*(provider.start(spec) for spec in specs))
         address_a, address_b = (provider.address(spec.cell_id) for spec in specs)

@@ -19,8 +19,15 @@ import pytest
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client
 
-from auth import CertificateFilter
-from dataplane.gateway import HttpRouteSource
+from auth import AuthMethod, CertificateFilter
+from dataplane.gateway import (
+    DEFAULT_ACTIONS_PER_SECOND,
+    DEFAULT_REQUESTS_PER_SECOND,
+    HttpRouteSource,
+    Limits,
+    RouteDocument,
+    RouteEntry,
+)
 
 if TYPE_CHECKING:
     from conftest import Cells, Pki
@@ -172,11 +179,85 @@ async def test_fetch_reads_certificate_filters_and_drops_invalid_ones(
         await source.aclose()
     assert table is not None
     assert sorted(table.routes) == ["filtered.acct1", "open.acct1"]
+    # Reported back as not served, so the control plane never calls it ACTIVE.
+    assert list(table.dropped) == ["bad-filter.acct1"]
+    assert table.dropped["bad-filter.acct1"].startswith("its certificate filters are refused")
     assert table.routes["filtered.acct1"].certificate_filters == (
         CertificateFilter(common_name="worker-*"),
         CertificateFilter(organization="Acme", subject_alternative_name="*.acme.com"),
     )
     assert table.routes["open.acct1"].certificate_filters == ()
+
+
+async def test_fetch_reads_the_document_the_api_serialises_and_drops_malformed_entries(
+    control_plane: str, pki: Pki
+) -> None:
+    """The control plane's own model (``RouteDocument``) is what the gateway reads: every field
+    arrives as sent, omitted ones take the shared defaults, and an entry that does not fit the
+    model (a missing address, an unknown auth method, a zero limit, not an object) drops only
+    itself while the rest of the table applies."""
+    ca = pki.ca_a.cert_pem.decode()
+    published = RouteDocument(
+        version=4,
+        routes=[
+            RouteEntry(
+                namespace_id="keyed.acct1",
+                cell_address="127.0.0.1:7301",
+                accepted_client_ca=ca,
+                cell_namespace_id="6f1c0c7e-0000-4000-8000-000000000001",
+                certificate_filters=[{"common_name": "worker-*"}],
+                auth_method=AuthMethod.MTLS_OR_API_KEY,
+                requests_per_second=7,
+                actions_per_second=3,
+            )
+        ],
+    ).model_dump(mode="json")
+    malformed: list[object] = [
+        {"namespace_id": "no-address.acct1", "accepted_client_ca": ca},
+        {
+            "namespace_id": "odd-auth.acct1",
+            "cell_address": "127.0.0.1:7301",
+            "accepted_client_ca": ca,
+            "auth_method": "password",
+        },
+        {
+            "namespace_id": "no-limit.acct1",
+            "cell_address": "127.0.0.1:7301",
+            "accepted_client_ca": ca,
+            "requests_per_second": 0,
+        },
+        "not an object",
+    ]
+    minimal = {"namespace_id": "minimal.acct1", "cell_address": "127.0.0.1:7301"}
+    ControlPlane.fail = False
+    ControlPlane.document = {
+        **published,
+        "routes": [*published["routes"], *malformed, {**minimal, "accepted_client_ca": ca}],
+    }
+    source = HttpRouteSource(control_plane, API_KEY, timeout=2.0)
+    try:
+        table = await source.fetch()
+    finally:
+        await source.aclose()
+    assert table is not None
+    assert (table.version, sorted(table.routes)) == (4, ["keyed.acct1", "minimal.acct1"])
+    # Every named entry that was dropped is reported back as not served.
+    assert dict(table.dropped) == {
+        name: "its route entry is malformed"
+        for name in ("no-address.acct1", "odd-auth.acct1", "no-limit.acct1")
+    }
+    keyed = table.routes["keyed.acct1"]
+    assert keyed.auth_method is AuthMethod.MTLS_OR_API_KEY
+    assert keyed.limits == Limits(requests_per_second=7, actions_per_second=3)
+    assert keyed.cell_namespace_id == "6f1c0c7e-0000-4000-8000-000000000001"
+    assert keyed.certificate_filters == (CertificateFilter(common_name="worker-*"),)
+    minimal_route = table.routes["minimal.acct1"]
+    assert minimal_route.auth_method is AuthMethod.MTLS
+    assert minimal_route.limits == Limits(
+        requests_per_second=DEFAULT_REQUESTS_PER_SECOND,
+        actions_per_second=DEFAULT_ACTIONS_PER_SECOND,
+    )
+    assert (minimal_route.cell_namespace_id, minimal_route.certificate_filters) == ("", ())
 
 
 async def test_gateway_process_serves_routes_from_the_control_plane(

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import typer
 
-from controlplane.cli._app import Context, _fail, app
+from controlplane.cli._context import Context, fail
 from controlplane.cli._session_store import (
     StoredSession,
     forget_session,
@@ -62,11 +62,10 @@ def _pick_provider(http: httpx.Client, provider: str | None) -> str:
     if len(names) == 1:
         return str(names[0])
     if not names:
-        _fail("this Stratus has no identity provider configured")
-    _fail(f"choose one with --provider: {', '.join(names)}")
+        fail("this Stratus has no identity provider configured")
+    fail(f"choose one with --provider: {', '.join(names)}")
 
 
-@app.command()
 def login(
     ctx: typer.Context,
     provider: Annotated[
@@ -82,7 +81,7 @@ def login(
 ) -> None:
     """Sign in with your identity provider in the browser; later commands use the session
     when no --api-key is given."""
-    c: Context = ctx.obj
+    c = Context.of(ctx)
     verifier = secrets.token_urlsafe(48)
     challenge = (
         base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
@@ -105,13 +104,13 @@ def login(
         received = done.wait(timeout)
         server.shutdown()
         if not received:
-            _fail("sign-in timed out")
+            fail("sign-in timed out")
         response = http.post(
             "/auth/cli/handoff", json={"code": result["code"], "verifier": verifier}
         )
         if response.is_error:
             problem = response.json()
-            _fail(f"{problem.get('detail')} [{response.status_code} {problem.get('type')}]")
+            fail(f"{problem.get('detail')} [{response.status_code} {problem.get('type')}]")
         body = response.json()
     path = save_session(
         StoredSession(
@@ -126,10 +125,9 @@ def login(
     typer.echo(f"signed in as {body['email']} (account {body['account_id']}); session in {path}")
 
 
-@app.command()
 def logout(ctx: typer.Context) -> None:
     """End the session ``stratus login`` stored, on the server and locally."""
-    c: Context = ctx.obj
+    c = Context.of(ctx)
     stored = load_session(c.api_url)
     if stored is None:
         forget_session()
@@ -143,5 +141,5 @@ def logout(ctx: typer.Context) -> None:
         )
     forget_session()
     if response.status_code not in (204, 401):
-        _fail(f"logout failed: {response.status_code} {response.text}")
+        fail(f"logout failed: {response.status_code} {response.text}")
     typer.echo(f"signed out {stored.email}")
