@@ -28,7 +28,9 @@ def test_the_same_secret_seals_differently_each_time(tmp_path: Path) -> None:
 def test_tampered_ciphertexts_and_other_keys_are_refused(tmp_path: Path) -> None:
     box = SecretBox.from_file(tmp_path / "secrets.key")
     token = box.seal("hunter2", bound_to="r")
-    flipped = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    # A character in the middle: the last ones may be base64 padding bits that decode alike.
+    middle = len(token) // 2
+    flipped = token[:middle] + ("A" if token[middle] != "A" else "B") + token[middle + 1 :]
     for bad in (flipped, "v2:" + token[3:], "v1:not-base64!"):
         with pytest.raises(SecretUnreadable):
             box.open(bad, bound_to="r")
