@@ -28,6 +28,7 @@ from controlplane.kit.errors import install_error_handlers
 from controlplane.kit.migrate import migrate
 from controlplane.kit.openapi import document_problems
 from controlplane.namespaces.endpoints import router as namespaces_router
+from controlplane.namespaces.workflows import WORKFLOW_BY_OPERATION
 from controlplane.operations.endpoints import router as operations_router
 from controlplane.operations.starter import OperationStarter
 from controlplane.quotas.endpoints import router as quotas_router
@@ -73,7 +74,9 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         engine = create_engine(settings.sqlalchemy_url)
         app.state.settings = settings
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.operation_starter = OperationStarter(settings.system_cell_address)
+        app.state.operation_starter = OperationStarter(
+            settings.system_cell_address, WORKFLOW_BY_OPERATION
+        )
         idp_http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
         app.state.relying_party = RelyingParty(settings.oidc_providers, idp_http)
         yield

@@ -31,10 +31,10 @@ from controlplane.invoices.cycle import run_cycle
 from controlplane.invoices.pricing import Pricing, load_pricing
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work, utcnow
 from controlplane.kit.telemetry import configure_logging, configure_tracing, temporal_interceptors
-from controlplane.operations.activities import ProvisioningActivities
+from controlplane.namespaces.activities import NamespaceActivities
+from controlplane.namespaces.workflows import WORKFLOW_BY_OPERATION, WORKFLOWS
 from controlplane.operations.repository import SystemOperationRepository
 from controlplane.operations.starter import OperationStarter
-from controlplane.operations.workflows import WORKFLOWS
 
 logger = logging.getLogger(__name__)
 # Workflow tasks are CPU-bound on this process's one interpreter: more slots only queue them
@@ -163,8 +163,8 @@ async def run(settings: WorkerSettings) -> None:
         namespace=SYSTEM_NAMESPACE,
         interceptors=temporal_interceptors(),
     )
-    starter = OperationStarter(settings.system_cell_address)
-    activities = ProvisioningActivities(sessionmaker, provider)
+    starter = OperationStarter(settings.system_cell_address, WORKFLOW_BY_OPERATION)
+    activities = NamespaceActivities(sessionmaker, provider)
     worker = Worker(
         client,
         task_queue=SYSTEM_TASK_QUEUE,
