@@ -53,9 +53,11 @@ test-deps:
 up: install
 	$(BIN)/stratus up
 
+# lint-imports: the layering contracts of pyproject.toml ([tool.importlinter]).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
@@ -64,7 +66,8 @@ typecheck: install
 pytest: install test-deps
 	$(BIN)/pytest --durations=25
 
-## Set everything up, then ruff, mypy (strict) and the whole pytest suite.
+## Set everything up, then ruff, the import layering contracts, mypy (strict) and the whole
+## pytest suite.
 test: lint typecheck pytest
 
 ## For developers, between edits: ruff and the tests that start no Stratus, cell, IdP, S3 or

@@ -62,11 +62,11 @@ from sqlalchemy.orm import Session
 import controlplane.invoices.cycle as cycle
 from billing import ActionKind, PlanPeriod, rate_invoice
 from controlplane.config import Settings
-from controlplane.invoices.pricing import Pricing, load_pricing
 from controlplane.invoices.repository import InvoiceRepository
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.kit.migrate import migrate
 from controlplane.models import Account, Base, UsageRecord
+from controlplane.pricing import Pricing, load_pricing
 
 MONTH = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)  # 30 days: 720 hours
 NAMESPACES_PER_ACCOUNT = 10

@@ -1,7 +1,9 @@
 """Metering and billing: exact per-namespace usage from the cells.
 
 The action meter scrapes each cell's Temporal ``action`` counter and writes one usage row per
-(namespace, UTC hour, kind); see ``docs/billing.md`` for what is metered and how.
+(namespace, UTC hour, kind); see ``docs/billing.md`` for what is metered and how. The meters
+write through :class:`UsageStore`, which the control plane implements over its database:
+nothing here imports the control plane.
 """
 
 from billing._egress import (
@@ -15,7 +17,7 @@ from billing._egress import (
 )
 from billing._export import (
     USAGE_CSV_COLUMNS,
-    ExportSink,
+    S3ExportTarget,
     UsageRow,
     export_invoice,
     export_usage_hour,
@@ -35,15 +37,7 @@ from billing._kinds import (
     action_kind,
     action_weight,
 )
-from billing._meter import (
-    Meter,
-    MeteredCell,
-    ScrapeReport,
-    UnitOfWork,
-    add_usage,
-    hour_of,
-    set_usage,
-)
+from billing._meter import ConcurrentScrape, Meter, MeteredCell, ScrapeReport, hour_of
 from billing._price_book import (
     ActionTier,
     Plan,
@@ -66,6 +60,13 @@ from billing._rating import (
     round_cents,
 )
 from billing._storage import StorageMeter, StorageReport, StorageTarget
+from billing._usage_store import (
+    ScrapeSource,
+    SeriesKey,
+    UsageKey,
+    UsageStore,
+    UsageUnitOfWork,
+)
 
 __all__ = [
     "ACTION_KINDS",
@@ -76,11 +77,11 @@ __all__ = [
     "ActionKind",
     "ActionTier",
     "CellCounters",
+    "ConcurrentScrape",
     "Credit",
     "CreditApplied",
     "EgressPolicy",
     "EndpointNotAllowed",
-    "ExportSink",
     "InvalidEndpoint",
     "InvoiceDraft",
     "LineItem",
@@ -94,15 +95,19 @@ __all__ = [
     "PriceBookError",
     "RatingError",
     "Resolver",
+    "S3ExportTarget",
     "ScrapeReport",
+    "ScrapeSource",
+    "SeriesKey",
     "StorageMeter",
     "StorageReport",
     "StorageTarget",
-    "UnitOfWork",
+    "UsageKey",
     "UsageRow",
+    "UsageStore",
+    "UsageUnitOfWork",
     "action_kind",
     "action_weight",
-    "add_usage",
     "address_class",
     "export_invoice",
     "export_usage_hour",
@@ -118,7 +123,6 @@ __all__ = [
     "read_cell_counters",
     "round_cents",
     "s3_client",
-    "set_usage",
     "system_resolver",
     "usage_csv",
     "usage_object_key",

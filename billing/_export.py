@@ -59,7 +59,7 @@ class UsageRow(Protocol):
 
 
 @dataclass(frozen=True)
-class ExportSink:
+class S3ExportTarget:
     """Where one account's exports go: a bucket and key prefix on an S3-compatible store."""
 
     bucket: str
@@ -72,7 +72,7 @@ class ExportSink:
 
 
 def s3_client(
-    sink: ExportSink,
+    sink: S3ExportTarget,
     *,
     egress: EgressPolicy,
     connect_timeout: float = 5.0,
@@ -273,7 +273,7 @@ def usage_csv(rows: Iterable[UsageRow]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def usage_object_key(sink: ExportSink, account_id: str, hour_start: dt.datetime) -> str:
+def usage_object_key(sink: S3ExportTarget, account_id: str, hour_start: dt.datetime) -> str:
     """The object key of one account's usage in one UTC hour:
     ``{prefix}/usage/{account_id}/{YYYY}/{MM}/{DD}/{HH}.csv``."""
     start = _hour(hour_start)
@@ -284,7 +284,7 @@ def usage_object_key(sink: ExportSink, account_id: str, hour_start: dt.datetime)
 
 def export_usage_hour(
     s3: S3Client,
-    sink: ExportSink,
+    sink: S3ExportTarget,
     account_id: str,
     hour_start: dt.datetime,
     rows: Iterable[UsageRow],
@@ -313,7 +313,7 @@ def export_usage_hour(
 
 
 def invoice_object_keys(
-    sink: ExportSink, account_id: str, period_start: dt.date, invoice_id: str
+    sink: S3ExportTarget, account_id: str, period_start: dt.date, invoice_id: str
 ) -> tuple[str, str]:
     """The JSON and CSV object keys of one invoice:
     ``{prefix}/invoices/{account_id}/{YYYY-MM}/{invoice_id}.json`` (and ``.csv``)."""
@@ -325,7 +325,7 @@ def invoice_object_keys(
 
 def export_invoice(
     s3: S3Client,
-    sink: ExportSink,
+    sink: S3ExportTarget,
     account_id: str,
     period_start: dt.date,
     invoice_id: str,

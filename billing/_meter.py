@@ -6,25 +6,22 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import httpx
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing._exposition import CellCounters, read_cell_counters
 from billing._kinds import action_kind, action_weight
-from controlplane.kit.db import utcnow
-from controlplane.models import UsageCursor, UsageRecord, UsageSource
-from controlplane.models.usage_record import month_of
+from billing._usage_store import (
+    ScrapeSource,
+    SeriesKey,
+    UsageKey,
+    UsageStore,
+    UsageUnitOfWork,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
-
-UnitOfWork = Callable[[], AbstractAsyncContextManager[AsyncSession]]
-"""Opens one transaction that commits when its block ends and rolls back on an exception. The
-meters receive it (the control plane passes ``functools.partial(unit_of_work, sessionmaker)``)
-rather than opening sessions of their own."""
 
 MeteredCell = tuple[str, str]
 """(cell id, metrics URL). A cell served by several processes lists one entry per process,
@@ -80,7 +77,7 @@ class Meter:
         self._batch_namespaces = batch_namespaces
 
     async def scrape_once(
-        self, unit_of_work: UnitOfWork, cells: Sequence[MeteredCell]
+        self, unit_of_work: UsageUnitOfWork, cells: Sequence[MeteredCell]
     ) -> ScrapeReport:
         """Scrape ``cells`` and add their deltas to the current hour's usage rows, committing
         as it goes.
@@ -113,7 +110,7 @@ class Meter:
 
     async def run(
         self,
-        unit_of_work: UnitOfWork,
+        unit_of_work: UsageUnitOfWork,
         cells: Callable[[], Awaitable[Sequence[MeteredCell]]],
         *,
         interval: float = 60.0,
@@ -134,14 +131,14 @@ class Meter:
 
     async def _bill_cell(
         self,
-        unit_of_work: UnitOfWork,
+        unit_of_work: UsageUnitOfWork,
         cell_id: str,
         counters: CellCounters,
         now: dt.datetime,
         report: ScrapeReport,
     ) -> None:
-        async with unit_of_work() as session:
-            version, seen = await _open_scrape(session, cell_id, counters, now, report)
+        async with unit_of_work() as store:
+            version, seen = await _open_scrape(store, cell_id, counters, now, report)
         # Only namespaces with a series that moved need a write; the batch re-reads its cursors
         # (the ones read above may be stale by then, which the version check detects).
         changed = sorted(
@@ -154,136 +151,72 @@ class Meter:
         hour_start = hour_of(now)
         for start in range(0, len(changed), self._batch_namespaces):
             batch = changed[start : start + self._batch_namespaces]
-            async with unit_of_work() as session:
-                version = await _claim(session, cell_id, version, now)
-                added = await _bill_batch(session, cell_id, batch, counters, hour_start)
+            async with unit_of_work() as store:
+                version = await _claim(store, cell_id, version, now)
+                added = await _bill_batch(store, cell_id, batch, counters, hour_start)
             for key, quantity in added.items():
                 report.added[key] = report.added.get(key, 0) + quantity
 
 
 async def _open_scrape(
-    session: AsyncSession,
+    store: UsageStore,
     cell_id: str,
     counters: CellCounters,
     now: dt.datetime,
     report: ScrapeReport,
-) -> tuple[int, dict[tuple[str, str], int]]:
+) -> tuple[int, dict[SeriesKey, int]]:
     """Record the cell's counter total, and reset its cursors to zero if it restarted; returns
-    the version of the cell's ``UsageSource`` after that and the cursors as they now stand.
+    the cell's scrape version after that and the cursors as they now stand.
 
     A restart is decided once per scrape, over all of the cell's series, and committed before
     any batch: a later scrape then sees cursors of the new process only, so batches committed
     before a crash are never counted again from zero.
     """
-    source = await session.get(UsageSource, cell_id)
-    cursors = {
-        (namespace_id, action_type): value
-        for namespace_id, action_type, value in await session.execute(
-            select(UsageCursor.namespace_id, UsageCursor.action_type, UsageCursor.value).where(
-                UsageCursor.cell_id == cell_id
-            )
-        )
-    }
-    if source is None:
-        source = UsageSource(cell_id=cell_id, counter_total=counters.counter_total, scraped_at=now)
-        session.add(source)
-    elif _restarted(source, cursors, counters):
+    source = await store.scrape_source(cell_id)
+    cursors = await store.cursors(cell_id)
+    if source is not None and _restarted(source, cursors, counters):
         report.restarted.append(cell_id)
         logger.info("cell %s restarted since its last scrape; counting from zero", cell_id)
         # Series the new process has not exported yet start again from zero too.
-        await session.execute(
-            update(UsageCursor)
-            .where(UsageCursor.cell_id == cell_id, UsageCursor.value != 0)
-            .values(value=0)
-        )
+        await store.reset_cursors(cell_id)
         cursors = dict.fromkeys(cursors, 0)
-    source.counter_total = counters.counter_total
-    source.scraped_at = now  # always dirty, so the version check always runs
-    await session.flush()
-    return source.version, cursors
+    version = await store.record_scrape(cell_id, counters.counter_total, now)
+    return version, cursors
 
 
-async def _claim(session: AsyncSession, cell_id: str, version: int, now: dt.datetime) -> int:
-    """Bump the cell's ``UsageSource`` version, if it is still ``version``: the batch's writes
-    commit only if no other meter committed a scrape of this cell since this one started."""
-    source = await session.get(UsageSource, cell_id)
-    if source is None or source.version != version:
+async def _claim(store: UsageStore, cell_id: str, version: int, now: dt.datetime) -> int:
+    """Bump the cell's scrape version, if it is still ``version``: the batch's writes commit
+    only if no other meter committed a scrape of this cell since this one started."""
+    claimed = await store.claim(cell_id, version, now)
+    if claimed is None:
         raise ConcurrentScrape(f"another meter scraped cell {cell_id} meanwhile")
-    source.scraped_at = now
-    # The UPDATE is checked against the version read here (StaleDataError when it moved).
-    await session.flush()
-    return source.version
+    return claimed
 
 
 async def _bill_batch(
-    session: AsyncSession,
+    store: UsageStore,
     cell_id: str,
     namespace_ids: Sequence[str],
     counters: CellCounters,
     hour_start: dt.datetime,
-) -> dict[tuple[str, str], int]:
+) -> dict[UsageKey, int]:
     """Advance the cursors of ``namespace_ids``' series on the cell and add their deltas to the
     usage rows of ``hour_start``; returns the deltas per (namespace id, kind)."""
-    cursors = {
-        (cursor.namespace_id, cursor.action_type): cursor
-        for cursor in await session.scalars(
-            select(UsageCursor).where(
-                UsageCursor.cell_id == cell_id, UsageCursor.namespace_id.in_(namespace_ids)
-            )
-        )
-    }
     wanted = set(namespace_ids)
-    deltas: dict[tuple[str, str], int] = {}
-    for (namespace_id, action_type), value in counters.actions.items():
-        if namespace_id not in wanted:
-            continue
-        cursor = cursors.get((namespace_id, action_type))
-        since = 0 if cursor is None else cursor.value
+    values = {key: value for key, value in counters.actions.items() if key[0] in wanted}
+    since = await store.advance_cursors(cell_id, values)
+    deltas: dict[UsageKey, int] = {}
+    for (namespace_id, action_type), value in values.items():
+        previous = since.get((namespace_id, action_type), 0)
         kind = action_kind(action_type)
-        if value > since and kind is not None:
+        if value > previous and kind is not None:
             key = (namespace_id, str(kind))
-            deltas[key] = deltas.get(key, 0) + (value - since) * action_weight(action_type)
-        if cursor is None:
-            session.add(
-                UsageCursor(
-                    cell_id=cell_id, namespace_id=namespace_id, action_type=action_type, value=value
-                )
-            )
-        elif cursor.value != value:
-            cursor.value = value
-    await _add_usage_rows(session, deltas, hour_start)
+            deltas[key] = deltas.get(key, 0) + (value - previous) * action_weight(action_type)
+    await store.add_usage(hour_start, deltas)
     return deltas
 
 
-async def _add_usage_rows(
-    session: AsyncSession, deltas: dict[tuple[str, str], int], hour_start: dt.datetime
-) -> None:
-    """``add_usage`` for many rows of one hour, reading the existing rows in one query."""
-    if not deltas:
-        return
-    namespace_ids = {namespace_id for namespace_id, _ in deltas}
-    existing = {
-        (record.namespace_id, record.kind): record
-        for record in await session.scalars(
-            select(UsageRecord).where(
-                UsageRecord.hour_start == hour_start, UsageRecord.namespace_id.in_(namespace_ids)
-            )
-        )
-    }
-    for (namespace_id, kind), quantity in deltas.items():
-        record = existing.get((namespace_id, kind))
-        if record is None:
-            session.add(_new_row(namespace_id, hour_start, kind, quantity))
-        else:
-            # An SQL increment, so concurrent writers of one row (two processes of one cell)
-            # add up.
-            record.quantity = UsageRecord.quantity + quantity
-    await session.flush()
-
-
-def _restarted(
-    source: UsageSource, cursors: dict[tuple[str, str], int], counters: CellCounters
-) -> bool:
+def _restarted(source: ScrapeSource, cursors: dict[SeriesKey, int], counters: CellCounters) -> bool:
     """Whether the cell's counters were reset since the cursors were written.
 
     A counter never shrinks or disappears while its process lives, so any series below its
@@ -293,54 +226,3 @@ def _restarted(
     if counters.counter_total < source.counter_total:
         return True
     return any(counters.actions.get(key, 0) < value for key, value in cursors.items())
-
-
-def _new_row(namespace_id: str, hour_start: dt.datetime, kind: str, quantity: int) -> UsageRecord:
-    return UsageRecord(
-        namespace_id=namespace_id,
-        account_id=namespace_id.rsplit(".", 1)[1],
-        hour_start=hour_start,
-        period_start=month_of(hour_start),
-        kind=kind,
-        quantity=quantity,
-    )
-
-
-async def _existing_or_new_row(
-    session: AsyncSession, namespace_id: str, hour_start: dt.datetime, kind: str, quantity: int
-) -> UsageRecord | None:
-    """The usage row of (namespace, hour, kind), or None after creating it with ``quantity``."""
-    record = await session.scalar(
-        select(UsageRecord).where(
-            UsageRecord.namespace_id == namespace_id,
-            UsageRecord.hour_start == hour_start,
-            UsageRecord.kind == kind,
-        )
-    )
-    if record is None:
-        session.add(_new_row(namespace_id, hour_start, kind, quantity))
-        # Flush now: the next write to the same row in this transaction must find it.
-        await session.flush()
-    return record
-
-
-async def add_usage(
-    session: AsyncSession, namespace_id: str, hour_start: dt.datetime, kind: str, quantity: int
-) -> None:
-    """Add ``quantity`` to the usage row of (namespace, hour, kind), creating it if needed, in
-    the caller's transaction. For counted kinds (actions): any backfill."""
-    record = await _existing_or_new_row(session, namespace_id, hour_start, kind, quantity)
-    if record is not None:
-        # An SQL increment, so concurrent writers of one row (two processes of one cell) add up.
-        record.quantity = UsageRecord.quantity + quantity
-
-
-async def set_usage(
-    session: AsyncSession, namespace_id: str, hour_start: dt.datetime, kind: str, quantity: int
-) -> None:
-    """Set the usage row of (namespace, hour, kind) to ``quantity``, creating it if needed, in
-    the caller's transaction. For kinds measured as a state (storage) rather than counted: the
-    newest measurement of an hour replaces the previous one, so measuring twice bills once."""
-    record = await _existing_or_new_row(session, namespace_id, hour_start, kind, quantity)
-    if record is not None:
-        record.quantity = quantity

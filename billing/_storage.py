@@ -20,8 +20,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflow.v1 import WorkflowExecutionInfo
@@ -32,10 +30,9 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode, WorkflowService
 
-from billing._meter import UnitOfWork, hour_of, set_usage
+from billing._meter import hour_of
 from billing._rating import ACTIVE_STORAGE_KIND, RETAINED_STORAGE_KIND
-from controlplane.kit.db import utcnow
-from controlplane.models import UsageRecord
+from billing._usage_store import UsageStore, UsageUnitOfWork, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +127,7 @@ class StorageMeter:
         self._max_backfill_hours = max_backfill_hours
 
     async def sample_once(
-        self, unit_of_work: UnitOfWork, targets: Sequence[StorageTarget]
+        self, unit_of_work: UsageUnitOfWork, targets: Sequence[StorageTarget]
     ) -> StorageReport:
         """Measure every namespace of ``targets`` and set the current hour's storage rows.
 
@@ -169,14 +166,14 @@ class StorageMeter:
                     continue
                 measured.append((namespace_id, stored))
         for start in range(0, len(measured), self._batch_namespaces):
-            async with unit_of_work() as session:
+            async with unit_of_work() as store:
                 for namespace_id, stored in measured[start : start + self._batch_namespaces]:
-                    await self._write(session, namespace_id, stored, hour_start, report)
+                    await self._write(store, namespace_id, stored, hour_start, report)
         return report
 
     async def _write(
         self,
-        session: AsyncSession,
+        store: UsageStore,
         namespace_id: str,
         stored: _Stored,
         hour_start: dt.datetime,
@@ -186,15 +183,15 @@ class StorageMeter:
             (ACTIVE_STORAGE_KIND, stored.active),
             (RETAINED_STORAGE_KIND, stored.retained),
         ):
-            carried = await self._carry_forward(session, namespace_id, kind, hour_start)
+            carried = await self._carry_forward(store, namespace_id, kind, hour_start)
             if carried:
                 report.carried[(namespace_id, kind)] = carried
-            await set_usage(session, namespace_id, hour_start, kind, quantity)
+            await store.set_usage(namespace_id, hour_start, kind, quantity)
             report.measured[(namespace_id, kind)] = quantity
 
     async def run(
         self,
-        unit_of_work: UnitOfWork,
+        unit_of_work: UsageUnitOfWork,
         targets: Callable[[], Awaitable[Sequence[StorageTarget]]],
         *,
         interval: float = 600.0,
@@ -225,7 +222,7 @@ class StorageMeter:
         return measured
 
     async def _carry_forward(
-        self, session: AsyncSession, namespace_id: str, kind: str, hour_start: dt.datetime
+        self, store: UsageStore, namespace_id: str, kind: str, hour_start: dt.datetime
     ) -> int:
         """Fill the hours between the namespace's latest earlier row of ``kind`` and
         ``hour_start`` with that row's value, at most ``max_backfill_hours`` of them; returns
@@ -234,24 +231,14 @@ class StorageMeter:
         Storage does not vanish while nobody measures it: the last known value is the best
         estimate of the hours right after it, and an estimate too old to trust is not made.
         """
-        latest = await session.scalar(
-            select(UsageRecord)
-            .where(
-                UsageRecord.namespace_id == namespace_id,
-                UsageRecord.kind == kind,
-                UsageRecord.hour_start < hour_start,
-            )
-            .order_by(UsageRecord.hour_start.desc())
-            .limit(1)
-        )
+        latest = await store.latest_usage(namespace_id, kind, hour_start)
         if latest is None:
             return 0
-        missed = (hour_start - latest.hour_start) // HOUR - 1
+        latest_hour, quantity = latest
+        missed = (hour_start - latest_hour) // HOUR - 1
         filled = min(missed, self._max_backfill_hours)
         for offset in range(1, filled + 1):
-            await set_usage(
-                session, namespace_id, latest.hour_start + offset * HOUR, kind, latest.quantity
-            )
+            await store.set_usage(namespace_id, latest_hour + offset * HOUR, kind, quantity)
         return filled
 
 

@@ -20,7 +20,6 @@ from controlplane.exports.endpoints import router as exports_router
 from controlplane.gateway_routes.endpoints import router as gateway_routes_router
 from controlplane.identity.endpoints import router as identity_router
 from controlplane.invoices.endpoints import router as invoices_router
-from controlplane.invoices.pricing import load_pricing
 from controlplane.kit import http_observability
 from controlplane.kit.body_limit import BodyLimitMiddleware
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
@@ -28,8 +27,10 @@ from controlplane.kit.errors import install_error_handlers
 from controlplane.kit.migrate import migrate
 from controlplane.kit.openapi import document_problems
 from controlplane.namespaces.endpoints import router as namespaces_router
+from controlplane.namespaces.workflows import WORKFLOW_BY_OPERATION
 from controlplane.operations.endpoints import router as operations_router
 from controlplane.operations.starter import OperationStarter
+from controlplane.pricing import load_pricing
 from controlplane.quotas.endpoints import router as quotas_router
 from controlplane.saml.endpoints import router as saml_router
 from controlplane.service_accounts.endpoints import router as service_accounts_router
@@ -73,7 +74,9 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         engine = create_engine(settings.sqlalchemy_url)
         app.state.settings = settings
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.operation_starter = OperationStarter(settings.system_cell_address)
+        app.state.operation_starter = OperationStarter(
+            settings.system_cell_address, WORKFLOW_BY_OPERATION
+        )
         idp_http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
         app.state.relying_party = RelyingParty(settings.oidc_providers, idp_http)
         yield

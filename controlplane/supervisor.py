@@ -41,8 +41,8 @@ from controlplane.config import (
     settings_environment,
     settings_for,
 )
-from controlplane.invoices.pricing import load_pricing
 from controlplane.kit.files import make_private
+from controlplane.pricing import load_pricing
 from dataplane.cells import CellEndpoint, CellWatcher
 from dataplane.gateway import GatewaySettings
 

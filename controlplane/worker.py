@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from functools import partial
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,13 +27,14 @@ from controlplane.cells.repository import CellRepository
 from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE, WorkerSettings
 from controlplane.exports.exporter import Exporter
 from controlplane.invoices.cycle import run_cycle
-from controlplane.invoices.pricing import Pricing, load_pricing
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work, utcnow
 from controlplane.kit.telemetry import configure_logging, configure_tracing, temporal_interceptors
-from controlplane.operations.activities import ProvisioningActivities
+from controlplane.namespaces.activities import NamespaceActivities
+from controlplane.namespaces.workflows import WORKFLOW_BY_OPERATION, WORKFLOWS
 from controlplane.operations.repository import SystemOperationRepository
 from controlplane.operations.starter import OperationStarter
-from controlplane.operations.workflows import WORKFLOWS
+from controlplane.pricing import Pricing, load_pricing
+from controlplane.usage.repository import usage_unit_of_work
 
 logger = logging.getLogger(__name__)
 # Workflow tasks are CPU-bound on this process's one interpreter: more slots only queue them
@@ -116,7 +116,7 @@ async def meter_once(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     counters live in the cells' memory)."""
     async with httpx.AsyncClient(timeout=10.0) as http:
         endpoints = await cell_endpoints(sessionmaker)()
-        await Meter(http).scrape_once(partial(unit_of_work, sessionmaker), endpoints)
+        await Meter(http).scrape_once(usage_unit_of_work(sessionmaker), endpoints)
 
 
 async def start_pending_operations(
@@ -163,8 +163,8 @@ async def run(settings: WorkerSettings) -> None:
         namespace=SYSTEM_NAMESPACE,
         interceptors=temporal_interceptors(),
     )
-    starter = OperationStarter(settings.system_cell_address)
-    activities = ProvisioningActivities(sessionmaker, provider)
+    starter = OperationStarter(settings.system_cell_address, WORKFLOW_BY_OPERATION)
+    activities = NamespaceActivities(sessionmaker, provider)
     worker = Worker(
         client,
         task_queue=SYSTEM_TASK_QUEUE,
@@ -185,14 +185,14 @@ async def run(settings: WorkerSettings) -> None:
     metering_http = httpx.AsyncClient(timeout=10.0)
     meter = asyncio.create_task(
         Meter(metering_http).run(
-            partial(unit_of_work, sessionmaker),
+            usage_unit_of_work(sessionmaker),
             cell_endpoints(sessionmaker),
             interval=settings.metering_interval_seconds,
         )
     )
     storage_meter = asyncio.create_task(
         StorageMeter().run(
-            partial(unit_of_work, sessionmaker),
+            usage_unit_of_work(sessionmaker),
             storage_targets(sessionmaker),
             interval=settings.storage_metering_interval_seconds,
         )

@@ -13,12 +13,13 @@ from sqlalchemy.orm.exc import StaleDataError
 from support import StratusUp
 
 from auth import SecretBox
-from billing import EgressPolicy, add_usage
+from billing import EgressPolicy
 from controlplane.config import Settings
 from controlplane.exports.exporter import Exporter, ExportReport
 from controlplane.invoices.cycle import CycleReport, bill_month, month_start, run_cycle
-from controlplane.invoices.pricing import load_pricing
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
+from controlplane.pricing import load_pricing
+from controlplane.usage.repository import SystemUsageStore
 
 UsageRows = Sequence[tuple[str, dt.datetime, str, int]]
 
@@ -34,12 +35,15 @@ def settings_of(stratus: StratusUp) -> Settings:
 
 
 async def record_usage(stratus: StratusUp, rows: UsageRows) -> None:
-    """Usage rows written through ``billing.add_usage``, committed in Stratus's database."""
+    """Usage rows written through the meters' store (``SystemUsageStore``), committed in
+    Stratus's database."""
     engine = create_engine(settings_of(stratus).sqlalchemy_url)
     try:
         async with unit_of_work(create_sessionmaker(engine)) as session:
             for namespace_id, hour_start, kind, quantity in rows:
-                await add_usage(session, namespace_id, hour_start, kind, quantity)
+                await SystemUsageStore(session).add_usage(
+                    hour_start, {(namespace_id, kind): quantity}
+                )
     finally:
         await engine.dispose()
 

@@ -13,7 +13,8 @@ from controlplane.accounts.schemas import (
     ApiKeySecretOut,
     UserOut,
 )
-from controlplane.kit.deps import SessionDep, requires
+from controlplane.api.deps import requires
+from controlplane.kit.deps import SessionDep
 from controlplane.kit.routing import ApiRoute
 
 router = APIRouter(route_class=ApiRoute, prefix="/accounts", tags=["accounts"])

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 
 from auth import Action, Principal
+from controlplane.api.deps import requires
 from controlplane.api_keys import service
 from controlplane.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
-from controlplane.kit.deps import SessionDep, requires
+from controlplane.kit.deps import SessionDep
 from controlplane.kit.routing import ApiRoute
 
 router = APIRouter(route_class=ApiRoute, prefix="/api-keys", tags=["api-keys"])

@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from auth import Action, Principal
+from controlplane.api.deps import requires
 from controlplane.audit import service
 from controlplane.audit.schemas import AuditEventOut, AuditEventPage
-from controlplane.kit.deps import SessionDep, requires
+from controlplane.kit.deps import SessionDep
 from controlplane.kit.routing import ApiRoute
 
 router = APIRouter(route_class=ApiRoute, prefix="/audit-logs", tags=["audit"])

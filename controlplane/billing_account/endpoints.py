@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from auth import Action, Principal
+from controlplane.api.deps import requires
 from controlplane.billing_account import service
 from controlplane.billing_account.schemas import (
     AccountPlanOut,
@@ -16,7 +17,7 @@ from controlplane.billing_account.schemas import (
     CreditOut,
     PlanSet,
 )
-from controlplane.kit.deps import PricingDep, SessionDep, requires
+from controlplane.kit.deps import PricingDep, SessionDep
 from controlplane.kit.routing import ApiRoute
 from controlplane.models import Credit
 

@@ -14,13 +14,13 @@ from controlplane.billing_account.repository import (
     SystemBillingAccountRepository,
 )
 from controlplane.billing_account.schemas import AccountPlanOut, PlanPeriodOut
-from controlplane.invoices.pricing import Pricing
 from controlplane.invoices.service import parse_money
 from controlplane.kit import fields
 from controlplane.kit.authorization import require
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import Conflict, InvalidField, NotFound
 from controlplane.models import AccountPlan, Credit
+from controlplane.pricing import Pricing
 
 MAX_CREDIT_DESCRIPTION = 200
 

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 
 from auth import Action, Principal
+from controlplane.api.deps import requires
 from controlplane.exports import service
 from controlplane.exports.schemas import ExportSinkOut, ExportSinkSet
-from controlplane.kit.deps import SecretBoxDep, SessionDep, SettingsDep, requires
+from controlplane.kit.deps import SecretBoxDep, SessionDep, SettingsDep
 from controlplane.kit.routing import ApiRoute
 from controlplane.models import ExportSink
 

@@ -23,13 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from auth import SecretBox
 from billing import (
     EgressPolicy,
+    S3ExportTarget,
     export_invoice,
     export_usage_hour,
     failure_category,
     hour_of,
     s3_client,
 )
-from billing import ExportSink as SinkConfig
 from controlplane.exports.repository import SystemExportSinkRepository
 from controlplane.exports.service import secret_binding
 from controlplane.invoices.documents import invoice_csv, invoice_json
@@ -55,7 +55,7 @@ class ExportReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-ClientFactory = Callable[[SinkConfig], "S3Client"]
+ClientFactory = Callable[[S3ExportTarget], "S3Client"]
 
 
 class Exporter:
@@ -77,8 +77,8 @@ class Exporter:
         self._client_factory: ClientFactory = functools.partial(s3_client, egress=egress)
         self._clients: dict[tuple[str, str, dt.datetime], S3Client] = {}
 
-    def _config(self, sink: ExportSink) -> SinkConfig:
-        return SinkConfig(
+    def _config(self, sink: ExportSink) -> S3ExportTarget:
+        return S3ExportTarget(
             bucket=sink.bucket,
             prefix=sink.prefix,
             region=sink.region,
@@ -89,7 +89,7 @@ class Exporter:
             endpoint_url=sink.endpoint_url,
         )
 
-    def _client(self, sink: ExportSink, config: SinkConfig) -> S3Client:
+    def _client(self, sink: ExportSink, config: S3ExportTarget) -> S3Client:
         # One client per sink version: a changed sink (new keys, endpoint) gets a new client.
         key = (sink.account_id, sink.secret_access_key_encrypted, sink.updated_at)
         client = self._clients.get(key)
@@ -158,7 +158,7 @@ class Exporter:
         sessionmaker: async_sessionmaker[AsyncSession],
         account_id: str,
         s3: S3Client,
-        config: SinkConfig,
+        config: S3ExportTarget,
         report: ExportReport,
     ) -> None:
         async with unit_of_work(sessionmaker) as session:

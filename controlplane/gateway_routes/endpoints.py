@@ -6,11 +6,12 @@ from fastapi import APIRouter, Depends, Header, Path, Response
 from pydantic import BaseModel, Field
 
 from auth import Action, Principal, data_plane_permission
+from controlplane.api.deps import requires
 from controlplane.api_keys import service as api_keys
 from controlplane.gateway_routes import service
 from controlplane.gateway_routes.repository import GatewayRouteRepository
 from controlplane.gateway_routes.schemas import GatewayList, GatewayOut
-from controlplane.kit.deps import SessionDep, requires
+from controlplane.kit.deps import SessionDep
 from controlplane.kit.errors import Unauthenticated
 from controlplane.kit.routing import ApiRoute
 from controlplane.namespaces.repository import SystemNamespaceRepository

@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from auth import Action, Principal
+from controlplane.api.deps import requires
 from controlplane.identity.schemas import CurrentIdentity
-from controlplane.kit.deps import requires
 from controlplane.kit.routing import ApiRoute
 from controlplane.users.schemas import NamespacePermissionOut
 

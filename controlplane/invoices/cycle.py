@@ -30,9 +30,9 @@ from billing import (
     rate_invoice,
 )
 from controlplane.audit import service as audit
-from controlplane.invoices.pricing import Pricing
 from controlplane.invoices.repository import SystemInvoiceRepository, Usage
 from controlplane.models import Account, AccountPlan, Credit, Invoice, InvoiceStatus
+from controlplane.pricing import Pricing
 
 logger = logging.getLogger(__name__)
 

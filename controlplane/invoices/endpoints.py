@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from auth import Action, Principal
+from controlplane.api.deps import requires
 from controlplane.invoices import service
 from controlplane.invoices.schemas import (
     CreditNoteCreate,
@@ -15,7 +16,7 @@ from controlplane.invoices.schemas import (
     InvoiceList,
     InvoiceOut,
 )
-from controlplane.kit.deps import SessionDep, requires
+from controlplane.kit.deps import SessionDep
 from controlplane.kit.routing import ApiRoute
 
 router = APIRouter(route_class=ApiRoute, prefix="/invoices", tags=["invoices"])

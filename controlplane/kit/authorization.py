@@ -1,5 +1,6 @@
 """The services' policy check: ask ``auth.authorize`` (the one function that decides), refuse
-with ``403 .../forbidden``. Routes declare theirs with ``kit.deps.requires``, which calls this."""
+with ``403 .../forbidden``. Routes declare theirs with ``controlplane.api.deps.requires``, which
+calls this."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +97,3 @@ async def unit_of_work(
         actions: list[AfterCommit] = session.info.pop("after_commit", [])
         for action in actions:
             await action()
-
-
-UnitOfWork = Callable[[], AbstractAsyncContextManager[AsyncSession]]
-"""What code that must not know the database's wiring receives (billing's meters): a callable
-opening one unit of work, e.g. ``functools.partial(unit_of_work, sessionmaker)``."""

@@ -1,22 +1,19 @@
-"""FastAPI dependencies, declared once as ``Annotated`` aliases."""
+"""FastAPI dependencies on what the app holds for every request (a unit of work, settings,
+the price book, the secrets box), declared once as ``Annotated`` aliases. Authentication and
+domain services are in ``controlplane.api.deps``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from auth import Action, Principal, SecretBox
-from controlplane.api_keys import service as api_keys
+from auth import SecretBox
 from controlplane.config import ApiSettings
-from controlplane.invoices.pricing import Pricing
-from controlplane.kit.authorization import require
 from controlplane.kit.db import unit_of_work
-from controlplane.kit.errors import CsrfRejected, Unauthenticated
-from controlplane.operations.starter import OperationStarter
-from controlplane.sign_in import service as sign_in
+from controlplane.pricing import Pricing
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -52,63 +49,3 @@ def _secret_box(request: Request) -> SecretBox:
 
 
 SecretBoxDep = Annotated[SecretBox, Depends(_secret_box)]
-
-
-def _starter(request: Request) -> OperationStarter:
-    starter: OperationStarter = request.app.state.operation_starter
-    return starter
-
-
-StarterDep = Annotated[OperationStarter, Depends(_starter)]
-
-
-SESSION_COOKIE = "stratus_session"
-CSRF_HEADER = "X-CSRF-Token"
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-async def _principal(request: Request, session: SessionDep) -> Principal:
-    """An API key (``Authorization: Bearer``) or, without one, a web session cookie. A
-    state-changing request made with the cookie must echo the session's CSRF token: the
-    browser attaches cookies on its own, never this header."""
-    header = request.headers.get("authorization")
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if header is None and cookie:
-        signed_in = await sign_in.authenticate_session(session, cookie)
-        principal = signed_in.principal
-        if request.method not in _SAFE_METHODS and not sign_in.csrf_matches(
-            signed_in.web_session, request.headers.get(CSRF_HEADER)
-        ):
-            await sign_in.record_csrf_refusal(
-                request.app.state.sessionmaker,
-                principal,
-                method=request.method,
-                path=request.url.path,
-            )
-            raise CsrfRejected(
-                f"requests authenticated by the session cookie must send {CSRF_HEADER} "
-                "(GET /api/v1/auth/session returns it)"
-            )
-        request.state.principal = principal
-        return principal
-    scheme, _, token = (header or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("send an API key as `Authorization: Bearer <key>` or sign in")
-    principal = await api_keys.authenticate(session, token.strip())
-    request.state.principal = principal
-    return principal
-
-
-CurrentPrincipal = Annotated[Principal, Depends(_principal)]
-
-
-def requires(action: Action) -> Callable[[Principal], Awaitable[Principal]]:
-    """The dependency every protected route declares: authenticates, then checks ``action``
-    for the caller's own account (per-resource checks happen through tenant scoping)."""
-
-    async def dependency(principal: CurrentPrincipal) -> Principal:
-        require(principal, action)
-        return principal
-
-    dependency.stratus_action = action  # type: ignore[attr-defined]
-    return dependency

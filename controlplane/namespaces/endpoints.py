@@ -5,7 +5,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from auth import Action, Principal
-from controlplane.kit.deps import SessionDep, StarterDep, requires
+from controlplane.api.deps import StarterDep, requires
+from controlplane.kit.deps import SessionDep
 from controlplane.kit.routing import ApiRoute
 from controlplane.namespaces import service
 from controlplane.namespaces.schemas import (

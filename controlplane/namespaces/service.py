@@ -1,5 +1,5 @@
 """Namespace lifecycle. Writes record the change and an async operation; the workflow started
-after commit does the data-plane work (see ``controlplane.operations.activities``)."""
+after commit does the data-plane work (``controlplane.namespaces.workflows``)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,3 @@
-"""Async operations: data-plane changes performed by workflows on the system cell."""
+"""Async operations: the generic record of a data-plane change (state, failure reason, audit),
+its API and the starter of the workflow that performs it on the system cell. The workflows
+themselves live with their domain (``controlplane.namespaces.workflows``)."""

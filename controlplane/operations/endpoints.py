@@ -5,7 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from auth import Action, Principal
-from controlplane.kit.deps import SessionDep, requires
+from controlplane.api.deps import requires
+from controlplane.kit.deps import SessionDep
 from controlplane.kit.routing import ApiRoute
 from controlplane.operations import service
 from controlplane.operations.schemas import AsyncOperationList, AsyncOperationOut

@@ -6,8 +6,9 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal, Resource, authorize
+from controlplane.audit import service as audit
 from controlplane.kit.authorization import require
-from controlplane.kit.db import after_commit
+from controlplane.kit.db import after_commit, utcnow
 from controlplane.kit.errors import Conflict, InvalidField, NotFound
 from controlplane.models import AsyncOperation, OperationState
 from controlplane.operations.repository import OperationRepository, SystemOperationRepository
@@ -125,3 +126,39 @@ async def list_recent(session: AsyncSession, principal: Principal) -> list[Async
     if _in_every_account(principal):
         return await SystemOperationRepository(session).list_recent()
     return await OperationRepository(session, principal).list_readable()
+
+
+async def mark_in_progress(session: AsyncSession, operation_id: str) -> OperationState | None:
+    """The worker's first step of every operation workflow: PENDING becomes IN_PROGRESS (a
+    replayed step leaves a later state alone). Returns the state, None when the operation
+    (by internal id) does not exist."""
+    operation = await SystemOperationRepository(session).get(operation_id)
+    if operation is None:
+        return None
+    if operation.state == OperationState.PENDING:
+        operation.state = OperationState.IN_PROGRESS
+    return operation.state
+
+
+async def finish(
+    session: AsyncSession, operation_id: str, state: OperationState, reason: str | None
+) -> AsyncOperation | None:
+    """The worker's last step: the operation (by internal id) ends in ``state`` with an audit
+    event, once; an operation already ended is left as it is. Returns the operation, None when
+    it does not exist."""
+    operation = await SystemOperationRepository(session).get(operation_id)
+    if operation is None or operation.state in (OperationState.FULFILLED, OperationState.FAILED):
+        return operation
+    operation.state = state
+    operation.failure_reason = reason
+    operation.finished_at = utcnow()
+    audit.record(
+        session,
+        None,
+        action=f"operation.{state.value.lower()}",
+        target=operation.async_operation_id,  # the id the account's clients know
+        account_id=operation.account_id,
+        outcome="success" if state == OperationState.FULFILLED else "failure",
+        details={"operation_type": operation.operation_type, "reason": reason},
+    )
+    return operation

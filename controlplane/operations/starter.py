@@ -1,9 +1,15 @@
-"""Starting an operation's workflow on the system cell."""
+"""Starting an operation's workflow on the system cell.
+
+Generic over what an operation does: the domain that defines the workflows (namespaces today)
+hands the starter its map of operation type to workflow type, and every such workflow takes an
+:class:`OperationInput`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -12,17 +18,29 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE
 from controlplane.kit.telemetry import temporal_interceptors
-from controlplane.operations.workflows import WORKFLOW_BY_OPERATION, OperationInput
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class OperationInput:
+    """What every operation workflow is started with: the operation's internal id (also the
+    workflow id) and the id of the resource it changes."""
+
+    operation_id: str
+    resource_id: str
+
+
 class OperationStarter:
     """Connects lazily to the system cell and starts workflows with id = operation id, so a
-    repeated start (API retry, reconciler) never runs an operation twice."""
+    repeated start (API retry, reconciler) never runs an operation twice.
 
-    def __init__(self, system_cell_address: str) -> None:
+    ``workflow_types`` maps each operation type (``namespace.create``) to the type name of
+    the workflow that performs it (``CreateNamespace``)."""
+
+    def __init__(self, system_cell_address: str, workflow_types: Mapping[str, str]) -> None:
         self._address = system_cell_address
+        self._workflow_types = dict(workflow_types)
         self._client: Client | None = None
         self._lock = asyncio.Lock()
 
@@ -45,7 +63,7 @@ class OperationStarter:
         The account is the workflow's fairness key: the system cell dispatches its workflow
         and activity tasks round-robin across accounts, so one account's backlog does not
         delay another's operations (see ``SYSTEM_CELL_DYNAMIC_CONFIG``)."""
-        workflow = WORKFLOW_BY_OPERATION[operation_type]
+        workflow = self._workflow_types[operation_type]
         try:
             client = await self.client()
             handle: WorkflowHandle[Any, Any] = await client.start_workflow(

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 
 from auth import Action, Principal
-from controlplane.kit.deps import SessionDep, requires
+from controlplane.api.deps import requires
+from controlplane.kit.deps import SessionDep
 from controlplane.quotas import service
 from controlplane.quotas.schemas import AccountQuotasOut, AccountQuotasSet, QuotaOut
 

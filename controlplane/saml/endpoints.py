@@ -11,8 +11,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
 from auth import Action, Principal
+from controlplane.api.deps import requires
 from controlplane.config import ApiSettings
-from controlplane.kit.deps import SessionDep, SettingsDep, requires
+from controlplane.kit.deps import SessionDep, SettingsDep
 from controlplane.kit.errors import problem_response
 from controlplane.kit.routing import ApiRoute
 from controlplane.saml import service

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal
-from controlplane.kit.deps import SessionDep, requires
+from controlplane.api.deps import requires
+from controlplane.kit.deps import SessionDep
 from controlplane.kit.routing import ApiRoute
 from controlplane.models import ServiceAccount
 from controlplane.service_accounts import service

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from controlplane.api.deps import CSRF_HEADER, SESSION_COOKIE
 from controlplane.config import ApiSettings
-from controlplane.kit.deps import CSRF_HEADER, SESSION_COOKIE, SessionDep, SettingsDep
+from controlplane.kit.deps import SessionDep, SettingsDep
 from controlplane.kit.errors import CsrfRejected, Unauthenticated, problem_response
 from controlplane.kit.routing import ApiRoute
 from controlplane.models.user import User

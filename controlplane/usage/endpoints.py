@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from auth import Action, Principal
-from controlplane.kit.deps import SessionDep, requires
+from controlplane.api.deps import requires
+from controlplane.kit.deps import SessionDep
 from controlplane.kit.routing import ApiRoute
 from controlplane.usage import service
 from controlplane.usage.schemas import UsageOut

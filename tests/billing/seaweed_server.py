@@ -14,7 +14,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 from support import free_port
 
-from billing import EgressPolicy, ExportSink, s3_client
+from billing import EgressPolicy, S3ExportTarget, s3_client
 
 WEED = str(Path(sys.executable).parent / "weed")
 # What export tests allow sinks to reach (STRATUS_EXPORT_SINK_ALLOWED_NETWORKS): the loopback
@@ -30,8 +30,8 @@ class SeaweedS3:
     endpoint_url: str
     log_path: Path
 
-    def sink(self, bucket: str, prefix: str = "") -> ExportSink:
-        return ExportSink(
+    def sink(self, bucket: str, prefix: str = "") -> S3ExportTarget:
+        return S3ExportTarget(
             bucket=bucket,
             prefix=prefix,
             region="us-east-1",

@@ -11,7 +11,6 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from functools import partial
 
 import httpx
 import pytest
@@ -30,8 +29,8 @@ from temporalio.client import (
 from temporalio.worker import Worker
 
 from billing import Meter, read_cell_counters
-from controlplane.kit.db import unit_of_work
 from controlplane.models import UsageRecord
+from controlplane.usage.repository import usage_unit_of_work
 from dataplane.cells import LocalCellProvider
 
 pytestmark = pytest.mark.slow  # every test runs workflows on a real local cell
@@ -84,7 +83,7 @@ async def _billed(
             assert time.monotonic() < deadline, f"cell counts {seen}, expected {counted}"
             await asyncio.sleep(0.2)
         report = await Meter(http, clock=lambda: NOW).scrape_once(
-            partial(unit_of_work, sessions), [(CELL, url)]
+            usage_unit_of_work(sessions), [(CELL, url)]
         )
     assert report.failed == {}
     async with sessions() as session:

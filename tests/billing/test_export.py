@@ -13,7 +13,7 @@ from types_boto3_s3 import S3Client
 
 from billing import (
     USAGE_CSV_COLUMNS,
-    ExportSink,
+    S3ExportTarget,
     export_usage_hour,
     s3_client,
     usage_csv,
@@ -45,13 +45,13 @@ ROWS = [
 
 
 @pytest.fixture
-def sink(seaweed_s3: SeaweedS3, bucket: str) -> ExportSink:
+def sink(seaweed_s3: SeaweedS3, bucket: str) -> S3ExportTarget:
     """The sink of one test: its own prefix in the shared bucket."""
     return seaweed_s3.sink(bucket, prefix=f"t{uuid.uuid4().hex[:8]}/exports/")
 
 
 @pytest.fixture
-def s3(sink: ExportSink) -> S3Client:
+def s3(sink: S3ExportTarget) -> S3Client:
     return s3_client(sink, egress=LOOPBACK)
 
 
@@ -147,8 +147,8 @@ def test_usage_csv_of_no_rows_is_the_header_alone() -> None:
 def test_object_key_is_prefix_account_and_utc_hour() -> None:
     """The key depends only on prefix, account and hour, so every retry hits the same object."""
 
-    def sink(prefix: str) -> ExportSink:
-        return ExportSink(
+    def sink(prefix: str) -> S3ExportTarget:
+        return S3ExportTarget(
             bucket="b", prefix=prefix, region="r", access_key_id="k", secret_access_key="s"
         )
 
@@ -159,7 +159,7 @@ def test_object_key_is_prefix_account_and_utc_hour() -> None:
     assert "secret" not in repr(sink(""))
 
 
-def test_export_writes_the_hour_csv_at_its_key(s3: S3Client, sink: ExportSink) -> None:
+def test_export_writes_the_hour_csv_at_its_key(s3: S3Client, sink: S3ExportTarget) -> None:
     """One export puts exactly one object, at the hour's key, holding the hour's CSV."""
     key = export_usage_hour(s3, sink, "a1b2c", HOUR, ROWS)
 
@@ -169,7 +169,7 @@ def test_export_writes_the_hour_csv_at_its_key(s3: S3Client, sink: ExportSink) -
     assert s3.head_object(Bucket=sink.bucket, Key=key)["ContentType"] == "text/csv; charset=utf-8"
 
 
-def test_repeated_export_overwrites_the_same_object(s3: S3Client, sink: ExportSink) -> None:
+def test_repeated_export_overwrites_the_same_object(s3: S3Client, sink: S3ExportTarget) -> None:
     """A retry of the same hour (at-least-once delivery) rewrites its object: still exactly one
     object under the prefix, with the same bytes; a re-run after late usage replaces them."""
     first = export_usage_hour(s3, sink, "a1b2c", HOUR, ROWS)
@@ -185,7 +185,7 @@ def test_repeated_export_overwrites_the_same_object(s3: S3Client, sink: ExportSi
     assert read_object(s3, sink.bucket, first) == usage_csv(late)
 
 
-def test_two_hours_are_two_objects(s3: S3Client, sink: ExportSink) -> None:
+def test_two_hours_are_two_objects(s3: S3Client, sink: S3ExportTarget) -> None:
     """Each hour has its own object; an hour without usage is a header-only file."""
     next_rows = [record("orders.a1b2c", "actions.workflow", 9, hour=NEXT_HOUR)]
     export_usage_hour(s3, sink, "a1b2c", HOUR, ROWS)
@@ -216,7 +216,7 @@ def test_two_hours_are_two_objects(s3: S3Client, sink: ExportSink) -> None:
     ],
 )
 def test_export_refuses_rows_of_another_account_or_hour(
-    s3: S3Client, sink: ExportSink, account_id: str, hour: dt.datetime, message: str
+    s3: S3Client, sink: S3ExportTarget, account_id: str, hour: dt.datetime, message: str
 ) -> None:
     """A row of another account or hour, or an hour that is not a UTC hour start, is refused
     before anything is written: a foreign row must never reach this account's bucket."""

@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from functools import partial
 
 import httpx
 import pytest
@@ -26,8 +25,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from billing import ActionKind, Meter, read_cell_counters
-from controlplane.kit.db import unit_of_work
 from controlplane.models import UsageCursor, UsageRecord
+from controlplane.usage.repository import usage_unit_of_work
 from dataplane.cells import CellEndpoint, LocalCellProvider
 
 pytestmark = pytest.mark.slow  # every test meters a real local cell
@@ -192,7 +191,7 @@ async def _usage(sessions: async_sessionmaker[AsyncSession], namespace: str) -> 
 async def _scrape(
     meter: Meter, sessions: async_sessionmaker[AsyncSession], cells: list[tuple[str, str]]
 ) -> dict[tuple[str, str], int]:
-    report = await meter.scrape_once(partial(unit_of_work, sessions), cells)
+    report = await meter.scrape_once(usage_unit_of_work(sessions), cells)
     assert report.failed == {}
     return report.added
 
@@ -284,7 +283,7 @@ async def test_crash_between_batches_neither_loses_nor_double_counts(
     # Commit 1 records the cell's counter total, commit 2 the first batch, 3 the second one.
     _CrashAtCommit.crash_at = 3
 
-    report = await meter.scrape_once(partial(unit_of_work, crashing), [cell.endpoint])
+    report = await meter.scrape_once(usage_unit_of_work(crashing), [cell.endpoint])
 
     assert report.failed == {cell.spec.cell_id: "RuntimeError: meter process killed"}
     assert {ns for ns, _ in report.added} == {namespaces[0]}
@@ -389,7 +388,7 @@ async def test_no_write_lock_is_held_during_metrics_reads_or_across_batches(
     try:
         async with server:
             report = await Meter(http, clock=lambda: NOW, batch_namespaces=10).scrape_once(
-                partial(unit_of_work, recorded), [("cell-slow", f"http://127.0.0.1:{port}/metrics")]
+                usage_unit_of_work(recorded), [("cell-slow", f"http://127.0.0.1:{port}/metrics")]
             )
     finally:
         server.close()
@@ -416,7 +415,7 @@ async def test_unreachable_cell_is_reported_and_skipped(
     await _counted(http, cell, namespace, _add(STARTED, FINISHED))
     ghost = ("cell-ghost", f"http://127.0.0.1:{free_port()}/metrics")
 
-    report = await meter.scrape_once(partial(unit_of_work, sessions), [ghost, cell.endpoint])
+    report = await meter.scrape_once(usage_unit_of_work(sessions), [ghost, cell.endpoint])
 
     assert list(report.failed) == ["cell-ghost"]
     assert report.failed["cell-ghost"].startswith("ConnectError")
@@ -445,7 +444,7 @@ async def test_cell_restart_mid_workload_keeps_totals_exact(
 
     await provider.stop(cell.spec.cell_id)
     await provider.start(cell.spec)
-    report = await meter.scrape_once(partial(unit_of_work, sessions), [cell.endpoint])
+    report = await meter.scrape_once(usage_unit_of_work(sessions), [cell.endpoint])
     assert report.restarted == [cell.spec.cell_id]
 
     client = await Client.connect(cell.address, namespace=namespace)

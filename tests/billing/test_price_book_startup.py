@@ -13,7 +13,7 @@ from support import STRATUS, free_port
 
 from billing import PriceBookError
 from controlplane.config import Settings
-from controlplane.invoices.pricing import load_pricing
+from controlplane.pricing import load_pricing
 
 BROKEN = """\
 version: "2027-01"

@@ -11,7 +11,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import pytest
 from cell_support import register_namespace
@@ -27,8 +26,9 @@ from temporalio.worker import Worker
 
 from billing import StorageMeter, StorageReport, StorageTarget
 from billing._rating import ACTIVE_STORAGE_KIND, RETAINED_STORAGE_KIND
-from controlplane.kit.db import unit_of_work, utcnow
+from controlplane.kit.db import utcnow
 from controlplane.models import UsageRecord
+from controlplane.usage.repository import usage_unit_of_work
 from dataplane.cells import CellEndpoint, LocalCellProvider
 
 pytestmark = pytest.mark.slow  # every test samples a real local cell
@@ -183,7 +183,7 @@ async def _sample(
     sessions: async_sessionmaker[AsyncSession],
     targets: Sequence[StorageTarget],
 ) -> StorageReport:
-    return await meter.sample_once(partial(unit_of_work, sessions), targets)
+    return await meter.sample_once(usage_unit_of_work(sessions), targets)
 
 
 class _NeverCommits(Session):
@@ -277,7 +277,7 @@ async def test_sampling_an_hour_again_overwrites_it_with_the_newest_measurement(
             sessions.kw["bind"], expire_on_commit=False, sync_session_class=_NeverCommits
         )
         with pytest.raises(RuntimeError, match="storage meter killed"):
-            await meter.sample_once(partial(unit_of_work, dying), [cell.target(namespace)])
+            await meter.sample_once(usage_unit_of_work(dying), [cell.target(namespace)])
         assert (await _usage(sessions, namespace))[(ACTIVE_STORAGE_KIND, clock.hour)] == before
 
         clock.now += dt.timedelta(minutes=30)

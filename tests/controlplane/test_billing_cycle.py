@@ -13,11 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from billing import add_usage
 from controlplane.config import Settings
 from controlplane.invoices.cycle import bill_month, run_cycle
-from controlplane.invoices.pricing import Pricing, load_pricing
 from controlplane.models import Account, Credit, Invoice, InvoiceStatus
+from controlplane.pricing import Pricing, load_pricing
+from controlplane.usage.repository import SystemUsageStore
 
 D = Decimal
 MARCH = dt.datetime(2027, 3, 1, tzinfo=dt.UTC)
@@ -56,8 +56,8 @@ async def test_a_new_accounts_first_month_is_prorated_from_its_creation_day(
     Subtotal 117.74."""
     await _account(sessions, "newbie1", MARCH.replace(day=11, hour=15))
     async with sessions() as session, session.begin():
-        await add_usage(
-            session, "app.newbie1", MARCH.replace(day=12), "actions.workflow", 1_677_419
+        await SystemUsageStore(session).add_usage(
+            MARCH.replace(day=12), {("app.newbie1", "actions.workflow"): 1_677_419}
         )
         await bill_month(session, pricing, MARCH, now=MARCH.replace(day=20))
     invoice = await _invoice(sessions, "newbie1")

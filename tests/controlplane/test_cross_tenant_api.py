@@ -21,7 +21,7 @@ from support import StratusUp, Tenant, create_active_namespace, http, new_tenant
 from controlplane.app import PUBLIC_PATHS, create_app
 from controlplane.config import Settings
 from controlplane.kit.db import utcnow
-from controlplane.kit.route_policy import decision, route_actions
+from controlplane.route_policy import decision, route_actions
 
 APP = create_app(Settings(), run_migrations=False)
 ROUTES = [

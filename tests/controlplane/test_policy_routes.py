@@ -15,7 +15,7 @@ from support import StratusUp, create_active_namespace, http, new_tenant
 from auth import AccountRole
 from controlplane.app import PUBLIC_PATHS, create_app
 from controlplane.config import Settings
-from controlplane.kit.route_policy import (
+from controlplane.route_policy import (
     COLUMNS,
     MATRIX_HEADING,
     SCOPED_SERVICE_ACCOUNT,
@@ -88,7 +88,7 @@ def test_an_unprotected_route_in_a_nested_router_is_found() -> None:
 def test_security_md_holds_the_current_matrix() -> None:
     matrix = render_matrix(APP, PUBLIC_PATHS)
     assert matrix in SECURITY_MD.read_text(), (
-        "docs/security.md is stale: run `python -m controlplane.kit.route_policy`"
+        "docs/security.md is stale: run `python -m controlplane.route_policy`"
     )
 
 

@@ -14,9 +14,9 @@ from identity_support import assert_problem, user_with_key
 from product_constants import PROBLEM
 from support import StratusUp, Tenant, create_active_namespace, http, new_tenant
 
-from billing import add_usage
 from controlplane.config import Settings
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
+from controlplane.usage.repository import SystemUsageStore
 
 
 def _hour(day: int, hour: int) -> dt.datetime:
@@ -31,7 +31,9 @@ async def _record(stratus: StratusUp, rows: list[tuple[str, dt.datetime, str, in
     try:
         async with unit_of_work(create_sessionmaker(engine)) as session:
             for namespace_id, hour_start, kind, quantity in rows:
-                await add_usage(session, namespace_id, hour_start, kind, quantity)
+                await SystemUsageStore(session).add_usage(
+                    hour_start, {(namespace_id, kind): quantity}
+                )
     finally:
         await engine.dispose()
 

@@ -1,4 +1,6 @@
-"""The price book in force, loaded and checked once at startup."""
+"""The price book in force, loaded and checked once at startup by the API, the worker and the
+supervisor. A module of its own beside ``config``: invoicing, plans (``billing_account``) and the
+request dependencies all read it, and none of them owns it."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Each cell of the matrix is what ``auth.authorize`` answers for that column's principal on
 probing resources (the whole account, its own keys, a namespace where it holds a permission):
 nothing here knows which role may do what. The matrix is printed into ``docs/security.md``
-(``python -m controlplane.kit.route_policy`` rewrites it);
+(``python -m controlplane.route_policy`` rewrites it);
 ``tests/controlplane/test_policy_routes.py`` fails when a route declares no action or the
 document is stale, and checks the running API against the document.
 """

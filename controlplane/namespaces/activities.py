@@ -1,12 +1,16 @@
-"""Provisioning steps. Each is idempotent: it checks what is already done and does only the
-rest, so Temporal can retry or replay it after any crash."""
+"""The steps of the namespace workflows (``controlplane.namespaces.workflows``), run by the
+control plane's worker. Each is idempotent: it checks what is already done and does only the
+rest, so Temporal can retry or replay it after any crash.
+
+Activity names on the wire are the method names: workflows already in flight on a running
+system cell schedule them by those names, so a rename is a breaking change."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -26,9 +30,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from controlplane.audit import service as audit
 from controlplane.cells.repository import CellRepository
 from controlplane.gateway_routes import service as routes
-from controlplane.kit.db import unit_of_work, utcnow
+from controlplane.kit.db import unit_of_work
 from controlplane.models import Cell, Namespace, NamespaceState, OperationState
 from controlplane.namespaces.repository import SystemNamespaceRepository
+from controlplane.operations import service as operations
 from controlplane.operations.repository import SystemOperationRepository
 from dataplane.cells import CellProvider
 from dataplane.gateway import RouteEntry
@@ -40,7 +45,7 @@ def _aborted(message: str) -> ApplicationError:
     return ApplicationError(message, type="OperationAborted", non_retryable=True)
 
 
-class ProvisioningActivities:
+class NamespaceActivities:
     def __init__(
         self, sessionmaker: async_sessionmaker[AsyncSession], provider: CellProvider
     ) -> None:
@@ -73,12 +78,10 @@ class ProvisioningActivities:
     @activity.defn
     async def mark_operation_in_progress(self, operation_id: str) -> str:
         async with self._unit() as session:
-            operation = await SystemOperationRepository(session).get(operation_id)
-            if operation is None:
-                raise _aborted(f"operation {operation_id} does not exist")
-            if operation.state == OperationState.PENDING:
-                operation.state = OperationState.IN_PROGRESS
-            return operation.state.value
+            state = await operations.mark_in_progress(session, operation_id)
+        if state is None:
+            raise _aborted(f"operation {operation_id} does not exist")
+        return state.value
 
     @activity.defn
     async def ensure_cell(self, namespace_id: str) -> str:
@@ -208,7 +211,7 @@ class ProvisioningActivities:
         async with self._unit() as session:
             namespace = await self._namespace(session, namespace_id)
             namespace.state = NamespaceState.ACTIVE
-            await self._finish(session, operation_id, OperationState.FULFILLED, None)
+            await operations.finish(session, operation_id, OperationState.FULFILLED, None)
         return namespace_id
 
     @activity.defn
@@ -217,7 +220,7 @@ class ProvisioningActivities:
             namespace = await self._namespace(session, namespace_id)
             if namespace.state == NamespaceState.UPDATING:
                 namespace.state = NamespaceState.ACTIVE
-            await self._finish(session, operation_id, OperationState.FULFILLED, None)
+            await operations.finish(session, operation_id, OperationState.FULFILLED, None)
         return namespace_id
 
     @activity.defn
@@ -251,7 +254,7 @@ class ProvisioningActivities:
             namespace = await SystemNamespaceRepository(session).get(namespace_id)
             if namespace is not None:
                 await SystemNamespaceRepository(session).delete(namespace)
-            await self._finish(session, operation_id, OperationState.FULFILLED, None)
+            await operations.finish(session, operation_id, OperationState.FULFILLED, None)
         return namespace_id
 
     @activity.defn
@@ -262,36 +265,11 @@ class ProvisioningActivities:
                 namespace = await SystemNamespaceRepository(session).get(operation.resource_id)
                 if namespace is not None:
                     namespace.state = NamespaceState.FAILED
-            await self._finish(session, operation_id, OperationState.FAILED, reason)
+            await operations.finish(session, operation_id, OperationState.FAILED, reason)
         return operation_id
 
-    async def _finish(
-        self,
-        session: AsyncSession,
-        operation_id: str,
-        state: OperationState,
-        reason: str | None,
-    ) -> None:
-        operation = await SystemOperationRepository(session).get(operation_id)
-        if operation is None or operation.state in (
-            OperationState.FULFILLED,
-            OperationState.FAILED,
-        ):
-            return
-        operation.state = state
-        operation.failure_reason = reason
-        operation.finished_at = utcnow()
-        audit.record(
-            session,
-            None,
-            action=f"operation.{state.value.lower()}",
-            target=operation.async_operation_id,  # the id the account's clients know
-            account_id=operation.account_id,
-            outcome="success" if state == OperationState.FULFILLED else "failure",
-            details={"operation_type": operation.operation_type, "reason": reason},
-        )
-
-    def all(self) -> list[Any]:
+    def all(self) -> list[Callable[..., Awaitable[object]]]:
+        """Every step, for the worker's registration."""
         return [
             self.mark_operation_in_progress,
             self.ensure_cell,
