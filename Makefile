@@ -18,7 +18,7 @@ OIDC_IDP_STAMP := $(OIDC_IDP)/node_modules/.stratus-installed
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { \
 		echo "python venv module missing; installing python3-venv"; \
-		apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-venv && $(PYTHON) -m venv $(VENV); }
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -30,7 +30,7 @@ system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 install: system-deps $(STAMP)
@@ -45,7 +45,7 @@ test-deps:
 		dpkg -s $$p >/dev/null 2>&1 || command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages for the tests:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	@$(MAKE) --no-print-directory $(OIDC_IDP_STAMP)
 
@@ -79,7 +79,7 @@ test-fast: lint
 bench: install
 	@[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || { \
 		echo "nginx missing; installing the Debian package for the bench's peer proxy"; \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; } \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; } \
 		|| echo "could not install nginx; the bench reports it as unavailable"; }
 	$(BIN)/python bench/gateway.py
 

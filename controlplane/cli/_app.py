@@ -23,7 +23,13 @@ from controlplane.cli import (
 )
 from controlplane.cli._context import accept_global_options, global_options
 
-app = typer.Typer(no_args_is_help=True, help="Stratus: Temporal workflows as a service.")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Stratus: Temporal workflows as a service. The global options (--api-url, --api-key, "
+    "--output) go before or after the command.",
+    # Plain help: the rich one labels flags <bool>.
+    rich_markup_mode=None,
+)
 app.callback()(global_options)
 
 app.command()(up.up)

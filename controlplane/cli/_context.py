@@ -21,7 +21,11 @@ from pydantic import BaseModel
 from controlplane.client import StratusAPIError, StratusClient
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
-_GLOBAL_PANEL = "Global options (also accepted before the command)"
+_GLOBAL = " (global option)"
+_API_KEY_HELP = (
+    "API key (Bearer); without one, the key saved by account create --save or the session of "
+    "stratus login"
+)
 
 
 class Output(StrEnum):
@@ -49,13 +53,21 @@ class Context:
         return obj
 
     def client(self) -> StratusClient:
-        """Authenticated by --api-key, else by the session ``stratus login`` stored."""
-        from controlplane.cli._session_store import load_session
+        """Authenticated by --api-key (or STRATUS_API_KEY), else by the credential stored for
+        this API URL: the key ``account create --save`` saved or the session ``stratus login``
+        keeps, whichever was saved last."""
+        from controlplane.cli._session_store import load_api_key, load_session
 
-        session = None if self.api_key else load_session(self.api_url)
+        api_key = self.api_key
+        session = None
+        if api_key is None:
+            saved = load_api_key(self.api_url)
+            api_key = saved.api_key if saved else None
+        if api_key is None:
+            session = load_session(self.api_url)
         return StratusClient(
             self.api_url,
-            self.api_key,
+            api_key,
             session=(session.session_token, session.csrf_token) if session else None,
         )
 
@@ -103,9 +115,9 @@ def global_options(
         str, typer.Option(envvar="STRATUS_API_URL", help="Control-plane URL")
     ] = DEFAULT_API_URL,
     api_key: Annotated[
-        str | None, typer.Option(envvar="STRATUS_API_KEY", help="API key (Bearer)")
+        str | None, typer.Option(envvar="STRATUS_API_KEY", help=_API_KEY_HELP)
     ] = None,
-    output: Annotated[Output, typer.Option("--output", "-o")] = Output.text,
+    output: Annotated[Output, typer.Option("--output", "-o", help="text or json")] = Output.text,
 ) -> None:
     """Stratus: Temporal workflows as a service."""
     ctx.obj = Context(api_url=api_url, api_key=api_key, output=output)
@@ -122,8 +134,7 @@ _OVERRIDES = [
             str | None,
             typer.Option(
                 "--api-url",
-                help="Control-plane URL",
-                rich_help_panel=_GLOBAL_PANEL,
+                help="Control-plane URL" + _GLOBAL,
                 show_default=False,
             ),
         ],
@@ -136,8 +147,7 @@ _OVERRIDES = [
             str | None,
             typer.Option(
                 "--api-key",
-                help="API key (Bearer)",
-                rich_help_panel=_GLOBAL_PANEL,
+                help=_API_KEY_HELP + _GLOBAL,
                 show_default=False,
             ),
         ],
@@ -151,7 +161,7 @@ _OVERRIDES = [
             typer.Option(
                 "--output",
                 "-o",
-                rich_help_panel=_GLOBAL_PANEL,
+                help="text or json" + _GLOBAL,
                 show_default=False,
             ),
         ],

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from controlplane.cli._context import Context, fail
+from controlplane.cli._session_store import StoredApiKey, save_api_key
 from controlplane.client import StratusClient
 from controlplane.quotas.schemas import AccountQuotasOut, AccountQuotasSet
 from controlplane.quotas.service import MAX_QUOTA, Quota
@@ -28,14 +29,36 @@ def account_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option(help="Display name")],
     owner_email: Annotated[str, typer.Option(help="Email of the account owner")],
+    save: Annotated[
+        bool,
+        typer.Option(
+            "--save",
+            help="Keep the owner's API key in the CLI's config (0600, replacing a stored "
+            "login session) instead of printing it; later commands use it when no --api-key "
+            "or STRATUS_API_KEY is given",
+        ),
+    ] = False,
 ) -> None:
-    """Create an account and its owner (needs the operator key). Prints the owner's API key once."""
+    """Create an account and its owner (needs the operator key). Prints the owner's API key
+    once, or with --save keeps it for the next commands."""
     c = Context.of(ctx)
     created = c.call(lambda client: client.create_account(name, owner_email))
+    account = f"account {created.account.id} created for {created.owner.email}"
+    if not save:
+        c.emit(created, f"{account}\nowner API key (shown once): {created.owner_api_key.token}")
+        return
+    path = save_api_key(
+        StoredApiKey(
+            api_url=c.api_url,
+            api_key=created.owner_api_key.token,
+            email=created.owner.email,
+            account_id=created.account.id,
+        )
+    )
     c.emit(
         created,
-        f"account {created.account.id} created for {created.owner.email}\n"
-        f"owner API key (shown once): {created.owner_api_key.token}",
+        f"{account}\nowner API key saved in {path}; commands without --api-key or "
+        "STRATUS_API_KEY now act as the owner",
     )
 
 

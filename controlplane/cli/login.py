@@ -22,7 +22,9 @@ import typer
 from controlplane.cli._context import Context, fail
 from controlplane.cli._session_store import (
     StoredSession,
+    forget_api_key,
     forget_session,
+    load_api_key,
     load_session,
     save_session,
 )
@@ -126,8 +128,14 @@ def login(
 
 
 def logout(ctx: typer.Context) -> None:
-    """End the session ``stratus login`` stored, on the server and locally."""
+    """End the session stratus login stored, on the server and locally; or forget the API key
+    account create --save stored."""
     c = Context.of(ctx)
+    saved_key = load_api_key(c.api_url)
+    if saved_key is not None:
+        forget_api_key()
+        typer.echo(f"forgot the saved API key of {saved_key.email}")
+        return
     stored = load_session(c.api_url)
     if stored is None:
         forget_session()

@@ -4,6 +4,7 @@ method and rate limits."""
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,7 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from auth import AuthMethod
 from controlplane.cli._context import Context, fail
 from controlplane.cli._options import NamespaceOption
-from controlplane.client import StratusClient
+from controlplane.cli._session_store import config_dir
+from controlplane.cli.certs import data_dir, default_namespace_certs_dir, write_namespace_certs
+from controlplane.client import StratusAPIError, StratusClient
 from controlplane.namespaces.schemas import NamespaceOperation, NamespaceOut
 
 app = typer.Typer(no_args_is_help=True, help="Namespaces of your account.")
@@ -47,7 +50,25 @@ def _report_state(operation_id: str, state: str) -> None:
 def namespace_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option(help="Namespace name")],
-    ca_cert: Annotated[Path, typer.Option(help="PEM bundle of accepted client CAs")],
+    ca_cert: Annotated[
+        Path | None, typer.Option(help="PEM bundle of accepted client CAs (or --generate-certs)")
+    ] = None,
+    generate_certs: Annotated[
+        bool,
+        typer.Option(
+            "--generate-certs",
+            help="Create a CA and a client certificate it signs, accept that CA, and print the "
+            "command that runs docs/examples/worker.py with them",
+        ),
+    ] = False,
+    certs_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --generate-certs: where to write them (a git-ignored directory); "
+            "default: <data dir>/certs/<namespace id>, the data dir being STRATUS_DATA_DIR or "
+            ".stratus if it exists, else the CLI's config directory",
+        ),
+    ] = None,
     retention_days: Annotated[int, typer.Option(help="Retention, 1-90 days")] = 30,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait until the namespace is ACTIVE")
@@ -55,12 +76,33 @@ def namespace_create(
 ) -> None:
     """Create a namespace; with --wait, follow its operation to the end."""
     c = Context.of(ctx)
-    try:
-        pem = ca_cert.read_text()
-    except OSError as error:
-        fail(f"cannot read --ca-cert {ca_cert}: {error.strerror}")
+    if (ca_cert is None) != generate_certs:
+        fail("give either --ca-cert FILE or --generate-certs")
+    if certs_dir is not None and not generate_certs:
+        fail("--certs-dir goes with --generate-certs")
     with c.connected() as client:
-        created = client.create_namespace(name, pem, retention_days=retention_days)
+        written: dict[str, str] = {}
+        if ca_cert is not None:
+            try:
+                pem = ca_cert.read_text()
+            except OSError as error:
+                fail(f"cannot read --ca-cert {ca_cert}: {error.strerror}")
+        else:
+            account_id = client.current_identity().account_id
+            if account_id is None:
+                fail("--generate-certs needs the key of an account's user (not the operator's)")
+            namespace_id = f"{name.lower()}.{account_id}"
+            certs_dir = certs_dir or _default_certs_dir(namespace_id)
+            written = write_namespace_certs(certs_dir, namespace_id)
+            pem = Path(written["ca.pem"]).read_text()
+        try:
+            created = client.create_namespace(name, pem, retention_days=retention_days)
+        except StratusAPIError:
+            for path in written.values():
+                Path(path).unlink(missing_ok=True)
+            if certs_dir is not None and written and not any(certs_dir.iterdir()):
+                certs_dir.rmdir()
+            raise
         operation = created.async_operation
         if wait:
             operation = client.wait_for_operation(
@@ -70,25 +112,81 @@ def namespace_create(
             created = created.model_copy(
                 update={"namespace": namespace, "async_operation": operation}
             )
-    c.emit(
-        created,
+    text = (
         f"namespace {created.namespace.id}: {created.namespace.state} "
-        f"(operation {operation.id}: {operation.state})",
+        f"(operation {operation.id}: {operation.state})"
     )
+    if certs_dir is None:
+        c.emit(created, text)
+    else:
+        command = _worker_command(created.namespace.id, certs_dir)
+        when = "" if operation.state == "FULFILLED" else " once the namespace is ACTIVE"
+        c.emit(
+            created.model_dump(mode="json") | {"certificates": written, "worker_command": command},
+            f"{text}\nCA and client certificate in {certs_dir} (private keys 0600)\n"
+            f"run a worker and a workflow through the gateway{when}:\n  {command}",
+        )
     if operation.state == "FAILED":
         fail(f"operation failed: {operation.failure_reason}")
 
 
+def _default_certs_dir(namespace_id: str) -> Path:
+    """In the embedded Stratus's data dir, where the example worker looks, when this CLI runs
+    beside it; else in the CLI's own config directory."""
+    if data_dir().is_dir():
+        return default_namespace_certs_dir(namespace_id)
+    return config_dir() / "certs" / namespace_id
+
+
+def _worker_command(namespace_id: str, certs_dir: Path) -> str:
+    """The command that runs docs/examples/worker.py (from the repository root) with these
+    certificates; options only where its defaults (the data dir's) do not apply."""
+    command = ["python", "docs/examples/worker.py", namespace_id]
+    if certs_dir != default_namespace_certs_dir(namespace_id):
+        command += ["--certs-dir", str(certs_dir)]
+    if not (data_dir() / "pki" / "gateway-ca.pem").is_file():
+        # Not beside the embedded Stratus: its operator hands out the gateway's CA.
+        command += ["--gateway-ca", "GATEWAY_CA_PEM"]
+    return shlex.join(command)
+
+
 @app.command("list")
 def namespace_list(ctx: typer.Context) -> None:
+    """The namespaces of your account."""
     c = Context.of(ctx)
     namespaces = c.call(lambda client: client.list_namespaces())
     lines = [f"{ns.id}\t{ns.state}\tretention={ns.retention_days}d" for ns in namespaces.namespaces]
     c.emit(namespaces, "\n".join(lines) or "no namespaces")
 
 
+def _one_namespace(positional: str | None, option: str | None) -> str:
+    if positional is not None and option is not None and positional != option:
+        fail(f"two namespaces given: {positional} and --namespace {option}")
+    namespace_id = option or positional
+    if namespace_id is None:
+        fail("give the namespace: --namespace ID")
+    return namespace_id
+
+
+PositionalNamespace = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="ID", help="Namespace id (name.account); same as --namespace", show_default=False
+    ),
+]
+OptionalNamespaceOption = Annotated[
+    str | None, typer.Option("--namespace", help="Namespace id (name.account)")
+]
+
+
 @app.command("get")
-def namespace_get(ctx: typer.Context, namespace_id: str) -> None:
+def namespace_get(
+    ctx: typer.Context,
+    positional_id: PositionalNamespace = None,
+    option_id: OptionalNamespaceOption = None,
+) -> None:
+    """A namespace's state, retention and resource version."""
+    namespace_id = _one_namespace(positional_id, option_id)
     c = Context.of(ctx)
     namespace = c.call(lambda client: client.get_namespace(namespace_id))
     c.emit(
@@ -101,9 +199,12 @@ def namespace_get(ctx: typer.Context, namespace_id: str) -> None:
 @app.command("delete")
 def namespace_delete(
     ctx: typer.Context,
-    namespace_id: str,
-    wait: Annotated[bool, typer.Option("--wait")] = False,
+    positional_id: PositionalNamespace = None,
+    option_id: OptionalNamespaceOption = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until it is deleted")] = False,
 ) -> None:
+    """Delete a namespace and its workflows."""
+    namespace_id = _one_namespace(positional_id, option_id)
     c = Context.of(ctx)
     with c.connected() as client:
         operation = client.delete_namespace(namespace_id).async_operation

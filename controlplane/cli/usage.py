@@ -23,5 +23,16 @@ def usage_get(
     """Usage per namespace, UTC day and billable kind."""
     c = Context.of(ctx)
     usage = c.call(lambda client: client.get_usage(start, end, namespace_id=namespace))
-    lines = [f"{u.date}\t{u.namespace_id}\t{u.kind}\t{u.quantity}" for u in usage.usage]
-    c.emit(usage, "\n".join(lines) or f"no usage from {usage.start} to {usage.end}")
+    if not usage.usage:
+        c.emit(usage, f"no usage from {usage.start} to {usage.end}")
+        return
+    lines = ["DATE (UTC)\tNAMESPACE\tKIND\tQUANTITY\tUNIT"]
+    lines += [
+        f"{u.date}\t{u.namespace_id}\t{u.kind}\t{u.quantity}\t{_unit(u.kind)}" for u in usage.usage
+    ]
+    c.emit(usage, "\n".join(lines))
+
+
+def _unit(kind: str) -> str:
+    """Storage is metered in byte-hours, everything else in actions (docs/billing.md)."""
+    return "byte-hours" if kind.startswith("storage.") else "actions"

@@ -193,16 +193,17 @@ def test_ninety_days_is_the_longest_range(
 
 
 def test_cli_usage_get(stratus: StratusUp, accounts: tuple[Tenant, Tenant, str]) -> None:
-    """``stratus usage get`` prints one line per day, namespace and kind (or JSON); an API
-    refusal exits 1 with the problem."""
+    """``stratus usage get`` prints a header naming the columns and units, then one line per
+    day, namespace and kind (or JSON); an API refusal exits 1 with the problem."""
     tenant, _, orders = accounts
     text = stratus.cli(
         "usage", "get", "--start", "2026-03-30", "--end", "2026-03-30", api_key=tenant.api_key
     )
     assert text.returncode == 0, text.stderr
     assert text.stdout.splitlines() == [
-        f"2026-03-30\t{orders}\tactions.activity\t10",
-        f"2026-03-30\t{orders}\tactions.workflow\t7",
+        "DATE (UTC)\tNAMESPACE\tKIND\tQUANTITY\tUNIT",
+        f"2026-03-30\t{orders}\tactions.activity\t10\tactions",
+        f"2026-03-30\t{orders}\tactions.workflow\t7\tactions",
     ]
     as_json = stratus.cli(
         "--output", "json", "usage", "get", "--start", "2026-03-31", "--end", "2026-03-31",
