@@ -50,7 +50,14 @@ async def list_gateway_routes(
     also tells which version the polling gateway has applied, and
     ``X-Stratus-Gateway-Rejected``, the namespaces of that version it could not serve."""
     repository = GatewayRouteRepository(session)
+    version = await repository.table_version()
+    etag = f'"{version}"'
+    document = None
+    if applied_version != etag:
+        routes = [RouteEntry.model_validate(route) for route in await repository.active()]
+        document = RouteDocument(version=version, routes=routes)
     if gateway_id:
+        # Last, after the reads: a write holds SQLite's write lock until the request commits.
         applied = applied_version.strip('"') if applied_version else ""
         await service.record_gateway_poll(
             session,
@@ -58,15 +65,10 @@ async def list_gateway_routes(
             int(applied) if applied.isdigit() else 0,
             rejected or "",
         )
-    version = await repository.table_version()
-    etag = f'"{version}"'
-    if applied_version == etag:
+    if document is None:
         return Response(status_code=304, headers={"ETag": etag})
     response.headers["ETag"] = etag
-    return RouteDocument(
-        version=version,
-        routes=[RouteEntry.model_validate(route) for route in await repository.active()],
-    )
+    return document
 
 
 @router.get("/gateways", response_model=GatewayList)

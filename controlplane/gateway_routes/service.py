@@ -18,6 +18,9 @@ from controlplane.kit.errors import NotFound
 from controlplane.models import GatewayInstance, GatewayRoute
 from dataplane.gateway import RouteEntry
 
+# How stale ``last_seen_at`` may get while a gateway keeps polling with nothing new to say.
+LAST_SEEN_REFRESH = dt.timedelta(seconds=30)
+
 
 async def publish(session: AsyncSession, entry: RouteEntry) -> int:
     """Publish (or update) a namespace's entry; returns the table version that carries it."""
@@ -59,7 +62,12 @@ async def record_gateway_poll(
     session: AsyncSession, gateway_id: str, applied_version: int, rejected: str = ""
 ) -> None:
     """Register a gateway on its first poll and remember what it has applied (it says so with
-    ``If-None-Match``) and which namespaces of that version it could not serve."""
+    ``If-None-Match``) and which namespaces of that version it could not serve.
+
+    Gateways poll twice a second each; an unchanged poll writes nothing but, at most every
+    :data:`LAST_SEEN_REFRESH`, ``last_seen_at`` (which only ``stratus gateway list`` shows:
+    activation waits for every registered gateway, seen lately or not). Every write takes
+    SQLite's one write lock, which the API's requests and the worker need too."""
     repository = GatewayInstanceRepository(session)
     instance = await repository.get(gateway_id)
     now = utcnow()
@@ -72,12 +80,13 @@ async def record_gateway_poll(
     elif (
         instance.applied_version != applied_version
         or instance.rejected != rejected
-        or now - instance.last_seen_at > dt.timedelta(seconds=2)
+        or now - instance.last_seen_at >= LAST_SEEN_REFRESH
     ):
-        # Only write when something changed or last_seen needs refreshing: polls are frequent.
         instance.applied_version = applied_version
         instance.rejected = rejected
         instance.last_seen_at = now
+    else:
+        return
     await session.flush()
 
 

@@ -25,14 +25,43 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+# How long a statement waits for SQLite's one write lock (held by another connection of this
+# process or by another process) before failing with "database is locked".
+SQLITE_BUSY_TIMEOUT_SECONDS = 10
+
+# Statements that write, and so must run inside a transaction that holds the write lock.
+_SQLITE_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "SAVEPOINT")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Several processes (API, worker) share one SQLite file: WAL lets readers run beside the
     # writer and busy_timeout makes writers wait instead of failing.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_driver_transactions_off(dbapi_connection: Any, _record: Any) -> None:
+    # The driver would BEGIN (deferred) by itself, but not before a SAVEPOINT;
+    # _sqlite_begin_immediate does it instead.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(
+    conn: Any, cursor: Any, statement: str, _parameters: Any, _context: Any, _many: bool
+) -> None:
+    """Open the transaction at its first write, with ``BEGIN IMMEDIATE``: it takes the write
+    lock up front, waiting up to the busy timeout for it. A transaction that read first and
+    then wrote would instead fail at once with "database is locked" whenever another
+    connection had written since its read (SQLite cannot upgrade a stale snapshot, and does
+    not wait for it). Reads before the first write run outside a transaction, so they never
+    queue for the lock (SQLAlchemy's "begin" is not used: it would make every read a writer)."""
+    if conn.connection.driver_connection.in_transaction:
+        return
+    if statement.lstrip()[:9].upper().startswith(_SQLITE_WRITES):
+        cursor.execute("BEGIN IMMEDIATE")
 
 
 def private_sqlite_file(url: str) -> None:
@@ -55,12 +84,18 @@ def private_sqlite_file(url: str) -> None:
 def create_engine(url: str) -> AsyncEngine:
     # hide_parameters: a database error's message (logged, or shown in a 500's traceback)
     # would otherwise carry the statement's values: API-key hashes, emails.
+    sqlite = url.startswith("sqlite")
     engine = create_async_engine(
-        url, pool_pre_ping=not url.startswith("sqlite"), hide_parameters=True
+        url,
+        pool_pre_ping=not sqlite,
+        hide_parameters=True,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS} if sqlite else {},
     )
-    if url.startswith("sqlite"):
+    if sqlite:
         private_sqlite_file(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_driver_transactions_off)
+        event.listen(engine.sync_engine, "before_cursor_execute", _sqlite_begin_immediate)
     return engine
 
 
