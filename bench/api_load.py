@@ -7,7 +7,8 @@ ports, polling routes like the built-in one), then runs ``--clients`` concurrent
 for ``--seconds``: a mix of reads (get and list namespaces, list users, usage) and writes
 (invite a user; create, disable and delete an API key). Prints one JSON document: requests,
 status counts, p50/p99 per kind, the number of 5xx answers (should be 0) and of
-"database is locked" lines in the API's and worker's logs. Stops what it started.
+"database is locked" lines in the API's and worker's logs. ``--hogs N`` adds N processes
+that burn CPU for the whole run, to see the load on a busy machine. Stops what it started.
 
 The code under test is whatever ``controlplane`` the ``stratus`` processes import: set
 ``PYTHONPATH`` to another checkout to measure it.
@@ -81,6 +82,12 @@ def start_gateway(stratus: StratusUp, index: int) -> subprocess.Popen[bytes]:
         )
     finally:
         log.close()
+
+
+def start_hogs(count: int, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """Processes that burn a CPU each for ``seconds`` (a busy machine)."""
+    burn = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass"
+    return [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(count)]
 
 
 class Load:
@@ -181,6 +188,7 @@ async def run(
     args: argparse.Namespace, stratus: StratusUp, accounts: list[tuple[str, str]]
 ) -> dict[str, Any]:
     gateways = [start_gateway(stratus, index) for index in range(1, args.gateways + 1)]
+    hogs = start_hogs(args.hogs, args.seconds + 30)
     load = Load()
     try:
         deadline = time.monotonic() + args.seconds
@@ -199,6 +207,9 @@ async def run(
         )
         elapsed = time.monotonic() - started
     finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
         for gateway in gateways:
             gateway.terminate()
         for gateway in gateways:
@@ -213,6 +224,7 @@ async def run(
     return {
         "clients": args.clients,
         "extra_gateways": args.gateways,
+        "cpu_hogs": args.hogs,
         "seconds": round(elapsed, 1),
         "requests": sum(statuses.values()),
         "requests_per_second": round(sum(statuses.values()) / elapsed, 1),
@@ -239,6 +251,7 @@ def main() -> None:
     parser.add_argument("--gateways", type=int, default=2)
     parser.add_argument("--accounts", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--hogs", type=int, default=0, help="CPU-burning processes meanwhile")
     parser.add_argument("--keep", action="store_true", help="keep the data dir")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="stratus-api-load-") as tmp:
