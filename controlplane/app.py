@@ -132,18 +132,20 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
 def main() -> None:
     import uvicorn
 
-    from controlplane.kit.telemetry import configure_logging, configure_tracing
+    from controlplane.kit.telemetry import configure_logging, configure_telemetry
 
     settings = ApiSettings()
     settings.announce("api")
-    configure_logging(settings.log_level)
-    configure_tracing("stratus-api", settings.otel_exporter)
+    configure_logging(settings.log_level, settings.log_format)
+    configure_telemetry("stratus-api", settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # JSON logs: uvicorn's loggers write through the root logger's JSON handler.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
 
 

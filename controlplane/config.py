@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from billing import EgressPolicy
 from dataplane.cells import CellProviderKind
+from dataplane.telemetry import LogFormat, OtelExporter, OtlpProtocol, TelemetryOptions
 
 SYSTEM_TASK_QUEUE = "stratus-control-plane"
 SYSTEM_NAMESPACE = "default"
@@ -80,8 +81,15 @@ class StratusSettings(BaseSettings):
     # '["10.20.0.0/16"]' for an S3-compatible store on the private network). Empty: sinks must
     # resolve to public addresses that are not this host's own.
     export_sink_allowed_networks: list[IPvAnyNetwork] = []
-    otel_exporter: Literal["none", "console"] = "none"
+    # Traces and metrics: none, console (spans printed) or otlp (to the collector at
+    # otel_exporter_otlp_endpoint over grpc or http/protobuf, with these "key=value,..." headers).
+    otel_exporter: OtelExporter = "none"
+    otel_exporter_otlp_endpoint: str = ""
+    otel_exporter_otlp_headers: SecretStr = SecretStr("")
+    otel_exporter_otlp_protocol: OtlpProtocol = "grpc"
     log_level: str = "INFO"
+    # text lines, or one JSON object per line (with request_id and account_id when known).
+    log_format: LogFormat = "text"
 
     def effective(self) -> dict[str, Any]:
         """Every setting as this process uses it, secrets redacted (SecretStr fields and the
@@ -96,6 +104,15 @@ class StratusSettings(BaseSettings):
     def announce(self, role: str) -> None:
         """Print this process's effective settings (one line, secrets redacted) to its log."""
         print(f"{EFFECTIVE_SETTINGS_PREFIX}{role} {json.dumps(self.effective())}", flush=True)
+
+    @property
+    def telemetry(self) -> TelemetryOptions:
+        return TelemetryOptions(
+            exporter=self.otel_exporter,
+            endpoint=self.otel_exporter_otlp_endpoint,
+            headers=self.otel_exporter_otlp_headers,
+            protocol=self.otel_exporter_otlp_protocol,
+        )
 
     @cached_property
     def resolved_data_dir(self) -> Path:

@@ -114,6 +114,11 @@ class Supervisor:
             ca_key=pki.ca_key,
             api_url=s.api_url,
             api_key=operator_key,
+            otel_exporter=s.otel_exporter,
+            otel_exporter_otlp_endpoint=s.otel_exporter_otlp_endpoint,
+            otel_exporter_otlp_headers=s.otel_exporter_otlp_headers,
+            otel_exporter_otlp_protocol=s.otel_exporter_otlp_protocol,
+            log_format=s.log_format,
         )
         if not gateway.metrics_port:
             gateway = gateway.model_copy(update={"metrics_port": _free_port(gateway.metrics_host)})
@@ -354,5 +359,5 @@ class Supervisor:
 def up(settings: SupervisorSettings) -> int:
     from controlplane.kit.telemetry import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return asyncio.run(Supervisor(settings).run())

@@ -28,7 +28,11 @@ from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE, WorkerSetti
 from controlplane.exports.exporter import Exporter
 from controlplane.invoices.cycle import run_cycle
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work, utcnow
-from controlplane.kit.telemetry import configure_logging, configure_tracing, temporal_interceptors
+from controlplane.kit.telemetry import (
+    configure_logging,
+    configure_telemetry,
+    temporal_interceptors,
+)
 from controlplane.namespaces.activities import NamespaceActivities
 from controlplane.namespaces.workflows import WORKFLOW_BY_OPERATION, WORKFLOWS
 from controlplane.operations.repository import SystemOperationRepository
@@ -235,8 +239,8 @@ async def run(settings: WorkerSettings) -> None:
 def main() -> None:
     settings = WorkerSettings()
     settings.announce("worker")
-    configure_logging(settings.log_level)
-    configure_tracing("stratus-worker", settings.otel_exporter)
+    configure_logging(settings.log_level, settings.log_format)
+    configure_telemetry("stratus-worker", settings)
     asyncio.run(run(settings))
 
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from auth import KeyPair
 from dataplane.gateway import Gateway, GatewaySettings, HttpRouteSource
 from dataplane.gateway._api_keys import HttpKeyVerifier
+from dataplane.telemetry import configure_logging, configure_telemetry
 
 logger = logging.getLogger("dataplane.gateway")
 
@@ -94,11 +95,12 @@ def run(main: Coroutine[Any, Any, None]) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = load_settings()
+    configure_logging("INFO", settings.log_format)
     # One line per route poll (twice a second) would drown the useful lines.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    settings = load_settings()
     settings.announce()
+    configure_telemetry("stratus-gateway", settings.telemetry)
     run(serve(settings))
 
 
