@@ -39,6 +39,8 @@ LogFormat = Literal["text", "json"]
 # How often metrics are pushed to the collector (the SDK's default is a minute).
 METRIC_EXPORT_INTERVAL_MS = 10_000
 
+logger = logging.getLogger(__name__)
+
 TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -100,14 +102,16 @@ def _otlp_exporters(options: TelemetryOptions) -> tuple[SpanExporter, MetricExpo
 
 
 def _parse_headers(text: str) -> dict[str, str]:
-    """``key=value,key=value`` (the OTEL_EXPORTER_OTLP_HEADERS format) as a dict."""
+    """``key=value,key=value`` (the OTEL_EXPORTER_OTLP_HEADERS format) as a dict. A malformed
+    pair is skipped with a warning that names its position only (headers carry secrets), as
+    the OpenTelemetry SDK does with its own variable."""
     headers: dict[str, str] = {}
-    for pair in text.split(","):
-        if not pair.strip():
-            continue
+    for position, pair in enumerate(text.split(","), start=1):
         key, separator, value = pair.partition("=")
-        if not separator:
-            raise ValueError(f"OTLP header {key.strip()!r} has no '=value'")
+        if not separator or not key.strip():
+            if pair.strip():
+                logger.warning("OTLP header %d is not key=value; it is not sent", position)
+            continue
         headers[key.strip().lower()] = value.strip()
     return headers
 
