@@ -32,6 +32,7 @@ from controlplane.kit.telemetry import (
     configure_logging,
     configure_telemetry,
     temporal_interceptors,
+    temporal_runtime,
 )
 from controlplane.namespaces.activities import NamespaceActivities
 from controlplane.namespaces.workflows import WORKFLOW_BY_OPERATION, WORKFLOWS
@@ -166,6 +167,7 @@ async def run(settings: WorkerSettings) -> None:
         settings.system_cell_address,
         namespace=SYSTEM_NAMESPACE,
         interceptors=temporal_interceptors(),
+        runtime=temporal_runtime("stratus-worker", settings),
     )
     starter = OperationStarter(settings.system_cell_address, WORKFLOW_BY_OPERATION)
     activities = NamespaceActivities(sessionmaker, provider)

@@ -30,6 +30,7 @@ __all__ = [
     "TelemetryOptions",
     "configure_logging",
     "configure_telemetry",
+    "otlp_headers",
 ]
 
 OtelExporter = Literal["none", "console", "otlp"]
@@ -76,8 +77,13 @@ def configure_telemetry(service_name: str, options: TelemetryOptions) -> None:
     trace.set_tracer_provider(tracer_provider)
 
 
+def otlp_headers(options: TelemetryOptions) -> dict[str, str]:
+    """The headers every OTLP export sends."""
+    return _parse_headers(options.headers.get_secret_value())
+
+
 def _otlp_exporters(options: TelemetryOptions) -> tuple[SpanExporter, MetricExporter]:
-    headers = _parse_headers(options.headers.get_secret_value())
+    headers = otlp_headers(options)
     if options.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter

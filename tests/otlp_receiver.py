@@ -62,6 +62,8 @@ class OtlpReceiver(
     metrics: list[ReceivedMetric] = field(default_factory=list)
     # The metadata of every export (e.g. the headers an exporter was configured with).
     metadata: list[dict[str, str]] = field(default_factory=list)
+    # Exports the receiver could not read (the exporter sees UNKNOWN).
+    errors: list[str] = field(default_factory=list)
     port: int = 0
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _server: grpc.Server | None = None
@@ -93,16 +95,21 @@ class OtlpReceiver(
     ):
         with self._changed:
             self.metadata.append({key: str(value) for key, value in context.invocation_metadata()})
-            if isinstance(request, trace_service_pb2.ExportTraceServiceRequest):
-                self._add_spans(request)
-                answer: (
-                    trace_service_pb2.ExportTraceServiceResponse
-                    | metrics_service_pb2.ExportMetricsServiceResponse
-                ) = trace_service_pb2.ExportTraceServiceResponse()
-            else:
-                self._add_metrics(request)
-                answer = metrics_service_pb2.ExportMetricsServiceResponse()
-            self._changed.notify_all()
+            try:
+                if isinstance(request, trace_service_pb2.ExportTraceServiceRequest):
+                    self._add_spans(request)
+                    answer: (
+                        trace_service_pb2.ExportTraceServiceResponse
+                        | metrics_service_pb2.ExportMetricsServiceResponse
+                    ) = trace_service_pb2.ExportTraceServiceResponse()
+                else:
+                    self._add_metrics(request)
+                    answer = metrics_service_pb2.ExportMetricsServiceResponse()
+            except Exception as exc:
+                self.errors.append(repr(exc))
+                raise
+            finally:
+                self._changed.notify_all()
         return answer
 
     def _add_spans(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:

@@ -72,8 +72,17 @@ async def test_every_role_exports_over_otlp(tmp_path: Path, receiver: OtlpReceiv
 
         receiver.wait_for(traced, timeout=60)
         receiver.wait_for(lambda r: {m.service for m in r.metrics} >= ROLES, timeout=60)
+        # The worker's Temporal SDK pushes its own metrics too.
+        receiver.wait_for(
+            lambda r: [
+                m
+                for m in r.metrics
+                if m.service == "stratus-worker" and m.name == "temporal_workflow_completed"
+            ]
+        )
     finally:
         assert stratus.stop() == 0
+    assert receiver.errors == []
     logs = stratus.data_dir / "logs"
     for role in ("api", "worker", "gateway"):
         lines = (logs / f"{role}.log").read_text().splitlines()
