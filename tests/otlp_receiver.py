@@ -1,5 +1,5 @@
-"""A minimal OTLP/gRPC collector for tests: it accepts trace and metric exports on a loopback
-port and keeps them, flattened, for assertions."""
+"""A minimal OTLP collector for tests: it accepts trace and metric exports over gRPC and over
+HTTP/protobuf on loopback ports and keeps them, flattened, for assertions."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TypeVar
 
 import grpc
@@ -67,10 +68,18 @@ class OtlpReceiver(
     port: int = 0
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _server: grpc.Server | None = None
+    _http: ThreadingHTTPServer | None = None
 
     @property
     def endpoint(self) -> str:
+        """The gRPC endpoint."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def http_endpoint(self) -> str:
+        """The HTTP/protobuf endpoint (exporters append /v1/traces and /v1/metrics)."""
+        assert self._http is not None
+        return f"http://127.0.0.1:{self._http.server_address[1]}"
 
     def start(self) -> None:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
@@ -79,10 +88,28 @@ class OtlpReceiver(
         self.port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         self._server = server
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _http_handler(self))
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop(grace=None)
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+
+    def received_over_http(self, path: str, body: bytes, headers: dict[str, str]) -> bool:
+        """Record an HTTP export; False for a path OTLP does not define."""
+        with self._changed:
+            self.metadata.append(headers)
+            if path == "/v1/traces":
+                self._add_spans(trace_service_pb2.ExportTraceServiceRequest.FromString(body))
+            elif path == "/v1/metrics":
+                self._add_metrics(metrics_service_pb2.ExportMetricsServiceRequest.FromString(body))
+            else:
+                return False
+            self._changed.notify_all()
+        return True
 
     def Export(
         self,
@@ -153,3 +180,20 @@ class OtlpReceiver(
                         f"{sorted({(m.service, m.name) for m in self.metrics})}"
                     )
                 self._changed.wait(remaining)
+
+
+def _http_handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            known = receiver.received_over_http(self.path, body, headers)
+            self.send_response(200 if known else 404)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler

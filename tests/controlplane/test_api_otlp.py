@@ -25,18 +25,23 @@ def receiver() -> Iterator[OtlpReceiver]:
         receiver.stop()
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_api_exports_spans_and_metrics_over_otlp_and_logs_json(
-    tmp_path: Path, receiver: OtlpReceiver
+    tmp_path: Path, receiver: OtlpReceiver, protocol: str
 ) -> None:
-    """With STRATUS_OTEL_EXPORTER=otlp the API's request spans (today's attributes), its
-    SQLAlchemy statements and its HTTP metrics reach the collector as service stratus-api, with
-    the configured headers; with STRATUS_LOG_FORMAT=json every log line is a JSON object, and a
-    line logged while serving a tenant carries its request id and account id."""
+    """With STRATUS_OTEL_EXPORTER=otlp (over gRPC or HTTP/protobuf) the API's request spans
+    (today's attributes), its SQLAlchemy statements and its HTTP metrics reach the collector as
+    service stratus-api, with the configured headers; with STRATUS_LOG_FORMAT=json every log
+    line is a JSON object, and a line logged while serving a tenant carries its request id and
+    account id."""
     api = ApiAlone(
         tmp_path / "data",
         extra_env={
             "STRATUS_OTEL_EXPORTER": "otlp",
-            "STRATUS_OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "STRATUS_OTEL_EXPORTER_OTLP_ENDPOINT": (
+                receiver.endpoint if protocol == "grpc" else receiver.http_endpoint
+            ),
+            "STRATUS_OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
             "STRATUS_OTEL_EXPORTER_OTLP_HEADERS": "x-collector-token=collector-secret",
             "STRATUS_LOG_FORMAT": "json",
         },
