@@ -13,10 +13,9 @@ import secrets
 import threading
 import webbrowser
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
 import typer
 
 from controlplane.cli._context import Context, fail
@@ -28,6 +27,9 @@ from controlplane.cli._session_store import (
     load_session,
     save_session,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 _DONE_PAGE = b"<!doctype html><title>Stratus</title><p>Signed in. You can close this window.</p>"
 
@@ -83,6 +85,8 @@ def login(
 ) -> None:
     """Sign in with your identity provider in the browser; later commands use the session
     when no --api-key is given."""
+    import httpx
+
     c = Context.of(ctx)
     verifier = secrets.token_urlsafe(48)
     challenge = (
@@ -130,6 +134,8 @@ def login(
 def logout(ctx: typer.Context) -> None:
     """End the session stratus login stored, on the server and locally; or forget the API key
     account create --save stored."""
+    import httpx
+
     c = Context.of(ctx)
     saved_key = load_api_key(c.api_url)
     if saved_key is not None:
