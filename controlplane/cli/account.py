@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controlplane.cli._context import Context, fail
-from controlplane.cli._session_store import StoredApiKey, save_api_key
 from controlplane.quotas.limits import MAX_QUOTA, Quota
 
 if TYPE_CHECKING:
@@ -43,6 +42,8 @@ def account_create(
 ) -> None:
     """Create an account and its owner (needs the operator key). Prints the owner's API key
     once, or with --save keeps it for the next commands."""
+    from controlplane.cli._session_store import StoredApiKey, save_api_key
+
     c = Context.of(ctx)
     created = c.call(lambda client: client.create_account(name, owner_email))
     account = f"account {created.account.id} created for {created.owner.email}"

@@ -14,7 +14,6 @@ import typer
 from auth import AuthMethod
 from controlplane.cli._context import Context, fail
 from controlplane.cli._options import NamespaceOption
-from controlplane.cli._session_store import config_dir
 from controlplane.cli.certs import data_dir, default_namespace_certs_dir, write_namespace_certs
 
 if TYPE_CHECKING:
@@ -137,6 +136,8 @@ def namespace_create(
 def _default_certs_dir(namespace_id: str) -> Path:
     """In the embedded Stratus's data dir, where the example worker looks, when this CLI runs
     beside it; else in the CLI's own config directory."""
+    from controlplane.cli._session_store import config_dir
+
     if data_dir().is_dir():
         return default_namespace_certs_dir(namespace_id)
     return config_dir() / "certs" / namespace_id
