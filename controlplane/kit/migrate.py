@@ -1,4 +1,5 @@
-"""Apply Alembic migrations (automatically on start)."""
+"""Apply Alembic migrations (automatically on the API's start, or ``stratus migrate``) and tell
+whether a database is at this code's head revisions (``/readyz``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 
 from controlplane.kit.db import private_sqlite_file
 
@@ -29,3 +33,13 @@ def migrate(url: str) -> None:
     private_sqlite_file(url)
     # Domains may add migration branches; every head is applied.
     command.upgrade(alembic_config(url), "heads")
+
+
+def head_revisions(url: str) -> set[str]:
+    """The revisions this code's migrations end at (one per branch)."""
+    return set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+
+
+def current_revisions(connection: Connection) -> set[str]:
+    """The revisions the database is at (read only: nothing is migrated)."""
+    return set(MigrationContext.configure(connection).get_current_heads())
