@@ -38,6 +38,7 @@ from controlplane.cli import (
     login,
     namespace,
     operation,
+    serve,
     service_account,
     up,
     usage,
@@ -55,6 +56,8 @@ app = typer.Typer(
 app.callback()(global_options)
 
 app.command()(up.up)
+app.command()(serve.serve)
+app.command()(serve.migrate)
 app.command()(login.login)
 app.command()(login.logout)
 app.add_typer(account.app, name="account")
