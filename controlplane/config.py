@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -165,6 +166,9 @@ class ApiSettings(StratusSettings):
     # JSON list of OidcProvider objects.
     oidc_providers: list[OidcProvider] = []
     session_lifetime_seconds: int = Field(default=12 * 3600, ge=60)
+    # Apply the database's migrations when the API starts. Several replicas: set false and run
+    # `stratus migrate` once before rolling them out.
+    migrate_on_start: bool = True
     # Request bodies larger than this get 413 before they are read (CA bundles, at most 32 KiB,
     # and SAML metadata fit well within the default 1 MiB).
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
@@ -210,6 +214,10 @@ class WorkerSettings(StratusSettings):
     storage_metering_interval_seconds: float = Field(default=600.0, gt=0)
     # How often drafts are re-rated and usage/invoices exported.
     billing_interval_seconds: float = Field(default=300.0, gt=0)
+    # GET /healthz and /readyz (200 once connected to the system cell and polling, else 503)
+    # on <worker_health_host>:<worker_health_port>; 0 disables them (`stratus up` does).
+    worker_health_host: str = "127.0.0.1"
+    worker_health_port: int = Field(default=0, ge=0, le=65535)
 
     @property
     def cell_idle_stop_after(self) -> dt.timedelta | None:
@@ -255,6 +263,28 @@ def settings_environment(settings: BaseSettings) -> dict[str, str]:
             continue
         variable = _variable(prefix, name, field.validation_alias)
         environment[variable] = value if isinstance(value, str) else json.dumps(value)
+    return environment
+
+
+def file_environment(role: type[BaseSettings], values: Mapping[str, Any]) -> dict[str, str]:
+    """A settings file's values (keys: ``role``'s field names) as the environment variables
+    ``role`` reads them from. Raises ``ValueError`` naming every key ``role`` has no field
+    for, so a misspelt setting never goes unnoticed."""
+    fields = role.model_fields
+    unknown = sorted(set(values) - fields.keys())
+    if unknown:
+        raise ValueError(
+            f"not a setting of {role.__name__}: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(fields))})"
+        )
+    prefix = role.model_config.get("env_prefix") or ""
+    environment: dict[str, str] = {}
+    for name, value in values.items():
+        plain = _plain(value)
+        if plain is None:
+            continue
+        variable = _variable(prefix, name, fields[name].validation_alias)
+        environment[variable] = plain if isinstance(plain, str) else json.dumps(plain)
     return environment
 
 

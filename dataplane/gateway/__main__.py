@@ -67,7 +67,8 @@ async def serve(settings: GatewaySettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     try:
-        await routes.wait_until_reachable(timeout=120)
+        # Listening at once, NOT_SERVING on the health check until the first route table is
+        # applied (the control plane may come up after the gateway).
         await gateway.start()
         await stopping.wait()
         logger.info("gateway stopping")

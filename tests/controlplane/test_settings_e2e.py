@@ -119,6 +119,10 @@ def everything_set(tmp_path: Path) -> Iterator[tuple[StratusUp, dict[str, Any], 
             "host": "127.0.0.2",
             "api_port": stratus.api_port,
             "public_url": "https://stratus.example.test",
+            # The data dir is bootstrapped (migrated) before the API starts.
+            "migrate_on_start": False,
+            "worker_health_host": "127.0.0.5",
+            "worker_health_port": free_port(),
             "oidc_providers": [
                 {
                     "name": "corp",
@@ -235,6 +239,10 @@ def test_a_child_reads_back_what_the_supervisor_serialises(
             "host": "0.0.0.0",
             "api_port": 9000,
             "public_url": "https://stratus.example.test",
+            # The data dir is bootstrapped (migrated) before the API starts.
+            "migrate_on_start": False,
+            "worker_health_host": "127.0.0.5",
+            "worker_health_port": free_port(),
             "oidc_providers": [
                 {
                     "name": "corp",
