@@ -13,7 +13,7 @@ TEST_APT_PACKAGES := chromium nodejs npm xmlsec1
 OIDC_IDP := infra/oidc-idp
 OIDC_IDP_STAMP := $(OIDC_IDP)/node_modules/.stratus-installed
 
-.PHONY: up test test-fast install lint typecheck pytest bench bench-billing bench-meter clean system-deps test-deps
+.PHONY: up test test-fast install lint typecheck pytest bench bench-billing bench-meter bench-cli clean system-deps test-deps
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { \
@@ -90,6 +90,10 @@ bench-billing: install
 
 bench-meter: install
 	$(BIN)/python bench/meter_lock.py
+
+## CPU of `stratus --help` and `stratus namespace list --help` (median of 15 runs each).
+bench-cli: install
+	$(BIN)/python bench/cli_startup.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -4,6 +4,9 @@ bundles, certificate filters and API keys.
 Nothing here depends on the control plane or the data plane.
 """
 
+import importlib
+from typing import TYPE_CHECKING
+
 from auth._api_keys import (
     API_KEY_PREFIX,
     MalformedApiKey,
@@ -14,28 +17,6 @@ from auth._api_keys import (
     parse_api_key,
 )
 from auth._auth_method import AuthMethod
-from auth._ca_bundle import (
-    MAX_BUNDLE_BYTES,
-    MAX_BUNDLE_CERTS,
-    CABundle,
-    InvalidCABundle,
-    client_certificate_accepted,
-    parse_ca_bundle,
-)
-from auth._cert_filters import (
-    MAX_CERTIFICATE_FILTERS,
-    CertificateFilter,
-    InvalidCertificateFilters,
-    certificate_matches_filters,
-    parse_certificate_filters,
-)
-from auth._pki import (
-    KeyPair,
-    generate_ca,
-    generate_leaf,
-    generate_private_key_pem,
-    issue_server_certificate,
-)
 from auth._policy import (
     EVERY,
     AccountRole,
@@ -47,8 +28,55 @@ from auth._policy import (
     authorize,
     data_plane_permission,
 )
-from auth._secrets import SecretBox, SecretUnreadable
 from auth._text import unsafe_character
+
+if TYPE_CHECKING:
+    from auth._ca_bundle import (
+        MAX_BUNDLE_BYTES,
+        MAX_BUNDLE_CERTS,
+        CABundle,
+        InvalidCABundle,
+        client_certificate_accepted,
+        parse_ca_bundle,
+    )
+    from auth._cert_filters import (
+        MAX_CERTIFICATE_FILTERS,
+        CertificateFilter,
+        InvalidCertificateFilters,
+        certificate_matches_filters,
+        parse_certificate_filters,
+    )
+    from auth._pki import (
+        KeyPair,
+        generate_ca,
+        generate_leaf,
+        generate_private_key_pem,
+        issue_server_certificate,
+    )
+    from auth._secrets import SecretBox, SecretUnreadable
+
+# What needs `cryptography` loads on first use (PEP 562), so that importing the enums and
+# the policy (the CLI does) stays cheap.
+_LAZY = {
+    "MAX_BUNDLE_BYTES": "auth._ca_bundle",
+    "MAX_BUNDLE_CERTS": "auth._ca_bundle",
+    "CABundle": "auth._ca_bundle",
+    "InvalidCABundle": "auth._ca_bundle",
+    "client_certificate_accepted": "auth._ca_bundle",
+    "parse_ca_bundle": "auth._ca_bundle",
+    "MAX_CERTIFICATE_FILTERS": "auth._cert_filters",
+    "CertificateFilter": "auth._cert_filters",
+    "InvalidCertificateFilters": "auth._cert_filters",
+    "certificate_matches_filters": "auth._cert_filters",
+    "parse_certificate_filters": "auth._cert_filters",
+    "KeyPair": "auth._pki",
+    "generate_ca": "auth._pki",
+    "generate_leaf": "auth._pki",
+    "generate_private_key_pem": "auth._pki",
+    "issue_server_certificate": "auth._pki",
+    "SecretBox": "auth._secrets",
+    "SecretUnreadable": "auth._secrets",
+}
 
 __all__ = [
     "API_KEY_PREFIX",
@@ -88,3 +116,12 @@ __all__ = [
     "parse_certificate_filters",
     "unsafe_character",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -24,8 +24,9 @@ from controlplane.kit import http_observability
 from controlplane.kit.body_limit import BodyLimitMiddleware
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
 from controlplane.kit.errors import install_error_handlers
-from controlplane.kit.migrate import migrate
+from controlplane.kit.migrate import head_revisions, migrate
 from controlplane.kit.openapi import document_problems
+from controlplane.kit.system_cell import temporal_serving
 from controlplane.namespaces.endpoints import router as namespaces_router
 from controlplane.namespaces.workflows import WORKFLOW_BY_OPERATION
 from controlplane.operations.endpoints import router as operations_router
@@ -73,6 +74,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         app.state.secret_box = SecretBox.from_file(settings.secrets_key_path)
         engine = create_engine(settings.sqlalchemy_url)
         app.state.settings = settings
+        app.state.migration_heads = head_revisions(settings.sqlalchemy_url)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.operation_starter = OperationStarter(
             settings.system_cell_address, WORKFLOW_BY_OPERATION
@@ -120,10 +122,15 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> dict[str, str]:
-        """Readiness: the database answers and no cell keeps failing (503 problem+json naming
-        the failing cells otherwise)."""
+        """Readiness: the database answers and is at this code's migration heads, the system
+        cell answers, and no cell keeps failing (503 problem+json naming what is not)."""
+        unmet = []
+        if not await temporal_serving(settings.system_cell_address):
+            unmet.append(f"the system cell at {settings.system_cell_address} does not answer")
         async with unit_of_work(request.app.state.sessionmaker) as session:
-            await check_ready(session)
+            await check_ready(
+                session, migration_heads=request.app.state.migration_heads, unmet=unmet
+            )
         return {"status": "ready"}
 
     return app
@@ -132,18 +139,20 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
 def main() -> None:
     import uvicorn
 
-    from controlplane.kit.telemetry import configure_logging, configure_tracing
+    from controlplane.kit.telemetry import configure_logging, configure_telemetry
 
     settings = ApiSettings()
     settings.announce("api")
-    configure_logging(settings.log_level)
-    configure_tracing("stratus-api", settings.otel_exporter)
+    configure_logging(settings.log_level, settings.log_format)
+    configure_telemetry("stratus-api", settings)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, run_migrations=settings.migrate_on_start),
         host=settings.host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # JSON logs: uvicorn's loggers write through the root logger's JSON handler.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -28,6 +29,7 @@ from sqlalchemy.engine import make_url
 
 from billing import EgressPolicy
 from dataplane.cells import CellProviderKind
+from dataplane.telemetry import LogFormat, OtelExporter, OtlpProtocol, TelemetryOptions
 
 SYSTEM_TASK_QUEUE = "stratus-control-plane"
 SYSTEM_NAMESPACE = "default"
@@ -80,8 +82,15 @@ class StratusSettings(BaseSettings):
     # '["10.20.0.0/16"]' for an S3-compatible store on the private network). Empty: sinks must
     # resolve to public addresses that are not this host's own.
     export_sink_allowed_networks: list[IPvAnyNetwork] = []
-    otel_exporter: Literal["none", "console"] = "none"
+    # Traces and metrics: none, console (spans printed) or otlp (to the collector at
+    # otel_exporter_otlp_endpoint over grpc or http/protobuf, with these "key=value,..." headers).
+    otel_exporter: OtelExporter = "none"
+    otel_exporter_otlp_endpoint: str = ""
+    otel_exporter_otlp_headers: SecretStr = SecretStr("")
+    otel_exporter_otlp_protocol: OtlpProtocol = "grpc"
     log_level: str = "INFO"
+    # text lines, or one JSON object per line (with request_id and account_id when known).
+    log_format: LogFormat = "text"
 
     def effective(self) -> dict[str, Any]:
         """Every setting as this process uses it, secrets redacted (SecretStr fields and the
@@ -96,6 +105,15 @@ class StratusSettings(BaseSettings):
     def announce(self, role: str) -> None:
         """Print this process's effective settings (one line, secrets redacted) to its log."""
         print(f"{EFFECTIVE_SETTINGS_PREFIX}{role} {json.dumps(self.effective())}", flush=True)
+
+    @property
+    def telemetry(self) -> TelemetryOptions:
+        return TelemetryOptions(
+            exporter=self.otel_exporter,
+            endpoint=self.otel_exporter_otlp_endpoint,
+            headers=self.otel_exporter_otlp_headers,
+            protocol=self.otel_exporter_otlp_protocol,
+        )
 
     @cached_property
     def resolved_data_dir(self) -> Path:
@@ -148,6 +166,9 @@ class ApiSettings(StratusSettings):
     # JSON list of OidcProvider objects.
     oidc_providers: list[OidcProvider] = []
     session_lifetime_seconds: int = Field(default=12 * 3600, ge=60)
+    # Apply the database's migrations when the API starts. Several replicas: set false and run
+    # `stratus migrate` once before rolling them out.
+    migrate_on_start: bool = True
     # Request bodies larger than this get 413 before they are read (CA bundles, at most 32 KiB,
     # and SAML metadata fit well within the default 1 MiB).
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
@@ -193,6 +214,10 @@ class WorkerSettings(StratusSettings):
     storage_metering_interval_seconds: float = Field(default=600.0, gt=0)
     # How often drafts are re-rated and usage/invoices exported.
     billing_interval_seconds: float = Field(default=300.0, gt=0)
+    # GET /healthz and /readyz (200 once connected to the system cell and polling, else 503)
+    # on <worker_health_host>:<worker_health_port>; 0 disables them (`stratus up` does).
+    worker_health_host: str = "127.0.0.1"
+    worker_health_port: int = Field(default=0, ge=0, le=65535)
 
     @property
     def cell_idle_stop_after(self) -> dt.timedelta | None:
@@ -238,6 +263,28 @@ def settings_environment(settings: BaseSettings) -> dict[str, str]:
             continue
         variable = _variable(prefix, name, field.validation_alias)
         environment[variable] = value if isinstance(value, str) else json.dumps(value)
+    return environment
+
+
+def file_environment(role: type[BaseSettings], values: Mapping[str, Any]) -> dict[str, str]:
+    """A settings file's values (keys: ``role``'s field names) as the environment variables
+    ``role`` reads them from. Raises ``ValueError`` naming every key ``role`` has no field
+    for, so a misspelt setting never goes unnoticed."""
+    fields = role.model_fields
+    unknown = sorted(set(values) - fields.keys())
+    if unknown:
+        raise ValueError(
+            f"not a setting of {role.__name__}: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(fields))})"
+        )
+    prefix = role.model_config.get("env_prefix") or ""
+    environment: dict[str, str] = {}
+    for name, value in values.items():
+        plain = _plain(value)
+        if plain is None:
+            continue
+        variable = _variable(prefix, name, fields[name].validation_alias)
+        environment[variable] = plain if isinstance(plain, str) else json.dumps(plain)
     return environment
 
 

@@ -44,7 +44,7 @@ from controlplane.config import (
 from controlplane.kit.files import make_private
 from controlplane.pricing import load_pricing
 from dataplane.cells import CellEndpoint, CellWatcher
-from dataplane.gateway import GatewaySettings
+from dataplane.gateway import GatewaySettings, gateway_serving
 
 logger = logging.getLogger("stratus.supervisor")
 SYSTEM_CELL_ID = "system"
@@ -94,6 +94,7 @@ class Supervisor:
         self.children: list[Child] = []
         self._stopping = asyncio.Event()
         self._system_cell_watch: asyncio.Task[None] | None = None
+        self._gateway_ca: Path | None = None
 
     def children_settings(
         self, pki: GatewayPki, operator_key: str, system_address: str
@@ -114,6 +115,11 @@ class Supervisor:
             ca_key=pki.ca_key,
             api_url=s.api_url,
             api_key=operator_key,
+            otel_exporter=s.otel_exporter,
+            otel_exporter_otlp_endpoint=s.otel_exporter_otlp_endpoint,
+            otel_exporter_otlp_headers=s.otel_exporter_otlp_headers,
+            otel_exporter_otlp_protocol=s.otel_exporter_otlp_protocol,
+            log_format=s.log_format,
         )
         if not gateway.metrics_port:
             gateway = gateway.model_copy(update={"metrics_port": _free_port(gateway.metrics_host)})
@@ -197,6 +203,21 @@ class Supervisor:
             await watcher.aclose()
             await engine.dispose()
 
+    async def _gateway_ready(self) -> bool:
+        """The gateway's health check answers SERVING (it has applied a route table), asked on
+        its API-key endpoint; with that endpoint disabled, the mTLS listener accepts."""
+        s = self.settings
+        if s.gateway_api_key_port:
+            assert self._gateway_ca is not None
+            ca_pem = self._gateway_ca.read_bytes()
+            return await gateway_serving(s.gateway_host, s.gateway_api_key_port, ca_pem=ca_pem)
+        try:
+            _, writer = await asyncio.open_connection(s.gateway_host, s.gateway_port)
+        except OSError:
+            return False
+        writer.close()
+        return True
+
     async def _wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         api_ok = gateway_ok = False
@@ -210,12 +231,7 @@ class Supervisor:
                     with contextlib.suppress(httpx.HTTPError):
                         api_ok = (await http.get(f"{self.settings.api_url}/healthz")).is_success
                 if not gateway_ok:
-                    with contextlib.suppress(OSError):
-                        _, writer = await asyncio.open_connection(
-                            self.settings.gateway_host, self.settings.gateway_port
-                        )
-                        writer.close()
-                        gateway_ok = True
+                    gateway_ok = await self._gateway_ready()
                 if api_ok and gateway_ok:
                     return
                 await asyncio.sleep(0.1)
@@ -244,6 +260,7 @@ class Supervisor:
             loop.add_signal_handler(sig, self._stopping.set)
         try:
             operator_key_path, pki = await bootstrap(s)
+            self._gateway_ca = pki.ca_cert
             # Provisioned once per data dir: its address stays the same across restarts.
             system_cell = await self.provider.provision(SYSTEM_CELL_ID)
             await self.provider.start(system_cell)
@@ -354,5 +371,5 @@ class Supervisor:
 def up(settings: SupervisorSettings) -> int:
     from controlplane.kit.telemetry import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return asyncio.run(Supervisor(settings).run())

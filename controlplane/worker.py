@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from auth import SecretBox
@@ -28,7 +29,13 @@ from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE, WorkerSetti
 from controlplane.exports.exporter import Exporter
 from controlplane.invoices.cycle import run_cycle
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work, utcnow
-from controlplane.kit.telemetry import configure_logging, configure_tracing, temporal_interceptors
+from controlplane.kit.health_server import HealthServer
+from controlplane.kit.telemetry import (
+    configure_logging,
+    configure_telemetry,
+    temporal_interceptors,
+    temporal_runtime,
+)
 from controlplane.namespaces.activities import NamespaceActivities
 from controlplane.namespaces.workflows import WORKFLOW_BY_OPERATION, WORKFLOWS
 from controlplane.operations.repository import SystemOperationRepository
@@ -144,6 +151,22 @@ async def _reconcile_forever(
         await asyncio.sleep(interval)
 
 
+async def _connect(address: str, runtime: Runtime | None) -> Client:
+    """The system cell's client, retrying every second until it answers (a worker started
+    before it waits, not ready, instead of exiting)."""
+    while True:
+        try:
+            return await Client.connect(
+                address,
+                namespace=SYSTEM_NAMESPACE,
+                interceptors=temporal_interceptors(),
+                runtime=runtime,
+            )
+        except Exception as error:
+            logger.warning("system cell at %s not reachable yet: %s", address, error)
+        await asyncio.sleep(1.0)
+
+
 async def run(settings: WorkerSettings) -> None:
     # A malformed price book stops the worker before anything runs (file, line, reason).
     pricing = load_pricing(settings)
@@ -158,11 +181,27 @@ async def run(settings: WorkerSettings) -> None:
         policy=restart_policy(settings),
     )
     cells = asyncio.create_task(keeper.run(settings.cell_watch_interval_seconds))
-    client = await Client.connect(
-        settings.system_cell_address,
-        namespace=SYSTEM_NAMESPACE,
-        interceptors=temporal_interceptors(),
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    polling: asyncio.Task[None] | None = None
+    health = HealthServer(lambda: polling is not None and not polling.done())
+    if settings.worker_health_port:
+        await health.start(settings.worker_health_host, settings.worker_health_port)
+    connecting = asyncio.create_task(
+        _connect(settings.system_cell_address, temporal_runtime("stratus-worker", settings))
     )
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    if not connecting.done():
+        connecting.cancel()
+        cells.cancel()
+        await asyncio.gather(connecting, cells, return_exceptions=True)
+        await health.aclose()
+        await engine.dispose()
+        return
+    client = connecting.result()
     starter = OperationStarter(settings.system_cell_address, WORKFLOW_BY_OPERATION)
     activities = NamespaceActivities(sessionmaker, provider)
     worker = Worker(
@@ -175,10 +214,6 @@ async def run(settings: WorkerSettings) -> None:
         # of in this process in arrival order.
         max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     reconciler = asyncio.create_task(
         _reconcile_forever(sessionmaker, starter, settings.reconcile_interval_seconds)
     )
@@ -212,7 +247,6 @@ async def run(settings: WorkerSettings) -> None:
     )
     background = [cells, reconciler, meter, storage_meter, billing]
     polling = asyncio.create_task(worker.run())
-    stopping = asyncio.create_task(stop.wait())
     logger.info("control-plane worker polling %s", SYSTEM_TASK_QUEUE)
     await asyncio.wait([polling, stopping], return_when=asyncio.FIRST_COMPLETED)
     if polling.done():
@@ -227,6 +261,7 @@ async def run(settings: WorkerSettings) -> None:
         task.cancel()
     await asyncio.gather(*background, return_exceptions=True)
     await metering_http.aclose()
+    await health.aclose()
     await engine.dispose()
     if polling.done() and not polling.cancelled() and polling.exception() is not None:
         raise SystemExit(1)
@@ -235,8 +270,8 @@ async def run(settings: WorkerSettings) -> None:
 def main() -> None:
     settings = WorkerSettings()
     settings.announce("worker")
-    configure_logging(settings.log_level)
-    configure_tracing("stratus-worker", settings.otel_exporter)
+    configure_logging(settings.log_level, settings.log_format)
+    configure_telemetry("stratus-worker", settings)
     asyncio.run(run(settings))
 
 

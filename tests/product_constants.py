@@ -13,7 +13,7 @@ from auth import MAX_BUNDLE_BYTES, MAX_BUNDLE_CERTS, MAX_CERTIFICATE_FILTERS
 from controlplane.config import Settings
 from controlplane.kit.errors import PROBLEM_BASE
 from controlplane.models.namespace import DEFAULT_ACTIONS_PER_SECOND, DEFAULT_REQUESTS_PER_SECOND
-from controlplane.quotas.service import DEFAULT_QUOTAS
+from controlplane.quotas.limits import DEFAULT_QUOTAS
 from dataplane.gateway import CallerLimits
 
 __all__ = [

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from auth import Action, Principal
 from controlplane.api_keys import service as api_keys
 from controlplane.kit.authorization import require
+from controlplane.kit.context import account_id_var
 from controlplane.kit.deps import SessionDep
 from controlplane.kit.errors import CsrfRejected, Unauthenticated
 from controlplane.operations.starter import OperationStarter
@@ -54,14 +55,21 @@ async def _principal(request: Request, session: SessionDep) -> Principal:
                 f"requests authenticated by the session cookie must send {CSRF_HEADER} "
                 "(GET /api/v1/auth/session returns it)"
             )
-        request.state.principal = principal
+        _remember(request, principal)
         return principal
     scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send an API key as `Authorization: Bearer <key>` or sign in")
     principal = await api_keys.authenticate(session, token.strip())
-    request.state.principal = principal
+    _remember(request, principal)
     return principal
+
+
+def _remember(request: Request, principal: Principal) -> None:
+    """The request's principal, for its span (request.state) and its log lines."""
+    request.state.principal = principal
+    if principal.account_id:
+        account_id_var.set(principal.account_id)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]

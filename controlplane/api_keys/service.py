@@ -37,7 +37,7 @@ from controlplane.kit.errors import (
 )
 from controlplane.models import ApiKey, User
 from controlplane.quotas import service as quotas
-from controlplane.quotas.service import Quota
+from controlplane.quotas.limits import Quota
 from controlplane.service_accounts.repository import ServiceAccountRepository
 
 OWNER_KEY_LIFETIME = dt.timedelta(days=365)

@@ -13,12 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from controlplane.cells.repository import CellHealthRepository
 from controlplane.kit.db import unit_of_work
 from controlplane.kit.errors import StratusError
+from controlplane.kit.migrate import current_revisions
 from controlplane.models import CellHealth
 from dataplane.cells import CellHealthState
 
 
 class NotReady(StratusError):
-    """Something Stratus runs is down for good (a cell that keeps failing) or unreachable."""
+    """Something Stratus needs is down for good (a cell that keeps failing), unreachable (the
+    database, the system cell) or not migrated."""
 
     status = 503
     slug = "not-ready"
@@ -34,18 +36,33 @@ class NotReady(StratusError):
         return body
 
 
-async def check_ready(session: AsyncSession) -> None:
-    """Raise ``NotReady`` naming every failing cell, or when the database cannot be read."""
+async def check_ready(
+    session: AsyncSession, *, migration_heads: set[str], unmet: list[str] | None = None
+) -> None:
+    """Raise ``NotReady`` naming everything that is not ready: the database cannot be read or
+    is not at ``migration_heads`` (this code's; nothing is migrated here), cells that keep
+    failing, and what the caller found ``unmet`` (e.g. the system cell not answering)."""
+    reasons = list(unmet or [])
     try:
         failing = await CellHealthRepository(session).failing()
+        connection = await session.connection()
+        current = await connection.run_sync(current_revisions)
     except SQLAlchemyError as error:
-        raise NotReady(f"the database cannot be read: {type(error).__name__}") from None
+        reasons.insert(0, f"the database cannot be read: {type(error).__name__}")
+        raise NotReady("; ".join(reasons)) from None
+    if current != migration_heads:
+        reasons.append(
+            f"the database is at migration {', '.join(sorted(current)) or 'none'}, "
+            f"not {', '.join(sorted(migration_heads))} (run `stratus migrate`)"
+        )
     if failing:
         names = ", ".join(
             f"{row.cell_id} ({row.recent_restarts} restarts recently)" for row in failing
         )
+        reasons.append(f"cells keep failing: {names}")
+    if reasons:
         raise NotReady(
-            f"cells keep failing: {names}",
+            "; ".join(reasons),
             failing_cells=[
                 {
                     "cell_id": row.cell_id,

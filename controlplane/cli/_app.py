@@ -1,4 +1,26 @@
-"""The ``stratus`` root: global options, the top-level commands and one group per module."""
+"""The ``stratus`` root: global options, the top-level commands and one group per module.
+
+Start-up stays cheap (``stratus --help`` well under 0.3 s of CPU; ``bench/cli_startup.py``):
+importing ``controlplane.cli`` loads typer, the enums and little else. Every command module
+follows the same pattern, and a new one (``serve.py``, ...) must too:
+
+- At module level, import only typer, the standard library, ``controlplane.cli._*`` helpers
+  other than ``_session_store``, and what the commands' parameter annotations name (enums such
+  as ``auth.AccountRole``, ``controlplane.quotas.limits.Quota``); typer evaluates those when the
+  app is built.
+- Import everything else inside the command that uses it: the typed client, the schemas,
+  ``httpx``, ``pydantic``, ``cryptography`` (``certs``, ``namespace accepted-client-ca``), and
+  whatever runs a process (``up`` imports the supervisor and the settings when it runs).
+  Names only needed by annotations go under ``if TYPE_CHECKING:``.
+- The schemas and the client import no ORM: shared states live in ``controlplane/states.py``,
+  quota limits in ``controlplane/quotas/limits.py``.
+
+``pyproject.toml``'s import-linter contract forbids ``sqlalchemy``, ``controlplane.models``,
+``fastapi``, ``temporalio``, ``grpc`` and ``boto3`` to ``controlplane.cli`` and
+``controlplane.client``; a command's deliberate in-function import of such a module (``up``'s
+supervisor) is listed in its ``ignore_imports``. ``tests/controlplane/test_cli_startup.py``
+checks what ``--help`` actually loads.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +38,7 @@ from controlplane.cli import (
     login,
     namespace,
     operation,
+    serve,
     service_account,
     up,
     usage,
@@ -33,6 +56,8 @@ app = typer.Typer(
 app.callback()(global_options)
 
 app.command()(up.up)
+app.command()(serve.serve)
+app.command()(serve.migrate)
 app.command()(login.login)
 app.command()(login.logout)
 app.add_typer(account.app, name="account")

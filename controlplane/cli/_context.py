@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
-import httpx
 import typer
-from pydantic import BaseModel
 
-from controlplane.client import StratusAPIError, StratusClient
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from controlplane.client import StratusAPIError, StratusClient
 
 DEFAULT_API_URL = "http://127.0.0.1:8080"
 _GLOBAL = " (global option)"
@@ -57,6 +58,7 @@ class Context:
         this API URL: the key ``account create --save`` saved or the session ``stratus login``
         keeps, whichever was saved last."""
         from controlplane.cli._session_store import load_api_key, load_session
+        from controlplane.client import StratusClient
 
         api_key = self.api_key
         session = None
@@ -75,6 +77,10 @@ class Context:
     def connected(self) -> Iterator[StratusClient]:
         """A client for several calls; an API error exits with its problem, an unreachable
         API with one line that names the URL."""
+        import httpx
+
+        from controlplane.client import StratusAPIError
+
         try:
             with self.client() as client:
                 yield client
@@ -90,6 +96,8 @@ class Context:
 
     def emit(self, model: BaseModel | dict[str, Any], text: str) -> None:
         """Print ``model`` as JSON with ``--output json``, else ``text``."""
+        from pydantic import BaseModel
+
         if self.output is Output.json:
             data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
             typer.echo(json.dumps(data, indent=2))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from controlplane.cli._context import Context, fail
-from controlplane.cli._session_store import StoredApiKey, save_api_key
-from controlplane.client import StratusClient
-from controlplane.quotas.schemas import AccountQuotasOut, AccountQuotasSet
-from controlplane.quotas.service import MAX_QUOTA, Quota
+from controlplane.quotas.limits import MAX_QUOTA, Quota
+
+if TYPE_CHECKING:
+    from controlplane.client import StratusClient
+    from controlplane.quotas.schemas import AccountQuotasOut
 
 app = typer.Typer(no_args_is_help=True, help="Accounts (operator).")
 quotas_app = typer.Typer(
@@ -41,6 +42,8 @@ def account_create(
 ) -> None:
     """Create an account and its owner (needs the operator key). Prints the owner's API key
     once, or with --save keeps it for the next commands."""
+    from controlplane.cli._session_store import StoredApiKey, save_api_key
+
     c = Context.of(ctx)
     created = c.call(lambda client: client.create_account(name, owner_email))
     account = f"account {created.account.id} created for {created.owner.email}"
@@ -116,6 +119,8 @@ def quotas_set(
         changes[quota.value] = None
     if not changes:
         fail("give at least one quota to set or --reset")
+    from controlplane.quotas.schemas import AccountQuotasSet
+
     body = AccountQuotasSet.model_validate(changes)
     quotas = c.call(lambda client: client.set_account_quotas(account_id, body))
     c.emit(quotas, _quotas_text(quotas))

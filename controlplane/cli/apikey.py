@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from controlplane.api_keys.schemas import ApiKeyOut
 from controlplane.cli._context import Context, fail
+
+if TYPE_CHECKING:
+    from controlplane.api_keys.schemas import ApiKeyOut
 
 app = typer.Typer(no_args_is_help=True, help="API keys (the secret is shown once).")
 

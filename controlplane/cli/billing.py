@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from controlplane.cli._context import Context, fail
-from controlplane.exports.schemas import ExportSinkOut, ExportSinkSet
+
+if TYPE_CHECKING:
+    from controlplane.exports.schemas import ExportSinkOut
 
 app = typer.Typer(no_args_is_help=True, help="Plans, credits and the export sink of your account.")
 export_sink_app = typer.Typer(
@@ -115,6 +117,8 @@ def export_sink_set(
     export_from: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default today)")] = None,
 ) -> None:
     """Create or replace the account's export sink."""
+    from controlplane.exports.schemas import ExportSinkSet
+
     c = Context.of(ctx)
     body = ExportSinkSet(
         bucket=bucket,

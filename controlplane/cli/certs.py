@@ -11,7 +11,6 @@ from typing import Annotated
 
 import typer
 
-from auth import KeyPair, generate_ca, generate_leaf
 from controlplane.cli._context import Context, fail
 from controlplane.kit.files import write_private
 
@@ -56,6 +55,8 @@ def committable(path: Path) -> bool:
 def write_namespace_certs(directory: Path, namespace_id: str) -> dict[str, str]:
     """A new CA for ``namespace_id`` and a client certificate it signs, in ``directory``
     (``ca.pem``, ``ca.key``, ``client.pem``, ``client.key``; keys 0600, directory 0700)."""
+    from auth import generate_ca, generate_leaf
+
     if (directory / "ca.key").exists():
         fail(f"{directory} already holds a CA (ca.key); choose another --certs-dir")
     if committable(directory):
@@ -83,6 +84,8 @@ def certs_generate_ca(
     valid_days: Annotated[int, typer.Option()] = 365,
 ) -> None:
     """Create a CA for your namespace's client certificates."""
+    from auth import generate_ca
+
     ca = generate_ca(common_name, valid_days=valid_days)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "ca.pem").write_bytes(ca.cert_pem)
@@ -100,6 +103,8 @@ def certs_generate_leaf(
     valid_days: Annotated[int, typer.Option()] = 90,
 ) -> None:
     """Issue a client certificate signed by your CA."""
+    from auth import KeyPair, generate_leaf
+
     try:
         ca = KeyPair((ca_dir / "ca.pem").read_bytes(), (ca_dir / "ca.key").read_bytes())
         leaf = generate_leaf(ca, common_name, valid_days=valid_days)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from controlplane.cli._context import Context
-from controlplane.invoices.schemas import InvoiceOut
+
+if TYPE_CHECKING:
+    from controlplane.invoices.schemas import InvoiceOut
 
 app = typer.Typer(no_args_is_help=True, help="Invoices of your account (owner, finance admin).")
 

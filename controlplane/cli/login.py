@@ -11,28 +11,24 @@ import base64
 import hashlib
 import secrets
 import threading
-import webbrowser
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
 import typer
 
 from controlplane.cli._context import Context, fail
-from controlplane.cli._session_store import (
-    StoredSession,
-    forget_api_key,
-    forget_session,
-    load_api_key,
-    load_session,
-    save_session,
-)
+
+if TYPE_CHECKING:
+    from http.server import HTTPServer
+
+    import httpx
 
 _DONE_PAGE = b"<!doctype html><title>Stratus</title><p>Signed in. You can close this window.</p>"
 
 
 def _serve_once(timeout: float) -> tuple[HTTPServer, threading.Event, dict[str, str]]:
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
     result: dict[str, str] = {}
     done = threading.Event()
 
@@ -83,6 +79,12 @@ def login(
 ) -> None:
     """Sign in with your identity provider in the browser; later commands use the session
     when no --api-key is given."""
+    import webbrowser
+
+    import httpx
+
+    from controlplane.cli._session_store import StoredSession, save_session
+
     c = Context.of(ctx)
     verifier = secrets.token_urlsafe(48)
     challenge = (
@@ -130,6 +132,15 @@ def login(
 def logout(ctx: typer.Context) -> None:
     """End the session stratus login stored, on the server and locally; or forget the API key
     account create --save stored."""
+    import httpx
+
+    from controlplane.cli._session_store import (
+        forget_api_key,
+        forget_session,
+        load_api_key,
+        load_session,
+    )
+
     c = Context.of(ctx)
     saved_key = load_api_key(c.api_url)
     if saved_key is not None:

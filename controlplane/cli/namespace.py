@@ -7,19 +7,20 @@ import re
 import shlex
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 
 from auth import AuthMethod
 from controlplane.cli._context import Context, fail
 from controlplane.cli._options import NamespaceOption
-from controlplane.cli._session_store import config_dir
 from controlplane.cli.certs import data_dir, default_namespace_certs_dir, write_namespace_certs
-from controlplane.client import StratusAPIError, StratusClient
-from controlplane.namespaces.schemas import NamespaceOperation, NamespaceOut
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from controlplane.client import StratusClient
+    from controlplane.namespaces.schemas import NamespaceOperation, NamespaceOut
 
 app = typer.Typer(no_args_is_help=True, help="Namespaces of your account.")
 client_ca_app = typer.Typer(
@@ -75,6 +76,8 @@ def namespace_create(
     ] = False,
 ) -> None:
     """Create a namespace; with --wait, follow its operation to the end."""
+    from controlplane.client import StratusAPIError
+
     c = Context.of(ctx)
     if (ca_cert is None) != generate_certs:
         fail("give either --ca-cert FILE or --generate-certs")
@@ -133,6 +136,8 @@ def namespace_create(
 def _default_certs_dir(namespace_id: str) -> Path:
     """In the embedded Stratus's data dir, where the example worker looks, when this CLI runs
     beside it; else in the CLI's own config directory."""
+    from controlplane.cli._session_store import config_dir
+
     if data_dir().is_dir():
         return default_namespace_certs_dir(namespace_id)
     return config_dir() / "certs" / namespace_id
@@ -268,9 +273,15 @@ def _update(
         _wait_and_emit(c, client, result, wait)
 
 
+def _load_certificates(pem: bytes) -> list[x509.Certificate]:
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificates(pem)
+
+
 def _read_certificates(path: Path) -> list[x509.Certificate]:
     try:
-        certificates = x509.load_pem_x509_certificates(path.read_bytes())
+        certificates = _load_certificates(path.read_bytes())
     except OSError as error:
         fail(f"cannot read --ca-cert {path}: {error.strerror}")
     except ValueError as error:
@@ -279,10 +290,14 @@ def _read_certificates(path: Path) -> list[x509.Certificate]:
 
 
 def _fingerprint(certificate: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives import hashes
+
     return certificate.fingerprint(hashes.SHA256()).hex()
 
 
 def _bundle_pem(certificates: list[x509.Certificate]) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     return "".join(cert.public_bytes(serialization.Encoding.PEM).decode() for cert in certificates)
 
 
@@ -332,7 +347,7 @@ def client_ca_list(ctx: typer.Context, namespace_id: NamespaceOption) -> None:
     """The accepted CA certificates: SHA-256 fingerprint, subject, expiry."""
     c = Context.of(ctx)
     namespace = c.call(lambda client: client.get_namespace(namespace_id))
-    certificates = x509.load_pem_x509_certificates(namespace.accepted_client_ca.encode())
+    certificates = _load_certificates(namespace.accepted_client_ca.encode())
     rows = [
         {
             "sha256": _fingerprint(cert),
@@ -356,7 +371,7 @@ def client_ca_add(
     added = _read_certificates(ca_cert)
 
     def change(namespace: NamespaceOut) -> dict[str, Any]:
-        current = x509.load_pem_x509_certificates(namespace.accepted_client_ca.encode())
+        current = _load_certificates(namespace.accepted_client_ca.encode())
         known = {_fingerprint(cert) for cert in current}
         new = [cert for cert in added if _fingerprint(cert) not in known]
         if not new:
@@ -378,7 +393,7 @@ def client_ca_remove(
     removed = {_fingerprint(cert) for cert in _read_certificates(ca_cert)}
 
     def change(namespace: NamespaceOut) -> dict[str, Any]:
-        current = x509.load_pem_x509_certificates(namespace.accepted_client_ca.encode())
+        current = _load_certificates(namespace.accepted_client_ca.encode())
         kept = [cert for cert in current if _fingerprint(cert) not in removed]
         if len(kept) == len(current):
             raise _NoChange(f"no CA of {ca_cert} is accepted")

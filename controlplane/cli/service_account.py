@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from auth import AccountRole
 from controlplane.cli._context import Context, fail
 from controlplane.cli._options import NamespaceOption, PermissionChoice
-from controlplane.service_accounts.schemas import ServiceAccountOut
+
+if TYPE_CHECKING:
+    from controlplane.service_accounts.schemas import ServiceAccountOut
 
 app = typer.Typer(
     no_args_is_help=True, help="Service accounts: account-wide or scoped to one namespace."

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from auth import AccountRole
 from controlplane.cli._context import Context, fail
 from controlplane.cli._options import NamespaceOption, PermissionChoice
-from controlplane.client import StratusClient
-from controlplane.users.schemas import UserOut
+
+if TYPE_CHECKING:
+    from controlplane.client import StratusClient
+    from controlplane.users.schemas import UserOut
 
 app = typer.Typer(no_args_is_help=True, help="Users of your account and their roles.")
 

@@ -9,14 +9,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.ext.asyncio
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 AfterCommit = Callable[[], Awaitable[None]]
 
@@ -85,7 +81,9 @@ def create_engine(url: str) -> AsyncEngine:
     # hide_parameters: a database error's message (logged, or shown in a 500's traceback)
     # would otherwise carry the statement's values: API-key hashes, emails.
     sqlite = url.startswith("sqlite")
-    engine = create_async_engine(
+    # Looked up when called, so that OpenTelemetry's SQLAlchemy instrumentation (installed by
+    # kit.telemetry when an exporter is set) traces the engine.
+    engine = sqlalchemy.ext.asyncio.create_async_engine(
         url,
         pool_pre_ping=not sqlite,
         hide_parameters=True,

@@ -1,11 +1,10 @@
-"""Request ids, OpenTelemetry spans and Prometheus metrics for the HTTP API."""
+"""Request ids, OpenTelemetry span attributes and Prometheus metrics for the HTTP API."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
 from fastapi import FastAPI, Request, Response
@@ -23,8 +22,6 @@ from starlette.routing import Match
 from controlplane.kit.context import request_id_var
 from controlplane.kit.errors import unexpected_error_response
 
-tracer = trace.get_tracer("stratus.api")
-
 
 def _route_template(request: Request) -> str:
     for route in request.app.router.routes:
@@ -32,18 +29,6 @@ def _route_template(request: Request) -> str:
         if match is Match.FULL:
             return str(getattr(route, "path", request.url.path))
     return "unmatched"
-
-
-@contextmanager
-def _server_span(name: str) -> Iterator[trace.Span]:
-    """The request's server span: FastAPI's own when its telemetry already opened one (newer
-    releases do), else ours, so each request yields exactly one span carrying our attributes."""
-    current = trace.get_current_span()
-    if current.is_recording():
-        yield current
-        return
-    with tracer.start_as_current_span(name, kind=trace.SpanKind.SERVER) as span:
-        yield span
 
 
 class ScrapedCollector(Protocol):
@@ -80,18 +65,21 @@ def install(app: FastAPI, collectors: Sequence[ScrapedCollector] = ()) -> None:
         route = _route_template(request)
         started = time.perf_counter()
         try:
-            with _server_span(f"{request.method} {route}") as span:
-                span.set_attribute("http.request.method", request.method)
-                span.set_attribute("http.route", route)
-                span.set_attribute("stratus.request_id", request_id)
-                try:
-                    response = await call_next(request)
-                except Exception as exc:  # every error is answered as problem+json
-                    response = unexpected_error_response(request, exc, request_id)
-                span.set_attribute("http.response.status_code", response.status_code)
-                principal = getattr(request.state, "principal", None)
-                if principal is not None and principal.account_id:
-                    span.set_attribute("stratus.account_id", principal.account_id)
+            # The server span FastAPI's own OpenTelemetry support opened (its spans and
+            # http.server.request.duration metric need no middleware of ours); we add the
+            # attributes only Stratus knows.
+            span = trace.get_current_span()
+            span.set_attribute("http.request.method", request.method)
+            span.set_attribute("http.route", route)
+            span.set_attribute("stratus.request_id", request_id)
+            try:
+                response = await call_next(request)
+            except Exception as exc:  # every error is answered as problem+json
+                response = unexpected_error_response(request, exc, request_id)
+            span.set_attribute("http.response.status_code", response.status_code)
+            principal = getattr(request.state, "principal", None)
+            if principal is not None and principal.account_id:
+                span.set_attribute("stratus.account_id", principal.account_id)
         finally:
             request_id_var.reset(token)
         if route != "/metrics":

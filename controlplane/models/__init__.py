@@ -4,7 +4,7 @@ from controlplane.models.account import Account
 from controlplane.models.account_plan import AccountPlan
 from controlplane.models.account_quota import AccountQuota
 from controlplane.models.api_key import ApiKey
-from controlplane.models.async_operation import AsyncOperation, OperationState
+from controlplane.models.async_operation import AsyncOperation
 from controlplane.models.audit_event import AuditEvent
 from controlplane.models.base import Base
 from controlplane.models.cell import Cell
@@ -21,7 +21,7 @@ from controlplane.models.invoice import (
     InvoiceStatus,
 )
 from controlplane.models.invoice_delivery import InvoiceDelivery
-from controlplane.models.namespace import Namespace, NamespaceState
+from controlplane.models.namespace import Namespace
 from controlplane.models.namespace_access import NamespaceAccess
 from controlplane.models.oidc_login_attempt import OidcLoginAttempt
 from controlplane.models.saml_assertion_seen import SamlAssertionSeen
@@ -33,6 +33,7 @@ from controlplane.models.usage_record import UsageRecord
 from controlplane.models.usage_source import UsageSource
 from controlplane.models.user import User
 from controlplane.models.web_session import WebSession
+from controlplane.states import NamespaceState, OperationState
 
 __all__ = [
     "Account",

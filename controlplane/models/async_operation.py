@@ -1,19 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import enum
 
 from sqlalchemy import Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.models.base import Base, TimestampMixin, UTCDateTime
-
-
-class OperationState(enum.StrEnum):
-    PENDING = "PENDING"
-    IN_PROGRESS = "IN_PROGRESS"
-    FULFILLED = "FULFILLED"
-    FAILED = "FAILED"
+from controlplane.states import OperationState
 
 
 class AsyncOperation(TimestampMixin, Base):

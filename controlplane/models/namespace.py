@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import enum
-
 from sqlalchemy import JSON, Enum, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from auth import AuthMethod
 from controlplane.models.base import Base, TimestampMixin
+from controlplane.states import NamespaceState
 from dataplane.gateway import DEFAULT_ACTIONS_PER_SECOND, DEFAULT_REQUESTS_PER_SECOND
 
 
@@ -19,14 +18,6 @@ def auth_method_column() -> Enum:
         length=16,
         values_callable=lambda methods: [method.value for method in methods],
     )
-
-
-class NamespaceState(enum.StrEnum):
-    ACTIVATING = "ACTIVATING"
-    ACTIVE = "ACTIVE"
-    UPDATING = "UPDATING"
-    DELETING = "DELETING"
-    FAILED = "FAILED"
 
 
 class Namespace(TimestampMixin, Base):

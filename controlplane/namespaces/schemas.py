@@ -5,8 +5,8 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field
 
 from auth import AuthMethod
-from controlplane.models import NamespaceState
 from controlplane.operations.schemas import AsyncOperationOut
+from controlplane.states import NamespaceState
 
 CERTIFICATE_FILTERS_DESCRIPTION = (
     "At most 25 filters; a client certificate is admitted when any filter matches it, and a "

@@ -38,7 +38,7 @@ from controlplane.operations import service as operations
 from controlplane.operations.repository import OperationRepository, SystemOperationRepository
 from controlplane.operations.starter import OperationStarter
 from controlplane.quotas import service as quotas
-from controlplane.quotas.service import Quota
+from controlplane.quotas.limits import Quota
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 90

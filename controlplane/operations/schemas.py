@@ -4,7 +4,7 @@ import datetime as dt
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from controlplane.models import OperationState
+from controlplane.states import OperationState
 
 
 class AsyncOperationOut(BaseModel):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from controlplane.quotas.service import MAX_QUOTA, Quota
+from controlplane.quotas.limits import MAX_QUOTA, Quota
 
 
 class QuotaOut(BaseModel):

@@ -7,10 +7,8 @@ committed.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,28 +22,8 @@ from controlplane.kit.errors import (
     QuotaExceeded,
     TooManyOperations,
 )
+from controlplane.quotas.limits import DEFAULT_QUOTAS, MAX_QUOTA, Quota
 from controlplane.quotas.repository import QuotaRepository
-
-
-class Quota(enum.StrEnum):
-    NAMESPACES = "namespaces"
-    USERS = "users"
-    SERVICE_ACCOUNTS = "service_accounts"
-    API_KEYS_PER_PRINCIPAL = "api_keys_per_principal"
-    CONCURRENT_OPERATIONS = "concurrent_operations"
-
-
-# The one place the defaults live (Temporal Cloud's published limits where it has one).
-DEFAULT_QUOTAS: Mapping[Quota, int] = MappingProxyType(
-    {
-        Quota.NAMESPACES: 10,
-        Quota.USERS: 300,
-        Quota.SERVICE_ACCOUNTS: 100,
-        Quota.API_KEYS_PER_PRINCIPAL: 20,
-        Quota.CONCURRENT_OPERATIONS: 10,
-    }
-)
-MAX_QUOTA = 100_000
 
 _WHAT = {
     Quota.NAMESPACES: "namespaces",

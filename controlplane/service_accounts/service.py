@@ -23,7 +23,7 @@ from controlplane.kit.errors import (
 from controlplane.models import ServiceAccount
 from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.quotas import service as quotas
-from controlplane.quotas.service import Quota
+from controlplane.quotas.limits import Quota
 from controlplane.service_accounts.repository import ServiceAccountRepository
 
 

@@ -32,7 +32,7 @@ from controlplane.kit.errors import (
 from controlplane.models import Namespace, NamespaceAccess, User
 from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.quotas import service as quotas
-from controlplane.quotas.service import Quota
+from controlplane.quotas.limits import Quota
 from controlplane.users.repository import UserRepository
 
 

@@ -24,7 +24,7 @@ from dataplane.gateway._routes import (
     RouteTable,
     StaticRouteSource,
 )
-from dataplane.gateway._server import Gateway
+from dataplane.gateway._server import Gateway, gateway_serving
 from dataplane.gateway._settings import GatewaySettings
 from dataplane.gateway._tls import DEFAULT_DOMAIN, ServerNames
 
@@ -47,4 +47,5 @@ __all__ = [
     "RouteTable",
     "ServerNames",
     "StaticRouteSource",
+    "gateway_serving",
 ]

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from auth import KeyPair
 from dataplane.gateway import Gateway, GatewaySettings, HttpRouteSource
 from dataplane.gateway._api_keys import HttpKeyVerifier
+from dataplane.telemetry import configure_logging, configure_telemetry
 
 logger = logging.getLogger("dataplane.gateway")
 
@@ -66,7 +67,8 @@ async def serve(settings: GatewaySettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     try:
-        await routes.wait_until_reachable(timeout=120)
+        # Listening at once, NOT_SERVING on the health check until the first route table is
+        # applied (the control plane may come up after the gateway).
         await gateway.start()
         await stopping.wait()
         logger.info("gateway stopping")
@@ -94,11 +96,12 @@ def run(main: Coroutine[Any, Any, None]) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = load_settings()
+    configure_logging("INFO", settings.log_format)
     # One line per route poll (twice a second) would drown the useful lines.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    settings = load_settings()
     settings.announce()
+    configure_telemetry("stratus-gateway", settings.telemetry)
     run(serve(settings))
 
 

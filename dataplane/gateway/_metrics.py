@@ -1,8 +1,11 @@
-"""Prometheus counters of gateway traffic, per namespace and method."""
+"""Counters of gateway traffic, per namespace and method: Prometheus (scraped) and
+OpenTelemetry instruments (pushed to an OTLP collector when one is configured; no-ops
+otherwise)."""
 
 from __future__ import annotations
 
 import grpc
+from opentelemetry import metrics
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 # Refused calls for namespaces that are not routed are counted under this label, so a caller
@@ -31,11 +34,25 @@ class GatewayMetrics:
             ["method"],
             registry=self.registry,
         )
+        meter = metrics.get_meter("stratus.gateway")
+        self._otel_requests = meter.create_counter(
+            "stratus.gateway.requests", unit="{call}", description="Gateway calls"
+        )
+        self._otel_actions = meter.create_counter(
+            "stratus.gateway.actions", unit="{action}", description="Estimated actions admitted"
+        )
+        self._otel_latency = meter.create_histogram(
+            "stratus.gateway.request.duration", unit="s", description="Gateway call latency"
+        )
 
     def record(self, namespace: str, method: str, code: grpc.StatusCode, seconds: float) -> None:
         self._requests.labels(namespace or UNROUTED, method, code.name).inc()
         self._latency.labels(method).observe(seconds)
+        attributes = {"temporal.namespace": namespace or UNROUTED, "rpc.method": method}
+        self._otel_requests.add(1, {**attributes, "rpc.grpc.status_code": code.value[0]})
+        self._otel_latency.record(seconds, {"rpc.method": method})
 
     def record_actions(self, namespace: str, actions: int) -> None:
         if actions:
             self._actions.labels(namespace).inc(actions)
+            self._otel_actions.add(actions, {"temporal.namespace": namespace})

@@ -42,18 +42,26 @@ def _server_options(max_request_bytes: int, max_metadata_bytes: int) -> list[tup
 # The standard gRPC health check, answered by the gateway itself (namespace-less, allowed to
 # any caller that completed the endpoint's TLS handshake). Watch is not served.
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
-# grpc.health.v1.HealthCheckResponse{status: SERVING}, encoded by hand: the gateway does not
-# depend on grpcio-health-checking for one constant message.
-_SERVING = b"\x08\x01"
+# grpc.health.v1.HealthCheckResponse{status: SERVING | NOT_SERVING}, encoded by hand: the
+# gateway does not depend on grpcio-health-checking for two constant messages.
+SERVING = b"\x08\x01"
+NOT_SERVING = b"\x08\x02"
 
 
-async def _health_check(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-    return _SERVING
+class _Health:
+    """The gateway's readiness as its gRPC health check reports it: NOT_SERVING until the first
+    route table is applied and again once the gateway is stopping, SERVING in between."""
 
+    def __init__(self) -> None:
+        self.serving = False
+        self.handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(
+            self._check
+        )
 
-_HEALTH_HANDLER: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(
-    _health_check
-)
+    async def _check(
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
+        return SERVING if self.serving else NOT_SERVING
 
 
 class _Handlers(grpc.GenericRpcHandler):  # type: ignore[type-arg]  # stub generics
@@ -64,15 +72,16 @@ class _Handlers(grpc.GenericRpcHandler):  # type: ignore[type-arg]  # stub gener
     call (measured side by side against this lookup, which costs about a microsecond).
     """
 
-    def __init__(self, proxy: Proxy, mode: AuthMode) -> None:
+    def __init__(self, proxy: Proxy, mode: AuthMode, health: _Health) -> None:
         self._proxy = proxy
+        self._health = health
         self._handlers = proxy.method_handlers(mode)
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[bytes, bytes]:
         if handler_call_details.method == HEALTH_CHECK:
-            return _HEALTH_HANDLER
+            return self._health.handler
         handler = self._handlers.get(handler_call_details.method)
         if handler is None:
             return self._proxy.unimplemented_handler(handler_call_details.method)
@@ -125,6 +134,7 @@ class Gateway:
             issuer=issuer,
         )
         self._peers = PeerRegistry()
+        self._health = _Health()
         self._terminator: TlsTerminator | None = None
         self._proxy = Proxy(key_verifier, caller_limits, peers=self._peers, names=self.server_names)
         self._api_key_address = (
@@ -158,13 +168,21 @@ class Gateway:
         """The route table currently served."""
         return self._proxy.table
 
+    @property
+    def serving(self) -> bool:
+        """Ready: a route table is applied and the gateway is not stopping (what its gRPC
+        health check answers on both endpoints)."""
+        return self._health.serving
+
     async def start(self) -> None:
-        """Load routes once, bind the listener and start following the route source."""
+        """Bind the listeners, load routes once and start following the route source.
+
+        The health check answers NOT_SERVING until a route table is applied: when the first
+        load fails (the control plane is not up yet), the next poll's success flips it."""
         if self._server is not None:
             raise RuntimeError("gateway already started")
-        await self.refresh()
         server = grpc.aio.server(options=self._options)
-        server.add_generic_rpc_handlers((_Handlers(self._proxy, AuthMode.MTLS),))
+        server.add_generic_rpc_handlers((_Handlers(self._proxy, AuthMode.MTLS, self._health),))
         # Plaintext on loopback, reached only through the TLS terminator's relay (whose
         # connections carry the identities; any other connection has none and is refused).
         backend_port = server.add_insecure_port("127.0.0.1:0")
@@ -189,12 +207,16 @@ class Gateway:
         port = self._bound_port = terminator.bound_port
         if self._api_key_address is not None:
             await self._start_api_key_endpoint(self._api_key_address)
+        try:
+            await self.refresh()
+        except Exception:
+            logger.warning("gateway routes not loaded yet; retrying", exc_info=True)
         self._refresher = asyncio.create_task(self._follow_routes(), name="gateway-routes")
         logger.info("gateway listening on %s (port %d)", self._address, port)
 
     async def _start_api_key_endpoint(self, address: str) -> None:
         server = grpc.aio.server(options=self._options)
-        server.add_generic_rpc_handlers((_Handlers(self._proxy, AuthMode.API_KEY),))
+        server.add_generic_rpc_handlers((_Handlers(self._proxy, AuthMode.API_KEY, self._health),))
         credentials = grpc.ssl_server_credentials(
             [(self._server_key_pem, self._server_cert_pem)], require_client_auth=False
         )
@@ -214,6 +236,7 @@ class Gateway:
 
     async def stop(self, grace: float) -> None:
         """Stop accepting calls, let calls in flight finish for up to ``grace`` seconds."""
+        self._health.serving = False
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -238,7 +261,7 @@ class Gateway:
     async def refresh(self) -> None:
         """Fetch the route table once and apply it if its version changed."""
         table = await self._route_source.fetch()
-        if table is None or (self._server is not None and table.version == self.routes.version):
+        if table is None or (self._health.serving and table.version == self.routes.version):
             return
         rejected = {**table.dropped, **self._contexts.apply(table)}
         if rejected:
@@ -247,6 +270,7 @@ class Gateway:
             )
         self._proxy.apply(table)
         self._route_source.report(rejected)
+        self._health.serving = True
         logger.info(
             "gateway routes now at version %d (%d namespaces, %d not served)",
             table.version,
@@ -262,3 +286,20 @@ class Gateway:
             except Exception:
                 # A broken source must not stop the gateway; keep serving the last table.
                 logger.warning("gateway route refresh failed", exc_info=True)
+
+
+async def gateway_serving(
+    host: str, port: int, *, ca_pem: bytes, server_name: str = "localhost", timeout: float = 2.0
+) -> bool:
+    """True when the gateway's API-key endpoint at ``host:port`` answers its gRPC health check
+    SERVING (TLS trusting ``ca_pem``; the check needs no API key). The mTLS endpoint answers
+    the same, but only to a namespace's client certificate."""
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
+    options = [("grpc.ssl_target_name_override", server_name)]
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    async with grpc.aio.secure_channel(target, credentials, options=options) as channel:
+        try:
+            answer = await channel.unary_unary(HEALTH_CHECK, None, None)(b"", timeout=timeout)
+        except grpc.aio.AioRpcError:
+            return False
+    return bool(answer == SERVING)

@@ -12,8 +12,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from dataplane.gateway._limits import CallerLimits
 from dataplane.gateway._server import DEFAULT_MAX_REQUEST_BYTES
 from dataplane.gateway._tls import DEFAULT_DOMAIN
+from dataplane.telemetry import LogFormat, OtelExporter, OtlpProtocol, TelemetryOptions
 
 _CALLER_LIMITS = CallerLimits()
+
+
+def _both(name: str) -> AliasChoices:
+    """The gateway's own variable, else the one every Stratus process reads."""
+    return AliasChoices(f"STRATUS_GATEWAY_{name.upper()}", f"STRATUS_{name.upper()}")
 
 
 class GatewaySettings(BaseSettings):
@@ -60,6 +66,20 @@ class GatewaySettings(BaseSettings):
     valid_key_ttl_seconds: float = Field(default=_CALLER_LIMITS.valid_key_ttl, ge=0)
     invalid_key_ttl_seconds: float = Field(default=_CALLER_LIMITS.invalid_key_ttl, ge=0)
 
+    # Traces and metrics (see dataplane.telemetry); STRATUS_OTEL_* as the control plane's
+    # processes read them, or STRATUS_GATEWAY_OTEL_* for the gateway alone.
+    otel_exporter: OtelExporter = Field(default="none", validation_alias=_both("otel_exporter"))
+    otel_exporter_otlp_endpoint: str = Field(
+        default="", validation_alias=_both("otel_exporter_otlp_endpoint")
+    )
+    otel_exporter_otlp_headers: SecretStr = Field(
+        default=SecretStr(""), validation_alias=_both("otel_exporter_otlp_headers")
+    )
+    otel_exporter_otlp_protocol: OtlpProtocol = Field(
+        default="grpc", validation_alias=_both("otel_exporter_otlp_protocol")
+    )
+    log_format: LogFormat = Field(default="text", validation_alias=_both("log_format"))
+
     @model_validator(mode="after")
     def _default_id(self) -> GatewaySettings:
         if not self.id:
@@ -76,6 +96,15 @@ class GatewaySettings(BaseSettings):
             key_verifications_waiting=self.key_verifications_waiting,
             valid_key_ttl=self.valid_key_ttl_seconds,
             invalid_key_ttl=self.invalid_key_ttl_seconds,
+        )
+
+    @property
+    def telemetry(self) -> TelemetryOptions:
+        return TelemetryOptions(
+            exporter=self.otel_exporter,
+            endpoint=self.otel_exporter_otlp_endpoint,
+            headers=self.otel_exporter_otlp_headers,
+            protocol=self.otel_exporter_otlp_protocol,
         )
 
     def effective(self) -> dict[str, Any]:

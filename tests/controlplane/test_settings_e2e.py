@@ -35,6 +35,11 @@ OIDC_CLIENT_SECRET = "oidc-client-secret-never-logged"
 # Gateway settings `stratus up` assigns itself (from its own settings or its bootstrap).
 GATEWAY_ASSIGNED = {"host", "port", "domain", "api_key_port", "cert", "key", "ca", "ca_key"}
 GATEWAY_ASSIGNED |= {"api_url", "api_key"}
+# Telemetry settings every role reads alike; the supervisor hands the gateway its own.
+TELEMETRY = {"otel_exporter", "otel_exporter_otlp_endpoint", "otel_exporter_otlp_headers"}
+TELEMETRY |= {"otel_exporter_otlp_protocol", "log_format"}
+GATEWAY_ASSIGNED |= TELEMETRY
+OTLP_HEADERS = "x-collector-token=otlp-header-never-logged"
 
 
 def _only_value(field: FieldInfo) -> bool:
@@ -105,10 +110,19 @@ def everything_set(tmp_path: Path) -> Iterator[tuple[StratusUp, dict[str, Any], 
             "default_plan": "business",
             "export_sink_allowed_networks": ["10.20.0.0/16"],
             "otel_exporter": "console",
+            # Not contacted: spans go to the console.
+            "otel_exporter_otlp_endpoint": "http://127.0.0.1:1",
+            "otel_exporter_otlp_headers": OTLP_HEADERS,
+            "otel_exporter_otlp_protocol": "http/protobuf",
+            "log_format": "json",
             "log_level": "WARNING",
             "host": "127.0.0.2",
             "api_port": stratus.api_port,
             "public_url": "https://stratus.example.test",
+            # The data dir is bootstrapped (migrated) before the API starts.
+            "migrate_on_start": False,
+            "worker_health_host": "127.0.0.5",
+            "worker_health_port": free_port(),
             "oidc_providers": [
                 {
                     "name": "corp",
@@ -181,6 +195,7 @@ def test_every_setting_reaches_every_child_whole(
         ca_key=pki / "gateway-ca.key",
         api_url=f"http://{operator['host']}:{operator['api_port']}",
         api_key=stratus.operator_key,
+        **{name: operator[name] for name in TELEMETRY},
     )
     assert printed_gateway == expected_gateway.effective()
     gateway_defaults = _defaults(GatewaySettings)
@@ -195,6 +210,7 @@ def test_every_setting_reaches_every_child_whole(
         text = log.read_text(errors="replace")
         assert stratus.operator_key not in text, f"the operator key is in {log.name}"
         assert OIDC_CLIENT_SECRET not in text, f"the OIDC client secret is in {log.name}"
+        assert OTLP_HEADERS not in text, f"the OTLP headers are in {log.name}"
     assert stratus.stop() == 0
 
 
@@ -215,10 +231,18 @@ def test_a_child_reads_back_what_the_supervisor_serialises(
             "default_plan": "business",
             "export_sink_allowed_networks": ["10.20.0.0/16", "fd00::/8"],
             "otel_exporter": "console",
+            "otel_exporter_otlp_endpoint": "https://collector.example.test:4318",
+            "otel_exporter_otlp_headers": OTLP_HEADERS,
+            "otel_exporter_otlp_protocol": "http/protobuf",
+            "log_format": "json",
             "log_level": "DEBUG",
             "host": "0.0.0.0",
             "api_port": 9000,
             "public_url": "https://stratus.example.test",
+            # The data dir is bootstrapped (migrated) before the API starts.
+            "migrate_on_start": False,
+            "worker_health_host": "127.0.0.5",
+            "worker_health_port": free_port(),
             "oidc_providers": [
                 {
                     "name": "corp",
@@ -247,6 +271,7 @@ def test_a_child_reads_back_what_the_supervisor_serialises(
             "id": "gateway-0",
             "metrics_host": "0.0.0.0",
             "metrics_port": 19090,
+            **{name: operator[name] for name in TELEMETRY},
         },
     )
     roles: list[BaseSettings] = [

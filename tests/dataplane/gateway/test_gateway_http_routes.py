@@ -15,7 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+import grpc
 import pytest
+from otlp_receiver import OtlpReceiver, ReceivedSpan
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client
 
@@ -275,6 +277,26 @@ async def test_gateway_process_serves_routes_from_the_control_plane(
             }
         ],
     }
+    process, port = await start_gateway(control_plane, pki, tmp_path)
+    try:
+        client = await connect_when_listening(port, pki, cells.namespace_a)
+        described = await client.workflow_service.describe_namespace(
+            wsv1.DescribeNamespaceRequest(namespace=cells.namespace_a)
+        )
+        assert described.namespace_info.name == cells.namespace_a
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def start_gateway(
+    control_plane: str, pki: Pki, tmp_path: Path, extra_env: dict[str, str] | None = None
+) -> tuple[asyncio.subprocess.Process, int]:
+    """``python -m dataplane.gateway`` following ``control_plane``; its output goes to
+    ``tmp_path / "gateway.log"``."""
     files = {
         "STRATUS_GATEWAY_CERT": pki.gateway_server.cert_pem,
         "STRATUS_GATEWAY_KEY": pki.gateway_server.key_pem,
@@ -292,27 +314,86 @@ async def test_gateway_process_serves_routes_from_the_control_plane(
         "STRATUS_GATEWAY_PORT": str(port),
         "STRATUS_API_URL": control_plane,
         "STRATUS_GATEWAY_API_KEY": API_KEY,
+        **(extra_env or {}),
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dataplane.gateway",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+    with open(tmp_path / "gateway.log", "ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "dataplane.gateway",
+            env=env,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    return process, port
+
+
+async def test_gateway_exports_spans_and_metrics_over_otlp_and_logs_json(
+    control_plane: str, pki: Pki, cells: Cells, tmp_path: Path
+) -> None:
+    """With STRATUS_OTEL_EXPORTER=otlp (the variable every role reads) the gateway's call spans
+    (rpc method, namespace, status) and its call counters reach the collector as service
+    stratus-gateway; with STRATUS_LOG_FORMAT=json it logs JSON lines."""
+    ControlPlane.fail = False
+    ControlPlane.document = {
+        "version": 1,
+        "routes": [
+            {
+                "namespace_id": cells.namespace_a,
+                "cell_address": cells.address_a,
+                "accepted_client_ca": pki.ca_a.cert_pem.decode(),
+            }
+        ],
+    }
+    receiver = OtlpReceiver()
+    receiver.start()
+    process, port = await start_gateway(
+        control_plane,
+        pki,
+        tmp_path,
+        {
+            "STRATUS_OTEL_EXPORTER": "otlp",
+            "STRATUS_OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "STRATUS_LOG_FORMAT": "json",
+        },
     )
     try:
         client = await connect_when_listening(port, pki, cells.namespace_a)
-        described = await client.workflow_service.describe_namespace(
+        await client.workflow_service.describe_namespace(
             wsv1.DescribeNamespaceRequest(namespace=cells.namespace_a)
         )
-        assert described.namespace_info.name == cells.namespace_a
+
+        def describe_span(r: OtlpReceiver) -> ReceivedSpan | None:
+            return next((s for s in r.spans if s.name == "DescribeNamespace"), None)
+
+        span = await asyncio.to_thread(receiver.wait_for, describe_span)
+        assert (span.service, span.scope) == ("stratus-gateway", "stratus.gateway")
+        assert span.attributes["rpc.method"] == "DescribeNamespace"
+        assert span.attributes["temporal.namespace"] == cells.namespace_a
+        assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.OK.value[0]
+
+        def calls(r: OtlpReceiver) -> list[dict[str, object]]:
+            return [
+                point
+                for m in r.metrics
+                if m.service == "stratus-gateway" and m.name == "stratus.gateway.requests"
+                for point in m.points
+                if point.get("rpc.method") == "DescribeNamespace"
+            ]
+
+        (point, *_) = await asyncio.to_thread(receiver.wait_for, calls)
+        assert point["temporal.namespace"] == cells.namespace_a
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 15) == 0
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+        receiver.stop()
+    lines = (tmp_path / "gateway.log").read_text().splitlines()
+    entries = [json.loads(line) for line in lines if not line.startswith("effective settings")]
+    assert any(entry["message"] == "gateway stopping" for entry in entries), lines
+    assert all({"timestamp", "level", "logger", "message"} <= entry.keys() for entry in entries)
 
 
 async def connect_when_listening(port: int, pki: Pki, namespace: str) -> Client:

@@ -1,0 +1,250 @@
+"""Every role as its own process: ``stratus serve api|gateway|worker`` on a data dir bootstrapped
+as ``stratus up`` does, each reporting readiness as its dependencies come up — the gateway's
+gRPC health NOT_SERVING until the API gives it routes, the worker's and the API's ``/readyz``
+503 until the system cell answers — plus the settings file and ``stratus migrate``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from support import STRATUS, free_port, wait_until
+
+from controlplane.kit.migrate import head_revisions
+from dataplane.cells import temporal_binary
+
+pytestmark = pytest.mark.slow
+
+_BOOTSTRAP = (
+    "import asyncio\n"
+    "from controlplane.bootstrap import bootstrap\n"
+    "from controlplane.config import Settings\n"
+    "asyncio.run(bootstrap(Settings()))\n"
+)
+_SERVING = b"\x08\x01"
+_NOT_SERVING = b"\x08\x02"
+
+
+def _clean_env(**variables: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATUS_")}
+    return env | variables
+
+
+class _Processes:
+    """Processes the test starts, each logging to its own file, stopped with SIGTERM."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with open(self.logs / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                args, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+        self.started[name] = process
+        return process
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")[-4000:]
+
+    def alive(self, name: str) -> bool:
+        if self.started[name].poll() is not None:
+            raise AssertionError(f"{name} exited:\n{self.log(name)}")
+        return True
+
+    def stop(self, name: str) -> int:
+        process = self.started.pop(name)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+            raise
+
+    def stop_all(self) -> None:
+        for name in list(self.started):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.stop(name)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[_Processes]:
+    started = _Processes(tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop_all()
+
+
+def _gateway_health(port: int, ca_pem: bytes) -> bytes | None:
+    """The raw gRPC health answer of the gateway's API-key endpoint (None: no answer)."""
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
+    options = [("grpc.ssl_target_name_override", "localhost")]
+    with grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=options) as channel:
+        check = channel.unary_unary("/grpc.health.v1.Health/Check")
+        try:
+            answer: bytes = check(b"", timeout=2)
+        except grpc.RpcError:
+            return None
+    return answer
+
+
+def _status(url: str) -> int | None:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return None
+
+
+def test_each_role_runs_alone_and_turns_ready_when_its_dependencies_answer(
+    tmp_path: Path, processes: _Processes
+) -> None:
+    """Gateway first (NOT_SERVING: no routes), worker (alive, /readyz 503: no system cell), API
+    from a settings file whose port the environment overrides (/readyz 503 naming the system
+    cell; the gateway turns SERVING), then the system cell: the API's and the worker's /readyz
+    turn 200. Each stops on SIGTERM with exit code 0."""
+    data_dir = tmp_path / "data"
+    system_port, api_port, worker_health_port = free_port(), free_port(), free_port()
+    gateway_port, gateway_key_port = free_port(), free_port()
+    system_address = f"127.0.0.1:{system_port}"
+    shared = {"STRATUS_DATA_DIR": str(data_dir), "STRATUS_SYSTEM_CELL_ADDRESS": system_address}
+    subprocess.run(
+        [sys.executable, "-c", _BOOTSTRAP],
+        env=_clean_env(**shared),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    pki = data_dir / "pki"
+    ca_pem = (pki / "gateway-ca.pem").read_bytes()
+    api_url = f"http://127.0.0.1:{api_port}"
+
+    processes.start(
+        "gateway",
+        [STRATUS, "serve", "gateway"],
+        _clean_env(
+            STRATUS_GATEWAY_PORT=str(gateway_port),
+            STRATUS_GATEWAY_API_KEY_PORT=str(gateway_key_port),
+            STRATUS_GATEWAY_CERT=str(pki / "gateway.pem"),
+            STRATUS_GATEWAY_KEY=str(pki / "gateway.key"),
+            STRATUS_GATEWAY_CA=str(pki / "gateway-ca.pem"),
+            STRATUS_GATEWAY_CA_KEY=str(pki / "gateway-ca.key"),
+            STRATUS_GATEWAY_API_URL=api_url,
+            STRATUS_GATEWAY_API_KEY=(data_dir / "operator.key").read_text().strip(),
+        ),
+    )
+    wait_until(
+        lambda: (
+            processes.alive("gateway") and _gateway_health(gateway_key_port, ca_pem) == _NOT_SERVING
+        ),
+        60,
+    )
+
+    processes.start(
+        "worker",
+        [STRATUS, "serve", "worker"],
+        _clean_env(**shared, STRATUS_WORKER_HEALTH_PORT=str(worker_health_port)),
+    )
+    worker_url = f"http://127.0.0.1:{worker_health_port}"
+    wait_until(lambda: processes.alive("worker") and _status(worker_url + "/healthz") == 200, 60)
+    assert _status(worker_url + "/readyz") == 503
+
+    # The file names a port nobody listens on; the environment's port wins.
+    settings_file = tmp_path / "api.yaml"
+    settings_file.write_text(
+        f"data_dir: {data_dir}\nsystem_cell_address: '{system_address}'\n"
+        f"api_port: {free_port()}\nmigrate_on_start: false\n"
+    )
+    processes.start(
+        "api",
+        [STRATUS, "serve", "api", "--settings", str(settings_file)],
+        _clean_env(STRATUS_API_PORT=str(api_port)),
+    )
+    wait_until(lambda: processes.alive("api") and _status(api_url + "/healthz") == 200, 60)
+    not_ready = httpx.get(api_url + "/readyz")
+    assert not_ready.status_code == 503
+    assert not_ready.headers["content-type"] == "application/problem+json"
+    assert not_ready.json()["detail"] == f"the system cell at {system_address} does not answer"
+    wait_until(lambda: _gateway_health(gateway_key_port, ca_pem) == _SERVING, 30)
+    assert _status(worker_url + "/readyz") == 503
+
+    processes.start(
+        "system-cell",
+        [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(system_port),
+            "--http-port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
+            "--log-level",
+            "warn",
+        ],
+        _clean_env(),
+    )
+    wait_until(lambda: _status(api_url + "/readyz") == 200, 90)
+    wait_until(lambda: _status(worker_url + "/readyz") == 200, 90)
+    # The effective settings line shows the file's and the environment's values merged.
+    announced = next(
+        line
+        for line in processes.log("api").splitlines()
+        if line.startswith("effective settings: api ")
+    )
+    effective = json.loads(announced.removeprefix("effective settings: api "))
+    assert (effective["api_port"], effective["migrate_on_start"]) == (api_port, False)
+
+    assert processes.stop("gateway") == 0, processes.log("gateway")
+    assert processes.stop("worker") == 0, processes.log("worker")
+    # uvicorn shuts down cleanly, then re-raises the SIGTERM it caught (as under `stratus up`).
+    assert processes.stop("api") in (0, -signal.SIGTERM)
+    assert "Application shutdown complete." in processes.log("api")
+    assert "alembic" not in processes.log("api"), "/readyz must not migrate (nor log as if)"
+
+
+def test_a_settings_file_with_an_unknown_key_is_refused_naming_it(tmp_path: Path) -> None:
+    """A misspelt setting stops the role before it starts (exit 2), naming the key."""
+    settings_file = tmp_path / "worker.json"
+    settings_file.write_text(json.dumps({"data_dir": str(tmp_path), "metering_intervall": 5}))
+    result = subprocess.run(
+        [STRATUS, "serve", "worker", "--settings", str(settings_file)],
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "not a setting of WorkerSettings: metering_intervall" in result.stderr
+
+
+def test_migrate_brings_an_empty_database_to_head(tmp_path: Path) -> None:
+    """``stratus migrate`` (production: once before rolling out API replicas) creates the
+    schema and names the revisions it reached; a second run changes nothing."""
+    env = _clean_env(STRATUS_DATA_DIR=str(tmp_path / "data"))
+    first = subprocess.run(
+        [STRATUS, "migrate"], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'stratus.db'}"
+    assert first.stdout == f"database at {', '.join(sorted(head_revisions(url)))}\n"
+    again = subprocess.run(
+        [STRATUS, "migrate"], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert again.stdout == first.stdout
+    assert (tmp_path / "data" / "stratus.db").exists()
