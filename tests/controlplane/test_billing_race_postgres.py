@@ -3,10 +3,10 @@ every account is finalized by exactly one of them and every credit is spent exac
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -30,9 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-async def pg_url(
-    postgres: PostgresServer, migrated_postgres_template: str
-) -> AsyncIterator[str]:
+async def pg_url(postgres: PostgresServer, migrated_postgres_template: str) -> AsyncIterator[str]:
     name = postgres.unique_database("stratus_race", template=migrated_postgres_template)
     try:
         yield postgres.database_url(name)
@@ -62,16 +60,22 @@ async def test_two_processes_finalize_each_invoice_once(pg_url: str, tmp_path: P
         go = tmp_path / "go"
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         processes = [
-            subprocess.Popen(
-                [sys.executable, str(PROCESS), pg_url, NOW.isoformat(), str(go)],
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(PROCESS),
+                pg_url,
+                NOW.isoformat(),
+                str(go),
                 env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
             for _ in range(2)
         ]
         go.touch()
-        outputs = [process.communicate(timeout=120) for process in processes]
+        outputs = await asyncio.wait_for(
+            asyncio.gather(*(process.communicate() for process in processes)), 120
+        )
         for process, (_, err) in zip(processes, outputs, strict=True):
             assert process.returncode == 0, err.decode()
         reports = [json.loads(out) for out, _ in outputs]
@@ -79,8 +83,10 @@ async def test_two_processes_finalize_each_invoice_once(pg_url: str, tmp_path: P
         assert finalized == Counter({(a, MARCH.date().isoformat()): 1 for a in ACCOUNTS})
         async with sessions() as session:
             invoices = (
-                await session.execute(select(Invoice).where(Invoice.period_start == MARCH))
-            ).scalars().all()
+                (await session.execute(select(Invoice).where(Invoice.period_start == MARCH)))
+                .scalars()
+                .all()
+            )
             credits = (await session.execute(select(Credit))).scalars().all()
         assert sorted(invoice.account_id for invoice in invoices) == ACCOUNTS
         assert {invoice.status for invoice in invoices} == {InvoiceStatus.FINALIZED}
