@@ -28,8 +28,8 @@ from sqlalchemy import make_url
 __all__ = ["PostgresServer", "postgres_for_tests", "run_postgres"]
 
 TEST_DATABASE_URL_ENV = "STRATUS_TEST_DATABASE_URL"
-# Debian's postgresql-15 package; `pg_config --bindir` names the same directory.
-DEFAULT_BIN_DIR = Path("/usr/lib/postgresql/15/bin")
+# Debian's postgresql-NN packages install the server binaries here (not on PATH).
+DEBIAN_BIN_DIRS = Path("/usr/lib/postgresql")
 
 
 @dataclass(frozen=True)
@@ -76,13 +76,14 @@ def _free_port() -> int:
 
 
 def _bin_dir() -> Path:
-    if (DEFAULT_BIN_DIR / "postgres").exists():
-        return DEFAULT_BIN_DIR
-    found = shutil.which("pg_config")
+    """The newest Debian server version's binaries, else wherever ``postgres`` is on PATH."""
+    versions = [path for path in DEBIAN_BIN_DIRS.glob("*/bin") if (path / "initdb").exists()]
+    if versions:
+        return max(versions, key=lambda path: int(path.parent.name.split(".")[0]))
+    found = shutil.which("postgres")
     if found is None:
         raise RuntimeError("PostgreSQL server binaries not found (Debian: apt install postgresql)")
-    out = subprocess.run([found, "--bindir"], capture_output=True, text=True, check=True)
-    return Path(out.stdout.strip())
+    return Path(found).parent
 
 
 @contextlib.contextmanager

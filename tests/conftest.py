@@ -20,7 +20,8 @@ from infra.postgres import PostgresServer, postgres_for_tests
 # Fixtures that start real components: a whole `stratus up`, Temporal cells, a gateway in front
 # of them, the IdPs, SeaweedFS. A test that uses one (directly or through another fixture) is
 # `slow` and stays out of `make test-fast`; a test that starts a component inline says so with
-# `@pytest.mark.slow` (or `pytestmark` for a whole module).
+# `@pytest.mark.slow` (or `pytestmark` for a whole module). The private PostgreSQL server
+# (`postgres`) is not slow: it starts in under a second, and the database tests need it.
 SLOW_FIXTURES = frozenset(
     {
         "stratus",  # tests/conftest.py (and modules' own): `stratus up` with its system cell
