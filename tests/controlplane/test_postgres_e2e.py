@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from identity_support import expiry
+from identity_support import expiry, invite, issue_user_key
 from support import (
     StratusUp,
     create_active_namespace,
@@ -126,3 +126,45 @@ async def test_api_keys_per_user_hold_across_two_api_processes(
     with http(stratus, tenant.api_key) as owner:
         listed: dict[str, Any] = owner.get("/api-keys").json()
     assert len(listed["api_keys"]) == 4
+
+
+async def test_last_owner_guard_holds_across_two_api_processes(
+    stratus_on_postgres: StratusUp, second_api: str
+) -> None:
+    """Five accounts with two owners each; in every account both owners step down at once,
+    each through another API process. Every account keeps an owner:
+    one demotion passes, the other is refused 409 last-owner."""
+    stratus = stratus_on_postgres
+    requests: list[tuple[str, str, str, dict[str, str]]] = []
+    tenants = []
+    for i in range(5):
+        tenant = new_tenant(stratus, f"Owners{i}")
+        tenants.append(tenant)
+        second = invite(stratus, tenant.api_key, f"second@owners{i}.example", "owner")
+        second_key = await asyncio.to_thread(issue_user_key, stratus, second["id"])
+        with http(stratus, tenant.api_key) as client:
+            users = client.get("/users").json()["users"]
+        first = next(user for user in users if user["id"] != second["id"])
+        # Each owner steps down, through its own API process.
+        for base_url, key, user in (
+            (stratus.api_url, tenant.api_key, first),
+            (second_api, second_key, second),
+        ):
+            body = {"resource_version": user["resource_version"], "account_role": "admin"}
+            requests.append((base_url, key, f"/api/v1/users/{user['id']}", body))
+
+    async def demote(base_url: str, key: str, path: str, body: dict[str, str]) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as client:
+            return await client.post(path, json=body)
+
+    responses = await asyncio.gather(*(demote(*request) for request in requests))
+    for pair in zip(responses[::2], responses[1::2], strict=True):
+        statuses = sorted(response.status_code for response in pair)
+        assert statuses == [200, 409], [response.text for response in pair]
+        refused = next(response for response in pair if response.status_code == 409)
+        assert refused.json()["type"].endswith("/last-owner")
+    for tenant in tenants:
+        with http(stratus, tenant.api_key) as client:
+            roles = [user["account_role"] for user in client.get("/users").json()["users"]]
+        assert sorted(roles) == ["admin", "owner"]
