@@ -262,14 +262,16 @@ def _crash(session: Session) -> None:
 
 
 async def test_crash_between_batches_neither_loses_nor_double_counts(
-    cell: RunningCell,
+    provider: LocalCellProvider,
     http: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     """A scrape billing one namespace per transaction dies after its first batch committed:
     that namespace is billed in full, the others not at all; the next scrape bills the others
     exactly once and adds nothing to the first."""
-    # Named to sort first among the shared cell's namespaces: batches go in name order.
+    # A cell of the test's own (per database it runs on): batches go in name order, and the
+    # three namespaces must be all the cell has.
+    cell = await _start_cell(provider, f"cell-crash-{uuid.uuid4().hex[:6]}")
     namespaces = [f"a{i}{uuid.uuid4().hex[:6]}.acme1" for i in range(3)]
     for namespace in namespaces:
         await _register(cell, namespace)
@@ -451,7 +453,8 @@ async def test_cell_restart_mid_workload_keeps_totals_exact(
     """Orders started before a cell restart and finished after it, plus orders run after it,
     bill exactly once in total: the restart (counters back to zero) is detected and the new
     process's counters are billed from zero."""
-    cell = await _start_cell(provider, "cell-restarted")
+    # A cell of the test's own per database it runs on (the test runs on SQLite and PostgreSQL).
+    cell = await _start_cell(provider, f"cell-restarted-{uuid.uuid4().hex[:6]}")
     namespace = "restart.acme1"
     await _register(cell, namespace)
 
