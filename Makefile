@@ -8,8 +8,9 @@ STAMP := $(VENV)/.stratus-installed
 # Debian packages the project needs beyond a stock Python: xmlsec1 checks SAML signatures.
 APT_PACKAGES := xmlsec1
 # Only the tests need these: the sign-in test drives Debian's chromium (never `playwright
-# install`) and runs the npm oidc-provider IdP with node; the SAML tests sign with xmlsec1.
-TEST_APT_PACKAGES := chromium nodejs npm xmlsec1
+# install`) and runs the npm oidc-provider IdP with node; the SAML tests sign with xmlsec1; the
+# database tests start a private PostgreSQL server from Debian's postgresql (infra/postgres.py).
+TEST_APT_PACKAGES := chromium nodejs npm xmlsec1 postgresql
 OIDC_IDP := infra/oidc-idp
 OIDC_IDP_STAMP := $(OIDC_IDP)/node_modules/.stratus-installed
 

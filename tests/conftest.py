@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,11 +15,13 @@ from support import StratusUp, free_port
 
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.kit.migrate import migrate
+from infra.postgres import PostgresServer, postgres_for_tests
 
 # Fixtures that start real components: a whole `stratus up`, Temporal cells, a gateway in front
 # of them, the IdPs, SeaweedFS. A test that uses one (directly or through another fixture) is
 # `slow` and stays out of `make test-fast`; a test that starts a component inline says so with
-# `@pytest.mark.slow` (or `pytestmark` for a whole module).
+# `@pytest.mark.slow` (or `pytestmark` for a whole module). The private PostgreSQL server
+# (`postgres`) is not slow: it starts in under a second, and the database tests need it.
 SLOW_FIXTURES = frozenset(
     {
         "stratus",  # tests/conftest.py (and modules' own): `stratus up` with its system cell
@@ -75,12 +76,48 @@ def span_exporter() -> InMemorySpanExporter:
     return exporter
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server shared by the session: a private one from Debian's package on a free
+    port (infra/postgres.py), or the one ``STRATUS_TEST_DATABASE_URL`` names."""
+    with postgres_for_tests() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_template(postgres: PostgresServer) -> Iterator[str]:
+    """A PostgreSQL database migrated to head once; each test's database is a copy of it
+    (CREATE DATABASE ... TEMPLATE), far cheaper than migrating every time."""
+    name = postgres.unique_database("stratus_template")
+    migrate(postgres.database_url(name))
+    try:
+        yield name
+    finally:
+        postgres.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a migrated, empty database of the test's own: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'stratus.db'}"
+        migrate(url)
+        yield url
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    template: str = request.getfixturevalue("migrated_postgres_template")
+    name = server.unique_database("stratus_test", template=template)
+    try:
+        yield server.database_url(name)
+    finally:
+        server.drop_database(name)
+
+
 @pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """A migrated SQLite database of the test's own (for tests below the API)."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'stratus.db'}"
-    await asyncio.to_thread(migrate, url)
-    engine = create_engine(url)
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on a migrated database of the test's own (for tests below the API), once on
+    SQLite and once on PostgreSQL."""
+    engine = create_engine(database_url)
     try:
         yield create_sessionmaker(engine)
     finally:

@@ -25,8 +25,14 @@ def expiry(days: float = 30) -> str:
     return (dt.datetime.now(dt.UTC) + dt.timedelta(days=days)).isoformat()
 
 
+def _database_url(stratus: StratusUp) -> str:
+    """The database of ``stratus``: its STRATUS_DATABASE_URL, else the SQLite in its data dir."""
+    database_url = stratus.extra_env.get("STRATUS_DATABASE_URL")
+    return Settings(data_dir=stratus.data_dir, database_url=database_url).sqlalchemy_url
+
+
 async def _issue_user_key(stratus: StratusUp, user_id: str, issued_at: dt.datetime | None) -> str:
-    engine = create_engine(Settings(data_dir=stratus.data_dir).sqlalchemy_url)
+    engine = create_engine(_database_url(stratus))
     tokens = []
     try:
         # The loop runs to its end so the unit of work commits.
@@ -55,7 +61,7 @@ def issue_user_key(
 
 
 async def _authenticates(stratus: StratusUp, token: str, at: dt.datetime) -> bool:
-    engine = create_engine(Settings(data_dir=stratus.data_dir).sqlalchemy_url)
+    engine = create_engine(_database_url(stratus))
     try:
         async with create_sessionmaker(engine)() as session:
             try:

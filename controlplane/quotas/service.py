@@ -65,6 +65,12 @@ async def _usage(
     return await repository.count_keys_of(kind.value, owner_id, utcnow())
 
 
+async def lock_account(session: AsyncSession, account_id: str) -> None:
+    """Serialize the account's count-then-change checks (every quota, the last-owner guard)
+    until the unit of work ends (see :meth:`QuotaRepository.lock_account`)."""
+    await QuotaRepository(session, account_id).lock_account()
+
+
 async def enforce(
     session: AsyncSession,
     account_id: str,

@@ -96,6 +96,9 @@ async def namespace_permissions(
 async def _guard_last_owner(session: AsyncSession, principal: Principal, user: User) -> None:
     if user.account_role != AccountRole.OWNER.value:
         return
+    # Two owners stepping down at once would each count the other (READ COMMITTED on
+    # PostgreSQL): the account lock makes the second count after the first commits.
+    await quotas.lock_account(session, user.account_id)
     if await UserRepository(session, principal).count_owners() <= 1:
         raise LastOwner(
             f"{user.email} is the account's last owner; make another user owner first",

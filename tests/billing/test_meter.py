@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import httpx
+import psycopg
 import pytest
 from cell_support import register_namespace
 from metering_workflows import OrderWorkflow, ReceiptWorkflow, charge
-from sqlalchemy import event, select
+from sqlalchemy import URL, event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from support import free_port
@@ -261,14 +262,16 @@ def _crash(session: Session) -> None:
 
 
 async def test_crash_between_batches_neither_loses_nor_double_counts(
-    cell: RunningCell,
+    provider: LocalCellProvider,
     http: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     """A scrape billing one namespace per transaction dies after its first batch committed:
     that namespace is billed in full, the others not at all; the next scrape bills the others
     exactly once and adds nothing to the first."""
-    # Named to sort first among the shared cell's namespaces: batches go in name order.
+    # A cell of the test's own (per database it runs on): batches go in name order, and the
+    # three namespaces must be all the cell has.
+    cell = await _start_cell(provider, f"cell-crash-{uuid.uuid4().hex[:6]}")
     namespaces = [f"a{i}{uuid.uuid4().hex[:6]}.acme1" for i in range(3)]
     for namespace in namespaces:
         await _register(cell, namespace)
@@ -344,6 +347,34 @@ def _exposition(namespaces: list[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def _write_without_waiting(url: URL) -> str:
+    """Another tenant's write on another connection, refused at once if anyone held a lock:
+    SQLite's database write lock (timeout 0), or on PostgreSQL any lock on the usage tables
+    that a writing transaction takes (LOCK ... NOWAIT conflicts with them all)."""
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None
+        other = sqlite3.connect(url.database, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("DELETE FROM usage_sources WHERE cell_id = 'nobody'")
+            other.execute("COMMIT")
+            return "written"
+        except sqlite3.OperationalError as error:
+            return str(error)
+        finally:
+            other.close()
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn) as pg:
+        try:
+            pg.execute(
+                "LOCK TABLE usage_sources, usage_cursors, usage_records IN EXCLUSIVE MODE NOWAIT"
+            )
+            pg.execute("DELETE FROM usage_sources WHERE cell_id = 'nobody'")
+            return "written"
+        except psycopg.errors.LockNotAvailable as error:
+            return str(error)
+
+
 async def test_no_write_lock_is_held_during_metrics_reads_or_across_batches(
     http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -351,23 +382,13 @@ async def test_no_write_lock_is_held_during_metrics_reads_or_across_batches(
     another connection writes without waiting; then 60 namespaces are billed in transactions
     of at most 10 namespaces each, not in one that holds the write lock for the whole cell."""
     namespaces = [f"tenant-{i:02d}.acme1" for i in range(60)]
-    database = sessions.kw["bind"].url.database
-    assert database is not None
+    url = sessions.kw["bind"].url
     seen_while_reading: list[tuple[int, str]] = []
 
     async def slow_endpoint(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
-        # Another tenant's write, refused at once (timeout 0) if anyone held the write lock.
-        other = sqlite3.connect(database, timeout=0)
-        try:
-            other.execute("BEGIN IMMEDIATE")
-            other.execute("DELETE FROM usage_sources WHERE cell_id = 'nobody'")
-            other.execute("COMMIT")
-            seen_while_reading.append((_Recorded.open_transactions, "written"))
-        except sqlite3.OperationalError as error:
-            seen_while_reading.append((_Recorded.open_transactions, str(error)))
-        finally:
-            other.close()
+        outcome = _write_without_waiting(url)
+        seen_while_reading.append((_Recorded.open_transactions, outcome))
         await asyncio.sleep(0.5)  # slow: the meter is blocked on this read meanwhile
         body = _exposition(namespaces)
         writer.write(
@@ -432,7 +453,8 @@ async def test_cell_restart_mid_workload_keeps_totals_exact(
     """Orders started before a cell restart and finished after it, plus orders run after it,
     bill exactly once in total: the restart (counters back to zero) is detected and the new
     process's counters are billed from zero."""
-    cell = await _start_cell(provider, "cell-restarted")
+    # A cell of the test's own per database it runs on (the test runs on SQLite and PostgreSQL).
+    cell = await _start_cell(provider, f"cell-restarted-{uuid.uuid4().hex[:6]}")
     namespace = "restart.acme1"
     await _register(cell, namespace)
 
