@@ -15,12 +15,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from support import StratusUp, Tenant, new_tenant
 
 from controlplane.gateway_routes import service as gateway_routes
 from controlplane.kit.db import unit_of_work
+from controlplane.kit.migrate import migrate
 from controlplane.models import GatewayInstance
 
 
@@ -44,6 +46,15 @@ def write_lock_is_free(database: Path) -> bool:
             return False
         connection.execute("ROLLBACK")
         return True
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite only (overrides the both-databases fixture): these tests are about SQLite's
+    write lock."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'stratus.db'}"
+    migrate(url)
+    return url
 
 
 async def test_reads_leave_the_write_lock_free_and_a_savepoint_takes_it(
