@@ -273,7 +273,13 @@ class JobActivities:
         except Exception:
             logger.exception("billing cycle failed; the next one retries")
         # Exports follow the cycle, as they always have: what it finalized is exported now.
-        await self.exporter.export_once(self.sessionmaker)
+        report = await self.exporter.export_once(self.sessionmaker)
+        for account_id, hours in report.usage_hours.items():
+            if hours:
+                logger.info("exported %d usage hours of %s", len(hours), account_id)
+        for account_id, invoices in report.invoices.items():
+            if invoices:
+                logger.info("exported %d invoices of %s", len(invoices), account_id)
 
 
 async def _heartbeat() -> None:

@@ -2,8 +2,8 @@
 worker and a second gateway process on the same database and system cell, with intervals of
 a second or two. Each scheduled run (one per job and period, named by its workflow id)
 happens on exactly one worker, both workers take runs, usage is written once (never
-doubled), each invoice is finalized once, and a namespace create completes with both
-gateways serving it."""
+doubled), each invoice is finalized once, each export object (SeaweedFS) is written once,
+and a namespace create completes with both gateways serving it."""
 
 from __future__ import annotations
 
@@ -19,17 +19,20 @@ from pathlib import Path
 
 import grpc
 import pytest
+from seaweed_server import LOOPBACK, LOOPBACK_NETWORKS, SeaweedS3
 from sqlalchemy import func, select, update
 from support import (
     StratusUp,
     create_active_namespace,
     free_port,
+    http,
     new_tenant,
     run_greeting,
     wait_until,
 )
 from temporalio.client import Client
 
+from billing import s3_client
 from controlplane.config import SYSTEM_NAMESPACE, Settings
 from controlplane.jobs import JOBS, schedule_id
 from controlplane.kit.db import create_engine, create_sessionmaker
@@ -40,6 +43,7 @@ pytestmark = pytest.mark.slow
 
 _RAN = re.compile(r"periodic job (\S+) ran: (\S+)")
 _FINALIZED = re.compile(r"finalized (\d+) invoices")
+_EXPORTED = re.compile(r"exported (\d+) (usage hours|invoices) of")
 _SERVING = b"\x08\x01"
 
 
@@ -126,7 +130,14 @@ async def _schedule_ids(address: str) -> set[str]:
     return {schedule.id async for schedule in await client.list_schedules()}
 
 
-async def test_two_workers_run_each_period_once(tmp_path: Path) -> None:
+def _objects(seaweed: SeaweedS3, bucket: str, prefix: str) -> int:
+    s3 = s3_client(seaweed.sink(bucket), egress=LOOPBACK)
+    return len(s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
+
+
+async def test_two_workers_run_each_period_once(
+    tmp_path: Path, seaweed_s3: SeaweedS3, bucket: str
+) -> None:
     stratus = StratusUp(
         tmp_path / "data",
         free_port(),
@@ -136,6 +147,7 @@ async def test_two_workers_run_each_period_once(tmp_path: Path) -> None:
             "STRATUS_STORAGE_METERING_INTERVAL_SECONDS": "2",
             "STRATUS_BILLING_INTERVAL_SECONDS": "2",
             "STRATUS_INVOICE_GRACE_HOURS": "0",
+            "STRATUS_EXPORT_SINK_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
         },
     )
     second: subprocess.Popen[bytes] | None = None
@@ -182,6 +194,21 @@ async def test_two_workers_run_each_period_once(tmp_path: Path) -> None:
         )
         # An account of 70 days ago: the billing job finalizes its 2-3 past months (no grace).
         await _backdate_account(stratus, tenant.account_id, days=70)
+        # Its exports: today's closed hours and every finalized invoice (JSON and CSV each).
+        prefix = f"periodic-{tenant.account_id}"
+        with http(stratus, tenant.api_key) as client:
+            sink = client.put(
+                "/billing/export-sink",
+                json={
+                    "bucket": bucket,
+                    "prefix": prefix,
+                    "endpoint_url": seaweed_s3.endpoint_url,
+                    "access_key_id": "stratus-test",
+                    "secret_access_key": "s3cr3t",
+                    "export_from": str(dt.datetime.now(dt.UTC).date()),
+                },
+            )
+        assert sink.status_code == 200, sink.text
 
         # The periodic meter (not only the final scrape) bills the work: exactly once.
         expected = {"actions.workflow": 2, "actions.activity": 2}
@@ -207,15 +234,37 @@ async def test_two_workers_run_each_period_once(tmp_path: Path) -> None:
         assert max(counts.values()) == 1, [run for run, n in counts.items() if n > 1]
         assert {job for job, _ in counts} == set(JOBS)
 
-        # Each invoice finalized once: the finalizing runs' counts add up to the invoices.
+        # Each invoice finalized once: the finalizing runs' counts add up to the invoices; each
+        # export object written once: the exporting runs' counts add up to the objects.
         def finalized_logged() -> int:
             return sum(
                 int(n) for log in logs for n in _FINALIZED.findall(log.read_text(errors="replace"))
             )
 
-        deadline = asyncio.get_running_loop().time() + 60
-        while (finalized := await _finalized(stratus)) < 2 or finalized_logged() != finalized:
-            assert asyncio.get_running_loop().time() < deadline, (finalized, finalized_logged())
+        def exported_logged() -> dict[str, int]:
+            counts: Counter[str] = Counter()
+            for log in logs:
+                for n, what in _EXPORTED.findall(log.read_text(errors="replace")):
+                    counts[what] += int(n)
+            return dict(counts)
+
+        def writes_logged() -> int:
+            exported = exported_logged()
+            return exported.get("usage hours", 0) + 2 * exported.get("invoices", 0)
+
+        deadline = asyncio.get_running_loop().time() + 90
+        while (
+            (finalized := await _finalized(stratus)) < 2
+            or finalized_logged() != finalized
+            or exported_logged().get("invoices", 0) != finalized
+            or _objects(seaweed_s3, bucket, prefix) != writes_logged()
+        ):
+            assert asyncio.get_running_loop().time() < deadline, (
+                finalized,
+                finalized_logged(),
+                exported_logged(),
+                _objects(seaweed_s3, bucket, prefix),
+            )
             await asyncio.sleep(0.2)
 
         # Still exact after more periods and the final scrape at stop.
@@ -227,6 +276,7 @@ async def test_two_workers_run_each_period_once(tmp_path: Path) -> None:
         assert stratus.stop() == 0
         assert await _actions(stratus, namespace_id) == expected
         assert finalized_logged() == await _finalized(stratus) == finalized
+        assert writes_logged() == _objects(seaweed_s3, bucket, prefix)
     finally:
         for left in (second, gateway):
             if left is not None and left.poll() is None:
