@@ -123,8 +123,9 @@ def _schedule(job: str, every: dt.timedelta) -> Schedule:
 
 
 async def ensure_schedules(client: Client, settings: WorkerSettings) -> None:
-    """Create every job's schedule, or bring an existing one to ``settings``' interval.
-    Idempotent, and safe when several workers start at once (fixed ids)."""
+    """Create every job's schedule, or bring an existing one to ``settings``' interval (an
+    unchanged one keeps its phase). Idempotent, and safe when several workers start at once
+    (fixed ids)."""
     for job, every in job_intervals(settings).items():
         desired = _schedule(job, every)
         try:
@@ -134,6 +135,11 @@ async def ensure_schedules(client: Client, settings: WorkerSettings) -> None:
             continue
         except ScheduleAlreadyRunningError:
             pass
+        handle = client.get_schedule_handle(schedule_id(job))
+        if job == RECONCILE:
+            # A (re)started worker resumes PENDING operations at once, as the loop did
+            # (overlap SKIP: workers starting together trigger one run).
+            await handle.trigger()
 
         def update(
             current: ScheduleUpdateInput, desired: Schedule = desired, every: dt.timedelta = every
@@ -144,7 +150,7 @@ async def ensure_schedules(client: Client, settings: WorkerSettings) -> None:
             return ScheduleUpdate(schedule=desired)
 
         try:
-            await client.get_schedule_handle(schedule_id(job)).update(update)
+            await handle.update(update)
         except Exception as error:
             # Another worker updating it at the same moment: its settings apply.
             logger.warning("periodic job %s's schedule not updated: %s", job, error)
