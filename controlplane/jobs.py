@@ -136,10 +136,6 @@ async def ensure_schedules(client: Client, settings: WorkerSettings) -> None:
         except ScheduleAlreadyRunningError:
             pass
         handle = client.get_schedule_handle(schedule_id(job))
-        if job == RECONCILE:
-            # A (re)started worker resumes PENDING operations at once, as the loop did
-            # (overlap SKIP: workers starting together trigger one run).
-            await handle.trigger()
 
         def update(
             current: ScheduleUpdateInput, desired: Schedule = desired, every: dt.timedelta = every
