@@ -1,0 +1,103 @@
+"""The periodic jobs' schedules on a real Temporal dev server: workers starting together create
+one schedule per job (fixed ids, overlap SKIP, the settings' intervals); a worker with a
+changed interval updates its schedule and leaves the others (and their phase) alone."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import subprocess
+from collections.abc import AsyncIterator
+
+import pytest
+from support import free_port
+from temporalio.client import Client, ScheduleOverlapPolicy
+
+from controlplane.config import WorkerSettings
+from controlplane.jobs import (
+    JOBS,
+    METER_ACTIONS,
+    RECONCILE,
+    ensure_schedules,
+    schedule_id,
+)
+from dataplane.cells import temporal_binary
+
+pytestmark = pytest.mark.slow
+
+
+def _dev_server(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--http-port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
+            "--log-level",
+            "warn",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    port = free_port()
+    server = _dev_server(port)
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            try:
+                connected = await Client.connect(f"127.0.0.1:{port}")
+                break
+            except RuntimeError:
+                assert asyncio.get_running_loop().time() < deadline, "dev server not up"
+                await asyncio.sleep(0.2)
+        yield connected
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+async def _intervals(client: Client) -> dict[str, tuple[dt.timedelta, dt.timedelta]]:
+    found: dict[str, tuple[dt.timedelta, dt.timedelta]] = {}
+    for job in JOBS:
+        described = await client.get_schedule_handle(schedule_id(job)).describe()
+        schedule = described.schedule
+        assert schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
+        (interval,) = schedule.spec.intervals
+        found[job] = (interval.every, interval.offset)
+    return found
+
+
+async def test_workers_share_one_schedule_per_job_and_follow_interval_changes(
+    client: Client,
+) -> None:
+    settings = WorkerSettings(
+        reconcile_interval_seconds=10, metering_interval_seconds=60, billing_interval_seconds=0.2
+    )
+    # Two workers starting at the same moment.
+    await asyncio.gather(ensure_schedules(client, settings), ensure_schedules(client, settings))
+    first = await _intervals(client)
+    assert {job: every for job, (every, _) in first.items()} == {
+        RECONCILE: dt.timedelta(seconds=10),
+        METER_ACTIONS: dt.timedelta(seconds=60),
+        "meter-storage": dt.timedelta(seconds=600),
+        "billing": dt.timedelta(seconds=1),  # at least a second
+    }
+
+    await ensure_schedules(client, settings.model_copy(update={"metering_interval_seconds": 30}))
+    second = await _intervals(client)
+    assert second[METER_ACTIONS][0] == dt.timedelta(seconds=30)
+    assert {job: v for job, v in second.items() if job != METER_ACTIONS} == {
+        job: v for job, v in first.items() if job != METER_ACTIONS
+    }
