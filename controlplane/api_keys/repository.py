@@ -99,11 +99,5 @@ class SystemApiKeyRepository:
                 credential.namespace_permissions[access.namespace_id] = access.permission
         return credential
 
-    async def get_user(self, user_id: str) -> User | None:
-        return await self.session.get(User, user_id)
-
-    async def get_service_account(self, service_account_id: str) -> ServiceAccount | None:
-        return await self.session.get(ServiceAccount, service_account_id)
-
     def add(self, api_key: ApiKey) -> None:
         self.session.add(api_key)
