@@ -64,7 +64,8 @@ class Connection:
     async def open(cls, port: int) -> Connection:
         return cls(*await asyncio.open_connection("127.0.0.1", port))
 
-    async def get(self, request: bytes) -> int:
+    async def exchange(self, request: bytes) -> int:
+        """Send one request (bytes on the wire), read the answer; its status."""
         self.writer.write(request)
         status_line = await self.reader.readline()
         length = 0
@@ -95,11 +96,11 @@ async def measure(
     try:
         first = connections[0]
         for _ in range(100):  # warm up
-            assert await first.get(request) == 200
+            assert await first.exchange(request) == 200
         sequential = []
         for _ in range(requests):
             started = time.perf_counter()
-            assert await first.get(request) == 200
+            assert await first.exchange(request) == 200
             sequential.append(time.perf_counter() - started)
         done = 0
         errors = 0
@@ -108,7 +109,7 @@ async def measure(
         async def client(connection: Connection) -> None:
             nonlocal done, errors
             while time.monotonic() < deadline:
-                status = await connection.get(request)
+                status = await connection.exchange(request)
                 done += 1
                 errors += status != 200
 
