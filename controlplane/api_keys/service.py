@@ -23,7 +23,6 @@ from auth import (
     generate_api_key,
     parse_api_key,
 )
-from controlplane.access.repository import SystemNamespaceAccessRepository
 from controlplane.api_keys.repository import ApiKeyRepository, SystemApiKeyRepository
 from controlplane.audit import service as audit
 from controlplane.kit import fields
@@ -254,9 +253,11 @@ async def authenticate(
         key_id = parse_api_key(token)
     except MalformedApiKey:
         raise refused from None
-    repository = SystemApiKeyRepository(session)
-    api_key = await repository.get(key_id)
-    if api_key is None or not api_key_matches(token, api_key.token_hash) or api_key.disabled:
+    credential = await SystemApiKeyRepository(session).get_credential(key_id)
+    if credential is None:
+        raise refused
+    api_key = credential.api_key
+    if not api_key_matches(token, api_key.token_hash) or api_key.disabled:
         raise refused
     if api_key.expires_at is not None and api_key.expires_at <= now():
         raise refused
@@ -269,9 +270,8 @@ async def authenticate(
             display="operator",
             api_key_id=api_key.id,
         )
-    access = SystemNamespaceAccessRepository(session)
     if api_key.owner_type == PrincipalKind.SERVICE_ACCOUNT.value:
-        service_account = await repository.get_service_account(api_key.owner_id or "")
+        service_account = credential.service_account
         if service_account is None or service_account.account_id != api_key.account_id:
             raise refused
         return Principal(
@@ -282,11 +282,9 @@ async def authenticate(
             display=f"service-account:{service_account.name}",
             api_key_id=api_key.id,
             namespace_scope=service_account.namespace_id,
-            namespace_permissions=await access.permissions_of(
-                PrincipalKind.SERVICE_ACCOUNT, service_account.id
-            ),
+            namespace_permissions=credential.namespace_permissions,
         )
-    user = await repository.get_user(api_key.owner_id or "")
+    user = credential.user
     if user is None or user.account_id != api_key.account_id:
         raise refused
     return Principal(
@@ -296,5 +294,5 @@ async def authenticate(
         account_role=user.account_role,
         display=f"user:{user.email}",
         api_key_id=api_key.id,
-        namespace_permissions=await access.permissions_of(PrincipalKind.USER, user.id),
+        namespace_permissions=credential.namespace_permissions,
     )

@@ -17,7 +17,9 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import Metric
+from starlette.datastructures import MutableHeaders
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controlplane.kit.context import request_id_var
 from controlplane.kit.errors import unexpected_error_response
@@ -29,6 +31,24 @@ def _route_template(request: Request) -> str:
         if match is Match.FULL:
             return str(getattr(route, "path", request.url.path))
     return "unmatched"
+
+
+Observe = Callable[[Scope, Receive, Send, ASGIApp], Awaitable[None]]
+
+
+class ObservabilityMiddleware:
+    """Pure ASGI (Starlette's ``BaseHTTPMiddleware`` runs every request through a task group
+    and memory streams, which cost more than the rest of a cached read)."""
+
+    def __init__(self, app: ASGIApp, observe: Observe) -> None:
+        self.app = app
+        self.observe = observe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.observe(scope, receive, send, self.app)
 
 
 class ScrapedCollector(Protocol):
@@ -56,37 +76,63 @@ def install(app: FastAPI, collectors: Sequence[ScrapedCollector] = ()) -> None:
         registry=registry,
     )
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    # The router records the route it matched in the scope (without the prefixes of the
+    # routers that include it): its full template is looked up once per route.
+    templates: dict[int, str] = {}
+
+    def _template(scope: Scope, request: Request) -> str:
+        matched = scope.get("route")
+        if matched is None:  # never routed (404, 413)
+            return _route_template(request)
+        template = templates.get(id(matched))
+        if template is None:
+            template = templates[id(matched)] = _route_template(request)
+        return template
+
+    async def observe(scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
+        request = Request(scope)
         request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
         token = request_id_var.set(request_id)
-        route = _route_template(request)
         started = time.perf_counter()
+        # The server span FastAPI's own OpenTelemetry support opened (its spans and
+        # http.server.request.duration metric need no middleware of ours); we add the
+        # attributes only Stratus knows, before it ends with the response.
+        span = trace.get_current_span()
+        span.set_attribute("http.request.method", request.method)
+        span.set_attribute("stratus.request_id", request_id)
+        status = 500
+        route = "unmatched"
+        response_started = False
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status, route, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                route = _template(scope, request)
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                principal = getattr(request.state, "principal", None)
+                if principal is not None and principal.account_id:
+                    span.set_attribute("stratus.account_id", principal.account_id)
+                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+            await send(message)
+
         try:
-            # The server span FastAPI's own OpenTelemetry support opened (its spans and
-            # http.server.request.duration metric need no middleware of ours); we add the
-            # attributes only Stratus knows.
-            span = trace.get_current_span()
-            span.set_attribute("http.request.method", request.method)
-            span.set_attribute("http.route", route)
-            span.set_attribute("stratus.request_id", request_id)
             try:
-                response = await call_next(request)
+                await app(scope, receive, send_with_request_id)
             except Exception as exc:  # every error is answered as problem+json
+                if response_started:
+                    raise
                 response = unexpected_error_response(request, exc, request_id)
-            span.set_attribute("http.response.status_code", response.status_code)
-            principal = getattr(request.state, "principal", None)
-            if principal is not None and principal.account_id:
-                span.set_attribute("stratus.account_id", principal.account_id)
+                await response(scope, receive, send_with_request_id)
         finally:
             request_id_var.reset(token)
         if route != "/metrics":
-            requests.labels(request.method, route, str(response.status_code)).inc()
+            requests.labels(request.method, route, str(status)).inc()
             latency.labels(request.method, route).observe(time.perf_counter() - started)
-        response.headers["X-Request-Id"] = request_id
-        return response
+
+    app.add_middleware(ObservabilityMiddleware, observe=observe)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
