@@ -70,25 +70,23 @@ def generate_ca(common_name: str, *, valid_days: int = 3650) -> KeyPair:
     return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
-def generate_leaf(
-    ca: KeyPair,
-    common_name: str,
-    *,
-    valid_days: int = 365,
-    server_sans: list[str] | None = None,
-) -> KeyPair:
-    """Issue a leaf certificate signed by ``ca``.
-
-    Without ``server_sans`` it is a client certificate (EKU clientAuth); with them, a server
-    certificate for those DNS names / IP addresses (EKU serverAuth).
-    """
-    ca_cert = ca.certificate
-    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+def _issuer_key(issuer: KeyPair) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key(issuer.key_pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise TypeError("CA key must be an EC private key")
-    key = ec.generate_private_key(ec.SECP256R1())
+    return key
+
+
+def _leaf_builder(
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    key: ec.EllipticCurvePrivateKey,
+    common_name: str,
+    valid_days: int,
+) -> x509.CertificateBuilder:
+    """A non-CA certificate for ``key`` issued by ``ca_cert``, ending no later than it."""
     now = _now()
-    builder = (
+    return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(ca_cert.subject)
@@ -102,6 +100,23 @@ def generate_leaf(
             critical=False,
         )
     )
+
+
+def generate_leaf(
+    ca: KeyPair,
+    common_name: str,
+    *,
+    valid_days: int = 365,
+    server_sans: list[str] | None = None,
+) -> KeyPair:
+    """Issue a leaf certificate signed by ``ca``.
+
+    Without ``server_sans`` it is a client certificate (EKU clientAuth); with them, a server
+    certificate for those DNS names / IP addresses (EKU serverAuth).
+    """
+    ca_key = _issuer_key(ca)
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = _leaf_builder(ca.certificate, ca_key, key, common_name, valid_days)
     if server_sans is None:
         builder = builder.add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
@@ -133,27 +148,12 @@ def issue_server_certificate(
     The gateway serves one such certificate per namespace server name; sharing its key across
     them keeps issuing cheap (one signature, no key generation).
     """
-    ca_cert = issuer.certificate
-    ca_key = serialization.load_pem_private_key(issuer.key_pem, password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise TypeError("issuer key must be an EC private key")
+    ca_key = _issuer_key(issuer)
     key = serialization.load_pem_private_key(key_pem, password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise TypeError("server key must be an EC private key")
-    now = _now()
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name[:64])]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(min(now + dt.timedelta(days=valid_days), ca_cert.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
+        _leaf_builder(issuer.certificate, ca_key, key, dns_name[:64], valid_days)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
