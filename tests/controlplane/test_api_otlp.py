@@ -14,6 +14,8 @@ from support import ApiAlone
 from auth import generate_ca
 from controlplane.client import StratusClient
 
+pytestmark = pytest.mark.slow  # it starts the API process
+
 
 @pytest.fixture
 def receiver() -> Iterator[OtlpReceiver]:

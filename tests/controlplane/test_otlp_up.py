@@ -19,6 +19,8 @@ from support import (
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client
 
+pytestmark = pytest.mark.slow  # it runs a whole `stratus up`
+
 ROLES = {"stratus-api", "stratus-worker", "stratus-gateway"}
 
 

@@ -30,6 +30,8 @@ from controlplane.config import (
 )
 from dataplane.gateway import GatewaySettings
 
+pytestmark = pytest.mark.slow  # it runs a whole `stratus up`
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OIDC_CLIENT_SECRET = "oidc-client-secret-never-logged"
 # Gateway settings `stratus up` assigns itself (from its own settings or its bootstrap).
