@@ -15,6 +15,7 @@ from dataplane.cells._provider import (
     CellProviderKind,
     CellStatus,
 )
+from dataplane.cells._tls import CellTls, grpc_channel, temporal_tls_config
 from dataplane.cells._watch import CellHealthState, CellReport, CellWatcher, RestartPolicy
 
 __all__ = [
@@ -26,10 +27,13 @@ __all__ = [
     "CellProviderKind",
     "CellReport",
     "CellStatus",
+    "CellTls",
     "CellWatcher",
     "LocalCellPorts",
     "LocalCellProvider",
     "RestartPolicy",
     "create_provider",
+    "grpc_channel",
     "temporal_binary",
+    "temporal_tls_config",
 ]

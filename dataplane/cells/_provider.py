@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+from dataplane.cells._tls import CellTls
+
 
 class CellStatus(enum.StrEnum):
     RUNNING = "running"
@@ -17,6 +19,8 @@ class CellProviderKind(enum.StrEnum):
 
     # ``temporal server start-dev`` processes on this host's loopback.
     LOCAL = "local"
+    # Temporal clusters the operator runs and registers (``stratus cell register``).
+    EXTERNAL = "external"
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class CellEndpoint:
     grpc_address: str
     # Prometheus endpoint with Temporal's per-namespace ``action`` counter.
     metrics_url: str
+    # TLS to the frontend (a registered cell); None: plaintext, only for local cells on loopback.
+    tls: CellTls | None = None
 
 
 class CellError(RuntimeError):

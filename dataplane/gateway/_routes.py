@@ -77,6 +77,9 @@ class RouteEntry(BaseModel):
     namespace_id: str
     cell_address: str
     accepted_client_ca: str = Field(description="PEM bundle of the accepted client CAs")
+    # The cell the namespace is placed on (an id of RouteDocument.cells; "" for a document from
+    # before cells were published: the gateway then reaches ``cell_address`` in plaintext).
+    cell_id: str = ""
     # The namespace's id on its cell (a UUID): task tokens carry it instead of the name.
     cell_namespace_id: str = ""
     certificate_filters: list[dict[str, str]] = Field(
@@ -87,11 +90,37 @@ class RouteEntry(BaseModel):
     actions_per_second: PositiveInt = DEFAULT_ACTIONS_PER_SECOND
 
 
+class CellTlsEntry(BaseModel):
+    """How a gateway reaches a registered cell over TLS (wire form of ``dataplane.cells.CellTls``):
+    the CA of the cell's frontend, the client certificate and key to present, the server name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ca_pem: str
+    cert_pem: str
+    key_pem: str = Field(repr=False)
+    server_name: str = ""
+
+
+class CellEntry(BaseModel):
+    """One cell as gateways reach it: its frontend address, TLS (None: plaintext, local cells on
+    loopback only) and whether the control plane currently sees it healthy."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cell_id: str
+    address: str
+    tls: CellTlsEntry | None = None
+    healthy: bool = True
+
+
 class RouteDocument(BaseModel):
     """The route table as ``GET /api/v1/internal/gateway-routes`` serves it."""
 
     version: int
     routes: list[RouteEntry]
+    # The cells the routes point at (by RouteEntry.cell_id).
+    cells: list[CellEntry] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
