@@ -26,7 +26,8 @@ async def publish(session: AsyncSession, entry: RouteEntry) -> int:
     """Publish (or update) a namespace's entry; returns the table version that carries it."""
     repository = GatewayRouteRepository(session)
     route = await repository.get(entry.namespace_id)
-    fields = entry.model_dump(exclude={"namespace_id"})
+    # The cell a route points at is the namespace's (namespaces.cell_id), not a route column.
+    fields = entry.model_dump(exclude={"namespace_id", "cell_id"})
     if (
         route is not None
         and not route.removed
