@@ -31,6 +31,7 @@ import typer
 from controlplane.cli import (
     account,
     apikey,
+    backup,
     billing,
     certs,
     gateway,
@@ -58,6 +59,7 @@ app.callback()(global_options)
 app.command()(up.up)
 app.command()(serve.serve)
 app.command()(serve.migrate)
+app.command()(backup.backup)
 app.command()(login.login)
 app.command()(login.logout)
 app.add_typer(account.app, name="account")
