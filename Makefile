@@ -49,6 +49,7 @@ test-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	@$(MAKE) --no-print-directory $(OIDC_IDP_STAMP)
+	@command -v kubectl >/dev/null 2>&1 || echo "kubectl missing: tests/infra (Kubernetes manifests) will be skipped; Debian's kubernetes-client is too old for kustomize, install kubectl >= 1.27"
 
 ## Set everything up and run Stratus on the embedded default (SQLite + local cells).
 up: install
