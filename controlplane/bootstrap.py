@@ -9,7 +9,7 @@ from pathlib import Path
 
 from auth import KeyPair, SecretBox, generate_ca, generate_leaf
 from controlplane.api_keys import service as api_keys
-from controlplane.config import Settings
+from controlplane.config import StratusSettings
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
 from controlplane.kit.files import write_private
 from controlplane.kit.migrate import migrate
@@ -25,7 +25,7 @@ class GatewayPki:
     server_key: Path
 
 
-def ensure_gateway_pki(settings: Settings) -> GatewayPki:
+def ensure_gateway_pki(settings: StratusSettings) -> GatewayPki:
     pki = settings.pki_dir
     paths = GatewayPki(
         ca_cert=pki / "gateway-ca.pem",
@@ -45,7 +45,7 @@ def ensure_gateway_pki(settings: Settings) -> GatewayPki:
     return paths
 
 
-async def ensure_operator_key(settings: Settings) -> Path:
+async def ensure_operator_key(settings: StratusSettings) -> Path:
     """Keep a valid operator key in ``<data-dir>/operator.key`` (0600); mint one if missing."""
     path = settings.operator_key_path
     engine = create_engine(settings.sqlalchemy_url)
@@ -63,7 +63,7 @@ async def ensure_operator_key(settings: Settings) -> Path:
         await engine.dispose()
 
 
-async def bootstrap(settings: Settings) -> tuple[Path, GatewayPki]:
+async def bootstrap(settings: StratusSettings) -> tuple[Path, GatewayPki]:
     data_dir = settings.resolved_data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)

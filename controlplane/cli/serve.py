@@ -126,3 +126,31 @@ def migrate(settings: SettingsFileOption = None) -> None:
     run_migrations(api.sqlalchemy_url)
     heads = ", ".join(sorted(head_revisions(api.sqlalchemy_url)))
     typer.echo(f"database at {heads}")
+
+
+def bootstrap(settings: SettingsFileOption = None) -> None:
+    """Make Stratus's first-start state without `stratus up`: migrate the database, then write
+    secrets.key, operator.key and the gateway CA (pki/) into the data dir (all 0600). Idempotent:
+    what exists is kept (an operator key still valid is not replaced)."""
+    import asyncio
+
+    from controlplane.bootstrap import bootstrap as make_first_start_state
+    from controlplane.config import ApiSettings
+
+    api = apply_settings(Role.api, settings)
+    assert isinstance(api, ApiSettings)
+    operator_key, pki = asyncio.run(make_first_start_state(api))
+    heads = ", ".join(sorted(_heads(api.sqlalchemy_url)))
+    typer.echo(f"database at {heads}")
+    for path in (api.secrets_key_path, operator_key, pki.ca_cert, pki.ca_key):
+        typer.echo(f"wrote {path}")
+    typer.echo(
+        "keep secrets.key and pki/gateway-ca.key in your secret store (docs/deploy.md); "
+        "operator.key is the operator's API key"
+    )
+
+
+def _heads(url: str) -> set[str]:
+    from controlplane.kit.migrate import head_revisions
+
+    return set(head_revisions(url))
