@@ -78,7 +78,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         app.state.migration_heads = head_revisions(settings.sqlalchemy_url)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.operation_starter = OperationStarter(
-            settings.system_cell_address, WORKFLOW_BY_OPERATION
+            settings.system_cell_address, WORKFLOW_BY_OPERATION, tls=settings.system_cell_tls
         )
         idp_http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
         app.state.relying_party = RelyingParty(settings.oidc_providers, idp_http)
@@ -133,7 +133,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         """Readiness: the database answers and is at this code's migration heads, the system
         cell answers, and no cell keeps failing (503 problem+json naming what is not)."""
         unmet = []
-        if not await temporal_serving(settings.system_cell_address):
+        if not await temporal_serving(settings.system_cell_address, tls=settings.system_cell_tls):
             unmet.append(f"the system cell at {settings.system_cell_address} does not answer")
         async with unit_of_work(request.app.state.sessionmaker) as session:
             await check_ready(

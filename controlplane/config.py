@@ -23,12 +23,13 @@ from pydantic import (
     IPvAnyNetwork,
     SecretStr,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from billing import EgressPolicy
-from dataplane.cells import CellProviderKind
+from dataplane.cells import CellProviderKind, CellTls
 from dataplane.telemetry import LogFormat, OtelExporter, OtlpProtocol, TelemetryOptions
 
 SYSTEM_TASK_QUEUE = "stratus-control-plane"
@@ -72,6 +73,13 @@ class StratusSettings(BaseSettings):
     database_url: str | None = None
     # Address of the control plane's own Temporal cluster; set by the supervisor.
     system_cell_address: str = "127.0.0.1:7243"
+    # TLS to the system cluster: its frontend's CA, the client certificate and key to present
+    # (all three, or none: plaintext, for a system cluster on loopback as under `stratus up`),
+    # and the server name its certificate carries (empty: the host of system_cell_address).
+    system_cell_tls_ca: Path | None = None
+    system_cell_tls_cert: Path | None = None
+    system_cell_tls_key: Path | None = None
+    system_cell_server_name: str = ""
     # Billing: the price book file (unset: the one shipped in billing/price_book.yaml), the plan
     # of accounts the operator has not put on another, and how long a month's invoice stays a
     # draft for late usage (the API and the worker both load the price book at start).
@@ -91,6 +99,34 @@ class StratusSettings(BaseSettings):
     log_level: str = "INFO"
     # text lines, or one JSON object per line (with request_id and account_id when known).
     log_format: LogFormat = "text"
+
+    @model_validator(mode="after")
+    def _system_cell_tls_complete(self) -> StratusSettings:
+        given = [
+            name
+            for name in ("system_cell_tls_ca", "system_cell_tls_cert", "system_cell_tls_key")
+            if getattr(self, name) is not None
+        ]
+        if given and len(given) != 3:
+            raise ValueError(
+                "system_cell_tls_ca, system_cell_tls_cert and system_cell_tls_key go together "
+                f"(only {', '.join(given)} set)"
+            )
+        return self
+
+    @cached_property
+    def system_cell_tls(self) -> CellTls | None:
+        """TLS to the system cluster as every component connects with it (None: plaintext)."""
+        if self.system_cell_tls_ca is None:
+            return None
+        assert self.system_cell_tls_cert is not None
+        assert self.system_cell_tls_key is not None
+        return CellTls(
+            ca_pem=self.system_cell_tls_ca.read_text(),
+            cert_pem=self.system_cell_tls_cert.read_text(),
+            key_pem=self.system_cell_tls_key.read_text(),
+            server_name=self.system_cell_server_name,
+        )
 
     def effective(self) -> dict[str, Any]:
         """Every setting as this process uses it, secrets redacted (SecretStr fields and the

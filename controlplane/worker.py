@@ -36,6 +36,7 @@ from controlplane.namespaces.activities import NamespaceActivities
 from controlplane.namespaces.workflows import WORKFLOW_BY_OPERATION, WORKFLOWS
 from controlplane.operations.starter import OperationStarter
 from controlplane.pricing import load_pricing
+from dataplane.cells import CellTls, temporal_tls_config
 
 __all__ = ["main", "meter_once", "run"]
 
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 WORKFLOW_TASK_SLOTS = 4
 
 
-async def _connect(address: str, runtime: Runtime | None) -> Client:
+async def _connect(address: str, runtime: Runtime | None, tls: CellTls | None) -> Client:
     """The system cell's client, retrying every second until it answers (a worker started
     before it waits, not ready, instead of exiting)."""
     while True:
@@ -55,6 +56,7 @@ async def _connect(address: str, runtime: Runtime | None) -> Client:
                 namespace=SYSTEM_NAMESPACE,
                 interceptors=temporal_interceptors(),
                 runtime=runtime,
+                tls=temporal_tls_config(tls),
             )
         except Exception as error:
             logger.warning("system cell at %s not reachable yet: %s", address, error)
@@ -84,7 +86,11 @@ async def run(settings: WorkerSettings) -> None:
     if settings.worker_health_port:
         await health.start(settings.worker_health_host, settings.worker_health_port)
     connecting = asyncio.create_task(
-        _connect(settings.system_cell_address, temporal_runtime("stratus-worker", settings))
+        _connect(
+            settings.system_cell_address,
+            temporal_runtime("stratus-worker", settings),
+            settings.system_cell_tls,
+        )
     )
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -96,7 +102,9 @@ async def run(settings: WorkerSettings) -> None:
         await engine.dispose()
         return
     client = connecting.result()
-    starter = OperationStarter(settings.system_cell_address, WORKFLOW_BY_OPERATION)
+    starter = OperationStarter(
+        settings.system_cell_address, WORKFLOW_BY_OPERATION, tls=settings.system_cell_tls
+    )
     activities = NamespaceActivities(sessionmaker, provider)
     metering_http = httpx.AsyncClient(timeout=10.0)
     # An hour's usage is final once every meter has written its last deltas for it.

@@ -18,6 +18,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE
 from controlplane.kit.telemetry import temporal_interceptors
+from dataplane.cells import CellTls, temporal_tls_config
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,15 @@ class OperationStarter:
     ``workflow_types`` maps each operation type (``namespace.create``) to the type name of
     the workflow that performs it (``CreateNamespace``)."""
 
-    def __init__(self, system_cell_address: str, workflow_types: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        system_cell_address: str,
+        workflow_types: Mapping[str, str],
+        *,
+        tls: CellTls | None = None,
+    ) -> None:
         self._address = system_cell_address
+        self._tls = tls
         self._workflow_types = dict(workflow_types)
         self._client: Client | None = None
         self._lock = asyncio.Lock()
@@ -51,6 +59,7 @@ class OperationStarter:
                     self._address,
                     namespace=SYSTEM_NAMESPACE,
                     interceptors=temporal_interceptors(),
+                    tls=temporal_tls_config(self._tls),
                 )
             return self._client
 
