@@ -317,6 +317,7 @@ def test_no_secret_holds_a_real_looking_key(name: str) -> None:
         "stratus-secrets-key",
         "stratus-operator-key",
         "stratus-gateway-pki",
+        "stratus-system-cluster-tls",
     }
     for secret in secrets:
         values = dict(secret.get("stringData", {}))
@@ -467,3 +468,27 @@ def test_the_values_file_and_the_deploy_guide_register_the_cell_with_the_cli_s_s
     assert REGISTER.search(text), "temporal-values.yaml: no `stratus cell register` in the syntax"
     guide = (ROOT / "docs" / "deploy.md").read_text()
     assert REGISTER.search(guide), "docs/deploy.md: no `stratus cell register` in the syntax"
+
+
+@pytest.mark.parametrize("name", STRATUS_RENDERS)
+def test_the_api_and_the_worker_reach_the_system_cluster_over_mtls(name: str) -> None:
+    """Their settings name the CA, certificate and key files, and each of those files is a key
+    of the system-cluster TLS Secret mounted where the settings look."""
+    objects = render(name)
+    secret = named(objects, "Secret", "stratus-system-cluster-tls")
+    for role in ("api", "worker"):
+        values = settings_files(objects)[role]
+        files = [values[f"system_cell_tls_{part}"] for part in ("ca", "cert", "key")]
+        (workload,) = [obj for obj in of_kind(objects, "Deployment") if component(obj) == role]
+        pod = workload["spec"]["template"]["spec"]
+        (volume,) = [
+            v
+            for v in pod["volumes"]
+            if v.get("secret", {}).get("secretName") == secret["metadata"]["name"]
+        ]
+        (container,) = pod["containers"]
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+        for path in files:
+            directory, _, key = path.rpartition("/")
+            assert directory == mount["mountPath"], (role, path)
+            assert key in secret["stringData"], (role, key)
