@@ -22,6 +22,7 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client
 
 from auth import AuthMethod, CertificateFilter
+from dataplane.cells import CellTls
 from dataplane.gateway import (
     DEFAULT_ACTIONS_PER_SECOND,
     DEFAULT_REQUESTS_PER_SECOND,
@@ -189,6 +190,69 @@ async def test_fetch_reads_certificate_filters_and_drops_invalid_ones(
         CertificateFilter(organization="Acme", subject_alternative_name="*.acme.com"),
     )
     assert table.routes["open.acct1"].certificate_filters == ()
+
+
+async def test_fetch_resolves_each_route_to_its_cell(control_plane: str, pki: Pki) -> None:
+    """A route naming a cell takes the cell's address and TLS from the document's ``cells``; a
+    cell reported unhealthy, or not described (or described badly), marks its namespaces
+    unavailable with the reason; a route without a cell id keeps plaintext to its address (a
+    control plane from before cells were published)."""
+    ControlPlane.fail = False
+    ca = pki.ca_a.cert_pem.decode()
+    tls = {"ca_pem": "CA", "cert_pem": "CERT", "key_pem": "KEY", "server_name": "fe.cell.test"}
+
+    def entry(namespace: str, cell_id: str | None) -> dict[str, object]:
+        fields: dict[str, object] = {
+            "namespace_id": namespace,
+            "cell_address": "127.0.0.1:7301",
+            "accepted_client_ca": ca,
+        }
+        if cell_id is not None:
+            fields["cell_id"] = cell_id
+        return fields
+
+    ControlPlane.document = {
+        "version": 4,
+        "routes": [
+            entry("tls.acct1", "ext-1"),
+            entry("down.acct1", "ext-2"),
+            entry("lost.acct1", "ext-9"),
+            entry("broken.acct1", "ext-3"),
+            entry("legacy.acct1", None),
+        ],
+        "cells": [
+            {"cell_id": "ext-1", "address": "10.0.0.1:7233", "tls": tls},
+            {"cell_id": "ext-2", "address": "10.0.0.2:7233", "healthy": False},
+            {"cell_id": "ext-3", "address": "10.0.0.3:7233", "tls": {"ca_pem": "CA"}},
+        ],
+    }
+    source = HttpRouteSource(control_plane, API_KEY, timeout=2.0)
+    try:
+        table = await source.fetch()
+    finally:
+        await source.aclose()
+    assert table is not None
+    # Unavailable is not dropped: the namespace is served, and answers UNAVAILABLE.
+    assert dict(table.dropped) == {}
+    routes = table.routes
+    assert (routes["tls.acct1"].cell_id, routes["tls.acct1"].cell_address) == (
+        "ext-1",
+        "10.0.0.1:7233",
+    )
+    assert routes["tls.acct1"].cell_tls == CellTls("CA", "CERT", "KEY", "fe.cell.test")
+    assert routes["tls.acct1"].cell_unavailable == ""
+    assert routes["down.acct1"].cell_address == "10.0.0.2:7233"
+    assert routes["down.acct1"].cell_tls is None
+    assert routes["down.acct1"].cell_unavailable == "the control plane reports the cell unhealthy"
+    for lost in ("lost.acct1", "broken.acct1"):
+        assert routes[lost].cell_unavailable == "the route document does not describe the cell"
+    legacy = routes["legacy.acct1"]
+    assert (legacy.cell_id, legacy.cell_address, legacy.cell_tls, legacy.cell_unavailable) == (
+        "",
+        "127.0.0.1:7301",
+        None,
+        "",
+    )
 
 
 async def test_fetch_reads_the_document_the_api_serialises_and_drops_malformed_entries(
