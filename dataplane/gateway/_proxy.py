@@ -494,12 +494,13 @@ class Proxy:
     async def _list_namespaces(self, admitted: _Admitted, context: Context) -> bytes:
         """Only the namespaces the caller is admitted to, as their cells describe them (kept
         by the gateway for a few seconds, see ``_descriptions``); never another tenant's,
-        never a cell's own (``default``, ``temporal-system``)."""
+        never a cell's own (``default``, ``temporal-system``). Namespaces on a cell that may not
+        be called (unhealthy, unknown) are left out rather than failing the whole list."""
         visible = sorted(
             (
                 route
                 for route in self._table.routes.values()
-                if self._admits(admitted.caller, route)
+                if not route.cell_unavailable and self._admits(admitted.caller, route)
             ),
             key=lambda route: route.namespace_id,
         )[:_MAX_LISTED_NAMESPACES]

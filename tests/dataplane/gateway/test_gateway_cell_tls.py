@@ -31,6 +31,7 @@ CELL_ID = "cell-ext-1"
 DESCRIBE = "/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace"
 SYSTEM_INFO = "/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo"
 TENANT_MESSAGE = "namespace orders.acct1 is temporarily unavailable; retry shortly"
+LIST_NAMESPACES = "/temporal.api.workflowservice.v1.WorkflowService/ListNamespaces"
 PROXY_LOGGER = "dataplane.gateway._proxy"
 
 
@@ -59,6 +60,14 @@ async def call_status(
 
 def describe_body(namespace: str) -> bytes:
     return wsv1.DescribeNamespaceRequest(namespace=namespace).SerializeToString()
+
+
+def frontend_connections(frontend: CellFrontend) -> int:
+    """Client connections nginx has accepted so far (it logs each at level info)."""
+    return sum(
+        " client 127.0.0.1:" in line and " connected to " in line
+        for line in frontend.error_log.read_text().splitlines()
+    )
 
 
 def cell_log_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -133,19 +142,25 @@ async def test_unhealthy_cell_answers_unavailable_without_reaching_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A cell the control plane reports unhealthy: UNAVAILABLE with the tenant message for
-    namespace calls and cluster calls on the namespace's connection; the log names the cell."""
+    namespace calls and cluster calls on the namespace's connection, and not one connection
+    reaches the cell's frontend; the log names the cell."""
     reason = "the control plane reports the cell unhealthy"
     gateway, _ = await make_gateway([tls_route(pki, cells, cell_frontend, unavailable=reason)])
     caplog.set_level(logging.WARNING, logger=PROXY_LOGGER)
     port = gateway.bound_port
+    connections_before = frontend_connections(cell_frontend)
     assert await call_status(
         raw_channel, port, pki, DESCRIBE, describe_body(cells.namespace_a)
     ) == (grpc.StatusCode.UNAVAILABLE, TENANT_MESSAGE)
-    system_info = wsv1.GetSystemInfoRequest().SerializeToString()
-    assert await call_status(raw_channel, port, pki, SYSTEM_INFO, system_info) == (
-        grpc.StatusCode.UNAVAILABLE,
-        TENANT_MESSAGE,
-    )
+    for path, body in (
+        (SYSTEM_INFO, wsv1.GetSystemInfoRequest().SerializeToString()),
+        (LIST_NAMESPACES, wsv1.ListNamespacesRequest().SerializeToString()),
+    ):
+        assert await call_status(raw_channel, port, pki, path, body) == (
+            grpc.StatusCode.UNAVAILABLE,
+            TENANT_MESSAGE,
+        )
+    assert frontend_connections(cell_frontend) == connections_before
     assert (
         f"cell {CELL_ID} ({cell_frontend.address}) unavailable for namespace "
         f"{cells.namespace_a}: {reason}"
