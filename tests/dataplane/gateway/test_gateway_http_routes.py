@@ -26,14 +26,18 @@ from dataplane.cells import CellTls
 from dataplane.gateway import (
     DEFAULT_ACTIONS_PER_SECOND,
     DEFAULT_REQUESTS_PER_SECOND,
+    Gateway,
     HttpRouteSource,
     Limits,
     RouteDocument,
     RouteEntry,
+    ServerNames,
 )
 
 if TYPE_CHECKING:
     from conftest import Cells, Pki
+
+    from infra.cell_frontend import CellFrontend
 
 API_KEY = "stratus-gateway-test-key"
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -324,6 +328,82 @@ async def test_fetch_reads_the_document_the_api_serialises_and_drops_malformed_e
         actions_per_second=DEFAULT_ACTIONS_PER_SECOND,
     )
     assert (minimal_route.cell_namespace_id, minimal_route.certificate_filters) == ("", ())
+
+
+async def test_gateway_follows_the_documents_cells_to_an_mtls_cell(
+    control_plane: str, pki: Pki, cells: Cells, cell_frontend: CellFrontend
+) -> None:
+    """A document placing namespace A on a registered cell behind an mTLS frontend: the gateway
+    reaches it with the cell's TLS from ``cells``; once the document reports the cell unhealthy,
+    the namespace answers UNAVAILABLE with the tenant message."""
+    tls = cell_frontend.tls()
+    cell = {
+        "cell_id": "cell-ext-1",
+        "address": cell_frontend.address,
+        "tls": {
+            "ca_pem": tls.ca_pem,
+            "cert_pem": tls.cert_pem,
+            "key_pem": tls.key_pem,
+            "server_name": tls.server_name,
+        },
+    }
+    entry = {
+        "namespace_id": cells.namespace_a,
+        # What an older gateway would use; this one follows the cell.
+        "cell_address": "127.0.0.1:1",
+        "accepted_client_ca": pki.ca_a.cert_pem.decode(),
+        "cell_id": "cell-ext-1",
+    }
+    ControlPlane.fail = False
+    ControlPlane.document = {"version": 1, "routes": [entry], "cells": [cell]}
+    source = HttpRouteSource(control_plane, API_KEY, timeout=2.0)
+    gateway = Gateway(
+        "127.0.0.1",
+        0,
+        server_cert_pem=pki.gateway_server.cert_pem,
+        server_key_pem=pki.gateway_server.key_pem,
+        route_source=source,
+        issuer=pki.gateway_ca,
+    )
+    await gateway.start()
+    try:
+        client = await Client.connect(
+            f"127.0.0.1:{gateway.bound_port}",
+            namespace=cells.namespace_a,
+            tls=pki.tls(pki.client_a),
+        )
+        described = await client.workflow_service.describe_namespace(
+            wsv1.DescribeNamespaceRequest(namespace=cells.namespace_a)
+        )
+        assert described.namespace_info.name == cells.namespace_a
+
+        ControlPlane.document = {
+            "version": 2,
+            "routes": [entry],
+            "cells": [{**cell, "healthy": False}],
+        }
+        await gateway.refresh()
+        credentials = pki.channel_credentials(pki.client_a)
+        options = [
+            ("grpc.ssl_target_name_override", ServerNames().for_namespace(cells.namespace_a))
+        ]
+        async with grpc.aio.secure_channel(
+            f"127.0.0.1:{gateway.bound_port}", credentials, options=options
+        ) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await channel.unary_unary(
+                    "/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace"
+                )(
+                    wsv1.DescribeNamespaceRequest(namespace=cells.namespace_a).SerializeToString(),
+                    timeout=10,
+                )
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert refused.value.details() == (
+            f"namespace {cells.namespace_a} is temporarily unavailable; retry shortly"
+        )
+    finally:
+        await gateway.stop(0)
+        await source.aclose()
 
 
 async def test_gateway_process_serves_routes_from_the_control_plane(
