@@ -7,9 +7,11 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import httpx
 
+from billing._cell_tls import CellTlsMaterial, ssl_context
 from billing._exposition import CellCounters, read_cell_counters
 from billing._kinds import action_kind, action_weight
 from billing._usage_store import (
@@ -23,9 +25,17 @@ from billing._usage_store import (
 
 logger = logging.getLogger(__name__)
 
-MeteredCell = tuple[str, str]
-"""(cell id, metrics URL). A cell served by several processes lists one entry per process,
-each with its own id (``cell-1/frontend-0``): their deltas add up in the same usage rows."""
+
+class MeteredCell(NamedTuple):
+    """A cell's metrics endpoint. A cell served by several processes lists one entry per
+    process, each with its own id (``cell-1/frontend-0``): their deltas add up in the same usage
+    rows. With ``tls`` (a registered cell) the URL must be https: the scrape verifies the cell's
+    CA and presents its client certificate."""
+
+    cell_id: str
+    metrics_url: str
+    tls: CellTlsMaterial | None = None
+
 
 # Namespaces billed per write transaction: small enough that the database's write lock (SQLite
 # has one per file) is held for milliseconds, not for the whole cell.
@@ -89,10 +99,10 @@ class Meter:
         """
         now = self._clock()
         report = ScrapeReport()
-        texts = await asyncio.gather(
-            *(self._fetch(url) for _, url in cells), return_exceptions=True
-        )
-        for (cell_id, url), text in zip(cells, texts, strict=True):
+        # Plain (cell id, URL) pairs are plaintext cells.
+        cells = [MeteredCell(*cell) for cell in cells]
+        texts = await asyncio.gather(*(self._fetch(cell) for cell in cells), return_exceptions=True)
+        for (cell_id, url, _), text in zip(cells, texts, strict=True):
             if isinstance(text, BaseException):
                 if not isinstance(text, Exception):
                     raise text
@@ -124,8 +134,22 @@ class Meter:
                 logger.exception("usage scrape failed; the next one bills the gap")
             await asyncio.sleep(interval)
 
-    async def _fetch(self, url: str) -> str:
-        response = await self._http.get(url)
+    async def _fetch(self, cell: MeteredCell) -> str:
+        if cell.tls is None:
+            response = await self._http.get(cell.metrics_url)
+        else:
+            if httpx.URL(cell.metrics_url).scheme != "https":
+                raise ValueError(
+                    f"cell {cell.cell_id} has TLS but its metrics URL {cell.metrics_url} is not "
+                    "https; register the cell with an https metrics URL"
+                )
+            # The cell's own CA and client certificate: a client of its own, closed after the
+            # scrape (one handshake a scrape interval).
+            extensions = {"sni_hostname": cell.tls.server_name} if cell.tls.server_name else {}
+            async with httpx.AsyncClient(
+                verify=ssl_context(cell.tls), timeout=self._http.timeout
+            ) as client:
+                response = await client.get(cell.metrics_url, extensions=extensions)
         response.raise_for_status()
         return response.text
 

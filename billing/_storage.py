@@ -30,6 +30,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode, WorkflowService
 
+from billing._cell_tls import CellTlsMaterial, temporal_tls
 from billing._meter import hour_of
 from billing._rating import ACTIVE_STORAGE_KIND, RETAINED_STORAGE_KIND
 from billing._usage_store import UsageStore, UsageUnitOfWork, utcnow
@@ -57,18 +58,21 @@ _CLOSED_STATUSES = frozenset(
     }
 )
 
-Connect = Callable[[str, str], Awaitable[Client]]
-"""Opens a client to a cell: ``(address, namespace) -> Client``."""
-
 
 @dataclass(frozen=True)
 class StorageTarget:
-    """One cell to measure: its id, its frontend address (``host:port``, no TLS) and the
-    namespaces it serves, as (namespace id, retention in days)."""
+    """One cell to measure: its id, its frontend address (``host:port``), the namespaces it
+    serves, as (namespace id, retention in days), and its TLS (None: plaintext, a local cell;
+    else the cell's CA and server name are verified and its client certificate presented)."""
 
     cell_id: str
     address: str
     namespaces: tuple[tuple[str, int], ...]
+    tls: CellTlsMaterial | None = None
+
+
+Connect = Callable[[StorageTarget, str], Awaitable[Client]]
+"""Opens a client to a cell: ``(target, namespace) -> Client``."""
 
 
 @dataclass
@@ -93,8 +97,13 @@ class _Stored:
     retained: int
 
 
-async def _connect(address: str, namespace: str) -> Client:
-    return await Client.connect(address, namespace=namespace, connect_timeout=_CONNECT_TIMEOUT)
+async def _connect(target: StorageTarget, namespace: str) -> Client:
+    return await Client.connect(
+        target.address,
+        namespace=namespace,
+        tls=temporal_tls(target.tls),
+        connect_timeout=_CONNECT_TIMEOUT,
+    )
 
 
 class StorageMeter:
@@ -114,7 +123,7 @@ class StorageMeter:
         max_backfill_hours: int = 24,
         batch_namespaces: int = 25,
     ) -> None:
-        """``connect(address, namespace)`` opens the client of one cell; one is opened per cell
+        """``connect(target, namespace)`` opens the client of one cell; one is opened per cell
         and sample, and serves all of its namespaces. ``batch_namespaces``: namespaces written
         per transaction."""
         if max_backfill_hours < 0:
@@ -213,7 +222,7 @@ class StorageMeter:
             return {}
         # A client is bound to a namespace, but raw service calls name theirs in each request,
         # so one connection serves every namespace of the cell.
-        client = await self._connect(target.address, target.namespaces[0][0])
+        client = await self._connect(target, target.namespaces[0][0])
         measured: dict[str, _Stored | None] = {}
         for namespace_id, retention_days in target.namespaces:
             measured[namespace_id] = await _measure_namespace(

@@ -162,7 +162,11 @@ def cell_endpoints(
     async def endpoints() -> list[MeteredCell]:
         async with unit_of_work(sessionmaker) as session:
             cells = await CellRepository(session).list_serving()
-        return [(cell.id, cell.metrics_url) for cell in cells]
+        endpoints = [cell.endpoint for cell in cells]
+        return [
+            MeteredCell(endpoint.cell_id, endpoint.metrics_url, endpoint.tls)
+            for endpoint in endpoints
+        ]
 
     return endpoints
 
@@ -184,9 +188,14 @@ def storage_targets(
                 (namespace.id, namespace.retention_days)
             )
         return [
-            StorageTarget(cell.id, cell.address, tuple(by_cell[cell.id]))
-            for cell in cells
-            if cell.id in by_cell
+            StorageTarget(
+                endpoint.cell_id,
+                endpoint.grpc_address,
+                tuple(by_cell[endpoint.cell_id]),
+                endpoint.tls,
+            )
+            for endpoint in (cell.endpoint for cell in cells)
+            if endpoint.cell_id in by_cell
         ]
 
     return targets

@@ -66,8 +66,8 @@ class _SharedAnswers:
         return raw
 
 
-def _identity(route: Route) -> tuple[str, str]:
-    return route.cell_address, route.cell_namespace_id
+def _identity(route: Route) -> tuple[str, str, str]:
+    return route.cell_id, route.cell_address, route.cell_namespace_id
 
 
 class CellAnswers:
@@ -84,9 +84,11 @@ class CellAnswers:
             route = routes.get(namespace)
             if route is None or _identity(route) != identity:
                 del descriptions[namespace]
-        cells = {route.cell_address for route in routes.values()}
-        for address in [a for a in self._system_info.entries if a not in cells]:
-            del self._system_info.entries[address]
+        cells = {route.upstream_key for route in routes.values()}
+        system_info = self._system_info.entries
+        for cell, (identity, _, _) in list(system_info.items()):
+            if identity not in cells:
+                del system_info[cell]
 
     async def describe_all(self, routes: Iterable[Route], describe: Ask) -> list[bytes]:
         """The ``DescribeNamespaceResponse`` bytes of each route, in order; ``describe`` asks
@@ -105,5 +107,5 @@ class CellAnswers:
     async def system_info(self, route: Route, ask: Ask) -> bytes:
         """The ``GetSystemInfoResponse`` bytes of the route's cell."""
         return await self._system_info.get(
-            route.cell_address, route.cell_address, functools.partial(ask, route)
+            route.cell_name, route.upstream_key, functools.partial(ask, route)
         )

@@ -19,6 +19,7 @@ from temporalio.api.workflowservice.v1.request_response_pb2 import (
     GetClusterInfoResponse,
 )
 
+from dataplane.cells import CellTls, grpc_channel
 from dataplane.gateway._admission import Admissions, Decision
 from dataplane.gateway._api_keys import KeyVerificationUnavailable, KeyVerifier, VerifiedKey
 from dataplane.gateway._descriptions import CellAnswers
@@ -60,6 +61,8 @@ _MAX_CLUSTER_ROUTES = 4096
 _MAX_LISTED_NAMESPACES = 100
 _DESCRIBE_TIMEOUT_SECONDS = 10.0
 _SYSTEM_INFO = f"/{WORKFLOW_SERVICE}/GetSystemInfo"
+# The operator log names an unavailable cell at most this often (every call would flood it).
+_CELL_LOG_INTERVAL = 10.0
 
 _NAMESPACE_HEADER = "temporal-namespace"
 # Credentials meant for the gateway and transport headers gRPC sets itself per hop.
@@ -192,11 +195,15 @@ def _check_nested(method: Method, message: Message, namespace: str, route: Route
             )
 
 
-class _Upstream:
-    """One insecure channel to a cell and its per-method callables, built once."""
+UpstreamKey = tuple[str, str, CellTls | None]
 
-    def __init__(self, address: str) -> None:
-        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+class _Upstream:
+    """One channel to a cell (TLS with the cell's client certificate when the cell has TLS,
+    plaintext otherwise) and its per-method callables, built once."""
+
+    def __init__(self, address: str, tls: CellTls | None) -> None:
+        self.channel = grpc_channel(address, tls, list(CHANNEL_OPTIONS))
         self._calls: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
 
     def call(self, path: str) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
@@ -232,7 +239,9 @@ class Proxy:
         self._tracer = trace.get_tracer(TRACER_NAME)
         self._table = RouteTable()
         self._admissions = Admissions()
-        self._upstreams: dict[str, _Upstream] = {}
+        self._upstreams: dict[UpstreamKey, _Upstream] = {}
+        # When the operator log last named each unavailable cell (and why).
+        self._cell_logged: dict[tuple[str, str], float] = {}
         # Cluster-level calls: which route admits a certificate, memoized per table.
         self._cluster_routes: dict[bytes, Route] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -244,14 +253,16 @@ class Proxy:
         return self._table
 
     def apply(self, table: RouteTable) -> None:
-        """Serve ``table`` from the next call on; retire channels to cells no longer routed."""
+        """Serve ``table`` from the next call on; retire channels to cells no longer routed, or
+        routed at another address or with other TLS material (calls already on a retired
+        channel finish on it)."""
         self._table = table
         self._cluster_routes = {}
         self._limiter.retain(set(table.routes))
         self._cell_answers.retain(table.routes)
-        live = {route.cell_address for route in table.routes.values()}
-        for address in [address for address in self._upstreams if address not in live]:
-            upstream = self._upstreams.pop(address)
+        live = {route.upstream_key for route in table.routes.values()}
+        for key in [key for key in self._upstreams if key not in live]:
+            upstream = self._upstreams.pop(key)
             task = asyncio.get_running_loop().create_task(
                 upstream.channel.close(grace=_CHANNEL_CLOSE_GRACE)
             )
@@ -302,10 +313,11 @@ class Proxy:
         )
         namespace = ""
         trailers: Metadata = ()
+        route: Route | None = None
         try:
             caller = await self._caller(mode, context)
             admitted = self._admit(method, request, context, caller)
-            namespace = admitted.namespace
+            namespace, route = admitted.namespace, admitted.route
             if method.handling is Handling.GATEWAY:
                 response = await self._answer(method, admitted, context)
             elif method.path == _SYSTEM_INFO:
@@ -320,6 +332,9 @@ class Proxy:
         except grpc.aio.AioRpcError as error:
             code = error.code()
             details, trailers = _cell_error(error, namespace)
+            if route is not None and code is grpc.StatusCode.UNAVAILABLE and not trailers:
+                # Not reached (refused connection, failed TLS handshake): the operator's to fix.
+                self._log_cell_unavailable(route, error.details() or "unreachable")
         except asyncio.CancelledError:
             self._finish(span, method, namespace, grpc.StatusCode.CANCELLED, started)
             raise
@@ -425,10 +440,34 @@ class Proxy:
         return self._decide(caller, route) is Decision.ADMITTED
 
     def _upstream(self, route: Route) -> _Upstream:
-        upstream = self._upstreams.get(route.cell_address)
+        key = route.upstream_key
+        upstream = self._upstreams.get(key)
         if upstream is None:
-            upstream = self._upstreams[route.cell_address] = _Upstream(route.cell_address)
+            upstream = self._upstreams[key] = _Upstream(route.cell_address, route.cell_tls)
         return upstream
+
+    def _log_cell_unavailable(self, route: Route, reason: str) -> None:
+        """Name the cell and why it is not served in the operator log (tenants only learn
+        that their namespace is temporarily unavailable)."""
+        now = time.monotonic()
+        key = (route.cell_name, reason)
+        if now - self._cell_logged.get(key, -_CELL_LOG_INTERVAL) < _CELL_LOG_INTERVAL:
+            return
+        if len(self._cell_logged) >= _MAX_CLUSTER_ROUTES:
+            self._cell_logged.clear()
+        self._cell_logged[key] = now
+        logger.warning(
+            "cell %s (%s) unavailable for namespace %s: %s",
+            route.cell_name,
+            route.cell_address,
+            route.namespace_id,
+            reason,
+        )
+
+    def _raise_if_cell_unavailable(self, route: Route, namespace: str) -> None:
+        if route.cell_unavailable:
+            self._log_cell_unavailable(route, route.cell_unavailable)
+            raise _Refusal(grpc.StatusCode.UNAVAILABLE, _unavailable(namespace), namespace)
 
     async def _forward(
         self, method: Method, route: Route, request: bytes, metadata: Metadata, context: Context
@@ -455,12 +494,13 @@ class Proxy:
     async def _list_namespaces(self, admitted: _Admitted, context: Context) -> bytes:
         """Only the namespaces the caller is admitted to, as their cells describe them (kept
         by the gateway for a few seconds, see ``_descriptions``); never another tenant's,
-        never a cell's own (``default``, ``temporal-system``)."""
+        never a cell's own (``default``, ``temporal-system``). Namespaces on a cell that may not
+        be called (unhealthy, unknown) are left out rather than failing the whole list."""
         visible = sorted(
             (
                 route
                 for route in self._table.routes.values()
-                if self._admits(admitted.caller, route)
+                if not route.cell_unavailable and self._admits(admitted.caller, route)
             ),
             key=lambda route: route.namespace_id,
         )[:_MAX_LISTED_NAMESPACES]
@@ -552,6 +592,8 @@ class Proxy:
                 )
         if method.may_nest:
             _check_nested(method, message, namespace, route)
+        # Only an admitted caller learns that the namespace exists but its cell is down.
+        self._raise_if_cell_unavailable(route, namespace)
         actions = actions_of(method.name, message)
         try:
             self._limiter.admit(namespace, route.limits, actions)
@@ -577,16 +619,19 @@ class Proxy:
                     caller.bound_namespace,
                 )
             _raise_unless_admitted(self._decide(caller, bound), caller, caller.bound_namespace)
+            self._raise_if_cell_unavailable(bound, caller.bound_namespace)
             return bound
         route = self._cluster_routes.get(caller.cache_id)
         if route is None or not self._admits(caller, route):
+            admitted = [
+                candidate
+                for candidate in self._table.routes.values()
+                if self._admits(caller, candidate)
+            ]
+            # Cluster reads are the same on every cell: prefer one whose cell is available.
             route = next(
-                (
-                    candidate
-                    for candidate in self._table.routes.values()
-                    if self._admits(caller, candidate)
-                ),
-                None,
+                (candidate for candidate in admitted if not candidate.cell_unavailable),
+                admitted[0] if admitted else None,
             )
             if route is not None:
                 if len(self._cluster_routes) >= _MAX_CLUSTER_ROUTES:
@@ -599,6 +644,9 @@ class Proxy:
                 f"{method.name} refused: the {credential} is not accepted for any namespace; "
                 "use a credential your namespace accepts",
             )
+        if route.cell_unavailable:
+            self._log_cell_unavailable(route, route.cell_unavailable)
+            raise _Refusal(grpc.StatusCode.UNAVAILABLE, _unavailable(""))
         return route
 
 

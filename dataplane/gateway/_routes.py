@@ -23,6 +23,7 @@ from auth import (
     parse_ca_bundle,
     parse_certificate_filters,
 )
+from dataplane.cells import CellTls
 from dataplane.gateway._limits import (
     DEFAULT_ACTIONS_PER_SECOND,
     DEFAULT_REQUESTS_PER_SECOND,
@@ -66,6 +67,25 @@ class Route:
     limits: Limits = field(default_factory=Limits)
     # Which gateway endpoint (mTLS, API key or both) may serve the namespace.
     auth_method: AuthMethod = AuthMethod.MTLS
+    # The cell the namespace is placed on ("": a table from before cells were published, the
+    # gateway reaches ``cell_address`` in plaintext as it always did).
+    cell_id: str = ""
+    # TLS to the cell's frontend (None: plaintext, local cells on loopback only).
+    cell_tls: CellTls | None = None
+    # Why no traffic may go to the cell ("": it may), for the operator log only: tenants are
+    # told their namespace is temporarily unavailable, never which cell or why.
+    cell_unavailable: str = ""
+
+    @property
+    def upstream_key(self) -> tuple[str, str, CellTls | None]:
+        """What identifies the gateway's channel to the route's cell: a change of address or
+        of TLS material is a new channel."""
+        return self.cell_id, self.cell_address, self.cell_tls
+
+    @property
+    def cell_name(self) -> str:
+        """The cell as the operator log names it."""
+        return self.cell_id or self.cell_address
 
 
 class RouteEntry(BaseModel):
@@ -276,6 +296,7 @@ class HttpRouteSource:
         routes: list[Route] = []
         bundles: dict[str, CABundle] = {}
         dropped: dict[str, str] = {}
+        cells = self._cells(body.get("cells"))
         for position, raw in enumerate(body["routes"]):
             try:
                 entry = RouteEntry.model_validate(raw)
@@ -290,14 +311,33 @@ class HttpRouteSource:
                 if isinstance(named, str) and _REPORTABLE_ID.fullmatch(named):
                     dropped[named] = "its route entry is malformed"
                 continue
-            route = self._route(entry, dropped)
+            route = self._route(entry, dropped, cells)
             if route is not None:
                 bundles[entry.accepted_client_ca] = route.accepted_client_ca
                 routes.append(route)
         self._bundles = bundles
         return RouteTable.of(routes, version, dropped)
 
-    def _route(self, entry: RouteEntry, dropped: dict[str, str]) -> Route | None:
+    def _cells(self, raw: object) -> dict[str, CellEntry]:
+        """The document's cells by id. A cell entry that does not validate is left out (its
+        namespaces then answer UNAVAILABLE, their cell being unknown), never guessed at."""
+        cells: dict[str, CellEntry] = {}
+        if raw is None:
+            return cells
+        if not isinstance(raw, list):
+            raise TypeError("route document cells is not a list")
+        for position, item in enumerate(raw):
+            try:
+                cell = CellEntry.model_validate(item)
+            except ValidationError as exc:
+                logger.warning("cell entry %d dropped from routing: %s", position, exc)
+                continue
+            cells[cell.cell_id] = cell
+        return cells
+
+    def _route(
+        self, entry: RouteEntry, dropped: dict[str, str], cells: Mapping[str, CellEntry]
+    ) -> Route | None:
         bundle = self._bundles.get(entry.accepted_client_ca)
         if bundle is None:
             try:
@@ -318,9 +358,19 @@ class HttpRouteSource:
             logger.warning("namespace %s dropped from routing: %s", entry.namespace_id, exc.reason)
             dropped[entry.namespace_id] = f"its certificate filters are refused: {exc.reason}"
             return None
+        address, tls, unavailable = entry.cell_address, None, ""
+        if entry.cell_id:
+            cell = cells.get(entry.cell_id)
+            if cell is None:
+                unavailable = "the route document does not describe the cell"
+            else:
+                address = cell.address
+                tls = _cell_tls(cell.tls)
+                if not cell.healthy:
+                    unavailable = "the control plane reports the cell unhealthy"
         return Route(
             entry.namespace_id,
-            entry.cell_address,
+            address,
             bundle,
             entry.cell_namespace_id,
             filters,
@@ -329,4 +379,13 @@ class HttpRouteSource:
                 actions_per_second=entry.actions_per_second,
             ),
             entry.auth_method,
+            entry.cell_id,
+            tls,
+            unavailable,
         )
+
+
+def _cell_tls(entry: CellTlsEntry | None) -> CellTls | None:
+    if entry is None:
+        return None
+    return CellTls(entry.ca_pem, entry.cert_pem, entry.key_pem, entry.server_name)

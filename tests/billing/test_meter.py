@@ -10,7 +10,7 @@ import datetime as dt
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -25,10 +25,12 @@ from support import free_port
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from billing import ActionKind, Meter, read_cell_counters
+from auth import generate_ca
+from billing import ActionKind, Meter, MeteredCell, read_cell_counters
 from controlplane.models import UsageCursor, UsageRecord
 from controlplane.usage.repository import usage_unit_of_work
-from dataplane.cells import CellEndpoint, LocalCellProvider
+from dataplane.cells import CellEndpoint, LocalCellProvider, temporal_tls_config
+from infra.cell_frontend import CellFrontend, run_cell_frontend
 
 pytestmark = pytest.mark.slow  # every test meters a real local cell
 
@@ -480,3 +482,65 @@ async def test_cell_restart_mid_workload_keeps_totals_exact(
 
     expected = {str(kind): n for kind, n in _times(PER_ORDER_KINDS, 3).items()}
     assert await _usage(sessions, namespace) == expected
+
+
+@pytest.fixture(scope="module")
+def cell_frontend(cell: RunningCell) -> Iterator[CellFrontend]:
+    """The shared cell as a registered cell is reached: gRPC and metrics behind an mTLS
+    terminator that demands the cell's client certificate."""
+    metrics = cell.endpoint[1].removeprefix("http://").removesuffix("/metrics")
+    with run_cell_frontend(cell.address, metrics_upstream=metrics) as frontend:
+        yield frontend
+
+
+async def test_tls_cell_is_scraped_over_https_with_its_client_certificate(
+    cell: RunningCell,
+    cell_frontend: CellFrontend,
+    namespace: str,
+    http: httpx.AsyncClient,
+    meter: Meter,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Workers reach the cell through its TLS frontend; the meter scrapes its metrics over https
+    (the cell's CA and server name verified, its client certificate presented) and bills the
+    two orders exactly."""
+    client = await Client.connect(
+        cell_frontend.address, namespace=namespace, tls=temporal_tls_config(cell_frontend.tls())
+    )
+    async with _worker(client):
+        await _finish_orders(await _start_orders(client, 2))
+    await _counted(http, cell, namespace, _times(_add(STARTED, FINISHED), 2))
+    tls_cell = MeteredCell(cell.spec.cell_id, cell_frontend.metrics_url, cell_frontend.tls())
+
+    added = await _scrape(meter, sessions, [tls_cell])
+
+    expected = {str(kind): count for kind, count in _times(PER_ORDER_KINDS, 2).items()}
+    assert {kind: n for (ns, kind), n in added.items() if ns == namespace} == expected
+    assert await _usage(sessions, namespace) == expected
+
+
+async def test_tls_cell_with_a_wrong_ca_or_plain_http_is_not_scraped(
+    cell: RunningCell,
+    cell_frontend: CellFrontend,
+    meter: Meter,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A cell whose certificate does not verify, or whose metrics URL is not https although it
+    has TLS, fails the scrape with the reason and bills nothing."""
+    wrong_ca = cell_frontend.tls(ca=generate_ca("not the cell's CA"))
+    plain_url = cell.endpoint[1]
+    report = await meter.scrape_once(
+        usage_unit_of_work(sessions),
+        [
+            MeteredCell("cell-wrong-ca", cell_frontend.metrics_url, wrong_ca),
+            MeteredCell("cell-plain", plain_url, cell_frontend.tls()),
+        ],
+    )
+    assert report.added == {}
+    assert report.failed["cell-wrong-ca"].startswith(
+        "ConnectError: [SSL: CERTIFICATE_VERIFY_FAILED]"
+    )
+    assert report.failed["cell-plain"] == (
+        f"ValueError: cell cell-plain has TLS but its metrics URL {plain_url} is not https; "
+        "register the cell with an https metrics URL"
+    )

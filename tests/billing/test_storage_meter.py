@@ -6,6 +6,7 @@ retention left out."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import time
 import uuid
@@ -24,12 +25,14 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from auth import generate_ca
 from billing import StorageMeter, StorageReport, StorageTarget
 from billing._rating import ACTIVE_STORAGE_KIND, RETAINED_STORAGE_KIND
 from controlplane.kit.db import utcnow
 from controlplane.models import UsageRecord
 from controlplane.usage.repository import usage_unit_of_work
 from dataplane.cells import CellEndpoint, LocalCellProvider
+from infra.cell_frontend import run_cell_frontend
 
 pytestmark = pytest.mark.slow  # every test samples a real local cell
 
@@ -402,3 +405,40 @@ async def test_closed_workflows_past_retention_are_not_retained(
     usage = await _usage(sessions, namespace)
     assert usage[(RETAINED_STORAGE_KIND, later.hour)] == 0
     assert usage[(ACTIVE_STORAGE_KIND, later.hour)] == active
+
+
+async def test_tls_cell_is_measured_over_mtls(
+    cell: RunningCell,
+    namespace: str,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+) -> None:
+    """A cell reached only through an mTLS frontend (a registered cell) is measured with its TLS
+    (CA and server name verified, client certificate presented) exactly as a local one; with a
+    CA that does not sign the frontend's certificate it is reported failed and nothing is
+    written."""
+    client = await _client(cell, namespace)
+    with run_cell_frontend(cell.address) as frontend:
+        async with _worker(client):
+            ledgers = await _start(client, 1)
+            await _note(ledgers, 2)
+            await _visible(client, namespace, ledgers)
+            active = await _history_bytes(ledgers)
+            over_tls = dataclasses.replace(
+                cell.target(namespace), address=frontend.address, tls=frontend.tls()
+            )
+            wrong_ca = dataclasses.replace(
+                over_tls, cell_id="cell-wrong-ca", tls=frontend.tls(ca=generate_ca("stale CA"))
+            )
+            report = await _sample(StorageMeter(clock=clock), sessions, [over_tls, wrong_ca])
+
+    assert list(report.failed) == ["cell-wrong-ca"]
+    assert "UnknownIssuer" in report.failed["cell-wrong-ca"]
+    assert report.measured == {
+        (namespace, ACTIVE_STORAGE_KIND): active,
+        (namespace, RETAINED_STORAGE_KIND): 0,
+    }
+    assert await _usage(sessions, namespace) == {
+        (ACTIVE_STORAGE_KIND, clock.hour): active,
+        (RETAINED_STORAGE_KIND, clock.hour): 0,
+    }

@@ -22,17 +22,22 @@ from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client
 
 from auth import AuthMethod, CertificateFilter
+from dataplane.cells import CellTls
 from dataplane.gateway import (
     DEFAULT_ACTIONS_PER_SECOND,
     DEFAULT_REQUESTS_PER_SECOND,
+    Gateway,
     HttpRouteSource,
     Limits,
     RouteDocument,
     RouteEntry,
+    ServerNames,
 )
 
 if TYPE_CHECKING:
     from conftest import Cells, Pki
+
+    from infra.cell_frontend import CellFrontend
 
 API_KEY = "stratus-gateway-test-key"
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -191,6 +196,69 @@ async def test_fetch_reads_certificate_filters_and_drops_invalid_ones(
     assert table.routes["open.acct1"].certificate_filters == ()
 
 
+async def test_fetch_resolves_each_route_to_its_cell(control_plane: str, pki: Pki) -> None:
+    """A route naming a cell takes the cell's address and TLS from the document's ``cells``; a
+    cell reported unhealthy, or not described (or described badly), marks its namespaces
+    unavailable with the reason; a route without a cell id keeps plaintext to its address (a
+    control plane from before cells were published)."""
+    ControlPlane.fail = False
+    ca = pki.ca_a.cert_pem.decode()
+    tls = {"ca_pem": "CA", "cert_pem": "CERT", "key_pem": "KEY", "server_name": "fe.cell.test"}
+
+    def entry(namespace: str, cell_id: str | None) -> dict[str, object]:
+        fields: dict[str, object] = {
+            "namespace_id": namespace,
+            "cell_address": "127.0.0.1:7301",
+            "accepted_client_ca": ca,
+        }
+        if cell_id is not None:
+            fields["cell_id"] = cell_id
+        return fields
+
+    ControlPlane.document = {
+        "version": 4,
+        "routes": [
+            entry("tls.acct1", "ext-1"),
+            entry("down.acct1", "ext-2"),
+            entry("lost.acct1", "ext-9"),
+            entry("broken.acct1", "ext-3"),
+            entry("legacy.acct1", None),
+        ],
+        "cells": [
+            {"cell_id": "ext-1", "address": "10.0.0.1:7233", "tls": tls},
+            {"cell_id": "ext-2", "address": "10.0.0.2:7233", "healthy": False},
+            {"cell_id": "ext-3", "address": "10.0.0.3:7233", "tls": {"ca_pem": "CA"}},
+        ],
+    }
+    source = HttpRouteSource(control_plane, API_KEY, timeout=2.0)
+    try:
+        table = await source.fetch()
+    finally:
+        await source.aclose()
+    assert table is not None
+    # Unavailable is not dropped: the namespace is served, and answers UNAVAILABLE.
+    assert dict(table.dropped) == {}
+    routes = table.routes
+    assert (routes["tls.acct1"].cell_id, routes["tls.acct1"].cell_address) == (
+        "ext-1",
+        "10.0.0.1:7233",
+    )
+    assert routes["tls.acct1"].cell_tls == CellTls("CA", "CERT", "KEY", "fe.cell.test")
+    assert routes["tls.acct1"].cell_unavailable == ""
+    assert routes["down.acct1"].cell_address == "10.0.0.2:7233"
+    assert routes["down.acct1"].cell_tls is None
+    assert routes["down.acct1"].cell_unavailable == "the control plane reports the cell unhealthy"
+    for lost in ("lost.acct1", "broken.acct1"):
+        assert routes[lost].cell_unavailable == "the route document does not describe the cell"
+    legacy = routes["legacy.acct1"]
+    assert (legacy.cell_id, legacy.cell_address, legacy.cell_tls, legacy.cell_unavailable) == (
+        "",
+        "127.0.0.1:7301",
+        None,
+        "",
+    )
+
+
 async def test_fetch_reads_the_document_the_api_serialises_and_drops_malformed_entries(
     control_plane: str, pki: Pki
 ) -> None:
@@ -260,6 +328,82 @@ async def test_fetch_reads_the_document_the_api_serialises_and_drops_malformed_e
         actions_per_second=DEFAULT_ACTIONS_PER_SECOND,
     )
     assert (minimal_route.cell_namespace_id, minimal_route.certificate_filters) == ("", ())
+
+
+async def test_gateway_follows_the_documents_cells_to_an_mtls_cell(
+    control_plane: str, pki: Pki, cells: Cells, cell_frontend: CellFrontend
+) -> None:
+    """A document placing namespace A on a registered cell behind an mTLS frontend: the gateway
+    reaches it with the cell's TLS from ``cells``; once the document reports the cell unhealthy,
+    the namespace answers UNAVAILABLE with the tenant message."""
+    tls = cell_frontend.tls()
+    cell = {
+        "cell_id": "cell-ext-1",
+        "address": cell_frontend.address,
+        "tls": {
+            "ca_pem": tls.ca_pem,
+            "cert_pem": tls.cert_pem,
+            "key_pem": tls.key_pem,
+            "server_name": tls.server_name,
+        },
+    }
+    entry = {
+        "namespace_id": cells.namespace_a,
+        # What an older gateway would use; this one follows the cell.
+        "cell_address": "127.0.0.1:1",
+        "accepted_client_ca": pki.ca_a.cert_pem.decode(),
+        "cell_id": "cell-ext-1",
+    }
+    ControlPlane.fail = False
+    ControlPlane.document = {"version": 1, "routes": [entry], "cells": [cell]}
+    source = HttpRouteSource(control_plane, API_KEY, timeout=2.0)
+    gateway = Gateway(
+        "127.0.0.1",
+        0,
+        server_cert_pem=pki.gateway_server.cert_pem,
+        server_key_pem=pki.gateway_server.key_pem,
+        route_source=source,
+        issuer=pki.gateway_ca,
+    )
+    await gateway.start()
+    try:
+        client = await Client.connect(
+            f"127.0.0.1:{gateway.bound_port}",
+            namespace=cells.namespace_a,
+            tls=pki.tls(pki.client_a),
+        )
+        described = await client.workflow_service.describe_namespace(
+            wsv1.DescribeNamespaceRequest(namespace=cells.namespace_a)
+        )
+        assert described.namespace_info.name == cells.namespace_a
+
+        ControlPlane.document = {
+            "version": 2,
+            "routes": [entry],
+            "cells": [{**cell, "healthy": False}],
+        }
+        await gateway.refresh()
+        credentials = pki.channel_credentials(pki.client_a)
+        options = [
+            ("grpc.ssl_target_name_override", ServerNames().for_namespace(cells.namespace_a))
+        ]
+        async with grpc.aio.secure_channel(
+            f"127.0.0.1:{gateway.bound_port}", credentials, options=options
+        ) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await channel.unary_unary(
+                    "/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace"
+                )(
+                    wsv1.DescribeNamespaceRequest(namespace=cells.namespace_a).SerializeToString(),
+                    timeout=10,
+                )
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert refused.value.details() == (
+            f"namespace {cells.namespace_a} is temporarily unavailable; retry shortly"
+        )
+    finally:
+        await gateway.stop(0)
+        await source.aclose()
 
 
 async def test_gateway_process_serves_routes_from_the_control_plane(
