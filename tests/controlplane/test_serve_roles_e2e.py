@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,15 +20,10 @@ from support import STRATUS, free_port, wait_until
 
 from controlplane.kit.migrate import head_revisions
 from dataplane.cells import temporal_binary
+from infra.cell_frontend import run_cell_frontend
 
 pytestmark = pytest.mark.slow
 
-_BOOTSTRAP = (
-    "import asyncio\n"
-    "from controlplane.bootstrap import bootstrap\n"
-    "from controlplane.config import Settings\n"
-    "asyncio.run(bootstrap(Settings()))\n"
-)
 _SERVING = b"\x08\x01"
 _NOT_SERVING = b"\x08\x02"
 
@@ -121,7 +115,7 @@ def test_each_role_runs_alone_and_turns_ready_when_its_dependencies_answer(
     system_address = f"127.0.0.1:{system_port}"
     shared = {"STRATUS_DATA_DIR": str(data_dir), "STRATUS_SYSTEM_CELL_ADDRESS": system_address}
     subprocess.run(
-        [sys.executable, "-c", _BOOTSTRAP],
+        [STRATUS, "bootstrap"],
         env=_clean_env(**shared),
         check=True,
         capture_output=True,
@@ -217,6 +211,105 @@ def test_each_role_runs_alone_and_turns_ready_when_its_dependencies_answer(
     assert processes.stop("api") in (0, -signal.SIGTERM)
     assert "Application shutdown complete." in processes.log("api")
     assert "alembic" not in processes.log("api"), "/readyz must not migrate (nor log as if)"
+
+
+def _start_dev_server(processes: _Processes, name: str, port: int) -> None:
+    processes.start(
+        name,
+        [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--http-port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
+            "--log-level",
+            "warn",
+        ],
+        _clean_env(),
+    )
+
+
+def test_api_and_worker_reach_a_system_cluster_that_demands_mtls(
+    tmp_path: Path, processes: _Processes
+) -> None:
+    """The system cluster behind a TLS terminator that demands a client certificate (nginx
+    stream, ssl_verify_client on): with system_cell_tls_* the API's and the worker's /readyz
+    turn 200 and the worker runs its periodic jobs there; an API given the wrong CA stays 503
+    naming the system cell."""
+    data_dir = tmp_path / "data"
+    system_port = free_port()
+    _start_dev_server(processes, "system-cell", system_port)
+    with run_cell_frontend(f"127.0.0.1:{system_port}") as frontend:
+        shared = {
+            "STRATUS_DATA_DIR": str(data_dir),
+            "STRATUS_SYSTEM_CELL_ADDRESS": frontend.address,
+            "STRATUS_SYSTEM_CELL_TLS_CA": str(frontend.path("server-ca.pem")),
+            "STRATUS_SYSTEM_CELL_TLS_CERT": str(frontend.path("client.pem")),
+            "STRATUS_SYSTEM_CELL_TLS_KEY": str(frontend.path("client.key")),
+            "STRATUS_SYSTEM_CELL_SERVER_NAME": frontend.server_name,
+            "STRATUS_RECONCILE_INTERVAL_SECONDS": "1",
+        }
+        bootstrapped = subprocess.run(
+            [STRATUS, "bootstrap"], env=_clean_env(**shared), capture_output=True, timeout=120
+        )
+        assert bootstrapped.returncode == 0, bootstrapped.stderr
+        api_port, wrong_port, worker_health_port = free_port(), free_port(), free_port()
+        processes.start(
+            "api", [STRATUS, "serve", "api"], _clean_env(**shared, STRATUS_API_PORT=str(api_port))
+        )
+        processes.start(
+            "worker",
+            [STRATUS, "serve", "worker"],
+            _clean_env(**shared, STRATUS_WORKER_HEALTH_PORT=str(worker_health_port)),
+        )
+        wrong_ca = shared | {"STRATUS_SYSTEM_CELL_TLS_CA": str(frontend.path("client-ca.pem"))}
+        processes.start(
+            "api-wrong-ca",
+            [STRATUS, "serve", "api"],
+            _clean_env(**wrong_ca, STRATUS_API_PORT=str(wrong_port), STRATUS_MIGRATE_ON_START="0"),
+        )
+        api_url, worker_url = (
+            f"http://127.0.0.1:{api_port}",
+            f"http://127.0.0.1:{worker_health_port}",
+        )
+        wait_until(lambda: processes.alive("api") and _status(api_url + "/readyz") == 200, 90)
+        wait_until(lambda: processes.alive("worker") and _status(worker_url + "/readyz") == 200, 90)
+        wait_until(lambda: "periodic job reconcile ran" in processes.log("worker"), 60)
+
+        wrong_url = f"http://127.0.0.1:{wrong_port}"
+        wait_until(
+            lambda: processes.alive("api-wrong-ca") and _status(wrong_url + "/healthz") == 200, 60
+        )
+        refused = httpx.get(wrong_url + "/readyz")
+        assert refused.status_code == 503
+        assert refused.json()["detail"] == (
+            f"the system cell at {frontend.address} does not answer"
+        )
+        processes.stop_all()
+
+
+def test_system_cluster_tls_settings_go_together(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not used")
+    run = subprocess.run(
+        [STRATUS, "migrate"],
+        env=_clean_env(STRATUS_DATA_DIR=str(tmp_path), STRATUS_SYSTEM_CELL_TLS_CA=str(ca)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert (
+        "system_cell_tls_ca, system_cell_tls_cert and system_cell_tls_key go together "
+        "(only system_cell_tls_ca set)"
+    ) in run.stderr
 
 
 def test_a_settings_file_with_an_unknown_key_is_refused_naming_it(tmp_path: Path) -> None:
