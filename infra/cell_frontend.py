@@ -9,7 +9,8 @@ insist on ALPN ``h2``) through. A second listener can front the cell's Prometheu
 same way (https with a client certificate), for the meters.
 
 nginx runs in the foreground (``daemon off``) with a private prefix, configuration, PID file and
-logs in a temporary directory, on free 127.0.0.1 ports, and is stopped by its PID.
+logs in a temporary directory, on free ports of 127.0.0.1 (or of ``listen_host``: a simulated
+host's address in the multi-host test), and is stopped by its PID.
 """
 
 from __future__ import annotations
@@ -82,18 +83,18 @@ class CellFrontend:
         return self.directory / name
 
 
-def _free_port() -> int:
+def _free_port(host: str) -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def _server_block(port: int, upstream: str, *, alpn_h2: bool) -> str:
+def _server_block(host: str, port: int, upstream: str, *, alpn_h2: bool) -> str:
     alpn = "        ssl_alpn h2;\n" if alpn_h2 else ""
     return (
         "    server {\n"
-        f"        listen 127.0.0.1:{port} ssl;\n"
+        f"        listen {host}:{port} ssl;\n"
         "        ssl_certificate server.pem;\n"
         "        ssl_certificate_key server.key;\n"
         "        ssl_client_certificate client-ca.pem;\n"
@@ -105,7 +106,7 @@ def _server_block(port: int, upstream: str, *, alpn_h2: bool) -> str:
     )
 
 
-def _config(directory: Path, grpc_port: int, grpc_upstream: str, metrics: str) -> str:
+def _config(directory: Path, grpc_listen: str, metrics: str) -> str:
     return (
         f"load_module {STREAM_MODULE};\n"
         "daemon off;\n"
@@ -113,7 +114,7 @@ def _config(directory: Path, grpc_port: int, grpc_upstream: str, metrics: str) -
         f"pid {directory / 'nginx.pid'};\n"
         f"error_log {directory / 'error.log'} info;\n"
         "events { worker_connections 512; }\n"
-        "stream {\n" + _server_block(grpc_port, grpc_upstream, alpn_h2=True) + metrics + "}\n"
+        "stream {\n" + grpc_listen + metrics + "}\n"
     )
 
 
@@ -123,11 +124,12 @@ def run_cell_frontend(
     *,
     metrics_upstream: str | None = None,
     server_name: str = DEFAULT_SERVER_NAME,
+    listen_host: str = "127.0.0.1",
     startup_timeout: float = 15.0,
 ) -> Iterator[CellFrontend]:
     """Front the plaintext gRPC frontend at ``upstream`` (host:port) — and, if given, the
-    plaintext metrics endpoint at ``metrics_upstream`` (host:port) — with mTLS on free
-    127.0.0.1 ports. Generates a server CA and a certificate for ``server_name``, and a client
+    plaintext metrics endpoint at ``metrics_upstream`` (host:port) — with mTLS on free ports
+    of ``listen_host``. Generates a server CA and a certificate for ``server_name``, and a client
     CA and one client certificate; stops nginx by its PID and removes its files."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not STREAM_MODULE.exists():
@@ -151,16 +153,19 @@ def run_cell_frontend(
             ("client.key", client.key_pem),
         ):
             (directory / name).write_bytes(pem)
-        grpc_port = _free_port()
+        grpc_port = _free_port(listen_host)
         ports = [grpc_port]
         metrics_block, metrics_url = "", ""
         if metrics_upstream is not None:
-            metrics_port = _free_port()
+            metrics_port = _free_port(listen_host)
             ports.append(metrics_port)
-            metrics_block = _server_block(metrics_port, metrics_upstream, alpn_h2=False)
-            metrics_url = f"https://127.0.0.1:{metrics_port}/metrics"
+            metrics_block = _server_block(
+                listen_host, metrics_port, metrics_upstream, alpn_h2=False
+            )
+            metrics_url = f"https://{listen_host}:{metrics_port}/metrics"
         config = directory / "nginx.conf"
-        config.write_text(_config(directory, grpc_port, upstream, metrics_block))
+        grpc_block = _server_block(listen_host, grpc_port, upstream, alpn_h2=True)
+        config.write_text(_config(directory, grpc_block, metrics_block))
         with (directory / "stderr.log").open("wb") as stderr:
             process = subprocess.Popen(
                 [nginx, "-p", f"{directory}/", "-c", str(config), "-e", "error.log"],
@@ -168,9 +173,9 @@ def run_cell_frontend(
                 stderr=stderr,
                 stdin=subprocess.DEVNULL,
             )
-        _wait_listening(process, ports, directory, startup_timeout)
+        _wait_listening(process, listen_host, ports, directory, startup_timeout)
         yield CellFrontend(
-            address=f"127.0.0.1:{grpc_port}",
+            address=f"{listen_host}:{grpc_port}",
             metrics_url=metrics_url,
             server_name=server_name,
             server_ca=server_ca,
@@ -185,7 +190,11 @@ def run_cell_frontend(
 
 
 def _wait_listening(
-    process: subprocess.Popen[bytes], ports: list[int], directory: Path, timeout: float
+    process: subprocess.Popen[bytes],
+    host: str,
+    ports: list[int],
+    directory: Path,
+    timeout: float,
 ) -> None:
     deadline = time.monotonic() + timeout
     pending = list(ports)
@@ -198,11 +207,11 @@ def _wait_listening(
             )
             raise RuntimeError(f"nginx exited {process.returncode}: {logs}")
         try:
-            with socket.create_connection(("127.0.0.1", pending[0]), timeout=1):
+            with socket.create_connection((host, pending[0]), timeout=1):
                 pending.pop(0)
         except OSError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"nginx not listening on 127.0.0.1:{pending[0]}") from None
+                raise TimeoutError(f"nginx not listening on {host}:{pending[0]}") from None
             time.sleep(0.05)
 
 

@@ -68,9 +68,9 @@ class PostgresServer:
         return name
 
 
-def _free_port() -> int:
+def _free_port(host: str) -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -87,8 +87,11 @@ def _bin_dir() -> Path:
 
 
 @contextlib.contextmanager
-def run_postgres(*, startup_timeout: float = 60.0) -> Iterator[PostgresServer]:
-    """Start a throwaway PostgreSQL (trust auth, user ``postgres``) on a free 127.0.0.1 port,
+def run_postgres(
+    *, listen_host: str = "127.0.0.1", startup_timeout: float = 60.0
+) -> Iterator[PostgresServer]:
+    """Start a throwaway PostgreSQL (trust auth, user ``postgres``) on a free port of
+    ``listen_host`` (127.0.0.1; the multi-host test: a simulated host's address),
     its data and socket directory in a temporary directory; stop it by PID and remove it all."""
     bin_dir = _bin_dir()
     # As root, the server runs as `postgres`: it must own the directory (not under pytest's
@@ -110,11 +113,15 @@ def run_postgres(*, startup_timeout: float = 60.0) -> Iterator[PostgresServer]:
             check=True,
             capture_output=True,
         )
-        port = _free_port()
+        if listen_host != "127.0.0.1":
+            # Clients on the simulated host's own network (initdb trusts loopback only).
+            with (data_dir / "pg_hba.conf").open("a") as hba:
+                hba.write("host all all samenet trust\n")
+        port = _free_port(listen_host)
         args = [str(bin_dir / "postgres"), "-D", str(data_dir), "-p", str(port), "-k", str(base)]
         # A test database: durability buys nothing and costs every commit an fsync.
         for setting in (
-            "listen_addresses=127.0.0.1",
+            f"listen_addresses={listen_host}",
             "fsync=off",
             "synchronous_commit=off",
             "full_page_writes=off",
@@ -131,7 +138,7 @@ def run_postgres(*, startup_timeout: float = 60.0) -> Iterator[PostgresServer]:
                 group=user,
                 extra_groups=[] if user else None,
             )
-        server = PostgresServer(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres")
+        server = PostgresServer(f"postgresql+psycopg://postgres@{listen_host}:{port}/postgres")
         _wait_ready(server, process, log_path, startup_timeout)
         yield server
     finally:
