@@ -2,7 +2,8 @@
 
 - ``cell ADDRESS READY_DIR``: a Temporal dev server on the host's loopback, reachable only
   through an nginx mTLS terminator on ``ADDRESS`` (infra/cell_frontend.py);
-- ``postgres ADDRESS READY_DIR``: a private PostgreSQL listening on ``ADDRESS``.
+- ``postgres ADDRESS READY_DIR``: a private PostgreSQL listening on ``ADDRESS``, with an empty
+  database ``stratus``.
 
 When the service answers, its PEM files (cells) are copied into ``READY_DIR`` and
 ``READY_DIR/ready.json`` is written last (what the test waits for). The test ends a service by
@@ -98,7 +99,7 @@ def run_cell(address: str, ready: Path) -> None:
 
 def run_database(address: str, ready: Path) -> None:
     with run_postgres(listen_host=address) as server:
-        _write_ready(ready, {"admin_url": server.admin_url})
+        _write_ready(ready, {"database_url": server.create_database("stratus")})
         _wait_for_sigterm()
 
 
