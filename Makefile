@@ -10,8 +10,9 @@ APT_PACKAGES := xmlsec1
 # Only the tests need these: the sign-in test drives Debian's chromium (never `playwright
 # install`) and runs the npm oidc-provider IdP with node; the SAML tests sign with xmlsec1; the
 # database tests start a private PostgreSQL server from Debian's postgresql (infra/postgres.py);
-# the cell TLS tests front a cell with nginx's stream module (infra/cell_frontend.py).
-TEST_APT_PACKAGES := chromium nodejs npm xmlsec1 postgresql nginx libnginx-mod-stream
+# the cell TLS tests front a cell with nginx's stream module (infra/cell_frontend.py); the
+# multi-host test builds its hosts with iproute2's `ip netns` (infra/netns.py).
+TEST_APT_PACKAGES := chromium nodejs npm xmlsec1 postgresql nginx libnginx-mod-stream iproute2
 OIDC_IDP := infra/oidc-idp
 OIDC_IDP_STAMP := $(OIDC_IDP)/node_modules/.stratus-installed
 

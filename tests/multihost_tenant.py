@@ -9,8 +9,8 @@ certificate); the TLS server name is ``<namespace id>.<gateway domain>``. Reques
   NappingGreetingWorkflow) that keeps running until the agent ends; answers at once.
 - ``{"op": "start", "workflow": "GreetingWorkflow", "ids": [...], "task_queue": ...}``: start
   those workflows; answers once all are started.
-- ``{"op": "results", "ids": [...]}``: wait for those workflows' results (``{"results": {id:
-  result}}``, or ``{"error": ...}``).
+- ``{"op": "results", "ids": [...], "wait_seconds": ...}``: wait for those workflows' results
+  (``{"results": {id: result}}``, or ``{"error": ...}``).
 - ``{"op": "describe"}``: DescribeNamespace; ``{"status": "OK"}`` or the gRPC status' name.
 - ``{"op": "count"}``: ``{"completed": n, "other": m}``, the namespace's workflows by status.
 
@@ -112,7 +112,7 @@ class Agent:
         if op == "results":
             handles = [client.get_workflow_handle(workflow_id) for workflow_id in request["ids"]]
             results: list[Awaitable[Any]] = [handle.result() for handle in handles]
-            done = await asyncio.wait_for(asyncio.gather(*results), timeout=request["timeout"])
+            done = await asyncio.wait_for(asyncio.gather(*results), timeout=request["wait_seconds"])
             return {"results": dict(zip(request["ids"], done, strict=True))}
         if op == "count":
             completed = other = 0
