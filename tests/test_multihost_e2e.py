@@ -142,6 +142,10 @@ class Installation:
 
 
 def test_stratus_on_eight_hosts(network: Network, tmp_path: Path) -> None:
+    """Every role on its own host, only the hosts' addresses used; workflows of two accounts
+    complete on a shared and a dedicated cell through either gateway, counted exactly; a
+    gateway host's failure loses no workflow (workers through the other keep running); a cell
+    host's failure makes only its namespaces UNAVAILABLE."""
     services = {name: tmp_path / name for name in ("db", "system", "cell1", "cell2")}
     for name, directory in services.items():
         _start_service(network[name], "postgres" if name == "db" else "cell", directory)
@@ -303,9 +307,10 @@ def test_stratus_on_eight_hosts(network: Network, tmp_path: Path) -> None:
             ),
             60,
         )
-        refusal = ask("describe", namespace, "gw2")
-        assert "cell1" not in refusal["message"]
-        assert cell_ids["cell1"] not in refusal["message"]
+        assert ask("describe", namespace, "gw2") == {
+            "status": "UNAVAILABLE",
+            "message": f"namespace {namespace} is temporarily unavailable; retry shortly",
+        }
     last = [f"after-cell1-{ledger}-{i}" for i in range(BATCH)]
     run(ledger, "gw2", last, "GreetingWorkflow")
     started[ledger] += last
