@@ -32,6 +32,7 @@ from controlplane.cli import (
     account,
     apikey,
     billing,
+    cell,
     certs,
     gateway,
     invoice,
@@ -65,6 +66,7 @@ app.add_typer(namespace.app, name="namespace")
 app.add_typer(certs.app, name="certs")
 app.add_typer(operation.app, name="operation")
 app.add_typer(gateway.app, name="gateway")
+app.add_typer(cell.app, name="cell")
 app.add_typer(usage.app, name="usage")
 app.add_typer(invoice.app, name="invoice")
 app.add_typer(billing.app, name="billing")
