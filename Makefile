@@ -9,8 +9,9 @@ STAMP := $(VENV)/.stratus-installed
 APT_PACKAGES := xmlsec1
 # Only the tests need these: the sign-in test drives Debian's chromium (never `playwright
 # install`) and runs the npm oidc-provider IdP with node; the SAML tests sign with xmlsec1; the
-# database tests start a private PostgreSQL server from Debian's postgresql (infra/postgres.py).
-TEST_APT_PACKAGES := chromium nodejs npm xmlsec1 postgresql
+# database tests start a private PostgreSQL server from Debian's postgresql (infra/postgres.py);
+# the cell TLS tests front a cell with nginx's stream module (infra/cell_frontend.py).
+TEST_APT_PACKAGES := chromium nodejs npm xmlsec1 postgresql nginx libnginx-mod-stream
 OIDC_IDP := infra/oidc-idp
 OIDC_IDP_STAMP := $(OIDC_IDP)/node_modules/.stratus-installed
 

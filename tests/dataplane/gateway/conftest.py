@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,6 +25,7 @@ from temporalio.client import Client, TLSConfig
 from auth import KeyPair, generate_ca, generate_leaf
 from dataplane.cells import LocalCellProvider
 from dataplane.gateway import CallerLimits, Gateway, Route, ServerNames, StaticRouteSource
+from infra.cell_frontend import CellFrontend, run_cell_frontend
 
 NAMESPACE_A = "orders.acct1"
 NAMESPACE_B = "orders.acct2"
@@ -158,6 +159,15 @@ async def cells(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cells
     finally:
         # The provider stops each cell by the PID it recorded when starting it.
         await asyncio.gather(*(provider.stop(spec.cell_id) for spec in specs))
+
+
+@pytest.fixture(scope="session")
+def cell_frontend(cells: Cells) -> Iterator[CellFrontend]:
+    """Cell A behind an nginx mTLS terminator that demands its own client certificate (as a
+    registered cell is reached), its metrics behind https with the same client certificate."""
+    metrics_upstream = cells.metrics_a.removeprefix("http://").removesuffix("/metrics")
+    with run_cell_frontend(cells.address_a, metrics_upstream=metrics_upstream) as frontend:
+        yield frontend
 
 
 class GatewayFactory(Protocol):
