@@ -17,7 +17,15 @@ DEFAULT_PROBE_TIMEOUT = 5.0
 
 # Reason categories, most specific first: (category, fragments of gRPC's error text).
 _CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("tls: server name mismatch", ("peer name", "hostname mismatch", "subject alternative")),
+    (
+        "tls: server name mismatch",
+        (
+            "peer name",
+            "hostname verification",
+            "hostname mismatch",
+            "subject alternative",
+        ),
+    ),
     (
         "tls: unknown certificate authority",
         ("certificate_verify_failed", "unable to get local issuer", "self signed certificate"),
@@ -85,7 +93,12 @@ async def probe(
             if error.code() != grpc.StatusCode.UNAVAILABLE:
                 # The frontend answered: reachable, but not a Temporal frontend that serves us.
                 return ProbeResult(False, reason=f"refused: {error.code().name} ({detail})")
-            return ProbeResult(False, reason=f"{classify(detail)} ({detail})")
+            category = classify(detail)
+            if tls is not None and category == "unreachable" and "socket closed" in detail.lower():
+                # TLS 1.3: the client's handshake is done before the frontend checks the client
+                # certificate; a refused one shows as the frontend closing the connection.
+                category = "tls: closed by the frontend, client certificate refused?"
+            return ProbeResult(False, reason=f"{category} ({detail})")
         except TimeoutError:
             return ProbeResult(False, reason="timeout")
         return ProbeResult(True, server_version=response.server_version)

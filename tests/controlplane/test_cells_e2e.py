@@ -24,6 +24,7 @@ from support import (
 
 from auth import generate_ca, generate_leaf
 from dataplane.cells import CellEndpoint, LocalCellProvider
+from infra.cell_frontend import run_cell_frontend
 
 CELL = "shared-one"
 
@@ -120,6 +121,69 @@ def test_registration_refusals(shared_stratus: StratusUp, dev_cell: tuple[object
         ]:
             body = _register(address, name="sneaky") if method == "POST" else None
             assert_problem(nosy.request(method, path, json=body), 403, "forbidden")
+
+
+def test_tls_cell_registration_and_provisioning(
+    shared_stratus: StratusUp, dev_cell: tuple[object, str]
+) -> None:
+    """Through an nginx frontend demanding a client certificate: the right CA, server name and
+    client certificate register (the key is never shown again) and provision a namespace over
+    TLS; a wrong CA, server name or client certificate is a 422 naming the reason."""
+    _, address = dev_cell
+    stranger_ca = generate_ca("not the frontend's CA")
+    stranger = generate_leaf(stranger_ca, "stranger")
+    with run_cell_frontend(address) as frontend:
+        good = {
+            "name": "tls-one",
+            "frontend": frontend.address,
+            "tls_ca": frontend.server_ca.cert_pem.decode(),
+            "tls_cert": frontend.client.cert_pem.decode(),
+            "tls_key": frontend.client.key_pem.decode(),
+            "server_name": frontend.server_name,
+            "max_namespaces": 1,
+            "placement": "shared",
+        }
+        wrong = [
+            ({"tls_ca": stranger_ca.cert_pem.decode()}, "tls: unknown certificate authority"),
+            ({"server_name": "elsewhere.stratus.test"}, "tls: server name mismatch"),
+            (
+                {"tls_cert": stranger.cert_pem.decode(), "tls_key": stranger.key_pem.decode()},
+                "tls: closed by the frontend, client certificate refused?",
+            ),
+        ]
+        with http(shared_stratus, shared_stratus.operator_key) as operator:
+            for change, reason in wrong:
+                refused = operator.post("/cells", json={**good, **change})
+                assert_problem(refused, 422, "cell-unreachable")
+                assert refused.json()["reason"].startswith(reason), (change, refused.json())
+            assert operator.get("/cells").json()["cells"] == []
+            registered = operator.post("/cells", json=good)
+            assert registered.status_code == 201, registered.text
+            shown = operator.get("/cells/tls-one")
+            assert shown.json()["tls"] is True
+            assert shown.json()["server_version"]
+            key_body = frontend.client.key_pem.decode().splitlines()[1]
+            assert key_body not in registered.text + shown.text + operator.get("/cells").text
+        tenant = new_tenant(shared_stratus, "CellsTls")
+        # Registered on the cell over TLS by the worker's provisioning activities.
+        namespace_id = create_active_namespace(shared_stratus, tenant, "secure")
+        with http(shared_stratus, shared_stratus.operator_key) as operator:
+            assert operator.get("/cells/tls-one").json()["namespaces"] == [
+                {"namespace_id": namespace_id, "account_id": tenant.account_id}
+            ]
+            document = operator.get("/internal/gateway-routes").json()
+            assert operator.post("/cells/tls-one/drain").status_code == 200
+    (entry,) = [c for c in document["cells"] if c["cell_id"] == "tls-one"]
+    assert entry["address"] == frontend.address
+    assert entry["tls"] == {
+        "ca_pem": frontend.server_ca.cert_pem.decode(),
+        "cert_pem": frontend.client.cert_pem.decode(),
+        "key_pem": entry["tls"]["key_pem"],
+        "server_name": frontend.server_name,
+    }
+    assert key_body in entry["tls"]["key_pem"]
+    (route,) = [r for r in document["routes"] if r["namespace_id"] == namespace_id]
+    assert route["cell_id"] == "tls-one"
 
 
 def _cell(stratus: StratusUp) -> dict[str, object]:
@@ -221,4 +285,6 @@ def test_shared_cell_packs_accounts_up_to_capacity_and_turns_unhealthy(
     assert [c for c in document["cells"] if c["cell_id"] == CELL] == [
         {"cell_id": CELL, "address": address, "tls": None, "healthy": False}
     ]
-    assert {r["cell_id"] for r in document["routes"]} == {CELL}
+    assert {first, second} <= {
+        r["namespace_id"] for r in document["routes"] if r["cell_id"] == CELL
+    }
