@@ -162,7 +162,7 @@ def cell_endpoints(
     async def endpoints() -> list[MeteredCell]:
         async with unit_of_work(sessionmaker) as session:
             cells = await CellRepository(session).list_serving()
-        return [(cell.id, cell.metrics_url) for cell in cells if cell.metrics_url]
+        return [(cell.id, cell.metrics_url) for cell in cells]
 
     return endpoints
 
