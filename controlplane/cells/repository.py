@@ -47,8 +47,16 @@ class CellRepository:
         return list((await self.session.execute(statement)).scalars())
 
     async def namespace_counts(self) -> dict[str, int]:
-        """Namespaces per account, in any state (one being created or deleted counts)."""
-        statement = select(Namespace.account_id, func.count()).group_by(Namespace.account_id)
+        """Namespaces per account that are (or may yet be) on the account's own cell, in any
+        state (one being created or deleted counts): those without a cell yet and those on a
+        cell dedicated to the account. Namespaces placed on shared cells do not keep the
+        account's local cell running."""
+        dedicated = select(Cell.id).where(Cell.account_id == Namespace.account_id)
+        statement = (
+            select(Namespace.account_id, func.count())
+            .where(Namespace.cell_id.is_(None) | Namespace.cell_id.in_(dedicated))
+            .group_by(Namespace.account_id)
+        )
         return {account_id: count for account_id, count in await self.session.execute(statement)}
 
     def add(self, cell: Cell) -> None:

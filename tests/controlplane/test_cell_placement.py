@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth import Principal, PrincipalKind
 from controlplane.cells import service as cells
+from controlplane.cells.repository import CellRepository
 from controlplane.gateway_routes import service as routes
 from controlplane.gateway_routes.repository import GatewayRouteRepository
 from controlplane.kit.db import unit_of_work
@@ -184,3 +185,32 @@ async def test_a_health_change_republishes_the_cells_routes(sessions: Sessions) 
         (entry,) = await routes.cell_entries(session, {"shared-a"}, lambda *_a, **_k: "")
         assert entry.healthy is False
         assert entry.tls is None
+
+
+async def test_namespaces_on_shared_cells_do_not_keep_a_local_cell_running(
+    sessions: Sessions,
+) -> None:
+    """The keeper's idle count of an account's local cell leaves out its shared namespaces."""
+    await _setup(sessions, [("shared-a", CellPlacement.SHARED, 9)])
+    async with unit_of_work(sessions) as session:
+        session.add(
+            Cell(
+                id="cell-acct-a",
+                account_id="acct-a",
+                provider="local",
+                address="127.0.0.1:2",
+                metrics_url="",
+            )
+        )
+    await _create(sessions, "acct-a", CellPlacement.SHARED)
+    async with unit_of_work(sessions) as session:
+        assert await CellRepository(session).namespace_counts() == {}
+    assert await _create(sessions, "acct-a", CellPlacement.DEDICATED) is None  # its local cell
+    async with unit_of_work(sessions) as session:
+        (namespace,) = (
+            await session.execute(select(Namespace).where(Namespace.cell_id.is_(None)))
+        ).scalars()
+        assert await CellRepository(session).namespace_counts() == {"acct-a": 1}
+        namespace.cell_id = "cell-acct-a"
+        await session.flush()
+        assert await CellRepository(session).namespace_counts() == {"acct-a": 1}

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from identity_support import assert_problem
 from support import (
     StratusUp,
@@ -164,6 +166,17 @@ def test_tls_cell_registration_and_provisioning(
             assert shown.json()["server_version"]
             key_body = frontend.client.key_pem.decode().splitlines()[1]
             assert key_body not in registered.text + shown.text + operator.get("/cells").text
+        with sqlite3.connect(shared_stratus.data_dir / "stratus.db") as db:
+            audited = db.execute(
+                "SELECT details FROM audit_events WHERE action = 'cell.register'"
+                " AND target = 'cell/tls-one'"
+            ).fetchall()
+        (details,) = [json.loads(row[0]) for row in audited]
+        assert details["tls"] is True
+        assert details["tls_ca_sha256"] == [
+            frontend.server_ca.certificate.fingerprint(hashes.SHA256()).hex()
+        ]
+        assert key_body not in json.dumps(details)
         tenant = new_tenant(shared_stratus, "CellsTls")
         # Registered on the cell over TLS by the worker's provisioning activities.
         namespace_id = create_active_namespace(shared_stratus, tenant, "secure")
