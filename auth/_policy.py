@@ -68,6 +68,8 @@ class Action(enum.StrEnum):
     GATEWAY_ROUTES_READ = "gateway_routes.read"
     # List registered gateways and deregister one that is gone for good.
     GATEWAY_MANAGE = "gateway.manage"
+    # Register, list, drain and deregister cells (the Temporal clusters namespaces live on).
+    CELL_MANAGE = "cell.manage"
     USER_CREATE = "user.create"
     USER_READ = "user.read"
     USER_UPDATE = "user.update"
@@ -160,6 +162,7 @@ OPERATOR_ACTIONS = frozenset(
         Action.ACCOUNT_CREATE,
         Action.GATEWAY_ROUTES_READ,
         Action.GATEWAY_MANAGE,
+        Action.CELL_MANAGE,
         Action.NAMESPACE_LIMITS_SET,
         # Per-account quotas (namespaces, users, keys, operations in flight).
         Action.ACCOUNT_QUOTAS_READ,
@@ -186,6 +189,7 @@ _ACCOUNT_ADMIN = (
         Action.ACCOUNT_QUOTAS_SET,
         Action.GATEWAY_ROUTES_READ,
         Action.GATEWAY_MANAGE,
+        Action.CELL_MANAGE,
         Action.GATEWAY_API_KEYS_VERIFY,
         Action.NAMESPACE_LIMITS_SET,
         Action.ACCOUNT_PLAN_SET,

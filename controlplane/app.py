@@ -15,6 +15,7 @@ from controlplane.accounts.endpoints import router as accounts_router
 from controlplane.api_keys.endpoints import router as api_keys_router
 from controlplane.audit.endpoints import router as audit_router
 from controlplane.billing_account.endpoints import router as billing_account_router
+from controlplane.cells.endpoints import router as cells_router
 from controlplane.cells.health import CellHealthMetrics, check_ready
 from controlplane.config import ApiSettings
 from controlplane.exports.endpoints import router as exports_router
@@ -109,6 +110,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
     api.include_router(namespaces_router)
     api.include_router(operations_router)
     api.include_router(gateway_routes_router)
+    api.include_router(cells_router)
     api.include_router(users_router)
     api.include_router(service_accounts_router)
     api.include_router(api_keys_router)

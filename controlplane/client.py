@@ -21,6 +21,7 @@ from controlplane.billing_account.schemas import (
     CreditOut,
     PlanSet,
 )
+from controlplane.cells.schemas import CellList, CellOut, CellRegister
 from controlplane.exports.schemas import ExportSinkOut, ExportSinkSet
 from controlplane.gateway_routes.schemas import GatewayList
 from controlplane.identity.schemas import CurrentIdentity
@@ -412,6 +413,28 @@ class StratusClient:
     def deregister_gateway(self, gateway_id: str) -> None:
         """Operator: stop waiting for a gateway that is gone for good."""
         self._send("DELETE", f"/internal/gateways/{gateway_id}")
+
+    def register_cell(self, cell: CellRegister) -> CellOut:
+        """Operator: register a Temporal cluster as an external cell (probed first)."""
+        return self._call(
+            CellOut, "POST", "/cells", json=cell.model_dump(mode="json", exclude_none=True)
+        )
+
+    def list_cells(self) -> CellList:
+        return self._call(CellList, "GET", "/cells")
+
+    def get_cell(self, cell_id: str) -> CellOut:
+        """Operator: one cell with the namespaces placed on it."""
+        return self._call(CellOut, "GET", f"/cells/{cell_id}")
+
+    def drain_cell(self, cell_id: str) -> CellOut:
+        return self._call(CellOut, "POST", f"/cells/{cell_id}/drain")
+
+    def undrain_cell(self, cell_id: str) -> CellOut:
+        return self._call(CellOut, "POST", f"/cells/{cell_id}/undrain")
+
+    def deregister_cell(self, cell_id: str) -> None:
+        self._send("DELETE", f"/cells/{cell_id}")
 
     def get_operation(self, operation_id: str) -> AsyncOperationOut:
         return self._call(AsyncOperationOut, "GET", f"/operations/{operation_id}")

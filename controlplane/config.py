@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from billing import EgressPolicy
+from controlplane.states import CellPlacement
 from dataplane.cells import CellProviderKind, CellTls
 from dataplane.telemetry import LogFormat, OtelExporter, OtlpProtocol, TelemetryOptions
 
@@ -99,6 +100,10 @@ class StratusSettings(BaseSettings):
     log_level: str = "INFO"
     # text lines, or one JSON object per line (with request_id and account_id when known).
     log_format: LogFormat = "text"
+    # Where new namespaces go: dedicated (the account's own cell: a local one made on first
+    # use, or a free registered dedicated cell) or shared (the registered shared cell with the
+    # fewest namespaces and room left).
+    cell_placement: CellPlacement = CellPlacement.DEDICATED
 
     @model_validator(mode="after")
     def _system_cell_tls_complete(self) -> StratusSettings:
@@ -238,6 +243,10 @@ class WorkerSettings(StratusSettings):
     # cell "failing" (/readyz answers 503 naming it), and after how long without a namespace
     # an account's cell is stopped (0: never); its next namespace starts it again.
     cell_watch_interval_seconds: float = Field(default=0.5, gt=0)
+    # How often every registered (external) cell's frontend is probed, and how long a probe
+    # may take before the cell counts as unhealthy ("timeout").
+    cell_probe_interval_seconds: float = Field(default=10.0, gt=0)
+    cell_probe_timeout_seconds: float = Field(default=5.0, gt=0)
     cell_restart_failure_threshold: int = Field(default=5, ge=1)
     cell_restart_failure_window_seconds: float = Field(default=300.0, gt=0)
     cell_idle_stop_seconds: float = Field(default=3600.0, ge=0)

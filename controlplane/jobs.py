@@ -46,10 +46,12 @@ with workflow.unsafe.imports_passed_through():
     from controlplane.exports.exporter import Exporter
     from controlplane.invoices.cycle import run_cycle
     from controlplane.kit.db import unit_of_work, utcnow
+    from controlplane.models.cell import Cell, KeyOpener
     from controlplane.operations.repository import SystemOperationRepository
     from controlplane.operations.starter import OperationStarter
     from controlplane.pricing import Pricing
     from controlplane.usage.repository import usage_unit_of_work
+    from dataplane.cells import CellEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -152,29 +154,41 @@ async def ensure_schedules(client: Client, settings: WorkerSettings) -> None:
             logger.warning("periodic job %s's schedule not updated: %s", job, error)
 
 
+def _endpoints(cells: list[Cell], open_key: KeyOpener | None) -> list[CellEndpoint]:
+    """The cells' endpoints with their TLS opened; a TLS cell is left out without the box (the
+    supervisor's final scrape: it only needs the local cells it stops)."""
+    endpoints = []
+    for cell in cells:
+        if cell.has_tls and open_key is None:
+            continue
+        endpoints.append(cell.endpoint_with(open_key))
+    return endpoints
+
+
 def cell_endpoints(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    sessionmaker: async_sessionmaker[AsyncSession], open_key: KeyOpener | None = None
 ) -> Callable[[], Awaitable[list[MeteredCell]]]:
-    """Every serving account cell's metrics endpoint, read afresh before each scrape (a cell
-    stopped for idleness has nothing left to count: its account has had no namespace for the
-    idle period, much longer than a scrape interval)."""
+    """Every serving cell's metrics endpoint, read afresh before each scrape (a cell stopped
+    for idleness has nothing left to count: its account has had no namespace for the idle
+    period, much longer than a scrape interval). A cell registered without a metrics URL is
+    not scraped."""
 
     async def endpoints() -> list[MeteredCell]:
         async with unit_of_work(sessionmaker) as session:
             cells = await CellRepository(session).list_serving()
-        endpoints = [cell.endpoint for cell in cells]
         return [
             MeteredCell(endpoint.cell_id, endpoint.metrics_url, endpoint.tls)
-            for endpoint in endpoints
+            for endpoint in _endpoints(cells, open_key)
+            if endpoint.metrics_url
         ]
 
     return endpoints
 
 
 def storage_targets(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    sessionmaker: async_sessionmaker[AsyncSession], open_key: KeyOpener | None = None
 ) -> Callable[[], Awaitable[list[StorageTarget]]]:
-    """Every account cell with the namespaces on it, read afresh before each sample."""
+    """Every cell with the namespaces on it, read afresh before each sample."""
 
     async def targets() -> list[StorageTarget]:
         async with unit_of_work(sessionmaker) as session:
@@ -194,7 +208,7 @@ def storage_targets(
                 tuple(by_cell[endpoint.cell_id]),
                 endpoint.tls,
             )
-            for endpoint in (cell.endpoint for cell in cells)
+            for endpoint in _endpoints(cells, open_key)
             if endpoint.cell_id in by_cell
         ]
 
@@ -212,11 +226,13 @@ async def bill_once(sessionmaker: async_sessionmaker[AsyncSession], pricing: Pri
         logger.error("invoice of %s for %s not rated: %s", account_id, month, reason)
 
 
-async def meter_once(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def meter_once(
+    sessionmaker: async_sessionmaker[AsyncSession], open_key: KeyOpener | None = None
+) -> None:
     """One scrape of every cell, committed in short batches (e.g. right before the cells stop:
     counters live in the cells' memory)."""
     async with httpx.AsyncClient(timeout=10.0) as http:
-        endpoints = await cell_endpoints(sessionmaker)()
+        endpoints = await cell_endpoints(sessionmaker, open_key)()
         await Meter(http).scrape_once(usage_unit_of_work(sessionmaker), endpoints)
 
 
@@ -243,6 +259,8 @@ class JobActivities:
     pricing: Pricing
     exporter: Exporter
     http: httpx.AsyncClient
+    # Opens registered cells' sealed TLS keys (the secrets box).
+    open_key: KeyOpener | None = None
 
     @activity.defn(name="periodic_job")
     async def run(self, job: str) -> None:
@@ -267,7 +285,7 @@ class JobActivities:
         await start_pending_operations(self.sessionmaker, self.starter)
 
     async def _meter_actions(self) -> None:
-        endpoints = await cell_endpoints(self.sessionmaker)()
+        endpoints = await cell_endpoints(self.sessionmaker, self.open_key)()
         report = await Meter(self.http).scrape_once(
             usage_unit_of_work(self.sessionmaker), endpoints
         )
@@ -275,7 +293,7 @@ class JobActivities:
             logger.warning("usage scrape incomplete; the next one bills the gap: %s", report.failed)
 
     async def _meter_storage(self) -> None:
-        targets = await storage_targets(self.sessionmaker)()
+        targets = await storage_targets(self.sessionmaker, self.open_key)()
         await StorageMeter().sample_once(usage_unit_of_work(self.sessionmaker), targets)
 
     async def _bill(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["NamespaceState", "OperationState"]
+__all__ = ["CellPlacement", "CellProbeState", "CellState", "NamespaceState", "OperationState"]
 
 
 class NamespaceState(enum.StrEnum):
@@ -24,3 +24,26 @@ class OperationState(enum.StrEnum):
     IN_PROGRESS = "IN_PROGRESS"
     FULFILLED = "FULFILLED"
     FAILED = "FAILED"
+
+
+class CellPlacement(enum.StrEnum):
+    """How namespaces are put on cells: one account per cell, or many accounts packed by
+    capacity (``STRATUS_CELL_PLACEMENT`` for new namespaces; a registered cell's own kind)."""
+
+    DEDICATED = "dedicated"
+    SHARED = "shared"
+
+
+class CellState(enum.StrEnum):
+    """A registered cell takes new namespaces only while ACTIVE."""
+
+    ACTIVE = "active"
+    DRAINING = "draining"
+
+
+class CellProbeState(enum.StrEnum):
+    """What the last health probe of a cell's frontend found."""
+
+    UNKNOWN = "unknown"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from auth import SecretBox
 from controlplane.cells.keeper import TenantCellKeeper, restart_policy
+from controlplane.cells.prober import CellProber
 from controlplane.cells.provider import cell_provider
 from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE, WorkerSettings
 from controlplane.exports.exporter import Exporter
@@ -77,6 +78,8 @@ async def run(settings: WorkerSettings) -> None:
         policy=restart_policy(settings),
     )
     cells = asyncio.create_task(keeper.run(settings.cell_watch_interval_seconds))
+    prober = CellProber(sessionmaker, box, timeout=settings.cell_probe_timeout_seconds)
+    probing = asyncio.create_task(prober.run(settings.cell_probe_interval_seconds))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -97,7 +100,8 @@ async def run(settings: WorkerSettings) -> None:
     if not connecting.done():
         connecting.cancel()
         cells.cancel()
-        await asyncio.gather(connecting, cells, return_exceptions=True)
+        probing.cancel()
+        await asyncio.gather(connecting, cells, probing, return_exceptions=True)
         await health.aclose()
         await engine.dispose()
         return
@@ -105,7 +109,7 @@ async def run(settings: WorkerSettings) -> None:
     starter = OperationStarter(
         settings.system_cell_address, WORKFLOW_BY_OPERATION, tls=settings.system_cell_tls
     )
-    activities = NamespaceActivities(sessionmaker, provider)
+    activities = NamespaceActivities(sessionmaker, provider, box)
     metering_http = httpx.AsyncClient(timeout=10.0)
     # An hour's usage is final once every meter has written its last deltas for it.
     settle = dt.timedelta(
@@ -118,6 +122,7 @@ async def run(settings: WorkerSettings) -> None:
         pricing,
         Exporter(box, settle=settle, egress=settings.export_egress),
         metering_http,
+        box.open,
     )
     worker = Worker(
         client,
@@ -132,7 +137,7 @@ async def run(settings: WorkerSettings) -> None:
     # The periodic jobs run where the system cell's schedules send them: once per period,
     # on one worker, however many run.
     await ensure_schedules(client, settings)
-    background = [cells]
+    background = [cells, probing]
     polling = asyncio.create_task(worker.run())
     logger.info("control-plane worker polling %s", SYSTEM_TASK_QUEUE)
     await asyncio.wait([polling, stopping], return_when=asyncio.FIRST_COMPLETED)

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import Request
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -14,8 +15,9 @@ from controlplane.cells.repository import CellHealthRepository
 from controlplane.kit.db import unit_of_work
 from controlplane.kit.errors import StratusError
 from controlplane.kit.migrate import current_revisions
-from controlplane.models import CellHealth
-from dataplane.cells import CellHealthState
+from controlplane.models import Cell, CellHealth
+from controlplane.states import CellProbeState
+from dataplane.cells import CellHealthState, CellProviderKind
 
 
 class NotReady(StratusError):
@@ -80,11 +82,16 @@ class CellHealthMetrics:
 
     def __init__(self) -> None:
         self._rows: list[CellHealth] = []
+        self._registered: list[tuple[str, CellProbeState]] = []
 
     async def refresh(self, request: Request) -> None:
         sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
         async with unit_of_work(sessionmaker) as session:
             self._rows = await CellHealthRepository(session).list_all()
+            statement = select(Cell.id, Cell.health_state).where(
+                Cell.provider == CellProviderKind.EXTERNAL.value
+            )
+            self._registered = [(row[0], row[1]) for row in await session.execute(statement)]
 
     def collect(self) -> Iterator[Metric]:
         restarts = CounterMetricFamily(
@@ -101,5 +108,14 @@ class CellHealthMetrics:
             restarts.add_metric([row.cell_id], row.restarts)
             for value in CellHealthState:
                 state.add_metric([row.cell_id, value.value], 1.0 if row.state == value else 0.0)
+        up = GaugeMetricFamily(
+            "stratus_cell_up",
+            "1 when the last probe of a registered cell's frontend (GetSystemInfo over its TLS) "
+            "succeeded, 0 when it failed or has not run yet",
+            labels=["cell"],
+        )
+        for cell_id, probed in self._registered:
+            up.add_metric([cell_id], 1.0 if probed == CellProbeState.HEALTHY else 0.0)
         yield restarts
         yield state
+        yield up

@@ -135,7 +135,7 @@ class TenantCellKeeper:
         """One pass: stop idle cells, start the others that are down (with backoff)."""
         async with unit_of_work(self._sessionmaker) as session:
             repository = CellRepository(session)
-            cells = await repository.list_all()
+            cells = await repository.list_local()
             counts = await repository.namespace_counts()
             health = await CellHealthRepository(session).by_cell()
         now = self._now()
@@ -147,7 +147,7 @@ class TenantCellKeeper:
         strays: list[tuple[Cell, dt.timedelta]] = []
         for cell in cells:
             row = health.get(cell.id)
-            if counts.get(cell.account_id, 0) > 0:
+            if counts.get(cell.account_id or "", 0) > 0:
                 idle_since[cell.id] = None
                 wanted.append(cell.endpoint)
                 continue
@@ -179,7 +179,7 @@ class TenantCellKeeper:
         # IDLE state commits before the stop, so no other keeper restarts the cell meanwhile.
         async with unit_of_work(self._sessionmaker) as session:
             counts = await CellRepository(session).namespace_counts()
-            if counts.get(cell.account_id, 0) > 0:
+            if counts.get(cell.account_id or "", 0) > 0:
                 return False
             health = CellHealthRepository(session)
             row = (await health.by_cell()).get(cell.id)

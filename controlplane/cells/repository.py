@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.models import Cell, CellHealth, Namespace, NamespaceState
-from dataplane.cells import CellHealthState
+from dataplane.cells import CellHealthState, CellProviderKind
 
 
 class CellRepository:
@@ -16,6 +16,7 @@ class CellRepository:
         self.session = session
 
     async def get_for_account(self, account_id: str) -> Cell | None:
+        """The cell dedicated to the account (its local cell, or a registered one it took)."""
         result = await self.session.execute(select(Cell).where(Cell.account_id == account_id))
         return result.scalar_one_or_none()
 
@@ -24,6 +25,11 @@ class CellRepository:
 
     async def list_all(self) -> list[Cell]:
         return list((await self.session.execute(select(Cell).order_by(Cell.id))).scalars())
+
+    async def list_local(self) -> list[Cell]:
+        """The cells Stratus runs itself (each an account's): the keeper's to keep running."""
+        statement = select(Cell).where(Cell.provider == CellProviderKind.LOCAL.value)
+        return list((await self.session.execute(statement.order_by(Cell.id))).scalars())
 
     async def list_serving(self) -> list[Cell]:
         """Cells that should be running: every cell but those stopped for being idle."""
@@ -41,8 +47,16 @@ class CellRepository:
         return list((await self.session.execute(statement)).scalars())
 
     async def namespace_counts(self) -> dict[str, int]:
-        """Namespaces per account, in any state (one being created or deleted counts)."""
-        statement = select(Namespace.account_id, func.count()).group_by(Namespace.account_id)
+        """Namespaces per account that are (or may yet be) on the account's own cell, in any
+        state (one being created or deleted counts): those without a cell yet and those on a
+        cell dedicated to the account. Namespaces placed on shared cells do not keep the
+        account's local cell running."""
+        dedicated = select(Cell.id).where(Cell.account_id == Namespace.account_id)
+        statement = (
+            select(Namespace.account_id, func.count())
+            .where(Namespace.cell_id.is_(None) | Namespace.cell_id.in_(dedicated))
+            .group_by(Namespace.account_id)
+        )
         return {account_id: count for account_id, count in await self.session.execute(statement)}
 
     def add(self, cell: Cell) -> None:

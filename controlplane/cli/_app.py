@@ -33,6 +33,7 @@ from controlplane.cli import (
     apikey,
     backup,
     billing,
+    cell,
     certs,
     gateway,
     invoice,
@@ -68,6 +69,7 @@ app.add_typer(namespace.app, name="namespace")
 app.add_typer(certs.app, name="certs")
 app.add_typer(operation.app, name="operation")
 app.add_typer(gateway.app, name="gateway")
+app.add_typer(cell.app, name="cell")
 app.add_typer(usage.app, name="usage")
 app.add_typer(invoice.app, name="invoice")
 app.add_typer(billing.app, name="billing")

@@ -11,7 +11,7 @@ from controlplane.api_keys import service as api_keys
 from controlplane.gateway_routes import service
 from controlplane.gateway_routes.repository import GatewayRouteRepository
 from controlplane.gateway_routes.schemas import GatewayList, GatewayOut
-from controlplane.kit.deps import SessionDep
+from controlplane.kit.deps import SecretBoxDep, SessionDep
 from controlplane.kit.errors import Unauthenticated
 from controlplane.kit.routing import ApiRoute
 from controlplane.namespaces.repository import SystemNamespaceRepository
@@ -33,6 +33,7 @@ router = APIRouter(route_class=ApiRoute, prefix="/internal", tags=["internal"])
 )
 async def list_gateway_routes(
     session: SessionDep,
+    box: SecretBoxDep,
     _principal: Annotated[Principal, Depends(requires(Action.GATEWAY_ROUTES_READ))],
     response: Response,
     applied_version: Annotated[
@@ -55,7 +56,10 @@ async def list_gateway_routes(
     document = None
     if applied_version != etag:
         routes = [RouteEntry.model_validate(route) for route in await repository.active()]
-        document = RouteDocument(version=version, routes=routes)
+        cells = await service.cell_entries(
+            session, {route.cell_id for route in routes if route.cell_id}, box.open
+        )
+        document = RouteDocument(version=version, routes=routes, cells=cells)
     if gateway_id:
         # Last, after the reads: a write holds SQLite's write lock until the request commits.
         applied = applied_version.strip('"') if applied_version else ""

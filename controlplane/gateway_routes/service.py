@@ -15,8 +15,11 @@ from controlplane.gateway_routes.repository import (
 )
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import NotFound
-from controlplane.models import GatewayInstance, GatewayRoute
+from controlplane.models import Cell, GatewayInstance, GatewayRoute
+from controlplane.models.cell import KeyOpener
+from controlplane.states import CellProbeState
 from dataplane.gateway import RouteEntry
+from dataplane.gateway._routes import CellEntry, CellTlsEntry
 
 # How stale ``last_seen_at`` may get while a gateway keeps polling with nothing new to say.
 LAST_SEEN_REFRESH = dt.timedelta(seconds=30)
@@ -26,8 +29,7 @@ async def publish(session: AsyncSession, entry: RouteEntry) -> int:
     """Publish (or update) a namespace's entry; returns the table version that carries it."""
     repository = GatewayRouteRepository(session)
     route = await repository.get(entry.namespace_id)
-    # The cell a route points at is the namespace's (namespaces.cell_id), not a route column.
-    fields = entry.model_dump(exclude={"namespace_id", "cell_id"})
+    fields = entry.model_dump(exclude={"namespace_id"})
     if (
         route is not None
         and not route.removed
@@ -44,6 +46,49 @@ async def publish(session: AsyncSession, entry: RouteEntry) -> int:
         route.version = version
     await session.flush()
     return version
+
+
+async def republish_cell(session: AsyncSession, cell_id: str) -> int:
+    """Give the routes to ``cell_id`` new versions, so gateways fetch the table again and see
+    what changed about the cell itself (its health); returns the new table version."""
+    repository = GatewayRouteRepository(session)
+    version = await repository.table_version()
+    for route in await repository.active():
+        if route.cell_id == cell_id:
+            version += 1
+            route.version = version
+            # One flush per route: the versions are unique, and may not collide mid-flush.
+            await session.flush()
+    return version
+
+
+async def cell_entries(
+    session: AsyncSession, cell_ids: set[str], open_key: KeyOpener
+) -> list[CellEntry]:
+    """The document's ``cells``: how gateways reach each cell the routes name (its TLS
+    material with the key opened) and whether its last probe found it healthy."""
+    entries = []
+    for cell_id in sorted(cell_ids):
+        cell = await session.get(Cell, cell_id)
+        if cell is None:
+            continue
+        tls = cell.tls(open_key)
+        entries.append(
+            CellEntry(
+                cell_id=cell.id,
+                address=cell.address,
+                tls=None
+                if tls is None
+                else CellTlsEntry(
+                    ca_pem=tls.ca_pem,
+                    cert_pem=tls.cert_pem,
+                    key_pem=tls.key_pem,
+                    server_name=tls.server_name,
+                ),
+                healthy=cell.health_state != CellProbeState.UNHEALTHY,
+            )
+        )
+    return entries
 
 
 async def unpublish(session: AsyncSession, namespace_id: str) -> int:

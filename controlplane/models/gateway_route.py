@@ -26,5 +26,7 @@ class GatewayRoute(TimestampMixin, Base):
     requests_per_second: Mapped[int] = mapped_column(default=DEFAULT_REQUESTS_PER_SECOND)
     actions_per_second: Mapped[int] = mapped_column(default=DEFAULT_ACTIONS_PER_SECOND)
     cell_namespace_id: Mapped[str] = mapped_column(String(64), default="")
+    # The cell the namespace is on (RouteDocument.cells names its address and TLS).
+    cell_id: Mapped[str] = mapped_column(String(64), default="")
     version: Mapped[int] = mapped_column(unique=True)
     removed: Mapped[bool] = mapped_column(default=False)

@@ -27,6 +27,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from auth import SecretBox
 from controlplane.audit import service as audit
 from controlplane.cells.repository import CellRepository
 from controlplane.gateway_routes import service as routes
@@ -35,7 +36,7 @@ from controlplane.models import Cell, Namespace, NamespaceState, OperationState
 from controlplane.namespaces.repository import SystemNamespaceRepository
 from controlplane.operations import service as operations
 from controlplane.operations.repository import SystemOperationRepository
-from dataplane.cells import CellProvider
+from dataplane.cells import CellEndpoint, CellProvider, temporal_tls_config
 from dataplane.gateway import RouteEntry
 
 logger = logging.getLogger(__name__)
@@ -47,20 +48,34 @@ def _aborted(message: str) -> ApplicationError:
 
 class NamespaceActivities:
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], provider: CellProvider
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        provider: CellProvider,
+        box: SecretBox | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._provider = provider
-        self._clients: dict[str, Client] = {}
+        # Opens registered cells' client keys (None: only plaintext local cells are reached).
+        self._box = box
+        self._clients: dict[CellEndpoint, Client] = {}
 
     def _unit(self) -> AbstractAsyncContextManager[AsyncSession]:
         return unit_of_work(self._sessionmaker)
 
-    async def _cell_client(self, address: str) -> Client:
-        client = self._clients.get(address)
+    def _endpoint(self, cell: Cell) -> CellEndpoint:
+        return cell.endpoint_with(self._box.open if self._box is not None else None)
+
+    async def _cell_client(self, endpoint: CellEndpoint) -> Client:
+        """A client of the cell's frontend, over the cell's TLS when it has one (one per
+        endpoint: a cell registered again with other TLS gets a new client)."""
+        client = self._clients.get(endpoint)
         if client is None:
-            client = await Client.connect(address, namespace="default")
-            self._clients[address] = client
+            client = await Client.connect(
+                endpoint.grpc_address,
+                namespace="default",
+                tls=temporal_tls_config(endpoint.tls),
+            )
+            self._clients[endpoint] = client
         return client
 
     async def _namespace(self, session: AsyncSession, namespace_id: str) -> Namespace:
@@ -70,9 +85,13 @@ class NamespaceActivities:
         return namespace
 
     async def _cell_of(self, session: AsyncSession, namespace: Namespace) -> Cell:
-        cell = await CellRepository(session).get_for_account(namespace.account_id)
+        cell = (
+            await CellRepository(session).get(namespace.cell_id)
+            if namespace.cell_id is not None
+            else None
+        )
         if cell is None:
-            raise ApplicationError(f"no cell yet for account {namespace.account_id}")
+            raise ApplicationError(f"no cell yet for namespace {namespace.id}")
         return cell
 
     @activity.defn
@@ -85,12 +104,20 @@ class NamespaceActivities:
 
     @activity.defn
     async def ensure_cell(self, namespace_id: str) -> str:
-        """On first use, have the provider provision the account's cell and record the endpoint
-        it returns (fixed from then on); start the cell. Returns its address."""
+        """A namespace placed on a registered cell (at create) is there already. Otherwise
+        (dedicated placement with the local provider), on first use have the provider provision
+        the account's cell and record the endpoint it returns (fixed from then on); start the
+        cell. Returns the cell's address."""
         async with self._unit() as session:
             namespace = await self._namespace(session, namespace_id)
             repository = CellRepository(session)
-            cell = await repository.get_for_account(namespace.account_id)
+            cell: Cell | None
+            if namespace.cell_id is not None:
+                cell = await self._cell_of(session, namespace)
+                if cell.provider != self._provider.kind:
+                    return cell.address  # a registered cell: its operator runs it
+            else:
+                cell = await repository.get_for_account(namespace.account_id)
             if cell is None:
                 # Idempotent: a retry (or a concurrent namespace of the account) gets the same.
                 endpoint = await self._provider.provision(f"cell-{namespace.account_id}")
@@ -115,7 +142,7 @@ class NamespaceActivities:
                     account_id=namespace.account_id,
                 )
             namespace.cell_id = cell.id
-            endpoint = cell.endpoint
+            endpoint = self._endpoint(cell)
         await self._provider.start(endpoint)
         return endpoint.grpc_address
 
@@ -128,7 +155,8 @@ class NamespaceActivities:
             cell = await self._cell_of(session, namespace)
             retention = Duration(seconds=namespace.retention_days * 86400)
             account_id = namespace.account_id
-        service = (await self._cell_client(cell.address)).workflow_service
+            endpoint = self._endpoint(cell)
+        service = (await self._cell_client(endpoint)).workflow_service
         try:
             await service.register_namespace(
                 RegisterNamespaceRequest(
@@ -171,6 +199,7 @@ class NamespaceActivities:
                     RouteEntry(
                         namespace_id=namespace_id,
                         cell_address=cell.address,
+                        cell_id=cell.id,
                         accepted_client_ca=namespace.accepted_client_ca,
                         cell_namespace_id=namespace.cell_namespace_id,
                         certificate_filters=namespace.certificate_filters,
@@ -235,10 +264,13 @@ class NamespaceActivities:
     async def delete_namespace_on_cell(self, namespace_id: str) -> str:
         async with self._unit() as session:
             namespace = await self._namespace(session, namespace_id)
-            cell = await CellRepository(session).get_for_account(namespace.account_id)
-        if cell is None:
-            return namespace_id
-        client = await self._cell_client(cell.address)
+            if namespace.cell_id is None:
+                return namespace_id
+            cell = await CellRepository(session).get(namespace.cell_id)
+            if cell is None:
+                return namespace_id
+            endpoint = self._endpoint(cell)
+        client = await self._cell_client(endpoint)
         try:
             await client.operator_service.delete_namespace(
                 DeleteNamespaceRequest(namespace=namespace_id)

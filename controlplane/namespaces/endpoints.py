@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query
 
 from auth import Action, Principal
 from controlplane.api.deps import StarterDep, requires
-from controlplane.kit.deps import SessionDep
+from controlplane.kit.deps import SessionDep, SettingsDep
 from controlplane.kit.routing import ApiRoute
 from controlplane.namespaces import service
 from controlplane.namespaces.schemas import (
@@ -35,10 +35,12 @@ async def create_namespace(
     body: NamespaceCreate,
     session: SessionDep,
     starter: StarterDep,
+    settings: SettingsDep,
     principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_CREATE))],
 ) -> NamespaceOperation:
     """Create a namespace. Returns at once (state ACTIVATING) with the async operation that
-    provisions it on the account's cell."""
+    provisions it on the cell the placement policy chose (503 ``no-cell-capacity`` when no cell
+    has room)."""
     namespace, operation = await service.create(
         session,
         principal,
@@ -49,6 +51,7 @@ async def create_namespace(
         certificate_filters=body.certificate_filters,
         async_operation_id=body.async_operation_id,
         auth_method=body.auth_method,
+        placement=settings.cell_placement,
     )
     return _out(namespace, operation)
 

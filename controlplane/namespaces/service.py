@@ -24,6 +24,7 @@ from auth import (
 )
 from controlplane.access import service as access
 from controlplane.audit import service as audit
+from controlplane.cells import service as cells
 from controlplane.kit.authorization import require
 from controlplane.kit.errors import (
     AlreadyExists,
@@ -39,6 +40,7 @@ from controlplane.operations.repository import OperationRepository, SystemOperat
 from controlplane.operations.starter import OperationStarter
 from controlplane.quotas import service as quotas
 from controlplane.quotas.limits import Quota
+from controlplane.states import CellPlacement
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 90
@@ -114,6 +116,7 @@ async def create(
     certificate_filters: list[dict[str, object]],
     async_operation_id: str | None,
     auth_method: AuthMethod = AuthMethod.MTLS,
+    placement: CellPlacement = CellPlacement.DEDICATED,
 ) -> tuple[Namespace, AsyncOperation]:
     require(principal, Action.NAMESPACE_CREATE)
     repository = NamespaceRepository(session, principal)
@@ -148,6 +151,8 @@ async def create(
         auth_method=auth_method,
     )
     repository.add(namespace)
+    # Last of the checks: it locks the chosen cell until this transaction commits.
+    await cells.place(session, namespace, placement)
     operation = operations.create(
         OperationRepository(session, principal),
         starter,

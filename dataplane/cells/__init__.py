@@ -8,6 +8,7 @@ from dataplane.cells._local import (
     LocalCellProvider,
     temporal_binary,
 )
+from dataplane.cells._probe import DEFAULT_PROBE_TIMEOUT, ProbeResult, probe
 from dataplane.cells._provider import (
     CellEndpoint,
     CellError,
@@ -19,6 +20,7 @@ from dataplane.cells._tls import CellTls, grpc_channel, temporal_tls_config
 from dataplane.cells._watch import CellHealthState, CellReport, CellWatcher, RestartPolicy
 
 __all__ = [
+    "DEFAULT_PROBE_TIMEOUT",
     "DEFAULT_STOP_TIMEOUT",
     "CellEndpoint",
     "CellError",
@@ -31,9 +33,11 @@ __all__ = [
     "CellWatcher",
     "LocalCellPorts",
     "LocalCellProvider",
+    "ProbeResult",
     "RestartPolicy",
     "create_provider",
     "grpc_channel",
+    "probe",
     "temporal_binary",
     "temporal_tls_config",
 ]

@@ -59,6 +59,10 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/api/v1/accounts/{account_id}/quotas"): None,
     ("POST", "/api/v1/accounts/{account_id}/quotas"): {"namespaces": 5},
     ("DELETE", "/api/v1/internal/gateways/{gateway_id}"): None,
+    ("GET", "/api/v1/cells/{cell_id}"): None,
+    ("POST", "/api/v1/cells/{cell_id}/drain"): None,
+    ("POST", "/api/v1/cells/{cell_id}/undrain"): None,
+    ("DELETE", "/api/v1/cells/{cell_id}"): None,
 }
 
 
@@ -165,6 +169,8 @@ def _ids(stratus: StratusUp, name: str) -> Ids:
             "account_id": tenant.account_id,
             # Gateways belong to the operator: no tenant has one; any id is foreign.
             "gateway_id": f"gw-{tenant.account_id}",
+            # Cells too: B's local cell is as foreign to A as any other.
+            "cell_id": f"cell-{tenant.account_id}",
         },
     )
 

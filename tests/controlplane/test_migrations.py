@@ -66,8 +66,8 @@ def test_upgrade_from_every_revision(empty_database: str, revision: str) -> None
 
 
 def test_backfills_keep_existing_rows(empty_database: str) -> None:
-    """The data migrations (0007's usage month, 0013's metrics URL) fill in rows written
-    before them, on each database's own SQL."""
+    """The data migrations (0007's usage month, 0013's metrics URL, 0014's cell registry) fill
+    in rows written before them, on each database's own SQL."""
     config = alembic_config(empty_database)
     command.upgrade(config, "0006_usage")
     account = sa.table(
@@ -124,7 +124,15 @@ def test_backfills_keep_existing_rows(empty_database: str) -> None:
                 )
             ).scalar_one()
             metrics_url = connection.execute(sa.text("SELECT metrics_url FROM cells")).scalar_one()
+            # 0014: a local cell stays its account's dedicated, active cell, without a limit.
+            registry = connection.execute(
+                sa.text(
+                    "SELECT account_id, placement, state, max_namespaces, tls_key_sealed,"
+                    " health_state FROM cells"
+                )
+            ).one()
     finally:
         engine.dispose()
     assert period == dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
     assert metrics_url == "http://127.0.0.1:9090/metrics"
+    assert tuple(registry) == ("a1", "dedicated", "active", None, None, "unknown")
