@@ -36,7 +36,7 @@ TESTS = Path(__file__).parent
 SERVICES = str(TESTS / "multihost_services.py")
 TENANT_AGENT = str(TESTS / "multihost_tenant.py")
 HOSTS = ("db", "system", "cp", "gw1", "gw2", "cell1", "cell2", "tenant")
-API_PORT, WORKER_HEALTH_PORT = 8080, 8081
+API_PORT, WORKER_HEALTH_PORT, SHARED_PLACEMENT_API_PORT = 8080, 8081, 8082
 GATEWAY_PORT, GATEWAY_KEY_PORT = 7233, 7234
 # Workflows each namespace runs in each phase (counted exactly afterwards).
 BATCH = 4
@@ -120,6 +120,9 @@ class Installation:
         self.network, self.tmp = network, tmp
         self.data_dir = tmp / "data"
         self.api_url = f"http://{network['cp'].address}:{API_PORT}"
+        self.shared_placement_api_url = (
+            f"http://{network['cp'].address}:{SHARED_PLACEMENT_API_PORT}"
+        )
         self.tenant = TenantHost(network["tenant"], tmp / "tenant.log")
 
     def gateway(self, name: str) -> str:
@@ -129,9 +132,11 @@ class Installation:
     def operator_key(self) -> str:
         return (self.data_dir / "operator.key").read_text().strip()
 
-    def cli(self, *args: str, api_key: str | None = None) -> Any:
+    def cli(self, *args: str, api_key: str | None = None, api_url: str | None = None) -> Any:
         """``stratus -o json ARGS`` on the tenant host; its JSON answer."""
-        env = _clean_env(STRATUS_API_URL=self.api_url, STRATUS_API_KEY=api_key or self.operator_key)
+        env = _clean_env(
+            STRATUS_API_URL=api_url or self.api_url, STRATUS_API_KEY=api_key or self.operator_key
+        )
         done = self.network["tenant"].check([STRATUS, "-o", "json", *args], env=env)
         assert done.returncode == 0, (args, done.stdout, done.stderr)
         return json.loads(done.stdout)
@@ -167,7 +172,19 @@ def test_stratus_on_eight_hosts(network: Network, tmp_path: Path) -> None:
     bootstrapped = cp.check([STRATUS, "bootstrap"], env=control_plane)
     assert bootstrapped.returncode == 0, bootstrapped.stderr
     api_env = control_plane | {"STRATUS_HOST": cp.address, "STRATUS_API_PORT": str(API_PORT)}
-    api = cp.run([STRATUS, "serve", "api"], env=api_env, log=tmp_path / "api.log")
+    cp.run([STRATUS, "serve", "api"], env=api_env, log=tmp_path / "api.log")
+    # Placement is an API setting: a second replica runs with the shared policy (as the first
+    # would once the operator changed the setting and restarted it; this saves the restart).
+    cp.run(
+        [STRATUS, "serve", "api"],
+        env=api_env
+        | {
+            "STRATUS_API_PORT": str(SHARED_PLACEMENT_API_PORT),
+            "STRATUS_CELL_PLACEMENT": "shared",
+            "STRATUS_MIGRATE_ON_START": "false",
+        },
+        log=tmp_path / "api-shared-placement.log",
+    )
     cp.run(
         [STRATUS, "serve", "worker"],
         env=control_plane
@@ -197,7 +214,8 @@ def test_stratus_on_eight_hosts(network: Network, tmp_path: Path) -> None:
             log=tmp_path / f"{name}.log",
         )
     gateway_ca = str(pki / "gateway-ca.pem")
-    wait_until(lambda: stratus.http_status(stratus.api_url + "/readyz") == 200, 120)
+    for url in (stratus.api_url, stratus.shared_placement_api_url):
+        wait_until(lambda url=url: stratus.http_status(url + "/readyz") == 200, 120)
     worker_url = f"http://{cp.address}:{WORKER_HEALTH_PORT}/readyz"
     wait_until(lambda: stratus.http_status(worker_url) == 200, 120)
     for name in ("gw1", "gw2"):
@@ -226,19 +244,12 @@ def test_stratus_on_eight_hosts(network: Network, tmp_path: Path) -> None:
         for name, placement in (("cell1", "shared"), ("cell2", "dedicated"))
     }
     tenants = {name: _new_tenant(stratus, name) for name in ("a", "b")}
-    # Placement is the API's policy: dedicated (the default) binds B to the free dedicated
-    # cell; then the API runs with shared placement, which packs A's and B's on cell1.
+    # Dedicated placement (the default) binds B to the free dedicated cell; shared placement
+    # packs A's and B's next namespaces on cell1.
     ledger = _create_namespace(stratus, tenants["b"], "ledger")
-    api.terminate()
-    api.wait(timeout=60)
-    cp.run(
-        [STRATUS, "serve", "api"],
-        env=api_env | {"STRATUS_CELL_PLACEMENT": "shared", "STRATUS_MIGRATE_ON_START": "false"},
-        log=tmp_path / "api.log",
-    )
-    wait_until(lambda: stratus.http_status(stratus.api_url + "/readyz") == 200, 120)
-    orders = _create_namespace(stratus, tenants["a"], "orders")
-    billing = _create_namespace(stratus, tenants["b"], "billing")
+    shared = stratus.shared_placement_api_url
+    orders = _create_namespace(stratus, tenants["a"], "orders", api_url=shared)
+    billing = _create_namespace(stratus, tenants["b"], "billing", api_url=shared)
     placed = {
         name: sorted(n["namespace_id"] for n in stratus.cli("cell", "get", cell_id)["namespaces"])
         for name, cell_id in cell_ids.items()
@@ -258,42 +269,43 @@ def test_stratus_on_eight_hosts(network: Network, tmp_path: Path) -> None:
             **request,
         )
 
-    def run(namespace: str, gateway: str, ids: list[str], workflow: str) -> None:
-        ask("start", namespace, gateway, ids=ids, workflow=workflow, task_queue="greetings")
-        answer = ask("results", namespace, gateway, ids=ids, wait_seconds=90)
-        assert answer["results"] == {workflow_id: f"Hello, {workflow_id}!" for workflow_id in ids}
+    started: dict[str, list[str]] = {namespace: [] for namespace in owner}
+
+    def run_all(
+        batches: dict[tuple[str, str], list[str]],
+        workflow: str,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
+        """Start every batch (namespace, gateway: workflow ids), do ``meanwhile``, then wait
+        for every result through the same gateway."""
+        for (namespace, gateway), ids in batches.items():
+            ask("start", namespace, gateway, ids=ids, workflow=workflow, task_queue="greetings")
+        if meanwhile is not None:
+            meanwhile()
+        for (namespace, gateway), ids in batches.items():
+            answer = ask("results", namespace, gateway, ids=ids, wait_seconds=90)
+            assert answer["results"] == {
+                workflow_id: f"Hello, {workflow_id}!" for workflow_id in ids
+            }
+            started[namespace] += ids
+
+    def batches(label: str, gateways: tuple[str, ...]) -> dict[tuple[str, str], list[str]]:
+        return {
+            (namespace, gateway): [f"{label}-{gateway}-{namespace}-{i}" for i in range(BATCH)]
+            for namespace in owner
+            for gateway in gateways
+        }
 
     # Workers of every namespace on the tenant host, one through each gateway, same task queue.
     for namespace in owner:
         for gateway in ("gw1", "gw2"):
             ask("worker", namespace, gateway, task_queue="greetings")
-    started: dict[str, list[str]] = {namespace: [] for namespace in owner}
-    for namespace in owner:
-        for gateway in ("gw1", "gw2"):
-            ids = [f"{gateway}-{namespace}-{i}" for i in range(BATCH)]
-            run(namespace, gateway, ids, "GreetingWorkflow")
-            started[namespace] += ids
+    run_all(batches("first", ("gw1", "gw2")), "GreetingWorkflow")
 
     # Gateway host 1 fails while workflows are in flight (started through gw2, napping on a
     # timer): the workers through gw2 keep running; every workflow completes, each once.
-    napping = {namespace: [f"nap-{namespace}-{i}" for i in range(BATCH)] for namespace in owner}
-    for namespace, ids in napping.items():
-        ask(
-            "start",
-            namespace,
-            "gw2",
-            ids=ids,
-            workflow="NappingGreetingWorkflow",
-            task_queue="greetings",
-        )
-    network["gw1"].stop()
-    for namespace, ids in napping.items():
-        answer = ask("results", namespace, "gw2", ids=ids, wait_seconds=90)
-        assert answer["results"] == {workflow_id: f"Hello, {workflow_id}!" for workflow_id in ids}
-        started[namespace] += ids
-        after = [f"after-gw1-{namespace}-{i}" for i in range(BATCH)]
-        run(namespace, "gw2", after, "GreetingWorkflow")
-        started[namespace] += after
+    run_all(batches("nap", ("gw2",)), "NappingGreetingWorkflow", meanwhile=network["gw1"].stop)
+    run_all(batches("after-gw1", ("gw2",)), "GreetingWorkflow")
     for namespace, ids in started.items():
         _wait_counted(lambda namespace=namespace: ask("count", namespace, "gw2"), len(ids))
 
@@ -311,10 +323,12 @@ def test_stratus_on_eight_hosts(network: Network, tmp_path: Path) -> None:
             "status": "UNAVAILABLE",
             "message": f"namespace {namespace} is temporarily unavailable; retry shortly",
         }
-    last = [f"after-cell1-{ledger}-{i}" for i in range(BATCH)]
-    run(ledger, "gw2", last, "GreetingWorkflow")
-    started[ledger] += last
+    run_all({(ledger, "gw2"): [f"after-cell1-{i}" for i in range(BATCH)]}, "GreetingWorkflow")
     _wait_counted(lambda: ask("count", ledger, "gw2"), len(started[ledger]))
+    # Through both failures, nothing on the other hosts exited.
+    for name in ("db", "system", "cp", "gw2", "cell2", "tenant"):
+        for process in network[name].processes:
+            assert process.poll() is None, (name, process.args)
 
 
 def _register_cell(
@@ -365,7 +379,9 @@ def _new_tenant(stratus: Installation, name: str) -> dict[str, str]:
     return paths | {"api_key": created["owner_api_key"]["token"]}
 
 
-def _create_namespace(stratus: Installation, tenant: dict[str, str], name: str) -> str:
+def _create_namespace(
+    stratus: Installation, tenant: dict[str, str], name: str, api_url: str | None = None
+) -> str:
     created = stratus.cli(
         "namespace",
         "create",
@@ -377,6 +393,7 @@ def _create_namespace(stratus: Installation, tenant: dict[str, str], name: str) 
         "1",
         "--wait",
         api_key=tenant["api_key"],
+        api_url=api_url,
     )
     assert created["async_operation"]["state"] == "FULFILLED", created
     namespace_id: str = created["namespace"]["id"]
