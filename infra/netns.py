@@ -120,13 +120,9 @@ class Host:
     switch: str
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def command(self, args: Sequence[str], *, user: str | None = None) -> list[str]:
-        """``args`` as run inside this host (as ``user`` if given: root enters the namespace,
-        then drops to that user)."""
-        prefix = ["ip", "netns", "exec", self.namespace]
-        if user is not None:
-            prefix += ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"]
-        return [*prefix, *args]
+    def command(self, args: Sequence[str]) -> list[str]:
+        """``args`` as run inside this host."""
+        return ["ip", "netns", "exec", self.namespace, *args]
 
     def run(
         self,
@@ -134,7 +130,6 @@ class Host:
         *,
         env: Mapping[str, str] | None = None,
         log: Path | None = None,
-        user: str | None = None,
         stdin: int | None = subprocess.DEVNULL,
         stdout: int | None = None,
     ) -> subprocess.Popen[bytes]:
@@ -147,7 +142,7 @@ class Host:
             if stdout is not None:
                 out = stdout
             process = subprocess.Popen(
-                self.command(args, user=user),
+                self.command(args),
                 env=dict(env) if env is not None else None,
                 stdin=stdin,
                 stdout=out,  # type: ignore[arg-type]
