@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 __all__ = ["Host", "Listener", "Network", "simulated_network", "unavailable_reason"]
 
@@ -134,19 +135,18 @@ class Host:
         stdout: int | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start ``args`` inside this host in a session of its own, its output appended to
-        ``log`` (or to ``stdout``); the process is killed with the host."""
+        ``log`` (with ``stdout`` given, e.g. a pipe, only its stderr); the process is killed
+        with the host."""
         with contextlib.ExitStack() as stack:
-            out: int | object = subprocess.DEVNULL
+            logged: IO[bytes] | int = subprocess.DEVNULL
             if log is not None:
-                out = stack.enter_context(log.open("ab"))
-            if stdout is not None:
-                out = stdout
+                logged = stack.enter_context(log.open("ab"))
             process = subprocess.Popen(
                 self.command(args),
                 env=dict(env) if env is not None else None,
                 stdin=stdin,
-                stdout=out,  # type: ignore[arg-type]
-                stderr=subprocess.STDOUT if log is not None else None,
+                stdout=logged if stdout is None else stdout,
+                stderr=logged,
                 start_new_session=True,
             )
         self.processes.append(process)

@@ -323,6 +323,13 @@ def test_stratus_on_eight_hosts(network: Network, tmp_path: Path) -> None:
             "status": "UNAVAILABLE",
             "message": f"namespace {namespace} is temporarily unavailable; retry shortly",
         }
+    # The operator sees which cell failed: in the gateway's log and in the cells' health.
+    gateway_log = (tmp_path / "gw2.log").read_text()
+    assert f"cell cell1 ({network['cell1'].address}:" in gateway_log
+    wait_until(
+        lambda: stratus.cli("cell", "get", cell_ids["cell1"])["health"]["state"] == "unhealthy", 30
+    )
+    assert stratus.cli("cell", "get", cell_ids["cell2"])["health"]["state"] == "healthy"
     run_all({(ledger, "gw2"): [f"after-cell1-{i}" for i in range(BATCH)]}, "GreetingWorkflow")
     _wait_counted(lambda: ask("count", ledger, "gw2"), len(started[ledger]))
     # Through both failures, nothing on the other hosts exited.
