@@ -6,10 +6,14 @@ every interval it starts one ``PeriodicJob`` workflow, which runs one ``periodic
 activity on whichever worker polls ``stratus-control-plane`` first. Overlap policy SKIP: a
 period whose previous run is still going is skipped, so two runs of one job never overlap.
 
-Every worker creates the schedules at start with fixed ids (the second one finds them and
-updates them to its settings: the intervals of the last worker started apply). The cell
-keeper is not a job: it runs in every worker (restarting a cell is idempotent across
-processes).
+Every worker creates the schedules at start with fixed ids. The rule for intervals: the last
+worker to start sets them. A worker that finds a schedule at another interval than its own
+setting logs a warning naming both and updates it (replicas should share their settings; the
+warning shows when they do not). A worker that starts also runs the reconcile at once: a new
+schedule's first run is immediate, an existing one is triggered (overlap BUFFER_ONE: after a
+run in progress, never two at a time), so PENDING operations left while no worker ran start
+now, not a period later. The cell keeper is not a job: it runs in every worker (restarting a
+cell is idempotent across processes).
 """
 
 from __future__ import annotations
@@ -124,8 +128,9 @@ def _schedule(job: str, every: dt.timedelta) -> Schedule:
 
 async def ensure_schedules(client: Client, settings: WorkerSettings) -> None:
     """Create every job's schedule, or bring an existing one to ``settings``' interval (an
-    unchanged one keeps its phase). Idempotent, and safe when several workers start at once
-    (fixed ids)."""
+    unchanged one keeps its phase; a changed one is logged as a warning: the last worker to
+    start sets the intervals), then make sure a reconcile runs now. Idempotent, and safe when
+    several workers start at once (fixed ids)."""
     for job, every in job_intervals(settings).items():
         desired = _schedule(job, every)
         try:
@@ -138,11 +143,22 @@ async def ensure_schedules(client: Client, settings: WorkerSettings) -> None:
         handle = client.get_schedule_handle(schedule_id(job))
 
         def update(
-            current: ScheduleUpdateInput, desired: Schedule = desired, every: dt.timedelta = every
+            current: ScheduleUpdateInput,
+            desired: Schedule = desired,
+            every: dt.timedelta = every,
+            job: str = job,
         ) -> ScheduleUpdate | None:
-            intervals = current.description.schedule.spec.intervals
-            if [interval.every for interval in intervals] == [every]:
+            found = [interval.every for interval in current.description.schedule.spec.intervals]
+            if found == [every]:
                 return None  # already right: keep its phase
+            logger.warning(
+                "periodic job %s's schedule runs every %s; this worker's setting is %s and "
+                "replaces it (the last worker to start sets the interval: give every worker "
+                "the same settings)",
+                job,
+                ", ".join(str(interval) for interval in found) or "never",
+                every,
+            )
             return ScheduleUpdate(schedule=desired)
 
         try:
@@ -150,6 +166,18 @@ async def ensure_schedules(client: Client, settings: WorkerSettings) -> None:
         except Exception as error:
             # Another worker updating it at the same moment: its settings apply.
             logger.warning("periodic job %s's schedule not updated: %s", job, error)
+        if job == RECONCILE:
+            await reconcile_now(client)
+
+
+async def reconcile_now(client: Client) -> None:
+    """Start a reconcile run now on the existing schedule (a worker that starts resumes the
+    PENDING operations left while none ran). BUFFER_ONE: a run in progress may have read the
+    operations before the latest ones; this one follows it. Two workers starting together add
+    at most one buffered run."""
+    handle = client.get_schedule_handle(schedule_id(RECONCILE))
+    await handle.trigger(overlap=ScheduleOverlapPolicy.BUFFER_ONE)
+    logger.info("periodic job %s triggered at worker start", RECONCILE)
 
 
 def cell_endpoints(
