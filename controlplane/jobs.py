@@ -4,16 +4,17 @@ Each job (reconciling PENDING operations, the action meter, the storage meter, t
 cycle with the exporter) is a Temporal Schedule on the system cell, ``stratus-job-<name>``:
 every interval it starts one ``PeriodicJob`` workflow, which runs one ``periodic_job``
 activity on whichever worker polls ``stratus-control-plane`` first. Overlap policy SKIP: a
-period whose previous run is still going is skipped, so two runs of one job never overlap.
+period whose previous run is still going is skipped, so two scheduled runs of one job never
+overlap.
 
 Every worker creates the schedules at start with fixed ids. The rule for intervals: the last
 worker to start sets them. A worker that finds a schedule at another interval than its own
 setting logs a warning naming both and updates it (replicas should share their settings; the
 warning shows when they do not). A worker that starts also runs the reconcile at once: a new
-schedule's first run is immediate, an existing one is triggered (overlap BUFFER_ONE: after a
-run in progress, never two at a time), so PENDING operations left while no worker ran start
-now, not a period later. The cell keeper is not a job: it runs in every worker (restarting a
-cell is idempotent across processes).
+schedule's first run is immediate; where the schedule exists, the worker starts one
+``PeriodicJob`` reconcile of its own (id ``stratus-job-reconcile-start-<random>``), so PENDING
+operations left while no worker ran start now, not a period later. The cell keeper is not a
+job: it runs in every worker (restarting a cell is idempotent across processes).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -171,13 +173,18 @@ async def ensure_schedules(client: Client, settings: WorkerSettings) -> None:
 
 
 async def reconcile_now(client: Client) -> None:
-    """Start a reconcile run now on the existing schedule (a worker that starts resumes the
-    PENDING operations left while none ran). BUFFER_ONE: a run in progress may have read the
-    operations before the latest ones; this one follows it. Two workers starting together add
-    at most one buffered run."""
-    handle = client.get_schedule_handle(schedule_id(RECONCILE))
-    await handle.trigger(overlap=ScheduleOverlapPolicy.BUFFER_ONE)
-    logger.info("periodic job %s triggered at worker start", RECONCILE)
+    """Run a reconcile now, outside the schedule (a worker that starts resumes the PENDING
+    operations left while none ran). Its own workflow id (``stratus-job-reconcile-start-...``),
+    never a period's: a period's run stays once per period. It may run beside a scheduled run
+    or another starting worker's: starting an operation's workflow is idempotent (workflow id =
+    operation id)."""
+    started = await client.start_workflow(
+        PeriodicJob.run,
+        RECONCILE,
+        id=f"{schedule_id(RECONCILE)}-start-{uuid.uuid4().hex[:12]}",
+        task_queue=SYSTEM_TASK_QUEUE,
+    )
+    logger.info("periodic job %s started at worker start: %s", RECONCILE, started.id)
 
 
 def cell_endpoints(
