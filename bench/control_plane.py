@@ -425,12 +425,14 @@ def _published_at(url: str, namespace_id: str) -> float:
     engine = sqlalchemy.create_engine(url.replace("+aiosqlite", ""))
     try:
         with engine.connect() as connection:
-            stamp: dt.datetime = connection.execute(
+            stamp: dt.datetime | str = connection.execute(
                 sqlalchemy.text("SELECT updated_at FROM gateway_routes WHERE namespace_id = :n"),
                 {"n": namespace_id},
             ).scalar_one()
     finally:
         engine.dispose()
+    if isinstance(stamp, str):  # SQLite hands a raw query's timestamp back as text
+        stamp = dt.datetime.fromisoformat(stamp)
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=dt.UTC)
     return stamp.timestamp()
@@ -494,8 +496,8 @@ def whole_stack(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> dic
         stack.gateway_ports.append(up.gateway_port)
         stack.add_api()
         if "creates" in args.phases:
-            result["one_api_process"] = creates(stack, stack.api_ports[:1], args, "one")
-            result["two_api_processes"] = creates(stack, stack.api_ports, args, "two")
+            result["one_api_process"] = _progress(creates(stack, stack.api_ports[:1], args, "one"))
+            result["two_api_processes"] = _progress(creates(stack, stack.api_ports, args, "two"))
         if "propagation" in args.phases:
             url = env.get("STRATUS_DATABASE_URL", f"sqlite:///{up.data_dir / 'stratus.db'}")
             tenant = new_tenant(up, "Propagation")
@@ -521,11 +523,17 @@ def whole_stack(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> dic
             for gateways in (1, 2, 4):
                 while len(stack.gateway_ports) < gateways:
                     stack.add_gateway()
-                measured.append(propagation(stack, tenant, url, args, tmp))
+                measured.append(_progress(propagation(stack, tenant, url, args, tmp)))
             result["route_propagation"] = measured
     finally:
         stack.stop()
     return result
+
+
+def _progress(measured: dict[str, Any]) -> dict[str, Any]:
+    """Each phase's figures on stderr as soon as they exist (a long run keeps what it got)."""
+    print(json.dumps(measured), file=sys.stderr, flush=True)
+    return measured
 
 
 def main() -> None:
@@ -557,7 +565,7 @@ def main() -> None:
                     database(kind, postgres) as env,
                     tempfile.TemporaryDirectory(prefix="stratus-cp-reads-") as tmp,
                 ):
-                    section["reads"] = reads(args, env, Path(tmp))
+                    section["reads"] = _progress(reads(args, env, Path(tmp)))
             if args.phases & {"creates", "propagation"}:
                 with (
                     database(kind, postgres) as env,

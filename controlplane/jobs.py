@@ -169,7 +169,11 @@ async def ensure_schedules(client: Client, settings: WorkerSettings) -> None:
             # Another worker updating it at the same moment: its settings apply.
             logger.warning("periodic job %s's schedule not updated: %s", job, error)
         if job == RECONCILE:
-            await reconcile_now(client)
+            try:
+                await reconcile_now(client)
+            except Exception as error:
+                # The schedule still reconciles at its period: not a reason to stop starting.
+                logger.warning("reconcile at worker start not started: %s", error)
 
 
 async def reconcile_now(client: Client) -> None:
