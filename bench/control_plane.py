@@ -119,6 +119,7 @@ async def concurrent(
 ) -> dict[str, Any]:
     connections = [await Connection.open(ports[i % len(ports)]) for i in range(clients)]
     done = errors = 0
+    error_statuses: dict[str, int] = {}
     deadline = time.monotonic() + seconds
 
     async def client(connection: Connection) -> None:
@@ -126,7 +127,9 @@ async def concurrent(
         while time.monotonic() < deadline:
             status = await connection.exchange(make())
             done += 1
-            errors += status != ok
+            if status != ok:
+                errors += 1
+                error_statuses[str(status)] = error_statuses.get(str(status), 0) + 1
 
     started = time.perf_counter()
     try:
@@ -140,6 +143,7 @@ async def concurrent(
         "api_processes": len(ports),
         "requests": done,
         "errors": errors,
+        "error_statuses": error_statuses,
         "per_second": round(done / elapsed, 1),
     }
 
