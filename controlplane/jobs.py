@@ -4,12 +4,17 @@ Each job (reconciling PENDING operations, the action meter, the storage meter, t
 cycle with the exporter) is a Temporal Schedule on the system cell, ``stratus-job-<name>``:
 every interval it starts one ``PeriodicJob`` workflow, which runs one ``periodic_job``
 activity on whichever worker polls ``stratus-control-plane`` first. Overlap policy SKIP: a
-period whose previous run is still going is skipped, so two runs of one job never overlap.
+period whose previous run is still going is skipped, so two scheduled runs of one job never
+overlap.
 
-Every worker creates the schedules at start with fixed ids (the second one finds them and
-updates them to its settings: the intervals of the last worker started apply). The cell
-keeper is not a job: it runs in every worker (restarting a cell is idempotent across
-processes).
+Every worker creates the schedules at start with fixed ids. The rule for intervals: the last
+worker to start sets them. A worker that finds a schedule at another interval than its own
+setting logs a warning naming both and updates it (replicas should share their settings; the
+warning shows when they do not). A worker that starts also runs the reconcile at once: a new
+schedule's first run is immediate; where the schedule exists, the worker starts one
+``PeriodicJob`` reconcile of its own (id ``stratus-job-reconcile-start-<random>``), so PENDING
+operations left while no worker ran start now, not a period later. The cell keeper is not a
+job: it runs in every worker (restarting a cell is idempotent across processes).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -126,8 +132,9 @@ def _schedule(job: str, every: dt.timedelta) -> Schedule:
 
 async def ensure_schedules(client: Client, settings: WorkerSettings) -> None:
     """Create every job's schedule, or bring an existing one to ``settings``' interval (an
-    unchanged one keeps its phase). Idempotent, and safe when several workers start at once
-    (fixed ids)."""
+    unchanged one keeps its phase; a changed one is logged as a warning: the last worker to
+    start sets the intervals), then make sure a reconcile runs now. Idempotent, and safe when
+    several workers start at once (fixed ids)."""
     for job, every in job_intervals(settings).items():
         desired = _schedule(job, every)
         try:
@@ -140,11 +147,22 @@ async def ensure_schedules(client: Client, settings: WorkerSettings) -> None:
         handle = client.get_schedule_handle(schedule_id(job))
 
         def update(
-            current: ScheduleUpdateInput, desired: Schedule = desired, every: dt.timedelta = every
+            current: ScheduleUpdateInput,
+            desired: Schedule = desired,
+            every: dt.timedelta = every,
+            job: str = job,
         ) -> ScheduleUpdate | None:
-            intervals = current.description.schedule.spec.intervals
-            if [interval.every for interval in intervals] == [every]:
+            found = [interval.every for interval in current.description.schedule.spec.intervals]
+            if found == [every]:
                 return None  # already right: keep its phase
+            logger.warning(
+                "periodic job %s's schedule runs every %s; this worker's setting is %s and "
+                "replaces it (the last worker to start sets the interval: give every worker "
+                "the same settings)",
+                job,
+                ", ".join(str(interval) for interval in found) or "never",
+                every,
+            )
             return ScheduleUpdate(schedule=desired)
 
         try:
@@ -152,6 +170,27 @@ async def ensure_schedules(client: Client, settings: WorkerSettings) -> None:
         except Exception as error:
             # Another worker updating it at the same moment: its settings apply.
             logger.warning("periodic job %s's schedule not updated: %s", job, error)
+        if job == RECONCILE:
+            try:
+                await reconcile_now(client)
+            except Exception as error:
+                # The schedule still reconciles at its period: not a reason to stop starting.
+                logger.warning("reconcile at worker start not started: %s", error)
+
+
+async def reconcile_now(client: Client) -> None:
+    """Run a reconcile now, outside the schedule (a worker that starts resumes the PENDING
+    operations left while none ran). Its own workflow id (``stratus-job-reconcile-start-...``),
+    never a period's: a period's run stays once per period. It may run beside a scheduled run
+    or another starting worker's: starting an operation's workflow is idempotent (workflow id =
+    operation id)."""
+    started = await client.start_workflow(
+        PeriodicJob.run,
+        RECONCILE,
+        id=f"{schedule_id(RECONCILE)}-start-{uuid.uuid4().hex[:12]}",
+        task_queue=SYSTEM_TASK_QUEUE,
+    )
+    logger.info("periodic job %s started at worker start: %s", RECONCILE, started.id)
 
 
 def _endpoints(cells: list[Cell], open_key: KeyOpener | None) -> list[CellEndpoint]:

@@ -135,7 +135,8 @@ async def run(settings: WorkerSettings) -> None:
         max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
     )
     # The periodic jobs run where the system cell's schedules send them: once per period,
-    # on one worker, however many run.
+    # on one worker, however many run; a worker that starts also reconciles at once (PENDING
+    # operations left while none ran start now, not a period later).
     await ensure_schedules(client, settings)
     background = [cells, probing]
     polling = asyncio.create_task(worker.run())

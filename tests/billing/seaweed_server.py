@@ -119,7 +119,9 @@ def create_bucket(server: SeaweedS3, bucket: str, *, timeout: float = 30.0) -> N
         try:
             with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
                 client.create_bucket(Bucket=bucket)
-            client.put_object(Bucket=bucket, Key="probe", Body=b"")
+            # Not empty: an empty object is stored without a volume, and would leave the
+            # server's few volumes to whatever writes first (the filer's own collection).
+            client.put_object(Bucket=bucket, Key="probe", Body=b"probe")
             client.delete_object(Bucket=bucket, Key="probe")
             return
         except ClientError:

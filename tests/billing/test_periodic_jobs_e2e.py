@@ -1,9 +1,12 @@
 """Periodic jobs run once per period however many workers run: `stratus up` plus a second
-worker and a second gateway process on the same database and system cell, with intervals of
-a second or two. Each scheduled run (one per job and period, named by its workflow id)
-happens on exactly one worker, both workers take runs, usage is written once (never
-doubled), each invoice is finalized once, each export object (SeaweedFS) is written once,
-and a namespace create completes with both gateways serving it."""
+API, a second worker and a second gateway (fed by the second API) on the same database and
+system cell, with intervals of a second or two — once on SQLite, once on PostgreSQL. Each
+scheduled run (one per job and period, named by its workflow id) happens on exactly one
+worker, both workers take runs, usage is written once (never doubled), each invoice is
+finalized once, each export object (SeaweedFS) is written once, and a namespace create
+through the second API completes with both gateways serving it. With an hour's reconcile
+period, a create left PENDING (its API could not reach the system cell) completes as soon as
+the second worker starts: a starting worker reconciles at once."""
 
 from __future__ import annotations
 
@@ -15,14 +18,17 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from seaweed_server import LOOPBACK, LOOPBACK_NETWORKS, SeaweedS3
 from sqlalchemy import func, select, update
 from support import (
     StratusUp,
+    Tenant,
     create_active_namespace,
     free_port,
     http,
@@ -38,6 +44,7 @@ from controlplane.jobs import JOBS, schedule_id
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.models import Account, Invoice, UsageRecord
 from controlplane.models.invoice import InvoiceStatus
+from infra.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
 
@@ -77,13 +84,62 @@ def _gateway_health(port: int, ca_pem: bytes) -> bytes | None:
     return answer
 
 
+def _database_url(stratus: StratusUp) -> str:
+    return Settings(
+        data_dir=stratus.data_dir, database_url=stratus.extra_env.get("STRATUS_DATABASE_URL")
+    ).sqlalchemy_url
+
+
+def _api_ready(url: str, process: subprocess.Popen[bytes]) -> bool:
+    assert process.poll() is None, f"the second API exited {process.returncode}"
+    try:
+        return httpx.get(url + "/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The control plane's database: `stratus up`'s SQLite, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = server.unique_database("stratus_jobs")
+    try:
+        yield {"STRATUS_DATABASE_URL": server.database_url(name)}
+    finally:
+        server.drop_database(name)
+
+
+def _pending_create(stratus: StratusUp, api_env: dict[str, str], tenant: Tenant) -> str:
+    """A namespace create taken by an API that cannot reach the system cell (a closed port):
+    answered 202 with the operation PENDING. Returns the operation's id."""
+    port = free_port()
+    env = api_env | {
+        "STRATUS_API_PORT": str(port),
+        "STRATUS_SYSTEM_CELL_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    process = _start("controlplane.app", env, stratus.data_dir / "logs" / "api-cut-off.log")
+    try:
+        cut_off = dataclasses.replace(stratus, api_port=port, process=None)
+        wait_until(lambda: _api_ready(cut_off.api_url, process), timeout=60)
+        with tenant.client(cut_off) as owner:
+            created = owner.create_namespace("resumed", tenant.ca.cert_pem.decode())
+        assert created.async_operation.state == "PENDING"
+        return created.async_operation.id
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def _runs(logs: list[Path]) -> dict[Path, list[tuple[str, str]]]:
     """Each worker log's job runs: (job, workflow id)."""
     return {log: _RAN.findall(log.read_text(errors="replace")) for log in logs}
 
 
 async def _actions(stratus: StratusUp, namespace_id: str) -> dict[str, int]:
-    engine = create_engine(Settings(data_dir=stratus.data_dir).sqlalchemy_url)
+    engine = create_engine(_database_url(stratus))
     try:
         async with create_sessionmaker(engine)() as session:
             rows = await session.execute(
@@ -99,7 +155,7 @@ async def _actions(stratus: StratusUp, namespace_id: str) -> dict[str, int]:
 async def _backdate_account(stratus: StratusUp, account_id: str, days: int) -> None:
     """The account as if created ``days`` ago: its past months are billed (and, with no grace,
     finalized) by the worker's billing job."""
-    engine = create_engine(Settings(data_dir=stratus.data_dir).sqlalchemy_url)
+    engine = create_engine(_database_url(stratus))
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
             await session.execute(
@@ -112,7 +168,7 @@ async def _backdate_account(stratus: StratusUp, account_id: str, days: int) -> N
 
 
 async def _finalized(stratus: StratusUp) -> int:
-    engine = create_engine(Settings(data_dir=stratus.data_dir).sqlalchemy_url)
+    engine = create_engine(_database_url(stratus))
     try:
         async with create_sessionmaker(engine)() as session:
             count = await session.scalar(
@@ -135,21 +191,25 @@ def _objects(seaweed: SeaweedS3, bucket: str, prefix: str) -> int:
     return len(s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
 
 
-async def test_two_workers_run_each_period_once(
-    tmp_path: Path, seaweed_s3: SeaweedS3, bucket: str
+async def test_two_of_each_role_run_each_period_once(
+    tmp_path: Path, seaweed_s3: SeaweedS3, bucket: str, database_env: dict[str, str]
 ) -> None:
     stratus = StratusUp(
         tmp_path / "data",
         free_port(),
         free_port(),
         extra_env={
+            # Only the worker start's reconcile can resume a PENDING create in this test.
+            "STRATUS_RECONCILE_INTERVAL_SECONDS": "3600",
             "STRATUS_METERING_INTERVAL_SECONDS": "1",
             "STRATUS_STORAGE_METERING_INTERVAL_SECONDS": "2",
             "STRATUS_BILLING_INTERVAL_SECONDS": "2",
             "STRATUS_INVOICE_GRACE_HOURS": "0",
             "STRATUS_EXPORT_SINK_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
+            **database_env,
         },
     )
+    api: subprocess.Popen[bytes] | None = None
     second: subprocess.Popen[bytes] | None = None
     gateway: subprocess.Popen[bytes] | None = None
     try:
@@ -160,31 +220,51 @@ async def test_two_workers_run_each_period_once(
             stratus.data_dir / "logs" / "worker.log",
             stratus.data_dir / "logs" / "worker-2.log",
         ]
-        second = _start("controlplane.worker", env, logs[1])
+        api_pid = int((stratus.data_dir / "run" / "api.pid").read_text())
+        api_port = free_port()
+        api = _start(
+            "controlplane.app",
+            _environ(api_pid) | {"STRATUS_API_PORT": str(api_port)},
+            stratus.data_dir / "logs" / "api-2.log",
+        )
+        api_url = f"http://127.0.0.1:{api_port}"
+        wait_until(lambda: _api_ready(api_url, api), timeout=60)
         gateway_pid = int((stratus.data_dir / "run" / "gateway.pid").read_text())
         gateway_port, gateway_key_port = free_port(), free_port()
         gateway = _start(
             "dataplane.gateway",
             _environ(gateway_pid)
             | {
+                "STRATUS_GATEWAY_API_URL": api_url,
                 "STRATUS_GATEWAY_PORT": str(gateway_port),
                 "STRATUS_GATEWAY_API_KEY_PORT": str(gateway_key_port),
                 "STRATUS_GATEWAY_METRICS_PORT": str(free_port()),
             },
             stratus.data_dir / "logs" / "gateway-2.log",
         )
-        wait_until(lambda: "control-plane worker polling" in logs[1].read_text(), timeout=60)
         wait_until(
             lambda: _gateway_health(gateway_key_port, stratus.gateway_ca) == _SERVING, timeout=60
         )
+
+        # A create taken while the system cell was out of an API's reach stays PENDING ...
+        tenant = new_tenant(stratus, "Scheduled")
+        pending = _pending_create(stratus, _environ(api_pid), tenant)
+        # ... until a worker starts: it reconciles at once, not an hour's period later.
+        second = _start("controlplane.worker", env, logs[1])
+        with tenant.client(stratus) as owner:
+            resumed = owner.wait_for_operation(pending, timeout=120)
+        assert resumed.state == "FULFILLED", resumed.failure_reason
+        assert "periodic job reconcile started at worker start" in logs[1].read_text()
+        wait_until(lambda: "control-plane worker polling" in logs[1].read_text(), timeout=60)
 
         # One schedule per job on the system cell, however many workers created it.
         address = env["STRATUS_SYSTEM_CELL_ADDRESS"]
         assert {schedule_id(job) for job in JOBS} <= await _schedule_ids(address)
 
-        tenant = new_tenant(stratus, "Scheduled")
-        # The create completes with both gateways serving the namespace: no waiting after.
-        namespace_id = create_active_namespace(stratus, tenant, "periodic")
+        # The create, through the second API, completes with both gateways serving the
+        # namespace: no waiting after.
+        replica_api = dataclasses.replace(stratus, api_port=api_port, process=None)
+        namespace_id = create_active_namespace(replica_api, tenant, "periodic")
         assert await run_greeting(stratus, namespace_id, tenant.client_cert, "once") == (
             "Hello, Stratus!"
         )
@@ -268,17 +348,18 @@ async def test_two_workers_run_each_period_once(
             await asyncio.sleep(0.2)
 
         # Still exact after more periods and the final scrape at stop.
-        for process in (second, gateway):
+        for process, clean in ((second, 0), (gateway, 0), (api, -signal.SIGTERM)):
             assert process is not None
             process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=60) == 0
-        second = gateway = None
+            # uvicorn re-raises the signal once it has shut down cleanly.
+            assert process.wait(timeout=60) == clean
+        second = gateway = api = None
         assert stratus.stop() == 0
         assert await _actions(stratus, namespace_id) == expected
         assert finalized_logged() == await _finalized(stratus) == finalized
         assert writes_logged() == _objects(seaweed_s3, bucket, prefix)
     finally:
-        for left in (second, gateway):
+        for left in (second, gateway, api):
             if left is not None and left.poll() is None:
                 left.kill()
                 left.wait(timeout=10)

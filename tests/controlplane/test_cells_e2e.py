@@ -54,6 +54,7 @@ def shared_stratus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stratus
             "STRATUS_CELL_PLACEMENT": "shared",
             "STRATUS_CELL_PROBE_INTERVAL_SECONDS": "0.5",
             "STRATUS_CELL_PROBE_TIMEOUT_SECONDS": "2",
+            "STRATUS_METERING_INTERVAL_SECONDS": "1",
         },
     )
     try:
@@ -131,13 +132,16 @@ def test_tls_cell_registration_and_provisioning(
     """Through an nginx frontend demanding a client certificate: the right CA, server name and
     client certificate register (the key is never shown again) and provision a namespace over
     TLS; a wrong CA, server name or client certificate is a 422 naming the reason."""
-    _, address = dev_cell
+    provider, address = dev_cell
+    assert isinstance(provider, LocalCellProvider)
     stranger_ca = generate_ca("not the frontend's CA")
     stranger = generate_leaf(stranger_ca, "stranger")
-    with run_cell_frontend(address) as frontend:
+    metrics = provider.metrics_url("external-one").removeprefix("http://").removesuffix("/metrics")
+    with run_cell_frontend(address, metrics_upstream=metrics) as frontend:
         good = {
             "name": "tls-one",
             "frontend": frontend.address,
+            "metrics_url": frontend.metrics_url,
             "tls_ca": frontend.server_ca.cert_pem.decode(),
             "tls_cert": frontend.client.cert_pem.decode(),
             "tls_key": frontend.client.key_pem.decode(),
@@ -180,6 +184,17 @@ def test_tls_cell_registration_and_provisioning(
         tenant = new_tenant(shared_stratus, "CellsTls")
         # Registered on the cell over TLS by the worker's provisioning activities.
         namespace_id = create_active_namespace(shared_stratus, tenant, "secure")
+        # Workers through the gateway, which reaches the cell through the frontend with the
+        # cell's client certificate; the meter scrapes it over https with the same.
+        workflow = run_greeting(shared_stratus, namespace_id, tenant.client_cert, "over-tls")
+        assert asyncio.run(workflow) == "Hello, Stratus!"
+        wait_until(
+            lambda: (
+                _usage(shared_stratus, namespace_id)
+                == {"actions.workflow": 1, "actions.activity": 1}
+            ),
+            60,
+        )
         with http(shared_stratus, shared_stratus.operator_key) as operator:
             assert operator.get("/cells/tls-one").json()["namespaces"] == [
                 {"namespace_id": namespace_id, "account_id": tenant.account_id}
@@ -197,6 +212,15 @@ def test_tls_cell_registration_and_provisioning(
     assert key_body in entry["tls"]["key_pem"]
     (route,) = [r for r in document["routes"] if r["namespace_id"] == namespace_id]
     assert route["cell_id"] == "tls-one"
+
+
+def _usage(stratus: StratusUp, namespace_id: str) -> dict[str, int]:
+    with sqlite3.connect(stratus.data_dir / "stratus.db") as db:
+        rows = db.execute(
+            "SELECT kind, SUM(quantity) FROM usage_records WHERE namespace_id = ? GROUP BY kind",
+            (namespace_id,),
+        ).fetchall()
+    return {kind: int(total) for kind, total in rows}
 
 
 def _cell(stratus: StratusUp) -> dict[str, object]:
