@@ -221,9 +221,7 @@ def register_cells(up: StratusUp, frontend: CellFrontend, plain: str, capacity: 
                 raise RuntimeError(f"registering {body['name']}: {answer.text}")
 
 
-async def placement(
-    up: StratusUp, tenants: list[Tenant], per_account: int, capacity: int
-) -> dict[str, Any]:
+async def placement(up: StratusUp, tenants: list[Tenant], per_account: int) -> dict[str, Any]:
     accepted_at: list[float] = []
     active_at: list[float] = []
     to_active: list[float] = []
@@ -464,9 +462,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 register_cells(up, frontend, plain_address, args.max_namespaces)
                 tenants = [new_tenant(up, f"Bench{index}") for index in range(args.accounts)]
                 result["machine"]["load_before_placement"] = load()
-                result["placement"] = await placement(
-                    up, tenants, args.namespaces_per_account, args.max_namespaces
-                )
+                result["placement"] = await placement(up, tenants, args.namespaces_per_account)
                 result["machine"]["load_after_placement"] = load()
                 on_tls = namespace_on(up, TLS_CELL, tenants)
                 on_plain = namespace_on(up, PLAIN_CELL, tenants)
