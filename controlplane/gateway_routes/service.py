@@ -21,12 +21,20 @@ from dataplane.gateway import RouteEntry
 # How stale ``last_seen_at`` may get while a gateway keeps polling with nothing new to say.
 LAST_SEEN_REFRESH = dt.timedelta(seconds=30)
 
+_STORED = frozenset(GatewayRoute.__table__.columns.keys())
+
 
 async def publish(session: AsyncSession, entry: RouteEntry) -> int:
     """Publish (or update) a namespace's entry; returns the table version that carries it."""
     repository = GatewayRouteRepository(session)
     route = await repository.get(entry.namespace_id)
-    fields = entry.model_dump(exclude={"namespace_id"})
+    # The entry's fields the table stores (the wire entry may carry more, e.g. ``cell_id``,
+    # which the table does not have yet: it is "" for every route published today).
+    fields = {
+        name: value
+        for name, value in entry.model_dump(exclude={"namespace_id"}).items()
+        if name in _STORED
+    }
     if (
         route is not None
         and not route.removed
