@@ -33,7 +33,7 @@ from support import (
 from temporalio.client import Client
 
 from billing import s3_client
-from controlplane.config import SYSTEM_NAMESPACE, Settings
+from controlplane.config import SYSTEM_NAMESPACE
 from controlplane.jobs import JOBS, schedule_id
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.models import Account, Invoice, UsageRecord
@@ -83,7 +83,7 @@ def _runs(logs: list[Path]) -> dict[Path, list[tuple[str, str]]]:
 
 
 async def _actions(stratus: StratusUp, namespace_id: str) -> dict[str, int]:
-    engine = create_engine(Settings(data_dir=stratus.data_dir).sqlalchemy_url)
+    engine = create_engine(stratus.database_url)
     try:
         async with create_sessionmaker(engine)() as session:
             rows = await session.execute(
@@ -99,7 +99,7 @@ async def _actions(stratus: StratusUp, namespace_id: str) -> dict[str, int]:
 async def _backdate_account(stratus: StratusUp, account_id: str, days: int) -> None:
     """The account as if created ``days`` ago: its past months are billed (and, with no grace,
     finalized) by the worker's billing job."""
-    engine = create_engine(Settings(data_dir=stratus.data_dir).sqlalchemy_url)
+    engine = create_engine(stratus.database_url)
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
             await session.execute(
@@ -112,7 +112,7 @@ async def _backdate_account(stratus: StratusUp, account_id: str, days: int) -> N
 
 
 async def _finalized(stratus: StratusUp) -> int:
-    engine = create_engine(Settings(data_dir=stratus.data_dir).sqlalchemy_url)
+    engine = create_engine(stratus.database_url)
     try:
         async with create_sessionmaker(engine)() as session:
             count = await session.scalar(
@@ -136,7 +136,7 @@ def _objects(seaweed: SeaweedS3, bucket: str, prefix: str) -> int:
 
 
 async def test_two_workers_run_each_period_once(
-    tmp_path: Path, seaweed_s3: SeaweedS3, bucket: str
+    tmp_path: Path, seaweed_s3: SeaweedS3, bucket: str, database_env: dict[str, str]
 ) -> None:
     stratus = StratusUp(
         tmp_path / "data",
@@ -148,6 +148,7 @@ async def test_two_workers_run_each_period_once(
             "STRATUS_BILLING_INTERVAL_SECONDS": "2",
             "STRATUS_INVOICE_GRACE_HOURS": "0",
             "STRATUS_EXPORT_SINK_ALLOWED_NETWORKS": LOOPBACK_NETWORKS,
+            **database_env,  # on SQLite, then on PostgreSQL
         },
     )
     second: subprocess.Popen[bytes] | None = None
