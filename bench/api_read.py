@@ -1,12 +1,15 @@
-"""One API process answering ``GET /api/v1/namespaces/{id}`` on SQLite: p50/p99 one request
-at a time, and requests per second with ``--clients`` concurrent clients.
+"""One API process answering ``GET /api/v1/namespaces/{id}`` on SQLite and on PostgreSQL:
+p50/p99 one request at a time, requests per second with ``--clients`` concurrent clients, and
+the API's CPU time per request.
 
-Run: ``.venv/bin/python bench/api_read.py [--baseline /work/main]``. Starts the API alone
-(``python -m controlplane.app`` on a bootstrapped temp data dir, no worker, gateway or cells),
-creates an account through the API, stores one namespace row directly (nothing acts on it),
-then measures over loopback with a minimal keep-alive HTTP/1.1 client on asyncio streams.
-``--baseline PATH`` measures the checkout at PATH the same way in the same run, so the two
-figures sit side by side. Prints one JSON document; never fails on a time.
+Run: ``.venv/bin/python bench/api_read.py [--database sqlite|postgresql|both]
+[--baseline /work/main]``. Starts the API alone (``python -m controlplane.app`` on a
+bootstrapped temp data dir, no worker, gateway or cells) on a fresh database (PostgreSQL: a
+private server from ``infra/postgres.py``, one database per checkout), creates an account
+through the API, stores one namespace row directly (nothing acts on it), then measures over
+loopback with a minimal keep-alive HTTP/1.1 client on asyncio streams. ``--baseline PATH``
+measures the checkout at PATH the same way in the same run, so the figures sit side by side.
+Prints one JSON document; never fails on a time.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +34,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import httpx
 from support import ApiAlone
 
+from infra.postgres import PostgresServer, run_postgres
+
 _SEED = """
 import sys, uuid
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 from controlplane.models import Namespace
 from controlplane.states import NamespaceState
-engine = create_engine("sqlite:///" + sys.argv[1])
+engine = create_engine(sys.argv[1])
 with Session(engine) as session, session.begin():
     session.add(Namespace(
         id="bench." + sys.argv[2], account_id=sys.argv[2], name="bench", retention_days=7,
@@ -135,9 +142,17 @@ async def measure(
     }
 
 
-def run(checkout: Path, args: argparse.Namespace) -> Any:
+def run(checkout: Path, args: argparse.Namespace, postgres: PostgresServer | None) -> Any:
     with tempfile.TemporaryDirectory(prefix="stratus-api-read-") as tmp:
-        api = ApiAlone(Path(tmp) / "data", extra_env={"PYTHONPATH": str(checkout)})
+        data_dir = Path(tmp) / "data"
+        extra_env = {"PYTHONPATH": str(checkout)}
+        database_name = None
+        if postgres is None:
+            sync_url = f"sqlite:///{data_dir / 'stratus.db'}"
+        else:
+            database_name = postgres.unique_database("api_read")
+            extra_env["STRATUS_DATABASE_URL"] = sync_url = postgres.database_url(database_name)
+        api = ApiAlone(data_dir, extra_env=extra_env)
         api.start()
         try:
             key = api.new_tenant("Bench")
@@ -145,12 +160,13 @@ def run(checkout: Path, args: argparse.Namespace) -> Any:
                 account_id = h.get("/api/v1/current-identity").json()["account_id"]
             env = {**os.environ, "PYTHONPATH": str(checkout)}
             subprocess.run(
-                [sys.executable, "-c", _SEED, str(api.data_dir / "stratus.db"), account_id],
+                [sys.executable, "-c", _SEED, sync_url, account_id],
                 env=env,
                 check=True,
                 timeout=60,
             )
             path = f"/api/v1/namespaces/bench.{account_id}"
+            assert api.process is not None
             return asyncio.run(
                 measure(
                     api.process.pid,
@@ -164,6 +180,17 @@ def run(checkout: Path, args: argparse.Namespace) -> Any:
             )
         finally:
             api.stop()
+            if postgres is not None and database_name is not None:
+                postgres.drop_database(database_name)
+
+
+@contextmanager
+def database_server(database: str) -> Iterator[PostgresServer | None]:
+    if database == "sqlite":
+        yield None
+        return
+    with run_postgres() as server:
+        yield server
 
 
 def main() -> None:
@@ -172,12 +199,23 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0, help="concurrent phase")
     parser.add_argument("--baseline", type=Path, help="another checkout, measured first")
+    parser.add_argument(
+        "--database", choices=["sqlite", "postgresql", "both"], default="both", help="where"
+    )
     args = parser.parse_args()
     here = Path(__file__).resolve().parents[1]
+    databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     result: dict[str, Any] = {}
-    if args.baseline is not None:
-        result["baseline"] = {"checkout": str(args.baseline), **run(args.baseline, args)}
-    result["this"] = {"checkout": str(here), **run(here, args)}
+    for database in databases:
+        with database_server(database) as postgres:
+            figures: dict[str, Any] = {}
+            if args.baseline is not None:
+                figures["baseline"] = {
+                    "checkout": str(args.baseline),
+                    **run(args.baseline, args, postgres),
+                }
+            figures["this"] = {"checkout": str(here), **run(here, args, postgres)}
+        result[database] = figures
     print(json.dumps(result, indent=2))
 
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, Request
 
 from auth import SecretBox
 from controlplane.accounts.endpoints import router as accounts_router
+from controlplane.api_keys.cache import CredentialCache
 from controlplane.api_keys.endpoints import router as api_keys_router
 from controlplane.audit.endpoints import router as audit_router
 from controlplane.billing_account.endpoints import router as billing_account_router
@@ -78,6 +79,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         app.state.settings = settings
         app.state.migration_heads = head_revisions(settings.sqlalchemy_url)
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.credential_cache = CredentialCache(settings.credential_cache_seconds)
         app.state.operation_starter = OperationStarter(
             settings.system_cell_address, WORKFLOW_BY_OPERATION, tls=settings.system_cell_tls
         )

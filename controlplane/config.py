@@ -213,6 +213,10 @@ class ApiSettings(StratusSettings):
     # Request bodies larger than this get 413 before they are read (CA bundles, at most 32 KiB,
     # and SAML metadata fit well within the default 1 MiB).
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
+    # How long this process keeps a verified API key's principal: a key disabled, deleted or
+    # narrowed through another API replica still works here for at most this long (through
+    # this one, never). 0 reads the key on every request.
+    credential_cache_seconds: float = Field(default=1.0, ge=0, le=60)
 
     @field_validator("oidc_providers")
     @classmethod

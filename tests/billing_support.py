@@ -31,7 +31,7 @@ def settings_of(stratus: StratusUp) -> Settings:
         for name, value in stratus.extra_env.items()
         if name == "STRATUS_EXPORT_SINK_ALLOWED_NETWORKS"
     }
-    return Settings(data_dir=stratus.data_dir, **extra)
+    return Settings(data_dir=stratus.data_dir, database_url=stratus.database_url, **extra)
 
 
 async def record_usage(stratus: StratusUp, rows: UsageRows) -> None:

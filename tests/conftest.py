@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -35,32 +36,89 @@ SLOW_FIXTURES = frozenset(
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark `slow` every test whose fixture closure starts a real component."""
+# Fixtures parametrized over the two databases ("sqlite", "postgresql"): a test that uses one
+# runs once on each. A test (or module) marked `sqlite_only` keeps only its SQLite variant: it is
+# about SQLite itself (its write lock, the database file in the data dir).
+DATABASE_FIXTURES = ("stratus", "fresh_stratus", "database_env", "database_url")
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `slow` every test whose fixture closure starts a real component; deselect the
+    PostgreSQL variants of `sqlite_only` tests."""
+    kept, dropped = [], []
     for item in items:
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and any(
+            callspec.params.get(name) == "postgresql" for name in DATABASE_FIXTURES
+        )
+        if on_postgres and item.get_closest_marker("sqlite_only") is not None:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
-@pytest.fixture(scope="session")
-def stratus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratusUp]:
-    """A Stratus shared by the tests that do not restart or kill it."""
-    up = StratusUp(tmp_path_factory.mktemp("stratus"), free_port(), free_port())
+@pytest.fixture(scope="session", params=DATABASES)
+def stratus(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StratusUp]:
+    """A Stratus shared by the tests that do not restart or kill it: on SQLite (in its data
+    dir), then on a new PostgreSQL database of the session's server. pytest groups the tests by
+    this parameter, so each variant starts once, and the SQLite one is stopped before the
+    PostgreSQL one starts."""
+    with stratus_database(request) as extra_env:
+        up = StratusUp(
+            tmp_path_factory.mktemp(f"stratus-{request.param}"),
+            free_port(),
+            free_port(),
+            extra_env=extra_env,
+        )
+        try:
+            up.start()
+            yield up
+        finally:
+            up.cleanup()
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def database_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The settings (``extra_env``) that put a module's own API process or Stratus on SQLite,
+    then on a new PostgreSQL database."""
+    with stratus_database(request) as extra_env:
+        yield extra_env
+
+
+@contextlib.contextmanager
+def stratus_database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The settings that put a Stratus on the database of ``request.param``: none for SQLite
+    (the data dir's file), ``STRATUS_DATABASE_URL`` of a new empty PostgreSQL database (dropped
+    afterwards) for "postgresql"."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = server.unique_database("stratus_up")
     try:
-        up.start()
-        yield up
+        yield {"STRATUS_DATABASE_URL": server.database_url(name)}
     finally:
-        up.cleanup()
+        server.drop_database(name)
 
 
-@pytest.fixture
-def fresh_stratus(tmp_path: Path) -> Iterator[StratusUp]:
-    """A Stratus of the test's own, for tests that stop, restart or kill it."""
-    up = StratusUp(tmp_path / "data", free_port(), free_port())
-    try:
-        yield up
-    finally:
-        up.cleanup()
+@pytest.fixture(params=DATABASES)
+def fresh_stratus(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StratusUp]:
+    """A Stratus of the test's own, for tests that stop, restart or kill it (not started): on
+    SQLite, then on a new PostgreSQL database, since what survives a restart is the database."""
+    with stratus_database(request) as extra_env:
+        up = StratusUp(tmp_path / "data", free_port(), free_port(), extra_env=extra_env)
+        try:
+            yield up
+        finally:
+            up.cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +154,7 @@ def migrated_postgres_template(postgres: PostgresServer) -> Iterator[str]:
         postgres.drop_database(name)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of a migrated, empty database of the test's own: SQLite, then PostgreSQL."""
     if request.param == "sqlite":

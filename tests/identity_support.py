@@ -15,7 +15,6 @@ from product_constants import PROBLEM
 from support import StratusUp, http
 
 from controlplane.api_keys import service as api_keys
-from controlplane.config import Settings
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work, utcnow
 from controlplane.kit.errors import Unauthenticated
 from controlplane.models import User
@@ -27,8 +26,7 @@ def expiry(days: float = 30) -> str:
 
 def _database_url(stratus: StratusUp) -> str:
     """The database of ``stratus``: its STRATUS_DATABASE_URL, else the SQLite in its data dir."""
-    database_url = stratus.extra_env.get("STRATUS_DATABASE_URL")
-    return Settings(data_dir=stratus.data_dir, database_url=database_url).sqlalchemy_url
+    return stratus.database_url
 
 
 async def _issue_user_key(stratus: StratusUp, user_id: str, issued_at: dt.datetime | None) -> str:

@@ -81,6 +81,14 @@ class StratusUp:
     def log_path(self) -> Path:
         return self.data_dir / "up.log"
 
+    @property
+    def database_url(self) -> str:
+        """The control plane's database: ``STRATUS_DATABASE_URL`` if given, else the SQLite
+        file in the data dir."""
+        return self.extra_env.get(
+            "STRATUS_DATABASE_URL", f"sqlite+aiosqlite:///{self.data_dir / 'stratus.db'}"
+        )
+
     def env(self, api_key: str | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STRATUS_")}
         env["STRATUS_API_URL"] = self.api_url

@@ -60,7 +60,9 @@ async def _principal(request: Request, session: SessionDep) -> Principal:
     scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send an API key as `Authorization: Bearer <key>` or sign in")
-    principal = await api_keys.authenticate(session, token.strip())
+    principal = await api_keys.authenticate(
+        session, token.strip(), cache=request.app.state.credential_cache
+    )
     _remember(request, principal)
     return principal
 

@@ -1,14 +1,17 @@
 """API keys: issuing, managing and turning a presented bearer token into a principal.
 
 A key is owned by a user or a service account of one account (or, once, by the operator).
-Disabled, expired and deleted keys stop authenticating at once: every request reads the row.
-Deleting a key removes its row; the audit log keeps its history.
+Disabled, expired and deleted keys stop authenticating at once in the API process that made
+the change, and within ``credential_cache_seconds`` (default 1 s) in every other API process:
+each process keeps a verified principal that long (``controlplane.api_keys.cache``). Deleting a
+key removes its row; the audit log keeps its history.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from types import MappingProxyType
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +26,7 @@ from auth import (
     generate_api_key,
     parse_api_key,
 )
+from controlplane.api_keys.cache import CredentialCache
 from controlplane.api_keys.repository import ApiKeyRepository, SystemApiKeyRepository
 from controlplane.audit import service as audit
 from controlplane.kit import fields
@@ -212,7 +216,9 @@ async def get(session: AsyncSession, principal: Principal, key_id: str) -> ApiKe
 async def set_disabled(
     session: AsyncSession, principal: Principal, *, key_id: str, disabled: bool
 ) -> ApiKey:
-    """Disable (stops authenticating at once) or enable a key."""
+    """Disable or enable a key. Disabled, it stops authenticating at once in this API process
+    (the commit clears its credential cache) and within ``credential_cache_seconds`` in the
+    others; the gateway learns it within its own cache's second."""
     api_key = await _visible(session, principal, key_id, Action.API_KEY_UPDATE)
     if api_key.disabled == disabled:
         return api_key
@@ -229,7 +235,8 @@ async def set_disabled(
 
 
 async def delete(session: AsyncSession, principal: Principal, *, key_id: str) -> None:
-    """Delete a key: its row is removed, so it stops authenticating at once."""
+    """Delete a key: its row is removed, so it stops authenticating (at once in this API
+    process, within ``credential_cache_seconds`` in the others)."""
     api_key = await _visible(session, principal, key_id, Action.API_KEY_DELETE)
     await ApiKeyRepository(session, principal).delete(api_key)
     audit.record(
@@ -244,10 +251,32 @@ async def delete(session: AsyncSession, principal: Principal, *, key_id: str) ->
 
 
 async def authenticate(
-    session: AsyncSession, token: str, *, now: Callable[[], dt.datetime] = utcnow
+    session: AsyncSession,
+    token: str,
+    *,
+    now: Callable[[], dt.datetime] = utcnow,
+    cache: CredentialCache | None = None,
 ) -> Principal:
     """Resolve a bearer token; every failure is the same 401 so keys cannot be probed. A key
-    is expired from its ``expires_at`` on, as ``now()`` tells."""
+    is expired from its ``expires_at`` on, as ``now()`` tells. With ``cache``, a principal
+    verified within its TTL is answered without reading the database (refusals always are
+    read)."""
+    generation = 0
+    if cache is not None:
+        cached = cache.get(token)
+        if cached is not None:
+            return cached
+        generation = cache.generation
+    principal, expires_at = await _verify(session, token, now)
+    if cache is not None:
+        cache.put(token, principal, expires_at, generation=generation)
+    return principal
+
+
+async def _verify(
+    session: AsyncSession, token: str, now: Callable[[], dt.datetime]
+) -> tuple[Principal, dt.datetime | None]:
+    """The token's principal and its key's expiry, read from the database."""
     refused = Unauthenticated("the API key is missing, unknown, expired or revoked")
     try:
         key_id = parse_api_key(token)
@@ -262,7 +291,7 @@ async def authenticate(
     if api_key.expires_at is not None and api_key.expires_at <= now():
         raise refused
     if api_key.owner_type == PrincipalKind.OPERATOR.value:
-        return Principal(
+        operator = Principal(
             kind=PrincipalKind.OPERATOR,
             id=api_key.id,
             account_id=None,
@@ -270,6 +299,9 @@ async def authenticate(
             display="operator",
             api_key_id=api_key.id,
         )
+        return operator, api_key.expires_at
+    # Read-only: a cached principal is shared by the requests that present its key.
+    permissions = MappingProxyType(credential.namespace_permissions)
     if api_key.owner_type == PrincipalKind.SERVICE_ACCOUNT.value:
         service_account = credential.service_account
         if service_account is None or service_account.account_id != api_key.account_id:
@@ -282,8 +314,8 @@ async def authenticate(
             display=f"service-account:{service_account.name}",
             api_key_id=api_key.id,
             namespace_scope=service_account.namespace_id,
-            namespace_permissions=credential.namespace_permissions,
-        )
+            namespace_permissions=permissions,
+        ), api_key.expires_at
     user = credential.user
     if user is None or user.account_id != api_key.account_id:
         raise refused
@@ -294,5 +326,5 @@ async def authenticate(
         account_role=user.account_role,
         display=f"user:{user.email}",
         api_key_id=api_key.id,
-        namespace_permissions=credential.namespace_permissions,
-    )
+        namespace_permissions=permissions,
+    ), api_key.expires_at

@@ -24,12 +24,19 @@ from dataplane.gateway._routes import CellEntry, CellTlsEntry
 # How stale ``last_seen_at`` may get while a gateway keeps polling with nothing new to say.
 LAST_SEEN_REFRESH = dt.timedelta(seconds=30)
 
+_STORED = frozenset(GatewayRoute.__table__.columns.keys())
+
 
 async def publish(session: AsyncSession, entry: RouteEntry) -> int:
     """Publish (or update) a namespace's entry; returns the table version that carries it."""
     repository = GatewayRouteRepository(session)
     route = await repository.get(entry.namespace_id)
-    fields = entry.model_dump(exclude={"namespace_id"})
+    # The entry's fields the table stores (the wire entry may carry more).
+    fields = {
+        name: value
+        for name, value in entry.model_dump(exclude={"namespace_id"}).items()
+        if name in _STORED
+    }
     if (
         route is not None
         and not route.removed

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import JSON, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -14,6 +16,9 @@ class GatewayRoute(TimestampMixin, Base):
 
     Every publish or removal takes a new, unique ``version``; the table's version is the maximum,
     so gateways detect any change with one cheap query. Removed routes stay as tombstones.
+    ``version`` is also the row's version counter (set by the publisher, checked by the ORM on
+    every UPDATE): two concurrent changes of one route cannot both commit with the same new
+    version (the unique constraint only guards changes of different routes).
     """
 
     __tablename__ = "gateway_routes"
@@ -30,3 +35,8 @@ class GatewayRoute(TimestampMixin, Base):
     cell_id: Mapped[str] = mapped_column(String(64), default="")
     version: Mapped[int] = mapped_column(unique=True)
     removed: Mapped[bool] = mapped_column(default=False)
+
+    __mapper_args__: dict[str, Any] = {  # noqa: RUF012
+        "version_id_col": version,
+        "version_id_generator": False,
+    }

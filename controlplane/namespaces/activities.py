@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from google.protobuf.duration_pb2 import Duration
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 from temporalio import activity
 from temporalio.api.namespace.v1 import NamespaceConfig, UpdateNamespaceInfo
 from temporalio.api.operatorservice.v1 import DeleteNamespaceRequest
@@ -208,7 +209,7 @@ class NamespaceActivities:
                         actions_per_second=namespace.actions_per_second,
                     ),
                 )
-        except (IntegrityError, OperationalError) as error:
+        except (IntegrityError, OperationalError, StaleDataError) as error:
             raise ApplicationError(f"route version race, retrying: {error}") from None
 
     @activity.defn
@@ -257,7 +258,7 @@ class NamespaceActivities:
         try:
             async with self._unit() as session:
                 return await routes.unpublish(session, namespace_id)
-        except (IntegrityError, OperationalError) as error:
+        except (IntegrityError, OperationalError, StaleDataError) as error:
             raise ApplicationError(f"route version race, retrying: {error}") from None
 
     @activity.defn

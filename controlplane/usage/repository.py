@@ -4,8 +4,9 @@ import datetime as dt
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import flag_modified
 
 from billing import ScrapeSource, SeriesKey, UsageKey, UsageStore, UsageUnitOfWork
 from controlplane.kit.db import unit_of_work
@@ -74,7 +75,8 @@ class SystemUsageStore:
             source = UsageSource(cell_id=cell_id, counter_total=counter_total, scraped_at=at)
             self.session.add(source)
         source.counter_total = counter_total
-        source.scraped_at = at  # always dirty, so the version check always runs
+        source.scraped_at = at
+        _always_written(source)
         await self.session.flush()
         return source.version
 
@@ -84,6 +86,7 @@ class SystemUsageStore:
             return None
         source.scraped_at = at
         # The UPDATE is checked against the version read here (StaleDataError when it moved).
+        _always_written(source)
         await self.session.flush()
         return source.version
 
@@ -170,6 +173,15 @@ class SystemUsageStore:
             .limit(1)
         )
         return None if latest is None else (latest.hour_start, latest.quantity)
+
+
+def _always_written(source: UsageSource) -> None:
+    """Make the flush UPDATE the source (checking and bumping its version) even when no value
+    changed: a claim sets the same ``scraped_at`` as its scrape's first write, and an UPDATE
+    skipped for that left the batch unguarded (the row unlocked, the version unbumped), so two
+    meters billed the same batch (test_meter_race_postgres)."""
+    if inspect(source).persistent:
+        flag_modified(source, "scraped_at")
 
 
 def _new_row(namespace_id: str, hour_start: dt.datetime, kind: str, quantity: int) -> UsageRecord:

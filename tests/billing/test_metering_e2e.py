@@ -6,13 +6,12 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from support import StratusUp, create_active_namespace, new_tenant, run_greeting
 
-from controlplane.config import Settings
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.models import UsageRecord
 
 
 async def _usage(stratus: StratusUp, namespace_id: str) -> dict[str, int]:
-    engine = create_engine(Settings(data_dir=stratus.data_dir).sqlalchemy_url)
+    engine = create_engine(stratus.database_url)
     try:
         async with create_sessionmaker(engine)() as session:
             rows = await session.execute(

@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -39,12 +38,11 @@ from support import (
 from temporalio.client import Client
 
 from billing import s3_client
-from controlplane.config import SYSTEM_NAMESPACE, Settings
+from controlplane.config import SYSTEM_NAMESPACE
 from controlplane.jobs import JOBS, schedule_id
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.models import Account, Invoice, UsageRecord
 from controlplane.models.invoice import InvoiceStatus
-from infra.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
 
@@ -84,32 +82,12 @@ def _gateway_health(port: int, ca_pem: bytes) -> bytes | None:
     return answer
 
 
-def _database_url(stratus: StratusUp) -> str:
-    return Settings(
-        data_dir=stratus.data_dir, database_url=stratus.extra_env.get("STRATUS_DATABASE_URL")
-    ).sqlalchemy_url
-
-
 def _api_ready(url: str, process: subprocess.Popen[bytes]) -> bool:
     assert process.poll() is None, f"the second API exited {process.returncode}"
     try:
         return httpx.get(url + "/healthz", timeout=2).status_code == 200
     except httpx.TransportError:
         return False
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    """The control plane's database: `stratus up`'s SQLite, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield {}
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    name = server.unique_database("stratus_jobs")
-    try:
-        yield {"STRATUS_DATABASE_URL": server.database_url(name)}
-    finally:
-        server.drop_database(name)
 
 
 def _pending_create(stratus: StratusUp, api_env: dict[str, str], tenant: Tenant) -> str:
@@ -139,7 +117,7 @@ def _runs(logs: list[Path]) -> dict[Path, list[tuple[str, str]]]:
 
 
 async def _actions(stratus: StratusUp, namespace_id: str) -> dict[str, int]:
-    engine = create_engine(_database_url(stratus))
+    engine = create_engine(stratus.database_url)
     try:
         async with create_sessionmaker(engine)() as session:
             rows = await session.execute(
@@ -155,7 +133,7 @@ async def _actions(stratus: StratusUp, namespace_id: str) -> dict[str, int]:
 async def _backdate_account(stratus: StratusUp, account_id: str, days: int) -> None:
     """The account as if created ``days`` ago: its past months are billed (and, with no grace,
     finalized) by the worker's billing job."""
-    engine = create_engine(_database_url(stratus))
+    engine = create_engine(stratus.database_url)
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
             await session.execute(
@@ -168,7 +146,7 @@ async def _backdate_account(stratus: StratusUp, account_id: str, days: int) -> N
 
 
 async def _finalized(stratus: StratusUp) -> int:
-    engine = create_engine(_database_url(stratus))
+    engine = create_engine(stratus.database_url)
     try:
         async with create_sessionmaker(engine)() as session:
             count = await session.scalar(

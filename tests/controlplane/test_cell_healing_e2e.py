@@ -37,7 +37,6 @@ from workload_support import assert_each_completed_once, eventually, start_workl
 
 from controlplane.cells.keeper import TenantCellKeeper
 from controlplane.cells.repository import CellHealthRepository
-from controlplane.config import Settings
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.models import AuditEvent
 from dataplane.cells import CellHealthState, LocalCellProvider
@@ -264,7 +263,7 @@ async def test_idle_account_cell_is_stopped_and_started_again_by_its_next_namesp
     pid = _record(healing, cell_id)["pid"]
     started = dt.datetime.now(dt.UTC)
     now = [started]
-    engine = create_engine(Settings(data_dir=healing.data_dir).sqlalchemy_url)
+    engine = create_engine(healing.database_url)
     try:
         sessionmaker = create_sessionmaker(engine)
         keeper = TenantCellKeeper(

@@ -64,8 +64,10 @@ def test_every_command_accepts_the_global_options_after_it(path: tuple[str, ...]
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiAlone, str]]:
-    api = ApiAlone(tmp_path_factory.mktemp("cli-global-options"))
+def api(
+    tmp_path_factory: pytest.TempPathFactory, database_env: dict[str, str]
+) -> Iterator[tuple[ApiAlone, str]]:
+    api = ApiAlone(tmp_path_factory.mktemp("cli-global-options"), extra_env=database_env)
     try:
         api.start()
         yield api, api.new_tenant("Afterwards")

@@ -45,8 +45,10 @@ def test_namespace_get_refuses_two_different_namespaces() -> None:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiAlone]:
-    api = ApiAlone(tmp_path_factory.mktemp("cli-onboarding"))
+def api(
+    tmp_path_factory: pytest.TempPathFactory, database_env: dict[str, str]
+) -> Iterator[ApiAlone]:
+    api = ApiAlone(tmp_path_factory.mktemp("cli-onboarding"), extra_env=database_env)
     try:
         api.start()
         yield api

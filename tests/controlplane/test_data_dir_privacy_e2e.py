@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 from support import StratusUp, Tenant, free_port, http, new_tenant, wait_until
 
+# About the SQLite file in the data dir (its mode, its lock): no PostgreSQL variant.
+pytestmark = pytest.mark.sqlite_only
+
 
 @pytest.fixture(scope="module")
 def stratus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratusUp]:

@@ -35,7 +35,6 @@ from temporalio.worker import Worker
 
 from auth import KeyPair, generate_ca, generate_leaf
 from controlplane.client import StratusClient
-from controlplane.config import Settings
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.models import AuditEvent
 
@@ -46,7 +45,7 @@ def tenant(stratus: StratusUp) -> Tenant:
 
 
 async def _audit_events(stratus: StratusUp, account_id: str) -> list[AuditEvent]:
-    engine = create_engine(Settings(data_dir=stratus.data_dir).sqlalchemy_url)
+    engine = create_engine(stratus.database_url)
     statement = (
         select(AuditEvent).where(AuditEvent.account_id == account_id).order_by(AuditEvent.id)
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from identity_support import expiry, invite, issue_user_key
 from support import (
@@ -128,12 +129,27 @@ async def test_api_keys_per_user_hold_across_two_api_processes(
     assert len(listed["api_keys"]) == 4
 
 
+async def _until_waiting_on_locks(url: str, count: int) -> None:
+    """Until ``count`` other sessions of the database wait on a lock."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        while True:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            row = await cursor.fetchone()
+            if row is not None and row[0] >= count:
+                return
+            await asyncio.sleep(0.02)
+
+
 async def test_last_owner_guard_holds_across_two_api_processes(
     stratus_on_postgres: StratusUp, second_api: str
 ) -> None:
     """Five accounts with two owners each; in every account both owners step down at once,
-    each through another API process. Every account keeps an owner:
-    one demotion passes, the other is refused 409 last-owner."""
+    each through another API process, held at a barrier (a lock on the audit table, written
+    after the guard) until all ten wait. Every account keeps an owner: one demotion passes,
+    the other is refused 409 last-owner."""
     stratus = stratus_on_postgres
     requests: list[tuple[str, str, str, dict[str, str]]] = []
     tenants = []
@@ -158,7 +174,15 @@ async def test_last_owner_guard_holds_across_two_api_processes(
         async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as client:
             return await client.post(path, json=body)
 
-    responses = await asyncio.gather(*(demote(*request) for request in requests))
+    # The barrier: until every demotion waits on a lock, no transaction can write its audit
+    # event, which comes after the guard's count. Without the account lock each would have
+    # counted two owners by then; with it, the second of each account waits for the first.
+    url = stratus.database_url.replace("postgresql+psycopg://", "postgresql://")
+    async with await psycopg.AsyncConnection.connect(url) as barrier:
+        await barrier.execute("LOCK TABLE audit_events IN SHARE MODE")
+        sent = [asyncio.create_task(demote(*request)) for request in requests]
+        await asyncio.wait_for(_until_waiting_on_locks(url, len(requests)), 60)
+    responses = await asyncio.gather(*sent)
     for pair in zip(responses[::2], responses[1::2], strict=True):
         statuses = sorted(response.status_code for response in pair)
         assert statuses == [200, 409], [response.text for response in pair]

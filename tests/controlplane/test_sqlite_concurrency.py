@@ -25,6 +25,9 @@ from controlplane.kit.db import unit_of_work
 from controlplane.kit.migrate import migrate
 from controlplane.models import GatewayInstance
 
+# About SQLite's write lock: the PostgreSQL variants of `stratus` and `database_url` are dropped.
+pytestmark = pytest.mark.sqlite_only
+
 
 @contextmanager
 def other_writer(database: Path) -> Iterator[sqlite3.Connection]:

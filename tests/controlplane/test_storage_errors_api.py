@@ -15,7 +15,9 @@ import pytest
 from product_constants import PROBLEM
 from support import ApiAlone
 
-pytestmark = pytest.mark.slow  # it runs the API as its own process on a tiny mount
+# It runs the API as its own process on a tiny mount; the disk filled is the SQLite file's
+# (the data dir's): no PostgreSQL variant.
+pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only]
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from identity_support import assert_problem, user_with_key
 from product_constants import PROBLEM
 from support import StratusUp, Tenant, create_active_namespace, http, new_tenant
 
-from controlplane.config import Settings
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
 from controlplane.usage.repository import SystemUsageStore
 
@@ -27,7 +26,7 @@ def _hour(day: int, hour: int) -> dt.datetime:
 async def _record(stratus: StratusUp, rows: list[tuple[str, dt.datetime, str, int]]) -> None:
     """Usage rows written through the meter's own writer, committed in the running Stratus's
     database (the meter only ever writes the current hour)."""
-    engine = create_engine(Settings(data_dir=stratus.data_dir).sqlalchemy_url)
+    engine = create_engine(stratus.database_url)
     try:
         async with unit_of_work(create_sessionmaker(engine)) as session:
             for namespace_id, hour_start, kind, quantity in rows:
