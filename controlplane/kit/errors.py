@@ -219,7 +219,26 @@ def storage_unavailable(exc: BaseException) -> StorageUnavailable | None:
         sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
         if isinstance(sqlstate, str) and sqlstate in _UNAVAILABLE_SQLSTATES:
             return StorageUnavailable(_UNAVAILABLE_SQLSTATES[sqlstate] + "; retry later")
+        if _connection_lost(cause, sqlstate):
+            return StorageUnavailable("the database cannot be reached; retry later")
     return None
+
+
+def _connection_lost(cause: BaseException, sqlstate: object) -> bool:
+    """A PostgreSQL server that refused or dropped the connection: SQLSTATE class 08, a
+    connection SQLAlchemy invalidated, or psycopg's connection failure (no SQLSTATE: the server
+    never answered)."""
+    if isinstance(sqlstate, str) and sqlstate.startswith("08"):
+        return True
+    if getattr(cause, "connection_invalidated", False) is True:
+        return True
+    kind = type(cause)
+    return (
+        kind.__module__.startswith("psycopg")
+        and kind.__name__ == "OperationalError"
+        and sqlstate is None
+        and str(cause).startswith(("connection failed", "consuming input failed"))
+    )
 
 
 def unexpected_error_response(
