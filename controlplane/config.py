@@ -104,6 +104,11 @@ class StratusSettings(BaseSettings):
     # use, or a free registered dedicated cell) or shared (the registered shared cell with the
     # fewest namespaces and room left).
     cell_placement: CellPlacement = CellPlacement.DEDICATED
+    # Which provider runs account cells (one factory turns it into one:
+    # controlplane.cells.provider): local (`temporal server start-dev` processes made on first
+    # use) or external (only registered cells; a dedicated create finding no free registered
+    # cell is refused 503 no-cell-capacity). `stratus up` runs its system cell locally either way.
+    cell_provider: CellProviderKind = CellProviderKind.LOCAL
 
     @model_validator(mode="after")
     def _system_cell_tls_complete(self) -> StratusSettings:
@@ -236,8 +241,6 @@ class WorkerSettings(StratusSettings):
     """The control plane's worker's settings (``python -m controlplane.worker``): cells,
     reconciling, metering and billing."""
 
-    # Which provider runs cells (one factory turns it into one: controlplane.cells.provider).
-    cell_provider: CellProviderKind = CellProviderKind.LOCAL
     # Cell watching: how often every cell's status is checked (a crashed cell is started again
     # after a backoff of 0.5 s doubling to 30 s), how many restarts within the window make a
     # cell "failing" (/readyz answers 503 naming it), and after how long without a namespace

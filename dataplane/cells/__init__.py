@@ -1,6 +1,7 @@
 """Cells: isolated Temporal clusters, one per account, run by a provider and kept running by a
 watcher. A provider allocates each cell's endpoint (``provision``) and runs the cell there."""
 
+from dataplane.cells._external import PROVISION_REFUSAL, ExternalCellProvider
 from dataplane.cells._factory import create_provider
 from dataplane.cells._local import (
     DEFAULT_STOP_TIMEOUT,
@@ -22,6 +23,7 @@ from dataplane.cells._watch import CellHealthState, CellReport, CellWatcher, Res
 __all__ = [
     "DEFAULT_PROBE_TIMEOUT",
     "DEFAULT_STOP_TIMEOUT",
+    "PROVISION_REFUSAL",
     "CellEndpoint",
     "CellError",
     "CellHealthState",
@@ -31,6 +33,7 @@ __all__ = [
     "CellStatus",
     "CellTls",
     "CellWatcher",
+    "ExternalCellProvider",
     "LocalCellPorts",
     "LocalCellProvider",
     "ProbeResult",
