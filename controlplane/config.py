@@ -247,9 +247,12 @@ class WorkerSettings(StratusSettings):
     # an account's cell is stopped (0: never); its next namespace starts it again.
     cell_watch_interval_seconds: float = Field(default=0.5, gt=0)
     # How often every registered (external) cell's frontend is probed, and how long a probe
-    # may take before the cell counts as unhealthy ("timeout").
+    # may take before it counts as failed ("timeout").
     cell_probe_interval_seconds: float = Field(default=10.0, gt=0)
     cell_probe_timeout_seconds: float = Field(default=5.0, gt=0)
+    # How many consecutive failed probes turn a registered cell unhealthy (its namespaces then
+    # answer UNAVAILABLE at the gateway); one success turns it healthy again.
+    cell_probe_failures_to_unhealthy: int = Field(default=3, ge=1)
     cell_restart_failure_threshold: int = Field(default=5, ge=1)
     cell_restart_failure_window_seconds: float = Field(default=300.0, gt=0)
     cell_idle_stop_seconds: float = Field(default=3600.0, ge=0)
