@@ -54,6 +54,8 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from dataplane.cells import CellEndpoint, LocalCellProvider
 from infra.cell_frontend import run_cell_frontend
 
+pytestmark = pytest.mark.slow  # a dev server, its mTLS frontend and a `stratus up`
+
 CELL = "shared-two-accounts"
 
 
@@ -278,3 +280,6 @@ def test_same_name_in_two_accounts_and_exact_metering_per_namespace(shared: Shar
         orders_b: {"actions.workflow": 1, "actions.signal": 2},
     }
     wait_until(lambda: {ns: _usage(stratus, ns) for ns in expected} == expected, 60)
+    # The external provider made no local cell for either account: the registered one is all.
+    with http(stratus, stratus.operator_key) as operator:
+        assert [cell["name"] for cell in operator.get("/cells").json()["cells"]] == [CELL]
