@@ -384,6 +384,12 @@ async def place(
     ).scalar_one_or_none()
     if own is not None:
         if own.provider != CellProviderKind.EXTERNAL:
+            if provider == CellProviderKind.EXTERNAL:
+                # Made before the switch to the external provider, which cannot run it.
+                raise NoCellCapacity(
+                    f"the account's cell {own.id} is a local cell and STRATUS_CELL_PROVIDER="
+                    "external runs none; move the account's namespaces to a registered cell"
+                )
             return None  # the local cell: ensure_cell starts it
         if await _claim(session, own, account_id=namespace.account_id):
             namespace.cell_id = own.id

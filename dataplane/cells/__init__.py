@@ -16,6 +16,7 @@ from dataplane.cells._provider import (
     CellProvider,
     CellProviderKind,
     CellStatus,
+    ProvisioningRefused,
 )
 from dataplane.cells._tls import CellTls, grpc_channel, temporal_tls_config
 from dataplane.cells._watch import CellHealthState, CellReport, CellWatcher, RestartPolicy
@@ -37,6 +38,7 @@ __all__ = [
     "LocalCellPorts",
     "LocalCellProvider",
     "ProbeResult",
+    "ProvisioningRefused",
     "RestartPolicy",
     "create_provider",
     "grpc_channel",

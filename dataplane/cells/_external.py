@@ -9,7 +9,12 @@ cells are watched by the control plane's prober, not by a provider.
 
 from __future__ import annotations
 
-from dataplane.cells._provider import CellEndpoint, CellError, CellProviderKind, CellStatus
+from dataplane.cells._provider import (
+    CellEndpoint,
+    CellProviderKind,
+    CellStatus,
+    ProvisioningRefused,
+)
 
 PROVISION_REFUSAL = (
     "external cells are registered with `stratus cell register`, not provisioned"
@@ -25,7 +30,7 @@ class ExternalCellProvider:
         return CellProviderKind.EXTERNAL
 
     async def provision(self, cell_id: str) -> CellEndpoint:
-        raise CellError(f"cannot provision cell {cell_id}: {PROVISION_REFUSAL}")
+        raise ProvisioningRefused(f"cannot provision cell {cell_id}: {PROVISION_REFUSAL}")
 
     async def start(self, cell: CellEndpoint) -> None:
         """Nothing to start: the operator runs the cluster (its health is probed)."""

@@ -168,7 +168,16 @@ async def test_external_provider_never_falls_back_to_a_local_cell(sessions: Sess
     assert await _create(sessions, "acct-b", CellPlacement.SHARED, external) == "shared-a"
     async with unit_of_work(sessions) as session:
         placed = (await session.execute(select(Namespace.account_id, Namespace.cell_id))).all()
+        # An account's local cell from before the switch: the external provider cannot run it.
+        session.add(
+            Cell(
+                id="cell-acct-c", account_id="acct-c", provider="local", address="x", metrics_url=""
+            )
+        )
     assert sorted(placed) == [("acct-a", "dedicated-x"), ("acct-b", "shared-a")]
+    with pytest.raises(cells.NoCellCapacity, match="cell-acct-c is a local cell"):
+        await _create(sessions, "acct-c", CellPlacement.DEDICATED, external)
+    assert await _create(sessions, "acct-c", CellPlacement.DEDICATED) is None  # local: as before
 
 
 async def test_deregistration_is_refused_while_namespaces_live_on_the_cell(

@@ -1,6 +1,7 @@
-"""Probe hysteresis, with the probe's outcomes scripted: a registered cell turns unhealthy only
-after ``failures_to_unhealthy`` consecutive failed probes (a single lost probe cuts no traffic),
-healthy again after one success, and only a turn republishes its routes."""
+"""What the worker runs over cells, below the processes. Probe hysteresis, with the probe's
+outcomes scripted: a registered cell turns unhealthy only after ``failures_to_unhealthy``
+consecutive failed probes (a single lost probe cuts no traffic), healthy again after one
+success, and only a turn republishes its routes. And the keeper under the external provider."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from collections.abc import Iterator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth import SecretBox
+from controlplane.cells.keeper import TenantCellKeeper
 from controlplane.cells.prober import CellProber
+from controlplane.cells.repository import CellHealthRepository
 from controlplane.gateway_routes import service as routes
 from controlplane.gateway_routes.repository import GatewayRouteRepository
 from controlplane.kit.db import unit_of_work
-from controlplane.models import Cell
+from controlplane.models import Account, Cell
 from controlplane.states import CellPlacement, CellProbeState
-from dataplane.cells import CellTls, ProbeResult
+from dataplane.cells import CellTls, ExternalCellProvider, ProbeResult
 from dataplane.gateway import RouteEntry
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -100,3 +103,24 @@ async def test_a_cell_turns_unhealthy_after_n_consecutive_failures_and_back_afte
     assert await tick(UP) == (CellProbeState.HEALTHY, "", version + 2)
     assert await tick(DOWN) == (CellProbeState.HEALTHY, "", version + 2)
     assert probe.calls == 9
+
+
+async def test_a_worker_with_the_external_provider_keeps_no_cell(sessions: Sessions) -> None:
+    """Its keeper starts nothing, not even a local cell left from before the switch (its
+    provider runs none): registered cells are watched by the prober."""
+    async with unit_of_work(sessions) as session:
+        session.add(Account(id="acct-l", name="acct-l"))
+        session.add(
+            Cell(
+                id="cell-acct-l",
+                account_id="acct-l",
+                provider="local",
+                address="127.0.0.1:1",
+                metrics_url="",
+            )
+        )
+    provider = ExternalCellProvider()
+    keeper = TenantCellKeeper(sessions, provider, idle_stop_after=None)
+    assert await keeper.tick() == []
+    async with unit_of_work(sessions) as session:
+        assert await CellHealthRepository(session).list_all() == []

@@ -13,6 +13,7 @@ from dataplane.cells import (
     CellProviderKind,
     CellStatus,
     ExternalCellProvider,
+    ProvisioningRefused,
     create_provider,
 )
 
@@ -21,8 +22,9 @@ async def test_the_factory_builds_it_and_it_runs_nothing(tmp_path: Path) -> None
     provider = create_provider(CellProviderKind.EXTERNAL, tmp_path / "cells")
     assert isinstance(provider, ExternalCellProvider)
     assert provider.kind == CellProviderKind.EXTERNAL
-    with pytest.raises(CellError) as refused:
+    with pytest.raises(ProvisioningRefused) as refused:
         await provider.provision("cell-acct1")
+    assert isinstance(refused.value, CellError)
     assert str(refused.value) == (
         "cannot provision cell cell-acct1: external cells are registered with "
         "`stratus cell register`, not provisioned (STRATUS_CELL_PROVIDER=external runs no "
