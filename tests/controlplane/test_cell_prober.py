@@ -1,14 +1,17 @@
 """What the worker runs over cells, below the processes. Probe hysteresis, with the probe's
 outcomes scripted: a registered cell turns unhealthy only after ``failures_to_unhealthy``
 consecutive failed probes (a single lost probe cuts no traffic), healthy again after one
-success, and only a turn republishes its routes. And the keeper under the external provider."""
+success, and only a turn republishes its routes. And the keeper and provisioning under the
+external provider."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.exceptions import ApplicationError
 
 from auth import SecretBox
 from controlplane.cells.keeper import TenantCellKeeper
@@ -17,7 +20,8 @@ from controlplane.cells.repository import CellHealthRepository
 from controlplane.gateway_routes import service as routes
 from controlplane.gateway_routes.repository import GatewayRouteRepository
 from controlplane.kit.db import unit_of_work
-from controlplane.models import Account, Cell
+from controlplane.models import Account, Cell, Namespace, NamespaceState
+from controlplane.namespaces.activities import NamespaceActivities
 from controlplane.states import CellPlacement, CellProbeState
 from dataplane.cells import CellTls, ExternalCellProvider, ProbeResult
 from dataplane.gateway import RouteEntry
@@ -124,3 +128,31 @@ async def test_a_worker_with_the_external_provider_keeps_no_cell(sessions: Sessi
     assert await keeper.tick() == []
     async with unit_of_work(sessions) as session:
         assert await CellHealthRepository(session).list_all() == []
+
+
+async def test_provisioning_under_the_external_provider_fails_at_once(sessions: Sessions) -> None:
+    """A namespace with no cell reaching ``ensure_cell`` (placement refuses it first; this is the
+    backstop): the operation fails now with the reason, it is not retried."""
+    async with unit_of_work(sessions) as session:
+        session.add(Account(id="acct-p", name="acct-p"))
+        session.add(
+            Namespace(
+                id="orders.acct-p",
+                account_id="acct-p",
+                name="orders",
+                retention_days=1,
+                accepted_client_ca="",
+                state=NamespaceState.ACTIVATING,
+                resource_version="1",
+            )
+        )
+    activities = NamespaceActivities(sessions, ExternalCellProvider())
+    with pytest.raises(ApplicationError) as failed:
+        await activities.ensure_cell("orders.acct-p")
+    assert failed.value.non_retryable
+    assert failed.value.type == "OperationAborted"
+    assert failed.value.message == (
+        "cannot provision cell cell-acct-p: external cells are registered with "
+        "`stratus cell register`, not provisioned (STRATUS_CELL_PROVIDER=external runs no "
+        "cell of its own)"
+    )
