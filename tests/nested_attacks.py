@@ -31,14 +31,20 @@ TASK_TOKEN_CALLS = [
 ]
 
 
-def token_refusal(namespace: str) -> str:
+def token_refusal(method: str, namespace: str) -> str:
     """What the gateway says to a foreign task token sent on ``namespace``."""
-    return f"the task token does not belong to namespace {namespace}"
+    return (
+        f"{method}: the task token does not belong to namespace {namespace}; respond to tasks "
+        "only in the namespace that polled them"
+    )
 
 
-def reference_refusal(victim_namespace: str) -> str:
-    """What the gateway says to a request naming ``victim_namespace`` inside it."""
-    return f"refers to namespace {victim_namespace}"
+def reference_refusal(method: str, namespace: str, victim_namespace: str) -> str:
+    """What the gateway says to a request of ``namespace`` naming ``victim_namespace`` inside."""
+    return (
+        f"{method} for namespace {namespace} refers to namespace {victim_namespace}; a request "
+        "may only act on the namespace it is sent to"
+    )
 
 
 def complete_command() -> command.Command:

@@ -77,7 +77,7 @@ async def test_foreign_task_token_is_refused(
     before = await _event_types(handle)
     refused = await _call(raw_channel, gateway, pki, complete_with_token(cells.namespace_a, token))
     assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert token_refusal(cells.namespace_a) in refused.details()
+    assert refused.details() == token_refusal("RespondWorkflowTaskCompleted", cells.namespace_a)
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
     assert await _event_types(handle) == before
 
@@ -90,6 +90,7 @@ async def test_foreign_token_on_heartbeat_and_activity_completion_is_refused(
     for attack in token_calls(cells.namespace_a, token):
         refused = await _call(raw_channel, gateway, pki, attack)
         assert refused.code() == grpc.StatusCode.PERMISSION_DENIED, attack[0]
+        assert refused.details() == token_refusal(attack[0], cells.namespace_a)
 
 
 async def test_malformed_task_token_is_invalid_argument(
@@ -124,7 +125,9 @@ async def test_signal_external_command_into_another_namespace_is_refused(
     attack = signal_external(cells.namespace_a, task.task_token, cells.namespace_a_later, victim.id)
     refused = await _call(raw_channel, gateway, pki, attack)
     assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert reference_refusal(cells.namespace_a_later) in refused.details()
+    assert refused.details() == reference_refusal(
+        attack[0], cells.namespace_a, cells.namespace_a_later
+    )
     assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED not in await _event_types(victim)
 
 
@@ -156,7 +159,9 @@ async def test_multi_operation_with_foreign_inner_start_is_refused(
     attack = multi_operation_start(cells.namespace_a, cells.namespace_a_later, workflow_id)
     refused = await _call(raw_channel, gateway, pki, attack)
     assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert reference_refusal(cells.namespace_a_later) in refused.details()
+    assert refused.details() == reference_refusal(
+        attack[0], cells.namespace_a, cells.namespace_a_later
+    )
     victim = await Client.connect(cells.address_a, namespace=cells.namespace_a_later)
     with pytest.raises(Exception, match="not found"):
         await victim.get_workflow_handle(workflow_id).describe()
@@ -174,7 +179,9 @@ async def test_batch_operation_reaching_into_another_namespace_is_refused(
     attack = batch_reset_signalling(cells.namespace_a, job_id, cells.namespace_a_later, victim.id)
     refused = await _call(raw_channel, gateway, pki, attack)
     assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert reference_refusal(cells.namespace_a_later) in refused.details()
+    assert refused.details() == reference_refusal(
+        attack[0], cells.namespace_a, cells.namespace_a_later
+    )
     owner = await Client.connect(cells.address_a, namespace=cells.namespace_a)
     with pytest.raises(Exception, match=r"(?i)not found"):
         await owner.workflow_service.describe_batch_operation(
