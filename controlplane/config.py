@@ -104,6 +104,11 @@ class StratusSettings(BaseSettings):
     # use, or a free registered dedicated cell) or shared (the registered shared cell with the
     # fewest namespaces and room left).
     cell_placement: CellPlacement = CellPlacement.DEDICATED
+    # Which provider runs account cells (one factory turns it into one:
+    # controlplane.cells.provider): local (`temporal server start-dev` processes made on first
+    # use) or external (only registered cells; a dedicated create finding no free registered
+    # cell is refused 503 no-cell-capacity). `stratus up` runs its system cell locally either way.
+    cell_provider: CellProviderKind = CellProviderKind.LOCAL
 
     @model_validator(mode="after")
     def _system_cell_tls_complete(self) -> StratusSettings:
@@ -240,17 +245,18 @@ class WorkerSettings(StratusSettings):
     """The control plane's worker's settings (``python -m controlplane.worker``): cells,
     reconciling, metering and billing."""
 
-    # Which provider runs cells (one factory turns it into one: controlplane.cells.provider).
-    cell_provider: CellProviderKind = CellProviderKind.LOCAL
     # Cell watching: how often every cell's status is checked (a crashed cell is started again
     # after a backoff of 0.5 s doubling to 30 s), how many restarts within the window make a
     # cell "failing" (/readyz answers 503 naming it), and after how long without a namespace
     # an account's cell is stopped (0: never); its next namespace starts it again.
     cell_watch_interval_seconds: float = Field(default=0.5, gt=0)
     # How often every registered (external) cell's frontend is probed, and how long a probe
-    # may take before the cell counts as unhealthy ("timeout").
+    # may take before it counts as failed ("timeout").
     cell_probe_interval_seconds: float = Field(default=10.0, gt=0)
     cell_probe_timeout_seconds: float = Field(default=5.0, gt=0)
+    # How many consecutive failed probes turn a registered cell unhealthy (its namespaces then
+    # answer UNAVAILABLE at the gateway); one success turns it healthy again.
+    cell_probe_failures_to_unhealthy: int = Field(default=3, ge=1)
     cell_restart_failure_threshold: int = Field(default=5, ge=1)
     cell_restart_failure_window_seconds: float = Field(default=300.0, gt=0)
     cell_idle_stop_seconds: float = Field(default=3600.0, ge=0)

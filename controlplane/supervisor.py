@@ -32,7 +32,7 @@ from pydantic_settings import BaseSettings
 
 from billing import PriceBookError
 from controlplane.bootstrap import GatewayPki, bootstrap
-from controlplane.cells.provider import cell_provider
+from controlplane.cells.provider import system_cell_provider
 from controlplane.config import (
     SYSTEM_CELL_DYNAMIC_CONFIG,
     ApiSettings,
@@ -86,8 +86,9 @@ class Child:
 class Supervisor:
     def __init__(self, settings: SupervisorSettings) -> None:
         self.settings = settings
-        # The system cell's provider; it also stops every cell when Stratus stops.
-        self.provider = cell_provider(
+        # The system cell's provider, local whatever STRATUS_CELL_PROVIDER says (that setting is
+        # the worker's, for account cells); it also stops every local cell when Stratus stops.
+        self.provider = system_cell_provider(
             settings, stop_timeout=_CELL_STOP_SECONDS, dynamic_config=SYSTEM_CELL_DYNAMIC_CONFIG
         )
         self.run_dir = settings.resolved_data_dir / "run"

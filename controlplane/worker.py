@@ -78,7 +78,12 @@ async def run(settings: WorkerSettings) -> None:
         policy=restart_policy(settings),
     )
     cells = asyncio.create_task(keeper.run(settings.cell_watch_interval_seconds))
-    prober = CellProber(sessionmaker, box, timeout=settings.cell_probe_timeout_seconds)
+    prober = CellProber(
+        sessionmaker,
+        box,
+        timeout=settings.cell_probe_timeout_seconds,
+        failures_to_unhealthy=settings.cell_probe_failures_to_unhealthy,
+    )
     probing = asyncio.create_task(prober.run(settings.cell_probe_interval_seconds))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

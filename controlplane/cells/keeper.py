@@ -27,6 +27,7 @@ from dataplane.cells import (
     CellEndpoint,
     CellHealthState,
     CellProvider,
+    CellProviderKind,
     CellReport,
     CellStatus,
     CellWatcher,
@@ -133,6 +134,9 @@ class TenantCellKeeper:
 
     async def tick(self) -> list[CellReport]:
         """One pass: stop idle cells, start the others that are down (with backoff)."""
+        if self._provider.kind != CellProviderKind.LOCAL:
+            # The external provider runs no cell: registered cells are the prober's to watch.
+            return []
         async with unit_of_work(self._sessionmaker) as session:
             repository = CellRepository(session)
             cells = await repository.list_local()

@@ -350,10 +350,18 @@ async def _claim(session: AsyncSession, cell: Cell, *, account_id: str | None) -
     return True
 
 
-async def place(session: AsyncSession, namespace: Namespace, policy: CellPlacement) -> Cell | None:
+async def place(
+    session: AsyncSession,
+    namespace: Namespace,
+    policy: CellPlacement,
+    *,
+    provider: CellProviderKind = CellProviderKind.LOCAL,
+) -> Cell | None:
     """Choose the cell of a new namespace and record it on the namespace; None leaves it to the
-    provisioning workflow (dedicated placement, the account's local cell made on first use).
-    Raises NoCellCapacity when the policy finds no cell with room."""
+    provisioning workflow (dedicated placement with the local ``provider``: the account's local
+    cell, made on first use). Raises NoCellCapacity when the policy finds no cell with room, and,
+    with the external provider, when dedicated placement finds no registered cell: that provider
+    runs no cell, so nothing falls back to a local one."""
     if policy == CellPlacement.SHARED:
         counts = await namespace_counts(session)
         statement = select(Cell).where(
@@ -376,6 +384,12 @@ async def place(session: AsyncSession, namespace: Namespace, policy: CellPlaceme
     ).scalar_one_or_none()
     if own is not None:
         if own.provider != CellProviderKind.EXTERNAL:
+            if provider == CellProviderKind.EXTERNAL:
+                # Made before the switch to the external provider, which cannot run it.
+                raise NoCellCapacity(
+                    f"the account's cell {own.id} is a local cell and STRATUS_CELL_PROVIDER="
+                    "external runs none; move the account's namespaces to a registered cell"
+                )
             return None  # the local cell: ensure_cell starts it
         if await _claim(session, own, account_id=namespace.account_id):
             namespace.cell_id = own.id
@@ -395,4 +409,9 @@ async def place(session: AsyncSession, namespace: Namespace, policy: CellPlaceme
         if await _claim(session, cell, account_id=namespace.account_id):
             namespace.cell_id = cell.id
             return cell
+    if provider == CellProviderKind.EXTERNAL:
+        raise NoCellCapacity(
+            "no registered dedicated cell is free for this account (the operator registers "
+            "cells with `stratus cell register --placement dedicated`)"
+        )
     return None

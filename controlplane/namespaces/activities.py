@@ -37,7 +37,12 @@ from controlplane.models import Cell, Namespace, NamespaceState, OperationState
 from controlplane.namespaces.repository import SystemNamespaceRepository
 from controlplane.operations import service as operations
 from controlplane.operations.repository import SystemOperationRepository
-from dataplane.cells import CellEndpoint, CellProvider, temporal_tls_config
+from dataplane.cells import (
+    CellEndpoint,
+    CellProvider,
+    ProvisioningRefused,
+    temporal_tls_config,
+)
 from dataplane.gateway import RouteEntry
 
 logger = logging.getLogger(__name__)
@@ -121,7 +126,11 @@ class NamespaceActivities:
                 cell = await repository.get_for_account(namespace.account_id)
             if cell is None:
                 # Idempotent: a retry (or a concurrent namespace of the account) gets the same.
-                endpoint = await self._provider.provision(f"cell-{namespace.account_id}")
+                try:
+                    endpoint = await self._provider.provision(f"cell-{namespace.account_id}")
+                except ProvisioningRefused as refused:
+                    # E.g. the external provider: the operation fails now, with the reason.
+                    raise _aborted(str(refused)) from None
                 cell = Cell(
                     id=endpoint.cell_id,
                     account_id=namespace.account_id,

@@ -52,6 +52,7 @@ async def create_namespace(
         async_operation_id=body.async_operation_id,
         auth_method=body.auth_method,
         placement=settings.cell_placement,
+        provider=settings.cell_provider,
     )
     return _out(namespace, operation)
 

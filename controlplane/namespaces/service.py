@@ -41,6 +41,7 @@ from controlplane.operations.starter import OperationStarter
 from controlplane.quotas import service as quotas
 from controlplane.quotas.limits import Quota
 from controlplane.states import CellPlacement
+from dataplane.cells import CellProviderKind
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 90
@@ -117,6 +118,7 @@ async def create(
     async_operation_id: str | None,
     auth_method: AuthMethod = AuthMethod.MTLS,
     placement: CellPlacement = CellPlacement.DEDICATED,
+    provider: CellProviderKind = CellProviderKind.LOCAL,
 ) -> tuple[Namespace, AsyncOperation]:
     require(principal, Action.NAMESPACE_CREATE)
     repository = NamespaceRepository(session, principal)
@@ -152,7 +154,7 @@ async def create(
     )
     repository.add(namespace)
     # Last of the checks: it locks the chosen cell until this transaction commits.
-    await cells.place(session, namespace, placement)
+    await cells.place(session, namespace, placement, provider=provider)
     operation = operations.create(
         OperationRepository(session, principal),
         starter,

@@ -1,6 +1,7 @@
 """Cells: isolated Temporal clusters, one per account, run by a provider and kept running by a
 watcher. A provider allocates each cell's endpoint (``provision``) and runs the cell there."""
 
+from dataplane.cells._external import PROVISION_REFUSAL, ExternalCellProvider
 from dataplane.cells._factory import create_provider
 from dataplane.cells._local import (
     DEFAULT_STOP_TIMEOUT,
@@ -15,6 +16,7 @@ from dataplane.cells._provider import (
     CellProvider,
     CellProviderKind,
     CellStatus,
+    ProvisioningRefused,
 )
 from dataplane.cells._tls import CellTls, grpc_channel, temporal_tls_config
 from dataplane.cells._watch import CellHealthState, CellReport, CellWatcher, RestartPolicy
@@ -22,6 +24,7 @@ from dataplane.cells._watch import CellHealthState, CellReport, CellWatcher, Res
 __all__ = [
     "DEFAULT_PROBE_TIMEOUT",
     "DEFAULT_STOP_TIMEOUT",
+    "PROVISION_REFUSAL",
     "CellEndpoint",
     "CellError",
     "CellHealthState",
@@ -31,9 +34,11 @@ __all__ = [
     "CellStatus",
     "CellTls",
     "CellWatcher",
+    "ExternalCellProvider",
     "LocalCellPorts",
     "LocalCellProvider",
     "ProbeResult",
+    "ProvisioningRefused",
     "RestartPolicy",
     "create_provider",
     "grpc_channel",

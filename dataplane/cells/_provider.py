@@ -44,6 +44,10 @@ class CellError(RuntimeError):
     """A cell could not be provisioned, started or reached."""
 
 
+class ProvisioningRefused(CellError):
+    """The provider never provisions cells (retrying cannot help)."""
+
+
 class CellProvider(Protocol):
     """Runs cells. The ``local`` provider uses processes; a Kubernetes provider renders manifests.
 

@@ -21,6 +21,7 @@ from controlplane.kit.db import unit_of_work
 from controlplane.kit.errors import Conflict
 from controlplane.models import Account, AuditEvent, Cell, Namespace, NamespaceState
 from controlplane.states import CellPlacement, CellProbeState, CellState
+from dataplane.cells import CellProviderKind
 from dataplane.gateway import RouteEntry
 
 OPERATOR = Principal(PrincipalKind.OPERATOR, "operator", None, None, "operator")
@@ -59,12 +60,17 @@ def _namespace(account_id: str) -> Namespace:
     )
 
 
-async def _create(sessions: Sessions, account_id: str, policy: CellPlacement) -> str | None:
+async def _create(
+    sessions: Sessions,
+    account_id: str,
+    policy: CellPlacement,
+    provider: CellProviderKind = CellProviderKind.LOCAL,
+) -> str | None:
     """What a namespace create does: add the row, place it, commit."""
     async with unit_of_work(sessions) as session:
         namespace = _namespace(account_id)
         session.add(namespace)
-        cell = await cells.place(session, namespace, policy)
+        cell = await cells.place(session, namespace, policy, provider=provider)
         return cell.id if cell else None
 
 
@@ -139,6 +145,39 @@ async def test_dedicated_cells_bind_one_account_each(sessions: Sessions) -> None
         cell = await session.get(Cell, "dedicated-x")
         assert cell is not None
         assert cell.account_id == "acct-a"
+
+
+async def test_external_provider_never_falls_back_to_a_local_cell(sessions: Sessions) -> None:
+    """With STRATUS_CELL_PROVIDER=external every namespace lands on a registered cell: dedicated
+    placement with no free registered dedicated cell is a 503 ``no-cell-capacity`` at create
+    (the local provider would make the account's local cell instead), and nothing is placed."""
+    await _setup(
+        sessions,
+        [("dedicated-x", CellPlacement.DEDICATED, 5), ("shared-a", CellPlacement.SHARED, 9)],
+    )
+    external = CellProviderKind.EXTERNAL
+    assert await _create(sessions, "acct-a", CellPlacement.DEDICATED, external) == "dedicated-x"
+    with pytest.raises(cells.NoCellCapacity) as refused:
+        await _create(sessions, "acct-b", CellPlacement.DEDICATED, external)
+    assert refused.value.status == 503
+    assert refused.value.slug == "no-cell-capacity"
+    assert str(refused.value) == (
+        "no registered dedicated cell is free for this account (the operator registers "
+        "cells with `stratus cell register --placement dedicated`)"
+    )
+    assert await _create(sessions, "acct-b", CellPlacement.SHARED, external) == "shared-a"
+    async with unit_of_work(sessions) as session:
+        placed = (await session.execute(select(Namespace.account_id, Namespace.cell_id))).all()
+        # An account's local cell from before the switch: the external provider cannot run it.
+        session.add(
+            Cell(
+                id="cell-acct-c", account_id="acct-c", provider="local", address="x", metrics_url=""
+            )
+        )
+    assert sorted(placed) == [("acct-a", "dedicated-x"), ("acct-b", "shared-a")]
+    with pytest.raises(cells.NoCellCapacity, match="cell-acct-c is a local cell"):
+        await _create(sessions, "acct-c", CellPlacement.DEDICATED, external)
+    assert await _create(sessions, "acct-c", CellPlacement.DEDICATED) is None  # local: as before
 
 
 async def test_deregistration_is_refused_while_namespaces_live_on_the_cell(

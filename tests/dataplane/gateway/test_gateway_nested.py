@@ -11,9 +11,19 @@ from typing import TYPE_CHECKING
 import grpc
 import grpc.aio
 import pytest
-from temporalio.api.command.v1 import message_pb2 as command
-from temporalio.api.common.v1 import message_pb2 as common
-from temporalio.api.enums.v1 import CommandType, EventType
+from nested_attacks import (
+    SERVICE,
+    Attack,
+    batch_reset_signalling,
+    child_in,
+    complete_with_token,
+    multi_operation_start,
+    reference_refusal,
+    signal_external,
+    token_calls,
+    token_refusal,
+)
+from temporalio.api.enums.v1 import EventType
 from temporalio.api.taskqueue.v1 import message_pb2 as taskqueue
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -22,8 +32,6 @@ from dataplane.gateway import Gateway
 
 if TYPE_CHECKING:
     from conftest import Cells, Pki, RawChannel
-
-SERVICE = "/temporal.api.workflowservice.v1.WorkflowService"
 
 
 async def _victim(cells: Cells) -> tuple[Client, WorkflowHandle[object, object], bytes]:
@@ -51,21 +59,13 @@ async def _event_types(handle: WorkflowHandle[object, object]) -> list[int]:
 
 
 async def _call(
-    raw_channel: RawChannel, gateway: Gateway, pki: Pki, method: str, request: bytes
+    raw_channel: RawChannel, gateway: Gateway, pki: Pki, attack: Attack
 ) -> grpc.aio.AioRpcError:
+    method, request = attack
     async with raw_channel(gateway.bound_port, pki.client_a) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await channel.unary_unary(f"{SERVICE}/{method}")(request, timeout=10)
     return refused.value
-
-
-def _complete_command() -> command.Command:
-    return command.Command(
-        command_type=CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
-        complete_workflow_execution_command_attributes=(
-            command.CompleteWorkflowExecutionCommandAttributes()
-        ),
-    )
 
 
 async def test_foreign_task_token_is_refused(
@@ -75,14 +75,9 @@ async def test_foreign_task_token_is_refused(
     token, sending it as A's request: PERMISSION_DENIED, and the victim stays running."""
     _, handle, token = await _victim(cells)
     before = await _event_types(handle)
-    request = wsv1.RespondWorkflowTaskCompletedRequest(
-        namespace=cells.namespace_a, task_token=token, commands=[_complete_command()]
-    )
-    refused = await _call(
-        raw_channel, gateway, pki, "RespondWorkflowTaskCompleted", request.SerializeToString()
-    )
+    refused = await _call(raw_channel, gateway, pki, complete_with_token(cells.namespace_a, token))
     assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert f"the task token does not belong to namespace {cells.namespace_a}" in refused.details()
+    assert refused.details() == token_refusal("RespondWorkflowTaskCompleted", cells.namespace_a)
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
     assert await _event_types(handle) == before
 
@@ -92,17 +87,10 @@ async def test_foreign_token_on_heartbeat_and_activity_completion_is_refused(
 ) -> None:
     """Every task-token carrying call is checked, not only workflow task completion."""
     _, _, token = await _victim(cells)
-    for method, request in [
-        ("RecordActivityTaskHeartbeat", wsv1.RecordActivityTaskHeartbeatRequest),
-        ("RespondActivityTaskCompleted", wsv1.RespondActivityTaskCompletedRequest),
-        ("RespondActivityTaskFailed", wsv1.RespondActivityTaskFailedRequest),
-        ("RespondActivityTaskCanceled", wsv1.RespondActivityTaskCanceledRequest),
-        ("RespondWorkflowTaskFailed", wsv1.RespondWorkflowTaskFailedRequest),
-        ("RespondQueryTaskCompleted", wsv1.RespondQueryTaskCompletedRequest),
-    ]:
-        body = request(namespace=cells.namespace_a, task_token=token).SerializeToString()
-        refused = await _call(raw_channel, gateway, pki, method, body)
-        assert refused.code() == grpc.StatusCode.PERMISSION_DENIED, method
+    for attack in token_calls(cells.namespace_a, token):
+        refused = await _call(raw_channel, gateway, pki, attack)
+        assert refused.code() == grpc.StatusCode.PERMISSION_DENIED, attack[0]
+        assert refused.details() == token_refusal(attack[0], cells.namespace_a)
 
 
 async def test_malformed_task_token_is_invalid_argument(
@@ -112,7 +100,10 @@ async def test_malformed_task_token_is_invalid_argument(
         namespace=cells.namespace_a, task_token=b"\xff\xff\xff"
     )
     refused = await _call(
-        raw_channel, gateway, pki, "RespondActivityTaskCompleted", request.SerializeToString()
+        raw_channel,
+        gateway,
+        pki,
+        ("RespondActivityTaskCompleted", request.SerializeToString()),
     )
     assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "task_token is not a valid Temporal task token" in refused.details()
@@ -131,24 +122,12 @@ async def test_signal_external_command_into_another_namespace_is_refused(
             namespace=cells.namespace_a, task_queue=taskqueue.TaskQueue(name=queue)
         )
     )
-    signal = command.Command(
-        command_type=CommandType.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION,
-        signal_external_workflow_execution_command_attributes=(
-            command.SignalExternalWorkflowExecutionCommandAttributes(
-                namespace=cells.namespace_a_later,
-                execution=common.WorkflowExecution(workflow_id=victim.id),
-                signal_name="pwned",
-            )
-        ),
-    )
-    request = wsv1.RespondWorkflowTaskCompletedRequest(
-        namespace=cells.namespace_a, task_token=task.task_token, commands=[signal]
-    )
-    refused = await _call(
-        raw_channel, gateway, pki, "RespondWorkflowTaskCompleted", request.SerializeToString()
-    )
+    attack = signal_external(cells.namespace_a, task.task_token, cells.namespace_a_later, victim.id)
+    refused = await _call(raw_channel, gateway, pki, attack)
     assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert f"refers to namespace {cells.namespace_a_later}" in refused.details()
+    assert refused.details() == reference_refusal(
+        attack[0], cells.namespace_a, cells.namespace_a_later
+    )
     assert EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED not in await _event_types(victim)
 
 
@@ -163,23 +142,8 @@ async def test_child_workflow_in_another_namespace_is_refused(
         )
     )
     child_id = f"planted-{queue}"
-    child = command.Command(
-        command_type=CommandType.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION,
-        start_child_workflow_execution_command_attributes=(
-            command.StartChildWorkflowExecutionCommandAttributes(
-                namespace=cells.namespace_a_later,
-                workflow_id=child_id,
-                workflow_type=common.WorkflowType(name="Planted"),
-                task_queue=taskqueue.TaskQueue(name=queue),
-            )
-        ),
-    )
-    request = wsv1.RespondWorkflowTaskCompletedRequest(
-        namespace=cells.namespace_a, task_token=task.task_token, commands=[child]
-    )
-    refused = await _call(
-        raw_channel, gateway, pki, "RespondWorkflowTaskCompleted", request.SerializeToString()
-    )
+    attack = child_in(cells.namespace_a, task.task_token, cells.namespace_a_later, child_id, queue)
+    refused = await _call(raw_channel, gateway, pki, attack)
     assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
     victim = await Client.connect(cells.address_a, namespace=cells.namespace_a_later)
     with pytest.raises(Exception, match="not found"):
@@ -192,22 +156,12 @@ async def test_multi_operation_with_foreign_inner_start_is_refused(
     """ExecuteMultiOperation for A whose inner start targets another namespace: refused, and
     no workflow appears there."""
     workflow_id = f"planted-{uuid.uuid4().hex[:8]}"
-    start = wsv1.StartWorkflowExecutionRequest(
-        namespace=cells.namespace_a_later,
-        workflow_id=workflow_id,
-        workflow_type=common.WorkflowType(name="Planted"),
-        task_queue=taskqueue.TaskQueue(name="q"),
-        request_id=str(uuid.uuid4()),
-    )
-    request = wsv1.ExecuteMultiOperationRequest(
-        namespace=cells.namespace_a,
-        operations=[wsv1.ExecuteMultiOperationRequest.Operation(start_workflow=start)],
-    )
-    refused = await _call(
-        raw_channel, gateway, pki, "ExecuteMultiOperation", request.SerializeToString()
-    )
+    attack = multi_operation_start(cells.namespace_a, cells.namespace_a_later, workflow_id)
+    refused = await _call(raw_channel, gateway, pki, attack)
     assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert f"refers to namespace {cells.namespace_a_later}" in refused.details()
+    assert refused.details() == reference_refusal(
+        attack[0], cells.namespace_a, cells.namespace_a_later
+    )
     victim = await Client.connect(cells.address_a, namespace=cells.namespace_a_later)
     with pytest.raises(Exception, match="not found"):
         await victim.get_workflow_handle(workflow_id).describe()
@@ -222,23 +176,12 @@ async def test_batch_operation_reaching_into_another_namespace_is_refused(
     _, victim, _ = await _victim(cells)
     before = await _event_types(victim)
     job_id = f"batch-{uuid.uuid4().hex[:8]}"
-    request = wsv1.StartBatchOperationRequest(
-        namespace=cells.namespace_a,
-        job_id=job_id,
-        reason="cross-namespace attempt",
-        visibility_query="WorkflowType='AttackerWorkflow'",
-    )
-    request.reset_operation.options.first_workflow_task.SetInParent()
-    signal = request.reset_operation.post_reset_operations.add().signal_workflow
-    signal.signal_name = "pwned"
-    link = signal.links.add().workflow_event
-    link.namespace = cells.namespace_a_later
-    link.workflow_id = victim.id
-    refused = await _call(
-        raw_channel, gateway, pki, "StartBatchOperation", request.SerializeToString()
-    )
+    attack = batch_reset_signalling(cells.namespace_a, job_id, cells.namespace_a_later, victim.id)
+    refused = await _call(raw_channel, gateway, pki, attack)
     assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert f"refers to namespace {cells.namespace_a_later}" in refused.details()
+    assert refused.details() == reference_refusal(
+        attack[0], cells.namespace_a, cells.namespace_a_later
+    )
     owner = await Client.connect(cells.address_a, namespace=cells.namespace_a)
     with pytest.raises(Exception, match=r"(?i)not found"):
         await owner.workflow_service.describe_batch_operation(
