@@ -48,6 +48,12 @@ from dataplane.gateway import GatewaySettings, gateway_serving
 
 logger = logging.getLogger("stratus.supervisor")
 SYSTEM_CELL_ID = "system"
+SYSTEM_CELL_PLAINTEXT: dict[str, object] = {
+    "system_cell_tls_ca": None,
+    "system_cell_tls_cert": None,
+    "system_cell_tls_key": None,
+    "system_cell_server_name": "",
+}
 _COUNTER_PUBLISH_LAG_SECONDS = 1.5
 _PR_SET_PDEATHSIG = 1
 # Ctrl-C under load ends within this: children get SIGTERM then SIGKILL, the final scrape and
@@ -103,7 +109,13 @@ class Supervisor:
         """Each child's whole settings: the operator's, with what the supervisor assigns (the
         system cell's address, the gateway's certificates and its key to the API)."""
         s = self.settings
-        assigned = {"data_dir": s.resolved_data_dir, "system_cell_address": system_address}
+        # The system cell is this supervisor's own, on loopback: plaintext, whatever TLS to a
+        # system cluster the settings name (that is for roles run with `stratus serve`).
+        assigned = {
+            "data_dir": s.resolved_data_dir,
+            "system_cell_address": system_address,
+            **SYSTEM_CELL_PLAINTEXT,
+        }
         # The gateway's own knobs (limits, id, metrics, ...) come from STRATUS_GATEWAY_*.
         gateway = GatewaySettings(
             host=s.gateway_host,

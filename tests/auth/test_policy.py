@@ -53,6 +53,7 @@ def test_operator_only_runs_the_installation() -> None:
         Action.ACCOUNT_PLAN_SET,
         Action.CREDIT_GRANT,
         Action.CREDIT_NOTE_CREATE,
+        Action.CELL_MANAGE,
     }
 
 

@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # `stratus bootstrap` processes, each migrating a database
+
 STRATUS = str(Path(sys.executable).parent / "stratus")
 
 

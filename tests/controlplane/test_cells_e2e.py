@@ -28,6 +28,8 @@ from auth import generate_ca, generate_leaf
 from dataplane.cells import CellEndpoint, LocalCellProvider
 from infra.cell_frontend import run_cell_frontend
 
+pytestmark = pytest.mark.slow  # a dev server, its mTLS frontend and a `stratus up`
+
 CELL = "shared-one"
 
 

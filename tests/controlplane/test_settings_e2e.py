@@ -28,6 +28,7 @@ from controlplane.config import (
     WorkerSettings,
     settings_environment,
 )
+from controlplane.supervisor import SYSTEM_CELL_PLAINTEXT
 from dataplane.gateway import GatewaySettings
 
 pytestmark = pytest.mark.slow  # it runs a whole `stratus up`
@@ -108,6 +109,13 @@ def everything_set(tmp_path: Path) -> Iterator[tuple[StratusUp, dict[str, Any], 
             "database_url": f"sqlite+aiosqlite:///{tmp_path / 'elsewhere.db'}",
             # Assigned by the supervisor: the running system cell's address wins.
             "system_cell_address": "127.0.0.1:1",
+            # Also assigned: the supervisor's own system cell is plaintext on loopback.
+            "system_cell_tls_ca": tmp_path / "ca.pem",
+            "system_cell_tls_cert": tmp_path / "client.pem",
+            "system_cell_tls_key": tmp_path / "client.key",
+            "system_cell_server_name": "system.example.test",
+            "cell_placement": "shared",
+            "cell_provider": "external",
             "price_book": price_book,
             "default_plan": "business",
             "export_sink_allowed_networks": ["10.20.0.0/16"],
@@ -172,7 +180,7 @@ def test_every_setting_reaches_every_child_whole(
     system_address = up_log.split("System cell:", 1)[1].split()[0]
     logs = stratus.data_dir / "logs"
 
-    assigned: dict[str, Any] = {"system_cell_address": system_address}
+    assigned: dict[str, Any] = {"system_cell_address": system_address, **SYSTEM_CELL_PLAINTEXT}
     for role, model in (("api", ApiSettings), ("worker", WorkerSettings)):
         printed = _effective_lines(logs / f"{role}.log", role)
         assert printed, f"the {role} printed no effective settings"
@@ -229,6 +237,12 @@ def test_a_child_reads_back_what_the_supervisor_serialises(
             "data_dir": Path("/srv/stratus"),
             "database_url": "postgresql+asyncpg://stratus:pw@db/stratus",
             "system_cell_address": "10.0.0.5:7233",
+            "system_cell_tls_ca": Path("/etc/stratus/system/ca.pem"),
+            "system_cell_tls_cert": Path("/etc/stratus/system/client.pem"),
+            "system_cell_tls_key": Path("/etc/stratus/system/client.key"),
+            "system_cell_server_name": "system.example.test",
+            "cell_placement": "shared",
+            "cell_provider": "external",
             "price_book": Path("/etc/stratus/prices.yaml"),
             "default_plan": "business",
             "export_sink_allowed_networks": ["10.20.0.0/16", "fd00::/8"],
