@@ -5,14 +5,18 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stratus-installed
-# Debian packages the project needs beyond a stock Python: xmlsec1 checks SAML signatures.
-APT_PACKAGES := xmlsec1
+# Debian packages the project needs beyond a stock Python: xmlsec1 checks SAML signatures;
+# npm installs the console's pinned browser assets (never a CDN at run time).
+APT_PACKAGES := xmlsec1 nodejs npm
 # Only the tests need these: the sign-in test drives Debian's chromium (never `playwright
 # install`) and runs the npm oidc-provider IdP with node; the SAML tests sign with xmlsec1; the
 # database tests start a private PostgreSQL server from Debian's postgresql (infra/postgres.py);
 # the cell TLS tests front a cell with nginx's stream module (infra/cell_frontend.py); the
 # multi-host test builds its hosts with iproute2's `ip netns` (infra/netns.py).
 TEST_APT_PACKAGES := chromium nodejs npm xmlsec1 postgresql nginx libnginx-mod-stream iproute2
+# The console's browser assets (htmx, pinned by package-lock.json; axe-core for its test).
+CONSOLE_ASSETS := controlplane/console/static
+CONSOLE_ASSETS_STAMP := $(CONSOLE_ASSETS)/node_modules/.stratus-installed
 OIDC_IDP := infra/oidc-idp
 OIDC_IDP_STAMP := $(OIDC_IDP)/node_modules/.stratus-installed
 
@@ -36,7 +40,11 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-install: system-deps $(STAMP)
+install: system-deps $(STAMP) $(CONSOLE_ASSETS_STAMP)
+
+$(CONSOLE_ASSETS_STAMP): $(CONSOLE_ASSETS)/package.json $(CONSOLE_ASSETS)/package-lock.json
+	cd $(CONSOLE_ASSETS) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(CONSOLE_ASSETS_STAMP)
 
 # npm ci only when node_modules is missing or older than the lock file.
 $(OIDC_IDP_STAMP): $(OIDC_IDP)/package.json $(OIDC_IDP)/package-lock.json

@@ -19,6 +19,7 @@ from controlplane.billing_account.endpoints import router as billing_account_rou
 from controlplane.cells.endpoints import router as cells_router
 from controlplane.cells.health import CellHealthMetrics, check_ready
 from controlplane.config import ApiSettings
+from controlplane.console import create_console
 from controlplane.exports.endpoints import router as exports_router
 from controlplane.gateway_routes.endpoints import router as gateway_routes_router
 from controlplane.identity.endpoints import router as identity_router
@@ -65,6 +66,9 @@ PUBLIC_PATHS = frozenset(
         "/api/v1/auth/saml/{account_id}/acs",
     }
 )
+# The web console (controlplane/console), mounted at "/" after every API route: its pages
+# authenticate with the web session themselves and call the services, whose checks decide.
+CONSOLE_MOUNT = "/"
 
 
 def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI:
@@ -145,6 +149,8 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
             )
         return {"status": "ready"}
 
+    # Last: it answers every path no route above claimed (an unknown /api/ path: problem+json).
+    app.mount(CONSOLE_MOUNT, create_console(app.state))
     return app
 
 

@@ -42,6 +42,7 @@ from controlplane.service_accounts.schemas import (
     ServiceAccountList,
     ServiceAccountOut,
 )
+from controlplane.sign_in.schemas import ConsoleLinkOut
 from controlplane.usage.schemas import UsageOut
 from controlplane.users.schemas import UserInvite, UserList, UserOut, UserUpdate
 
@@ -222,6 +223,10 @@ class StratusClient:
 
     def current_identity(self) -> CurrentIdentity:
         return self._call(CurrentIdentity, "GET", "/current-identity")
+
+    def create_console_link(self) -> ConsoleLinkOut:
+        """A one-time link that signs this credential's user into the web console."""
+        return self._call(ConsoleLinkOut, "POST", "/auth/console-link")
 
     # Users
     def invite_user(self, email: str, account_role: str) -> UserOut:

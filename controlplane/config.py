@@ -222,6 +222,14 @@ class ApiSettings(StratusSettings):
     # narrowed through another API replica still works here for at most this long (through
     # this one, never). 0 reads the key on every request.
     credential_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+    # Where workers reach the gateway (the console's connection details; `stratus up` also
+    # listens there).
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 7233
+    # Workers name their namespace in the TLS server name: <namespace id>.<gateway_domain>.
+    gateway_domain: str = "stratus.localhost"
+    # TLS endpoint for API-key workers (no client certificate); 0 disables it.
+    gateway_api_key_port: int = 7234
 
     @field_validator("oidc_providers")
     @classmethod
@@ -285,12 +293,7 @@ class SupervisorSettings(ApiSettings, WorkerSettings):
     """``stratus up``: every setting of the API and the worker (it hands each child its own,
     whole) and where the gateway it runs listens."""
 
-    gateway_host: str = "127.0.0.1"
-    gateway_port: int = 7233
-    # Workers name their namespace in the TLS server name: <namespace id>.<gateway_domain>.
-    gateway_domain: str = "stratus.localhost"
-    # TLS endpoint for API-key workers (no client certificate); 0 disables it.
-    gateway_api_key_port: int = 7234
+    # The gateway's own settings are the API's (the console shows workers where to connect).
 
 
 # Every setting: what `stratus up`, tools and tests build.

@@ -300,6 +300,8 @@ class Supervisor:
             print(
                 "Stratus is up.\n"
                 f"  API:            {s.api_url}/api/v1   (OpenAPI: {s.api_url}/docs)\n"
+                f"  Console:        {s.public_base_url}/   (sign in: `stratus console` prints "
+                "a one-time link for your API key)\n"
                 f"  Gateway:        {s.gateway_host}:{s.gateway_port}   (mTLS, TLS server name "
                 f"<namespace id>.{s.gateway_domain}; metrics: "
                 f"http://{gateway.metrics_host}:{gateway.metrics_port}/metrics)\n"

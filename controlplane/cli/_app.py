@@ -35,6 +35,7 @@ from controlplane.cli import (
     billing,
     cell,
     certs,
+    console,
     gateway,
     invoice,
     login,
@@ -64,6 +65,7 @@ app.command()(serve.bootstrap)
 app.command()(backup.backup)
 app.command()(login.login)
 app.command()(login.logout)
+app.command()(console.console)
 app.add_typer(account.app, name="account")
 app.add_typer(namespace.app, name="namespace")
 app.add_typer(certs.app, name="certs")

@@ -5,22 +5,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from controlplane.api.deps import CSRF_HEADER, SESSION_COOKIE
+from auth import Action, Principal
+from controlplane.api.deps import CSRF_HEADER, SESSION_COOKIE, requires
 from controlplane.config import ApiSettings
 from controlplane.kit.deps import SessionDep, SettingsDep
 from controlplane.kit.errors import CsrfRejected, Unauthenticated, problem_response
 from controlplane.kit.routing import ApiRoute
 from controlplane.models.user import User
 from controlplane.models.web_session import WebSession
-from controlplane.sign_in import service
+from controlplane.sign_in import console_link, service
 from controlplane.sign_in.errors import SignInRefused
 from controlplane.sign_in.relying_party import RelyingParty
 from controlplane.sign_in.schemas import (
     CliHandoffIn,
     CliSessionOut,
+    ConsoleLinkOut,
     IdentityProviderList,
     IdentityProviderOut,
     SessionOut,
@@ -66,16 +68,33 @@ def signed_in_response(
     token, and the HttpOnly, SameSite=Lax ``stratus_session`` cookie (Secure over https)."""
     body = _session_out(created.web_session, created.user)
     response = JSONResponse(body.model_dump(mode="json"))
+    set_session_cookie(response, request, settings, created.token)
+    return response
+
+
+def set_session_cookie(
+    response: Response, request: Request, settings: ApiSettings, token: str
+) -> None:
+    """The HttpOnly, SameSite=Lax ``stratus_session`` cookie (Secure over https)."""
     response.set_cookie(
         SESSION_COOKIE,
-        created.token,
+        token,
         max_age=settings.session_lifetime_seconds,
         path="/",
         httponly=True,
         samesite="lax",
         secure=_secure(request, settings.public_url),
     )
-    return response
+
+
+def clear_session_cookie(response: Response, request: Request, settings: ApiSettings) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request, settings.public_url),
+    )
 
 
 @router.get("/oidc/providers", response_model=IdentityProviderList)
@@ -223,11 +242,19 @@ async def logout(request: Request, session: SessionDep, settings: SettingsDep) -
         raise CsrfRejected(f"logout needs {CSRF_HEADER}")
     await service.logout(session, signed_in)
     response = Response(status_code=204)
-    response.delete_cookie(
-        SESSION_COOKIE,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=_secure(request, settings.public_url),
-    )
+    clear_session_cookie(response, request, settings)
     return response
+
+
+@router.post(
+    "/console-link", status_code=201, response_model=ConsoleLinkOut, responses={400: {}, 401: {}}
+)
+async def create_console_link(
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, Depends(requires(Action.IDENTITY_READ))],
+) -> ConsoleLinkOut:
+    """``stratus console``: a link that signs the caller's user into the web console, once,
+    within five minutes (400 ``sign-in-link-needs-user`` for a service account's key)."""
+    token, expires_at = await console_link.create_link(session, principal)
+    return ConsoleLinkOut(url=console_link.link_url(settings, token), expires_at=expires_at)

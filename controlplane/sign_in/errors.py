@@ -65,3 +65,15 @@ class InvalidHandoff(SignInRefused):
     status = 400
     slug = "invalid-handoff"
     title = "Unknown, expired or already used hand-off code"
+
+
+class InvalidSignInLink(SignInRefused):
+    status = 400
+    slug = "invalid-sign-in-link"
+    title = "Unknown, expired or already used sign-in link"
+
+
+class SignInLinkNotForUser(StratusError):
+    status = 400
+    slug = "sign-in-link-needs-user"
+    title = "A console sign-in link signs in a user"

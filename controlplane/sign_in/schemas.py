@@ -36,3 +36,10 @@ class CliSessionOut(SessionOut):
     """For the CLI, which keeps the token itself (``~/.config/stratus/session.json``)."""
 
     session_token: str
+
+
+class ConsoleLinkOut(BaseModel):
+    """A one-time console sign-in link: opening it signs the caller's user in, once."""
+
+    url: str
+    expires_at: dt.datetime

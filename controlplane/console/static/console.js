@@ -1,0 +1,17 @@
+// The console's only script (the CSP forbids inline ones): CSRF header for htmx requests and
+// the copy buttons of connection snippets.
+document.addEventListener("htmx:configRequest", (event) => {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  if (meta) event.detail.headers["X-CSRF-Token"] = meta.content;
+});
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-copy]");
+  if (!button) return;
+  const source = document.getElementById(button.dataset.copy);
+  try {
+    await navigator.clipboard.writeText(source.innerText);
+    button.textContent = "Copied";
+  } catch {
+    button.textContent = "Select and copy";
+  }
+});
