@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 from support import (
+    STRATUS,
     StratusUp,
     create_active_namespace,
     new_tenant,
@@ -19,6 +21,10 @@ from support import (
 )
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
+
+# `stratus backup` copies the embedded default's SQLite files; on PostgreSQL it says to use
+# pg_dump and copies the rest (test_backup_on_postgresql_copies_the_rest_and_says_so).
+pytestmark = pytest.mark.sqlite_only
 
 
 async def test_backup_of_a_running_stratus_restores_namespaces_and_histories(
@@ -111,3 +117,29 @@ def test_backup_refuses_a_non_empty_destination_and_one_inside_the_data_dir(
     assert not_a_data_dir.returncode == 2
     assert "is not a Stratus data dir" in not_a_data_dir.stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_backup_on_postgresql_copies_the_rest_and_says_so(tmp_path: Path) -> None:
+    """With STRATUS_DATABASE_URL on PostgreSQL the database is not copied (pg_dump is the
+    operator's tool): the backup says so, on stdout and in backup.json, and copies the keys."""
+    data_dir = tmp_path / "data"
+    (data_dir / "pki").mkdir(parents=True)
+    (data_dir / "secrets.key").write_bytes(b"k" * 64)
+    (data_dir / "pki" / "gateway-ca.pem").write_text("ca")
+    up = StratusUp(data_dir, 0, 0)
+    env = up.env() | {"STRATUS_DATABASE_URL": "postgresql+psycopg://stratus@db.invalid/stratus"}
+    taken = subprocess.run(
+        [STRATUS, "backup", str(tmp_path / "b"), "--data-dir", str(data_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert taken.returncode == 0, taken.stderr
+    assert "note: the control-plane database is not SQLite: back it up with pg_dump" in (
+        taken.stdout
+    )
+    manifest = json.loads((tmp_path / "b" / "backup.json").read_text())
+    assert manifest["database"] == "postgresql"
+    assert sorted(manifest["files"]) == ["pki/gateway-ca.pem", "secrets.key"]
