@@ -10,10 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from support import StratusUp
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 20
+# The SDK's exit, 20 times: nothing here depends on the control plane's database (for cost).
+pytestmark = pytest.mark.sqlite_only
 
 
 def test_example_worker_exits_0_every_time(stratus: StratusUp, tmp_path: Path) -> None:
