@@ -25,7 +25,12 @@ from controlplane.identity.endpoints import router as identity_router
 from controlplane.invoices.endpoints import router as invoices_router
 from controlplane.kit import http_observability
 from controlplane.kit.body_limit import BodyLimitMiddleware
-from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
+from controlplane.kit.db import (
+    create_engine,
+    create_read_engine,
+    create_sessionmaker,
+    unit_of_work,
+)
 from controlplane.kit.errors import install_error_handlers
 from controlplane.kit.migrate import head_revisions, migrate
 from controlplane.kit.openapi import document_problems
@@ -79,6 +84,8 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         app.state.settings = settings
         app.state.migration_heads = head_revisions(settings.sqlalchemy_url)
         app.state.sessionmaker = create_sessionmaker(engine)
+        read_engine = create_read_engine(engine)
+        app.state.read_sessionmaker = create_sessionmaker(read_engine)
         app.state.credential_cache = CredentialCache(settings.credential_cache_seconds)
         app.state.operation_starter = OperationStarter(
             settings.system_cell_address, WORKFLOW_BY_OPERATION, tls=settings.system_cell_tls
@@ -91,6 +98,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         gc.freeze()
         yield
         await idp_http.aclose()
+        await read_engine.dispose()
         await engine.dispose()
 
     app = FastAPI(
