@@ -27,7 +27,7 @@ from controlplane.kit import http_observability
 from controlplane.kit.body_limit import BodyLimitMiddleware
 from controlplane.kit.db import (
     create_engine,
-    create_read_engine,
+    create_read_sessionmaker,
     create_sessionmaker,
     unit_of_work,
 )
@@ -84,8 +84,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         app.state.settings = settings
         app.state.migration_heads = head_revisions(settings.sqlalchemy_url)
         app.state.sessionmaker = create_sessionmaker(engine)
-        read_engine = create_read_engine(engine)
-        app.state.read_sessionmaker = create_sessionmaker(read_engine)
+        app.state.read_sessionmaker = create_read_sessionmaker(engine)
         app.state.credential_cache = CredentialCache(settings.credential_cache_seconds)
         app.state.operation_starter = OperationStarter(
             settings.system_cell_address, WORKFLOW_BY_OPERATION, tls=settings.system_cell_tls
@@ -98,7 +97,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         gc.freeze()
         yield
         await idp_http.aclose()
-        await read_engine.dispose()
+        await app.state.read_sessionmaker.kw["bind"].dispose()
         await engine.dispose()
 
     app = FastAPI(

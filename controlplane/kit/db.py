@@ -308,6 +308,41 @@ async def unit_of_work(
             await action()
 
 
+class ReadOnlySession(AsyncSession):
+    """The session of a read-only unit of work. Its first read retries once when it met a
+    dead connection (the server restarted since the pooled connection was last used: the
+    pool opens a new one): with nothing loaded yet and nothing written, reading again is
+    the same unit of work."""
+
+    async def _once_more(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await call()
+        except exc.DBAPIError as error:
+            if not error.connection_invalidated or len(self.sync_session.identity_map):
+                raise
+            await self.rollback()
+            return await call()
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._once_more(lambda: super(ReadOnlySession, self).execute(*args, **kwargs))
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._once_more(lambda: super(ReadOnlySession, self).scalar(*args, **kwargs))
+
+    async def scalars(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._once_more(lambda: super(ReadOnlySession, self).scalars(*args, **kwargs))
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._once_more(lambda: super(ReadOnlySession, self).get(*args, **kwargs))
+
+
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Read-only units of work (:func:`read_only`) beside ``engine``'s."""
+    return async_sessionmaker(
+        create_read_engine(engine), expire_on_commit=False, class_=ReadOnlySession
+    )
+
+
 @asynccontextmanager
 async def read_only(
     sessionmaker: async_sessionmaker[AsyncSession],
