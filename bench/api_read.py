@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -144,7 +145,12 @@ async def measure(
 
 
 def run(checkout: Path, args: argparse.Namespace, postgres: PostgresServer | None) -> Any:
-    with tempfile.TemporaryDirectory(prefix="stratus-api-read-") as tmp:
+    # The working directory too: ``python -m``/``-c`` put it first on sys.path, ahead of
+    # PYTHONPATH (from another directory, a "baseline" would run this checkout's code).
+    with (
+        contextlib.chdir(checkout),
+        tempfile.TemporaryDirectory(prefix="stratus-api-read-") as tmp,
+    ):
         data_dir = Path(tmp) / "data"
         extra_env = {"PYTHONPATH": str(checkout)}
         database_name = None
