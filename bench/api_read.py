@@ -8,7 +8,8 @@ bootstrapped temp data dir, no worker, gateway or cells) on a fresh database (Po
 private server from ``infra/postgres.py``, one database per checkout), creates an account
 through the API, stores one namespace row directly (nothing acts on it), then measures over
 loopback with a minimal keep-alive HTTP/1.1 client on asyncio streams. ``--baseline PATH``
-measures the checkout at PATH the same way in the same run, so the figures sit side by side.
+measures the checkout at PATH the same way in the same run (first; ``--this-first`` swaps
+the order), so the figures sit side by side.
 Prints one JSON document; never fails on a time.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -143,7 +145,12 @@ async def measure(
 
 
 def run(checkout: Path, args: argparse.Namespace, postgres: PostgresServer | None) -> Any:
-    with tempfile.TemporaryDirectory(prefix="stratus-api-read-") as tmp:
+    # The working directory too: ``python -m``/``-c`` put it first on sys.path, ahead of
+    # PYTHONPATH (from another directory, a "baseline" would run this checkout's code).
+    with (
+        contextlib.chdir(checkout),
+        tempfile.TemporaryDirectory(prefix="stratus-api-read-") as tmp,
+    ):
         data_dir = Path(tmp) / "data"
         extra_env = {"PYTHONPATH": str(checkout)}
         database_name = None
@@ -200,6 +207,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="concurrent phase")
     parser.add_argument("--baseline", type=Path, help="another checkout, measured first")
     parser.add_argument(
+        "--this-first",
+        action="store_true",
+        help="measure this checkout before the baseline (run both orders to see the noise)",
+    )
+    parser.add_argument(
         "--database", choices=["sqlite", "postgresql", "both"], default="both", help="where"
     )
     args = parser.parse_args()
@@ -208,13 +220,13 @@ def main() -> None:
     result: dict[str, Any] = {}
     for database in databases:
         with database_server(database) as postgres:
-            figures: dict[str, Any] = {}
+            checkouts = [("this", here)]
             if args.baseline is not None:
-                figures["baseline"] = {
-                    "checkout": str(args.baseline),
-                    **run(args.baseline, args, postgres),
-                }
-            figures["this"] = {"checkout": str(here), **run(here, args, postgres)}
+                baseline = ("baseline", args.baseline)
+                checkouts = [*checkouts, baseline] if args.this_first else [baseline, *checkouts]
+            figures: dict[str, Any] = {"order": [name for name, _ in checkouts]}
+            for name, checkout in checkouts:
+                figures[name] = {"checkout": str(checkout), **run(checkout, args, postgres)}
         result[database] = figures
     print(json.dumps(result, indent=2))
 

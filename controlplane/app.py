@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 
 from auth import SecretBox
 from controlplane.accounts.endpoints import router as accounts_router
@@ -26,7 +26,12 @@ from controlplane.identity.endpoints import router as identity_router
 from controlplane.invoices.endpoints import router as invoices_router
 from controlplane.kit import http_observability
 from controlplane.kit.body_limit import BodyLimitMiddleware
-from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
+from controlplane.kit.db import (
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+    unit_of_work,
+)
 from controlplane.kit.errors import install_error_handlers
 from controlplane.kit.migrate import head_revisions, migrate
 from controlplane.kit.openapi import document_problems
@@ -83,6 +88,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         app.state.settings = settings
         app.state.migration_heads = head_revisions(settings.sqlalchemy_url)
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.read_sessionmaker = create_read_sessionmaker(engine)
         app.state.credential_cache = CredentialCache(settings.credential_cache_seconds)
         app.state.operation_starter = OperationStarter(
             settings.system_cell_address, WORKFLOW_BY_OPERATION, tls=settings.system_cell_tls
@@ -95,6 +101,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         gc.freeze()
         yield
         await idp_http.aclose()
+        await app.state.read_sessionmaker.kw["bind"].dispose()
         await engine.dispose()
 
     app = FastAPI(
@@ -110,25 +117,29 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
     # Inside the observability middleware, so a 413 still carries a request id and is counted.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     http_observability.install(app, [CellHealthMetrics()])
-    api = APIRouter(prefix="/api/v1")
-    api.include_router(accounts_router)
-    api.include_router(quotas_router)
-    api.include_router(namespaces_router)
-    api.include_router(operations_router)
-    api.include_router(gateway_routes_router)
-    api.include_router(cells_router)
-    api.include_router(users_router)
-    api.include_router(service_accounts_router)
-    api.include_router(api_keys_router)
-    api.include_router(audit_router)
-    api.include_router(identity_router)
-    api.include_router(sign_in_router)
-    api.include_router(saml_router)
-    api.include_router(usage_router)
-    api.include_router(invoices_router)
-    api.include_router(billing_account_router)
-    api.include_router(exports_router)
-    app.include_router(api)
+    # Each router straight under the app: FastAPI matches a request router by router, and
+    # one more level of nesting (an /api/v1 router holding them all) walked every router's
+    # routes again on each request.
+    for router in (
+        accounts_router,
+        quotas_router,
+        namespaces_router,
+        operations_router,
+        gateway_routes_router,
+        cells_router,
+        users_router,
+        service_accounts_router,
+        api_keys_router,
+        audit_router,
+        identity_router,
+        sign_in_router,
+        saml_router,
+        usage_router,
+        invoices_router,
+        billing_account_router,
+        exports_router,
+    ):
+        app.include_router(router, prefix="/api/v1")
     document_problems(app)
 
     @app.get("/healthz", include_in_schema=False)

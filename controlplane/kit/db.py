@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy.ext.asyncio
-from sqlalchemy import event, make_url
+from sqlalchemy import event, exc, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -77,6 +79,40 @@ def private_sqlite_file(url: str) -> None:
             companion.chmod(0o600)
 
 
+# A pooled server connection idle for longer than this is pinged when checked out (a dead one
+# is replaced before the request uses it: the server restarted, a proxy dropped it). One in
+# steady use is not: a ping per checkout was a round trip on every request.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+# Connections a process keeps to a database server, and how many more it may open at a peak
+# (closed again when returned): a connection opened per request beyond the pool cost more than
+# the request. Three processes (two APIs and a worker) stay under PostgreSQL's default
+# max_connections (100).
+SERVER_POOL: dict[str, Any] = {"pool_size": 16, "max_overflow": 8}
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    dialect = engine.sync_engine.dialect
+
+    def stamp(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("idle_since", 0.0) < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool closes this connection and checks out another (a fresh one, as the
+            # disconnect invalidates every connection opened before it).
+            raise exc.DisconnectionError(f"a pooled connection is dead: {error}") from error
+
+    event.listen(engine.sync_engine, "connect", stamp)
+    event.listen(engine.sync_engine, "checkin", stamp)
+    event.listen(engine.sync_engine, "checkout", checkout)
+
+
 def create_engine(url: str) -> AsyncEngine:
     # hide_parameters: a database error's message (logged, or shown in a 500's traceback)
     # would otherwise carry the statement's values: API-key hashes, emails.
@@ -85,16 +121,156 @@ def create_engine(url: str) -> AsyncEngine:
     # kit.telemetry when an exporter is set) traces the engine.
     engine = sqlalchemy.ext.asyncio.create_async_engine(
         url,
-        pool_pre_ping=not sqlite,
         hide_parameters=True,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS} if sqlite else {},
+        **({} if sqlite else SERVER_POOL),
     )
     if sqlite:
         private_sqlite_file(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "connect", _sqlite_driver_transactions_off)
         event.listen(engine.sync_engine, "before_cursor_execute", _sqlite_begin_immediate)
+    else:
+        _ping_when_idle(engine)
     return engine
+
+
+# How long a read on the event loop's thread waits on SQLite (in WAL mode readers do not wait
+# for the writer; only rare events such as WAL recovery make them): short, as the whole
+# process waits with it. Past it the read fails as busy (503, retry).
+SQLITE_READ_BUSY_TIMEOUT_SECONDS = 0.5
+
+
+class _InLoopCursor:
+    """An ``aiosqlite`` cursor's interface over a ``sqlite3`` cursor run in the calling thread."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    async def __aenter__(self) -> _InLoopCursor:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._cursor.close()
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+    async def execute(self, sql: str, parameters: Any = ()) -> _InLoopCursor:
+        self._cursor.execute(sql, parameters)
+        return self
+
+    async def executemany(self, sql: str, parameters: Any) -> _InLoopCursor:
+        self._cursor.executemany(sql, parameters)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._cursor.fetchmany(size if size is not None else self._cursor.arraysize)
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+class _InLoopConnection:
+    """The part of ``aiosqlite.Connection`` SQLAlchemy's aiosqlite dialect uses, run in the
+    calling thread: a read is a few microseconds of SQLite, where handing each step to
+    aiosqlite's thread and back cost more than the read (about a dozen hand-offs a request)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._conn = self._connection = connection
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._conn.isolation_level
+
+    def cursor(self) -> _InLoopCursor:
+        return _InLoopCursor(self._conn.cursor())
+
+    async def execute(self, sql: str, parameters: Any = ()) -> _InLoopCursor:
+        return await self.cursor().execute(sql, parameters)
+
+    async def create_function(self, *args: Any, **kwargs: Any) -> None:
+        self._conn.create_function(*args, **kwargs)
+
+    async def commit(self) -> None:
+        self._conn.commit()
+
+    async def rollback(self) -> None:
+        self._conn.rollback()
+
+    async def close(self) -> None:
+        self._conn.close()
+
+    def stop(self) -> None:
+        self._conn.close()
+
+
+def _sqlite_reader(url: str) -> AsyncEngine:
+    """An engine for read-only units of work on SQLite whose statements run on the event
+    loop's thread, on connections that refuse to write (``PRAGMA query_only``)."""
+    database = make_url(url).database
+    assert database, "an in-memory SQLite database has no second connection to read it"
+
+    async def connect() -> Any:
+        connection = sqlite3.connect(
+            database,
+            timeout=SQLITE_READ_BUSY_TIMEOUT_SECONDS,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        connection.execute("PRAGMA query_only=ON")
+        connection.execute("PRAGMA foreign_keys=ON")
+        return _InLoopConnection(connection)
+
+    # One connection per read in flight (a handful of file descriptors each, opened in
+    # microseconds): more than that, closed when returned.
+    return sqlalchemy.ext.asyncio.create_async_engine(
+        url, hide_parameters=True, async_creator=connect, pool_size=32, max_overflow=-1
+    )
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "MERGE", "CREATE", "ALTER", "DROP", "TRUNCATE")
+
+
+def _refuse_writes(
+    _conn: Any, _cursor: Any, statement: str, _parameters: Any, _context: Any, _many: bool
+) -> None:
+    if statement.lstrip()[:8].upper().startswith(_WRITES):
+        raise RuntimeError("a read-only unit of work may not write")
+
+
+def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine of read-only units of work (:func:`read_only`) beside ``engine``: on a server
+    each statement commits by itself (AUTOCOMMIT: no BEGIN and COMMIT round trips around a
+    read) on ``engine``'s pool; on SQLite reads run on the event loop's thread."""
+    if engine.url.get_backend_name() == "sqlite":
+        return _sqlite_reader(engine.url.render_as_string(hide_password=False))
+    reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+    event.listen(reader.sync_engine, "before_cursor_execute", _refuse_writes)
+    return reader
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:
@@ -130,3 +306,51 @@ async def unit_of_work(
         actions: list[AfterCommit] = session.info.pop("after_commit", [])
         for action in actions:
             await action()
+
+
+class ReadOnlySession(AsyncSession):
+    """The session of a read-only unit of work. Its first read retries once when it met a
+    dead connection (the server restarted since the pooled connection was last used: the
+    pool opens a new one): with nothing loaded yet and nothing written, reading again is
+    the same unit of work."""
+
+    async def _once_more(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await call()
+        except exc.DBAPIError as error:
+            if not error.connection_invalidated or len(self.sync_session.identity_map):
+                raise
+            await self.rollback()
+            return await call()
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._once_more(lambda: super(ReadOnlySession, self).execute(*args, **kwargs))
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._once_more(lambda: super(ReadOnlySession, self).scalar(*args, **kwargs))
+
+    async def scalars(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._once_more(lambda: super(ReadOnlySession, self).scalars(*args, **kwargs))
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._once_more(lambda: super(ReadOnlySession, self).get(*args, **kwargs))
+
+
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Read-only units of work (:func:`read_only`) beside ``engine``'s."""
+    return async_sessionmaker(
+        create_read_engine(engine), expire_on_commit=False, class_=ReadOnlySession
+    )
+
+
+@asynccontextmanager
+async def read_only(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A unit of work that only reads, on a sessionmaker bound to :func:`create_read_engine`:
+    nothing to commit. For handlers known not to write (a write is refused: by SQLite's
+    ``query_only``, by the engine's statement check on a server, and here for ORM changes)."""
+    async with sessionmaker() as session:
+        yield session
+        if session.new or session.dirty or session.deleted or session.info.get("after_commit"):
+            raise RuntimeError("a read-only unit of work may not write")

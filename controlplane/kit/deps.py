@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth import SecretBox
 from controlplane.config import ApiSettings
-from controlplane.kit.db import unit_of_work
+from controlplane.kit.db import read_only, unit_of_work
 from controlplane.pricing import Pricing
 
 
@@ -25,6 +25,17 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": commit (and run after-commit actions) before the response is sent, so a
 # client never sees a 2xx for something that was not stored.
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
+
+
+async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
+    async with read_only(sessionmaker) as session:
+        yield session
+
+
+# A read-only unit of work (kit.db.read_only), for handlers known not to write: declared
+# explicitly by each, with ``requires(action, read_only=True)`` so authentication shares it.
+ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function")]
 
 
 def _settings(request: Request) -> ApiSettings:

@@ -216,6 +216,10 @@ def storage_unavailable(exc: BaseException) -> StorageUnavailable | None:
                 return StorageUnavailable("the database is busy; retry in a moment")
             if "disk i/o error" in message:
                 return StorageUnavailable("the database cannot write to its disk; retry later")
+        if getattr(cause, "connection_invalidated", False) is True:
+            # SQLAlchemy's DBAPIError for a connection found dead (the server restarted):
+            # the pool has dropped it and every connection opened before it.
+            return StorageUnavailable("the connection to the database was lost; retry")
         sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
         if isinstance(sqlstate, str) and sqlstate in _UNAVAILABLE_SQLSTATES:
             return StorageUnavailable(_UNAVAILABLE_SQLSTATES[sqlstate] + "; retry later")

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query
 
 from auth import Action, Principal
 from controlplane.api.deps import StarterDep, requires
-from controlplane.kit.deps import SessionDep, SettingsDep
+from controlplane.kit.deps import ReadSessionDep, SessionDep, SettingsDep
 from controlplane.kit.routing import ApiRoute
 from controlplane.namespaces import service
 from controlplane.namespaces.schemas import (
@@ -59,8 +59,8 @@ async def create_namespace(
 
 @router.get("", response_model=NamespaceList, responses=Problems)
 async def list_namespaces(
-    session: SessionDep,
-    principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_READ))],
+    session: ReadSessionDep,
+    principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_READ, read_only=True))],
 ) -> NamespaceList:
     namespaces = await service.list_all(session, principal)
     return NamespaceList(namespaces=[NamespaceOut.model_validate(ns) for ns in namespaces])
@@ -69,8 +69,8 @@ async def list_namespaces(
 @router.get("/{namespace_id}", response_model=NamespaceOut, responses=Problems)
 async def get_namespace(
     namespace_id: str,
-    session: SessionDep,
-    principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_READ))],
+    session: ReadSessionDep,
+    principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_READ, read_only=True))],
 ) -> NamespaceOut:
     return NamespaceOut.model_validate(await service.get(session, principal, namespace_id))
 
