@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 
 def _first_unstorable(value: Any) -> str | None:
@@ -57,3 +58,9 @@ class ApiRoute(APIRoute):
             return await handler(_IJsonRequest(request.scope, request.receive))
 
         return handle
+
+
+def json_response(model: BaseModel, status_code: int = 200) -> Response:
+    """``model`` as the JSON body FastAPI would send for it as a route's ``response_model``
+    (same serializer: pydantic's JSON mode), without FastAPI validating it a second time."""
+    return Response(model.model_dump_json(), status_code, media_type="application/json")
