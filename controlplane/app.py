@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request
+from starlette.routing import Match, Mount
+from starlette.types import Scope
 
 from auth import SecretBox
 from controlplane.accounts.endpoints import router as accounts_router
@@ -160,9 +162,20 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
             )
         return {"status": "ready"}
 
-    # Last: it answers every path no route above claimed (an unknown /api/ path: problem+json).
-    app.mount(CONSOLE_MOUNT, create_console(app.state))
+    # Last: it answers every path no route above claimed, but the API's own (an /api/ path
+    # keeps the API's answers: 404 and 405 problem+json).
+    app.router.routes.append(_ConsoleMount(CONSOLE_MOUNT, app=create_console(app.state)))
     return app
+
+
+class _ConsoleMount(Mount):
+    """The console's mount, which never claims a path under ``/api/``: there a route that
+    matches the path but not the method must still answer 405, not the console's 404."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/api/"):
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 def main() -> None:
