@@ -1,9 +1,12 @@
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.models import GatewayInstance, GatewayRoute
+
+# The advisory lock key of the route table's changes (any constant unique to Stratus).
+ROUTE_TABLE_LOCK = 0x5374726174757301
 
 
 class GatewayRouteRepository:
@@ -13,6 +16,22 @@ class GatewayRouteRepository:
     async def table_version(self) -> int:
         result = await self.session.execute(select(func.max(GatewayRoute.version)))
         return int(result.scalar_one_or_none() or 0)
+
+    async def lock_for_change(self) -> None:
+        """Serialize changes of the route table until this transaction ends, so versions are
+        handed out in commit order: without it a change that read the table's version before
+        another committed could commit an older version after it (a gateway that had applied
+        the newer one never fetches the older: its change is missed), or reuse a version a
+        route had moved on from. PostgreSQL: a transaction-scoped advisory lock; SQLite: the
+        database's write lock (a write statement opens the transaction with BEGIN IMMEDIATE)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROUTE_TABLE_LOCK}
+            )
+        else:
+            await self.session.execute(
+                update(GatewayRoute).where(GatewayRoute.version < 0).values(removed=True)
+            )
 
     async def active(self) -> list[GatewayRoute]:
         result = await self.session.execute(

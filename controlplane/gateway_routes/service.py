@@ -43,6 +43,7 @@ async def publish(session: AsyncSession, entry: RouteEntry) -> int:
         and all(getattr(route, name) == value for name, value in fields.items())
     ):
         return route.version
+    await repository.lock_for_change()
     version = await repository.table_version() + 1
     if route is None:
         repository.add(GatewayRoute(namespace_id=entry.namespace_id, version=version, **fields))
@@ -59,6 +60,7 @@ async def republish_cell(session: AsyncSession, cell_id: str) -> int:
     """Give the routes to ``cell_id`` new versions, so gateways fetch the table again and see
     what changed about the cell itself (its health); returns the new table version."""
     repository = GatewayRouteRepository(session)
+    await repository.lock_for_change()
     version = await repository.table_version()
     for route in await repository.active():
         if route.cell_id == cell_id:
@@ -105,6 +107,7 @@ async def unpublish(session: AsyncSession, namespace_id: str) -> int:
     if route is None:
         return 0
     if not route.removed:
+        await repository.lock_for_change()
         route.removed = True
         route.version = await repository.table_version() + 1
         await session.flush()
