@@ -3,10 +3,32 @@ does (the API hands out the link, the client spends it)."""
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import httpx
+from playwright.sync_api import Browser, Page, sync_playwright
 from support import StratusUp
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+AXE = (
+    Path(__file__).resolve().parents[3]
+    / "controlplane/console/static/node_modules/axe-core/axe.min.js"
+)
+# Where screenshots also go when set (docs/console/ is refreshed this way).
+SCREENSHOTS_ENV = "STRATUS_CONSOLE_SCREENSHOTS"
 
 LINK_PATH = re.compile(r"^https?://[^/]+(/sign-in/link/[A-Za-z0-9_-]+)$")
 
@@ -39,3 +61,47 @@ def csrf_token(client: httpx.Client) -> str:
     assert session.status_code == 200, session.text
     token: str = session.json()["csrf_token"]
     return token
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's chromium driven by playwright (never `playwright install`)."""
+    assert AXE.is_file(), "run `make test-deps` (npm ci in controlplane/console/static)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def serious_violations(page: Page) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations on the page (evaluated through the
+    DevTools protocol, which the page's CSP does not govern)."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text() + "\n;0")
+    violations: list[dict[str, Any]] = page.evaluate(
+        """async () => (await axe.run(document)).violations
+            .filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.html)}))"""
+    )
+    return violations
+
+
+def screenshot(page: Page, tmp_path: Path, name: str, *, full_page: bool = False) -> None:
+    """Save ``name``.png under the test's tmp dir, and under $STRATUS_CONSOLE_SCREENSHOTS
+    when that is set."""
+    page.screenshot(path=tmp_path / f"{name}.png", full_page=full_page)
+    extra = os.environ.get(SCREENSHOTS_ENV)
+    if extra:
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=Path(extra) / f"{name}.png", full_page=full_page)
+
+
+def assert_no_sideways_scroll(page: Page, path: str) -> None:
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{path} scrolls sideways by {overflow} px"
