@@ -76,8 +76,12 @@ typecheck: install
 	$(BIN)/mypy
 
 # --durations: the 25 slowest steps close every full run, so a test that grew slow shows.
+# -n: pytest-xdist worker processes (each starts its own shared Stratus per database and its own
+# PostgreSQL server; tests/support.py gives each worker its own port range). PYTEST_WORKERS=0
+# runs in one process.
+PYTEST_WORKERS ?= 2
 pytest: install test-deps
-	$(BIN)/pytest --durations=25
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=25
 
 ## Set everything up, then ruff, the import layering contracts, mypy (strict) and the whole
 ## pytest suite.

@@ -27,11 +27,37 @@ from dataplane.gateway import ServerNames
 STRATUS = str(Path(sys.executable).parent / "stratus")
 
 
+# Ports the tests hand out come from a range below the kernel's ephemeral range (32768-60999:
+# the ports a bind to 0 or an outgoing connection gets, which Stratus's own processes use), one
+# slice per pytest-xdist worker: no two workers, and no Stratus process, can pick the same port
+# between a test choosing it and a server binding it.
+_PORTS_FIRST = 12000
+_PORTS_PER_WORKER = 5000
+_ports_handed_out: set[int] = set()
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    digits = worker.removeprefix("gw")
+    return int(digits) % 4 if digits.isdigit() else 0
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A 127.0.0.1 port nothing is bound to, not handed out before by this process."""
+    first = _PORTS_FIRST + _worker_index() * _PORTS_PER_WORKER
+    for _ in range(2):
+        for port in range(first, first + _PORTS_PER_WORKER):
+            if port in _ports_handed_out:
+                continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _ports_handed_out.add(port)
+            return port
+        _ports_handed_out.clear()  # every port handed out once: start again from the first
+    raise RuntimeError(f"no free port in {first}-{first + _PORTS_PER_WORKER - 1}")
 
 
 def _pid_alive(pid: int) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +35,6 @@ NAMESPACE_A_LATER = "billing.acct1"
 def server_name(namespace: str | None) -> str:
     """The TLS server name a worker of ``namespace`` connects with."""
     return "localhost" if namespace is None else ServerNames().for_namespace(namespace)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

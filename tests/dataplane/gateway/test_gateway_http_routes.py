@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 import grpc
 import pytest
 from otlp_receiver import OtlpReceiver, ReceivedSpan
+from support import free_port
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client
 
@@ -41,13 +41,6 @@ if TYPE_CHECKING:
 
 API_KEY = "stratus-gateway-test-key"
 REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ControlPlane(BaseHTTPRequestHandler):
