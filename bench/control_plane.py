@@ -56,7 +56,6 @@ sys.path.append(str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import grpc
 import httpx
 import sqlalchemy
 from api_read import Connection, percentiles
@@ -64,6 +63,7 @@ from support import ApiAlone, StratusUp, Tenant, free_port, new_tenant, server_n
 
 from auth import KeyPair
 from infra.postgres import PostgresServer, run_postgres
+from infra.probes import SERVING, api_alive, gateway_health
 
 _SEED = """
 import sys, uuid, datetime as dt
@@ -87,7 +87,6 @@ with engine.begin() as connection:
         for a in account_ids for n in range(per_account)
     ])
 """
-_SERVING = b"\x08\x01"
 
 
 def request(method: str, path: str, key: str, body: dict[str, Any] | None = None) -> bytes:
@@ -257,7 +256,7 @@ class Stack:
             f"api-{len(self.api_ports) + 1}.log",
         )
         url = f"http://127.0.0.1:{port}"
-        _wait(lambda: _healthy(url, process), 60, "the extra API")
+        _wait(lambda: api_alive(url, process), 60, "the extra API")
         self.api_ports.append(port)
 
     def add_gateway(self) -> None:
@@ -275,7 +274,7 @@ class Stack:
             },
             f"gateway-{number}.log",
         )
-        _wait(lambda: _gateway_health(key_port, self.up.gateway_ca) == _SERVING, 60, "gateway")
+        _wait(lambda: gateway_health(key_port, self.up.gateway_ca) == SERVING, 60, "gateway")
         self.gateway_ports.append(port)
 
     def stop(self) -> None:
@@ -296,26 +295,6 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not ready")
         time.sleep(0.1)
-
-
-def _healthy(url: str, process: subprocess.Popen[bytes]) -> bool:
-    assert process.poll() is None, "exited"
-    try:
-        return httpx.get(url + "/healthz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _gateway_health(port: int, ca_pem: bytes) -> bytes | None:
-    credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
-    options = [("grpc.ssl_target_name_override", "localhost")]
-    with grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=options) as channel:
-        check = channel.unary_unary("/grpc.health.v1.Health/Check")
-        try:
-            answer: bytes = check(b"", timeout=2)
-        except grpc.RpcError:
-            return None
-    return answer
 
 
 def _raise_namespace_quota(up: StratusUp, account_id: str, namespaces: int) -> None:

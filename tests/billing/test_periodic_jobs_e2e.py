@@ -20,8 +20,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import grpc
-import httpx
 import pytest
 from seaweed_server import LOOPBACK, LOOPBACK_NETWORKS, SeaweedS3
 from sqlalchemy import func, select, update
@@ -43,13 +41,13 @@ from controlplane.jobs import JOBS, schedule_id
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.models import Account, Invoice, UsageRecord
 from controlplane.models.invoice import InvoiceStatus
+from infra.probes import SERVING, api_alive, gateway_health
 
 pytestmark = pytest.mark.slow
 
 _RAN = re.compile(r"periodic job (\S+) ran: (\S+)")
 _FINALIZED = re.compile(r"finalized (\d+) invoices")
 _EXPORTED = re.compile(r"exported (\d+) (usage hours|invoices) of")
-_SERVING = b"\x08\x01"
 
 
 def _environ(pid: int) -> dict[str, str]:
@@ -70,26 +68,6 @@ def _start(module: str, env: dict[str, str], log_path: Path) -> subprocess.Popen
         )
 
 
-def _gateway_health(port: int, ca_pem: bytes) -> bytes | None:
-    credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
-    options = [("grpc.ssl_target_name_override", "localhost")]
-    with grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=options) as channel:
-        check = channel.unary_unary("/grpc.health.v1.Health/Check")
-        try:
-            answer: bytes = check(b"", timeout=2)
-        except grpc.RpcError:
-            return None
-    return answer
-
-
-def _api_ready(url: str, process: subprocess.Popen[bytes]) -> bool:
-    assert process.poll() is None, f"the second API exited {process.returncode}"
-    try:
-        return httpx.get(url + "/healthz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 def _pending_create(stratus: StratusUp, api_env: dict[str, str], tenant: Tenant) -> str:
     """A namespace create taken by an API that cannot reach the system cell (a closed port):
     answered 202 with the operation PENDING. Returns the operation's id."""
@@ -101,7 +79,7 @@ def _pending_create(stratus: StratusUp, api_env: dict[str, str], tenant: Tenant)
     process = _start("controlplane.app", env, stratus.data_dir / "logs" / "api-cut-off.log")
     try:
         cut_off = dataclasses.replace(stratus, api_port=port, process=None)
-        wait_until(lambda: _api_ready(cut_off.api_url, process), timeout=60)
+        wait_until(lambda: api_alive(cut_off.api_url, process), timeout=60)
         with tenant.client(cut_off) as owner:
             created = owner.create_namespace("resumed", tenant.ca.cert_pem.decode())
         assert created.async_operation.state == "PENDING"
@@ -206,7 +184,7 @@ async def test_two_of_each_role_run_each_period_once(
             stratus.data_dir / "logs" / "api-2.log",
         )
         api_url = f"http://127.0.0.1:{api_port}"
-        wait_until(lambda: _api_ready(api_url, api), timeout=60)
+        wait_until(lambda: api_alive(api_url, api), timeout=60)
         gateway_pid = int((stratus.data_dir / "run" / "gateway.pid").read_text())
         gateway_port, gateway_key_port = free_port(), free_port()
         gateway = _start(
@@ -221,7 +199,7 @@ async def test_two_of_each_role_run_each_period_once(
             stratus.data_dir / "logs" / "gateway-2.log",
         )
         wait_until(
-            lambda: _gateway_health(gateway_key_port, stratus.gateway_ca) == _SERVING, timeout=60
+            lambda: gateway_health(gateway_key_port, stratus.gateway_ca) == SERVING, timeout=60
         )
 
         # A create taken while the system cell was out of an API's reach stays PENDING ...

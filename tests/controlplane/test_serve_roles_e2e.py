@@ -13,7 +13,6 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import httpx
 import pytest
 from support import STRATUS, free_port, wait_until
@@ -21,11 +20,9 @@ from support import STRATUS, free_port, wait_until
 from controlplane.kit.migrate import head_revisions
 from dataplane.cells import temporal_binary
 from infra.cell_frontend import run_cell_frontend
+from infra.probes import NOT_SERVING, SERVING, gateway_health
 
 pytestmark = pytest.mark.slow
-
-_SERVING = b"\x08\x01"
-_NOT_SERVING = b"\x08\x02"
 
 
 def _clean_env(**variables: str) -> dict[str, str]:
@@ -82,19 +79,6 @@ def processes(tmp_path: Path) -> Iterator[_Processes]:
         started.stop_all()
 
 
-def _gateway_health(port: int, ca_pem: bytes) -> bytes | None:
-    """The raw gRPC health answer of the gateway's API-key endpoint (None: no answer)."""
-    credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
-    options = [("grpc.ssl_target_name_override", "localhost")]
-    with grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=options) as channel:
-        check = channel.unary_unary("/grpc.health.v1.Health/Check")
-        try:
-            answer: bytes = check(b"", timeout=2)
-        except grpc.RpcError:
-            return None
-    return answer
-
-
 def _status(url: str) -> int | None:
     try:
         return httpx.get(url, timeout=2).status_code
@@ -141,7 +125,7 @@ def test_each_role_runs_alone_and_turns_ready_when_its_dependencies_answer(
     )
     wait_until(
         lambda: (
-            processes.alive("gateway") and _gateway_health(gateway_key_port, ca_pem) == _NOT_SERVING
+            processes.alive("gateway") and gateway_health(gateway_key_port, ca_pem) == NOT_SERVING
         ),
         60,
     )
@@ -171,7 +155,7 @@ def test_each_role_runs_alone_and_turns_ready_when_its_dependencies_answer(
     assert not_ready.status_code == 503
     assert not_ready.headers["content-type"] == "application/problem+json"
     assert not_ready.json()["detail"] == f"the system cell at {system_address} does not answer"
-    wait_until(lambda: _gateway_health(gateway_key_port, ca_pem) == _SERVING, 30)
+    wait_until(lambda: gateway_health(gateway_key_port, ca_pem) == SERVING, 30)
     assert _status(worker_url + "/readyz") == 503
 
     processes.start(
