@@ -168,6 +168,16 @@ def migrated_postgres_template(postgres: PostgresServer) -> Iterator[str]:
         postgres.drop_database(name)
 
 
+@pytest.fixture
+def pg_url(postgres: PostgresServer, migrated_postgres_template: str) -> Iterator[str]:
+    """The URL of a migrated, empty PostgreSQL database of the test's own (the race tests')."""
+    name = postgres.unique_database("stratus_race", template=migrated_postgres_template)
+    try:
+        yield postgres.database_url(name)
+    finally:
+        postgres.drop_database(name)
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of a migrated, empty database of the test's own: SQLite, then PostgreSQL."""

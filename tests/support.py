@@ -3,6 +3,7 @@ temporary data dir on free 127.0.0.1 ports, and helpers to drive it as users do.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -58,6 +59,13 @@ def free_port() -> int:
             return port
         _ports_handed_out.clear()  # every port handed out once: start again from the first
     raise RuntimeError(f"no free port in {first}-{first + _PORTS_PER_WORKER - 1}")
+
+
+async def processes_ready(go: Path, count: int) -> None:
+    """Until each of ``count`` racing processes wrote its ``ready-<n>`` file next to ``go`` (it
+    is connected and waits for ``go`` to exist, so that all start at once)."""
+    while not all(go.with_name(f"ready-{n}").exists() for n in range(count)):
+        await asyncio.sleep(0.01)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -12,18 +12,16 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import func, select
+from support import processes_ready
 
 from billing import ActionKind, Meter
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.models import UsageCursor, UsageRecord
 from controlplane.usage.repository import usage_unit_of_work
-from infra.postgres import PostgresServer
 
 PROCESS = Path(__file__).with_name("meter_scrape_process.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,20 +84,6 @@ class PairedCells:
         writer.close()
 
 
-@pytest.fixture
-async def pg_url(postgres: PostgresServer, migrated_postgres_template: str) -> AsyncIterator[str]:
-    name = postgres.unique_database("stratus_meter", template=migrated_postgres_template)
-    try:
-        yield postgres.database_url(name)
-    finally:
-        postgres.drop_database(name)
-
-
-async def _both_ready(go: Path) -> None:
-    while not all(go.with_name(f"ready-{n}").exists() for n in range(2)):
-        await asyncio.sleep(0.01)
-
-
 async def test_two_meters_at_once_bill_each_increment_once(pg_url: str, tmp_path: Path) -> None:
     """A first scrape sets every series' cursor; then two meter processes scrape the same three
     cells (40 namespaces, 80 series each) at once. Each series' increment since the first
@@ -128,7 +112,7 @@ async def test_two_meters_at_once_bill_each_increment_once(pg_url: str, tmp_path
             )
             for n in range(2)
         ]  # fmt: skip
-        await asyncio.wait_for(_both_ready(go), 60)
+        await asyncio.wait_for(processes_ready(go, 2), 60)
         go.touch()
         outputs = await asyncio.wait_for(
             asyncio.gather(*(process.communicate() for process in processes)), 120

@@ -9,17 +9,14 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.models import Account, Credit, Invoice, InvoiceStatus
-from infra.postgres import PostgresServer
 
 MARCH = dt.datetime(2027, 3, 1, tzinfo=dt.UTC)
 # Past March's grace period: both processes finalize March (and draft April).
@@ -27,15 +24,6 @@ NOW = dt.datetime(2027, 4, 20, tzinfo=dt.UTC)
 ACCOUNTS = [f"racer{i:02d}" for i in range(20)]
 PROCESS = Path(__file__).with_name("billing_cycle_process.py")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-async def pg_url(postgres: PostgresServer, migrated_postgres_template: str) -> AsyncIterator[str]:
-    name = postgres.unique_database("stratus_race", template=migrated_postgres_template)
-    try:
-        yield postgres.database_url(name)
-    finally:
-        postgres.drop_database(name)
 
 
 async def _seed(sessions: async_sessionmaker[AsyncSession]) -> None:

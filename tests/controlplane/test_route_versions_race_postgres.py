@@ -9,35 +9,18 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
+from support import processes_ready
 
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.models import GatewayRoute
-from infra.postgres import PostgresServer
 
 PROCESS = Path(__file__).with_name("route_publish_process.py")
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 30
-
-
-@pytest.fixture
-async def pg_url(postgres: PostgresServer, migrated_postgres_template: str) -> AsyncIterator[str]:
-    name = postgres.unique_database("stratus_routes", template=migrated_postgres_template)
-    try:
-        yield postgres.database_url(name)
-    finally:
-        postgres.drop_database(name)
-
-
-async def _both_ready(go: Path) -> None:
-    """Both processes connected and waiting for the go file (then both start at once)."""
-    while not all(go.with_name(f"ready-{n}").exists() for n in range(2)):
-        await asyncio.sleep(0.01)
 
 
 async def _race(pg_url: str, go: Path) -> list[dict[str, Any]]:
@@ -49,7 +32,7 @@ async def _race(pg_url: str, go: Path) -> list[dict[str, Any]]:
         )
         for n in range(2)
     ]  # fmt: skip
-    await asyncio.wait_for(_both_ready(go), 60)
+    await asyncio.wait_for(processes_ready(go, 2), 60)
     go.touch()
     outputs = await asyncio.wait_for(
         asyncio.gather(*(process.communicate() for process in processes)), 120
