@@ -24,7 +24,7 @@ from pathlib import Path
 
 import grpc
 
-from dataplane.cells import temporal_binary
+from dataplane.cells import dev_server_command
 from infra.cell_frontend import run_cell_frontend
 from infra.postgres import run_postgres
 
@@ -68,9 +68,9 @@ def _wait_serving(address: str, process: subprocess.Popen[bytes], timeout: float
 def run_cell(address: str, ready: Path) -> None:
     server_name = f"{ready.name}.cells.stratus.test"
     loopback = "127.0.0.1"
-    args = [temporal_binary(), "server", "start-dev", "--headless", "--ip", loopback]
-    args += ["--port", str(CELL_GRPC_PORT), "--http-port", "7243"]
-    args += ["--metrics-port", str(CELL_METRICS_PORT), "--log-level", "warn"]
+    args = dev_server_command(
+        loopback, CELL_GRPC_PORT, http_port=7243, metrics_port=CELL_METRICS_PORT
+    )
     server = subprocess.Popen(args, stdin=subprocess.DEVNULL)
     try:
         _wait_serving(f"{loopback}:{CELL_GRPC_PORT}", server, 60)

@@ -7,6 +7,7 @@ from dataplane.cells._local import (
     DEFAULT_STOP_TIMEOUT,
     LocalCellPorts,
     LocalCellProvider,
+    dev_server_command,
     temporal_binary,
 )
 from dataplane.cells._probe import DEFAULT_PROBE_TIMEOUT, ProbeResult, probe
@@ -41,6 +42,7 @@ __all__ = [
     "ProvisioningRefused",
     "RestartPolicy",
     "create_provider",
+    "dev_server_command",
     "grpc_channel",
     "probe",
     "temporal_binary",

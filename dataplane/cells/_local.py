@@ -49,6 +49,28 @@ class LocalCellPorts:
     http_port: int
 
 
+def dev_server_command(
+    ip: str,
+    port: int,
+    *,
+    http_port: int,
+    metrics_port: int,
+    db_filename: Path | None = None,
+    dynamic_config: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The ``temporal server start-dev`` command line of a cell (in memory without
+    ``db_filename``); ``dynamic_config`` values are JSON texts."""
+    args = [temporal_binary(), "server", "start-dev", "--headless", "--ip", ip]
+    args += ["--port", str(port), "--http-port", str(http_port)]
+    args += ["--metrics-port", str(metrics_port)]
+    if db_filename is not None:
+        args += ["--db-filename", str(db_filename)]
+    args += ["--log-level", "warn"]
+    for key, value in (dynamic_config or {}).items():
+        args += ["--dynamic-config-value", f"{key}={value}"]
+    return args
+
+
 def _free_ports(count: int) -> list[int]:
     """``count`` distinct ports free on loopback right now (all held open until all are
     chosen, so none is handed out twice)."""
@@ -279,26 +301,14 @@ class LocalCellProvider:
     def _spawn(self, cell_id: str, ports: LocalCellPorts) -> None:
         directory = self.cell_dir(cell_id)
         directory.mkdir(parents=True, exist_ok=True)
-        args = [
-            temporal_binary(),
-            "server",
-            "start-dev",
-            "--headless",
-            "--ip",
+        args = dev_server_command(
             _LOOPBACK,
-            "--port",
-            str(ports.grpc_port),
-            "--http-port",
-            str(ports.http_port),
-            "--metrics-port",
-            str(ports.metrics_port),
-            "--db-filename",
-            str(directory / "temporal.db"),
-            "--log-level",
-            "warn",
-        ]
-        for key, value in self._dynamic_config.items():
-            args += ["--dynamic-config-value", f"{key}={value}"]
+            ports.grpc_port,
+            http_port=ports.http_port,
+            metrics_port=ports.metrics_port,
+            db_filename=directory / "temporal.db",
+            dynamic_config=self._dynamic_config,
+        )
         with open(directory / "temporal.log", "ab") as log:
             process = subprocess.Popen(
                 args,

@@ -28,29 +28,14 @@ from controlplane.jobs import (
     ensure_schedules,
     schedule_id,
 )
-from dataplane.cells import temporal_binary
+from dataplane.cells import dev_server_command
 
 pytestmark = pytest.mark.slow
 
 
 def _dev_server(port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [
-            temporal_binary(),
-            "server",
-            "start-dev",
-            "--headless",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--http-port",
-            str(free_port()),
-            "--metrics-port",
-            str(free_port()),
-            "--log-level",
-            "warn",
-        ],
+        dev_server_command("127.0.0.1", port, http_port=free_port(), metrics_port=free_port()),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
     )

@@ -18,7 +18,7 @@ import pytest
 from support import STRATUS, free_port, wait_until
 
 from controlplane.kit.migrate import head_revisions
-from dataplane.cells import temporal_binary
+from dataplane.cells import dev_server_command
 from infra.cell_frontend import run_cell_frontend
 from infra.probes import NOT_SERVING, SERVING, gateway_health
 
@@ -158,26 +158,7 @@ def test_each_role_runs_alone_and_turns_ready_when_its_dependencies_answer(
     wait_until(lambda: gateway_health(gateway_key_port, ca_pem) == SERVING, 30)
     assert _status(worker_url + "/readyz") == 503
 
-    processes.start(
-        "system-cell",
-        [
-            temporal_binary(),
-            "server",
-            "start-dev",
-            "--headless",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(system_port),
-            "--http-port",
-            str(free_port()),
-            "--metrics-port",
-            str(free_port()),
-            "--log-level",
-            "warn",
-        ],
-        _clean_env(),
-    )
+    _start_dev_server(processes, "system-cell", system_port)
     wait_until(lambda: _status(api_url + "/readyz") == 200, 90)
     wait_until(lambda: _status(worker_url + "/readyz") == 200, 90)
     # The effective settings line shows the file's and the environment's values merged.
@@ -200,22 +181,7 @@ def test_each_role_runs_alone_and_turns_ready_when_its_dependencies_answer(
 def _start_dev_server(processes: _Processes, name: str, port: int) -> None:
     processes.start(
         name,
-        [
-            temporal_binary(),
-            "server",
-            "start-dev",
-            "--headless",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--http-port",
-            str(free_port()),
-            "--metrics-port",
-            str(free_port()),
-            "--log-level",
-            "warn",
-        ],
+        dev_server_command("127.0.0.1", port, http_port=free_port(), metrics_port=free_port()),
         _clean_env(),
     )
 
