@@ -40,7 +40,7 @@ _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 # The daily chart's geometry, in SVG user units (the SVG scales to its container).
 CHART_WIDTH = 640
 CHART_HEIGHT = 220
-PLOT_LEFT = 48
+PLOT_LEFT = 72  # room for the axis's largest figure, e.g. 1,234,567
 PLOT_TOP = 12
 PLOT_BOTTOM = 190
 ROW_HEIGHT = 28  # half a namespace's row in the per-namespace chart: its label, then its bar
@@ -81,6 +81,11 @@ class DailyChart:
     ticks: list[Tick]
     maximum: str
     rows: list[tuple[str, list[str], str]]  # day, value per kind, day total
+    left: int = PLOT_LEFT
+    top: int = PLOT_TOP
+    bottom: int = PLOT_BOTTOM
+    width: int = CHART_WIDTH
+    height: int = CHART_HEIGHT
 
     @property
     def series(self) -> list[tuple[int, str]]:
@@ -332,7 +337,9 @@ async def usage_page(
         request,
         "usage.html",
         month=first,
-        months=_months_before(today.replace(day=1), MONTHS_OFFERED),
+        months=sorted(
+            {first, *_months_before(today.replace(day=1), MONTHS_OFFERED)}, reverse=True
+        ),
         current=first == today.replace(day=1),
         actions_chart=_daily_chart(
             "actions-per-day", "Actions per day", "actions", days, action_rows

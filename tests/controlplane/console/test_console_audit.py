@@ -96,8 +96,8 @@ def _rows(page: str) -> list[tuple[str, str, str]]:
     return [
         (html.unescape(actor), action, html.unescape(target))
         for actor, action, target in re.findall(
-            r'<tr data-event="\d+">\s*<td>[^<]*</td>\s*<td>([^<]*)</td>\s*'
-            r"<td><code>([^<]*)</code></td>\s*<td>([^<]*)</td>",
+            r'<tr data-event="\d+">\s*<td[^>]*>[^<]*</td>\s*<td[^>]*>([^<]*)</td>\s*'
+            r"<td[^>]*><code>([^<]*)</code></td>\s*<td[^>]*>([^<]*)</td>",
             page,
         )
     ]
