@@ -337,9 +337,7 @@ async def usage_page(
         request,
         "usage.html",
         month=first,
-        months=sorted(
-            {first, *_months_before(today.replace(day=1), MONTHS_OFFERED)}, reverse=True
-        ),
+        months=sorted({first, *_months_before(today.replace(day=1), MONTHS_OFFERED)}, reverse=True),
         current=first == today.replace(day=1),
         actions_chart=_daily_chart(
             "actions-per-day", "Actions per day", "actions", days, action_rows

@@ -124,7 +124,7 @@ def _bars(svg: str) -> dict[tuple[str, str], int]:
 
 
 def _table(table: str) -> dict[tuple[str, str], str]:
-    kinds = re.findall(r'<th scope="col">([a-z_.]+)</th>', table)
+    kinds = re.findall(r'<th scope="col"[^>]*>([a-z_.]+)</th>', table)
     cells: dict[tuple[str, str], str] = {}
     for day, row in re.findall(r'<tr data-day="([^"]+)">(.*?)</tr>', table):
         values = re.findall(r'<td class="num">([^<]*)</td>', row)
