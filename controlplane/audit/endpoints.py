@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -22,11 +23,27 @@ async def list_audit_logs(
     principal: Annotated[Principal, Depends(requires(Action.AUDIT_LOG_READ))],
     page_size: Annotated[int, Query()] = 100,
     page_token: Annotated[str | None, Query()] = None,
+    actor: Annotated[str | None, Query(description="Only this actor's events")] = None,
+    action: Annotated[str | None, Query(description="Only this action, e.g. user.invite")] = None,
+    since: Annotated[
+        dt.datetime | None, Query(description="Only events at or after this time (ISO 8601)")
+    ] = None,
+    until: Annotated[
+        dt.datetime | None, Query(description="Only events before this time (ISO 8601)")
+    ] = None,
 ) -> AuditEventPage:
     """Every mutation in the account (who, what, target, when, request id, outcome), newest
-    first; pass ``next_page_token`` back as ``page_token`` for the next page."""
+    first; pass ``next_page_token`` back as ``page_token`` (with the same filters) for the next
+    page."""
     events, next_token = await service.page(
-        session, principal, page_size=page_size, page_token=page_token
+        session,
+        principal,
+        page_size=page_size,
+        page_token=page_token,
+        actor=actor,
+        action=action,
+        since=since,
+        until=until,
     )
     return AuditEventPage(
         audit_logs=[AuditEventOut.model_validate(event) for event in events],

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal
 from controlplane.audit.repository import AuditEventRepository
+from controlplane.kit import fields
 from controlplane.kit.authorization import require
 from controlplane.kit.context import request_id_var
 from controlplane.kit.errors import InvalidField
@@ -14,6 +16,7 @@ from controlplane.models import AuditEvent
 
 SYSTEM_ACTOR = "system:control-plane"
 MAX_PAGE_SIZE = 500
+READ_REFUSAL = "this credential may not read the audit log"
 
 
 def record(
@@ -40,19 +43,46 @@ def record(
     return event
 
 
+def _utc(moment: dt.datetime | None, field: str) -> dt.datetime | None:
+    if moment is None:
+        return None
+    fields.day(moment.date(), field=field)  # far from the ends of Python's datetimes
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
+
+
 async def page(
-    session: AsyncSession, principal: Principal, *, page_size: int, page_token: str | None
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    page_size: int,
+    page_token: str | None,
+    actor: str | None = None,
+    action: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
 ) -> tuple[list[AuditEvent], str | None]:
     """One page of the caller's account's audit log, newest first, and the token of the next
-    page (None on the last)."""
-    require(principal, Action.AUDIT_LOG_READ, refusal="this credential may not read the audit log")
+    page (None on the last). ``actor`` and ``action`` match exactly; ``since`` (inclusive) and
+    ``until`` (exclusive) bound the time, UTC when they name no zone. The filters are sent
+    again with the next page's token."""
+    require(principal, Action.AUDIT_LOG_READ, refusal=READ_REFUSAL)
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise InvalidField(f"page_size must be 1-{MAX_PAGE_SIZE}", field="page_size")
+    since, until = _utc(since, "since"), _utc(until, "until")
+    if since is not None and until is not None and until <= since:
+        raise InvalidField(f"until ({until}) is not after since ({since})", field="until")
     before_id = None
     if page_token is not None:
         before_id = PageToken.decode(page_token)
     events = await AuditEventRepository(session, principal).page(
-        before_id=before_id, limit=page_size + 1
+        before_id=before_id,
+        limit=page_size + 1,
+        actor=fields.free_text(actor, field="actor", max_length=200) if actor else None,
+        action=fields.free_text(action, field="action", max_length=64) if action else None,
+        since=since,
+        until=until,
     )
     if len(events) > page_size:
         return events[:page_size], PageToken.encode(events[page_size - 1].id)

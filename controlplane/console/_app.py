@@ -11,6 +11,8 @@ from fastapi.responses import FileResponse, RedirectResponse
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 
+from controlplane.console._audit import router as audit_router
+from controlplane.console._billing import router as billing_router
 from controlplane.console._namespaces import router as namespaces_router
 from controlplane.console._session import SignInRequired
 from controlplane.console._sign_in import router as sign_in_router
@@ -99,4 +101,6 @@ def create_console(state: State) -> FastAPI:
 
     console.include_router(sign_in_router)
     console.include_router(namespaces_router)
+    console.include_router(billing_router)
+    console.include_router(audit_router)
     return console

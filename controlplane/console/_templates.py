@@ -9,6 +9,8 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from auth import Action
+
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 environment = jinja2.Environment(
@@ -18,6 +20,8 @@ environment = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# Templates ask the one policy with ``viewer.may(Action.X)``.
+environment.globals["Action"] = Action
 
 
 def render(
