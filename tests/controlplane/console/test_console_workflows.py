@@ -14,16 +14,36 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
 
+import grpc.aio
 import httpx
 import pytest
 from console_support import signed_in
 from identity_support import user_with_key
-from support import StratusUp, Tenant, create_active_namespace, new_tenant, tls_for, wait_until
+from sqlalchemy import select
+from support import (
+    StratusUp,
+    Tenant,
+    create_active_namespace,
+    free_port,
+    new_tenant,
+    tls_for,
+    wait_until,
+)
 from temporalio.client import Client
 from temporalio.worker import Worker
 from workflow_browser_workflows import ChargeWorkflow, PricingWorkflow, charge_card, price_order
 
-from controlplane.workflows.service import READ_RPCS
+from auth import SecretBox
+from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
+from controlplane.models import User
+from controlplane.sign_in.service import user_principal
+from controlplane.workflows.service import (
+    READ_RPCS,
+    CellChannels,
+    WorkflowsUnavailable,
+    list_workflows,
+)
+from dataplane.cells import CellTls
 from dataplane.gateway._policy import WORKFLOW_SERVICE, Handling, Permission, policy_of
 
 NOT_FOUND_TEXT = "This page does not exist, or you do not have access to it."
@@ -353,6 +373,41 @@ def test_a_read_user_may_browse_and_a_user_without_permission_may_not(
     refused_run = browsed.developer.get(str(detail.url))
     assert refused_run.status_code == 404
     assert NOT_FOUND_TEXT in refused_run.text
+
+
+async def test_a_cell_that_does_not_answer_is_temporarily_unavailable(
+    stratus: StratusUp, browsed: Browsed
+) -> None:
+    """The service's own path to the cell (route, cell, channel), with the cell's address
+    swapped for a port nobody listens on: the read is refused as temporarily unavailable (503),
+    naming neither the cell nor its address."""
+
+    class RefusingCells(CellChannels):
+        async def channel(
+            self, cell_id: str, address: str, tls: CellTls | None
+        ) -> grpc.aio.Channel:
+            return await super().channel(cell_id, f"127.0.0.1:{free_port()}", None)
+
+    box = SecretBox.from_file(stratus.data_dir / "secrets.key", create=False)
+    channels = RefusingCells(box)
+    engine = create_engine(stratus.database_url)
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            user = (
+                await session.execute(select(User).where(User.email == "owner@flows.example"))
+            ).scalar_one()
+            principal = await user_principal(session, user)
+            with pytest.raises(WorkflowsUnavailable) as refused:
+                await list_workflows(
+                    session, principal, channels, namespace_id=browsed.namespace_id
+                )
+    finally:
+        await channels.close()
+        await engine.dispose()
+    assert refused.value.status == 503
+    assert str(refused.value) == (
+        f"namespace {browsed.namespace_id} is temporarily unavailable; retry shortly"
+    )
 
 
 def test_a_namespace_not_active_says_so(browsed: Browsed) -> None:
