@@ -63,6 +63,8 @@ _CHANNEL_OPTIONS = (("grpc.max_receive_message_length", 128 * 1024 * 1024),)
 # A payload shown on a page is cut here (the page stays small; the history has it whole).
 _MAX_SHOWN_CHARS = 64 * 1024
 _SUMMARY_CHARS = 120
+# Larger JSON payloads are not parsed for a page (their size is shown).
+_MAX_PARSED_BYTES = 1024 * 1024
 _JSON_ENCODINGS = frozenset({b"json/plain", b"json/protobuf"})
 _NULL_ENCODING = b"binary/null"
 
@@ -119,6 +121,8 @@ class Shown:
     @property
     def summary(self) -> str:
         if self.json is None:
+            if self.encoding.encode() in _JSON_ENCODINGS:
+                return f"JSON, {self.size} bytes (too large to show here)"
             return f"binary, {self.size} bytes"
         flat = " ".join(self.json.split())
         return flat if len(flat) <= _SUMMARY_CHARS else flat[: _SUMMARY_CHARS - 1] + "…"
@@ -252,6 +256,11 @@ async def _call(cell: _Cell, method: str, request: Message, response_type: Any) 
     )
     try:
         return await call(request, timeout=_CALL_TIMEOUT_SECONDS)
+    except grpc.aio.UsageError:
+        # The cell's channel was replaced (its address or TLS changed) as this call started.
+        raise WorkflowsUnavailable(
+            f"namespace {cell.namespace.id} is temporarily unavailable; retry shortly"
+        ) from None
     except grpc.aio.AioRpcError as error:
         code = error.code()
         if code is grpc.StatusCode.NOT_FOUND:
@@ -323,11 +332,12 @@ def shown(payload: common.Payload) -> Shown:
     label = encoding.decode("utf-8", errors="replace")
     if encoding == _NULL_ENCODING:
         return Shown("null", len(data), label)
-    if encoding in _JSON_ENCODINGS:
+    if encoding in _JSON_ENCODINGS and len(data) <= _MAX_PARSED_BYTES:
         try:
             text = json.dumps(json.loads(data), indent=2, ensure_ascii=False)
         except (ValueError, RecursionError):
-            return Shown(None, len(data), label)
+            # Not JSON after all: shown as what it is, bytes.
+            return Shown(None, len(data), "")
         if len(text) > _MAX_SHOWN_CHARS:
             text = text[:_MAX_SHOWN_CHARS] + "\n… (cut)"
         return Shown(text, len(data), label)

@@ -29,6 +29,7 @@ from support import (
     tls_for,
     wait_until,
 )
+from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.worker import Worker
 from workflow_browser_workflows import ChargeWorkflow, PricingWorkflow, charge_card, price_order
@@ -42,6 +43,7 @@ from controlplane.workflows.service import (
     CellChannels,
     WorkflowsUnavailable,
     list_workflows,
+    shown,
 )
 from dataplane.cells import CellTls
 from dataplane.gateway._policy import WORKFLOW_SERVICE, Handling, Permission, policy_of
@@ -187,6 +189,30 @@ def test_the_console_reads_only_what_the_gateway_calls_read() -> None:
         policy = policy_of(WORKFLOW_SERVICE, method)
         assert policy.handling is Handling.NAMESPACE
         assert policy.permission is Permission.READ
+
+
+def _payload(encoding: bytes, data: bytes) -> Payload:
+    return Payload(metadata={"encoding": encoding}, data=data)
+
+
+def test_payloads_show_as_json_only_when_their_encoding_says_so() -> None:
+    assert (
+        shown(_payload(b"json/plain", b'{"a": [1, 2]}')).json
+        == '{\n  "a": [\n    1,\n    2\n  ]\n}'
+    )
+    assert shown(_payload(b"binary/null", b"")).json == "null"
+    for encoding, data in (
+        (b"binary/plain", b'{"a": 1}'),
+        (b"binary/protobuf", b"\x08\x01"),
+        (b"json/plain", b"{not json"),
+        (b"", b"anything"),
+    ):
+        payload = shown(_payload(encoding, data))
+        assert payload.json is None
+        assert payload.summary == f"binary, {len(data)} bytes"
+    huge = shown(_payload(b"json/plain", b'"' + b"x" * (2 * 1024 * 1024) + b'"'))
+    assert huge.json is None
+    assert huge.summary == f"JSON, {2 * 1024 * 1024 + 2} bytes (too large to show here)"
 
 
 def test_the_list_shows_the_workflows_and_the_query_and_status_narrow_it(
