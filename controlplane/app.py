@@ -50,6 +50,7 @@ from controlplane.sign_in.endpoints import router as sign_in_router
 from controlplane.sign_in.relying_party import RelyingParty
 from controlplane.usage.endpoints import router as usage_router
 from controlplane.users.endpoints import router as users_router
+from controlplane.workflows.service import CellChannels
 
 # Routes that are deliberately public; every other route must declare an action.
 PUBLIC_PATHS = frozenset(
@@ -86,6 +87,8 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         # A malformed price book stops the API here, naming the file, line and reason.
         app.state.pricing = load_pricing(settings)
         app.state.secret_box = SecretBox.from_file(settings.secrets_key_path)
+        # The console's workflow pages reach cells through these (closed below).
+        app.state.cell_channels = CellChannels(app.state.secret_box)
         engine = create_engine(settings.sqlalchemy_url)
         app.state.settings = settings
         app.state.migration_heads = head_revisions(settings.sqlalchemy_url)
@@ -103,6 +106,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         gc.freeze()
         yield
         await idp_http.aclose()
+        await app.state.cell_channels.close()
         await app.state.read_sessionmaker.kw["bind"].dispose()
         await engine.dispose()
 

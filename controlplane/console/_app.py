@@ -17,6 +17,7 @@ from controlplane.console._namespaces import router as namespaces_router
 from controlplane.console._session import SignInRequired
 from controlplane.console._sign_in import router as sign_in_router
 from controlplane.console._templates import render
+from controlplane.console._workflows import router as workflows_router
 from controlplane.kit.errors import NotFound, StratusError, problem_response
 
 CONTENT_SECURITY_POLICY = (
@@ -103,4 +104,5 @@ def create_console(state: State) -> FastAPI:
     console.include_router(namespaces_router)
     console.include_router(billing_router)
     console.include_router(audit_router)
+    console.include_router(workflows_router)
     return console

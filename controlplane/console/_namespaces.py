@@ -210,6 +210,7 @@ def _detail(
         endpoints=_endpoints(settings, namespace),
         may_update=viewer.may(Action.NAMESPACE_UPDATE, resource),
         may_delete=viewer.may(Action.NAMESPACE_DELETE, resource),
+        may_browse=viewer.may(Action.NAMESPACE_DATA_READ, resource),
         final=namespace.state in FINAL_STATES,
         error=error,
     )
