@@ -403,3 +403,29 @@ def test_every_people_post_needs_the_csrf_token(people: People) -> None:
             data = form if token is None else {**form, "csrf_token": token}
             refused = people.owner.post(path, data=data)
             assert "Missing or wrong CSRF token" in _page(refused, 403), path
+
+
+def test_an_admin_gets_no_control_over_owners(stratus: StratusUp, people: People) -> None:
+    _, admin_key = user_with_key(stratus, people.tenant.api_key, "admin@peopled.example", "admin")
+    admin = signed_in(stratus, admin_key)
+    try:
+        users = _page(admin.get("/users"), 200)
+        assert 'value="admin"' in users
+        assert 'value="owner"' not in users  # only owners invite owners
+        owner = _page(admin.get(f"/users/{people.owner_id}"), 200)
+        assert "/role" not in owner
+        assert "/remove" not in owner
+        version = _api_user(stratus, people.tenant, people.owner_id)["resource_version"]
+        refused = _post(
+            admin,
+            f"/users/{people.owner_id}/role",
+            resource_version=version,
+            account_role="read",
+        )
+        assert "may not perform user.update" in _page(refused, 403)
+        removed = _post(admin, f"/users/{people.owner_id}/remove", resource_version=version)
+        assert "may not perform user.delete" in _page(removed, 403)
+        invited = _post(admin, "/users", email="boss@peopled.example", account_role="owner")
+        assert "may not perform user.create" in _page(invited, 403)
+    finally:
+        admin.close()
