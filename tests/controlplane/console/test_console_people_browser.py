@@ -45,6 +45,11 @@ def test_invite_a_user_and_copy_a_new_api_key(stratus: StratusUp, tmp_path: Path
         page.get_by_role("button", name="Invite user").click()
         page.wait_for_url("**/users/*")
         assert page.get_by_role("heading", name="dev@keyed.example").count() == 1
+        user_path = page.url.removeprefix(stratus.api_url)
+        assert serious_violations(page) == []
+        page.get_by_role("link", name="Remove dev@keyed.example").click()
+        page.wait_for_url("**/remove")
+        assert serious_violations(page) == []  # the confirmation page
         page.get_by_role("link", name="Users", exact=True).click()
         page.wait_for_url("**/users")
         assert page.get_by_role("link", name="dev@keyed.example").count() == 1
@@ -77,7 +82,7 @@ def test_invite_a_user_and_copy_a_new_api_key(stratus: StratusUp, tmp_path: Path
 
         page.set_viewport_size({"width": 390, "height": 844})
         assert_no_sideways_scroll(page, "api-key-created")
-        for path in ("/users", "/service-accounts", "/api-keys"):
+        for path in ("/users", user_path, "/service-accounts", "/api-keys"):
             page.goto(stratus.api_url + path)
             assert_no_sideways_scroll(page, path)
         assert secret not in page.content()
