@@ -146,6 +146,20 @@ async def user_invite(
     return RedirectResponse(f"/users/{user.id}", status_code=303)
 
 
+@dataclass(frozen=True)
+class _NamespaceGrant:
+    """A row of a user's page: the user's permission on one namespace, and whether the viewer
+    may change it there (as the policy answers for that namespace)."""
+
+    namespace: Namespace
+    permission: NamespacePermission | None
+    may_change: bool
+
+
+def _may_grant(viewer: Viewer, namespace: Namespace) -> bool:
+    return viewer.may(Action.NAMESPACE_ACCESS_UPDATE, Resource(namespace.account_id, namespace.id))
+
+
 async def _user_detail(
     request: Request,
     viewer: Viewer,
@@ -174,17 +188,6 @@ async def _user_detail(
         may_remove=viewer.may(Action.USER_DELETE, Resource(role=user.account_role))
         and user.id != viewer.principal.id,
     )
-
-
-@dataclass(frozen=True)
-class _NamespaceGrant:
-    namespace: Namespace
-    permission: NamespacePermission | None
-    may_change: bool
-
-
-def _may_grant(viewer: Viewer, namespace: Namespace) -> bool:
-    return viewer.may(Action.NAMESPACE_ACCESS_UPDATE, Resource(namespace.account_id, namespace.id))
 
 
 @router.get("/users/{user_id}")
