@@ -323,11 +323,21 @@ def test_a_read_user_gets_no_mutating_control_and_every_post_is_refused(
     people: People,
 ) -> None:
     reader = people.reader
-    for path in ("/users", f"/users/{people.owner_id}", "/service-accounts"):
-        assert "may not perform" in _page(reader.get(path), 403)
+    for path in (
+        "/users",
+        f"/users/{people.owner_id}",
+        f"/users/{people.owner_id}/remove",
+        "/service-accounts",
+        f"/service-accounts/{UNKNOWN_ID}/delete",
+    ):
+        refused = _page(reader.get(path), 403)
+        assert "may not perform" in refused, path
+        assert refused.count("<form") == 1, path  # sign-out only
     keys = _page(reader.get("/api-keys"), 200)
-    # Only its own keys, which the policy lets every principal manage.
+    # Only its own keys, which the policy lets every principal of the account manage (as the
+    # API does): the owner's keys are neither listed nor revocable.
     assert "owner@peopled.example" not in keys
+    assert keys.count('href="/api-keys/') == 1  # the revoke link of its own single key
     nav = _page(reader.get("/namespaces"), 200)
     assert 'href="/api-keys"' in nav
     assert 'href="/users"' not in nav
