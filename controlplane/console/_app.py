@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from controlplane.console._audit import router as audit_router
 from controlplane.console._billing import router as billing_router
 from controlplane.console._namespaces import router as namespaces_router
+from controlplane.console._people import router as people_router
 from controlplane.console._session import SignInRequired
 from controlplane.console._sign_in import router as sign_in_router
 from controlplane.console._templates import render
@@ -105,4 +106,5 @@ def create_console(state: State) -> FastAPI:
     console.include_router(billing_router)
     console.include_router(audit_router)
     console.include_router(workflows_router)
+    console.include_router(people_router)
     return console

@@ -15,3 +15,18 @@ document.addEventListener("click", async (event) => {
     button.textContent = "Select and copy";
   }
 });
+// Copy buttons of a value shown once (an API key's secret): the button names its field.
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-copy-target]");
+  if (!button) return;
+  const field = document.getElementById(button.dataset.copyTarget);
+  const status = document.getElementById("copy-status");
+  try {
+    await navigator.clipboard.writeText(field.value);
+    button.textContent = "Copied";
+    if (status) status.textContent = "The secret is in your clipboard.";
+  } catch {
+    field.select();
+    if (status) status.textContent = "Copying was refused: the secret is selected, copy it yourself.";
+  }
+});
