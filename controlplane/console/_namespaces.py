@@ -24,6 +24,7 @@ from controlplane.kit.deps import SessionDep, SettingsDep
 from controlplane.kit.errors import (
     Forbidden,
     InvalidField,
+    NotFound,
     ResourceVersionMismatch,
     StratusError,
 )
@@ -291,7 +292,12 @@ async def namespace_detail_live(
 ) -> Response:
     """The detail page's body, polled by htmx while the namespace or its latest operation is
     still changing (the fragment stops polling once both are final)."""
-    namespace = await service.get(session, viewer.principal, namespace_id)
+    try:
+        namespace = await service.get(session, viewer.principal, namespace_id)
+    except NotFound:
+        # Deleted while the page polled (or never visible: the same answer): htmx leaves the
+        # page for the list instead of polling a 404 forever.
+        return Response(status_code=404, headers={"HX-Redirect": "/namespaces"})
     return await _detail(
         request, viewer, session, settings, namespace, template="_namespace_detail_body.html"
     )

@@ -189,6 +189,15 @@ def test_bad_values_are_shown_next_to_their_field(stratus: StratusUp, setup: Set
         assert client.get_namespace(setup.namespace_id).resource_version == version
 
 
+def test_a_polled_namespace_that_is_gone_sends_the_page_to_the_list(setup: Settings) -> None:
+    """Deleted while its page polled, or never there (another account's ids take the same
+    service path, so the same answer): htmx leaves for the list."""
+    live = setup.owner.get(f"/namespaces/nothing.{setup.tenant.account_id}/live")
+    assert live.status_code == 404
+    assert live.headers["hx-redirect"] == "/namespaces"
+    assert live.content == b""
+
+
 def test_a_read_user_sees_no_edit_control_and_is_refused(setup: Settings) -> None:
     path = f"/namespaces/{setup.namespace_id}"
     page = _page(setup.reader.get(path), 200)
