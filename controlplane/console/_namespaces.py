@@ -332,6 +332,13 @@ async def _apply(
     through ``service.update`` (which authorizes, checks the resource_version and audits),
     then redirect to the detail page, or show it again with the error next to its field."""
     namespace = await service.get(session, viewer.principal, namespace_id)
+    # The policy first: a caller who may not update is refused even when nothing would change.
+    require(
+        viewer.principal,
+        Action.NAMESPACE_UPDATE,
+        Resource(namespace.account_id, namespace.id),
+        refusal=f"this credential may not perform namespace.update on {namespace_id}",
+    )
     try:
         changes = await change(namespace)
         if changes is not None:

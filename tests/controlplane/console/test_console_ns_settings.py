@@ -18,6 +18,7 @@ from identity_support import user_with_key
 from support import StratusUp, Tenant, create_active_namespace, http, new_tenant, wait_until
 
 from controlplane.console import CONTENT_SECURITY_POLICY
+from controlplane.console._namespaces import FILTER_INPUTS
 from controlplane.sign_in.console_return import console_path
 
 STALE_TEXT = "This namespace changed since you loaded the page"
@@ -198,7 +199,9 @@ def test_a_polled_namespace_that_is_gone_sends_the_page_to_the_list(setup: Setti
     assert live.content == b""
 
 
-def test_a_read_user_sees_no_edit_control_and_is_refused(setup: Settings) -> None:
+def test_a_read_user_sees_no_edit_control_and_is_refused(
+    stratus: StratusUp, setup: Settings
+) -> None:
     path = f"/namespaces/{setup.namespace_id}"
     page = _page(setup.reader.get(path), 200)
     assert f'/namespaces/{setup.namespace_id}/settings"' not in page
@@ -208,6 +211,21 @@ def test_a_read_user_sees_no_edit_control_and_is_refused(setup: Settings) -> Non
     token = csrf_token(setup.reader)
     refused = setup.reader.post(f"{path}/settings", data=_form(token, "x", retention_days="3"))
     assert "may not perform namespace.update" in _page(refused, 403)
+    # Refused also when the form would change nothing.
+    with setup.tenant.client(stratus) as client:
+        namespace = client.get_namespace(setup.namespace_id)
+    unchanged = _form(
+        token,
+        namespace.resource_version,
+        retention_days=str(namespace.retention_days),
+        auth_method=namespace.auth_method,
+        **{
+            name: [row.get(key, "") for row in namespace.certificate_filters] + [""]
+            for key, name in FILTER_INPUTS.items()
+        },
+    )
+    same = setup.reader.post(f"{path}/settings", data=unchanged)
+    assert "may not perform namespace.update" in _page(same, 403)
     added = setup.reader.post(
         f"{path}/cas",
         data={"csrf_token": token, "resource_version": "x", "accepted_client_ca": "x"},
