@@ -16,6 +16,7 @@ from controlplane.console._billing import router as billing_router
 from controlplane.console._namespaces import router as namespaces_router
 from controlplane.console._people import router as people_router
 from controlplane.console._session import SignInRequired
+from controlplane.console._settings import router as settings_router
 from controlplane.console._sign_in import router as sign_in_router
 from controlplane.console._templates import render
 from controlplane.console._workflows import router as workflows_router
@@ -107,4 +108,5 @@ def create_console(state: State) -> FastAPI:
     console.include_router(audit_router)
     console.include_router(workflows_router)
     console.include_router(people_router)
+    console.include_router(settings_router)
     return console

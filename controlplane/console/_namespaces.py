@@ -1,27 +1,36 @@
-"""Namespace pages: list (live state), create (CA upload), detail (endpoints, SDK snippets,
-CAs, limits), CA add/remove, delete. Every read and write goes through
+"""Namespace pages: list (live state), create (CA upload), detail (live state and latest
+operation, endpoints, SDK snippets, CAs, limits), settings (retention, auth method,
+certificate filters), CA add/remove, delete. Every read and write goes through
 ``controlplane.namespaces.service``, as the API's endpoints do."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, fields
+from typing import Annotated, TypedDict
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import RedirectResponse
 
-from auth import Action, AuthMethod, Resource, parse_ca_bundle
+from auth import Action, AuthMethod, CertificateFilter, Resource, parse_ca_bundle
 from controlplane.api.deps import StarterDep
 from controlplane.config import ApiSettings
 from controlplane.console._session import CurrentViewer
 from controlplane.console._templates import render
 from controlplane.kit.authorization import require
 from controlplane.kit.deps import SessionDep, SettingsDep
-from controlplane.kit.errors import InvalidField, StratusError
-from controlplane.models import Namespace, NamespaceState
+from controlplane.kit.errors import (
+    Forbidden,
+    InvalidField,
+    NotFound,
+    ResourceVersionMismatch,
+    StratusError,
+)
+from controlplane.models import AsyncOperation, Namespace, NamespaceState, OperationState
 from controlplane.namespaces import service
+from controlplane.operations import service as operations
 
 router = APIRouter(include_in_schema=False)
 
@@ -29,6 +38,19 @@ router = APIRouter(include_in_schema=False)
 MAX_CA_FILE_BYTES = 64 * 1024
 # States after which nothing changes without a user's action: the list stops polling.
 FINAL_STATES = frozenset({NamespaceState.ACTIVE, NamespaceState.FAILED})
+FINAL_OPERATION_STATES = frozenset({OperationState.FULFILLED, OperationState.FAILED})
+# The filter fields as the settings form names them (one input of each per filter row).
+FILTER_INPUTS = {
+    "common_name": "filter_cn",
+    "organization": "filter_o",
+    "organizational_unit": "filter_ou",
+    "subject_alternative_name": "filter_san",
+}
+assert set(FILTER_INPUTS) == {field.name for field in fields(CertificateFilter)}
+STALE_FORM = (
+    "This namespace changed since you loaded the page (someone else saved it, or an operation "
+    "finished). The page now shows its current settings: check them and make your change again."
+)
 
 
 @dataclass(frozen=True)
@@ -192,26 +214,59 @@ async def namespace_create(
     return RedirectResponse(f"/namespaces/{namespace.id}", status_code=303)
 
 
-def _detail(
+async def _latest_operation(
+    session: SessionDep, viewer: CurrentViewer, namespace: Namespace
+) -> AsyncOperation | None:
+    """The namespace's newest operation, if the viewer may read operations."""
+    try:
+        recent = await operations.list_recent(session, viewer.principal)
+    except Forbidden:
+        return None
+    return next((op for op in recent if op.resource_id == namespace.id), None)
+
+
+def _filter_rows(namespace: Namespace) -> list[dict[str, str]]:
+    """The stored filters and one empty row to add a filter with."""
+    return [*namespace.certificate_filters, {}]
+
+
+async def _detail(
     request: Request,
     viewer: CurrentViewer,
+    session: SessionDep,
     settings: ApiSettings,
     namespace: Namespace,
     *,
+    template: str = "namespace_detail.html",
     error: StratusError | None = None,
+    values: dict[str, object] | None = None,
 ) -> Response:
     resource = Resource(namespace.account_id, namespace.id)
+    operation = await _latest_operation(session, viewer, namespace)
+    final = namespace.state in FINAL_STATES and (
+        operation is None or operation.state in FINAL_OPERATION_STATES
+    )
     return render(
         request,
-        "namespace_detail.html",
+        template,
         status_code=error.status if error else 200,
         namespace=namespace,
+        operation=operation,
         cas=_cas(namespace),
         endpoints=_endpoints(settings, namespace),
         may_update=viewer.may(Action.NAMESPACE_UPDATE, resource),
         may_delete=viewer.may(Action.NAMESPACE_DELETE, resource),
         may_browse=viewer.may(Action.NAMESPACE_DATA_READ, resource),
-        final=namespace.state in FINAL_STATES,
+        final=final,
+        editable=namespace.state == NamespaceState.ACTIVE,
+        auth_methods=list(AuthMethod),
+        filter_inputs=FILTER_INPUTS,
+        values=values
+        or {
+            "retention_days": str(namespace.retention_days),
+            "auth_method": namespace.auth_method.value,
+            "filters": _filter_rows(namespace),
+        },
         error=error,
     )
 
@@ -225,10 +280,44 @@ async def namespace_detail(
     settings: SettingsDep,
 ) -> Response:
     namespace = await service.get(session, viewer.principal, namespace_id)
-    return _detail(request, viewer, settings, namespace)
+    return await _detail(request, viewer, session, settings, namespace)
 
 
-async def _update_cas(
+@router.get("/namespaces/{namespace_id}/live")
+async def namespace_detail_live(
+    request: Request,
+    namespace_id: str,
+    viewer: CurrentViewer,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    """The detail page's body, polled by htmx while the namespace or its latest operation is
+    still changing (the fragment stops polling once both are final)."""
+    try:
+        namespace = await service.get(session, viewer.principal, namespace_id)
+    except NotFound:
+        # Deleted while the page polled (or never visible: the same answer): htmx leaves the
+        # page for the list instead of polling a 404 forever.
+        return Response(status_code=404, headers={"HX-Redirect": "/namespaces"})
+    return await _detail(
+        request, viewer, session, settings, namespace, template="_namespace_detail_body.html"
+    )
+
+
+class NamespaceChange(TypedDict, total=False):
+    """What an edit asks ``service.update`` for; a field left out keeps its value."""
+
+    retention_days: int
+    auth_method: AuthMethod
+    accepted_client_ca: str
+    certificate_filters: list[dict[str, object]]
+
+
+# Computes the change from the namespace as it is now (None: nothing to change).
+Change = Callable[[Namespace], Awaitable[NamespaceChange | None]]
+
+
+async def _apply(
     request: Request,
     viewer: CurrentViewer,
     session: SessionDep,
@@ -236,27 +325,128 @@ async def _update_cas(
     settings: ApiSettings,
     namespace_id: str,
     resource_version: str,
-    new_bundle: str,
+    change: Change,
+    *,
+    values: dict[str, object] | None = None,
 ) -> Response:
+    """Load the namespace (another account's is not found), compute the change, apply it
+    through ``service.update`` (which authorizes, checks the resource_version and audits),
+    then redirect to the detail page, or show it again with the error next to its field."""
+    namespace = await service.get(session, viewer.principal, namespace_id)
+    # The policy first: a caller who may not update is refused even when nothing would change.
+    require(
+        viewer.principal,
+        Action.NAMESPACE_UPDATE,
+        Resource(namespace.account_id, namespace.id),
+        refusal=f"this credential may not perform namespace.update on {namespace_id}",
+    )
     try:
-        await service.update(
-            session,
-            viewer.principal,
-            starter,
-            namespace_id=namespace_id,
-            resource_version=resource_version,
-            retention_days=None,
-            accepted_client_ca=new_bundle,
-            certificate_filters=None,
-            async_operation_id=None,
-        )
+        changes = await change(namespace)
+        if changes is not None:
+            await service.update(
+                session,
+                viewer.principal,
+                starter,
+                namespace_id=namespace_id,
+                resource_version=resource_version,
+                retention_days=changes.get("retention_days"),
+                accepted_client_ca=changes.get("accepted_client_ca"),
+                certificate_filters=changes.get("certificate_filters"),
+                auth_method=changes.get("auth_method"),
+                async_operation_id=None,
+            )
     except StratusError as refused:
         if refused.status in (401, 403, 404):
             raise
         await session.rollback()
         namespace = await service.get(session, viewer.principal, namespace_id)
-        return _detail(request, viewer, settings, namespace, error=refused)
+        if isinstance(refused, ResourceVersionMismatch):
+            # The form's values are out of date: show the namespace as it is now.
+            stale = InvalidField(STALE_FORM, field="resource_version")
+            stale.status, stale.title = refused.status, refused.title
+            return await _detail(request, viewer, session, settings, namespace, error=stale)
+        return await _detail(
+            request, viewer, session, settings, namespace, error=refused, values=values
+        )
     return RedirectResponse(f"/namespaces/{namespace_id}", status_code=303)
+
+
+def _filters_from_form(form_rows: list[list[str]]) -> list[dict[str, object]]:
+    """The filter rows of the settings form, empty rows left out."""
+    filters: list[dict[str, object]] = []
+    for row in zip(*form_rows, strict=True):
+        entry = {
+            name: value.strip()
+            for name, value in zip(FILTER_INPUTS, row, strict=True)
+            if value.strip()
+        }
+        if entry:
+            filters.append(entry)
+    return filters
+
+
+@router.post("/namespaces/{namespace_id}/settings")
+async def namespace_settings(
+    request: Request,
+    namespace_id: str,
+    viewer: CurrentViewer,
+    session: SessionDep,
+    starter: StarterDep,
+    settings: SettingsDep,
+    resource_version: Annotated[str, Form()],
+    retention_days: Annotated[str, Form()] = "",
+    auth_method: Annotated[str, Form()] = "",
+    filter_cn: Annotated[list[str] | None, Form()] = None,
+    filter_o: Annotated[list[str] | None, Form()] = None,
+    filter_ou: Annotated[list[str] | None, Form()] = None,
+    filter_san: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """Change retention, auth method and certificate filters in one update (only the fields
+    that differ from the namespace's are sent, so the audit event names what changed)."""
+    columns = [filter_cn or [], filter_o or [], filter_ou or [], filter_san or []]
+    if len({len(column) for column in columns}) != 1:
+        raise InvalidField("the filter rows are incomplete; reload the page")
+    submitted_filters = [
+        dict(zip(FILTER_INPUTS, row, strict=True)) for row in zip(*columns, strict=True)
+    ]
+    values: dict[str, object] = {
+        "retention_days": retention_days,
+        "auth_method": auth_method,
+        "filters": submitted_filters,
+    }
+
+    async def change(namespace: Namespace) -> NamespaceChange | None:
+        try:
+            days = int(retention_days)
+        except ValueError:
+            raise InvalidField(
+                "retention must be a whole number of days", field="retention_days"
+            ) from None
+        try:
+            method = AuthMethod(auth_method)
+        except ValueError:
+            raise InvalidField("choose an authentication method", field="auth_method") from None
+        filters = _filters_from_form(columns)
+        changes = NamespaceChange()
+        if days != namespace.retention_days:
+            changes["retention_days"] = days
+        if method != namespace.auth_method:
+            changes["auth_method"] = method
+        if filters != namespace.certificate_filters:
+            changes["certificate_filters"] = filters
+        return changes or None
+
+    return await _apply(
+        request,
+        viewer,
+        session,
+        starter,
+        settings,
+        namespace_id,
+        resource_version,
+        change,
+        values=values,
+    )
 
 
 @router.post("/namespaces/{namespace_id}/cas")
@@ -272,14 +462,15 @@ async def namespace_ca_add(
     ca_file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
     """Add the uploaded (or pasted) CA certificates to the namespace's bundle."""
-    namespace = await service.get(session, viewer.principal, namespace_id)
-    try:
+
+    async def change(namespace: Namespace) -> NamespaceChange:
         added = await _read_ca(ca_file, accepted_client_ca)
-    except InvalidField as invalid:
-        return _detail(request, viewer, settings, namespace, error=invalid)
-    bundle = namespace.accepted_client_ca.rstrip() + "\n" + added
-    return await _update_cas(
-        request, viewer, session, starter, settings, namespace_id, resource_version, bundle
+        return NamespaceChange(
+            accepted_client_ca=namespace.accepted_client_ca.rstrip() + "\n" + added
+        )
+
+    return await _apply(
+        request, viewer, session, starter, settings, namespace_id, resource_version, change
     )
 
 
@@ -295,15 +486,18 @@ async def namespace_ca_remove(
     fingerprint: Annotated[str, Form()],
 ) -> Response:
     """Remove one CA (by SHA-256 fingerprint) from the namespace's bundle."""
-    namespace = await service.get(session, viewer.principal, namespace_id)
-    kept: list[x509.Certificate] = [
-        certificate
-        for certificate in parse_ca_bundle(namespace.accepted_client_ca).certificates
-        if certificate.fingerprint(hashes.SHA256()).hex() != fingerprint
-    ]
-    bundle = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in kept)
-    return await _update_cas(
-        request, viewer, session, starter, settings, namespace_id, resource_version, bundle
+
+    async def change(namespace: Namespace) -> NamespaceChange:
+        kept: list[x509.Certificate] = [
+            certificate
+            for certificate in parse_ca_bundle(namespace.accepted_client_ca).certificates
+            if certificate.fingerprint(hashes.SHA256()).hex() != fingerprint
+        ]
+        bundle = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in kept)
+        return NamespaceChange(accepted_client_ca=bundle)
+
+    return await _apply(
+        request, viewer, session, starter, settings, namespace_id, resource_version, change
     )
 
 
@@ -346,5 +540,5 @@ async def namespace_delete(
             raise
         await session.rollback()
         namespace = await service.get(session, viewer.principal, namespace_id)
-        return _detail(request, viewer, settings, namespace, error=refused)
+        return await _detail(request, viewer, session, settings, namespace, error=refused)
     return RedirectResponse("/namespaces", status_code=303)

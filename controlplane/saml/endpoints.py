@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from auth import Action, Principal
@@ -20,7 +20,12 @@ from controlplane.saml import service
 from controlplane.saml.schemas import IdpMetadataIn, SamlConfigOut
 from controlplane.saml.service_provider import SpUrls
 from controlplane.sign_in import service as sign_in
-from controlplane.sign_in.endpoints import signed_in_response
+from controlplane.sign_in.console_return import checked_console_path, console_path
+from controlplane.sign_in.endpoints import (
+    CONSOLE_REFUSED,
+    console_signed_in_response,
+    signed_in_response,
+)
 from controlplane.sign_in.errors import SignInRefused
 from controlplane.sign_in.schemas import SessionOut
 
@@ -76,13 +81,22 @@ async def sp_metadata(
     return Response(xml, media_type=SAML_METADATA_TYPE)
 
 
-@router.get("/auth/saml/{account_id}/login", status_code=302, responses={302: {}, 404: {}})
+@router.get("/auth/saml/{account_id}/login", status_code=302, responses={302: {}, 400: {}, 404: {}})
 async def saml_login(
-    account_id: str, request: Request, session: SessionDep, settings: SettingsDep
+    account_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    return_to: Annotated[
+        str | None, Query(description="Console path to return to, signed in (the console)")
+    ] = None,
 ) -> RedirectResponse:
-    """SP-initiated sign-in: redirects to the account's IdP with an AuthnRequest."""
+    """SP-initiated sign-in: redirects to the account's IdP with an AuthnRequest. With
+    ``return_to`` (a console path; anything else is refused) the IdP carries it back as the
+    RelayState and the ACS answers with a redirect there instead of the session's JSON."""
     urls = _urls(settings, account_id)
-    location = await service.start_login(session, account_id, urls)
+    relay_state = checked_console_path(return_to)
+    location = await service.start_login(session, account_id, urls, relay_state=relay_state)
     return RedirectResponse(location, status_code=302)
 
 
@@ -106,10 +120,13 @@ async def saml_acs(
     settings: SettingsDep,
 ) -> Response:
     """The assertion consumer service (HTTP-POST binding). Success sets the
-    ``stratus_session`` cookie and returns the session, as the OIDC callback does; refusals are
-    problem+json and audited."""
+    ``stratus_session`` cookie and returns the session, as the OIDC callback does, or, for a
+    sign-in started from the console (a console path as the RelayState), redirects (303)
+    there; refusals are problem+json (a console sign-in: the sign-in page) and audited."""
     urls = _urls(settings, account_id)
     saml_response = await _form_field(request, "SAMLResponse")
+    # The RelayState comes back through the browser: anything but a console path is ignored.
+    console_return = console_path(await _form_field(request, "RelayState"))
     context = service.AcsContext()
     try:
         created = await service.complete_login(
@@ -128,5 +145,9 @@ async def saml_acs(
             # Refusals happen only once the account has a SAML IdP, so it exists.
             account_id=account_id,
         )
+        if console_return is not None:
+            return RedirectResponse(CONSOLE_REFUSED, status_code=303)
         return problem_response(refused, request)
+    if console_return is not None:
+        return console_signed_in_response(request, settings, created, console_return)
     return signed_in_response(request, settings, created)

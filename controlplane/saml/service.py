@@ -72,6 +72,14 @@ async def configure_idp(
     return ConfiguredIdp(config=config, metadata=metadata)
 
 
+async def configured_idp(session: AsyncSession, principal: Principal) -> SamlIdpConfig | None:
+    """The caller's account's IdP configuration, if any (what the console's settings show)."""
+    require(principal, Action.IDENTITY_READ, refusal="this credential may not read sign-in setup")
+    if principal.account_id is None:
+        return None
+    return await SamlIdpConfigRepository(session, principal).get()
+
+
 async def sp_metadata(session: AsyncSession, account_id: str, urls: SpUrls) -> str:
     """The account's SP metadata (served before the IdP is configured: the IdP needs it)."""
     if not await SamlSignInRepository(session).account_exists(account_id):
@@ -86,13 +94,20 @@ async def _config_or_404(repository: SamlSignInRepository, account_id: str) -> S
     return config
 
 
-async def start_login(session: AsyncSession, account_id: str, urls: SpUrls) -> str:
+async def start_login(
+    session: AsyncSession, account_id: str, urls: SpUrls, *, relay_state: str | None = None
+) -> str:
     """Issue an AuthnRequest (its id kept server-side until it expires or is answered) and
-    return the IdP URL carrying it (HTTP-Redirect binding)."""
+    return the IdP URL carrying it (HTTP-Redirect binding) and ``relay_state``, which the IdP
+    posts back with its response."""
     repository = SamlSignInRepository(session)
     config = await _config_or_404(repository, account_id)
     request_id, location = await asyncio.to_thread(
-        service_provider.authn_request, urls, config.metadata_xml, config.idp_entity_id
+        service_provider.authn_request,
+        urls,
+        config.metadata_xml,
+        config.idp_entity_id,
+        relay_state or "",
     )
     now = utcnow()
     await repository.delete_expired(now)

@@ -160,11 +160,14 @@ def parse_idp_metadata(xml: str) -> IdpMetadata:
     )
 
 
-def authn_request(urls: SpUrls, idp_metadata_xml: str, idp_entity_id: str) -> tuple[str, str]:
-    """An AuthnRequest for the HTTP-Redirect binding: its id and the IdP URL carrying it."""
+def authn_request(
+    urls: SpUrls, idp_metadata_xml: str, idp_entity_id: str, relay_state: str = ""
+) -> tuple[str, str]:
+    """An AuthnRequest for the HTTP-Redirect binding: its id and the IdP URL carrying it
+    (with ``relay_state``, which the IdP returns unchanged)."""
     client = Saml2Client(config=_sp_config(urls, idp_metadata_xml))
     request_id, info = client.prepare_for_authenticate(
-        entityid=idp_entity_id, binding=BINDING_HTTP_REDIRECT, relay_state=""
+        entityid=idp_entity_id, binding=BINDING_HTTP_REDIRECT, relay_state=relay_state
     )
     location = dict(info["headers"])["Location"]
     return str(request_id), str(location)

@@ -12,11 +12,16 @@ from auth import Action, Principal
 from controlplane.api.deps import CSRF_HEADER, SESSION_COOKIE, requires
 from controlplane.config import ApiSettings
 from controlplane.kit.deps import SessionDep, SettingsDep
-from controlplane.kit.errors import CsrfRejected, Unauthenticated, problem_response
+from controlplane.kit.errors import CsrfRejected, InvalidField, Unauthenticated, problem_response
 from controlplane.kit.routing import ApiRoute
 from controlplane.models.user import User
 from controlplane.models.web_session import WebSession
 from controlplane.sign_in import console_link, service
+from controlplane.sign_in.console_return import (
+    RETURN_COOKIE,
+    checked_console_path,
+    console_path,
+)
 from controlplane.sign_in.errors import SignInRefused
 from controlplane.sign_in.relying_party import RelyingParty
 from controlplane.sign_in.schemas import (
@@ -72,6 +77,20 @@ def signed_in_response(
     return response
 
 
+# Where a console sign-in that the IdP or the service refused lands (the refusal is audited).
+CONSOLE_REFUSED = "/sign-in?note=refused"
+
+
+def console_signed_in_response(
+    request: Request, settings: ApiSettings, created: service.NewWebSession, return_to: str
+) -> Response:
+    """The answer to a browser sign-in started from the console: the session cookie and a
+    303 to the console page it started from (``return_to``, already a console path)."""
+    response = RedirectResponse(return_to, status_code=303)
+    set_session_cookie(response, request, settings, created.token)
+    return response
+
+
 def set_session_cookie(
     response: Response, request: Request, settings: ApiSettings, token: str
 ) -> None:
@@ -114,9 +133,18 @@ async def oidc_login(
     account: Annotated[str | None, Query(description="Account to sign into")] = None,
     cli_redirect: Annotated[str | None, Query(description="CLI loopback URL")] = None,
     cli_challenge: Annotated[str | None, Query(description="S256 of the CLI's verifier")] = None,
+    return_to: Annotated[
+        str | None, Query(description="Console path to return to, signed in (the console)")
+    ] = None,
 ) -> RedirectResponse:
     """Start an authorization-code + PKCE sign-in: redirects to the IdP. ``state`` is bound to
-    this browser by a short-lived cookie."""
+    this browser by a short-lived cookie. With ``return_to`` (a console path; anything else
+    is refused) the callback answers with a redirect there instead of the session's JSON."""
+    console_return = checked_console_path(return_to)
+    if console_return is not None and cli_redirect is not None:
+        raise InvalidField(
+            "a sign-in returns to the console or to the CLI, not both", field="return_to"
+        )
     url, state = await service.start_login(
         session,
         _relying_party(request),
@@ -136,6 +164,16 @@ async def oidc_login(
         samesite="lax",
         secure=_secure(request, settings.public_url),
     )
+    if console_return is not None:
+        response.set_cookie(
+            RETURN_COOKIE,
+            console_return,
+            max_age=int(service.LOGIN_ATTEMPT_LIFETIME.total_seconds()),
+            path=STATE_COOKIE_PATH,
+            httponly=True,
+            samesite="lax",
+            secure=_secure(request, settings.public_url),
+        )
     return response
 
 
@@ -156,8 +194,11 @@ async def oidc_callback(
     iss: str | None = None,
 ) -> Response:
     """The IdP's redirect back. Success sets the ``stratus_session`` cookie and returns the
-    session (with its CSRF token); a CLI sign-in is handed to the CLI's loopback instead.
-    Refusals are problem+json and audited."""
+    session (with its CSRF token); a CLI sign-in is handed to the CLI's loopback instead, and
+    a console sign-in is redirected (303) to the console page it started from. Refusals are
+    problem+json (a console sign-in: the sign-in page) and audited."""
+    # Checked again: the cookie comes back from the browser.
+    console_return = console_path(request.cookies.get(RETURN_COOKIE))
     context = service.CallbackContext()
     try:
         result = await service.complete_login(
@@ -184,13 +225,20 @@ async def oidc_callback(
             email=context.email,
             account_id=context.account_id,
         )
-        response: Response = problem_response(refused, request)
+        response: Response = (
+            RedirectResponse(CONSOLE_REFUSED, status_code=303)
+            if console_return is not None
+            else problem_response(refused, request)
+        )
     else:
         if isinstance(result, service.CliHandoff):
             response = RedirectResponse(result.redirect_url, status_code=302)
+        elif console_return is not None:
+            response = console_signed_in_response(request, settings, result, console_return)
         else:
             response = signed_in_response(request, settings, result)
     response.delete_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH)
+    response.delete_cookie(RETURN_COOKIE, path=STATE_COOKIE_PATH)
     return response
 
 
