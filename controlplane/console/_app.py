@@ -12,6 +12,7 @@ from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 
 from controlplane.console._namespaces import router as namespaces_router
+from controlplane.console._operator import router as operator_router
 from controlplane.console._session import SignInRequired
 from controlplane.console._sign_in import router as sign_in_router
 from controlplane.console._templates import render
@@ -99,4 +100,5 @@ def create_console(state: State) -> FastAPI:
 
     console.include_router(sign_in_router)
     console.include_router(namespaces_router)
+    console.include_router(operator_router)
     return console
