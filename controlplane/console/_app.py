@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from controlplane.console._namespaces import router as namespaces_router
 from controlplane.console._operator import router as operator_router
-from controlplane.console._session import SignInRequired
+from controlplane.console._session import CurrentViewer, SignInRequired
 from controlplane.console._sign_in import router as sign_in_router
 from controlplane.console._templates import render
 from controlplane.kit.errors import NotFound, StratusError, problem_response
@@ -95,8 +95,10 @@ def create_console(state: State) -> FastAPI:
         )
 
     @console.get("/", include_in_schema=False)
-    async def home() -> Response:
-        return RedirectResponse("/namespaces", status_code=303)
+    async def home(viewer: CurrentViewer) -> Response:
+        return RedirectResponse(
+            "/operator/accounts" if viewer.is_operator else "/namespaces", status_code=303
+        )
 
     console.include_router(sign_in_router)
     console.include_router(namespaces_router)

@@ -329,9 +329,18 @@ def test_every_operator_post_needs_the_csrf_token(stratus: StratusUp, operated: 
     assert "Csrfless" not in _page(operated.operator.get("/operator/accounts"), 200)
 
 
-def test_signing_out_ends_the_operator_session(stratus: StratusUp) -> None:
-    operator = operator_signed_in(stratus)
+def test_stratus_console_with_the_operator_key_and_signing_out(stratus: StratusUp) -> None:
+    """`stratus console` with the operator key prints an operator link; signing out deletes
+    the session's row."""
+    printed = stratus.cli("console", api_key=stratus.operator_key)
+    assert printed.returncode == 0, printed.stderr
+    match = LINK_PATH.match(printed.stdout.strip().splitlines()[-1])
+    assert match, printed.stdout
+    operator = httpx.Client(base_url=stratus.api_url, timeout=30)
     try:
+        spent = operator.post(match.group(1))
+        assert spent.headers["location"] == "/operator/accounts"
+        assert operator.get("/").headers["location"] == "/operator/accounts"
         cookie = operator.cookies["stratus_session"]
         out = operator.post("/sign-out", data={"csrf_token": csrf_token(operator)})
         assert out.status_code == 303
