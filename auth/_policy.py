@@ -56,6 +56,8 @@ _PERMISSION_RANK = {
 
 class Action(enum.StrEnum):
     ACCOUNT_CREATE = "account.create"
+    # The operator lists every account, with its plan, credits and namespaces.
+    ACCOUNT_READ = "account.read"
     ACCOUNT_QUOTAS_READ = "account.quotas.read"
     ACCOUNT_QUOTAS_SET = "account.quotas.set"
     NAMESPACE_CREATE = "namespace.create"
@@ -160,6 +162,7 @@ class Resource:
 OPERATOR_ACTIONS = frozenset(
     {
         Action.ACCOUNT_CREATE,
+        Action.ACCOUNT_READ,
         Action.GATEWAY_ROUTES_READ,
         Action.GATEWAY_MANAGE,
         Action.CELL_MANAGE,
@@ -186,6 +189,7 @@ _ACCOUNT_ADMIN = (
     frozenset(Action)
     - {
         Action.ACCOUNT_CREATE,
+        Action.ACCOUNT_READ,
         Action.ACCOUNT_QUOTAS_SET,
         Action.GATEWAY_ROUTES_READ,
         Action.GATEWAY_MANAGE,

@@ -231,6 +231,24 @@ class Supervisor:
         writer.close()
         return True
 
+    async def _operator_sign_in_link(self, operator_key: str) -> str:
+        """A one-time link that signs the operator into the console, asked of the API with the
+        operator key like any client would (so it is audited as console.sign_in_link.create).
+        A new one each start; a failure is told in the banner, never fatal."""
+        try:
+            async with httpx.AsyncClient(timeout=10.0) as http:
+                response = await http.post(
+                    f"{self.settings.api_url}/api/v1/auth/console-link",
+                    headers={"authorization": f"Bearer {operator_key}"},
+                )
+                response.raise_for_status()
+                body = response.json()
+        except (httpx.HTTPError, ValueError) as error:
+            logger.warning("could not create the operator's console link: %s", error)
+            return "(no link: run `stratus console` with the operator key)"
+        expires_at = str(body["expires_at"])[11:16]
+        return f"{body['url']}   (operator sign-in, once, until {expires_at} UTC)"
+
     async def _wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         api_ok = gateway_ok = False
@@ -297,11 +315,13 @@ class Supervisor:
                 await self._spawn(child)
             await self._wait_ready()
             watchers = [asyncio.create_task(self._watch(c)) for c in self.children]
+            operator_link = await self._operator_sign_in_link(operator_key_path.read_text().strip())
             print(
                 "Stratus is up.\n"
                 f"  API:            {s.api_url}/api/v1   (OpenAPI: {s.api_url}/docs)\n"
                 f"  Console:        {s.public_base_url}/   (sign in: `stratus console` prints "
                 "a one-time link for your API key)\n"
+                f"  Operator link:  {operator_link}\n"
                 f"  Gateway:        {s.gateway_host}:{s.gateway_port}   (mTLS, TLS server name "
                 f"<namespace id>.{s.gateway_domain}; metrics: "
                 f"http://{gateway.metrics_host}:{gateway.metrics_port}/metrics)\n"

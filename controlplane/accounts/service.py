@@ -12,6 +12,7 @@ from controlplane.api_keys import service as api_keys
 from controlplane.audit import service as audit
 from controlplane.kit import fields
 from controlplane.kit.authorization import require
+from controlplane.kit.errors import NotFound
 from controlplane.models import Account, ApiKey, User
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -54,3 +55,18 @@ async def create(
     )
     await session.flush()
     return account, owner, api_key, token
+
+
+async def list_all(session: AsyncSession, principal: Principal) -> list[tuple[Account, int]]:
+    """Operator only: every account, with how many namespaces it has."""
+    require(principal, Action.ACCOUNT_READ, refusal="only the operator may list accounts")
+    return await SystemAccountRepository(session).list_with_namespace_counts()
+
+
+async def get(session: AsyncSession, principal: Principal, account_id: str) -> Account:
+    """Operator only: one account."""
+    require(principal, Action.ACCOUNT_READ, refusal="only the operator may read accounts")
+    account = await SystemAccountRepository(session).get(account_id)
+    if account is None:
+        raise NotFound(f"account {account_id} not found")
+    return account

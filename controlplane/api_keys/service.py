@@ -273,6 +273,33 @@ async def authenticate(
     return principal
 
 
+def _operator(api_key: ApiKey) -> Principal:
+    return Principal(
+        kind=PrincipalKind.OPERATOR,
+        id=api_key.id,
+        account_id=None,
+        account_role=None,
+        display="operator",
+        api_key_id=api_key.id,
+    )
+
+
+async def operator_of_key(
+    session: AsyncSession, key_id: str, *, now: Callable[[], dt.datetime] = utcnow
+) -> Principal | None:
+    """The operator, while ``key_id`` is a valid operator key (an operator web session ends
+    with the key that signed it in); None otherwise."""
+    api_key = await SystemApiKeyRepository(session).get(key_id)
+    if (
+        api_key is None
+        or api_key.owner_type != PrincipalKind.OPERATOR.value
+        or api_key.disabled
+        or (api_key.expires_at is not None and api_key.expires_at <= now())
+    ):
+        return None
+    return _operator(api_key)
+
+
 async def _verify(
     session: AsyncSession, token: str, now: Callable[[], dt.datetime]
 ) -> tuple[Principal, dt.datetime | None]:
@@ -291,15 +318,7 @@ async def _verify(
     if api_key.expires_at is not None and api_key.expires_at <= now():
         raise refused
     if api_key.owner_type == PrincipalKind.OPERATOR.value:
-        operator = Principal(
-            kind=PrincipalKind.OPERATOR,
-            id=api_key.id,
-            account_id=None,
-            account_role=None,
-            display="operator",
-            api_key_id=api_key.id,
-        )
-        return operator, api_key.expires_at
+        return _operator(api_key), api_key.expires_at
     # Read-only: a cached principal is shared by the requests that present its key.
     permissions = MappingProxyType(credential.namespace_permissions)
     if api_key.owner_type == PrincipalKind.SERVICE_ACCOUNT.value:

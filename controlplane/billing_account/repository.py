@@ -48,6 +48,22 @@ class SystemBillingAccountRepository:
         )
         return list((await self.session.execute(statement)).scalars())
 
+    async def plans_by_account(self) -> dict[str, list[AccountPlan]]:
+        """Every account's plan changes, oldest first (accounts without any are absent)."""
+        statement = select(AccountPlan).order_by(AccountPlan.account_id, AccountPlan.effective_from)
+        plans: dict[str, list[AccountPlan]] = {}
+        for row in (await self.session.execute(statement)).scalars():
+            plans.setdefault(row.account_id, []).append(row)
+        return plans
+
+    async def credits_of(self, account_id: str) -> list[Credit]:
+        statement = (
+            select(Credit)
+            .where(Credit.account_id == account_id)
+            .order_by(Credit.created_at, Credit.id)
+        )
+        return list((await self.session.execute(statement)).scalars())
+
     async def finalized_through(self, account_id: str) -> dt.datetime | None:
         """The end of the account's latest finalized month (None if none)."""
         statement = (

@@ -152,3 +152,25 @@ async def grant_credit(
 async def list_credits(session: AsyncSession, principal: Principal) -> list[Credit]:
     require(principal, Action.BILLING_READ)
     return await BillingAccountRepository(session, principal).credits()
+
+
+async def plans_of_accounts(
+    session: AsyncSession, principal: Principal, pricing: Pricing, account_ids: list[str]
+) -> dict[str, AccountPlanOut]:
+    """Operator only: each account's plan today (the default plan where none was set)."""
+    require(principal, Action.ACCOUNT_READ, refusal="only the operator may read accounts' plans")
+    history = await SystemBillingAccountRepository(session).plans_by_account()
+    today = utcnow().date()
+    return {
+        account_id: describe_plan(account_id, history.get(account_id, []), pricing, today=today)
+        for account_id in account_ids
+    }
+
+
+async def credits_of(session: AsyncSession, principal: Principal, account_id: str) -> list[Credit]:
+    """Operator only: an account's prepaid credits and what remains of each."""
+    require(principal, Action.ACCOUNT_READ, refusal="only the operator may read accounts' credits")
+    repository = SystemBillingAccountRepository(session)
+    if await repository.account(account_id) is None:
+        raise NotFound(f"account {account_id} not found")
+    return await repository.credits_of(account_id)

@@ -14,8 +14,9 @@ from starlette.exceptions import HTTPException
 from controlplane.console._audit import router as audit_router
 from controlplane.console._billing import router as billing_router
 from controlplane.console._namespaces import router as namespaces_router
+from controlplane.console._operator import router as operator_router
 from controlplane.console._people import router as people_router
-from controlplane.console._session import SignInRequired
+from controlplane.console._session import CurrentViewer, SignInRequired
 from controlplane.console._settings import router as settings_router
 from controlplane.console._sign_in import router as sign_in_router
 from controlplane.console._templates import render
@@ -99,8 +100,10 @@ def create_console(state: State) -> FastAPI:
         )
 
     @console.get("/", include_in_schema=False)
-    async def home() -> Response:
-        return RedirectResponse("/namespaces", status_code=303)
+    async def home(viewer: CurrentViewer) -> Response:
+        return RedirectResponse(
+            "/operator/accounts" if viewer.is_operator else "/namespaces", status_code=303
+        )
 
     console.include_router(sign_in_router)
     console.include_router(namespaces_router)
@@ -109,4 +112,5 @@ def create_console(state: State) -> FastAPI:
     console.include_router(workflows_router)
     console.include_router(people_router)
     console.include_router(settings_router)
+    console.include_router(operator_router)
     return console

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from auth import Action, Principal, Resource, authorize
+from auth import Action, Principal, PrincipalKind, Resource, authorize
 from controlplane.api.deps import CSRF_HEADER, SESSION_COOKIE
 from controlplane.kit.context import account_id_var
 from controlplane.kit.deps import SessionDep
@@ -25,7 +25,7 @@ class SignInRequired(Unauthenticated):
 
 @dataclass(frozen=True)
 class Viewer:
-    """The signed-in user of a console request."""
+    """The signed-in user (or the operator) of a console request."""
 
     principal: Principal
     email: str
@@ -36,6 +36,12 @@ class Viewer:
         """What the one policy answers: templates show a control only where this is true
         (the service refuses anyway)."""
         return authorize(self.principal, action, resource)
+
+    @property
+    def is_operator(self) -> bool:
+        """The installation's operator: the console shows the operator pages instead of an
+        account's."""
+        return self.principal.kind is PrincipalKind.OPERATOR
 
 
 async def _viewer(request: Request, session: SessionDep) -> Viewer:
@@ -48,7 +54,7 @@ async def _viewer(request: Request, session: SessionDep) -> Viewer:
         raise SignInRequired("your session ended; sign in again") from None
     viewer = Viewer(
         principal=signed_in.principal,
-        email=signed_in.user.email,
+        email=signed_in.user.email if signed_in.user else "operator",
         csrf_token=signed_in.web_session.csrf_token,
         signed_in=signed_in,
     )

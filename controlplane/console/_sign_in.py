@@ -95,7 +95,10 @@ async def use_sign_in_link(
             target=console_link.CONSOLE_LINK_PROVIDER,
         )
         return _sign_in_page(request, message=refused.message, status_code=refused.status)
-    response = RedirectResponse("/namespaces", status_code=303)
+    is_operator = isinstance(created, sign_in.NewOperatorSession)
+    response = RedirectResponse(
+        "/operator/accounts" if is_operator else "/namespaces", status_code=303
+    )
     set_session_cookie(response, request, settings, created.token)
     return response
 

@@ -31,6 +31,10 @@ class OidcLoginAttempt(TimestampMixin, Base):
     # Set by the callback of a CLI sign-in: the hash of the hand-off code and the user.
     handoff_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # A one-time console link of the operator: the operator key that asked for it.
+    operator_key_id: Mapped[str | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE")
+    )
     # Set when the callback consumed the state (single use).
     consumed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

@@ -397,3 +397,21 @@ async def delete(
     )
     await session.flush()
     return namespace, operation
+
+
+async def of_account(
+    session: AsyncSession, principal: Principal, account_id: str
+) -> list[Namespace]:
+    """Operator only: an account's namespaces (to set their rate limits)."""
+    require(principal, Action.ACCOUNT_READ, refusal="only the operator may read any account")
+    # The operator acts across accounts: no tenant scoping here, by design.
+    return await SystemNamespaceRepository(session).list_for_account(account_id)
+
+
+async def get_any(session: AsyncSession, principal: Principal, namespace_id: str) -> Namespace:
+    """Operator only: any account's namespace."""
+    require(principal, Action.ACCOUNT_READ, refusal="only the operator may read any account")
+    namespace = await SystemNamespaceRepository(session).get(namespace_id)
+    if namespace is None:
+        raise NotFound(f"namespace {namespace_id} not found")
+    return namespace

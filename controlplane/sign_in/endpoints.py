@@ -53,13 +53,14 @@ def _callback_uri(settings: ApiSettings, provider: str) -> str:
     return f"{settings.public_base_url}/api/v1/auth/oidc/{provider}/callback"
 
 
-def _session_out(web_session: WebSession, user: User) -> SessionOut:
+def _session_out(web_session: WebSession, user: User | None) -> SessionOut:
     return SessionOut(
         session_id=web_session.id,
-        user_id=user.id,
-        email=user.email,
-        account_id=user.account_id,
-        account_role=user.account_role,
+        principal_kind=web_session.principal_kind,
+        user_id=user.id if user else None,
+        email=user.email if user else None,
+        account_id=user.account_id if user else None,
+        account_role=user.account_role if user else None,
         identity_provider=web_session.identity_provider,
         csrf_token=web_session.csrf_token,
         expires_at=web_session.expires_at,
@@ -303,6 +304,7 @@ async def create_console_link(
     principal: Annotated[Principal, Depends(requires(Action.IDENTITY_READ))],
 ) -> ConsoleLinkOut:
     """``stratus console``: a link that signs the caller's user into the web console, once,
-    within five minutes (400 ``sign-in-link-needs-user`` for a service account's key)."""
+    within five minutes. With the operator key (``stratus up`` does this), the link signs the
+    operator in. 400 ``sign-in-link-needs-user`` for a service account's key."""
     token, expires_at = await console_link.create_link(session, principal)
     return ConsoleLinkOut(url=console_link.link_url(settings, token), expires_at=expires_at)

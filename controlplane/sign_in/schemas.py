@@ -18,10 +18,11 @@ class SessionOut(BaseModel):
     requests authenticated by the cookie."""
 
     session_id: str
-    user_id: str
-    email: str
-    account_id: str
-    account_role: str
+    principal_kind: str = Field(default="user", description="`user`, or `operator`")
+    user_id: str | None = Field(description="None for the operator's session")
+    email: str | None
+    account_id: str | None
+    account_role: str | None
     identity_provider: str
     csrf_token: str
     expires_at: dt.datetime
@@ -39,7 +40,8 @@ class CliSessionOut(SessionOut):
 
 
 class ConsoleLinkOut(BaseModel):
-    """A one-time console sign-in link: opening it signs the caller's user in, once."""
+    """A one-time console sign-in link: opening it signs the caller's user (or, with the
+    operator key, the operator) in, once."""
 
     url: str
     expires_at: dt.datetime

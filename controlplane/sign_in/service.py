@@ -21,13 +21,14 @@ from auth.oidc import (
     new_sign_in_secret,
 )
 from controlplane.access.repository import SystemNamespaceAccessRepository
+from controlplane.api_keys import service as api_keys
 from controlplane.audit import service as audit
 from controlplane.config import ApiSettings, OidcProvider
 from controlplane.kit.db import unit_of_work, utcnow
 from controlplane.kit.errors import InvalidField, NotFound, Unauthenticated
 from controlplane.models.oidc_login_attempt import OidcLoginAttempt
 from controlplane.models.user import User
-from controlplane.models.web_session import WebSession
+from controlplane.models.web_session import SESSION_OF_OPERATOR, SESSION_OF_USER, WebSession
 from controlplane.sign_in.errors import (
     AccountAmbiguous,
     IdpNotAllowed,
@@ -181,6 +182,7 @@ async def create_web_session(
     web_session = WebSession(
         id=str(uuid.uuid4()),
         token_hash=hash_session_token(token),
+        principal_kind=SESSION_OF_USER,
         user_id=user.id,
         account_id=user.account_id,
         csrf_token=secrets.token_urlsafe(32),
@@ -199,6 +201,45 @@ async def create_web_session(
     )
     await session.flush()
     return NewWebSession(web_session=web_session, token=token, user=user)
+
+
+@dataclass(frozen=True)
+class NewOperatorSession:
+    web_session: WebSession
+    token: str
+
+
+async def create_operator_session(
+    session: AsyncSession, settings: ApiSettings, operator: Principal, *, provider: str
+) -> NewOperatorSession:
+    """Sign the operator in: a session tied to the operator key that asked for the link (it
+    ends with that key). Only a one-time link the operator's own key created ends here; no
+    identity provider, hand-off or tenant credential leads to this function."""
+    if operator.kind is not PrincipalKind.OPERATOR or operator.api_key_id is None:
+        raise ValueError("an operator session needs the operator's key")
+    token = new_session_token()
+    web_session = WebSession(
+        id=str(uuid.uuid4()),
+        token_hash=hash_session_token(token),
+        principal_kind=SESSION_OF_OPERATOR,
+        user_id=None,
+        account_id=None,
+        operator_key_id=operator.api_key_id,
+        csrf_token=secrets.token_urlsafe(32),
+        identity_provider=provider,
+        expires_at=utcnow() + dt.timedelta(seconds=settings.session_lifetime_seconds),
+    )
+    SignInRepository(session).add(web_session)
+    audit.record(
+        session,
+        operator,
+        action="auth.login",
+        target=f"web_session:{web_session.id}",
+        account_id=None,
+        details={"method": provider, "provider": provider},
+    )
+    await session.flush()
+    return NewOperatorSession(web_session=web_session, token=token)
 
 
 def record_refusal(
@@ -328,9 +369,11 @@ async def redeem_handoff(
 
 @dataclass(frozen=True)
 class AuthenticatedSession:
+    """A signed-in session: a user's (``user`` set) or the operator's (``user`` None)."""
+
     principal: Principal
     web_session: WebSession
-    user: User
+    user: User | None
 
 
 async def authenticate_session(session: AsyncSession, token: str) -> AuthenticatedSession:
@@ -339,6 +382,17 @@ async def authenticate_session(session: AsyncSession, token: str) -> Authenticat
     repository = SignInRepository(session)
     web_session = await repository.web_session(hash_session_token(token))
     if web_session is None or web_session.expires_at <= utcnow():
+        raise refused
+    if web_session.principal_kind == SESSION_OF_OPERATOR:
+        operator = (
+            await api_keys.operator_of_key(session, web_session.operator_key_id)
+            if web_session.operator_key_id is not None and web_session.user_id is None
+            else None
+        )
+        if operator is None:
+            raise refused
+        return AuthenticatedSession(principal=operator, web_session=web_session, user=None)
+    if web_session.principal_kind != SESSION_OF_USER or web_session.user_id is None:
         raise refused
     user = await repository.user(web_session.user_id)
     if user is None or user.account_id != web_session.account_id:
@@ -381,6 +435,6 @@ async def logout(session: AsyncSession, authenticated: AuthenticatedSession) -> 
         authenticated.principal,
         action="auth.logout",
         target=f"web_session:{authenticated.web_session.id}",
-        account_id=authenticated.user.account_id,
+        account_id=authenticated.principal.account_id,
     )
     await session.flush()

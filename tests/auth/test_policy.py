@@ -42,6 +42,7 @@ def test_operator_only_runs_the_installation() -> None:
     allowed = {action for action in Action if authorize(operator, action)}
     assert allowed == {
         Action.ACCOUNT_CREATE,
+        Action.ACCOUNT_READ,
         Action.ACCOUNT_QUOTAS_READ,
         Action.ACCOUNT_QUOTAS_SET,
         Action.GATEWAY_ROUTES_READ,

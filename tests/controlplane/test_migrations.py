@@ -136,3 +136,69 @@ def test_backfills_keep_existing_rows(empty_database: str) -> None:
     assert period == dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
     assert metrics_url == "http://127.0.0.1:9090/metrics"
     assert tuple(registry) == ("a1", "dedicated", "active", None, None, "unknown")
+
+
+def test_operator_sessions_keep_users_sessions_and_the_two_kinds_apart(
+    empty_database: str,
+) -> None:
+    """0015: a session written before it stays its user's; the database itself refuses an
+    operator session that names an account or a user, and a user's that names no user; a
+    downgrade drops the operator's sessions only."""
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0003")
+    command.upgrade(config, "0014_external_cells")
+    now = sa.bindparam("now", dt.datetime(2026, 12, 1, tzinfo=dt.UTC), type_=UTCDateTime())
+    engine = create_engine(sync_url(empty_database))
+
+    def insert(connection: sa.Connection, sql: str) -> None:
+        connection.execute(sa.text(sql).bindparams(now))
+
+    try:
+        with engine.begin() as connection:
+            insert(connection, "INSERT INTO accounts VALUES ('a1', 'A', :now, :now)")
+            insert(
+                connection,
+                "INSERT INTO users (id, account_id, email, account_role, created_at, updated_at)"
+                " VALUES ('u1', 'a1', 'u@a.example', 'owner', :now, :now)",
+            )
+            insert(
+                connection,
+                "INSERT INTO api_keys (id, token_hash, owner_type, display_name, disabled,"
+                " created_at, updated_at) VALUES ('k1', 'h', 'operator', 'operator', false,"
+                " :now, :now)",
+            )
+            insert(
+                connection,
+                "INSERT INTO web_sessions (id, token_hash, user_id, account_id, csrf_token,"
+                " identity_provider, expires_at, created_at, updated_at) VALUES ('s1', 't1',"
+                " 'u1', 'a1', 'c', 'oidc', :now, :now, :now)",
+            )
+        migrate(empty_database)
+        add_session = sa.text(
+            "INSERT INTO web_sessions (id, token_hash, principal_kind, user_id, account_id,"
+            " operator_key_id, csrf_token, identity_provider, expires_at, created_at,"
+            " updated_at) VALUES (:id, :id, :kind, :user, :account, :key, 'c', 'x', :now, :now,"
+            " :now)"
+        ).bindparams(now)
+        with engine.begin() as connection:
+            kept = connection.execute(
+                sa.text("SELECT principal_kind, user_id, account_id FROM web_sessions")
+            ).one()
+            operator = {"kind": "operator", "user": None, "account": None, "key": "k1"}
+            connection.execute(add_session, {"id": "s2", **operator})
+        for wrong in (
+            {"kind": "operator", "user": None, "account": "a1", "key": "k1"},
+            {"kind": "operator", "user": "u1", "account": "a1", "key": "k1"},
+            {"kind": "operator", "user": None, "account": None, "key": None},
+            {"kind": "user", "user": None, "account": "a1", "key": None},
+            {"kind": "user", "user": "u1", "account": "a1", "key": "k1"},
+        ):
+            with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+                connection.execute(add_session, {"id": "s3", **wrong})
+        command.downgrade(config, "0014_external_cells")
+        with engine.connect() as connection:
+            left = connection.execute(sa.text("SELECT id FROM web_sessions")).scalars().all()
+    finally:
+        engine.dispose()
+    assert tuple(kept) == ("user", "u1", "a1")
+    assert left == ["s1"]
