@@ -262,13 +262,31 @@ def _refuse_writes(
         raise RuntimeError("a read-only unit of work may not write")
 
 
+# The read-only units of work's own pool on a server (beside SERVER_POOL): a read holds its
+# connection for one statement's round trip, not for the whole request, so a few serve a
+# burst of 50 clients. Two APIs and a worker at their peaks still stay under PostgreSQL's
+# default max_connections (100).
+SERVER_READ_POOL: dict[str, Any] = {"pool_size": 8, "max_overflow": 4}
+
+
 def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
     """The engine of read-only units of work (:func:`read_only`) beside ``engine``: on a server
     each statement commits by itself (AUTOCOMMIT: no BEGIN and COMMIT round trips around a
-    read) on ``engine``'s pool; on SQLite reads run on the event loop's thread."""
+    read) on a pool of its own, whose connections are in AUTOCOMMIT from the start and are not
+    rolled back when returned (no transaction is ever open on them: switching a shared pool's
+    connection in and out of AUTOCOMMIT and resetting it cost several driver calls a read); on
+    SQLite reads run on the event loop's thread."""
+    url = engine.url.render_as_string(hide_password=False)
     if engine.url.get_backend_name() == "sqlite":
-        return _sqlite_reader(engine.url.render_as_string(hide_password=False))
-    reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        return _sqlite_reader(url)
+    reader = sqlalchemy.ext.asyncio.create_async_engine(
+        url,
+        hide_parameters=True,
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,
+        **SERVER_READ_POOL,
+    )
+    _ping_when_idle(reader)
     event.listen(reader.sync_engine, "before_cursor_execute", _refuse_writes)
     return reader
 
@@ -316,12 +334,19 @@ class ReadOnlySession(AsyncSession):
 
     async def _once_more(self, call: Callable[[], Awaitable[Any]]) -> Any:
         try:
-            return await call()
+            result = await call()
         except exc.DBAPIError as error:
             if not error.connection_invalidated or len(self.sync_session.identity_map):
                 raise
             await self.rollback()
-            return await call()
+            result = await call()
+        # Each statement is its own transaction here (AUTOCOMMIT; SQLite's reader has no
+        # transaction either), and its rows are buffered: the connection goes back to the pool
+        # now rather than when the request ends, so concurrent requests share a few instead of
+        # holding one each (a burst beyond the pool opened and closed a connection a read).
+        # Loaded objects stay in the session (expire_on_commit=False).
+        await self.commit()
+        return result
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
         return await self._once_more(lambda: super(ReadOnlySession, self).execute(*args, **kwargs))

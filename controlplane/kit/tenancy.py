@@ -14,9 +14,10 @@ import.
 
 from __future__ import annotations
 
-from typing import Protocol, Self, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, Self, TypeVar
 
-from sqlalchemy import ColumnElement, false
+from sqlalchemy import ColumnElement, Delete, Result, Select, Update, bindparam, false
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -33,6 +34,28 @@ class _Filterable(Protocol):
 
 
 S = TypeVar("S", bound=_Filterable)
+
+
+# The bound parameter that carries the caller's account into a statement scoped once
+# (:func:`scoped_once`).
+_TENANT_ACCOUNT = "tenant_account_id"
+
+
+@dataclass(frozen=True)
+class ScopedOnce:
+    """A statement built once (at import) and restricted to the account given when it runs,
+    by :meth:`TenantRepository._execute_scoped` only: a hot read neither builds nor hashes a
+    statement per call (SQLAlchemy keeps the built statement's cache key)."""
+
+    statement: Select[Any] | Update | Delete
+
+
+def scoped_once(
+    statement: Select[Any] | Update | Delete, account_column: AccountColumn
+) -> ScopedOnce:
+    """``statement`` restricted to rows whose ``account_column`` is the account of whoever runs
+    it through :meth:`TenantRepository._execute_scoped`."""
+    return ScopedOnce(statement.where(account_column == bindparam(_TENANT_ACCOUNT)))
 
 
 class _AccountOwned(Protocol):
@@ -59,6 +82,14 @@ class TenantRepository:
     def _scoped(self, statement: S, account_column: AccountColumn) -> S:
         """``statement`` restricted to rows whose ``account_column`` is the caller's account."""
         return statement.where(account_column == self.account_id)
+
+    async def _execute_scoped(
+        self, scoped: ScopedOnce, parameters: dict[str, Any] | None = None
+    ) -> Result[Any]:
+        """Run a statement of :func:`scoped_once` for the caller's account."""
+        return await self.session.execute(
+            scoped.statement, {**(parameters or {}), _TENANT_ACCOUNT: self.account_id}
+        )
 
     def _scoped_to_namespaces(
         self,

@@ -4,20 +4,21 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action
-from controlplane.kit.tenancy import TenantRepository
+from controlplane.kit.tenancy import TenantRepository, scoped_once
 from controlplane.models import Namespace
 
-# Built once: building a statement costs more than SQLite's read of the row (scoping to the
-# caller's account is still added per call, by _scoped).
-_BY_ID = select(Namespace).where(Namespace.id == bindparam("namespace_id"))
+# Built and scoped once: building a statement (and its cache key) per call cost more than
+# SQLite's read of the row; the caller's account is bound when it runs.
+_BY_ID = scoped_once(
+    select(Namespace).where(Namespace.id == bindparam("namespace_id")), Namespace.account_id
+)
 
 
 class NamespaceRepository(TenantRepository):
     """The caller's account's namespaces."""
 
     async def get(self, namespace_id: str) -> Namespace | None:
-        statement = self._scoped(_BY_ID, Namespace.account_id)
-        result = await self.session.execute(statement, {"namespace_id": namespace_id})
+        result = await self._execute_scoped(_BY_ID, {"namespace_id": namespace_id})
         return result.scalar_one_or_none()
 
     async def list_readable(self) -> list[Namespace]:
