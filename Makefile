@@ -78,10 +78,11 @@ typecheck: install
 # --durations: the 25 slowest steps close every full run, so a test that grew slow shows.
 # -n: pytest-xdist worker processes (each starts its own shared Stratus per database and its own
 # PostgreSQL server; tests/support.py gives each worker its own port range). PYTEST_WORKERS=0
-# runs in one process.
+# runs in one process. --dist loadgroup: a module sharing a module-scoped fixture stays on one
+# worker (tests/conftest.py marks it).
 PYTEST_WORKERS ?= 2
 pytest: install test-deps
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=25
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 
 ## Set everything up, then ruff, the import layering contracts, mypy (strict) and the whole
 ## pytest suite.

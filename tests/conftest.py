@@ -44,11 +44,47 @@ DATABASE_FIXTURES = ("stratus", "fresh_stratus", "database_env", "database_url")
 DATABASES = ("sqlite", "postgresql")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def _name_xdist_group(item: pytest.Item) -> None:
+    """Name a grouped test `<nodeid>@<group>`, which is how pytest-xdist's scheduler sees the
+    group. xdist 3.8 does it itself by setting ``_nodeid``, which pytest 9 no longer reads (its
+    node ids live in ``_id``), so its groups would silently not hold."""
+    groups = sorted({str(mark.args[0]) for mark in item.iter_markers("xdist_group")})
+    if not groups or "@" in item.nodeid:
+        return
+    named = f"{item.nodeid}@{'_'.join(groups)}"
+    if hasattr(item, "_id"):
+        from _pytest.nodeid import coerce_node_id
+
+        item._id = coerce_node_id(named)
+    else:
+        item._nodeid = named
+
+
+def _uses_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(
+        definition.scope in ("module", "class")
+        for definitions in info.name2fixturedefs.values()
+        for definition in definitions
+    )
+
+
+@pytest.hookimpl(wrapper=True)  # around pytest-xdist's, which reads the xdist_group marks
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Iterator[None]:
     """Mark `slow` every test whose fixture closure starts a real component; deselect the
-    PostgreSQL variants of `sqlite_only` tests."""
+    PostgreSQL variants of `sqlite_only` tests. Under pytest-xdist (`--dist loadgroup`) a
+    module whose tests share a module-scoped fixture runs on one worker: the fixture starts
+    once, and tests that build on each other's state (an export sink, then its deliveries) keep
+    their order."""
     kept, dropped = [], []
     for item in items:
+        if _uses_module_fixture(item):
+            module = item.nodeid.split("::", 1)[0].removesuffix(".py").replace("/", ".")
+            item.add_marker(pytest.mark.xdist_group(module))
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
         callspec = getattr(item, "callspec", None)
@@ -62,6 +98,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+    yield
+    if getattr(config.option, "loadgroup", False):
+        for item in items:
+            _name_xdist_group(item)
 
 
 @pytest.fixture(scope="session", autouse=True)

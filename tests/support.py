@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -35,6 +36,9 @@ STRATUS = str(Path(sys.executable).parent / "stratus")
 _PORTS_FIRST = 12000
 _PORTS_PER_WORKER = 5000
 _ports_handed_out: set[int] = set()
+# Each process starts at a random place in its slice: two test runs side by side (or one run
+# after another, whose servers left files named by port) rarely meet.
+_ports_start = random.randrange(_PORTS_PER_WORKER)
 
 
 def _worker_index() -> int:
@@ -47,7 +51,8 @@ def free_port() -> int:
     """A 127.0.0.1 port nothing is bound to, not handed out before by this process."""
     first = _PORTS_FIRST + _worker_index() * _PORTS_PER_WORKER
     for _ in range(2):
-        for port in range(first, first + _PORTS_PER_WORKER):
+        for offset in range(_PORTS_PER_WORKER):
+            port = first + (_ports_start + offset) % _PORTS_PER_WORKER
             if port in _ports_handed_out:
                 continue
             with socket.socket() as sock:

@@ -46,6 +46,12 @@ def run_seaweedfs(data_dir: Path, *, startup_timeout: float = 60.0) -> Iterator[
     """Start ``weed server`` (master, volume, filer, S3) on free ports; stop it by PID."""
     data_dir.mkdir(parents=True, exist_ok=True)
     s3_port = free_port()
+    grpc_ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+    # weed also listens on /tmp/seaweedfs-<part>-grpc-<port>.sock, which a killed weed leaves
+    # behind: one left by an earlier run on the same port would make this one exit.
+    sockets = [Path(f"/tmp/seaweedfs-{name}-grpc-{port}.sock") for name, port in grpc_ports.items()]
+    for stale in sockets:
+        stale.unlink(missing_ok=True)
     # Every listener gets an explicit port: the gRPC defaults (HTTP port + 10000) may be taken,
     # and the Iceberg and Lance catalogs would listen on fixed ports.
     args = [
@@ -56,18 +62,18 @@ def run_seaweedfs(data_dir: Path, *, startup_timeout: float = 60.0) -> Iterator[
         "-ip.bind=127.0.0.1",
         "-master.telemetry=false",
         f"-master.port={free_port()}",
-        f"-master.port.grpc={free_port()}",
+        f"-master.port.grpc={grpc_ports['master']}",
         "-master.volumeSizeLimitMB=64",
         f"-volume.port={free_port()}",
-        f"-volume.port.grpc={free_port()}",
+        f"-volume.port.grpc={grpc_ports['volume']}",
         "-volume.max=4",
         "-filer",
         f"-filer.port={free_port()}",
-        f"-filer.port.grpc={free_port()}",
+        f"-filer.port.grpc={grpc_ports['filer']}",
         f"-filer.localSocket={data_dir / 'filer.sock'}",
         "-s3",
         f"-s3.port={s3_port}",
-        f"-s3.port.grpc={free_port()}",
+        f"-s3.port.grpc={grpc_ports['s3']}",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
         f"-s3.localSocket={data_dir / 's3.sock'}",
@@ -86,6 +92,8 @@ def run_seaweedfs(data_dir: Path, *, startup_timeout: float = 60.0) -> Iterator[
         # running), and the data is thrown away: kill it.
         process.kill()
         process.wait(timeout=10)
+        for left in sockets:
+            left.unlink(missing_ok=True)
 
 
 def _wait_until_ready(server: SeaweedS3, process: subprocess.Popen[bytes], timeout: float) -> None:
