@@ -19,6 +19,7 @@ from controlplane.console._people import router as people_router
 from controlplane.console._session import CurrentViewer, SignInRequired
 from controlplane.console._settings import router as settings_router
 from controlplane.console._sign_in import router as sign_in_router
+from controlplane.console._sign_in import sign_in_redirect
 from controlplane.console._templates import render
 from controlplane.console._workflows import router as workflows_router
 from controlplane.kit.errors import NotFound, StratusError, problem_response
@@ -42,7 +43,7 @@ _NOT_FOUND = "This page does not exist, or you do not have access to it."
 
 def _error_page(request: Request, error: StratusError) -> Response:
     if isinstance(error, SignInRequired):
-        return RedirectResponse("/sign-in", status_code=303)
+        return sign_in_redirect(request)
     if request.url.path.startswith("/api/"):
         return problem_response(error, request)
     # One page for every "not found": another account's ids look exactly like unknown ones.

@@ -39,6 +39,8 @@ MAX_CA_FILE_BYTES = 64 * 1024
 # States after which nothing changes without a user's action: the list stops polling.
 FINAL_STATES = frozenset({NamespaceState.ACTIVE, NamespaceState.FAILED})
 FINAL_OPERATION_STATES = frozenset({OperationState.FULFILLED, OperationState.FAILED})
+# The longest ``shown`` a status poll echoes back (a state and a resource version are far less).
+MAX_SHOWN = 100
 # The filter fields as the settings form names them (one input of each per filter row).
 FILTER_INPUTS = {
     "common_name": "filter_cn",
@@ -219,10 +221,22 @@ async def _latest_operation(
 ) -> AsyncOperation | None:
     """The namespace's newest operation, if the viewer may read operations."""
     try:
-        recent = await operations.list_recent(session, viewer.principal)
+        return await operations.latest_for(session, viewer.principal, namespace.id)
     except Forbidden:
         return None
-    return next((op for op in recent if op.resource_id == namespace.id), None)
+
+
+def _shown(namespace: Namespace) -> str:
+    """The namespace as a page shows it: its forms and controls change only with its state or
+    its resource_version (which every change of its settings renews)."""
+    return f"{namespace.state.value}:{namespace.resource_version}"
+
+
+def _final(namespace: Namespace, operation: AsyncOperation | None) -> bool:
+    """Whether nothing changes any more without a user's action (the status stops polling)."""
+    return namespace.state in FINAL_STATES and (
+        operation is None or operation.state in FINAL_OPERATION_STATES
+    )
 
 
 def _filter_rows(namespace: Namespace) -> list[dict[str, str]]:
@@ -243,9 +257,6 @@ async def _detail(
 ) -> Response:
     resource = Resource(namespace.account_id, namespace.id)
     operation = await _latest_operation(session, viewer, namespace)
-    final = namespace.state in FINAL_STATES and (
-        operation is None or operation.state in FINAL_OPERATION_STATES
-    )
     return render(
         request,
         template,
@@ -257,7 +268,9 @@ async def _detail(
         may_update=viewer.may(Action.NAMESPACE_UPDATE, resource),
         may_delete=viewer.may(Action.NAMESPACE_DELETE, resource),
         may_browse=viewer.may(Action.NAMESPACE_DATA_READ, resource),
-        final=final,
+        final=_final(namespace, operation),
+        shown=_shown(namespace),
+        stale=False,
         editable=namespace.state == NamespaceState.ACTIVE,
         auth_methods=list(AuthMethod),
         filter_inputs=FILTER_INPUTS,
@@ -291,8 +304,8 @@ async def namespace_detail_live(
     session: SessionDep,
     settings: SettingsDep,
 ) -> Response:
-    """The detail page's body, polled by htmx while the namespace or its latest operation is
-    still changing (the fragment stops polling once both are final)."""
+    """The detail page's body, which console.js reloads once the status shows the namespace
+    changed under the page (and no form on it holds unsaved input)."""
     try:
         namespace = await service.get(session, viewer.principal, namespace_id)
     except NotFound:
@@ -301,6 +314,35 @@ async def namespace_detail_live(
         return Response(status_code=404, headers={"HX-Redirect": "/namespaces"})
     return await _detail(
         request, viewer, session, settings, namespace, template="_namespace_detail_body.html"
+    )
+
+
+@router.get("/namespaces/{namespace_id}/status")
+async def namespace_status(
+    request: Request,
+    namespace_id: str,
+    viewer: CurrentViewer,
+    session: SessionDep,
+    shown: str = "",
+) -> Response:
+    """The detail page's status section, polled by htmx while the namespace or its latest
+    operation is still changing (it stops polling once both are final). ``shown`` is the
+    namespace as the rest of the page shows it: when it differs, the page is marked stale."""
+    try:
+        namespace = await service.get(session, viewer.principal, namespace_id)
+    except NotFound:
+        return Response(status_code=404, headers={"HX-Redirect": "/namespaces"})
+    operation = await _latest_operation(session, viewer, namespace)
+    current = _shown(namespace)
+    page = shown[:MAX_SHOWN] if shown else current
+    return render(
+        request,
+        "_namespace_status.html",
+        namespace=namespace,
+        operation=operation,
+        final=_final(namespace, operation),
+        shown=page,
+        stale=page != current,
     )
 
 

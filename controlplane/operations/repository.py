@@ -1,11 +1,21 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action
 from controlplane.kit.tenancy import TenantRepository
 from controlplane.models import AsyncOperation, OperationState
+
+
+def _latest_on(resource_id: str) -> Select[AsyncOperation]:
+    # The id breaks a tie of timestamps, so the answer is the same on every read.
+    return (
+        select(AsyncOperation)
+        .where(AsyncOperation.resource_id == resource_id)
+        .order_by(AsyncOperation.created_at.desc(), AsyncOperation.id.desc())
+        .limit(1)
+    )
 
 
 class OperationRepository(TenantRepository):
@@ -29,6 +39,17 @@ class OperationRepository(TenantRepository):
         )
         return list((await self.session.execute(statement)).scalars())
 
+    async def latest_for(self, resource_id: str) -> AsyncOperation | None:
+        """The newest of the account's operations on ``resource_id``, if the caller may read
+        that namespace's operations."""
+        statement = self._scoped_to_namespaces(
+            _latest_on(resource_id),
+            AsyncOperation.account_id,
+            AsyncOperation.resource_id,
+            Action.OPERATION_READ,
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
     def add(self, operation: AsyncOperation) -> None:
         self._add(operation)
 
@@ -43,6 +64,10 @@ class SystemOperationRepository:
     async def list_recent(self, *, limit: int = 100) -> list[AsyncOperation]:
         statement = select(AsyncOperation).order_by(AsyncOperation.created_at.desc()).limit(limit)
         return list((await self.session.execute(statement)).scalars())
+
+    async def latest_for(self, resource_id: str) -> AsyncOperation | None:
+        """The newest operation on ``resource_id`` (a namespace id names its account)."""
+        return (await self.session.execute(_latest_on(resource_id))).scalar_one_or_none()
 
     async def get(self, operation_id: str) -> AsyncOperation | None:
         """By internal id (the workflow's)."""

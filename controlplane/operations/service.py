@@ -128,6 +128,18 @@ async def list_recent(session: AsyncSession, principal: Principal) -> list[Async
     return await OperationRepository(session, principal).list_readable()
 
 
+async def latest_for(
+    session: AsyncSession, principal: Principal, resource_id: str
+) -> AsyncOperation | None:
+    """The newest operation on ``resource_id`` the caller may read (None when there is none,
+    or it is another account's, or the caller may not read that namespace's operations): one
+    resource's own latest, however busy its account is."""
+    require(principal, Action.OPERATION_READ, refusal="this credential may not read operations")
+    if _in_every_account(principal):
+        return await SystemOperationRepository(session).latest_for(resource_id)
+    return await OperationRepository(session, principal).latest_for(resource_id)
+
+
 async def mark_in_progress(session: AsyncSession, operation_id: str) -> OperationState | None:
     """The worker's first step of every operation workflow: PENDING becomes IN_PROGRESS (a
     replayed step leaves a later state alone). Returns the state, None when the operation

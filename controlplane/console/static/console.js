@@ -1,5 +1,5 @@
-// The console's only script (the CSP forbids inline ones): CSRF header for htmx requests and
-// the copy buttons of connection snippets.
+// The console's only script (the CSP forbids inline ones): CSRF header for htmx requests, the
+// copy buttons of connection snippets, the namespace page's reload that never loses typing.
 document.addEventListener("htmx:configRequest", (event) => {
   const meta = document.querySelector('meta[name="csrf-token"]');
   if (meta) event.detail.headers["X-CSRF-Token"] = meta.content;
@@ -29,4 +29,21 @@ document.addEventListener("click", async (event) => {
     field.select();
     if (status) status.textContent = "Copying was refused: the secret is selected, copy it yourself.";
   }
+});
+// Namespace detail: only the status section polls. Once it reports the namespace changed under
+// the page (data-page-stale names the page's body), reload the body, unless a form on it holds
+// unsaved input or the focus: typing is never thrown away, a notice offers the reload instead.
+const markDirty = (event) => event.target.form?.setAttribute("data-dirty", "");
+document.addEventListener("input", markDirty);
+document.addEventListener("change", markDirty);
+document.addEventListener("htmx:load", (event) => {
+  const status = event.detail.elt;
+  if (!(status instanceof Element) || !status.hasAttribute("data-page-stale")) return;
+  const body = document.getElementById("namespace-live");
+  if (!body) return;
+  if (body.querySelector("form[data-dirty], form:focus-within")) {
+    status.querySelector("[data-stale-notice]")?.removeAttribute("hidden");
+    return;
+  }
+  htmx.ajax("GET", status.dataset.pageStale, { target: body, swap: "outerHTML" });
 });

@@ -104,10 +104,10 @@ def test_settings_change_goes_through_the_service_and_is_audited(
     assert saved.status_code == 303, saved.text
     assert saved.headers["location"] == path
 
-    # While the update runs, the detail body polls itself; once done it stops.
+    # While the update runs, the detail page polls its status section; once done it stops.
     live = _page(setup.owner.get(f"{path}/live"), 200)
     if 'data-state="ACTIVE"' not in live:
-        assert f'hx-get="/namespaces/{setup.namespace_id}/live"' in live
+        assert f'hx-get="/namespaces/{setup.namespace_id}/status' in live
     _wait_active(stratus, setup.tenant, setup.namespace_id)
     wait_until(
         lambda: 'hx-trigger="every 2s"' not in setup.owner.get(f"{path}/live").text, timeout=60
