@@ -12,7 +12,7 @@ API's own file); filter the audit log; another account's namespace id answers th
 mutating control; at 390 px nothing scrolls sideways. axe-core finds no serious or critical
 violation on any page, the CSP blocks nothing, the skip link is the first keyboard stop.
 Screenshots (STRATUS_CONSOLE_SCREENSHOTS refreshes docs/console/): sign-in, namespace-new,
-namespaces, namespace-detail, namespace-settings, workflows, workflow-detail, users,
+namespaces, namespace-detail, namespace-settings, workflows, workflow-detail, users, api-keys,
 api-key-created, usage, invoices, invoice, audit, sign-in-link, namespaces-read,
 namespace-detail-390."""
 
@@ -250,6 +250,7 @@ def test_the_whole_console_journey(oidc: OidcStratus, owner_key: str, tmp_path: 
         # An API key, its secret shown once and copied.
         page.get_by_role("link", name="API keys").click()
         page.wait_for_url("**/api-keys")
+        _checked(page, "api-keys", tmp_path)
         page.get_by_label("Name", exact=True).fill("laptop")
         page.get_by_role("button", name="Create API key").click()
         page.get_by_role("heading", name="API key created").wait_for()
@@ -330,6 +331,7 @@ def test_the_whole_console_journey(oidc: OidcStratus, owner_key: str, tmp_path: 
             f"/users/{reader_id}",
             "/api-keys",
             f"/usage?month={MONTH_PARAM}",
+            "/invoices",
             f"/invoices/{invoice_id}",
             "/audit",
             "/settings",
