@@ -276,7 +276,8 @@ def test_the_whole_console_journey(oidc: OidcStratus, owner_key: str, tmp_path: 
         assert box["height"] > 150
         assert page.locator("svg#storage-per-day rect").count() == 31
         assert page.locator("svg#actions-per-namespace rect").count() == 2
-        _checked(page, "usage", tmp_path)
+        page.get_by_role("heading", name="Per day").evaluate("h => h.scrollIntoView()")
+        _checked(page, "usage", tmp_path)  # the chart, in the 1280x800 screenshot
 
         page.get_by_role("link", name="Invoices", exact=True).click()
         page.wait_for_url("**/invoices")
@@ -298,6 +299,7 @@ def test_the_whole_console_journey(oidc: OidcStratus, owner_key: str, tmp_path: 
         # The audit log, filtered from its form.
         page.get_by_role("link", name="Audit log", exact=True).click()
         page.wait_for_url("**/audit")
+        _checked(page, "audit", tmp_path)
         page.get_by_label("Action").fill("namespace.create")
         page.get_by_role("button", name="Filter").click()
         page.wait_for_url("**/audit?*action=namespace.create*")
@@ -305,7 +307,6 @@ def test_the_whole_console_journey(oidc: OidcStratus, owner_key: str, tmp_path: 
         actions = page.locator("#audit-events tbody tr td:nth-child(3)").all_inner_texts()
         assert set(actions) == {"namespace.create"}
         assert namespace_id in targets
-        _checked(page, "audit", tmp_path)
 
         # Another account's namespace id: the same "not found" page as an unknown id.
         foreign = page.goto(f"{api}/namespaces/{foreign_id}")
