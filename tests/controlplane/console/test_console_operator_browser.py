@@ -28,7 +28,7 @@ def test_operator_journey_in_chromium(stratus: StratusUp, tmp_path: Path) -> Non
         ).namespace.id
     csp_reports: list[str] = []
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.on(
             "console",
             lambda m: csp_reports.append(m.text) if "Content Security" in m.text else None,
