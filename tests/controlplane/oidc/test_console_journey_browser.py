@@ -308,6 +308,12 @@ def test_the_whole_console_journey(oidc: OidcStratus, owner_key: str, tmp_path: 
         assert set(actions) == {"namespace.create"}
         assert namespace_id in targets
 
+        # Settings: the account's SAML service provider, its metadata to download.
+        page.get_by_role("link", name="Settings", exact=True).click()
+        page.wait_for_url("**/settings")
+        _checked(page, "settings", tmp_path)
+        assert page.get_by_role("link", name="Download SP metadata (XML)").count() == 1
+
         # Another account's namespace id: the same "not found" page as an unknown id.
         foreign = page.goto(f"{api}/namespaces/{foreign_id}")
         assert foreign is not None
