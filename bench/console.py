@@ -16,6 +16,8 @@ at a time ``--requests`` times after a warm-up (p50/p99 of the whole answer over
 the page's size). ``--baseline PATH`` starts a second API process from the checkout at PATH on
 the same data dir and database (environment copied from ``stratus up``'s API) and measures both
 processes page by page, alternately, so the figures sit side by side on the same data.
+``sql_statements_per_page``: the statements each checkout's API executes for one page (an
+extra API whose SQLAlchemy engines print a line per statement).
 Prints one JSON document; never fails on a time.
 """
 
@@ -148,15 +150,34 @@ def _environ(pid: int) -> dict[str, str]:
     return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
 
 
+# Runs the API with one line on stderr per SQL statement it executes (any engine's).
+_COUNTING_API = """
+import runpy, sys
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _count(conn, cursor, statement, parameters, context, executemany):
+    print("BENCH-SQL", statement.split(None, 1)[0], file=sys.stderr, flush=True)
+
+runpy.run_module("controlplane.app", run_name="__main__")
+"""
+
+
 @contextlib.contextmanager
-def _baseline_api(up: StratusUp, checkout: Path) -> Iterator[str]:
-    """The API of ``checkout`` beside ``stratus up``'s, on the same data dir and database."""
+def _extra_api(
+    up: StratusUp, checkout: Path, name: str, *, count_sql: bool = False
+) -> Iterator[tuple[str, Path]]:
+    """An API of ``checkout`` beside ``stratus up``'s, on the same data dir and database; its
+    URL and log."""
     port = free_port()
     pid = int((up.data_dir / "run" / "api.pid").read_text())
     env = _environ(pid) | {"STRATUS_API_PORT": str(port), "PYTHONPATH": str(checkout)}
-    with open(up.data_dir / "logs" / "api-baseline.log", "ab") as out:
+    log = up.data_dir / "logs" / f"api-{name}.log"
+    command = ["-c", _COUNTING_API] if count_sql else ["-m", "controlplane.app"]
+    with open(log, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "controlplane.app"],
+            [sys.executable, *command],
             env=env,
             cwd=checkout,
             stdin=subprocess.DEVNULL,
@@ -168,12 +189,33 @@ def _baseline_api(up: StratusUp, checkout: Path) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while not api_alive(url, process):
             if time.monotonic() > deadline:
-                raise TimeoutError("the baseline API did not start")
+                raise TimeoutError(f"the {name} API did not start")
             time.sleep(0.1)
-        yield url
+        yield url, log
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _statements(
+    up: StratusUp, checkout: Path, api_key: str, pages: dict[str, str]
+) -> dict[str, int]:
+    """SQL statements the API of ``checkout`` executes to answer each page (fewest of three
+    requests, so that a background statement does not count)."""
+    with (
+        _extra_api(up, checkout, f"sql-{checkout.name}", count_sql=True) as (url, log),
+        contextlib.closing(_sign_in(url, api_key)) as client,
+    ):
+        counts: dict[str, int] = {}
+        for name, path in pages.items():
+            client.get(path)
+            seen = []
+            for _ in range(3):
+                before = log.read_text(errors="replace").count("BENCH-SQL")
+                assert client.get(path).status_code == 200
+                seen.append(log.read_text(errors="replace").count("BENCH-SQL") - before)
+            counts[name] = min(seen)
+    return counts
 
 
 def run(args: argparse.Namespace, extra_env: dict[str, str], tmp: Path) -> dict[str, Any]:
@@ -233,7 +275,7 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], tmp: Path) -> dict[
         with contextlib.ExitStack() as stack:
             clients = {"this": _sign_in(up.api_url, tenant.api_key)}
             if args.baseline is not None:
-                url = stack.enter_context(_baseline_api(up, args.baseline))
+                url, _ = stack.enter_context(_extra_api(up, args.baseline, "baseline"))
                 clients = {"baseline": _sign_in(url, tenant.api_key)} | clients
             for client in clients.values():
                 stack.callback(client.close)
@@ -241,6 +283,13 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], tmp: Path) -> dict[
                 name: {"path": path, **_measure(clients, path, args.requests)}
                 for name, path in pages.items()
             }
+        checkouts = {"this": Path(__file__).resolve().parents[1]}
+        if args.baseline is not None:
+            checkouts = {"baseline": args.baseline} | checkouts
+        result["sql_statements_per_page"] = {
+            name: _statements(up, checkout, tenant.api_key, pages)
+            for name, checkout in checkouts.items()
+        }
     finally:
         up.cleanup()
     return result
