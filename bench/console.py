@@ -139,10 +139,12 @@ def _measure(clients: dict[str, httpx.Client], path: str, requests: int) -> dict
             answer = client.get(path)
             samples[name].append(time.perf_counter() - started)
             assert answer.status_code == 200
-    return {
+    measured = {
         name: {"requests": requests, **percentiles(samples[name]), "bytes": sizes[name]}
         for name in clients
     }
+    print(f"{path}: {json.dumps(measured)}", file=sys.stderr, flush=True)
+    return measured
 
 
 def _environ(pid: int) -> dict[str, str]:
@@ -259,6 +261,7 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], tmp: Path) -> dict[
             timeout=1800,
         )
         result["seed_rows_seconds"] = round(time.perf_counter() - started, 1)
+        print(f"seeded: {json.dumps(result)}", file=sys.stderr, flush=True)
         started = time.perf_counter()
         asyncio.run(_start_workflows(up, tenant, namespace_id, args.workflows))
         seconds = time.perf_counter() - started
@@ -272,6 +275,7 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], tmp: Path) -> dict[
             "workflow_list": f"/namespaces/{namespace_id}/workflows",
             "usage_previous_month": f"/usage?month={month.strftime('%Y-%m')}",
         }
+        pages = {name: path for name, path in pages.items() if name in args.pages.split(",")}
         with contextlib.ExitStack() as stack:
             clients = {"this": _sign_in(up.api_url, tenant.api_key)}
             if args.baseline is not None:
@@ -303,6 +307,11 @@ def main() -> None:
     parser.add_argument("--usage-days", type=int, default=30, help="days of the previous month")
     parser.add_argument("--usage-hours", type=int, default=2, help="hourly rows a day and kind")
     parser.add_argument("--baseline", type=Path, help="another checkout, measured alternately")
+    parser.add_argument(
+        "--pages",
+        default="namespace_list,workflow_list,usage_previous_month",
+        help="which pages to measure (comma-separated)",
+    )
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="stratus-bench-console-") as tmp:
