@@ -20,7 +20,7 @@ CONSOLE_ASSETS_STAMP := $(CONSOLE_ASSETS)/node_modules/.stratus-installed
 OIDC_IDP := infra/oidc-idp
 OIDC_IDP_STAMP := $(OIDC_IDP)/node_modules/.stratus-installed
 
-.PHONY: up test test-fast install lint typecheck pytest bench bench-billing bench-meter bench-cli clean system-deps test-deps
+.PHONY: up test test-fast install lint typecheck pytest bench bench-billing bench-meter bench-cli bench-console clean system-deps test-deps
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { \
@@ -112,6 +112,11 @@ bench-meter: install
 ## CPU of `stratus --help` and `stratus namespace list --help` (median of 15 runs each).
 bench-cli: install
 	$(BIN)/python bench/cli_startup.py
+
+## The console's render p50/p99 (namespace list, workflow list, usage) at 1,000 namespaces and
+## 10,000 workflows on a whole `stratus up` (see bench/console.py --help; ~10 min).
+bench-console: install
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

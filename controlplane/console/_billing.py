@@ -43,6 +43,7 @@ CHART_HEIGHT = 220
 PLOT_LEFT = 72  # room for the axis's largest figure, e.g. 1,234,567
 PLOT_TOP = 12
 PLOT_BOTTOM = 190
+CHART_NAMESPACES = 20  # the per-namespace chart's bars; the others share one
 ROW_HEIGHT = 28  # half a namespace's row in the per-namespace chart: its label, then its bar
 
 
@@ -226,8 +227,14 @@ def _total(kinds: list[str], total: int) -> str:
 
 
 def _namespace_chart(totals: dict[str, int]) -> NamespaceChart:
-    ordered = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
-    peak = max(totals.values(), default=0)
+    """The largest namespaces, one bar each, and the rest as one bar: an account may have
+    thousands (the table below the chart lists every one)."""
+    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+    ordered = ranked[:CHART_NAMESPACES]
+    rest = ranked[CHART_NAMESPACES:]
+    if rest:
+        ordered.append((f"{len(rest):,} other namespaces", sum(q for _, q in rest)))
+    peak = max((quantity for _, quantity in ordered), default=0)
     width = CHART_WIDTH - 8
     bars = [
         Bar(

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from typing import Annotated, TypedDict
+from urllib.parse import urlencode
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import RedirectResponse
 
 from auth import Action, AuthMethod, CertificateFilter, Resource, parse_ca_bundle
@@ -36,6 +37,10 @@ router = APIRouter(include_in_schema=False)
 
 # A CA bundle is small (the API caps it far below the body limit); more is refused unread.
 MAX_CA_FILE_BYTES = 64 * 1024
+# The namespace list shows this many rows a page (at most MAX_PAGE_SIZE when asked).
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+MAX_PAGES = 1_000_000
 # States after which nothing changes without a user's action: the list stops polling.
 FINAL_STATES = frozenset({NamespaceState.ACTIVE, NamespaceState.FAILED})
 FINAL_OPERATION_STATES = frozenset({OperationState.FULFILLED, OperationState.FAILED})
@@ -118,24 +123,101 @@ def _any_pending(namespaces: list[Namespace]) -> bool:
     return any(namespace.state not in FINAL_STATES for namespace in namespaces)
 
 
+@dataclass(frozen=True)
+class NamespacePage:
+    """One page of the namespace list: its rows, where it sits, and its neighbours' links."""
+
+    namespaces: list[Namespace]
+    total: int
+    first: int
+    page_size: int
+    rows_url: str
+    previous_url: str | None
+    next_url: str | None
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.namespaces) - 1
+
+
+def _list_url(path: str, page: int, page_size: int) -> str:
+    params = {"page": page} if page > 1 else {}
+    if page_size != DEFAULT_PAGE_SIZE:
+        params["page_size"] = page_size
+    return f"{path}?{urlencode(params)}" if params else path
+
+
+async def _page(
+    session: SessionDep, viewer: CurrentViewer, page_text: str, page_size_text: str
+) -> NamespacePage:
+    """A page of the list: the account may hold thousands of namespaces, and rendering (and
+    polling) them all at once grows with the account, so the list shows ``page_size``."""
+    page = _whole(page_text, "page", MAX_PAGES)
+    page_size = _whole(page_size_text, "page_size", MAX_PAGE_SIZE)
+    namespaces, total = await service.list_page(
+        session, viewer.principal, offset=(page - 1) * page_size, limit=page_size
+    )
+    return NamespacePage(
+        namespaces=namespaces,
+        total=total,
+        first=(page - 1) * page_size + 1,
+        page_size=page_size,
+        rows_url=_list_url("/namespaces/rows", page, page_size),
+        previous_url=_list_url("/namespaces", page - 1, page_size) if page > 1 else None,
+        next_url=(
+            _list_url("/namespaces", page + 1, page_size) if page * page_size < total else None
+        ),
+    )
+
+
+def _whole(value: str, name: str, highest: int) -> int:
+    """A page parameter from the address bar: a whole number from 1 to ``highest``."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= highest:
+        raise InvalidField(f"{name} must be a whole number from 1 to {highest:,}", field=name)
+    return number
+
+
+_Page = Annotated[str, Query(max_length=16)]
+
+
 @router.get("/namespaces")
-async def namespace_list(request: Request, viewer: CurrentViewer, session: SessionDep) -> Response:
-    namespaces = await service.list_all(session, viewer.principal)
+async def namespace_list(
+    request: Request,
+    viewer: CurrentViewer,
+    session: SessionDep,
+    page: _Page = "1",
+    page_size: _Page = str(DEFAULT_PAGE_SIZE),
+) -> Response:
+    listing = await _page(session, viewer, page, page_size)
     return render(
         request,
         "namespaces.html",
-        namespaces=namespaces,
-        polling=_any_pending(namespaces),
+        listing=listing,
+        polling=_any_pending(listing.namespaces),
         may_create=viewer.may(Action.NAMESPACE_CREATE),
     )
 
 
 @router.get("/namespaces/rows")
-async def namespace_rows(request: Request, viewer: CurrentViewer, session: SessionDep) -> Response:
-    """The list's table body, polled by htmx while a namespace is still changing."""
-    namespaces = await service.list_all(session, viewer.principal)
+async def namespace_rows(
+    request: Request,
+    viewer: CurrentViewer,
+    session: SessionDep,
+    page: _Page = "1",
+    page_size: _Page = str(DEFAULT_PAGE_SIZE),
+) -> Response:
+    """The list's table body (the page shown), polled by htmx while one of its namespaces is
+    still changing."""
+    listing = await _page(session, viewer, page, page_size)
     return render(
-        request, "_namespace_rows.html", namespaces=namespaces, polling=_any_pending(namespaces)
+        request,
+        "_namespace_rows.html",
+        listing=listing,
+        polling=_any_pending(listing.namespaces),
     )
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action
@@ -30,6 +30,17 @@ class NamespaceRepository(TenantRepository):
             Action.NAMESPACE_READ,
         )
         return list((await self.session.execute(statement)).scalars())
+
+    async def readable_page(self, *, offset: int, limit: int) -> tuple[list[Namespace], int]:
+        """``limit`` of the account's readable namespaces from ``offset`` (by name), and how
+        many there are in all."""
+        readable = self._scoped_to_namespaces(
+            select(Namespace), Namespace.account_id, Namespace.id, Action.NAMESPACE_READ
+        )
+        page = readable.order_by(Namespace.name).offset(offset).limit(limit)
+        total = select(func.count()).select_from(readable.subquery())
+        rows = list((await self.session.execute(page)).scalars())
+        return rows, (await self.session.execute(total)).scalar_one()
 
     def add(self, namespace: Namespace) -> None:
         self._add(namespace)

@@ -348,6 +348,14 @@ async def list_all(session: AsyncSession, principal: Principal) -> list[Namespac
     return await NamespaceRepository(session, principal).list_readable()
 
 
+async def list_page(
+    session: AsyncSession, principal: Principal, *, offset: int, limit: int
+) -> tuple[list[Namespace], int]:
+    """One page of the namespaces the caller may read (by name) and how many there are."""
+    require(principal, Action.NAMESPACE_READ)
+    return await NamespaceRepository(session, principal).readable_page(offset=offset, limit=limit)
+
+
 async def delete(
     session: AsyncSession,
     principal: Principal,

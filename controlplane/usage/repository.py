@@ -4,7 +4,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-from sqlalchemy import inspect, select, update
+from sqlalchemy import ColumnElement, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -29,6 +29,33 @@ class UsageRepository(TenantRepository):
             statement = statement.where(UsageRecord.namespace_id == namespace_id)
         statement = self._scoped(statement, UsageRecord.account_id)
         return list((await self.session.execute(statement)).scalars())
+
+    async def daily_totals(
+        self, *, since: dt.datetime, until: dt.datetime, namespace_id: str | None
+    ) -> list[tuple[dt.date, str, str, int]]:
+        """The account's usage with ``since <= hour_start < until`` summed per UTC day,
+        namespace and kind, sorted so: the database adds the hours up (a month of an
+        account with many namespaces is hundreds of thousands of hourly rows)."""
+        day = self._utc_day()
+        statement = select(
+            day, UsageRecord.namespace_id, UsageRecord.kind, func.sum(UsageRecord.quantity)
+        ).where(UsageRecord.hour_start >= since, UsageRecord.hour_start < until)
+        if namespace_id is not None:
+            statement = statement.where(UsageRecord.namespace_id == namespace_id)
+        statement = self._scoped(statement, UsageRecord.account_id)
+        grouped = statement.group_by(day, UsageRecord.namespace_id, UsageRecord.kind)
+        # Sorted here: the database's collation may order the names otherwise.
+        return sorted(
+            (on if isinstance(on, dt.date) else dt.date.fromisoformat(on), ns, kind, int(total))
+            for on, ns, kind, total in await self.session.execute(grouped)
+        )
+
+    def _utc_day(self) -> ColumnElement[dt.date]:
+        """``hour_start``'s UTC day: SQLite stores the UTC time as text (``date()`` answers
+        'YYYY-MM-DD'), PostgreSQL a timestamptz (its day in the session's zone unless asked)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            return func.date(func.timezone("UTC", UsageRecord.hour_start))
+        return func.date(UsageRecord.hour_start)
 
     async def has_namespace(self, namespace_id: str) -> bool:
         """Whether the account ever had usage in ``namespace_id`` (usage outlives a deleted

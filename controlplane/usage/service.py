@@ -67,20 +67,16 @@ async def daily(
         exists = await NamespaceRepository(session, principal).get(namespace_id)
         if exists is None and not await usage.has_namespace(namespace_id):
             raise NotFound(f"namespace {namespace_id} not found")
-    rows = await usage.hourly(
+    totals = await usage.daily_totals(
         since=_midnight(first),
         until=_midnight(last + dt.timedelta(days=1)),
         namespace_id=namespace_id,
     )
-    totals: dict[tuple[dt.date, str, str], int] = {}
-    for row in rows:
-        key = (row.hour_start.astimezone(dt.UTC).date(), row.namespace_id, row.kind)
-        totals[key] = totals.get(key, 0) + row.quantity
     return (
         first,
         last,
         [
             DailyUsage(date=day, namespace_id=ns, kind=kind, quantity=quantity)
-            for (day, ns, kind), quantity in sorted(totals.items())
+            for day, ns, kind, quantity in totals
         ],
     )
