@@ -8,8 +8,10 @@ scoping, the last-owner guard and the audit events are the API's own."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
@@ -35,6 +37,7 @@ from controlplane.service_accounts import service as service_accounts
 from controlplane.users import service as users
 
 router = APIRouter(include_in_schema=False)
+T = TypeVar("T")
 
 # The expiry a new key's form proposes.
 DEFAULT_KEY_DAYS = 90
@@ -48,10 +51,48 @@ ROLE_LABELS = {
 }
 
 
-def _refused_by_policy(error: StratusError) -> bool:
-    """Errors that leave the page for the error page (refusals, unknown ids); the others are
-    shown on the form they came from."""
-    return error.status in (401, 403, 404)
+class _Form(Protocol):
+    """The page a form was posted from, rendered again with the error that refused it."""
+
+    def __call__(self, *, error: StratusError) -> Awaitable[Response]: ...
+
+
+async def _shown_on_form(
+    session: AsyncSession, refused: StratusError, fields: Mapping[str, str]
+) -> None:
+    """Prepare ``refused`` for the form it came from: the service's field names become the
+    form's (``fields``), and the request's work is rolled back. Policy refusals and unknown
+    ids (401, 403, 404) are raised again, for the error page, unless they name a form field."""
+    if refused.field is not None and refused.field in fields:
+        refused.field = fields[refused.field]
+    elif refused.status in (401, 403, 404):
+        raise refused
+    await session.rollback()
+
+
+async def _submit(
+    session: AsyncSession,
+    change: Callable[[], Awaitable[T]],
+    *,
+    done: Callable[[T], str],
+    form: _Form,
+    fields: Mapping[str, str] | None = None,
+) -> Response:
+    """Make ``change`` (the service call, with any parsing of the form's values) and redirect
+    to ``done(result)``; a refusal the form can show re-renders ``form`` with it."""
+    try:
+        result = await change()
+    except StratusError as refused:
+        await _shown_on_form(session, refused, fields or {})
+        return await form(error=refused)
+    return RedirectResponse(done(result), status_code=303)
+
+
+def _account_role(value: str) -> AccountRole:
+    try:
+        return AccountRole(value)
+    except ValueError:
+        raise InvalidField("choose an account role", field="account_role") from None
 
 
 def _tabs(viewer: Viewer) -> list[tuple[str, str]]:
@@ -131,19 +172,15 @@ async def user_invite(
 ) -> Response:
     """Invite a user, as ``POST /api/v1/users`` does."""
     require(viewer.principal, Action.USER_CREATE)
-    try:
-        try:
-            role = AccountRole(account_role)
-        except ValueError:
-            raise InvalidField("choose an account role", field="account_role") from None
-        user = await users.invite(session, viewer.principal, email=email, account_role=role)
-    except StratusError as refused:
-        if _refused_by_policy(refused):
-            raise
-        await session.rollback()
-        values = {"email": email, "account_role": account_role}
-        return await _user_list(request, viewer, session, values=values, error=refused)
-    return RedirectResponse(f"/users/{user.id}", status_code=303)
+    values = {"email": email, "account_role": account_role}
+    return await _submit(
+        session,
+        lambda: users.invite(
+            session, viewer.principal, email=email, account_role=_account_role(account_role)
+        ),
+        done=lambda user: f"/users/{user.id}",
+        form=partial(_user_list, request, viewer, session, values=values),
+    )
 
 
 @dataclass(frozen=True)
@@ -208,24 +245,18 @@ async def user_role(
 ) -> Response:
     """Change the user's account role, as ``POST /api/v1/users/{id}`` does."""
     require(viewer.principal, Action.USER_UPDATE)
-    try:
-        try:
-            role = AccountRole(account_role)
-        except ValueError:
-            raise InvalidField("choose an account role", field="account_role") from None
-        await users.update(
+    return await _submit(
+        session,
+        lambda: users.update(
             session,
             viewer.principal,
             user_id=user_id,
             resource_version=resource_version,
-            account_role=role,
-        )
-    except StratusError as refused:
-        if _refused_by_policy(refused):
-            raise
-        await session.rollback()
-        return await _user_detail(request, viewer, session, user_id, error=refused)
-    return RedirectResponse(f"/users/{user_id}", status_code=303)
+            account_role=_account_role(account_role),
+        ),
+        done=lambda _: f"/users/{user_id}",
+        form=partial(_user_detail, request, viewer, session, user_id),
+    )
 
 
 @router.post("/users/{user_id}/access")
@@ -240,7 +271,8 @@ async def user_access(
     """Grant (read, write, admin) or revoke ("") the user's permission on one namespace, as
     ``POST /api/v1/namespaces/{id}/users/{user_id}/access`` does."""
     require(viewer.principal, Action.NAMESPACE_ACCESS_UPDATE)
-    try:
+
+    async def grant() -> None:
         try:
             granted = NamespacePermission(permission) if permission else None
         except ValueError:
@@ -252,12 +284,13 @@ async def user_access(
             user_id=user_id,
             permission=granted,
         )
-    except StratusError as refused:
-        if _refused_by_policy(refused):
-            raise
-        await session.rollback()
-        return await _user_detail(request, viewer, session, user_id, error=refused)
-    return RedirectResponse(f"/users/{user_id}", status_code=303)
+
+    return await _submit(
+        session,
+        grant,
+        done=lambda _: f"/users/{user_id}",
+        form=partial(_user_detail, request, viewer, session, user_id),
+    )
 
 
 @router.get("/users/{user_id}/remove")
@@ -299,17 +332,19 @@ async def user_remove(
 ) -> Response:
     """Remove the user, as ``DELETE /api/v1/users/{id}`` does."""
     require(viewer.principal, Action.USER_DELETE)
-    try:
-        await users.delete(
-            session, viewer.principal, user_id=user_id, resource_version=resource_version
-        )
-    except StratusError as refused:
-        if _refused_by_policy(refused):
-            raise
-        await session.rollback()
+
+    async def confirm_again(*, error: StratusError) -> Response:
         user = await users.get(session, viewer.principal, user_id)
-        return _confirm_user_removal(request, viewer, user, error=refused)
-    return RedirectResponse("/users", status_code=303)
+        return _confirm_user_removal(request, viewer, user, error=error)
+
+    return await _submit(
+        session,
+        lambda: users.delete(
+            session, viewer.principal, user_id=user_id, resource_version=resource_version
+        ),
+        done=lambda _: "/users",
+        form=confirm_again,
+    )
 
 
 # Service accounts -------------------------------------------------------------------------
@@ -381,7 +416,8 @@ async def service_account_create(
         "namespace_id": namespace_id,
         "namespace_permission": namespace_permission,
     }
-    try:
+
+    async def create() -> None:
         role: AccountRole | None = None
         permission: NamespacePermission | None = None
         if scope == "namespace":
@@ -394,10 +430,7 @@ async def service_account_create(
                     "choose read, write or admin", field="namespace_permission"
                 ) from None
         else:
-            try:
-                role = AccountRole(account_role)
-            except ValueError:
-                raise InvalidField("choose an account role", field="account_role") from None
+            role = _account_role(account_role)
         await service_accounts.create(
             session,
             viewer.principal,
@@ -407,14 +440,14 @@ async def service_account_create(
             namespace_id=namespace_id if scope == "namespace" else None,
             namespace_permission=permission,
         )
-    except StratusError as refused:
-        if refused.field == "namespace_scope.namespace_id":
-            refused.field = "namespace_id"
-        elif _refused_by_policy(refused):
-            raise
-        await session.rollback()
-        return await _service_account_list(request, viewer, session, values=values, error=refused)
-    return RedirectResponse("/service-accounts", status_code=303)
+
+    return await _submit(
+        session,
+        create,
+        done=lambda _: "/service-accounts",
+        form=partial(_service_account_list, request, viewer, session, values=values),
+        fields={"namespace_scope.namespace_id": "namespace_id"},
+    )
 
 
 def _confirm_service_account_deletion(
@@ -575,11 +608,7 @@ async def api_key_create(
             owner_id=owner or None,
         )
     except StratusError as refused:
-        if refused.field == "owner_id":
-            refused.field = "owner"
-        elif _refused_by_policy(refused):
-            raise
-        await session.rollback()
+        await _shown_on_form(session, refused, {"owner_id": "owner"})
         return await _api_key_list(request, viewer, session, values=values, error=refused)
     names = await _owner_names(session, viewer)
     response = _page(

@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from identity_support import user_with_key
 from playwright.sync_api import Browser, Page, sync_playwright
-from support import StratusUp
+from support import StratusUp, Tenant
+
+from controlplane.console import CONTENT_SECURITY_POLICY
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -46,13 +49,48 @@ def console_link(stratus: StratusUp, api_key: str) -> str:
     return match.group(1)
 
 
-def signed_in(stratus: StratusUp, api_key: str) -> httpx.Client:
-    """A console client holding the web session of ``api_key``'s user (cookie jar)."""
+def signed_in(stratus: StratusUp, api_key: str, lands_on: str = "/namespaces") -> httpx.Client:
+    """A console client holding the web session of ``api_key``'s user (cookie jar); the link
+    sends it to ``lands_on``."""
     client = httpx.Client(base_url=stratus.api_url, timeout=30)
     spent = client.post(console_link(stratus, api_key))
     assert spent.status_code == 303, spent.text
-    assert spent.headers["location"] == "/namespaces"
+    assert spent.headers["location"] == lands_on
     return client
+
+
+@contextmanager
+def all_signed_in(stratus: StratusUp, *api_keys: str) -> Iterator[list[httpx.Client]]:
+    """A console client (``signed_in``) for each key, in order; closed on the way out."""
+    clients = [signed_in(stratus, key) for key in api_keys]
+    try:
+        yield clients
+    finally:
+        for client in clients:
+            client.close()
+
+
+def namespace_reader(
+    stratus: StratusUp, tenant: Tenant, namespace_id: str, email: str
+) -> tuple[str, str]:
+    """A new ``read`` user of ``tenant`` holding ``read`` on ``namespace_id``: its id and its
+    API key."""
+    reader, reader_key = user_with_key(stratus, tenant.api_key, email, "read")
+    with tenant.client(stratus) as client:
+        client.set_namespace_access(namespace_id, reader["id"], "read")
+    return reader["id"], reader_key
+
+
+def html_page(response: httpx.Response, status: int = 200) -> str:
+    """The console page ``response`` holds, once it has ``status``, the strict CSP and nothing
+    the CSP would block (no inline script or style)."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert response.headers["content-type"].startswith("text/html")
+    assert not re.search(r"<script(?![^>]*\bsrc=)", response.text)
+    assert "<style" not in response.text
+    assert " style=" not in response.text
+    return response.text
 
 
 def csrf_token(client: httpx.Client) -> str:
@@ -75,6 +113,31 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def watch_csp(page: Page, reports: list[str] | None = None) -> list[str]:
+    """The list (``reports``, or a new one) that collects what ``page``'s console says about
+    Content Security Policy violations; a test asserts it stays empty."""
+    collected = [] if reports is None else reports
+    page.on(
+        "console",
+        lambda m: collected.append(m.text) if "Content Security" in m.text else None,
+    )
+    return collected
+
+
+def console_page(browser: Browser, *, height: int = 800) -> tuple[Page, list[str]]:
+    """A 1280 px wide page, and the list of its CSP violation reports (``watch_csp``)."""
+    page = browser.new_page(viewport={"width": 1280, "height": height})
+    return page, watch_csp(page)
+
+
+def sign_in_by_link(page: Page, stratus: StratusUp, api_key: str, lands_on: str) -> None:
+    """Spend a fresh one-time link for ``api_key``'s user in the browser, and wait for the
+    page it lands on (a ``wait_for_url`` pattern)."""
+    page.goto(stratus.api_url + console_link(stratus, api_key))
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lands_on)
 
 
 def serious_violations(page: Page) -> list[dict[str, Any]]:

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from console_support import signed_in
+from console_support import all_signed_in, html_page
 from identity_support import assert_problem, user_with_key
 from support import StratusUp, Tenant, http, new_tenant
 
 from controlplane.audit import service as audit
-from controlplane.console import CONTENT_SECURITY_POLICY
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work, utcnow
 
 HOSTILE = '<script>alert("owned")</script><img src=x onerror=alert(1)>'
@@ -73,22 +72,8 @@ def audited(stratus: StratusUp) -> Iterator[Audited]:
         assert created.status_code == 201, created.text
         events = client.get("/audit-logs", params={"action": "service_account.create"})
     (event,) = events.json()["audit_logs"]
-    clients = [
-        signed_in(stratus, key) for key in (tenant.api_key, admin_key, finance_key, read_key)
-    ]
-    try:
+    with all_signed_in(stratus, tenant.api_key, admin_key, finance_key, read_key) as clients:
         yield Audited(tenant, event["actor"], *clients)
-    finally:
-        for client in clients:
-            client.close()
-
-
-def _page(response: httpx.Response, status: int = 200) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-    assert not re.search(r"<script(?![^>]*\bsrc=)", response.text)
-    assert " style=" not in response.text
-    return response.text
 
 
 def _rows(page: str) -> list[tuple[str, str, str]]:
@@ -104,7 +89,7 @@ def _rows(page: str) -> list[tuple[str, str, str]]:
 
 
 def test_the_log_is_newest_first_and_escapes_tenant_strings(audited: Audited) -> None:
-    page = _page(audited.owner.get("/audit"))
+    page = html_page(audited.owner.get("/audit"))
     rows = _rows(page)
     assert len(rows) == 50
     # Today's events (invitations, keys, the service account, sign-ins) before the old ones.
@@ -120,43 +105,43 @@ def test_the_log_is_newest_first_and_escapes_tenant_strings(audited: Audited) ->
 
 def test_filters_narrow_by_actor_action_and_days(audited: Audited) -> None:
     by_action = _rows(
-        _page(audited.owner.get("/audit", params={"action": "service_account.create"}))
+        html_page(audited.owner.get("/audit", params={"action": "service_account.create"}))
     )
     assert [(actor, action) for actor, action, _ in by_action] == [
         (audited.admin_actor, "service_account.create")
     ]
-    by_actor = _rows(_page(audited.owner.get("/audit", params={"actor": audited.admin_actor})))
+    by_actor = _rows(html_page(audited.owner.get("/audit", params={"actor": audited.admin_actor})))
     assert by_actor
     assert {actor for actor, _, _ in by_actor} == {audited.admin_actor}
     assert "service_account.create" in {action for _, action, _ in by_actor}
 
     day = OLD_DAY.isoformat()
-    that_day = _page(audited.owner.get("/audit", params={"from": day, "to": day}))
+    that_day = html_page(audited.owner.get("/audit", params={"from": day, "to": day}))
     rows = _rows(that_day)
     assert len(rows) == 50
     assert {action for _, action, _ in rows} == {"test.backfill"}
     assert rows[0][2] == f"thing-{BACKFILLED - 1}"  # newest first
     after = (OLD_DAY + dt.timedelta(days=1)).isoformat()
     before = (OLD_DAY - dt.timedelta(days=1)).isoformat()
-    assert _rows(_page(audited.owner.get("/audit", params={"to": before}))) == []
-    newer = _rows(_page(audited.owner.get("/audit", params={"from": after})))
+    assert _rows(html_page(audited.owner.get("/audit", params={"to": before}))) == []
+    newer = _rows(html_page(audited.owner.get("/audit", params={"from": after})))
     assert newer
     assert "test.backfill" not in {action for _, action, _ in newer}
     today = utcnow().date().isoformat()
     both = {"actor": audited.admin_actor, "action": "service_account.create", "to": today}
-    assert len(_rows(_page(audited.owner.get("/audit", params=both)))) == 1
-    assert _rows(_page(audited.owner.get("/audit", params={**both, "to": before}))) == []
+    assert len(_rows(html_page(audited.owner.get("/audit", params=both)))) == 1
+    assert _rows(html_page(audited.owner.get("/audit", params={**both, "to": before}))) == []
 
 
 def test_paging_keeps_the_filters(audited: Audited) -> None:
     day = OLD_DAY.isoformat()
-    first = _page(audited.owner.get("/audit", params={"action": "test.backfill", "from": day}))
+    first = html_page(audited.owner.get("/audit", params={"action": "test.backfill", "from": day}))
     assert len(_rows(first)) == 50
     (older,) = re.findall(r'<a href="([^"]+)" rel="next">Older events</a>', first)
     older = html.unescape(older)
     assert "action=test.backfill" in older
     assert f"from={day}" in older
-    second = _page(audited.owner.get(older))
+    second = html_page(audited.owner.get(older))
     assert [target for _, _, target in _rows(second)] == [
         f"thing-{n}" for n in range(BACKFILLED - 51, -1, -1)
     ]
@@ -171,19 +156,19 @@ def test_bad_filters_are_shown_next_to_their_field(audited: Audited) -> None:
         ({"to": "1999-12-31"}, "to", "to must lie between 2000-01-01"),
         ({"actor": "bad\x00actor"}, "actor", "actor contains"),
     ):
-        page = _page(audited.owner.get("/audit", params=params), 400)
+        page = html_page(audited.owner.get("/audit", params=params), 400)
         assert re.search(rf'<p class="field-error" id="{field}-error">{re.escape(message)}', page)
         assert f'aria-describedby="{field}-error"' in page
-    wrong_token = _page(audited.owner.get("/audit", params={"page": "not-a-token"}), 400)
+    wrong_token = html_page(audited.owner.get("/audit", params={"page": "not-a-token"}), 400)
     assert "page_token is not one this API returned" in wrong_token
 
 
 def test_only_owners_and_admins_read_the_log(audited: Audited) -> None:
     for allowed in (audited.owner, audited.admin):
-        assert 'href="/audit"' in _page(allowed.get("/namespaces"))
+        assert 'href="/audit"' in html_page(allowed.get("/namespaces"))
     for refused in (audited.finance, audited.reader):
-        assert 'href="/audit"' not in _page(refused.get("/namespaces"))
-        answer = _page(refused.get("/audit", params={"from": "garbage"}), 403)
+        assert 'href="/audit"' not in html_page(refused.get("/namespaces"))
+        answer = html_page(refused.get("/audit", params={"from": "garbage"}), 403)
         assert "this credential may not read the audit log" in answer
 
 

@@ -21,11 +21,10 @@ from typing import Any
 import httpx
 import pytest
 from billing_support import bill, record_usage
-from console_support import signed_in
+from console_support import all_signed_in, html_page
 from identity_support import user_with_key
 from support import StratusUp, Tenant, http, new_tenant
 
-from controlplane.console import CONTENT_SECURITY_POLICY
 from controlplane.invoices.cycle import month_start, next_month
 from controlplane.kit.db import utcnow
 
@@ -90,24 +89,8 @@ def billed(stratus: StratusUp) -> Iterator[Billed]:
     )
     _, admin_key = user_with_key(stratus, tenant.api_key, "admin@tallied.example", "admin")
     _, read_key = user_with_key(stratus, tenant.api_key, "reader@tallied.example", "read")
-    clients = [
-        signed_in(stratus, key) for key in (tenant.api_key, finance_key, admin_key, read_key)
-    ]
-    try:
+    with all_signed_in(stratus, tenant.api_key, finance_key, admin_key, read_key) as clients:
         yield Billed(tenant, other, orders, reports, *clients)
-    finally:
-        for client in clients:
-            client.close()
-
-
-def _page(response: httpx.Response, status: int = 200) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-    assert response.headers["content-type"].startswith("text/html")
-    assert not re.search(r"<script(?![^>]*\bsrc=)", response.text)
-    assert "<style" not in response.text
-    assert " style=" not in response.text
-    return response.text
 
 
 def _section(page: str, start: str, end: str) -> str:
@@ -149,7 +132,7 @@ def test_usage_page_draws_the_months_usage_as_the_api_counts_it(
     """Day 2: workflow 1,500,000 + activity 700,000; day 3: activity 1,300,000; day 5: signal
     500,000 and 600 GB-h active; day 6: 400 GB-h active. The SVG's bars, the table beside them
     and ``GET /api/v1/usage`` carry the same figures; the other account's never appear."""
-    page = _page(billed.owner.get("/usage", params={"month": MONTH_PARAM}))
+    page = html_page(billed.owner.get("/usage", params={"month": MONTH_PARAM}))
     with http(stratus, billed.tenant.api_key) as api:
         last = MONTH.replace(day=31).date().isoformat()
         usage = api.get("/usage", params={"start": str(MONTH.date()), "end": last}).json()
@@ -223,7 +206,7 @@ def test_usage_page_sets_the_month_against_the_plan_and_the_drafts_projected_cos
     """Essentials (the default plan): 4,000,000 actions of 1,000,000 included, 1,000 GB-h
     active of 720 included; the projected cost is the draft invoice's total as the billing
     cycle rated it (fee 100.00 + 3M actions × 50/M + 280 GB-h × 0.042 = 261.76)."""
-    page = _page(billed.owner.get("/usage", params={"month": MONTH_PARAM}))
+    page = html_page(billed.owner.get("/usage", params={"month": MONTH_PARAM}))
     invoice = _api_invoice(stratus, billed.tenant.api_key)
     assert invoice["total"] == "261.76"
     assert '<span id="plan-name">essentials</span>' in page
@@ -243,11 +226,11 @@ def test_usage_page_sets_the_month_against_the_plan_and_the_drafts_projected_cos
 def test_an_unrated_month_and_a_malformed_month(billed: Billed) -> None:
     """A month without usage or invoice says so; a month that is not YYYY-MM is a 400 page
     naming the field, never a 500."""
-    empty = _page(billed.owner.get("/usage", params={"month": "2001-02"}))
+    empty = html_page(billed.owner.get("/usage", params={"month": "2001-02"}))
     assert "No actions recorded in this month." in empty
     assert "has not rated this month yet" in empty
     for bad in ("2026-13", "soon", "1999-12"):
-        refused = _page(billed.owner.get("/usage", params={"month": bad}), 400)
+        refused = html_page(billed.owner.get("/usage", params={"month": bad}), 400)
         assert "month must be YYYY-MM" in refused
 
 
@@ -256,11 +239,11 @@ def test_invoice_list_detail_and_downloads_are_the_apis(stratus: StratusUp, bill
     byte for byte equal to ``GET /api/v1/invoices/{id}/download``, the JSON equal to the
     invoice document, the CSV with its header row and the invoice's amounts as written."""
     invoice = _api_invoice(stratus, billed.tenant.api_key)
-    listing = _page(billed.owner.get("/invoices"))
+    listing = html_page(billed.owner.get("/invoices"))
     row = _section(listing, f'data-invoice="{invoice["id"]}"', "</tr>")
     assert "DRAFT" in row
     assert f"{invoice['total']} USD" in row
-    detail = _page(billed.owner.get(f"/invoices/{invoice['id']}"))
+    detail = html_page(billed.owner.get(f"/invoices/{invoice['id']}"))
     for line in invoice["lines"]:
         assert f'<td class="num">{line["amount"]}</td>' in detail
     assert f"<strong>{invoice['amount_due']} USD</strong>" in detail
@@ -282,7 +265,7 @@ def test_invoice_list_detail_and_downloads_are_the_apis(stratus: StratusUp, bill
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
     charges = [(r["SkuId"], r["BilledCost"]) for r in rows if r["LineType"] == "charge"]
     assert charges == [(line["kind"], line["amount"]) for line in invoice["lines"]]
-    bad = _page(billed.owner.get(f"/invoices/{invoice['id']}/download?format=pdf"), 400)
+    bad = html_page(billed.owner.get(f"/invoices/{invoice['id']}/download?format=pdf"), 400)
     assert "format must be one of json, csv" in bad
 
 
@@ -294,23 +277,25 @@ def test_another_accounts_invoice_is_the_same_not_found_page(
     for suffix in ("", "/download?format=json", "/download?format=csv"):
         foreign_page = billed.owner.get(f"/invoices/{foreign}{suffix}")
         unknown_page = billed.owner.get(f"/invoices/{unknown}{suffix}")
-        assert _page(foreign_page, 404) == _page(unknown_page, 404)
+        assert html_page(foreign_page, 404) == html_page(unknown_page, 404)
         assert NOT_FOUND_TEXT in foreign_page.text
         assert foreign not in foreign_page.text
-    assert foreign not in _page(billed.owner.get("/invoices"))
+    assert foreign not in html_page(billed.owner.get("/invoices"))
 
 
 def test_billing_pages_follow_the_policy(billed: Billed) -> None:
     """Owner and finance admin see Usage and Invoices; an admin and a read user see neither
     entry, and the pages answer 403 naming the action."""
-    invoice_id = re.findall(r'data-invoice="([^"]+)"', _page(billed.finance.get("/invoices")))[0]
+    invoice_id = re.findall(r'data-invoice="([^"]+)"', html_page(billed.finance.get("/invoices")))[
+        0
+    ]
     for allowed in (billed.owner, billed.finance):
-        page = _page(allowed.get("/namespaces"))
+        page = html_page(allowed.get("/namespaces"))
         assert 'href="/usage"' in page
         assert 'href="/invoices"' in page
-        assert _page(allowed.get("/usage", params={"month": MONTH_PARAM}))
+        assert html_page(allowed.get("/usage", params={"month": MONTH_PARAM}))
     for refused in (billed.admin, billed.reader):
-        page = _page(refused.get("/namespaces"))
+        page = html_page(refused.get("/namespaces"))
         assert 'href="/usage"' not in page
         assert 'href="/invoices"' not in page
         for path, action in (
@@ -319,6 +304,6 @@ def test_billing_pages_follow_the_policy(billed: Billed) -> None:
             (f"/invoices/{invoice_id}", "invoice.read"),
             (f"/invoices/{invoice_id}/download?format=csv", "invoice.read"),
         ):
-            answer = _page(refused.get(path), 403)
+            answer = html_page(refused.get(path), 403)
             assert f"this credential may not perform {action}" in answer
             assert "Not allowed" in answer

@@ -13,11 +13,9 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from console_support import csrf_token, signed_in
-from identity_support import user_with_key
+from console_support import all_signed_in, csrf_token, html_page, namespace_reader
 from support import StratusUp, Tenant, create_active_namespace, http, new_tenant, wait_until
 
-from controlplane.console import CONTENT_SECURITY_POLICY
 from controlplane.console._namespaces import FILTER_INPUTS
 from controlplane.sign_in.console_return import console_path
 
@@ -36,24 +34,9 @@ class Settings:
 def setup(stratus: StratusUp) -> Iterator[Settings]:
     tenant = new_tenant(stratus, "Settled")
     namespace_id = create_active_namespace(stratus, tenant, "tuned")
-    reader, reader_key = user_with_key(stratus, tenant.api_key, "reader@settled.example", "read")
-    with tenant.client(stratus) as client:
-        client.set_namespace_access(namespace_id, reader["id"], "read")
-    owner, browser = signed_in(stratus, tenant.api_key), signed_in(stratus, reader_key)
-    try:
-        yield Settings(tenant, namespace_id, owner, browser)
-    finally:
-        owner.close()
-        browser.close()
-
-
-def _page(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-    assert response.headers["content-type"].startswith("text/html")
-    assert not re.search(r"<script(?![^>]*\bsrc=)", response.text)
-    assert " style=" not in response.text
-    return response.text
+    _, reader_key = namespace_reader(stratus, tenant, namespace_id, "reader@settled.example")
+    with all_signed_in(stratus, tenant.api_key, reader_key) as (owner, reader):
+        yield Settings(tenant, namespace_id, owner, reader)
 
 
 def _resource_version(page: str) -> str:
@@ -86,7 +69,7 @@ def test_settings_change_goes_through_the_service_and_is_audited(
     stratus: StratusUp, setup: Settings
 ) -> None:
     path = f"/namespaces/{setup.namespace_id}"
-    page = _page(setup.owner.get(path), 200)
+    page = html_page(setup.owner.get(path), 200)
     assert 'action="/namespaces/' + setup.namespace_id + '/settings"' in page
     assert 'hx-trigger="every 2s"' not in page  # ACTIVE, operation done: no polling
     version = _resource_version(page)
@@ -105,14 +88,14 @@ def test_settings_change_goes_through_the_service_and_is_audited(
     assert saved.headers["location"] == path
 
     # While the update runs, the detail page polls its status section; once done it stops.
-    live = _page(setup.owner.get(f"{path}/live"), 200)
+    live = html_page(setup.owner.get(f"{path}/live"), 200)
     if 'data-state="ACTIVE"' not in live:
         assert f'hx-get="/namespaces/{setup.namespace_id}/status' in live
     _wait_active(stratus, setup.tenant, setup.namespace_id)
     wait_until(
         lambda: 'hx-trigger="every 2s"' not in setup.owner.get(f"{path}/live").text, timeout=60
     )
-    final = _page(setup.owner.get(path), 200)
+    final = html_page(setup.owner.get(path), 200)
     assert 'data-operation-state="FULFILLED"' in final
     assert 'value="worker-*"' in final
 
@@ -148,7 +131,7 @@ def test_a_stale_form_is_refused_with_a_clear_message(stratus: StratusUp, setup:
     stale = setup.owner.post(
         f"{path}/settings", data=_form(token, "an-old-version", retention_days="21")
     )
-    page = _page(stale, 409)
+    page = html_page(stale, 409)
     assert STALE_TEXT in page
     # The page shows the namespace as it is now, with its current resource_version.
     with setup.tenant.client(stratus) as client:
@@ -160,7 +143,7 @@ def test_a_stale_form_is_refused_with_a_clear_message(stratus: StratusUp, setup:
         f"{path}/cas/remove",
         data={"csrf_token": token, "resource_version": "an-old-version", "fingerprint": "x"},
     )
-    assert STALE_TEXT in _page(removed, 409)
+    assert STALE_TEXT in html_page(removed, 409)
 
 
 def test_bad_values_are_shown_next_to_their_field(stratus: StratusUp, setup: Settings) -> None:
@@ -179,7 +162,7 @@ def test_bad_values_are_shown_next_to_their_field(stratus: StratusUp, setup: Set
         ),
     ]
     for fields, field, message in cases:
-        page = _page(
+        page = html_page(
             setup.owner.post(f"{path}/settings", data=_form(token, version, **fields)), 400
         )
         error = re.search(rf'<p class="field-error" id="{field}-error">([^<]*)</p>', page)
@@ -203,14 +186,14 @@ def test_a_read_user_sees_no_edit_control_and_is_refused(
     stratus: StratusUp, setup: Settings
 ) -> None:
     path = f"/namespaces/{setup.namespace_id}"
-    page = _page(setup.reader.get(path), 200)
+    page = html_page(setup.reader.get(path), 200)
     assert f'/namespaces/{setup.namespace_id}/settings"' not in page
     assert "Save settings" not in page
     assert 'name="retention_days"' not in page
     assert "Certificate filters" in page  # shown read-only
     token = csrf_token(setup.reader)
     refused = setup.reader.post(f"{path}/settings", data=_form(token, "x", retention_days="3"))
-    assert "may not perform namespace.update" in _page(refused, 403)
+    assert "may not perform namespace.update" in html_page(refused, 403)
     # Refused also when the form would change nothing.
     with setup.tenant.client(stratus) as client:
         namespace = client.get_namespace(setup.namespace_id)
@@ -225,16 +208,16 @@ def test_a_read_user_sees_no_edit_control_and_is_refused(
         },
     )
     same = setup.reader.post(f"{path}/settings", data=unchanged)
-    assert "may not perform namespace.update" in _page(same, 403)
+    assert "may not perform namespace.update" in html_page(same, 403)
     added = setup.reader.post(
         f"{path}/cas",
         data={"csrf_token": token, "resource_version": "x", "accepted_client_ca": "x"},
     )
-    assert "may not perform namespace.update" in _page(added, 403)
+    assert "may not perform namespace.update" in html_page(added, 403)
 
 
 def test_settings_page_serves_the_apis_sp_metadata(stratus: StratusUp, setup: Settings) -> None:
-    page = _page(setup.owner.get("/settings"), 200)
+    page = html_page(setup.owner.get("/settings"), 200)
     account = setup.tenant.account_id
     assert f"/api/v1/auth/saml/{account}/acs" in page
     assert 'action="/settings/saml"' in page
@@ -251,20 +234,20 @@ def test_settings_page_serves_the_apis_sp_metadata(stratus: StratusUp, setup: Se
 def test_saml_metadata_upload_refusals(setup: Settings) -> None:
     token = csrf_token(setup.owner)
     empty = setup.owner.post("/settings/saml", data={"csrf_token": token, "metadata_xml": " "})
-    page = _page(empty, 400)
+    page = html_page(empty, 400)
     assert re.search(r'id="metadata_xml-error">choose the IdP', page), page
     bad = setup.owner.post(
         "/settings/saml", data={"csrf_token": token, "metadata_xml": "<not-metadata/>"}
     )
-    assert 'id="metadata_xml-error"' in _page(bad, 400)
+    assert 'id="metadata_xml-error"' in html_page(bad, 400)
     # A `read` user sees the SP side, not the upload form, and is refused anyway.
-    reader_page = _page(setup.reader.get("/settings"), 200)
+    reader_page = html_page(setup.reader.get("/settings"), 200)
     assert 'action="/settings/saml"' not in reader_page
     assert "Download SP metadata" in reader_page
     refused = setup.reader.post(
         "/settings/saml", data={"csrf_token": csrf_token(setup.reader), "metadata_xml": "<x/>"}
     )
-    assert "may not configure SAML sign-in" in _page(refused, 403)
+    assert "may not configure SAML sign-in" in html_page(refused, 403)
 
 
 @pytest.mark.parametrize(

@@ -13,25 +13,15 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from console_support import LINK_PATH, console_link, csrf_token, signed_in
+from console_support import LINK_PATH, console_link, csrf_token, html_page, signed_in
 from sqlalchemy import select
 from support import StratusUp, Tenant, create_active_namespace, http, new_tenant
 
-from controlplane.console import CONTENT_SECURITY_POLICY
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
 from controlplane.models import AuditEvent, WebSession
 
 NOT_FOUND_TEXT = "This page does not exist, or you do not have access to it."
 BANNER_LINK = re.compile(r"Operator link:\s+(\S+)\s")
-
-
-def _page(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-    assert response.headers["content-type"].startswith("text/html")
-    assert not re.search(r"<script(?![^>]*\bsrc=)", response.text)
-    assert " style=" not in response.text
-    return response.text
 
 
 def _main(page: str) -> str:
@@ -44,11 +34,7 @@ def _main(page: str) -> str:
 def operator_signed_in(stratus: StratusUp) -> httpx.Client:
     """A console client holding an operator session, as `stratus console` with the operator
     key gives."""
-    client = httpx.Client(base_url=stratus.api_url, timeout=30)
-    spent = client.post(console_link(stratus, stratus.operator_key))
-    assert spent.status_code == 303, spent.text
-    assert spent.headers["location"] == "/operator/accounts"
-    return client
+    return signed_in(stratus, stratus.operator_key, lands_on="/operator/accounts")
 
 
 async def _audit(stratus: StratusUp, action: str) -> list[AuditEvent]:
@@ -86,11 +72,11 @@ def test_stratus_up_prints_a_link_that_signs_the_operator_in_once(
     fresh_stratus.start()
     path = _banner_link(fresh_stratus, 0)
     with httpx.Client(base_url=fresh_stratus.api_url, timeout=30) as browser:
-        _page(browser.get(path), 200)  # the landing page spends nothing
+        html_page(browser.get(path), 200)  # the landing page spends nothing
         spent = browser.post(path)
         assert spent.status_code == 303, spent.text
         assert spent.headers["location"] == "/operator/accounts"
-        page = _page(browser.get("/operator/accounts"), 200)
+        page = html_page(browser.get("/operator/accounts"), 200)
         assert "operator of this installation" in page
         assert 'href="/namespaces"' not in page
         session = browser.get("/api/v1/auth/session").json()
@@ -99,7 +85,7 @@ def test_stratus_up_prints_a_link_that_signs_the_operator_in_once(
         assert session["account_id"] is None
     with httpx.Client(base_url=fresh_stratus.api_url, timeout=30) as browser:
         again = browser.post(path)
-        assert "this sign-in link is unknown, expired or already used" in _page(again, 400)
+        assert "this sign-in link is unknown, expired or already used" in html_page(again, 400)
         assert "stratus_session" not in again.cookies
         assert browser.get("/operator/accounts").headers["location"] == "/sign-in"
     created = asyncio.run(_audit(fresh_stratus, "console.sign_in_link.create"))
@@ -148,14 +134,14 @@ def test_a_tenant_gets_the_not_found_page_for_every_operator_page(
 ) -> None:
     account = operated.tenant.account_id
     # What an unknown id of the tenant's own answers.
-    unknown = _main(_page(operated.owner.get(f"/namespaces/nothing.{account}"), 404))
+    unknown = _main(html_page(operated.owner.get(f"/namespaces/nothing.{account}"), 404))
     for path in (
         "/operator/accounts",
         f"/operator/accounts/{account}",
         "/operator/plans",
         f"/operator/namespaces/{operated.namespace_id}",
     ):
-        assert _main(_page(operated.owner.get(path), 404)) == unknown
+        assert _main(html_page(operated.owner.get(path), 404)) == unknown
     token = csrf_token(operated.owner)
     for path, form in (
         ("/operator/accounts", {"name": "Sneaky", "owner_email": "x@sneaky.example"}),
@@ -164,11 +150,11 @@ def test_a_tenant_gets_the_not_found_page_for_every_operator_page(
         (f"/operator/namespaces/{operated.namespace_id}/limits", {"requests_per_second": "9"}),
     ):
         refused = operated.owner.post(path, data={**form, "csrf_token": token})
-        assert NOT_FOUND_TEXT in _page(refused, 404)
+        assert NOT_FOUND_TEXT in html_page(refused, 404)
     assert _tenant_audit(stratus, operated.tenant, "credit.grant") == []
     assert _tenant_audit(stratus, operated.tenant, "account.plan.set") == []
     # The owner's page keeps the tenant's header and nav.
-    listing = _page(operated.owner.get("/namespaces"), 200)
+    listing = html_page(operated.owner.get("/namespaces"), 200)
     assert "/operator/" not in listing
     assert f"account <code>{account}</code>" in listing
 
@@ -198,7 +184,7 @@ def test_no_tenant_credential_gets_an_operator_session(
 def test_the_accounts_page_lists_and_creates_accounts(
     stratus: StratusUp, operated: Operated
 ) -> None:
-    listing = _page(operated.operator.get("/operator/accounts"), 200)
+    listing = html_page(operated.operator.get("/operator/accounts"), 200)
     row = re.search(
         rf"<tr>\s*<td><a href=\"/operator/accounts/{operated.tenant.account_id}\">.*?</tr>",
         listing,
@@ -213,14 +199,14 @@ def test_the_accounts_page_lists_and_creates_accounts(
         "/operator/accounts",
         data={"csrf_token": token, "name": "Newco", "owner_email": "not-an-email"},
     )
-    page = _page(bad, 400)
+    page = html_page(bad, 400)
     assert re.search(r'id="owner_email-error">[^<]*email', page), page
     assert 'value="Newco"' in page
     good = operated.operator.post(
         "/operator/accounts",
         data={"csrf_token": token, "name": "Newco", "owner_email": "boss@newco.example"},
     )
-    page = _page(good, 200)
+    page = html_page(good, 200)
     created = re.search(r'<code id="owner-key">([^<]+)</code>', page)
     assert created, page
     # The owner's key, shown once, works: the account exists with its owner.
@@ -228,26 +214,28 @@ def test_the_accounts_page_lists_and_creates_accounts(
         identity = api.get("/current-identity")
     assert identity.status_code == 200, identity.text
     assert "boss@newco.example" in identity.text
-    assert created.group(1) not in _page(operated.operator.get("/operator/accounts"), 200)
+    assert created.group(1) not in html_page(operated.operator.get("/operator/accounts"), 200)
 
 
 def test_an_accounts_plan_and_credits_change_through_the_services(
     stratus: StratusUp, operated: Operated
 ) -> None:
     account = operated.tenant.account_id
-    page = _page(operated.operator.get(f"/operator/accounts/{account}"), 200)
+    page = html_page(operated.operator.get(f"/operator/accounts/{account}"), 200)
     assert "No credit granted." in page
     assert operated.namespace_id in page
     token = csrf_token(operated.operator)
     bad_plan = operated.operator.post(
         f"/operator/accounts/{account}/plan", data={"csrf_token": token, "plan": "platinum"}
     )
-    assert re.search(r'id="plan-error">plan &#39;platinum&#39; is not in', _page(bad_plan, 400))
+    assert re.search(r'id="plan-error">plan &#39;platinum&#39; is not in', html_page(bad_plan, 400))
     changed = operated.operator.post(
         f"/operator/accounts/{account}/plan", data={"csrf_token": token, "plan": "business"}
     )
     assert changed.status_code == 303, changed.text
-    assert "<dd>business</dd>" in _page(operated.operator.get(f"/operator/accounts/{account}"), 200)
+    assert "<dd>business</dd>" in html_page(
+        operated.operator.get(f"/operator/accounts/{account}"), 200
+    )
     [plan_set] = _tenant_audit(stratus, operated.tenant, "account.plan.set")
     assert plan_set["actor"] == "operator"
     assert plan_set["details"]["plan"] == "business"  # type: ignore[index]
@@ -256,7 +244,7 @@ def test_an_accounts_plan_and_credits_change_through_the_services(
         f"/operator/accounts/{account}/credits",
         data={"csrf_token": token, "amount": "lots", "description": "welcome"},
     )
-    page = _page(bad_credit, 400)
+    page = html_page(bad_credit, 400)
     assert 'id="amount-error"' in page
     assert 'value="welcome"' in page
     granted = operated.operator.post(
@@ -264,7 +252,7 @@ def test_an_accounts_plan_and_credits_change_through_the_services(
         data={"csrf_token": token, "amount": "250.00", "description": "welcome credit"},
     )
     assert granted.status_code == 303, granted.text
-    page = _page(operated.operator.get(f"/operator/accounts/{account}"), 200)
+    page = html_page(operated.operator.get(f"/operator/accounts/{account}"), 200)
     assert re.search(r"<td>welcome credit</td><td>250\.00</td><td>250\.00</td>", page), page
     [grant] = _tenant_audit(stratus, operated.tenant, "credit.grant")
     assert grant["actor"] == "operator"
@@ -274,22 +262,22 @@ def test_an_accounts_plan_and_credits_change_through_the_services(
         credits = api.get("/billing/credits").json()["credits"]
     assert [c["description"] for c in credits] == ["welcome credit"]
     unknown = operated.operator.get("/operator/accounts/zzzzzz")
-    assert NOT_FOUND_TEXT in _page(unknown, 404)
+    assert NOT_FOUND_TEXT in html_page(unknown, 404)
 
 
 def test_plans_and_a_namespaces_rate_limits(stratus: StratusUp, operated: Operated) -> None:
-    plans = _page(operated.operator.get("/operator/plans"), 200)
+    plans = html_page(operated.operator.get("/operator/plans"), 200)
     for text in ("essentials", "business", "Price book <code>", "Price per million"):
         assert text in plans
     path = f"/operator/namespaces/{operated.namespace_id}"
-    page = _page(operated.operator.get(path), 200)
+    page = html_page(operated.operator.get(path), 200)
     assert 'name="requests_per_second"' in page
     token = csrf_token(operated.operator)
     too_many = operated.operator.post(
         f"{path}/limits",
         data={"csrf_token": token, "requests_per_second": "0", "actions_per_second": "10"},
     )
-    assert 'id="requests_per_second-error">requests_per_second must be between' in _page(
+    assert 'id="requests_per_second-error">requests_per_second must be between' in html_page(
         too_many, 400
     )
     changed = operated.operator.post(
@@ -304,7 +292,7 @@ def test_plans_and_a_namespaces_rate_limits(stratus: StratusUp, operated: Operat
         namespace = api.get(f"/namespaces/{operated.namespace_id}").json()
     assert namespace["requests_per_second"] == 77
     unknown = operated.operator.get("/operator/namespaces/nothing.zzzzzz")
-    assert NOT_FOUND_TEXT in _page(unknown, 404)
+    assert NOT_FOUND_TEXT in html_page(unknown, 404)
 
 
 def test_every_operator_post_needs_the_csrf_token(stratus: StratusUp, operated: Operated) -> None:
@@ -317,8 +305,8 @@ def test_every_operator_post_needs_the_csrf_token(stratus: StratusUp, operated: 
         for token in (None, "wrong"):
             data = form if token is None else {**form, "csrf_token": token}
             refused = operated.operator.post(path, data=data)
-            assert "Missing or wrong CSRF token" in _page(refused, 403)
-    assert "Csrfless" not in _page(operated.operator.get("/operator/accounts"), 200)
+            assert "Missing or wrong CSRF token" in html_page(refused, 403)
+    assert "Csrfless" not in html_page(operated.operator.get("/operator/accounts"), 200)
 
 
 def test_stratus_console_with_the_operator_key_and_signing_out(stratus: StratusUp) -> None:

@@ -11,9 +11,10 @@ import pytest
 from console_support import (
     assert_no_sideways_scroll,
     chromium,
-    console_link,
+    console_page,
     screenshot,
     serious_violations,
+    sign_in_by_link,
 )
 from support import StratusUp, new_tenant
 
@@ -26,16 +27,9 @@ def test_operator_journey_in_chromium(stratus: StratusUp, tmp_path: Path) -> Non
         namespace_id = client.create_namespace(
             "watched", tenant.ca.cert_pem.decode(), retention_days=7
         ).namespace.id
-    csp_reports: list[str] = []
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.on(
-            "console",
-            lambda m: csp_reports.append(m.text) if "Content Security" in m.text else None,
-        )
-        page.goto(stratus.api_url + console_link(stratus, stratus.operator_key))
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url("**/operator/accounts")
+        page, csp_reports = console_page(browser)
+        sign_in_by_link(page, stratus, stratus.operator_key, "**/operator/accounts")
         assert page.get_by_text("operator of this installation").count() == 1
         screenshot(page, tmp_path, "operator-accounts")
         assert serious_violations(page) == []

@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-from console_support import console_link, csrf_token, signed_in
-from identity_support import assert_problem, service_account_with_key, user_with_key
+from console_support import (
+    all_signed_in,
+    console_link,
+    csrf_token,
+    html_page,
+    namespace_reader,
+)
+from identity_support import assert_problem, service_account_with_key
 from support import StratusUp, Tenant, create_active_namespace, http, new_tenant
 
-from controlplane.console import CONTENT_SECURITY_POLICY
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work, utcnow
 from controlplane.models import User
 from controlplane.sign_in import console_link as links
@@ -39,40 +43,23 @@ class Console:
 def console(stratus: StratusUp) -> Iterator[Console]:
     tenant = new_tenant(stratus, "Consoled")
     namespace_id = create_active_namespace(stratus, tenant, "pages")
-    reader, reader_key = user_with_key(stratus, tenant.api_key, "reader@consoled.example", "read")
-    with tenant.client(stratus) as client:
-        client.set_namespace_access(namespace_id, reader["id"], "read")
-    owner, browser = signed_in(stratus, tenant.api_key), signed_in(stratus, reader_key)
-    try:
-        yield Console(tenant, namespace_id, owner, browser, reader_key)
-    finally:
-        owner.close()
-        browser.close()
-
-
-def _assert_page(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-    assert response.headers["content-type"].startswith("text/html")
-    # Nothing the CSP would block: no inline script or style anywhere.
-    assert not re.search(r"<script(?![^>]*\bsrc=)", response.text)
-    assert "<style" not in response.text
-    assert " style=" not in response.text
-    return response.text
+    _, reader_key = namespace_reader(stratus, tenant, namespace_id, "reader@consoled.example")
+    with all_signed_in(stratus, tenant.api_key, reader_key) as (owner, reader):
+        yield Console(tenant, namespace_id, owner, reader, reader_key)
 
 
 def test_every_page_carries_the_strict_csp(stratus: StratusUp, console: Console) -> None:
     anonymous = httpx.Client(base_url=stratus.api_url, timeout=30)
     with anonymous:
-        _assert_page(anonymous.get("/sign-in"), 200)
-        _assert_page(anonymous.get("/sign-in/link/whatever"), 200)
+        html_page(anonymous.get("/sign-in"), 200)
+        html_page(anonymous.get("/sign-in/link/whatever"), 200)
         assert anonymous.get("/namespaces").headers["location"] == "/sign-in"
     for path in ("/namespaces", "/namespaces/new", f"/namespaces/{console.namespace_id}"):
-        page = _assert_page(console.owner.get(path), 200)
+        page = html_page(console.owner.get(path), 200)
         assert "owner@consoled.example" in page
         assert console.tenant.account_id in page
-    _assert_page(console.owner.get("/namespaces/rows"), 200)
-    _assert_page(console.owner.get("/no/such/page"), 404)
+    html_page(console.owner.get("/namespaces/rows"), 200)
+    html_page(console.owner.get("/no/such/page"), 404)
     script = console.owner.get("/console/static/console.js")
     assert script.status_code == 200
     assert "htmx:configRequest" in script.text
@@ -105,7 +92,7 @@ def test_another_accounts_namespace_looks_exactly_like_an_unknown_one(
         else:
             foreign = console.owner.get(f"/namespaces/{foreign_id}")
             unknown = console.owner.get(f"/namespaces/{unknown_id}")
-        assert _assert_page(foreign, 404) == _assert_page(unknown, 404)
+        assert html_page(foreign, 404) == html_page(unknown, 404)
         assert NOT_FOUND_TEXT in foreign.text
         assert foreign_id not in foreign.text
 
@@ -113,10 +100,10 @@ def test_another_accounts_namespace_looks_exactly_like_an_unknown_one(
 def test_a_read_user_sees_no_mutating_control_and_is_refused_anyway(
     console: Console,
 ) -> None:
-    listing = _assert_page(console.reader.get("/namespaces"), 200)
+    listing = html_page(console.reader.get("/namespaces"), 200)
     assert console.namespace_id in listing
     assert "Create namespace" not in listing
-    detail = _assert_page(console.reader.get(f"/namespaces/{console.namespace_id}"), 200)
+    detail = html_page(console.reader.get(f"/namespaces/{console.namespace_id}"), 200)
     for control in ("/cas/remove", '/cas"', "/delete", "Delete namespace", "Add CA"):
         assert control not in detail
     assert "Sign out" in detail  # the only form: sign-out
@@ -125,17 +112,17 @@ def test_a_read_user_sees_no_mutating_control_and_is_refused_anyway(
         "/namespaces",
         data={"csrf_token": token, "name": "sneaky", "accepted_client_ca": "x"},
     )
-    assert "may not perform namespace.create" in _assert_page(created, 403)
+    assert "may not perform namespace.create" in html_page(created, 403)
     deleted = console.reader.post(
         f"/namespaces/{console.namespace_id}/delete",
         data={"csrf_token": token, "resource_version": "x", "confirm_name": "pages"},
     )
-    assert "may not perform namespace.delete" in _assert_page(deleted, 403)
+    assert "may not perform namespace.delete" in html_page(deleted, 403)
     removed = console.reader.post(
         f"/namespaces/{console.namespace_id}/cas/remove",
         data={"csrf_token": token, "resource_version": "x", "fingerprint": "x"},
     )
-    assert "may not perform namespace.update" in _assert_page(removed, 403)
+    assert "may not perform namespace.update" in html_page(removed, 403)
 
 
 def test_every_console_post_needs_the_sessions_csrf_token(console: Console) -> None:
@@ -147,7 +134,7 @@ def test_every_console_post_needs_the_sessions_csrf_token(console: Console) -> N
         for token in (None, "wrong"):
             data = form if token is None else {**form, "csrf_token": token}
             refused = console.owner.post(path, data=data)
-            assert "Missing or wrong CSRF token" in _assert_page(refused, 403)
+            assert "Missing or wrong CSRF token" in html_page(refused, 403)
     # Still signed in: the refused sign-out did nothing.
     assert console.owner.get("/namespaces").status_code == 200
 
@@ -159,7 +146,7 @@ def test_a_link_signs_in_once(stratus: StratusUp, console: Console) -> None:
         assert browser.get("/namespaces").status_code == 200
     with httpx.Client(base_url=stratus.api_url, timeout=30) as browser:
         again = browser.post(path)
-        page = _assert_page(again, 400)
+        page = html_page(again, 400)
         assert "this sign-in link is unknown, expired or already used" in page
         assert "stratus_session" not in again.cookies
         assert browser.get("/namespaces").headers["location"] == "/sign-in"
@@ -192,7 +179,7 @@ def test_an_expired_link_is_refused_with_the_sign_in_page(
 ) -> None:
     path = asyncio.run(_expired_link(stratus, "reader@consoled.example"))
     with httpx.Client(base_url=stratus.api_url, timeout=30) as browser:
-        page = _assert_page(browser.post(path), 400)
+        page = html_page(browser.post(path), 400)
     assert "this sign-in link is unknown, expired or already used" in page
 
 
@@ -214,7 +201,7 @@ def test_create_a_namespace_with_an_uploaded_ca(stratus: StratusUp, console: Con
         data={"csrf_token": token, "name": "Bad--Name", "retention_days": "7"},
         files={"ca_file": ("ca.pem", ca_pem, "application/x-pem-file")},
     )
-    page = _assert_page(bad, 400)
+    page = html_page(bad, 400)
     assert 'id="name-error"' in page
     assert "name must" in page
     assert 'value="Bad--Name"' in page  # the form keeps what was typed
@@ -223,7 +210,7 @@ def test_create_a_namespace_with_an_uploaded_ca(stratus: StratusUp, console: Con
         data={"csrf_token": token, "name": "uploaded"},
         files={"ca_file": ("ca.pem", b"not a certificate", "application/x-pem-file")},
     )
-    assert 'id="accepted_client_ca-error"' in _assert_page(bad_ca, 400)
+    assert 'id="accepted_client_ca-error"' in html_page(bad_ca, 400)
     created = console.owner.post(
         "/namespaces",
         data={"csrf_token": token, "name": "uploaded", "retention_days": "7"},
@@ -232,7 +219,7 @@ def test_create_a_namespace_with_an_uploaded_ca(stratus: StratusUp, console: Con
     namespace_id = f"uploaded.{console.tenant.account_id}"
     assert created.status_code == 303, created.text
     assert created.headers["location"] == f"/namespaces/{namespace_id}"
-    detail = _assert_page(console.owner.get(created.headers["location"]), 200)
+    detail = html_page(console.owner.get(created.headers["location"]), 200)
     assert f"{namespace_id}.stratus.localhost" in detail  # the TLS server name
     assert "Consoled CA" in detail  # the uploaded CA's subject
     with http(stratus, console.tenant.api_key) as api:

@@ -16,11 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from console_support import csrf_token, signed_in
+from console_support import all_signed_in, csrf_token, html_page, namespace_reader, signed_in
 from identity_support import service_account_with_key, user_with_key
 from support import StratusUp, Tenant, http, new_tenant
-
-from controlplane.console import CONTENT_SECURITY_POLICY
 
 NOT_FOUND_TEXT = "This page does not exist, or you do not have access to it."
 UNKNOWN_ID = "00000000-0000-0000-0000-000000000000"
@@ -45,26 +43,13 @@ def people(stratus: StratusUp) -> Iterator[People]:
         namespace_id = client.create_namespace(
             "staff", tenant.ca.cert_pem.decode(), retention_days=7
         ).namespace.id
-    reader, reader_key = user_with_key(stratus, tenant.api_key, "reader@peopled.example", "read")
-    with tenant.client(stratus) as client:
-        client.set_namespace_access(namespace_id, reader["id"], "read")
+    reader_id, reader_key = namespace_reader(
+        stratus, tenant, namespace_id, "reader@peopled.example"
+    )
     with http(stratus, tenant.api_key) as api:
         owner_id = api.get("/current-identity").json()["id"]
-    owner, browser = signed_in(stratus, tenant.api_key), signed_in(stratus, reader_key)
-    try:
-        yield People(tenant, owner_id, namespace_id, owner, browser, reader["id"], reader_key)
-    finally:
-        owner.close()
-        browser.close()
-
-
-def _page(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-    assert response.headers["content-type"].startswith("text/html")
-    assert not re.search(r"<script(?![^>]*\bsrc=)", response.text)
-    assert " style=" not in response.text
-    return response.text
+    with all_signed_in(stratus, tenant.api_key, reader_key) as (owner, reader):
+        yield People(tenant, owner_id, namespace_id, owner, reader, reader_id, reader_key)
 
 
 def _post(client: httpx.Client, path: str, **form: str) -> httpx.Response:
@@ -95,23 +80,23 @@ def _api_user(stratus: StratusUp, tenant: Tenant, user_id: str) -> dict[str, Any
 
 
 def test_each_page_renders_for_the_owner(people: People) -> None:
-    users = _page(people.owner.get("/users"), 200)
+    users = html_page(people.owner.get("/users"), 200)
     assert "owner@peopled.example" in users
     assert "reader@peopled.example" in users
     assert 'action="/users"' in users  # the invite form
     assert 'href="/users" aria-current="page"' in users
-    detail = _page(people.owner.get(f"/users/{people.reader_id}"), 200)
+    detail = html_page(people.owner.get(f"/users/{people.reader_id}"), 200)
     assert people.namespace_id in detail
     assert f'action="/users/{people.reader_id}/role"' in detail
     assert f"/users/{people.reader_id}/remove" in detail
     # No "remove" for oneself: the owner's own page offers none.
-    own = _page(people.owner.get(f"/users/{people.owner_id}"), 200)
+    own = html_page(people.owner.get(f"/users/{people.owner_id}"), 200)
     assert f"/users/{people.owner_id}/remove" not in own
-    confirm = _page(people.owner.get(f"/users/{people.reader_id}/remove"), 200)
+    confirm = html_page(people.owner.get(f"/users/{people.reader_id}/remove"), 200)
     assert "Remove reader@peopled.example?" in confirm
-    accounts = _page(people.owner.get("/service-accounts"), 200)
+    accounts = html_page(people.owner.get("/service-accounts"), 200)
     assert 'action="/service-accounts"' in accounts
-    keys = _page(people.owner.get("/api-keys"), 200)
+    keys = html_page(people.owner.get("/api-keys"), 200)
     assert 'action="/api-keys"' in keys
     assert "you" in keys  # the owner's bootstrap key
 
@@ -130,14 +115,14 @@ def test_invite_a_user_through_the_same_flow_as_the_api(stratus: StratusUp, peop
         for e in events
     ), events
     again = _post(people.owner, "/users", email="NEW@peopled.example", account_role="read")
-    page = _page(again, 409)
+    page = html_page(again, 409)
     assert 'id="email-error"' in page
     assert "new@peopled.example is already a user of this account" in page
     assert 'value="NEW@peopled.example"' in page  # what was typed stays
     bad = _post(people.owner, "/users", email="not-an-email", account_role="read")
-    assert 'id="email-error"' in _page(bad, 400)
+    assert 'id="email-error"' in html_page(bad, 400)
     no_role = _post(people.owner, "/users", email="x@peopled.example", account_role="emperor")
-    assert 'id="account_role-error"' in _page(no_role, 400)
+    assert 'id="account_role-error"' in html_page(no_role, 400)
 
 
 def test_change_a_role_and_the_last_owner_is_refused(stratus: StratusUp, people: People) -> None:
@@ -156,7 +141,7 @@ def test_change_a_role_and_the_last_owner_is_refused(stratus: StratusUp, people:
     stale = _post(
         people.owner, f"/users/{user_id}/role", resource_version=version, account_role="read"
     )
-    assert "resource_version" in _page(stale, 409)
+    assert "resource_version" in html_page(stale, 409)
     owner_version = _api_user(stratus, people.tenant, people.owner_id)["resource_version"]
     demoted = _post(
         people.owner,
@@ -164,14 +149,14 @@ def test_change_a_role_and_the_last_owner_is_refused(stratus: StratusUp, people:
         resource_version=owner_version,
         account_role="admin",
     )
-    page = _page(demoted, 409)
+    page = html_page(demoted, 409)
     assert 'id="account_role-error"' in page
     assert "owner@peopled.example is the account&#39;s last owner" in page
     assert _api_user(stratus, people.tenant, people.owner_id)["account_role"] == "owner"
     removed = _post(
         people.owner, f"/users/{people.owner_id}/remove", resource_version=owner_version
     )
-    assert "is the account&#39;s last owner" in _page(removed, 409)
+    assert "is the account&#39;s last owner" in html_page(removed, 409)
     # Removing another user works, behind its confirmation page.
     version = _api_user(stratus, people.tenant, user_id)["resource_version"]
     gone = _post(people.owner, f"/users/{user_id}/remove", resource_version=version)
@@ -194,7 +179,7 @@ def test_grant_and_revoke_a_namespace_permission(stratus: StratusUp, people: Peo
     assert _api_user(stratus, people.tenant, user_id)["namespace_permissions"] == [
         {"namespace_id": people.namespace_id, "permission": "write"}
     ]
-    detail = _page(people.owner.get(f"/users/{user_id}"), 200)
+    detail = html_page(people.owner.get(f"/users/{user_id}"), 200)
     assert 'data-permission="write"' in detail
     revoked = _post(people.owner, path, namespace_id=people.namespace_id, permission="")
     assert revoked.status_code == 303, revoked.text
@@ -206,7 +191,7 @@ def test_grant_and_revoke_a_namespace_permission(stratus: StratusUp, people: Peo
     ]
     assert sorted(changes, key=str) == [None, "write"], changes
     bad = _post(people.owner, path, namespace_id=people.namespace_id, permission="god")
-    assert 'id="permission-error"' in _page(bad, 400)
+    assert 'id="permission-error"' in html_page(bad, 400)
 
 
 def test_service_accounts_are_created_and_deleted(stratus: StratusUp, people: People) -> None:
@@ -227,17 +212,17 @@ def test_service_accounts_are_created_and_deleted(stratus: StratusUp, people: Pe
         "namespace_id": people.namespace_id,
         "permission": "write",
     }
-    page = _page(people.owner.get("/service-accounts"), 200)
+    page = html_page(people.owner.get("/service-accounts"), 200)
     assert "deployer" in page
     assert f"write on <code>{people.namespace_id}</code>" in page
     duplicate = _post(
         people.owner, "/service-accounts", name="deployer", scope="account", account_role="read"
     )
-    assert 'id="name-error"' in _page(duplicate, 409)
+    assert 'id="name-error"' in html_page(duplicate, 409)
     owner_role = _post(
         people.owner, "/service-accounts", name="boss", scope="account", account_role="owner"
     )
-    assert "a service account cannot be an owner" in _page(owner_role, 400)
+    assert "a service account cannot be an owner" in html_page(owner_role, 400)
     no_namespace = _post(
         people.owner,
         "/service-accounts",
@@ -245,8 +230,8 @@ def test_service_accounts_are_created_and_deleted(stratus: StratusUp, people: Pe
         scope="namespace",
         namespace_permission="read",
     )
-    assert 'id="namespace_id-error"' in _page(no_namespace, 400)
-    confirm = _page(people.owner.get(f"/service-accounts/{deployer['id']}/delete"), 200)
+    assert 'id="namespace_id-error"' in html_page(no_namespace, 400)
+    confirm = html_page(people.owner.get(f"/service-accounts/{deployer['id']}/delete"), 200)
     assert "Delete service account deployer?" in confirm
     deleted = _post(
         people.owner,
@@ -265,7 +250,7 @@ def test_an_api_keys_secret_is_shown_once_and_works_until_revoked(
 ) -> None:
     expires_on = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).date().isoformat()
     created = _post(people.owner, "/api-keys", display_name="laptop", expires_on=expires_on)
-    page = _page(created, 201)
+    page = html_page(created, 201)
     assert created.headers["cache-control"] == "no-store"
     assert "it will not be shown again" in page
     secret = _secret(page)
@@ -275,7 +260,7 @@ def test_an_api_keys_secret_is_shown_once_and_works_until_revoked(
     assert identity.status_code == 200, identity.text
     assert identity.json()["id"] == people.owner_id
     key_id = identity.json()["api_key_id"]
-    listing = _page(people.owner.get("/api-keys"), 200)
+    listing = html_page(people.owner.get("/api-keys"), 200)
     assert "laptop" in listing
     assert secret not in listing
     assert f'data-key-id="{key_id}"' in listing
@@ -284,9 +269,9 @@ def test_an_api_keys_secret_is_shown_once_and_works_until_revoked(
     assert secret not in str(events)
     assert secret not in stratus.log_path.read_text(errors="replace")
     past = _post(people.owner, "/api-keys", display_name="old", expires_on="2020-01-01")
-    assert 'id="expiry-error"' in _page(past, 400)
+    assert 'id="expiry-error"' in html_page(past, 400)
     assert "expiry must be in the future" in past.text
-    confirm = _page(people.owner.get(f"/api-keys/{key_id}/revoke"), 200)
+    confirm = html_page(people.owner.get(f"/api-keys/{key_id}/revoke"), 200)
     assert secret not in confirm
     assert "Revoke API key laptop?" in confirm
     revoked = _post(people.owner, f"/api-keys/{key_id}/revoke")
@@ -312,7 +297,7 @@ def test_an_admin_issues_a_key_for_a_service_account(stratus: StratusUp, people:
     created = _post(
         people.owner, "/api-keys", display_name="ci", expires_on=expires_on, owner=robot["id"]
     )
-    page = _page(created, 201)
+    page = html_page(created, 201)
     assert "service account robot" in page
     secret = _secret(page)
     with http(stratus, secret) as api:
@@ -330,15 +315,15 @@ def test_a_read_user_gets_no_mutating_control_and_every_post_is_refused(
         "/service-accounts",
         f"/service-accounts/{UNKNOWN_ID}/delete",
     ):
-        refused = _page(reader.get(path), 403)
+        refused = html_page(reader.get(path), 403)
         assert "may not perform" in refused, path
         assert refused.count("<form") == 1, path  # sign-out only
-    keys = _page(reader.get("/api-keys"), 200)
+    keys = html_page(reader.get("/api-keys"), 200)
     # Only its own keys, which the policy lets every principal of the account manage (as the
     # API does): the owner's keys are neither listed nor revocable.
     assert "owner@peopled.example" not in keys
     assert keys.count('href="/api-keys/') == 1  # the revoke link of its own single key
-    nav = _page(reader.get("/namespaces"), 200)
+    nav = html_page(reader.get("/namespaces"), 200)
     assert 'href="/api-keys"' in nav
     assert 'href="/users"' not in nav
     refusals = (
@@ -352,7 +337,7 @@ def test_a_read_user_gets_no_mutating_control_and_every_post_is_refused(
         ("/service-accounts", {"name": "sneak", "scope": "account", "account_role": "admin"}),
     )
     for path, form in refusals:
-        refused = _page(_post(reader, path, **form), 403)
+        refused = html_page(_post(reader, path, **form), 403)
         assert "may not perform" in refused, path
 
 
@@ -392,7 +377,7 @@ def test_another_accounts_ids_look_exactly_like_unknown_ones(
         else:
             foreign = _post(people.owner, template.format(foreign_id), **form)
             unknown = _post(people.owner, template.format(UNKNOWN_ID), **form)
-        assert _page(foreign, 404) == _page(unknown, 404), template
+        assert html_page(foreign, 404) == html_page(unknown, 404), template
         assert NOT_FOUND_TEXT in foreign.text
         assert foreign_id not in foreign.text
 
@@ -412,17 +397,17 @@ def test_every_people_post_needs_the_csrf_token(people: People) -> None:
             form = {"email": "csrf@peopled.example", "account_role": "read", "name": "csrf"}
             data = form if token is None else {**form, "csrf_token": token}
             refused = people.owner.post(path, data=data)
-            assert "Missing or wrong CSRF token" in _page(refused, 403), path
+            assert "Missing or wrong CSRF token" in html_page(refused, 403), path
 
 
 def test_an_admin_gets_no_control_over_owners(stratus: StratusUp, people: People) -> None:
     _, admin_key = user_with_key(stratus, people.tenant.api_key, "admin@peopled.example", "admin")
     admin = signed_in(stratus, admin_key)
     try:
-        users = _page(admin.get("/users"), 200)
+        users = html_page(admin.get("/users"), 200)
         assert 'value="admin"' in users
         assert 'value="owner"' not in users  # only owners invite owners
-        owner = _page(admin.get(f"/users/{people.owner_id}"), 200)
+        owner = html_page(admin.get(f"/users/{people.owner_id}"), 200)
         assert "/role" not in owner
         assert "/remove" not in owner
         version = _api_user(stratus, people.tenant, people.owner_id)["resource_version"]
@@ -432,10 +417,10 @@ def test_an_admin_gets_no_control_over_owners(stratus: StratusUp, people: People
             resource_version=version,
             account_role="read",
         )
-        assert "may not perform user.update" in _page(refused, 403)
+        assert "may not perform user.update" in html_page(refused, 403)
         removed = _post(admin, f"/users/{people.owner_id}/remove", resource_version=version)
-        assert "may not perform user.delete" in _page(removed, 403)
+        assert "may not perform user.delete" in html_page(removed, 403)
         invited = _post(admin, "/users", email="boss@peopled.example", account_role="owner")
-        assert "may not perform user.create" in _page(invited, 403)
+        assert "may not perform user.create" in html_page(invited, 403)
     finally:
         admin.close()

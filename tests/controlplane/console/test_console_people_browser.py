@@ -12,9 +12,10 @@ import pytest
 from console_support import (
     assert_no_sideways_scroll,
     chromium,
-    console_link,
+    console_page,
     screenshot,
     serious_violations,
+    sign_in_by_link,
 )
 from identity_support import invite
 from support import StratusUp, new_tenant
@@ -25,16 +26,9 @@ pytestmark = pytest.mark.sqlite_only
 def test_remove_confirmation_and_a_new_service_account(stratus: StratusUp, tmp_path: Path) -> None:
     tenant = new_tenant(stratus, "Keyed")
     user = invite(stratus, tenant.api_key, "dev@keyed.example", "developer")
-    csp_reports: list[str] = []
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        page.on(
-            "console",
-            lambda m: csp_reports.append(m.text) if "Content Security" in m.text else None,
-        )
-        page.goto(stratus.api_url + console_link(stratus, tenant.api_key))
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url("**/namespaces")
+        page, csp_reports = console_page(browser)
+        sign_in_by_link(page, stratus, tenant.api_key, "**/namespaces")
 
         page.goto(f"{stratus.api_url}/users/{user['id']}")
         page.get_by_role("link", name="Remove dev@keyed.example").click()

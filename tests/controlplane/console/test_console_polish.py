@@ -15,8 +15,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
-from console_support import console_link, signed_in
-from identity_support import user_with_key
+from console_support import all_signed_in, console_link, namespace_reader
 from sqlalchemy.ext.asyncio import AsyncSession
 from support import StratusUp, Tenant, create_active_namespace, new_tenant
 
@@ -119,15 +118,11 @@ class Polish:
 def polish(stratus: StratusUp) -> Iterator[Polish]:
     tenant = new_tenant(stratus, "Polished")
     namespace_id = create_active_namespace(stratus, tenant, "shine")
-    reader, reader_key = user_with_key(stratus, tenant.api_key, "reader@polished.example", "read")
-    with tenant.client(stratus) as client:
-        client.set_namespace_access(namespace_id, reader["id"], "read")
-    owner, browser = signed_in(stratus, tenant.api_key), signed_in(stratus, reader_key)
-    try:
-        yield Polish(tenant, namespace_id, owner, browser, reader_key, reader["id"])
-    finally:
-        owner.close()
-        browser.close()
+    reader_id, reader_key = namespace_reader(
+        stratus, tenant, namespace_id, "reader@polished.example"
+    )
+    with all_signed_in(stratus, tenant.api_key, reader_key) as (owner, reader):
+        yield Polish(tenant, namespace_id, owner, reader, reader_key, reader_id)
 
 
 def test_the_detail_page_shows_the_namespaces_own_latest_operation(polish: Polish) -> None:

@@ -12,9 +12,10 @@ import pytest
 from console_support import (
     assert_no_sideways_scroll,
     chromium,
-    console_link,
+    console_page,
     screenshot,
     serious_violations,
+    sign_in_by_link,
 )
 from playwright.sync_api import Page
 from support import StratusUp, create_active_namespace, new_tenant
@@ -39,18 +40,11 @@ def test_return_to_and_typing_kept_while_the_namespace_changes(
     tenant = new_tenant(stratus, "Kept")
     namespace_id = create_active_namespace(stratus, tenant, "typing")
     detail = f"{stratus.api_url}/namespaces/{namespace_id}"
-    csp_reports: list[str] = []
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on(
-            "console",
-            lambda m: csp_reports.append(m.text) if "Content Security" in m.text else None,
-        )
+        page, csp_reports = console_page(browser, height=900)
         page.goto(detail)
         page.wait_for_url("**/sign-in?return_to=*")
-        page.goto(stratus.api_url + console_link(stratus, tenant.api_key))
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(detail)
+        sign_in_by_link(page, stratus, tenant.api_key, detail)
 
         retention = page.get_by_label("Retention (days)")
         retention.fill("12")

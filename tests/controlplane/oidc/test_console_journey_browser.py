@@ -46,6 +46,7 @@ from console_support import (
     console_link,
     screenshot,
     serious_violations,
+    watch_csp,
 )
 from test_console_billing import MONTH, MONTH_PARAM, at
 from workflow_browser_workflows import PricingWorkflow, price_order
@@ -131,7 +132,6 @@ def test_the_whole_console_journey(oidc: OidcStratus, owner_key: str, tmp_path: 
     namespace_id = f"journey.{account_id}"
     workflow_id = f"order-{uuid.uuid4().hex[:6]}"
 
-    csp_reports: list[str] = []
     with chromium() as browser:
         context = browser.new_context(
             viewport={"width": 1280, "height": 800},
@@ -139,10 +139,7 @@ def test_the_whole_console_journey(oidc: OidcStratus, owner_key: str, tmp_path: 
             accept_downloads=True,
         )
         page = context.new_page()
-        page.on(
-            "console",
-            lambda m: csp_reports.append(m.text) if "Content Security" in m.text else None,
-        )
+        csp_reports = watch_csp(page)
 
         # Sign in through the real OIDC IdP.
         page.goto(api + "/namespaces")
@@ -354,10 +351,7 @@ def test_the_whole_console_journey(oidc: OidcStratus, owner_key: str, tmp_path: 
         # A `read` user: signed in by a one-time link, sees no mutating control.
         reader_key = _beside_the_browser(issue_user_key, stratus, reader_id)
         reader = browser.new_page(viewport={"width": 1280, "height": 800})
-        reader.on(
-            "console",
-            lambda m: csp_reports.append(m.text) if "Content Security" in m.text else None,
-        )
+        watch_csp(reader, csp_reports)
         reader.goto(api + console_link(stratus, reader_key))
         _checked(reader, "sign-in-link", tmp_path)
         reader.get_by_role("button", name="Sign in").click()
