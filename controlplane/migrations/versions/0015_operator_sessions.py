@@ -17,10 +17,11 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_operator_sessions"
-down_revision = "0014_external_cells"
+down_revision = ("0014_external_cells", "0003")
 branch_labels = None
-# web_sessions and oidc_login_attempts come from the 0003 branch.
-depends_on = "0003"
+# web_sessions and oidc_login_attempts come from the 0003 branch: 0015 merges it, so that
+# branch ends here (a `depends_on` would leave 0003 a head that the version table never lists).
+depends_on = None
 
 _PRINCIPAL_CHECK = (
     "(principal_kind = 'user' AND user_id IS NOT NULL AND account_id IS NOT NULL "
