@@ -158,7 +158,9 @@ def run(checkout: Path, args: argparse.Namespace, postgres: PostgresServer | Non
             sync_url = f"sqlite:///{data_dir / 'stratus.db'}"
         else:
             database_name = postgres.unique_database("api_read")
-            extra_env["STRATUS_DATABASE_URL"] = sync_url = postgres.database_url(database_name)
+            extra_env["STRATUS_DATABASE_URL"] = sync_url = postgres.database_url(
+                database_name, unix_socket=args.unix_socket
+            )
         api = ApiAlone(data_dir, extra_env=extra_env)
         api.start()
         try:
@@ -210,6 +212,11 @@ def main() -> None:
         "--this-first",
         action="store_true",
         help="measure this checkout before the baseline (run both orders to see the noise)",
+    )
+    parser.add_argument(
+        "--unix-socket",
+        action="store_true",
+        help="PostgreSQL over its Unix socket instead of TCP loopback (libpq host=<dir>)",
     )
     parser.add_argument(
         "--database", choices=["sqlite", "postgresql", "both"], default="both", help="where"

@@ -37,10 +37,21 @@ class PostgresServer:
     """A reachable PostgreSQL server and an admin URL (``postgresql+psycopg://``) on it."""
 
     admin_url: str
+    # The server's Unix-socket directory when this machine started it (else None).
+    socket_dir: str | None = None
 
-    def database_url(self, name: str) -> str:
-        """The SQLAlchemy URL of database ``name`` on this server."""
-        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+    def database_url(self, name: str, *, unix_socket: bool = False) -> str:
+        """The SQLAlchemy URL of database ``name`` on this server; with ``unix_socket``, over
+        the server's Unix socket instead of TCP (libpq's ``host=<directory>``)."""
+        url = make_url(self.admin_url).set(database=name)
+        if unix_socket:
+            if self.socket_dir is None:
+                raise ValueError("this server's Unix socket is not known (started elsewhere)")
+            # URL.set ignores None: rebuild without host and port.
+            url = url._replace(host=None, port=None).update_query_dict(
+                {"host": self.socket_dir, "port": str(url.port or 5432)}
+            )
+        return url.render_as_string(hide_password=False)
 
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         url = make_url(self.admin_url).set(drivername="postgresql")
@@ -138,7 +149,9 @@ def run_postgres(
                 group=user,
                 extra_groups=[] if user else None,
             )
-        server = PostgresServer(f"postgresql+psycopg://postgres@{listen_host}:{port}/postgres")
+        server = PostgresServer(
+            f"postgresql+psycopg://postgres@{listen_host}:{port}/postgres", socket_dir=str(base)
+        )
         _wait_ready(server, process, log_path, startup_timeout)
         yield server
     finally:

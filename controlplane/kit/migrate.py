@@ -25,7 +25,9 @@ def sync_url(url: str) -> str:
 def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", sync_url(url))
+    # Alembic's config is a ConfigParser: "%" starts an interpolation, so a URL with
+    # percent-encoding (a password with "@", a Unix-socket host=/path) must be escaped.
+    config.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
     return config
 
 
