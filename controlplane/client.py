@@ -14,6 +14,7 @@ from auth import AuthMethod
 from controlplane.accounts.schemas import AccountCreate, AccountCreated
 from controlplane.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
 from controlplane.audit.schemas import AuditEventOut, AuditEventPage
+from controlplane.audit_sink.schemas import AuditLogSinkOut, AuditLogSinkSet
 from controlplane.billing_account.schemas import (
     AccountPlanOut,
     CreditGrant,
@@ -486,6 +487,18 @@ class StratusClient:
             page_size=page_size,
             limit=limit,
         )
+
+    def get_audit_log_sink(self) -> AuditLogSinkOut:
+        """The account's audit log sink and its health (last hour exported, errors, lag)."""
+        return self._call(AuditLogSinkOut, "GET", "/audit-log-sink")
+
+    def set_audit_log_sink(self, sink: AuditLogSinkSet) -> AuditLogSinkOut:
+        return self._call(
+            AuditLogSinkOut, "PUT", "/audit-log-sink", json=sink.model_dump(mode="json")
+        )
+
+    def delete_audit_log_sink(self) -> None:
+        self._send("DELETE", "/audit-log-sink")
 
     def get_usage(
         self, start: dt.date | str, end: dt.date | str, *, namespace_id: str | None = None

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from controlplane.cli._context import Context
 from controlplane.cli._options import LimitOption, PageSizeOption
+
+if TYPE_CHECKING:
+    from controlplane.audit_sink.schemas import AuditLogSinkOut
 
 app = typer.Typer(no_args_is_help=True, help="The account's audit log and its S3 sink.")
 
@@ -45,3 +48,69 @@ def audit_list(
     )
     lines = [f"{e.at.isoformat()}\t{e.actor}\t{e.action}\t{e.target}\t{e.outcome}" for e in events]
     c.emit_rows("audit_logs", events, "\n".join(lines) or "no audit events")
+
+
+sink_app = typer.Typer(
+    no_args_is_help=True, help="Where the audit log is exported (S3, one JSON Lines per hour)."
+)
+app.add_typer(sink_app, name="sink")
+
+
+def _sink_text(sink: AuditLogSinkOut) -> str:
+    through = sink.exported_through or "nothing yet"
+    error = f"\nlast error ({sink.last_error_at}): {sink.last_error}" if sink.last_error else ""
+    endpoint = sink.endpoint_url or "AWS"
+    return (
+        f"s3://{sink.bucket}/{sink.prefix} ({endpoint}, {sink.region}), key {sink.access_key_id}"
+        f"\nevents exported from {sink.export_from} through the hour of {through}"
+        f" (last success {sink.last_success_at or 'never'}, lag {sink.lag_seconds}s){error}"
+    )
+
+
+@sink_app.command("get")
+def audit_sink_get(ctx: typer.Context) -> None:
+    """The sink and its health: last hour exported, last success, last error, lag."""
+    c = Context.of(ctx)
+    sink = c.call(lambda client: client.get_audit_log_sink())
+    c.emit(sink, _sink_text(sink))
+
+
+@sink_app.command("set")
+def audit_sink_set(
+    ctx: typer.Context,
+    bucket: Annotated[str, typer.Option()],
+    access_key_id: Annotated[str, typer.Option(envvar="STRATUS_SINK_ACCESS_KEY_ID")],
+    secret_access_key: Annotated[
+        str, typer.Option(envvar="STRATUS_SINK_SECRET_ACCESS_KEY", help="Stored encrypted")
+    ],
+    prefix: Annotated[str, typer.Option()] = "",
+    region: Annotated[str, typer.Option()] = "us-east-1",
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="S3-compatible endpoint other than AWS")
+    ] = None,
+    export_from: Annotated[
+        dt.datetime | None, typer.Option(help="First UTC hour to export (default: this hour)")
+    ] = None,
+) -> None:
+    """Create or replace the account's audit log sink."""
+    from controlplane.audit_sink.schemas import AuditLogSinkSet
+
+    c = Context.of(ctx)
+    body = AuditLogSinkSet(
+        bucket=bucket,
+        prefix=prefix,
+        region=region,
+        endpoint_url=endpoint_url,
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+        export_from=export_from,
+    )
+    sink = c.call(lambda client: client.set_audit_log_sink(body))
+    c.emit(sink, _sink_text(sink))
+
+
+@sink_app.command("delete")
+def audit_sink_delete(ctx: typer.Context) -> None:
+    c = Context.of(ctx)
+    c.call(lambda client: client.delete_audit_log_sink())
+    c.emit({"deleted": True}, "audit log sink deleted")
