@@ -208,3 +208,21 @@ def test_client_and_cli_follow_pages(stratus: StratusUp, tenant: Tenant) -> None
     )
     assert limited.returncode == 0, limited.stderr
     assert len(limited.stdout.splitlines()) == 3
+
+
+@pytest.mark.sqlite_only
+def test_audit_list_in_the_client_and_cli(stratus: StratusUp, tenant: Tenant) -> None:
+    """``stratus audit list`` and ``iter_audit_logs`` follow pages with the filters: the five
+    invitations of the fixture, newest first."""
+    with tenant.client(stratus) as client:
+        invited = list(client.iter_audit_logs(action="user.create", page_size=2))
+    assert [event.action for event in invited] == ["user.create"] * 5
+    assert [event.id for event in invited] == sorted((e.id for e in invited), reverse=True)
+    listed = stratus.cli(
+        "--output", "json", "audit", "list", "--action", "user.create", "--page-size", "2",
+        "--since", invited[-1].at.isoformat(), api_key=tenant.api_key,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert [e["id"] for e in json.loads(listed.stdout)["audit_logs"]] == [e.id for e in invited]
+    refused = stratus.cli("audit", "list", "--page-size", "0", api_key=tenant.api_key)
+    assert refused.returncode == 2
