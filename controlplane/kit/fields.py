@@ -1,8 +1,9 @@
-"""Validated values of user-chosen text and days: each checked in one place, so
+"""Validated values of user-chosen text, days and page tokens: each checked in one place, so
 every route refuses the same things with the same 400 ``invalid-field``."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 import unicodedata
@@ -78,3 +79,29 @@ def day(value: dt.date, *, field: str) -> dt.date:
             f"{field} must lie between {EARLIEST_DAY} and {LATEST_DAY}, got {value}", field=field
         )
     return value
+
+
+class PageToken:
+    """Where the next page of a newest-first listing starts: opaque to clients, one token per
+    position (canonical), always 11 characters (bounded). Only tokens this API returned
+    decode; anything else is a 400 naming ``page_token``.
+
+    Superseded by :mod:`controlplane.kit.paging` (sealed tokens bound to the list, account and
+    filters), which every list route uses; kept for code written against it meanwhile."""
+
+    LENGTH = 11
+    _SHAPE = re.compile(r"[A-Za-z0-9_-]{11}")
+
+    @staticmethod
+    def encode(position: int) -> str:
+        return base64.urlsafe_b64encode(position.to_bytes(8, "big")).rstrip(b"=").decode()
+
+    @classmethod
+    def decode(cls, token: str, *, field: str = "page_token") -> int:
+        refused = InvalidField(f"{field} is not one this API returned", field=field)
+        if not cls._SHAPE.fullmatch(token):
+            raise refused
+        position = int.from_bytes(base64.urlsafe_b64decode(token + "="), "big")
+        if not 0 < position < 2**63 or cls.encode(position) != token:
+            raise refused
+        return position
