@@ -85,6 +85,8 @@ class Action(enum.StrEnum):
     API_KEY_UPDATE = "api_key.update"
     API_KEY_DELETE = "api_key.delete"
     AUDIT_LOG_READ = "audit_log.read"
+    # Set or remove the account's audit log sink (S3).
+    AUDIT_SINK_UPDATE = "audit_sink.update"
     SAML_CONFIGURE = "saml.configure"
     GATEWAY_API_KEYS_VERIFY = "gateway_api_keys.verify"
     IDENTITY_READ = "identity.read"

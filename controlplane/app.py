@@ -17,6 +17,7 @@ from controlplane.accounts.endpoints import router as accounts_router
 from controlplane.api_keys.cache import CredentialCache
 from controlplane.api_keys.endpoints import router as api_keys_router
 from controlplane.audit.endpoints import router as audit_router
+from controlplane.audit_sink.endpoints import router as audit_sink_router
 from controlplane.billing_account.endpoints import router as billing_account_router
 from controlplane.cells.endpoints import router as cells_router
 from controlplane.cells.health import CellHealthMetrics, check_ready
@@ -137,6 +138,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         service_accounts_router,
         api_keys_router,
         audit_router,
+        audit_sink_router,
         identity_router,
         sign_in_router,
         saml_router,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -13,7 +13,8 @@ from pydantic import BaseModel
 from auth import AuthMethod
 from controlplane.accounts.schemas import AccountCreate, AccountCreated
 from controlplane.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
-from controlplane.audit.schemas import AuditEventPage
+from controlplane.audit.schemas import AuditEventOut, AuditEventPage
+from controlplane.audit_sink.schemas import AuditLogSinkOut, AuditLogSinkSet
 from controlplane.billing_account.schemas import (
     AccountPlanOut,
     CreditGrant,
@@ -23,9 +24,16 @@ from controlplane.billing_account.schemas import (
 )
 from controlplane.cells.schemas import CellList, CellOut, CellRegister
 from controlplane.exports.schemas import ExportSinkOut, ExportSinkSet
-from controlplane.gateway_routes.schemas import GatewayList
+from controlplane.gateway_routes.schemas import GatewayList, GatewayOut
 from controlplane.identity.schemas import CurrentIdentity
-from controlplane.invoices.schemas import CreditNoteCreate, CreditNoteOut, InvoiceList, InvoiceOut
+from controlplane.invoices.schemas import (
+    CreditNoteCreate,
+    CreditNoteOut,
+    InvoiceList,
+    InvoiceOut,
+    InvoiceSummary,
+)
+from controlplane.kit.page_schema import PagedList
 from controlplane.namespaces.schemas import (
     NamespaceCreate,
     NamespaceLimits,
@@ -34,7 +42,7 @@ from controlplane.namespaces.schemas import (
     NamespaceOut,
     NamespaceUpdate,
 )
-from controlplane.operations.schemas import AsyncOperationOut
+from controlplane.operations.schemas import AsyncOperationList, AsyncOperationOut
 from controlplane.quotas.schemas import AccountQuotasOut, AccountQuotasSet
 from controlplane.service_accounts.schemas import (
     NamespaceScope,
@@ -47,6 +55,20 @@ from controlplane.usage.schemas import UsageOut
 from controlplane.users.schemas import UserInvite, UserList, UserOut, UserUpdate
 
 M = TypeVar("M", bound=BaseModel)
+L = TypeVar("L", bound=PagedList)
+R = TypeVar("R")
+
+# Rows per request when a client follows every page of a list.
+WALK_PAGE_SIZE = 100
+
+
+def _query(**params: object) -> dict[str, Any]:
+    """The query of a list request: the filters that are set (enums as their values)."""
+    return {
+        name: getattr(value, "value", value) for name, value in params.items() if value is not None
+    }
+
+
 TERMINAL_STATES = frozenset({"FULFILLED", "FAILED"})
 
 
@@ -119,6 +141,34 @@ class StratusClient:
         """A request answered without a body (204)."""
         self._checked(method, path, params=params)
 
+    def _walk(
+        self,
+        model: type[L],
+        path: str,
+        rows: Callable[[L], list[R]],
+        params: dict[str, Any],
+        *,
+        page_size: int,
+        limit: int | None,
+    ) -> Iterator[R]:
+        """Every row of a list route, following ``next_page_token`` (filters resent with each
+        page), at most ``limit`` rows when given."""
+        token = ""
+        given = 0
+        while limit is None or given < limit:
+            query = {**params, "page_size": page_size}
+            if token:
+                query["page_token"] = token
+            page = self._call(model, "GET", path, params=query)
+            for row in rows(page):
+                if limit is not None and given >= limit:
+                    return
+                yield row
+                given += 1
+            token = page.next_page_token
+            if not token:
+                return
+
     def create_account(self, name: str, owner_email: str) -> AccountCreated:
         body = AccountCreate(name=name, owner_email=owner_email)
         return self._call(AccountCreated, "POST", "/accounts", json=body.model_dump())
@@ -158,8 +208,25 @@ class StratusClient:
             NamespaceOperation, "POST", "/namespaces", json=body.model_dump(exclude_none=True)
         )
 
-    def list_namespaces(self) -> NamespaceList:
-        return self._call(NamespaceList, "GET", "/namespaces")
+    def list_namespaces(
+        self, *, name: str | None = None, page_size: int = 100, page_token: str = ""
+    ) -> NamespaceList:
+        """One page of the namespaces you may read, by name (``name``: a name prefix)."""
+        params = _query(name=name, page_size=page_size, page_token=page_token or None)
+        return self._call(NamespaceList, "GET", "/namespaces", params=params)
+
+    def iter_namespaces(
+        self, *, name: str | None = None, page_size: int = WALK_PAGE_SIZE, limit: int | None = None
+    ) -> Iterator[NamespaceOut]:
+        """Every namespace you may read (all pages), by name."""
+        return self._walk(
+            NamespaceList,
+            "/namespaces",
+            lambda page: page.namespaces,
+            _query(name=name),
+            page_size=page_size,
+            limit=limit,
+        )
 
     def get_namespace(self, namespace_id: str) -> NamespaceOut:
         return self._call(NamespaceOut, "GET", f"/namespaces/{namespace_id}")
@@ -233,8 +300,25 @@ class StratusClient:
         body = UserInvite.model_validate({"email": email, "account_role": account_role})
         return self._call(UserOut, "POST", "/users", json=body.model_dump(mode="json"))
 
-    def list_users(self) -> UserList:
-        return self._call(UserList, "GET", "/users")
+    def list_users(
+        self, *, email: str | None = None, page_size: int = 100, page_token: str = ""
+    ) -> UserList:
+        """One page of the account's users, by email (``email``: only that user)."""
+        params = _query(email=email, page_size=page_size, page_token=page_token or None)
+        return self._call(UserList, "GET", "/users", params=params)
+
+    def iter_users(
+        self, *, email: str | None = None, page_size: int = WALK_PAGE_SIZE, limit: int | None = None
+    ) -> Iterator[UserOut]:
+        """Every user of the account (all pages), by email."""
+        return self._walk(
+            UserList,
+            "/users",
+            lambda page: page.users,
+            _query(email=email),
+            page_size=page_size,
+            limit=limit,
+        )
 
     def get_user(self, user_id: str) -> UserOut:
         return self._call(UserOut, "GET", f"/users/{user_id}")
@@ -291,6 +375,19 @@ class StratusClient:
             json=body.model_dump(mode="json", exclude_none=True),
         )
 
+    def iter_service_accounts(
+        self, *, name: str | None = None, page_size: int = WALK_PAGE_SIZE, limit: int | None = None
+    ) -> Iterator[ServiceAccountOut]:
+        """Every service account (all pages), by name (``name``: a name prefix)."""
+        return self._walk(
+            ServiceAccountList,
+            "/service-accounts",
+            lambda page: page.service_accounts,
+            _query(name=name),
+            page_size=page_size,
+            limit=limit,
+        )
+
     def list_service_accounts(self) -> ServiceAccountList:
         return self._call(ServiceAccountList, "GET", "/service-accounts")
 
@@ -319,6 +416,24 @@ class StratusClient:
             ApiKeyCreated, "POST", "/api-keys", json=body.model_dump(mode="json", exclude_none=True)
         )
 
+    def iter_api_keys(
+        self,
+        *,
+        owner_id: str | None = None,
+        state: str | None = None,
+        page_size: int = WALK_PAGE_SIZE,
+        limit: int | None = None,
+    ) -> Iterator[ApiKeyOut]:
+        """Every API key you may read (all pages), newest first; ``state``: enabled|disabled."""
+        return self._walk(
+            ApiKeyList,
+            "/api-keys",
+            lambda page: page.api_keys,
+            _query(owner_id=owner_id, state=state),
+            page_size=page_size,
+            limit=limit,
+        )
+
     def list_api_keys(self) -> ApiKeyList:
         return self._call(ApiKeyList, "GET", "/api-keys")
 
@@ -335,12 +450,55 @@ class StratusClient:
         self._send("DELETE", f"/api-keys/{api_key_id}")
 
     def list_audit_logs(
-        self, *, page_size: int = 100, page_token: str | None = None
+        self,
+        *,
+        page_size: int = 100,
+        page_token: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: dt.datetime | str | None = None,
+        until: dt.datetime | str | None = None,
     ) -> AuditEventPage:
-        params: dict[str, Any] = {"page_size": page_size}
-        if page_token is not None:
-            params["page_token"] = page_token
+        """One page of the account's audit log, newest first."""
+        params = _query(
+            page_size=page_size,
+            page_token=page_token or None,
+            **_audit_filters(actor, action, since, until),
+        )
         return self._call(AuditEventPage, "GET", "/audit-logs", params=params)
+
+    def iter_audit_logs(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        since: dt.datetime | str | None = None,
+        until: dt.datetime | str | None = None,
+        page_size: int = WALK_PAGE_SIZE,
+        limit: int | None = None,
+    ) -> Iterator[AuditEventOut]:
+        """Every audit event (all pages), newest first; ``since`` inclusive, ``until``
+        exclusive."""
+        return self._walk(
+            AuditEventPage,
+            "/audit-logs",
+            lambda page: page.audit_logs,
+            _query(**_audit_filters(actor, action, since, until)),
+            page_size=page_size,
+            limit=limit,
+        )
+
+    def get_audit_log_sink(self) -> AuditLogSinkOut:
+        """The account's audit log sink and its health (last hour exported, errors, lag)."""
+        return self._call(AuditLogSinkOut, "GET", "/audit-log-sink")
+
+    def set_audit_log_sink(self, sink: AuditLogSinkSet) -> AuditLogSinkOut:
+        return self._call(
+            AuditLogSinkOut, "PUT", "/audit-log-sink", json=sink.model_dump(mode="json")
+        )
+
+    def delete_audit_log_sink(self) -> None:
+        self._send("DELETE", "/audit-log-sink")
 
     def get_usage(
         self, start: dt.date | str, end: dt.date | str, *, namespace_id: str | None = None
@@ -350,6 +508,24 @@ class StratusClient:
         if namespace_id is not None:
             params["namespace_id"] = namespace_id
         return self._call(UsageOut, "GET", "/usage", params=params)
+
+    def iter_invoices(
+        self,
+        *,
+        status: str | None = None,
+        month: str | None = None,
+        page_size: int = WALK_PAGE_SIZE,
+        limit: int | None = None,
+    ) -> Iterator[InvoiceSummary]:
+        """Every invoice (all pages), newest month first; ``month`` as YYYY-MM."""
+        return self._walk(
+            InvoiceList,
+            "/invoices",
+            lambda page: page.invoices,
+            _query(status=status, month=month),
+            page_size=page_size,
+            limit=limit,
+        )
 
     def list_invoices(self) -> InvoiceList:
         return self._call(InvoiceList, "GET", "/invoices")
@@ -397,6 +573,19 @@ class StratusClient:
             CreditOut, "POST", f"/accounts/{account_id}/credits", json=body.model_dump(mode="json")
         )
 
+    def iter_credits(
+        self, *, page_size: int = WALK_PAGE_SIZE, limit: int | None = None
+    ) -> Iterator[CreditOut]:
+        """Every prepaid credit of the account (all pages), oldest first."""
+        return self._walk(
+            CreditList,
+            "/billing/credits",
+            lambda page: page.credits,
+            {},
+            page_size=page_size,
+            limit=limit,
+        )
+
     def list_credits(self) -> CreditList:
         return self._call(CreditList, "GET", "/billing/credits")
 
@@ -411,6 +600,19 @@ class StratusClient:
     def delete_export_sink(self) -> None:
         self._send("DELETE", "/billing/export-sink")
 
+    def iter_gateways(
+        self, *, page_size: int = WALK_PAGE_SIZE, limit: int | None = None
+    ) -> Iterator[GatewayOut]:
+        """Operator: every registered gateway (all pages), by id."""
+        return self._walk(
+            GatewayList,
+            "/internal/gateways",
+            lambda page: page.gateways,
+            {},
+            page_size=page_size,
+            limit=limit,
+        )
+
     def list_gateways(self) -> GatewayList:
         """Operator: every registered gateway (namespaces become ACTIVE once all serve them)."""
         return self._call(GatewayList, "GET", "/internal/gateways")
@@ -423,6 +625,37 @@ class StratusClient:
         """Operator: register a Temporal cluster as an external cell (probed first)."""
         return self._call(
             CellOut, "POST", "/cells", json=cell.model_dump(mode="json", exclude_none=True)
+        )
+
+    def iter_cells(
+        self, *, state: str | None = None, page_size: int = WALK_PAGE_SIZE, limit: int | None = None
+    ) -> Iterator[CellOut]:
+        """Operator: every cell (all pages), by id; ``state`` narrows it."""
+        return self._walk(
+            CellList,
+            "/cells",
+            lambda page: page.cells,
+            _query(state=state),
+            page_size=page_size,
+            limit=limit,
+        )
+
+    def iter_operations(
+        self,
+        *,
+        state: str | None = None,
+        operation_type: str | None = None,
+        page_size: int = WALK_PAGE_SIZE,
+        limit: int | None = None,
+    ) -> Iterator[AsyncOperationOut]:
+        """Every async operation you may read (all pages), newest first."""
+        return self._walk(
+            AsyncOperationList,
+            "/operations",
+            lambda page: page.operations,
+            _query(state=state, type=operation_type),
+            page_size=page_size,
+            limit=limit,
         )
 
     def list_cells(self) -> CellList:
@@ -466,3 +699,15 @@ class StratusClient:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"operation {operation_id} still {operation.state}")
             time.sleep(interval)
+
+
+def _audit_filters(
+    actor: str | None,
+    action: str | None,
+    since: dt.datetime | str | None,
+    until: dt.datetime | str | None,
+) -> dict[str, object]:
+    def moment(value: dt.datetime | str | None) -> str | None:
+        return value.isoformat() if isinstance(value, dt.datetime) else value
+
+    return {"actor": actor, "action": action, "since": moment(since), "until": moment(until)}

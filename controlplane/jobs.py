@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
     from billing import Meter, MeteredCell, StorageMeter, StorageTarget
+    from controlplane.audit_sink.exporter import AuditSinkExporter
     from controlplane.cells.repository import CellRepository
     from controlplane.config import SYSTEM_TASK_QUEUE, WorkerSettings
     from controlplane.exports.exporter import Exporter
@@ -300,6 +301,8 @@ class JobActivities:
     http: httpx.AsyncClient
     # Opens registered cells' sealed TLS keys (the secrets box).
     open_key: KeyOpener | None = None
+    # Writes each account's audit events to its audit log sink, after the usage exports.
+    audit_exporter: AuditSinkExporter | None = None
 
     @activity.defn(name="periodic_job")
     async def run(self, job: str) -> None:
@@ -348,6 +351,10 @@ class JobActivities:
         for account_id, invoices in report.invoices.items():
             if invoices:
                 logger.info("exported %d invoices of %s", len(invoices), account_id)
+        if self.audit_exporter is not None:
+            audit_report = await self.audit_exporter.export_once(self.sessionmaker)
+            for account_id, keys in audit_report.written.items():
+                logger.info("exported %d audit log hours of %s", len(keys), account_id)
 
 
 async def _heartbeat() -> None:

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["CellPlacement", "CellProbeState", "CellState", "NamespaceState", "OperationState"]
+__all__ = [
+    "ApiKeyState",
+    "CellPlacement",
+    "CellProbeState",
+    "CellState",
+    "NamespaceState",
+    "OperationState",
+]
 
 
 class NamespaceState(enum.StrEnum):
@@ -17,6 +24,13 @@ class NamespaceState(enum.StrEnum):
     UPDATING = "UPDATING"
     DELETING = "DELETING"
     FAILED = "FAILED"
+
+
+class ApiKeyState(enum.StrEnum):
+    """A key authenticates only while enabled (and unexpired); the API-key list filters on it."""
+
+    ENABLED = "enabled"
+    DISABLED = "disabled"
 
 
 class OperationState(enum.StrEnum):

@@ -19,6 +19,7 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from auth import SecretBox
+from controlplane.audit_sink.exporter import AuditSinkExporter
 from controlplane.cells.keeper import TenantCellKeeper, restart_policy
 from controlplane.cells.prober import CellProber
 from controlplane.cells.provider import cell_provider
@@ -128,6 +129,7 @@ async def run(settings: WorkerSettings) -> None:
         Exporter(box, settle=settle, egress=settings.export_egress),
         metering_http,
         box.open,
+        AuditSinkExporter(box, egress=settings.export_egress),
     )
     worker = Worker(
         client,

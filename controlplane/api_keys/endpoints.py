@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from auth import Action, Principal
 from controlplane.api.deps import requires
 from controlplane.api_keys import service
 from controlplane.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
 from controlplane.kit.deps import SessionDep
+from controlplane.kit.paging import PageDep
 from controlplane.kit.routing import ApiRoute
+from controlplane.states import ApiKeyState
 
 router = APIRouter(route_class=ApiRoute, prefix="/api-keys", tags=["api-keys"])
 Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}}
@@ -41,10 +43,17 @@ async def create_api_key(
 async def list_api_keys(
     session: SessionDep,
     principal: Annotated[Principal, Depends(requires(Action.API_KEY_READ))],
+    page: PageDep,
+    owner_id: Annotated[str | None, Query(description="Only this owner's keys")] = None,
+    state: Annotated[ApiKeyState | None, Query(description="Only enabled or disabled keys")] = None,
 ) -> ApiKeyList:
-    """All keys of the account for owners and admins; the caller's own for everyone else."""
-    keys = await service.list_all(session, principal)
-    return ApiKeyList(api_keys=[ApiKeyOut.model_validate(key) for key in keys])
+    """All keys of the account for owners and admins; the caller's own for everyone else.
+    Newest first, a page at a time."""
+    found = await service.page(session, principal, page, owner_id=owner_id, state=state)
+    return ApiKeyList(
+        api_keys=[ApiKeyOut.model_validate(key) for key in found.rows],
+        next_page_token=found.next_page_token,
+    )
 
 
 @router.get("/{api_key_id}", response_model=ApiKeyOut, responses=Problems)

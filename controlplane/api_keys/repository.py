@@ -6,6 +6,7 @@ from sqlalchemy import and_, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import NamespacePermission, PrincipalKind
+from controlplane.kit.paging import Page, PageRequest, fetch_page
 from controlplane.kit.tenancy import TenantRepository
 from controlplane.models import ApiKey, NamespaceAccess, ServiceAccount, User
 
@@ -51,6 +52,27 @@ class ApiKeyRepository(TenantRepository):
     async def get(self, key_id: str) -> ApiKey | None:
         statement = self._scoped(select(ApiKey).where(ApiKey.id == key_id), ApiKey.account_id)
         return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def page(
+        self, page: PageRequest, *, owner_id: str | None, disabled: bool | None
+    ) -> Page[ApiKey]:
+        """A page of the account's keys, newest first; only ``owner_id``'s and only disabled
+        (or enabled) ones when given."""
+        statement = self._scoped(select(ApiKey), ApiKey.account_id)
+        if owner_id is not None:
+            statement = statement.where(ApiKey.owner_id == owner_id)
+        if disabled is not None:
+            statement = statement.where(ApiKey.disabled.is_(disabled))
+        return await fetch_page(
+            self.session,
+            statement,
+            page=page,
+            order=(ApiKey.created_at, ApiKey.id),
+            descending=True,
+            list_name="api-keys",
+            account_id=self.account_id,
+            filters={"owner_id": owner_id, "disabled": disabled},
+        )
 
     async def list_all(self, *, owner_id: str | None) -> list[ApiKey]:
         """The account's keys, newest first; only ``owner_id``'s when given."""

@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from controlplane.kit.page_schema import PagedList
+
 
 class ApiKeyCreate(BaseModel):
     display_name: str = Field(description="1-200 characters")
@@ -33,5 +35,5 @@ class ApiKeyCreated(BaseModel):
     token: str = Field(description="The secret, shown once; only its SHA-256 is stored")
 
 
-class ApiKeyList(BaseModel):
+class ApiKeyList(PagedList):
     api_keys: list[ApiKeyOut]

@@ -38,10 +38,13 @@ from controlplane.kit.errors import (
     NotFound,
     Unauthenticated,
 )
+from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import ApiKey, User
 from controlplane.quotas import service as quotas
 from controlplane.quotas.limits import Quota
 from controlplane.service_accounts.repository import ServiceAccountRepository
+from controlplane.states import ApiKeyState
+from controlplane.users.repository import UserRepository
 
 OWNER_KEY_LIFETIME = dt.timedelta(days=365)
 MAX_KEY_LIFETIME = dt.timedelta(days=730)
@@ -181,6 +184,41 @@ async def create(
     )
     await session.flush()
     return api_key, new.token
+
+
+async def page(
+    session: AsyncSession,
+    principal: Principal,
+    page: PageRequest,
+    *,
+    owner_id: str | None = None,
+    state: ApiKeyState | None = None,
+) -> Page[ApiKey]:
+    """A page of the keys the caller may read (every key of the account for those who manage
+    all keys, else its own), newest first; ``owner_id`` and ``state`` narrow it."""
+    require(principal, Action.API_KEY_READ, refusal="this credential may not read API keys")
+    repository = ApiKeyRepository(session, principal)
+    everyone = Resource.whole_account(repository.account_id)
+    if not authorize(principal, Action.API_KEY_READ, everyone):
+        if owner_id is not None and owner_id != principal.id:
+            return Page(rows=[], next_page_token="")
+        owner_id = principal.id
+    elif owner_id is not None:
+        await _known_owner(session, principal, owner_id)
+    disabled = None if state is None else state is ApiKeyState.DISABLED
+    return await repository.page(page, owner_id=owner_id, disabled=disabled)
+
+
+async def _known_owner(session: AsyncSession, principal: Principal, owner_id: str) -> None:
+    """Refuse an owner that is none of the account's users or service accounts (another
+    account's answers exactly as an unknown one)."""
+    if owner_id == principal.id:
+        return
+    if await UserRepository(session, principal).get(owner_id) is not None:
+        return
+    if await ServiceAccountRepository(session, principal).get(owner_id) is not None:
+        return
+    raise NotFound(f"owner {owner_id} not found", field="owner_id")
 
 
 async def list_all(session: AsyncSession, principal: Principal) -> list[ApiKey]:

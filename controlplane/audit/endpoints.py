@@ -12,6 +12,7 @@ from controlplane.api.deps import requires
 from controlplane.audit import service
 from controlplane.audit.schemas import AuditEventOut, AuditEventPage
 from controlplane.kit.deps import SessionDep
+from controlplane.kit.paging import PageDep
 from controlplane.kit.routing import ApiRoute
 
 router = APIRouter(route_class=ApiRoute, prefix="/audit-logs", tags=["audit"])
@@ -21,8 +22,7 @@ router = APIRouter(route_class=ApiRoute, prefix="/audit-logs", tags=["audit"])
 async def list_audit_logs(
     session: SessionDep,
     principal: Annotated[Principal, Depends(requires(Action.AUDIT_LOG_READ))],
-    page_size: Annotated[int, Query()] = 100,
-    page_token: Annotated[str | None, Query()] = None,
+    page: PageDep,
     actor: Annotated[str | None, Query(description="Only this actor's events")] = None,
     action: Annotated[str | None, Query(description="Only this action, e.g. user.invite")] = None,
     since: Annotated[
@@ -35,17 +35,16 @@ async def list_audit_logs(
     """Every mutation in the account (who, what, target, when, request id, outcome), newest
     first; pass ``next_page_token`` back as ``page_token`` (with the same filters) for the next
     page."""
-    events, next_token = await service.page(
+    found = await service.page(
         session,
         principal,
-        page_size=page_size,
-        page_token=page_token,
+        page,
         actor=actor,
         action=action,
         since=since,
         until=until,
     )
     return AuditEventPage(
-        audit_logs=[AuditEventOut.model_validate(event) for event in events],
-        next_page_token=next_token,
+        audit_logs=[AuditEventOut.model_validate(event) for event in found.rows],
+        next_page_token=found.next_page_token,
     )

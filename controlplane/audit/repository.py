@@ -4,6 +4,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from controlplane.kit.paging import Page, PageRequest, fetch_page
 from controlplane.kit.tenancy import TenantRepository
 from controlplane.models import AuditEvent
 
@@ -13,19 +14,16 @@ class AuditEventRepository(TenantRepository):
 
     async def page(
         self,
+        page: PageRequest,
         *,
-        before_id: int | None,
-        limit: int,
         actor: str | None = None,
         action: str | None = None,
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
-    ) -> list[AuditEvent]:
-        """Newest first; only events older than ``before_id`` when given, and only those of
-        ``actor``, of ``action``, at or after ``since`` and before ``until`` when given."""
-        statement = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
-        if before_id is not None:
-            statement = statement.where(AuditEvent.id < before_id)
+    ) -> Page[AuditEvent]:
+        """Newest first (by id: ids grow with time); only the events of ``actor``, of
+        ``action``, at or after ``since`` and before ``until`` when given."""
+        statement = select(AuditEvent)
         if actor is not None:
             statement = statement.where(AuditEvent.actor == actor)
         if action is not None:
@@ -34,5 +32,13 @@ class AuditEventRepository(TenantRepository):
             statement = statement.where(AuditEvent.at >= since)
         if until is not None:
             statement = statement.where(AuditEvent.at < until)
-        statement = self._scoped(statement, AuditEvent.account_id)
-        return list((await self.session.execute(statement)).scalars())
+        return await fetch_page(
+            self.session,
+            self._scoped(statement, AuditEvent.account_id),
+            page=page,
+            order=(AuditEvent.id,),
+            descending=True,
+            list_name="audit-logs",
+            account_id=self.account_id,
+            filters={"actor": actor, "action": action, "since": since, "until": until},
+        )

@@ -5,6 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from controlplane.kit.page_schema import PagedList
+
 
 class AuditEventOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -19,6 +21,5 @@ class AuditEventOut(BaseModel):
     details: dict[str, Any]
 
 
-class AuditEventPage(BaseModel):
+class AuditEventPage(PagedList):
     audit_logs: list[AuditEventOut]
-    next_page_token: str | None

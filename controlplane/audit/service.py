@@ -11,11 +11,10 @@ from controlplane.kit import fields
 from controlplane.kit.authorization import require
 from controlplane.kit.context import request_id_var
 from controlplane.kit.errors import InvalidField
-from controlplane.kit.fields import PageToken
+from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import AuditEvent
 
 SYSTEM_ACTOR = "system:control-plane"
-MAX_PAGE_SIZE = 500
 READ_REFUSAL = "this credential may not read the audit log"
 
 
@@ -55,35 +54,25 @@ def _utc(moment: dt.datetime | None, field: str) -> dt.datetime | None:
 async def page(
     session: AsyncSession,
     principal: Principal,
+    page: PageRequest,
     *,
-    page_size: int,
-    page_token: str | None,
     actor: str | None = None,
     action: str | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
-) -> tuple[list[AuditEvent], str | None]:
+) -> Page[AuditEvent]:
     """One page of the caller's account's audit log, newest first, and the token of the next
-    page (None on the last). ``actor`` and ``action`` match exactly; ``since`` (inclusive) and
+    page ("" on the last). ``actor`` and ``action`` match exactly; ``since`` (inclusive) and
     ``until`` (exclusive) bound the time, UTC when they name no zone. The filters are sent
     again with the next page's token."""
     require(principal, Action.AUDIT_LOG_READ, refusal=READ_REFUSAL)
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise InvalidField(f"page_size must be 1-{MAX_PAGE_SIZE}", field="page_size")
     since, until = _utc(since, "since"), _utc(until, "until")
     if since is not None and until is not None and until <= since:
         raise InvalidField(f"until ({until}) is not after since ({since})", field="until")
-    before_id = None
-    if page_token is not None:
-        before_id = PageToken.decode(page_token)
-    events = await AuditEventRepository(session, principal).page(
-        before_id=before_id,
-        limit=page_size + 1,
+    return await AuditEventRepository(session, principal).page(
+        page,
         actor=fields.free_text(actor, field="actor", max_length=200) if actor else None,
         action=fields.free_text(action, field="action", max_length=64) if action else None,
         since=since,
         until=until,
     )
-    if len(events) > page_size:
-        return events[:page_size], PageToken.encode(events[page_size - 1].id)
-    return events, None

@@ -18,6 +18,7 @@ from controlplane.billing_account.schemas import (
     PlanSet,
 )
 from controlplane.kit.deps import PricingDep, SessionDep
+from controlplane.kit.paging import PageDep
 from controlplane.kit.routing import ApiRoute
 from controlplane.models import Credit
 
@@ -92,6 +93,10 @@ async def get_plan(
 async def list_credits(
     session: SessionDep,
     principal: Annotated[Principal, Depends(requires(Action.BILLING_READ))],
+    page: PageDep,
 ) -> CreditList:
-    """The account's prepaid credits and what remains of each."""
-    return CreditList(credits=[_credit(c) for c in await service.list_credits(session, principal)])
+    """The account's prepaid credits and what remains of each, oldest first."""
+    found = await service.page_credits(session, principal, page)
+    return CreditList(
+        credits=[_credit(c) for c in found.rows], next_page_token=found.next_page_token
+    )

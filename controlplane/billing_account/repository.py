@@ -5,6 +5,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from controlplane.kit.paging import Page, PageRequest, fetch_page
 from controlplane.kit.tenancy import TenantRepository
 from controlplane.models import Account, AccountPlan, Credit, Invoice, InvoiceStatus
 
@@ -17,6 +18,17 @@ class BillingAccountRepository(TenantRepository):
             select(AccountPlan).order_by(AccountPlan.effective_from), AccountPlan.account_id
         )
         return list((await self.session.execute(statement)).scalars())
+
+    async def credits_page(self, page: PageRequest) -> Page[Credit]:
+        """A page of the account's credits, oldest first."""
+        return await fetch_page(
+            self.session,
+            self._scoped(select(Credit), Credit.account_id),
+            page=page,
+            order=(Credit.created_at, Credit.id),
+            list_name="credits",
+            account_id=self.account_id,
+        )
 
     async def credits(self) -> list[Credit]:
         statement = self._scoped(

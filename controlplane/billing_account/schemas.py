@@ -5,6 +5,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from controlplane.kit.page_schema import PagedList
+
 
 class PlanSet(BaseModel):
     plan: str = Field(description="A plan of the price book")
@@ -44,5 +46,5 @@ class CreditOut(BaseModel):
     created_at: dt.datetime
 
 
-class CreditList(BaseModel):
+class CreditList(PagedList):
     credits: list[CreditOut]

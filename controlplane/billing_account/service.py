@@ -19,6 +19,7 @@ from controlplane.kit import fields
 from controlplane.kit.authorization import require
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import Conflict, InvalidField, NotFound
+from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import AccountPlan, Credit
 from controlplane.pricing import Pricing
 
@@ -147,6 +148,14 @@ async def grant_credit(
     )
     await session.flush()
     return credit
+
+
+async def page_credits(
+    session: AsyncSession, principal: Principal, page: PageRequest
+) -> Page[Credit]:
+    """A page of the account's credits, oldest first."""
+    require(principal, Action.BILLING_READ)
+    return await BillingAccountRepository(session, principal).credits_page(page)
 
 
 async def list_credits(session: AsyncSession, principal: Principal) -> list[Credit]:

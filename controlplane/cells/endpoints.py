@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from auth import Action, Principal
 from controlplane.api.deps import requires
@@ -17,6 +17,7 @@ from controlplane.cells.schemas import (
     CellRegister,
 )
 from controlplane.kit.deps import SecretBoxDep, SessionDep
+from controlplane.kit.paging import PageDep
 from controlplane.kit.routing import ApiRoute
 from controlplane.models import Cell, Namespace
 from controlplane.states import CellState
@@ -83,11 +84,17 @@ async def register_cell(
 async def list_cells(
     session: SessionDep,
     principal: Annotated[Principal, Depends(requires(Action.CELL_MANAGE))],
+    page: PageDep,
+    state: Annotated[CellState | None, Query(description="Only cells in this state")] = None,
 ) -> CellList:
-    """Every cell (local and registered) with its namespace count and last health probe."""
-    cells = await service.list_all(session, principal)
+    """Every cell (local and registered) with its namespace count and last health probe, by
+    id, a page at a time."""
+    found = await service.page(session, principal, page, state=state)
     counts = await service.namespace_counts(session)
-    return CellList(cells=[_out(cell, counts.get(cell.id, 0)) for cell in cells])
+    return CellList(
+        cells=[_out(cell, counts.get(cell.id, 0)) for cell in found.rows],
+        next_page_token=found.next_page_token,
+    )
 
 
 @router.get("/{cell_id}", response_model=CellOut, responses=Problems)

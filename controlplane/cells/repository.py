@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from controlplane.kit.paging import Page, PageRequest, fetch_page
 from controlplane.models import Cell, CellHealth, Namespace, NamespaceState
+from controlplane.states import CellState
 from dataplane.cells import CellHealthState, CellProviderKind
 
 
@@ -22,6 +24,21 @@ class CellRepository:
 
     async def get(self, cell_id: str) -> Cell | None:
         return await self.session.get(Cell, cell_id)
+
+    async def page(self, page: PageRequest, *, state: CellState | None) -> Page[Cell]:
+        """A page of every cell by id; only those in ``state`` when given."""
+        statement = select(Cell)
+        if state is not None:
+            statement = statement.where(Cell.state == state)
+        return await fetch_page(
+            self.session,
+            statement,
+            page=page,
+            order=(Cell.id,),
+            list_name="cells",
+            account_id=None,
+            filters={"state": state},
+        )
 
     async def list_all(self) -> list[Cell]:
         return list((await self.session.execute(select(Cell).order_by(Cell.id))).scalars())

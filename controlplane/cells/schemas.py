@@ -7,6 +7,7 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
+from controlplane.kit.page_schema import PagedList
 from controlplane.states import CellPlacement, CellProbeState, CellState
 
 MAX_PEM_CHARS = 64 * 1024
@@ -58,5 +59,5 @@ class CellOut(BaseModel):
     namespaces: list[CellNamespaceOut] | None = None
 
 
-class CellList(BaseModel):
+class CellList(PagedList):
     cells: list[CellOut]

@@ -19,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, InvalidCABundle, Principal, SecretBox, parse_ca_bundle
 from controlplane.audit import service as audit
+from controlplane.cells.repository import CellRepository
 from controlplane.kit.authorization import require
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import AlreadyExists, Conflict, InvalidField, NotFound, StratusError
+from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import Cell, Namespace
 from controlplane.models.cell import key_binding
 from controlplane.states import CellPlacement, CellProbeState, CellState
@@ -265,6 +267,14 @@ async def namespace_counts(session: AsyncSession) -> dict[str, int]:
         .group_by(Namespace.cell_id)
     )
     return {str(cell_id): count for cell_id, count in await session.execute(statement)}
+
+
+async def page(
+    session: AsyncSession, principal: Principal, page: PageRequest, *, state: CellState | None
+) -> Page[Cell]:
+    """A page of every cell by id (operator); ``state`` narrows it."""
+    _manage(principal)
+    return await CellRepository(session).page(page, state=state)
 
 
 async def list_all(session: AsyncSession, principal: Principal) -> list[Cell]:

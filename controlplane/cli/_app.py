@@ -31,6 +31,7 @@ import typer
 from controlplane.cli import (
     account,
     apikey,
+    audit,
     backup,
     billing,
     cell,
@@ -78,6 +79,7 @@ app.add_typer(billing.app, name="billing")
 app.add_typer(user.app, name="user")
 app.add_typer(service_account.app, name="service-account")
 app.add_typer(apikey.app, name="apikey")
+app.add_typer(audit.app, name="audit")
 accept_global_options(app)
 
 

@@ -8,7 +8,7 @@ import dataclasses
 import functools
 import inspect
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -93,6 +93,12 @@ class Context:
         """Run one API call; an API error exits with its problem."""
         with self.connected() as client:
             return action(client)
+
+    def emit_rows(self, key: str, rows: Sequence[BaseModel], text: str) -> None:
+        """Print every row of a followed list: ``{key: [...], "next_page_token": ""}`` with
+        ``--output json`` (the shape of one page that was the last), else ``text``."""
+        listing = {key: [row.model_dump(mode="json") for row in rows], "next_page_token": ""}
+        self.emit(listing, text)
 
     def emit(self, model: BaseModel | dict[str, Any], text: str) -> None:
         """Print ``model`` as JSON with ``--output json``, else ``text``."""

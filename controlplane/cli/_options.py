@@ -17,3 +17,12 @@ class PermissionChoice(StrEnum):
     write = "write"
     read = "read"
     none = "none"
+
+
+PageSizeOption = Annotated[
+    int,
+    typer.Option("--page-size", min=1, max=1000, help="Rows per request while following the pages"),
+]
+LimitOption = Annotated[
+    int | None, typer.Option("--limit", min=1, help="Stop after this many rows (default: all)")
+]

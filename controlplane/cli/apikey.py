@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controlplane.cli._context import Context, fail
+from controlplane.cli._options import LimitOption, PageSizeOption
+from controlplane.states import ApiKeyState
 
 if TYPE_CHECKING:
     from controlplane.api_keys.schemas import ApiKeyOut
@@ -56,10 +58,26 @@ def apikey_create(
 
 
 @app.command("list")
-def apikey_list(ctx: typer.Context) -> None:
+def apikey_list(
+    ctx: typer.Context,
+    owner_id: Annotated[str | None, typer.Option(help="Only this owner's keys")] = None,
+    state: Annotated[ApiKeyState | None, typer.Option(help="Only enabled or disabled keys")] = None,
+    page_size: PageSizeOption = 100,
+    limit: LimitOption = None,
+) -> None:
+    """API keys, newest first (every page unless --limit)."""
     c = Context.of(ctx)
-    keys = c.call(lambda client: client.list_api_keys())
-    c.emit(keys, "\n".join(_key_line(key) for key in keys.api_keys) or "no API keys")
+    keys = c.call(
+        lambda client: list(
+            client.iter_api_keys(
+                owner_id=owner_id,
+                state=state.value if state else None,
+                page_size=page_size,
+                limit=limit,
+            )
+        )
+    )
+    c.emit_rows("api_keys", keys, "\n".join(_key_line(key) for key in keys) or "no API keys")
 
 
 @app.command("disable")

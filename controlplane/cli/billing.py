@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controlplane.cli._context import Context, fail
+from controlplane.cli._options import LimitOption, PageSizeOption
 
 if TYPE_CHECKING:
     from controlplane.exports.schemas import ExportSinkOut
@@ -53,16 +54,18 @@ def billing_set_plan(
 
 
 @app.command("credits")
-def billing_credits(ctx: typer.Context) -> None:
-    """The account's prepaid credits."""
+def billing_credits(
+    ctx: typer.Context, page_size: PageSizeOption = 100, limit: LimitOption = None
+) -> None:
+    """The account's prepaid credits, oldest first (every page unless --limit)."""
     c = Context.of(ctx)
-    credits = c.call(lambda client: client.list_credits())
+    credits = c.call(lambda client: list(client.iter_credits(page_size=page_size, limit=limit)))
     lines = [
         f"{credit.id}\t{credit.remaining}/{credit.amount}\t"
         f"{credit.expires_at.date() if credit.expires_at else 'no expiry'}\t{credit.description}"
-        for credit in credits.credits
+        for credit in credits
     ]
-    c.emit(credits, "\n".join(lines) or "no credits")
+    c.emit_rows("credits", credits, "\n".join(lines) or "no credits")
 
 
 @app.command("grant-credit")

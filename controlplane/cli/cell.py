@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controlplane.cli._context import Context, fail
-from controlplane.states import CellPlacement
+from controlplane.cli._options import LimitOption, PageSizeOption
+from controlplane.states import CellPlacement, CellState
 
 if TYPE_CHECKING:
     from controlplane.cells.schemas import CellOut
@@ -78,11 +79,22 @@ def cell_register(
 
 
 @app.command("list")
-def cell_list(ctx: typer.Context) -> None:
+def cell_list(
+    ctx: typer.Context,
+    state: Annotated[CellState | None, typer.Option(help="Only cells in this state")] = None,
+    page_size: PageSizeOption = 100,
+    limit: LimitOption = None,
+) -> None:
     """Every cell: provider, frontend, placement, state, namespaces/capacity, health."""
     c = Context.of(ctx)
-    listed = c.call(lambda client: client.list_cells())
-    c.emit(listed, "\n".join(_line(cell) for cell in listed.cells) or "no cell")
+    listed = c.call(
+        lambda client: list(
+            client.iter_cells(
+                state=state.value if state else None, page_size=page_size, limit=limit
+            )
+        )
+    )
+    c.emit_rows("cells", listed, "\n".join(_line(cell) for cell in listed) or "no cell")
 
 
 @app.command("get")

@@ -5,21 +5,24 @@ from __future__ import annotations
 import typer
 
 from controlplane.cli._context import Context
+from controlplane.cli._options import LimitOption, PageSizeOption
 
 app = typer.Typer(no_args_is_help=True, help="Registered gateways (operator).")
 
 
 @app.command("list")
-def gateway_list(ctx: typer.Context) -> None:
+def gateway_list(
+    ctx: typer.Context, page_size: PageSizeOption = 100, limit: LimitOption = None
+) -> None:
     """Registered gateways: a namespace becomes ACTIVE only once every one serves it."""
     c = Context.of(ctx)
-    listed = c.call(lambda client: client.list_gateways())
+    listed = c.call(lambda client: list(client.iter_gateways(page_size=page_size, limit=limit)))
     rows = [
         f"{g.id}\tversion {g.applied_version}\tlast seen {g.last_seen_at.isoformat()}"
         + (f"\tnot serving {','.join(g.rejected)}" if g.rejected else "")
-        for g in listed.gateways
+        for g in listed
     ]
-    c.emit(listed, "\n".join(rows) or "no gateway registered")
+    c.emit_rows("gateways", listed, "\n".join(rows) or "no gateway registered")
 
 
 @app.command("deregister")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controlplane.cli._context import Context
+from controlplane.cli._options import LimitOption, PageSizeOption
 
 if TYPE_CHECKING:
     from controlplane.invoices.schemas import InvoiceOut
@@ -43,15 +44,24 @@ def _invoice_text(invoice: InvoiceOut) -> str:
 
 
 @app.command("list")
-def invoice_list(ctx: typer.Context) -> None:
-    """The account's invoices, newest month first."""
+def invoice_list(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="DRAFT or FINALIZED")] = None,
+    month: Annotated[str | None, typer.Option(help="Only this month, YYYY-MM")] = None,
+    page_size: PageSizeOption = 100,
+    limit: LimitOption = None,
+) -> None:
+    """The account's invoices, newest month first (every page unless --limit)."""
     c = Context.of(ctx)
-    invoices = c.call(lambda client: client.list_invoices())
+    invoices = c.call(
+        lambda client: list(
+            client.iter_invoices(status=status, month=month, page_size=page_size, limit=limit)
+        )
+    )
     lines = [
-        f"{i.id}\t{i.period_start:%Y-%m}\t{i.status}\t{i.amount_due} {i.currency}"
-        for i in invoices.invoices
+        f"{i.id}\t{i.period_start:%Y-%m}\t{i.status}\t{i.amount_due} {i.currency}" for i in invoices
     ]
-    c.emit(invoices, "\n".join(lines) or "no invoices yet")
+    c.emit_rows("invoices", invoices, "\n".join(lines) or "no invoices yet")
 
 
 @app.command("get")

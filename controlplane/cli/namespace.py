@@ -13,7 +13,7 @@ import typer
 
 from auth import AuthMethod
 from controlplane.cli._context import Context, fail
-from controlplane.cli._options import NamespaceOption
+from controlplane.cli._options import LimitOption, NamespaceOption, PageSizeOption
 from controlplane.cli.certs import data_dir, default_namespace_certs_dir, write_namespace_certs
 
 if TYPE_CHECKING:
@@ -156,12 +156,19 @@ def _worker_command(namespace_id: str, certs_dir: Path) -> str:
 
 
 @app.command("list")
-def namespace_list(ctx: typer.Context) -> None:
-    """The namespaces of your account."""
+def namespace_list(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Option(help="Only names starting with this")] = None,
+    page_size: PageSizeOption = 100,
+    limit: LimitOption = None,
+) -> None:
+    """The namespaces of your account, by name (every page unless --limit)."""
     c = Context.of(ctx)
-    namespaces = c.call(lambda client: client.list_namespaces())
-    lines = [f"{ns.id}\t{ns.state}\tretention={ns.retention_days}d" for ns in namespaces.namespaces]
-    c.emit(namespaces, "\n".join(lines) or "no namespaces")
+    namespaces = c.call(
+        lambda client: list(client.iter_namespaces(name=name, page_size=page_size, limit=limit))
+    )
+    lines = [f"{ns.id}\t{ns.state}\tretention={ns.retention_days}d" for ns in namespaces]
+    c.emit_rows("namespaces", namespaces, "\n".join(lines) or "no namespaces")
 
 
 def _one_namespace(positional: str | None, option: str | None) -> str:

@@ -8,7 +8,12 @@ import typer
 
 from auth import AccountRole
 from controlplane.cli._context import Context, fail
-from controlplane.cli._options import NamespaceOption, PermissionChoice
+from controlplane.cli._options import (
+    LimitOption,
+    NamespaceOption,
+    PageSizeOption,
+    PermissionChoice,
+)
 
 if TYPE_CHECKING:
     from controlplane.service_accounts.schemas import ServiceAccountOut
@@ -67,11 +72,21 @@ def service_account_create_scoped(
 
 
 @app.command("list")
-def service_account_list(ctx: typer.Context) -> None:
+def service_account_list(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Option(help="Only names starting with this")] = None,
+    page_size: PageSizeOption = 100,
+    limit: LimitOption = None,
+) -> None:
+    """Service accounts, by name (every page unless --limit)."""
     c = Context.of(ctx)
-    service_accounts = c.call(lambda client: client.list_service_accounts())
-    lines = [_service_account_line(sa) for sa in service_accounts.service_accounts]
-    c.emit(service_accounts, "\n".join(lines) or "no service accounts")
+    service_accounts = c.call(
+        lambda client: list(
+            client.iter_service_accounts(name=name, page_size=page_size, limit=limit)
+        )
+    )
+    lines = [_service_account_line(sa) for sa in service_accounts]
+    c.emit_rows("service_accounts", service_accounts, "\n".join(lines) or "no service accounts")
 
 
 @app.command("delete")

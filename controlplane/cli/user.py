@@ -8,7 +8,12 @@ import typer
 
 from auth import AccountRole
 from controlplane.cli._context import Context, fail
-from controlplane.cli._options import NamespaceOption, PermissionChoice
+from controlplane.cli._options import (
+    LimitOption,
+    NamespaceOption,
+    PageSizeOption,
+    PermissionChoice,
+)
 
 if TYPE_CHECKING:
     from controlplane.client import StratusClient
@@ -23,7 +28,7 @@ def _resolve_user(client: StratusClient, user: str) -> UserOut:
     if "@" not in user:
         return client.get_user(user)
     email = user.strip().lower()
-    for candidate in client.list_users().users:
+    for candidate in client.iter_users():
         if candidate.email == email:
             return candidate
     fail(f"no user with email {email} in this account")
@@ -47,11 +52,18 @@ def user_invite(
 
 
 @app.command("list")
-def user_list(ctx: typer.Context) -> None:
-    """Users: id, email, account role, namespace permissions."""
+def user_list(
+    ctx: typer.Context,
+    email: Annotated[str | None, typer.Option(help="Only the user with this email")] = None,
+    page_size: PageSizeOption = 100,
+    limit: LimitOption = None,
+) -> None:
+    """Users: id, email, account role, namespace permissions (every page unless --limit)."""
     c = Context.of(ctx)
-    users = c.call(lambda client: client.list_users())
-    c.emit(users, "\n".join(_user_line(user) for user in users.users) or "no users")
+    users = c.call(
+        lambda client: list(client.iter_users(email=email, page_size=page_size, limit=limit))
+    )
+    c.emit_rows("users", users, "\n".join(_user_line(user) for user in users) or "no users")
 
 
 @app.command("set-account-role")

@@ -19,6 +19,7 @@ from controlplane.kit import fields
 from controlplane.kit.authorization import require
 from controlplane.kit.deps import SessionDep
 from controlplane.kit.errors import InvalidField
+from controlplane.kit.paging import PageRequest
 
 router = APIRouter(include_in_schema=False)
 
@@ -58,11 +59,10 @@ async def audit_page(
         first, last = _day(since, "from"), _day(until, "to")
         if first is not None and last is not None and last < first:
             raise InvalidField(f"to ({last}) is before from ({first})", field="to")
-        events, next_token = await audit.page(
+        found = await audit.page(
             session,
             viewer.principal,
-            page_size=PAGE_SIZE,
-            page_token=page or None,
+            PageRequest(box=request.app.state.secret_box, size=PAGE_SIZE, token=page or ""),
             actor=actor.strip() or None,
             action=action.strip() or None,
             since=_midnight(first),
@@ -84,7 +84,7 @@ async def audit_page(
             event,
             json.dumps(event.details, ensure_ascii=False, sort_keys=True) if event.details else "",
         )
-        for event in events
+        for event in found.rows
     ]
     return render(
         request,
@@ -92,6 +92,8 @@ async def audit_page(
         events=rows,
         values=values,
         error=None,
-        next_page=f"/audit?{urlencode({**filters, 'page': next_token})}" if next_token else None,
+        next_page=f"/audit?{urlencode({**filters, 'page': found.next_page_token})}"
+        if found.next_page_token
+        else None,
         first_page=f"/audit?{urlencode(filters)}" if page else None,
     )

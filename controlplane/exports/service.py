@@ -159,3 +159,8 @@ async def delete(session: AsyncSession, principal: Principal) -> None:
         account_id=sink.account_id,
     )
     await session.flush()
+
+
+# The audit log sink (controlplane/audit_sink) writes to S3 targets under the same rules.
+validate_target = _validate
+check_endpoint = _check_endpoint

@@ -13,6 +13,7 @@ from controlplane.gateway_routes.repository import GatewayRouteRepository
 from controlplane.gateway_routes.schemas import GatewayList, GatewayOut
 from controlplane.kit.deps import SecretBoxDep, SessionDep
 from controlplane.kit.errors import Unauthenticated
+from controlplane.kit.paging import PageDep
 from controlplane.kit.routing import ApiRoute
 from controlplane.namespaces.repository import SystemNamespaceRepository
 from dataplane.gateway import (
@@ -79,9 +80,12 @@ async def list_gateway_routes(
 async def list_gateways(
     session: SessionDep,
     _principal: Annotated[Principal, Depends(requires(Action.GATEWAY_MANAGE))],
+    page: PageDep,
 ) -> GatewayList:
-    """Every registered gateway (operator): namespaces become ACTIVE only once all of these
-    serve them, so a gateway that is gone for good must be deregistered."""
+    """Every registered gateway (operator), by id, a page at a time: namespaces become ACTIVE
+    only once all of these serve them, so a gateway that is gone for good must be
+    deregistered."""
+    found = await service.page_gateways(session, page)
     return GatewayList(
         gateways=[
             GatewayOut(
@@ -90,8 +94,9 @@ async def list_gateways(
                 last_seen_at=instance.last_seen_at,
                 rejected=[name for name in instance.rejected.split(",") if name],
             )
-            for instance in await service.list_gateways(session)
-        ]
+            for instance in found.rows
+        ],
+        next_page_token=found.next_page_token,
     )
 
 

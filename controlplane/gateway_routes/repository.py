@@ -3,6 +3,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from controlplane.kit.paging import Page, PageRequest, fetch_page
 from controlplane.models import GatewayInstance, GatewayRoute
 
 # The advisory lock key of the route table's changes (any constant unique to Stratus).
@@ -57,6 +58,17 @@ class GatewayInstanceRepository:
 
     def add(self, instance: GatewayInstance) -> None:
         self.session.add(instance)
+
+    async def page(self, page: PageRequest) -> Page[GatewayInstance]:
+        """A page of the registered gateways by id."""
+        return await fetch_page(
+            self.session,
+            select(GatewayInstance),
+            page=page,
+            order=(GatewayInstance.id,),
+            list_name="gateways",
+            account_id=None,
+        )
 
     async def all(self) -> list[GatewayInstance]:
         result = await self.session.execute(select(GatewayInstance).order_by(GatewayInstance.id))

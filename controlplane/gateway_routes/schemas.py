@@ -4,6 +4,8 @@ import datetime as dt
 
 from pydantic import BaseModel
 
+from controlplane.kit.page_schema import PagedList
+
 
 class GatewayOut(BaseModel):
     """A registered gateway: what it has applied and what it could not serve."""
@@ -15,5 +17,5 @@ class GatewayOut(BaseModel):
     rejected: list[str]
 
 
-class GatewayList(BaseModel):
+class GatewayList(PagedList):
     gateways: list[GatewayOut]

@@ -15,6 +15,7 @@ from controlplane.gateway_routes.repository import (
 )
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import NotFound
+from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import Cell, GatewayInstance, GatewayRoute
 from controlplane.models.cell import KeyOpener
 from controlplane.states import CellProbeState
@@ -173,6 +174,10 @@ async def rejecting_gateways(session: AsyncSession, version: int, namespace_id: 
         for instance in instances
         if instance.applied_version >= version and _rejects(instance, namespace_id)
     ]
+
+
+async def page_gateways(session: AsyncSession, page: PageRequest) -> Page[GatewayInstance]:
+    return await GatewayInstanceRepository(session).page(page)
 
 
 async def list_gateways(session: AsyncSession) -> list[GatewayInstance]:

@@ -17,6 +17,7 @@ from controlplane.invoices.schemas import (
     InvoiceOut,
 )
 from controlplane.kit.deps import SessionDep
+from controlplane.kit.paging import PageDep
 from controlplane.kit.routing import ApiRoute
 
 router = APIRouter(route_class=ApiRoute, prefix="/invoices", tags=["invoices"])
@@ -27,9 +28,16 @@ Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {},
 async def list_invoices(
     session: SessionDep,
     principal: Annotated[Principal, Depends(requires(Action.INVOICE_READ))],
+    page: PageDep,
+    status: Annotated[str | None, Query(description="DRAFT or FINALIZED")] = None,
+    month: Annotated[str | None, Query(description="Only this month's invoice, YYYY-MM")] = None,
 ) -> InvoiceList:
-    """The account's invoices, newest month first (the current month is a draft)."""
-    return InvoiceList(invoices=await service.list_invoices(session, principal))
+    """The account's invoices, newest month first (the current month is a draft), a page
+    at a time."""
+    invoices, next_token = await service.page_invoices(
+        session, principal, page, status=status, month=month
+    )
+    return InvoiceList(invoices=invoices, next_page_token=next_token)
 
 
 @router.get("/{invoice_id}", response_model=InvoiceOut, responses=Problems)

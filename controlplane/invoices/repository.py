@@ -8,6 +8,7 @@ from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from controlplane.kit.paging import Page, PageRequest, fetch_page
 from controlplane.kit.tenancy import TenantRepository
 from controlplane.models import (
     Account,
@@ -26,6 +27,27 @@ Usage = dict[tuple[str, str], int]
 
 class InvoiceRepository(TenantRepository):
     """The caller's account's invoices and their credit notes."""
+
+    async def page(
+        self, page: PageRequest, *, status: InvoiceStatus | None, month: dt.datetime | None
+    ) -> Page[Invoice]:
+        """A page of the account's invoices, newest month first; only those in ``status`` and
+        of the month starting at ``month`` when given."""
+        statement = self._scoped(select(Invoice), Invoice.account_id)
+        if status is not None:
+            statement = statement.where(Invoice.status == status)
+        if month is not None:
+            statement = statement.where(Invoice.period_start == month)
+        return await fetch_page(
+            self.session,
+            statement,
+            page=page,
+            order=(Invoice.period_start, Invoice.id),
+            descending=True,
+            list_name="invoices",
+            account_id=self.account_id,
+            filters={"status": status, "month": month},
+        )
 
     async def list_all(self) -> list[Invoice]:
         statement = self._scoped(

@@ -5,6 +5,8 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from controlplane.kit.page_schema import PagedList
+
 # Money and quantities are exact decimals, sent as JSON strings ("618.83").
 
 
@@ -70,5 +72,5 @@ class InvoiceOut(InvoiceSummary):
     credit_notes: list[CreditNoteOut]
 
 
-class InvoiceList(BaseModel):
+class InvoiceList(PagedList):
     invoices: list[InvoiceSummary] = Field(description="Newest month first")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from decimal import Decimal, InvalidOperation
 
@@ -23,6 +24,7 @@ from controlplane.invoices.schemas import (
 from controlplane.kit import fields
 from controlplane.kit.authorization import require
 from controlplane.kit.errors import Conflict, InvalidField, NotFound
+from controlplane.kit.paging import PageRequest
 from controlplane.models import CreditNote, Invoice, InvoiceStatus
 
 CENT = Decimal("0.01")
@@ -105,6 +107,46 @@ def render(invoice: Invoice, notes: list[CreditNote]) -> InvoiceOut:
             for note in notes
         ],
     )
+
+
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
+
+
+def _month(value: str) -> dt.datetime:
+    match = _MONTH.fullmatch(value)
+    if match is None or not 1 <= int(match[2]) <= 12:
+        raise InvalidField(f"month must be YYYY-MM, got {value!r}", field="month")
+    start = dt.datetime(int(match[1]), int(match[2]), 1, tzinfo=dt.UTC)
+    fields.day(start.date(), field="month")
+    return start
+
+
+async def page_invoices(
+    session: AsyncSession,
+    principal: Principal,
+    page: PageRequest,
+    *,
+    status: str | None = None,
+    month: str | None = None,
+) -> tuple[list[InvoiceSummary], str]:
+    """A page of the account's invoices, newest month first, and the next page's token;
+    ``status`` (DRAFT or FINALIZED) and ``month`` (YYYY-MM) narrow it."""
+    require(principal, Action.INVOICE_READ)
+    wanted: InvoiceStatus | None = None
+    if status is not None:
+        try:
+            wanted = InvoiceStatus(status.upper())
+        except ValueError:
+            choices = ", ".join(s.value for s in InvoiceStatus)
+            raise InvalidField(
+                f"status must be one of {choices}, got {status!r}", field="status"
+            ) from None
+    repository = InvoiceRepository(session, principal)
+    found = await repository.page(
+        page, status=wanted, month=_month(month) if month is not None else None
+    )
+    notes = await repository.credit_notes([invoice.id for invoice in found.rows])
+    return [_summary(invoice, notes[invoice.id]) for invoice in found.rows], found.next_page_token
 
 
 async def list_invoices(session: AsyncSession, principal: Principal) -> list[InvoiceSummary]:

@@ -84,7 +84,10 @@ def day(value: dt.date, *, field: str) -> dt.date:
 class PageToken:
     """Where the next page of a newest-first listing starts: opaque to clients, one token per
     position (canonical), always 11 characters (bounded). Only tokens this API returned
-    decode; anything else is a 400 naming ``page_token``."""
+    decode; anything else is a 400 naming ``page_token``.
+
+    Superseded by :mod:`controlplane.kit.paging` (sealed tokens bound to the list, account and
+    filters), which every list route uses; kept for code written against it meanwhile."""
 
     LENGTH = 11
     _SHAPE = re.compile(r"[A-Za-z0-9_-]{11}")

@@ -6,6 +6,7 @@ from controlplane.models.account_quota import AccountQuota
 from controlplane.models.api_key import ApiKey
 from controlplane.models.async_operation import AsyncOperation
 from controlplane.models.audit_event import AuditEvent
+from controlplane.models.audit_sink import AuditSink
 from controlplane.models.base import Base
 from controlplane.models.cell import Cell
 from controlplane.models.cell_health import CellHealth
@@ -42,6 +43,7 @@ __all__ = [
     "ApiKey",
     "AsyncOperation",
     "AuditEvent",
+    "AuditSink",
     "Base",
     "Cell",
     "CellHealth",

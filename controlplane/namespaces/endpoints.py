@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from auth import Action, Principal
 from controlplane.api.deps import StarterDep, requires
 from controlplane.kit.deps import ReadSessionDep, SessionDep, SettingsDep
+from controlplane.kit.paging import PageDep
 from controlplane.kit.routing import ApiRoute, json_response
 from controlplane.namespaces import service
 from controlplane.namespaces.schemas import (
@@ -61,9 +62,17 @@ async def create_namespace(
 async def list_namespaces(
     session: ReadSessionDep,
     principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_READ, read_only=True))],
+    page: PageDep,
+    name: Annotated[
+        str | None, Query(description="Only namespaces whose name starts with this")
+    ] = None,
 ) -> NamespaceList:
-    namespaces = await service.list_all(session, principal)
-    return NamespaceList(namespaces=[NamespaceOut.model_validate(ns) for ns in namespaces])
+    """The namespaces the caller may read, by name, a page at a time."""
+    found = await service.page(session, principal, page, name=name)
+    return NamespaceList(
+        namespaces=[NamespaceOut.model_validate(ns) for ns in found.rows],
+        next_page_token=found.next_page_token,
+    )
 
 
 @router.get("/{namespace_id}", response_model=NamespaceOut, responses=Problems)

@@ -4,6 +4,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action
+from controlplane.kit.paging import Page, PageRequest, fetch_page
 from controlplane.kit.tenancy import TenantRepository, scoped_once
 from controlplane.models import Namespace
 
@@ -30,6 +31,24 @@ class NamespaceRepository(TenantRepository):
             Action.NAMESPACE_READ,
         )
         return list((await self.session.execute(statement)).scalars())
+
+    async def page_readable(self, page: PageRequest, *, name: str | None = None) -> Page[Namespace]:
+        """A page of the account's namespaces the caller may read, by name; only those whose
+        name starts with ``name`` when given."""
+        statement = self._scoped_to_namespaces(
+            select(Namespace), Namespace.account_id, Namespace.id, Action.NAMESPACE_READ
+        )
+        if name:
+            statement = statement.where(Namespace.name.startswith(name, autoescape=True))
+        return await fetch_page(
+            self.session,
+            statement,
+            page=page,
+            order=(Namespace.name, Namespace.id),
+            list_name="namespaces",
+            account_id=self.account_id,
+            filters={"name": name},
+        )
 
     async def readable_page(self, *, offset: int, limit: int) -> tuple[list[Namespace], int]:
         """``limit`` of the account's readable namespaces from ``offset`` (by name), and how

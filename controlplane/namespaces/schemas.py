@@ -5,6 +5,7 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field
 
 from auth import AuthMethod
+from controlplane.kit.page_schema import PagedList
 from controlplane.operations.schemas import AsyncOperationOut
 from controlplane.states import NamespaceState
 
@@ -75,5 +76,5 @@ class NamespaceOperation(BaseModel):
     async_operation: AsyncOperationOut
 
 
-class NamespaceList(BaseModel):
+class NamespaceList(PagedList):
     namespaces: list[NamespaceOut]

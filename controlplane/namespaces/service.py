@@ -25,6 +25,7 @@ from auth import (
 from controlplane.access import service as access
 from controlplane.audit import service as audit
 from controlplane.cells import service as cells
+from controlplane.kit import fields
 from controlplane.kit.authorization import require
 from controlplane.kit.errors import (
     AlreadyExists,
@@ -33,6 +34,7 @@ from controlplane.kit.errors import (
     NotFound,
     ResourceVersionMismatch,
 )
+from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import AsyncOperation, Namespace, NamespaceState
 from controlplane.namespaces.repository import NamespaceRepository, SystemNamespaceRepository
 from controlplane.operations import service as operations
@@ -346,6 +348,16 @@ async def get(session: AsyncSession, principal: Principal, namespace_id: str) ->
 async def list_all(session: AsyncSession, principal: Principal) -> list[Namespace]:
     require(principal, Action.NAMESPACE_READ)
     return await NamespaceRepository(session, principal).list_readable()
+
+
+async def page(
+    session: AsyncSession, principal: Principal, page: PageRequest, *, name: str | None = None
+) -> Page[Namespace]:
+    """A page of the namespaces the caller may read, by name; ``name`` keeps those whose name
+    starts with it (case-insensitive: names are stored lowercase)."""
+    require(principal, Action.NAMESPACE_READ)
+    prefix = fields.free_text(name, field="name", max_length=39).lower() if name else None
+    return await NamespaceRepository(session, principal).page_readable(page, name=prefix or None)
 
 
 async def list_page(

@@ -4,6 +4,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action
+from controlplane.kit.paging import Page, PageRequest, fetch_page
 from controlplane.kit.tenancy import TenantRepository
 from controlplane.models import AsyncOperation, OperationState
 
@@ -18,6 +19,35 @@ def _latest_on(resource_id: str) -> Select[AsyncOperation]:
     )
 
 
+def _filtered(state: OperationState | None, operation_type: str | None) -> Select[AsyncOperation]:
+    statement = select(AsyncOperation)
+    if state is not None:
+        statement = statement.where(AsyncOperation.state == state)
+    if operation_type is not None:
+        statement = statement.where(AsyncOperation.operation_type == operation_type)
+    return statement
+
+
+async def _page(
+    session: AsyncSession,
+    statement: Select[AsyncOperation],
+    page: PageRequest,
+    account_id: str | None,
+    state: OperationState | None,
+    operation_type: str | None,
+) -> Page[AsyncOperation]:
+    return await fetch_page(
+        session,
+        statement,
+        page=page,
+        order=(AsyncOperation.created_at, AsyncOperation.id),
+        descending=True,
+        list_name="operations",
+        account_id=account_id,
+        filters={"state": state, "type": operation_type},
+    )
+
+
 class OperationRepository(TenantRepository):
     """The caller's account's async operations."""
 
@@ -28,6 +58,19 @@ class OperationRepository(TenantRepository):
             AsyncOperation.account_id,
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def page_readable(
+        self, page: PageRequest, *, state: OperationState | None, operation_type: str | None
+    ) -> Page[AsyncOperation]:
+        """A page of the account's operations on namespaces the caller may read, newest
+        first; only those in ``state`` and of ``operation_type`` when given."""
+        statement = self._scoped_to_namespaces(
+            _filtered(state, operation_type),
+            AsyncOperation.account_id,
+            AsyncOperation.resource_id,
+            Action.OPERATION_READ,
+        )
+        return await _page(self.session, statement, page, self.account_id, state, operation_type)
 
     async def list_readable(self, *, limit: int = 100) -> list[AsyncOperation]:
         """The account's operations on namespaces the caller may read, newest first."""
@@ -60,6 +103,13 @@ class SystemOperationRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def page(
+        self, page: PageRequest, *, state: OperationState | None, operation_type: str | None
+    ) -> Page[AsyncOperation]:
+        """A page of every account's operations, newest first."""
+        statement = _filtered(state, operation_type)
+        return await _page(self.session, statement, page, None, state, operation_type)
 
     async def list_recent(self, *, limit: int = 100) -> list[AsyncOperation]:
         statement = select(AsyncOperation).order_by(AsyncOperation.created_at.desc()).limit(limit)

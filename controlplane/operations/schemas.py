@@ -4,6 +4,7 @@ import datetime as dt
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from controlplane.kit.page_schema import PagedList
 from controlplane.states import OperationState
 
 
@@ -22,5 +23,5 @@ class AsyncOperationOut(BaseModel):
     finished_at: dt.datetime | None
 
 
-class AsyncOperationList(BaseModel):
+class AsyncOperationList(PagedList):
     operations: list[AsyncOperationOut]

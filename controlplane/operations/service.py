@@ -7,9 +7,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal, Resource, authorize
 from controlplane.audit import service as audit
+from controlplane.kit import fields
 from controlplane.kit.authorization import require
 from controlplane.kit.db import after_commit, utcnow
 from controlplane.kit.errors import Conflict, InvalidField, NotFound
+from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import AsyncOperation, OperationState
 from controlplane.operations.repository import OperationRepository, SystemOperationRepository
 from controlplane.operations.starter import OperationStarter
@@ -119,6 +121,25 @@ async def get(session: AsyncSession, principal: Principal, operation_id: str) ->
     ):
         raise NotFound(f"operation {operation_id} not found")
     return operation
+
+
+async def page(
+    session: AsyncSession,
+    principal: Principal,
+    page: PageRequest,
+    *,
+    state: OperationState | None = None,
+    operation_type: str | None = None,
+) -> Page[AsyncOperation]:
+    """A page of the operations the caller may read (every account's for the operator),
+    newest first; ``state`` and ``operation_type`` (e.g. ``namespace.create``) narrow it."""
+    require(principal, Action.OPERATION_READ, refusal="this credential may not read operations")
+    kind = fields.free_text(operation_type, field="type", max_length=64) if operation_type else None
+    if _in_every_account(principal):
+        return await SystemOperationRepository(session).page(page, state=state, operation_type=kind)
+    return await OperationRepository(session, principal).page_readable(
+        page, state=state, operation_type=kind
+    )
 
 
 async def list_recent(session: AsyncSession, principal: Principal) -> list[AsyncOperation]:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth import Action, Principal
 from controlplane.api.deps import requires
 from controlplane.kit.deps import SessionDep
+from controlplane.kit.paging import PageDep
 from controlplane.kit.routing import ApiRoute
 from controlplane.models import ServiceAccount
 from controlplane.service_accounts import service
@@ -74,9 +75,17 @@ async def create_service_account(
 async def list_service_accounts(
     session: SessionDep,
     principal: Annotated[Principal, Depends(requires(Action.SERVICE_ACCOUNT_READ))],
+    page: PageDep,
+    name: Annotated[
+        str | None, Query(description="Only service accounts whose name starts with this")
+    ] = None,
 ) -> ServiceAccountList:
-    service_accounts = await service.list_all(session, principal)
-    return ServiceAccountList(service_accounts=await _out(session, principal, service_accounts))
+    """The account's service accounts by name, a page at a time."""
+    found = await service.page(session, principal, page, name=name)
+    return ServiceAccountList(
+        service_accounts=await _out(session, principal, found.rows),
+        next_page_token=found.next_page_token,
+    )
 
 
 @router.get("/{service_account_id}", response_model=ServiceAccountOut, responses=Problems)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from controlplane.kit.paging import Page, PageRequest, fetch_page
 from controlplane.kit.tenancy import TenantRepository
 from controlplane.models import ServiceAccount
 
@@ -21,6 +22,22 @@ class ServiceAccountRepository(TenantRepository):
             select(ServiceAccount).where(ServiceAccount.name == name), ServiceAccount.account_id
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def page(self, page: PageRequest, *, name: str | None) -> Page[ServiceAccount]:
+        """A page of the account's service accounts by name; only those whose name starts
+        with ``name`` when given."""
+        statement = self._scoped(select(ServiceAccount), ServiceAccount.account_id)
+        if name is not None:
+            statement = statement.where(ServiceAccount.name.startswith(name, autoescape=True))
+        return await fetch_page(
+            self.session,
+            statement,
+            page=page,
+            order=(ServiceAccount.name, ServiceAccount.id),
+            list_name="service-accounts",
+            account_id=self.account_id,
+            filters={"name": name},
+        )
 
     async def list_all(self) -> list[ServiceAccount]:
         statement = self._scoped(

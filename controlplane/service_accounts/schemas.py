@@ -5,6 +5,7 @@ import datetime as dt
 from pydantic import BaseModel, Field
 
 from auth import AccountRole, NamespacePermission
+from controlplane.kit.page_schema import PagedList
 
 
 class NamespaceScope(BaseModel):
@@ -46,5 +47,5 @@ class ServiceAccountOut(BaseModel):
     updated_at: dt.datetime
 
 
-class ServiceAccountList(BaseModel):
+class ServiceAccountList(PagedList):
     service_accounts: list[ServiceAccountOut]

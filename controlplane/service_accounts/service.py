@@ -20,6 +20,7 @@ from controlplane.kit.errors import (
     NotFound,
     ResourceVersionMismatch,
 )
+from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import ServiceAccount
 from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.quotas import service as quotas
@@ -116,6 +117,16 @@ async def get(
     if service_account is None:
         raise NotFound(f"service account {service_account_id} not found")
     return service_account
+
+
+async def page(
+    session: AsyncSession, principal: Principal, page: PageRequest, *, name: str | None = None
+) -> Page[ServiceAccount]:
+    """A page of the account's service accounts by name; ``name`` keeps those whose name
+    starts with it (case-sensitive)."""
+    require(principal, Action.SERVICE_ACCOUNT_READ)
+    prefix = fields.display_name(name, field="name") if name else None
+    return await ServiceAccountRepository(session, principal).page(page, name=prefix)
 
 
 async def list_all(session: AsyncSession, principal: Principal) -> list[ServiceAccount]:

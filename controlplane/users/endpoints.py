@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth import Action, Principal, Resource, authorize
 from controlplane.api.deps import requires
 from controlplane.kit.deps import SessionDep
+from controlplane.kit.paging import PageDep
 from controlplane.kit.routing import ApiRoute
 from controlplane.models import User
 from controlplane.users import service
@@ -66,9 +67,14 @@ async def invite_user(
 async def list_users(
     session: SessionDep,
     principal: Annotated[Principal, Depends(requires(Action.USER_READ))],
+    page: PageDep,
+    email: Annotated[str | None, Query(description="Only the user with this email")] = None,
 ) -> UserList:
-    users = await service.list_all(session, principal)
-    return UserList(users=await _out(session, principal, users))
+    """The account's users by email, a page at a time."""
+    found = await service.page(session, principal, page, email=email)
+    return UserList(
+        users=await _out(session, principal, found.rows), next_page_token=found.next_page_token
+    )
 
 
 @router.get("/users/{user_id}", response_model=UserOut, responses=Problems)

@@ -5,6 +5,7 @@ import datetime as dt
 from pydantic import BaseModel, Field
 
 from auth import AccountRole, NamespacePermission
+from controlplane.kit.page_schema import PagedList
 
 
 class NamespacePermissionOut(BaseModel):
@@ -38,5 +39,5 @@ class UserOut(BaseModel):
     updated_at: dt.datetime
 
 
-class UserList(BaseModel):
+class UserList(PagedList):
     users: list[UserOut]

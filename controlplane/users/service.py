@@ -29,6 +29,7 @@ from controlplane.kit.errors import (
     NotFound,
     ResourceVersionMismatch,
 )
+from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import Namespace, NamespaceAccess, User
 from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.quotas import service as quotas
@@ -73,6 +74,15 @@ async def get(session: AsyncSession, principal: Principal, user_id: str) -> User
     if user is None:
         raise NotFound(f"user {user_id} not found")
     return user
+
+
+async def page(
+    session: AsyncSession, principal: Principal, page: PageRequest, *, email: str | None = None
+) -> Page[User]:
+    """A page of the account's users by email; ``email`` keeps only that address."""
+    require(principal, Action.USER_READ)
+    wanted = fields.email(email) if email else None
+    return await UserRepository(session, principal).page(page, email=wanted)
 
 
 async def list_all(session: AsyncSession, principal: Principal) -> list[User]:

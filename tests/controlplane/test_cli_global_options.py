@@ -94,7 +94,7 @@ def test_namespace_list_output_json_after_the_subcommand(api: tuple[ApiAlone, st
         "namespace", "list", "--output", "json", "--api-url", server.url, "--api-key", owner_key
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"namespaces": []}
+    assert json.loads(result.stdout) == {"namespaces": [], "next_page_token": ""}
 
 
 def test_options_after_the_subcommand_win(api: tuple[ApiAlone, str]) -> None:

@@ -93,6 +93,10 @@ ID_FIELDS: dict[tuple[str, str, str, str], tuple[str, Callable[[str], dict[str, 
             }
         },
     ),
+    ("GET", "/api/v1/api-keys", "query", "owner_id"): (
+        "service_account_id",
+        lambda value: {"params": {"owner_id": value}},
+    ),
     ("POST", "/api/v1/api-keys", "body", "owner_id"): (
         "service_account_id",
         lambda value: {
