@@ -211,7 +211,7 @@ class QueueEvidence:
 
     namespace: str
     uses: tuple[TaskQueueUse, ...] = ()
-    # DescribeTaskQueue answers: the uses' queues first, then polled queues no use names.
+    # DescribeTaskQueue answers: the uses' queues first, then what the metrics show polled.
     states: tuple[QueueState, ...] = ()
     # By (queue name as a metric label, task type); empty without a metrics endpoint.
     metrics: Mapping[tuple[str, QueueKind], QueueMetrics] = field(default_factory=dict)
@@ -233,8 +233,8 @@ async def queue_evidence(
     context: AnalysisContext,
     calls: collections.Counter[str],
 ) -> QueueEvidence:
-    """Describe the used task queues (busiest first) and the polled queues the metrics name that
-    no use does, at most ``max_described_queues`` calls; scrape the metrics once."""
+    """Describe the used task queues (busiest first), then the polled ones the metrics name
+    that no use covers, at most ``max_described_queues`` calls; scrape the metrics once."""
     metrics: dict[tuple[str, QueueKind], QueueMetrics] = {}
     scraped = False
     if source.metrics_url:
@@ -248,10 +248,13 @@ async def queue_evidence(
     for use in uses:
         if (use.name, use.kind) not in wanted:
             wanted.append((use.name, use.kind))
-    used_labels = {metric_label(use.name) for use in uses}
+    # Then what the metrics show polled and no use covers: a used queue's other task type (a
+    # worker polls both), and queues nothing uses (known only by their label).
+    names_by_label = {metric_label(use.name): use.name for use in uses}
     for (label, kind), series in sorted(metrics.items()):
-        if label not in used_labels and series.polled and (label, kind) not in wanted:
-            wanted.append((label, kind))
+        name = names_by_label.get(label, label)
+        if series.polled and (name, kind) not in wanted:
+            wanted.append((name, kind))
     wanted = wanted[: int(threshold(context, "max_described_queues"))]
     limit = asyncio.Semaphore(DESCRIBE_CONCURRENCY)
 

@@ -2,7 +2,8 @@
 sent to a misspelt queue is NO_POLLERS naming the queue the worker listens on (which is itself
 UNUSED_QUEUE_POLLERS); a worker that runs one activity at a time under a burst is
 UNDER_PROVISIONED_WORKERS (thresholds lowered by overrides, the backlog held by a gate, not by
-time); a healthy queue in the same namespace, and another tenant's stray worker on the same
+time); a worker holding 30 activity polls open on a queue without activities is GREEDY_WORKERS;
+a healthy queue in the same namespace, and another tenant's stray worker on the same
 cell, produce nothing. Gathering stays within its bound and counts every call."""
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ SHOP = "shop.a1b2c"
 RIVAL = "rival.z9y8x"
 BURST = 8
 # What makes the held burst a finding within seconds (docs/insights.md names each override).
-OVERRIDES = {"backlog_min_tasks": 3, "backlog_age_seconds": 1}
+OVERRIDES = {"backlog_min_tasks": 3, "backlog_age_seconds": 1, "schedule_to_start_min_samples": 1}
 
 
 @dataclass(frozen=True)
@@ -90,28 +91,44 @@ async def test_misspelt_and_starved_queues_are_found_and_healthy_ones_are_not(ce
     healthy = Worker(shop, task_queue="healthy", workflows=[Quick, Waiting], activities=[step])
     orders = Worker(shop, task_queue="orders", workflows=[Quick], activities=[step])
     busy = Worker(
-        shop, task_queue="busy", workflows=[Burst], activities=[gated], max_concurrent_activities=1
+        shop,
+        task_queue="busy",
+        workflows=[Burst],
+        activities=[gated],
+        max_concurrent_activities=1,
+        # Every activity through the task queue (none started with the workflow task).
+        disable_eager_activity_execution=True,
+    )
+    idle = Worker(
+        shop,
+        task_queue="idle",
+        workflows=[Waiting],
+        activities=[step],
+        max_concurrent_activity_task_polls=30,
     )
     stray = Worker(rival, task_queue="stray", workflows=[Quick], activities=[step])
     GATE.clear()
-    async with healthy, orders, busy, stray:
+    async with healthy, orders, busy, idle, stray:
         for n in range(3):
             await shop.execute_workflow(Quick.run, id=f"healthy-{run}-{n}", task_queue="healthy")
         waiting = await shop.start_workflow(Waiting.run, id=f"open-{run}", task_queue="healthy")
         await shop.start_workflow(Quick.run, id=f"misspelt-{run}", task_queue="ordres")
         await shop.start_workflow(Burst.run, BURST, id=f"burst-{run}", task_queue="busy")
+        parked = await shop.start_workflow(Waiting.run, id=f"parked-{run}", task_queue="idle")
         uses = [
             TaskQueueUse("healthy", "workflow", 1, 4, (waiting.id,)),
             TaskQueueUse("healthy", "activity", 0, 6, (f"healthy-{run}-0",)),
             TaskQueueUse("ordres", "workflow", 1, 1, (f"misspelt-{run}",)),
             TaskQueueUse("busy", "workflow", 1, 1, (f"burst-{run}",)),
             TaskQueueUse("busy", "activity", 0, BURST, (f"burst-{run}",)),
+            TaskQueueUse("idle", "workflow", 1, 1, (parked.id,)),
         ]
         source = cell.source()
         expected = {
             (FindingKind.NO_POLLERS, "ordres"),
             (FindingKind.UNUSED_QUEUE_POLLERS, "orders"),
             (FindingKind.UNDER_PROVISIONED_WORKERS, "busy"),
+            (FindingKind.GREEDY_WORKERS, "idle"),
         }
         deadline = asyncio.get_running_loop().time() + 60
         while True:
@@ -119,15 +136,25 @@ async def test_misspelt_and_starved_queues_are_found_and_healthy_ones_are_not(ce
             evidence = await queue_evidence(source, uses, _context(**OVERRIDES), calls)
             findings = queue_findings(evidence, _context(**OVERRIDES))
             by_key = {(finding.kind, finding.subject.name): finding for finding in findings}
-            if expected <= set(by_key):
+            # The cell reports its metrics periodically: wait for the started tasks' latencies.
+            starved_now = by_key.get((FindingKind.UNDER_PROVISIONED_WORKERS, "busy"))
+            healthy_series = evidence.metrics.get(("healthy", "workflow"))
+            if (
+                expected <= set(by_key)
+                and starved_now is not None
+                and "schedule_to_start_p95_ms" in starved_now.evidence
+                and healthy_series is not None
+                and healthy_series.schedule_to_start_samples >= 4
+            ):
                 break
             assert asyncio.get_running_loop().time() < deadline, sorted(by_key)
             await asyncio.sleep(0.25)
         # Nothing else: not the healthy queue, not the rival tenant's stray worker.
         assert set(by_key) == expected
         assert evidence.metrics_scraped
-        # One scrape; the five used queues and "orders" for both task types, described once.
-        assert calls == {"metrics": 1, "DescribeTaskQueue": 7}
+        # One scrape; described once each: the six uses, and what the metrics show polled that
+        # no use covers ("orders" for both task types, "idle" for activities).
+        assert calls == {"metrics": 1, "DescribeTaskQueue": 9}
 
         misspelt = by_key[(FindingKind.NO_POLLERS, "ordres")]
         assert misspelt.evidence["closest_polled_queue"] == "orders"
@@ -145,6 +172,14 @@ async def test_misspelt_and_starved_queues_are_found_and_healthy_ones_are_not(ce
             for key in ("backlog_age_seconds", "tasks_add_rate", "tasks_dispatch_rate")
         )
         assert age >= 1 or added > 1.2 * dispatched, starved.evidence
+        # The cell's histogram, read for this queue (one activity started so far).
+        assert float(starved.evidence["schedule_to_start_p95_ms"]) >= 0
+        assert starved.evidence["schedule_to_start_samples"] == 1
+
+        greedy = by_key[(FindingKind.GREEDY_WORKERS, "idle")]
+        assert greedy.evidence["task_type"] == "activity"
+        assert int(greedy.evidence["polls_waiting"]) >= 20
+        assert greedy.evidence["poll_success_rate"] == 0
 
         unused = by_key[(FindingKind.UNUSED_QUEUE_POLLERS, "orders")]
         assert unused.evidence["task_types"] == "activity,workflow"
@@ -164,6 +199,7 @@ async def test_misspelt_and_starved_queues_are_found_and_healthy_ones_are_not(ce
         assert {state.name for state in rival_evidence.states} == {"stray"}
         GATE.set()
         await waiting.signal(Waiting.finish)
+        await parked.signal(Waiting.finish)
 
 
 def _kinds(findings: list[Finding]) -> set[FindingKind]:
