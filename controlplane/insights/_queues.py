@@ -97,6 +97,8 @@ THRESHOLDS: Mapping[str, float] = {
     "max_described_queues": MAX_DESCRIBED_QUEUES,
 }
 
+# A worker identity is whatever the worker says (often "pid@host"); evidence keeps it short.
+MAX_IDENTITY_CHARACTERS = 80
 # A long poll the server does not answer with a task ends after about this long.
 LONG_POLL_SECONDS = 60.0
 DESCRIBE_TIMEOUT_SECONDS = 5.0
@@ -234,7 +236,11 @@ async def queue_evidence(
     calls: collections.Counter[str],
 ) -> QueueEvidence:
     """Describe the used task queues (busiest first), then the polled ones the metrics name
-    that no use covers, at most ``max_described_queues`` calls; scrape the metrics once."""
+    that no use covers, at most ``max_described_queues`` calls; scrape the metrics once.
+
+    A metrics endpoint that does not answer leaves ``metrics_scraped`` false (the detectors
+    then work from the descriptions alone); a frontend that does not answer raises its
+    ``grpc.aio.AioRpcError``."""
     metrics: dict[tuple[str, QueueKind], QueueMetrics] = {}
     scraped = False
     if source.metrics_url:
@@ -340,7 +346,7 @@ def read_queue_metrics(text: str, namespace: str) -> dict[tuple[str, QueueKind],
             parts = line.split(maxsplit=3)
             if len(parts) >= 3 and parts[2] in _FAMILIES:
                 kept.append(line)
-        elif wanted_namespace in line and line.startswith(_FAMILIES):
+        elif line.startswith(_FAMILIES) and wanted_namespace in line:
             kept.append(line)
     kept.append("")
     buckets: dict[tuple[str, QueueKind], dict[float, float]] = collections.defaultdict(dict)
@@ -644,7 +650,13 @@ def _unused_queue_pollers(evidence: QueueEvidence, context: AnalysisContext) -> 
         if pollers:
             polled[state.name][state.kind] = pollers
     for name, by_kind in sorted(polled.items()):
-        identities = sorted({poller.identity for pollers in by_kind.values() for poller in pollers})
+        identities = sorted(
+            {
+                poller.identity[:MAX_IDENTITY_CHARACTERS]
+                for pollers in by_kind.values()
+                for poller in pollers
+            }
+        )
         yield Finding(
             kind=FindingKind.UNUSED_QUEUE_POLLERS,
             severity=Severity.WARNING,

@@ -453,3 +453,12 @@ def test_edit_distance_counts_a_transposition_as_one_edit() -> None:
     assert edit_distance("payments", "paymnets") == 1
     assert edit_distance("billing", "billing-v2") == 3
     assert edit_distance("", "abc") == 3
+
+
+def test_a_long_worker_identity_is_cut_in_the_evidence() -> None:
+    evidence = QueueEvidence(
+        namespace=NAMESPACE,
+        states=(QueueState("stray", "activity", (_poller(1, "w" * 500),)),),
+    )
+    (finding,) = queue_findings(evidence, _context())
+    assert finding.evidence["worker_identities"] == "w" * 80
