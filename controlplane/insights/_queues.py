@@ -114,6 +114,9 @@ _POLL_SUCCESS_FAMILY = "poll_success"
 _POLL_TIMEOUTS_FAMILY = "poll_timeouts"
 _PENDING_POLLS_FAMILY = "pending_polls"
 _FAMILIES = (_LATENCY_FAMILY, _POLL_SUCCESS_FAMILY, _POLL_TIMEOUTS_FAMILY, _PENDING_POLLS_FAMILY)
+_SAMPLE_NAMES = frozenset(
+    f"{family}{suffix}" for family in _FAMILIES for suffix in ("", "_total", "_bucket")
+)
 _UNSAFE_LABEL_CHARACTERS = re.compile(r"[^a-zA-Z0-9_]")
 
 
@@ -346,7 +349,11 @@ def read_queue_metrics(text: str, namespace: str) -> dict[tuple[str, QueueKind],
             parts = line.split(maxsplit=3)
             if len(parts) >= 3 and parts[2] in _FAMILIES:
                 kept.append(line)
-        elif line.startswith(_FAMILIES) and wanted_namespace in line:
+        elif (
+            line.startswith(_FAMILIES)
+            and line.partition("{")[0] in _SAMPLE_NAMES  # not poll_success_sync and the like
+            and wanted_namespace in line
+        ):
             kept.append(line)
     kept.append("")
     buckets: dict[tuple[str, QueueKind], dict[float, float]] = collections.defaultdict(dict)
