@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -397,6 +398,8 @@ def read_queue_metrics(text: str, namespace: str) -> dict[tuple[str, QueueKind],
 
 def queue_findings(evidence: QueueEvidence, context: AnalysisContext) -> list[Finding]:
     """Every task-queue and worker finding the evidence shows, one per (kind, subject)."""
+    if context.now.tzinfo is None:  # the pollers' times are UTC; a naive ``now`` is too
+        context = dataclasses.replace(context, now=context.now.replace(tzinfo=dt.UTC))
     found = [
         *_no_pollers(evidence, context),
         *_under_provisioned(evidence, context),

@@ -465,3 +465,14 @@ def test_a_long_worker_identity_is_cut_in_the_evidence() -> None:
     )
     (finding,) = queue_findings(evidence, _context())
     assert finding.evidence["worker_identities"] == "w" * 80
+
+
+def test_a_naive_now_is_read_as_utc() -> None:
+    evidence = QueueEvidence(
+        namespace=NAMESPACE,
+        uses=(_use("q"),),
+        states=(QueueState("q", "workflow", (_poller(600),)),),
+    )
+    naive = AnalysisContext(window=Window.HOUR, now=NOW.replace(tzinfo=None))
+    (finding,) = queue_findings(evidence, naive)
+    assert finding.evidence["seconds_since_last_poll"] == 600
