@@ -14,6 +14,7 @@ from controlplane.models.credit_note import CreditNote
 from controlplane.models.export_sink import ExportSink
 from controlplane.models.gateway_instance import GatewayInstance
 from controlplane.models.gateway_route import GatewayRoute
+from controlplane.models.history_export_sink import HistoryExportSink
 from controlplane.models.invoice import (
     FinalizedInvoiceChanged,
     Invoice,
@@ -51,6 +52,7 @@ __all__ = [
     "FinalizedInvoiceChanged",
     "GatewayInstance",
     "GatewayRoute",
+    "HistoryExportSink",
     "Invoice",
     "InvoiceDelivery",
     "InvoiceLine",
