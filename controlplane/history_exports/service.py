@@ -109,6 +109,7 @@ async def put(
     elif export_from is not None:
         sink.export_from = export_from
         sink.exported_until = None
+        sink.exported_count = 0
     sink.bucket = body.bucket
     sink.prefix = body.prefix
     sink.region = body.region
