@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import ipaddress
 import json
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -341,3 +342,50 @@ def test_a_failing_sink_shows_its_error_and_keeps_its_place(
     assert_problem(owner.get(path), 404, "not-found")
     events = owner.get("/audit-logs").json()["audit_logs"]
     assert "namespace.export_sink.delete" in {event["action"] for event in events}
+
+
+def test_the_cli_sets_shows_validates_and_deletes_the_sink(
+    stratus: StratusUp, exported: Exported, bucket: str
+) -> None:
+    """``stratus namespace export-sink set|get|validate|delete``: the secret never printed;
+    ``validate`` exits 1 naming the S3 error; a missing sink is the API's exact refusal."""
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return stratus.cli(
+            "namespace",
+            "export-sink",
+            *args,
+            "--namespace",
+            exported.namespace_id,
+            api_key=exported.tenant.api_key,
+        )
+
+    done = cli(
+        "set",
+        "--bucket",
+        bucket,
+        "--prefix",
+        exported.prefix,
+        "--endpoint-url",
+        exported.endpoint_url,
+        "--access-key-id",
+        "history-test",
+        "--secret-access-key",
+        SECRET,
+    )
+    assert done.returncode == 0, done.stderr
+    assert SECRET not in done.stdout
+    assert f"s3://{bucket}/{exported.prefix} ({exported.endpoint_url}" in done.stdout
+    shown = cli("get", "--output", "json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["bucket"] == bucket
+    validated = cli("validate")
+    assert validated.returncode == 1
+    assert validated.stdout.strip() == "failed: could not connect to the endpoint"
+    assert cli("delete").returncode == 0
+    missing = cli("get")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        f"error: namespace {exported.namespace_id} has no export sink "
+        "[404 https://stratus.dev/problems/not-found]"
+    )
