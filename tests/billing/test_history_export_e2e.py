@@ -99,6 +99,10 @@ async def _run_workflows(
             history = await handle.fetch_history()
             assert handle.result_run_id is not None
             runs[workflow_id] = (handle.result_run_id, History(events=history.events))
+    # A run that never closes (no worker polls its queue): never exported.
+    await client.start_workflow(
+        GreetingWorkflow.run, "nobody", id="still-running", task_queue=f"{queue}-unpolled"
+    )
     # Visibility is written just after the close: wait until it lists every run.
     query = "ExecutionStatus != 'Running'"
     for _ in range(600):
@@ -275,10 +279,10 @@ def test_each_closed_run_is_exported_once_as_its_history(
     seaweed_s3: SeaweedS3,
     bucket: str,
 ) -> None:
-    """After the job: one object per closed run at its deterministic key, each a ``History``
-    equal to GetWorkflowExecutionHistory's; progress on GET. Run again: nothing written, the
-    same objects. Cursor lost (the sink re-set to export from today, as a crash between the
-    writes and the commit leaves it): the same keys with the same bytes, no other object."""
+    """After the job: one object per closed run (none for the running one) at its key, each a
+    ``History`` equal to GetWorkflowExecutionHistory's; progress on GET. Run again: nothing
+    written, the same objects. Cursor lost (the sink re-set to export from today, as a crash
+    between the writes and the commit leaves it): the same keys, same bytes, no other object."""
     path = f"/namespaces/{exported.namespace_id}/export-sink"
     today = utcnow().date().isoformat()
     body = _body(bucket, exported.prefix, exported.endpoint_url, export_from=today)
@@ -288,7 +292,9 @@ def test_each_closed_run_is_exported_once_as_its_history(
     first = asyncio.run(_export(stratus, now=later))
     assert first.failed == {}
     namespace_prefix = f"{exported.prefix}/{exported.namespace_id}"
-    objects = _objects(seaweed_s3, bucket, namespace_prefix)
+    # Everything under the sink's prefix: the closed runs of this namespace, nothing else.
+    objects = _objects(seaweed_s3, bucket, exported.prefix)
+    assert all(key.startswith(namespace_prefix + "/") for key in objects)
     assert sorted(first.written[exported.namespace_id]) == sorted(objects)
     assert len(objects) == len(WORKFLOW_IDS)
     for workflow_id, (run_id, expected) in exported.runs.items():
@@ -306,13 +312,13 @@ def test_each_closed_run_is_exported_once_as_its_history(
     again = asyncio.run(_export(stratus, now=later))
     assert again.failed == {}
     assert again.written.get(exported.namespace_id, []) == []
-    assert _objects(seaweed_s3, bucket, namespace_prefix) == objects
+    assert _objects(seaweed_s3, bucket, exported.prefix) == objects
 
     assert owner.put(path, json=body).status_code == 200
     assert owner.get(path).json()["exported_until"] is None
     redone = asyncio.run(_export(stratus, now=later))
     assert sorted(redone.written[exported.namespace_id]) == sorted(objects)
-    assert _objects(seaweed_s3, bucket, namespace_prefix) == objects
+    assert _objects(seaweed_s3, bucket, exported.prefix) == objects
     assert owner.get(path).json()["exported_count"] == len(WORKFLOW_IDS)
 
 
