@@ -2,8 +2,8 @@
 server (SeaweedFS): a namespace's sink set through the API (refusals exact, secret never
 returned, audited), the probe that validates it, and the history-export job writing each
 closed run once, as Temporal's ``History`` protobuf equal to what GetWorkflowExecutionHistory
-returns; again and after its cursor is lost (what a crash between writing and committing
-leaves), still one identical object per run."""
+returns; again, after its cursor is lost, and after the exporter process is killed between its
+writes and its commit: still one identical object per run, each counted once."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ import base64
 import datetime as dt
 import ipaddress
 import json
+import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +27,7 @@ import pytest
 from billing_support import settings_of
 from identity_support import assert_problem, user_with_key
 from seaweed_server import SeaweedS3
+from sqlalchemy import text
 from support import StratusUp, Tenant, create_active_namespace, http, new_tenant, tls_for
 from support_workflows import GreetingWorkflow, compose_greeting
 from temporalio.api.history.v1 import History
@@ -38,6 +42,8 @@ from controlplane.kit.db import create_engine, create_sessionmaker, utcnow
 from controlplane.workflows.service import CellChannels
 
 SECRET = "s3cr3t-" + uuid.uuid4().hex
+EXPORT_PROCESS = Path(__file__).with_name("history_export_process.py")
+ROOT = Path(__file__).resolve().parents[2]
 # Workflow ids, one with the characters a key must not carry as they are.
 WORKFLOW_IDS = ("greet-1", "greet-2", "orders/2026 #3")
 # A name no resolver of the API knows: the API accepts it (it is checked on every connection)
@@ -64,6 +70,14 @@ class Exported:
     runs: dict[str, tuple[str, History]]
     prefix: str
     endpoint_url: str
+
+    @property
+    def first_close(self) -> dt.datetime:
+        """When the first of the runs closed (they are exported from that UTC day)."""
+        return min(
+            history.events[-1].event_time.ToDatetime(tzinfo=dt.UTC)
+            for _, history in self.runs.values()
+        )
 
 
 def _body(bucket: str, prefix: str, endpoint_url: str, /, **overrides: Any) -> dict[str, Any]:
@@ -281,10 +295,10 @@ def test_each_closed_run_is_exported_once_as_its_history(
 ) -> None:
     """After the job: one object per closed run (none for the running one) at its key, each a
     ``History`` equal to GetWorkflowExecutionHistory's; progress on GET. Run again: nothing
-    written, the same objects. Cursor lost (the sink re-set to export from today, as a crash
+    written, the same objects. Cursor lost (the sink re-set to export from that day, as a crash
     between the writes and the commit leaves it): the same keys, same bytes, no other object."""
     path = f"/namespaces/{exported.namespace_id}/export-sink"
-    today = utcnow().date().isoformat()
+    today = exported.first_close.date().isoformat()
     body = _body(bucket, exported.prefix, exported.endpoint_url, export_from=today)
     assert owner.put(path, json=body).status_code == 200
     # Two hours on: the hour the runs closed in has ended and settled.
@@ -322,13 +336,102 @@ def test_each_closed_run_is_exported_once_as_its_history(
     assert owner.get(path).json()["exported_count"] == len(WORKFLOW_IDS)
 
 
+async def _crash_between_writes_and_commit(
+    stratus: StratusUp, namespace_id: str, now: dt.datetime, objects_written: Any
+) -> None:
+    """Run the exporter in a process of its own while the test holds the sink's row (its
+    commit waits), and kill it once its objects are in the bucket: it wrote, it never
+    committed."""
+    settings = settings_of(stratus)
+    engine = create_engine(settings.sqlalchemy_url)
+    try:
+        async with engine.connect() as holder:
+            await holder.execute(
+                text("UPDATE history_export_sinks SET prefix = prefix WHERE namespace_id = :id"),
+                {"id": namespace_id},
+            )
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(EXPORT_PROCESS),
+                settings.sqlalchemy_url,
+                str(settings.secrets_key_path),
+                now.isoformat(),
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            try:
+                for _ in range(600):
+                    if objects_written():
+                        break
+                    assert process.returncode is None, "the exporter exited before writing"
+                    await asyncio.sleep(0.1)
+                else:
+                    raise TimeoutError("the exporter never wrote its objects")
+            finally:
+                process.kill()
+                await process.wait()
+            await holder.rollback()
+    finally:
+        await engine.dispose()
+
+
+def test_a_crash_between_the_writes_and_the_commit_loses_nothing_and_duplicates_nothing(
+    stratus: StratusUp,
+    exported: Exported,
+    owner: httpx.Client,
+    seaweed_s3: SeaweedS3,
+    bucket: str,
+) -> None:
+    """A real crash: the exporter process is killed after writing the hour's objects, before
+    its commit. The watermark and count have not moved; the next run writes the same keys with
+    the same bytes, and the count is the number of runs."""
+    path = f"/namespaces/{exported.namespace_id}/export-sink"
+    prefix = f"{exported.prefix}-crash"
+    today = exported.first_close.date().isoformat()
+    body = _body(bucket, prefix, exported.endpoint_url, export_from=today)
+    assert owner.put(path, json=body).status_code == 200
+    closes = sorted(
+        history.events[-1].event_time.ToDatetime(tzinfo=dt.UTC)
+        for _, history in exported.runs.values()
+    )
+    first_hour = closes[0].replace(minute=0, second=0, microsecond=0)
+    in_first_hour = sum(1 for close in closes if close < first_hour + dt.timedelta(hours=1))
+    # The hours before the runs' first hour are exported (nothing in them) ...
+    before = asyncio.run(_export(stratus, now=first_hour + dt.timedelta(minutes=6)))
+    assert before.written.get(exported.namespace_id, []) == []
+    # None when the runs closed in the day's first hour: no hour went by before them.
+    until = None if first_hour.hour == 0 else first_hour.isoformat().replace("+00:00", "Z")
+    assert owner.get(path).json()["exported_until"] == until
+    # ... then the process that writes the runs' hour dies before it commits.
+    later = utcnow() + dt.timedelta(hours=2)
+    asyncio.run(
+        _crash_between_writes_and_commit(
+            stratus,
+            exported.namespace_id,
+            later,
+            lambda: len(_objects(seaweed_s3, bucket, prefix)) >= in_first_hour,
+        )
+    )
+    crashed = _objects(seaweed_s3, bucket, prefix)
+    left = owner.get(path).json()
+    assert left["exported_until"] == until
+    assert left["exported_count"] == 0
+    redone = asyncio.run(_export(stratus, now=later))
+    assert redone.failed == {}
+    after = _objects(seaweed_s3, bucket, prefix)
+    assert len(after) == len(WORKFLOW_IDS)
+    assert {key: after[key] for key in crashed} == crashed
+    assert owner.get(path).json()["exported_count"] == len(WORKFLOW_IDS)
+
+
 def test_a_failing_sink_shows_its_error_and_keeps_its_place(
     stratus: StratusUp, exported: Exported, owner: httpx.Client, bucket: str
 ) -> None:
     """A sink whose bucket does not exist: the job records S3's answer on GET and the cursor
     stops before the runs it could not write; deleting the sink stops the export (audited)."""
     path = f"/namespaces/{exported.namespace_id}/export-sink"
-    today = utcnow().date().isoformat()
+    today = exported.first_close.date().isoformat()
     missing = f"absent-{uuid.uuid4().hex[:8]}"
     body = _body(missing, exported.prefix, exported.endpoint_url, export_from=today)
     assert owner.put(path, json=body).status_code == 200
@@ -337,11 +440,8 @@ def test_a_failing_sink_shows_its_error_and_keeps_its_place(
     shown = owner.get(path).json()
     assert shown["last_error"] == MISSING_BUCKET_ERROR
     # Hours without runs went by; the hour the runs closed in is still to do.
-    first_close = min(
-        history.events[-1].event_time.ToDatetime(tzinfo=dt.UTC)
-        for _, history in exported.runs.values()
-    )
-    assert dt.datetime.fromisoformat(shown["exported_until"]) <= first_close
+    until = shown["exported_until"]
+    assert until is None or dt.datetime.fromisoformat(until) <= exported.first_close
     assert shown["exported_count"] == 0
     deleted = owner.delete(path)
     assert deleted.status_code == 204
