@@ -25,6 +25,11 @@ from controlplane.billing_account.schemas import (
 from controlplane.cells.schemas import CellList, CellOut, CellRegister
 from controlplane.exports.schemas import ExportSinkOut, ExportSinkSet
 from controlplane.gateway_routes.schemas import GatewayList, GatewayOut
+from controlplane.history_exports.schemas import (
+    HistoryExportSinkOut,
+    HistoryExportSinkSet,
+    HistoryExportSinkValidation,
+)
 from controlplane.identity.schemas import CurrentIdentity
 from controlplane.invoices.schemas import (
     CreditNoteCreate,
@@ -611,6 +616,29 @@ class StratusClient:
             {},
             page_size=page_size,
             limit=limit,
+        )
+
+    def get_history_export_sink(self, namespace_id: str) -> HistoryExportSinkOut:
+        """The namespace's workflow history export sink and the export's progress."""
+        return self._call(HistoryExportSinkOut, "GET", f"/namespaces/{namespace_id}/export-sink")
+
+    def set_history_export_sink(
+        self, namespace_id: str, sink: HistoryExportSinkSet
+    ) -> HistoryExportSinkOut:
+        return self._call(
+            HistoryExportSinkOut,
+            "PUT",
+            f"/namespaces/{namespace_id}/export-sink",
+            json=sink.model_dump(mode="json"),
+        )
+
+    def delete_history_export_sink(self, namespace_id: str) -> None:
+        self._send("DELETE", f"/namespaces/{namespace_id}/export-sink")
+
+    def validate_history_export_sink(self, namespace_id: str) -> HistoryExportSinkValidation:
+        """Write and delete a probe object in the sink: ok, or S3's error."""
+        return self._call(
+            HistoryExportSinkValidation, "POST", f"/namespaces/{namespace_id}/export-sink/validate"
         )
 
     def list_gateways(self) -> GatewayList:

@@ -277,6 +277,9 @@ class WorkerSettings(StratusSettings):
     storage_metering_interval_seconds: float = Field(default=600.0, gt=0)
     # How often drafts are re-rated and usage/invoices exported.
     billing_interval_seconds: float = Field(default=300.0, gt=0)
+    # How often closed workflow runs' histories are exported to their namespaces' sinks (each
+    # UTC hour's runs once the hour has ended and settled).
+    history_export_interval_seconds: float = Field(default=300.0, gt=0)
     # GET /healthz and /readyz (200 once connected to the system cell and polling, else 503)
     # on <worker_health_host>:<worker_health_port>; 0 disables them (`stratus up` does).
     worker_health_host: str = "127.0.0.1"

@@ -1,11 +1,11 @@
 """The control plane's periodic jobs, run exactly once per period however many workers run.
 
 Each job (reconciling PENDING operations, the action meter, the storage meter, the billing
-cycle with the exporter) is a Temporal Schedule on the system cell, ``stratus-job-<name>``:
-every interval it starts one ``PeriodicJob`` workflow, which runs one ``periodic_job``
-activity on whichever worker polls ``stratus-control-plane`` first. Overlap policy SKIP: a
-period whose previous run is still going is skipped, so two scheduled runs of one job never
-overlap.
+cycle with the exporter, the workflow history export) is a Temporal Schedule on the system
+cell, ``stratus-job-<name>``: every interval it starts one ``PeriodicJob`` workflow, which
+runs one ``periodic_job`` activity on whichever worker polls ``stratus-control-plane`` first.
+Overlap policy SKIP: a period whose previous run is still going is skipped, so two scheduled
+runs of one job never overlap.
 
 Every worker creates the schedules at start with fixed ids. The rule for intervals: the last
 worker to start sets them. A worker that finds a schedule at another interval than its own
@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from controlplane.cells.repository import CellRepository
     from controlplane.config import SYSTEM_TASK_QUEUE, WorkerSettings
     from controlplane.exports.exporter import Exporter
+    from controlplane.history_exports.exporter import HistoryExporter
     from controlplane.invoices.cycle import run_cycle
     from controlplane.kit.db import unit_of_work, utcnow
     from controlplane.models.cell import Cell, KeyOpener
@@ -67,7 +68,8 @@ RECONCILE = "reconcile"
 METER_ACTIONS = "meter-actions"
 METER_STORAGE = "meter-storage"
 BILLING = "billing"
-JOBS = (RECONCILE, METER_ACTIONS, METER_STORAGE, BILLING)
+HISTORY_EXPORT = "history-export"
+JOBS = (RECONCILE, METER_ACTIONS, METER_STORAGE, BILLING, HISTORY_EXPORT)
 SCHEDULE_ID_PREFIX = "stratus-job-"
 # Temporal schedules count in whole seconds: a shorter interval runs every second.
 MIN_INTERVAL = dt.timedelta(seconds=1)
@@ -93,6 +95,7 @@ def job_intervals(settings: WorkerSettings) -> dict[str, dt.timedelta]:
         METER_ACTIONS: settings.metering_interval_seconds,
         METER_STORAGE: settings.storage_metering_interval_seconds,
         BILLING: settings.billing_interval_seconds,
+        HISTORY_EXPORT: settings.history_export_interval_seconds,
     }
     return {job: max(MIN_INTERVAL, dt.timedelta(seconds=value)) for job, value in seconds.items()}
 
@@ -303,6 +306,8 @@ class JobActivities:
     open_key: KeyOpener | None = None
     # Writes each account's audit events to its audit log sink, after the usage exports.
     audit_exporter: AuditSinkExporter | None = None
+    # Writes closed workflow runs' histories to their namespaces' sinks (None: not here).
+    history_exporter: HistoryExporter | None = None
 
     @activity.defn(name="periodic_job")
     async def run(self, job: str) -> None:
@@ -311,6 +316,7 @@ class JobActivities:
             METER_ACTIONS: self._meter_actions,
             METER_STORAGE: self._meter_storage,
             BILLING: self._bill,
+            HISTORY_EXPORT: self._export_histories,
         }
         work = jobs.get(job)
         if work is None:
@@ -355,6 +361,14 @@ class JobActivities:
             audit_report = await self.audit_exporter.export_once(self.sessionmaker)
             for account_id, keys in audit_report.written.items():
                 logger.info("exported %d audit log hours of %s", len(keys), account_id)
+
+    async def _export_histories(self) -> None:
+        if self.history_exporter is None:
+            return
+        report = await self.history_exporter.export_once(self.sessionmaker)
+        for namespace_id, keys in report.written.items():
+            if keys:
+                logger.info("exported %d workflow histories of %s", len(keys), namespace_id)
 
 
 async def _heartbeat() -> None:

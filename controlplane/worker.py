@@ -25,6 +25,7 @@ from controlplane.cells.prober import CellProber
 from controlplane.cells.provider import cell_provider
 from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE, WorkerSettings
 from controlplane.exports.exporter import Exporter
+from controlplane.history_exports.exporter import HistoryExporter
 from controlplane.jobs import JobActivities, PeriodicJob, ensure_schedules, meter_once
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.kit.health_server import HealthServer
@@ -38,6 +39,7 @@ from controlplane.namespaces.activities import NamespaceActivities
 from controlplane.namespaces.workflows import WORKFLOW_BY_OPERATION, WORKFLOWS
 from controlplane.operations.starter import OperationStarter
 from controlplane.pricing import load_pricing
+from controlplane.workflows.service import CellChannels
 from dataplane.cells import CellTls, temporal_tls_config
 
 __all__ = ["main", "meter_once", "run"]
@@ -117,6 +119,8 @@ async def run(settings: WorkerSettings) -> None:
     )
     activities = NamespaceActivities(sessionmaker, provider, box)
     metering_http = httpx.AsyncClient(timeout=10.0)
+    # The history export reads cells as the console does: one channel per cell.
+    history_channels = CellChannels(box)
     # An hour's usage is final once every meter has written its last deltas for it.
     settle = dt.timedelta(
         seconds=max(settings.metering_interval_seconds, settings.storage_metering_interval_seconds)
@@ -129,7 +133,8 @@ async def run(settings: WorkerSettings) -> None:
         Exporter(box, settle=settle, egress=settings.export_egress),
         metering_http,
         box.open,
-        AuditSinkExporter(box, egress=settings.export_egress),
+        audit_exporter=AuditSinkExporter(box, egress=settings.export_egress),
+        history_exporter=HistoryExporter(box, history_channels, egress=settings.export_egress),
     )
     worker = Worker(
         client,
@@ -161,6 +166,7 @@ async def run(settings: WorkerSettings) -> None:
         task.cancel()
     await asyncio.gather(*background, return_exceptions=True)
     await metering_http.aclose()
+    await history_channels.close()
     await health.aclose()
     await engine.dispose()
     if polling.done() and not polling.cancelled() and polling.exception() is not None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from auth import AuthMethod
+from controlplane.cli import namespace_export_sink
 from controlplane.cli._context import Context, fail
 from controlplane.cli._options import LimitOption, NamespaceOption, PageSizeOption
 from controlplane.cli.certs import data_dir, default_namespace_certs_dir, write_namespace_certs
@@ -36,6 +37,7 @@ auth_method_app = typer.Typer(
 app.add_typer(client_ca_app, name="accepted-client-ca")
 app.add_typer(filters_app, name="certificate-filters")
 app.add_typer(auth_method_app, name="auth-method")
+app.add_typer(namespace_export_sink.app, name="export-sink")
 
 
 WaitOption = Annotated[

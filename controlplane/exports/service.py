@@ -31,7 +31,8 @@ def secret_binding(account_id: str) -> str:
     return f"export-sink:{account_id}"
 
 
-def _validate(body: ExportSinkSet) -> None:
+def validate_target(body: ExportSinkSet) -> None:
+    """An S3 sink's bucket, prefix, region and credentials, checked (400 on the field)."""
     if body.export_from is not None:
         fields.day(body.export_from, field="export_from")
     if not _BUCKET_RE.match(body.bucket) or ".." in body.bucket:
@@ -52,7 +53,7 @@ def _validate(body: ExportSinkSet) -> None:
         raise InvalidField("secret_access_key is required", field="secret_access_key")
 
 
-async def _check_endpoint(endpoint_url: str, egress: EgressPolicy) -> None:
+async def check_endpoint(endpoint_url: str, egress: EgressPolicy) -> None:
     """The endpoint must be a plain http(s) URL whose host resolves only to addresses sinks may
     reach. A name that does not resolve yet is accepted: it is checked again on every
     connection the exporter opens, which is what stops DNS rebinding anyway."""
@@ -95,9 +96,9 @@ async def put(
     ``export_from`` is given (then usage is exported again from that day). The endpoint must
     resolve to addresses ``egress`` allows."""
     require(principal, Action.EXPORT_SINK_UPDATE)
-    _validate(body)
+    validate_target(body)
     if body.endpoint_url is not None:
-        await _check_endpoint(body.endpoint_url, egress)
+        await check_endpoint(body.endpoint_url, egress)
     repository = ExportSinkRepository(session, principal)
     account_id = repository.account_id
     sink = await repository.get()
@@ -159,8 +160,3 @@ async def delete(session: AsyncSession, principal: Principal) -> None:
         account_id=sink.account_id,
     )
     await session.flush()
-
-
-# The audit log sink (controlplane/audit_sink) writes to S3 targets under the same rules.
-validate_target = _validate
-check_endpoint = _check_endpoint

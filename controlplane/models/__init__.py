@@ -15,6 +15,7 @@ from controlplane.models.credit_note import CreditNote
 from controlplane.models.export_sink import ExportSink
 from controlplane.models.gateway_instance import GatewayInstance
 from controlplane.models.gateway_route import GatewayRoute
+from controlplane.models.history_export_sink import HistoryExportSink
 from controlplane.models.invoice import (
     FinalizedInvoiceChanged,
     Invoice,
@@ -53,6 +54,7 @@ __all__ = [
     "FinalizedInvoiceChanged",
     "GatewayInstance",
     "GatewayRoute",
+    "HistoryExportSink",
     "Invoice",
     "InvoiceDelivery",
     "InvoiceLine",

@@ -182,7 +182,7 @@ class WorkflowDetail:
 
 
 @dataclass(frozen=True)
-class _Cell:
+class NamespaceCell:
     namespace: Namespace
     # The namespace's name on its cell.
     cell_namespace: str
@@ -216,8 +216,17 @@ async def namespace_for_reading(
 
 async def _cell(
     session: AsyncSession, principal: Principal, channels: CellChannels, namespace_id: str
-) -> _Cell:
+) -> NamespaceCell:
     namespace = await namespace_for_reading(session, principal, namespace_id)
+    return await namespace_cell(session, channels, namespace)
+
+
+async def namespace_cell(
+    session: AsyncSession, channels: CellChannels, namespace: Namespace
+) -> NamespaceCell:
+    """Where the gateway sends ``namespace``'s traffic (its route → its cell → a channel with
+    the cell's TLS), for a caller that has already decided it may read the namespace (a
+    principal's read above, the control plane's own jobs)."""
     if namespace.state not in SERVED_STATES:
         raise NamespaceNotServed(
             f"namespace {namespace.id} is {namespace.state.value}; its workflows can be browsed "
@@ -244,10 +253,11 @@ async def _cell(
         except (SecretUnreadable, ValueError):
             raise unavailable from None
     channel = await channels.channel(route.cell_id or address, address, tls)
-    return _Cell(namespace, route.namespace_id, channel)
+    return NamespaceCell(namespace, route.namespace_id, channel)
 
 
-async def _call(cell: _Cell, method: str, request: Message, response_type: Any) -> Any:
+async def call_read(cell: NamespaceCell, method: str, request: Message, response_type: Any) -> Any:
+    """One of the ``READ_RPCS`` on the namespace's cell; gRPC errors become domain errors."""
     assert method in READ_RPCS
     call = cell.channel.unary_unary(
         f"/{_SERVICE}/{method}",
@@ -388,7 +398,7 @@ async def list_workflows(
         namespace=cell.cell_namespace, page_size=size, next_page_token=token, query=full_query
     )
     try:
-        response = await _call(
+        response = await call_read(
             cell, "ListWorkflowExecutions", request, rpc.ListWorkflowExecutionsResponse
         )
     except _InvalidArgument as invalid:
@@ -458,7 +468,13 @@ def _event(event: Any) -> HistoryEventRow:
 
 
 def _history_request(
-    cell: _Cell, workflow_id: str, run_id: str, *, size: int, token: bytes = b"", close: bool
+    cell: NamespaceCell,
+    workflow_id: str,
+    run_id: str,
+    *,
+    size: int,
+    token: bytes = b"",
+    close: bool,
 ) -> Any:
     return rpc.GetWorkflowExecutionHistoryRequest(
         namespace=cell.cell_namespace,
@@ -473,9 +489,9 @@ def _history_request(
     )
 
 
-async def _history(cell: _Cell, request: Any) -> Any:
+async def _history(cell: NamespaceCell, request: Any) -> Any:
     try:
-        return await _call(
+        return await call_read(
             cell, "GetWorkflowExecutionHistory", request, rpc.GetWorkflowExecutionHistoryResponse
         )
     except _InvalidArgument:
@@ -504,7 +520,7 @@ async def describe_workflow(
         execution=common.WorkflowExecution(workflow_id=workflow_id, run_id=run_id),
     )
     try:
-        described = await _call(
+        described = await call_read(
             cell, "DescribeWorkflowExecution", describe, rpc.DescribeWorkflowExecutionResponse
         )
     except _InvalidArgument:
