@@ -11,6 +11,7 @@ import collections
 import contextlib
 import datetime as dt
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -115,6 +116,16 @@ class Broken:
 
 
 @workflow.defn
+class Blocking:
+    """Workflow code that blocks its thread past the workflow task's 1 s timeout."""
+
+    @workflow.run
+    async def run(self) -> str:
+        time.sleep(1.2)  # noqa: ASYNC251 (the pathology: blocking in workflow code)
+        return "late"
+
+
+@workflow.defn
 class Collector:
     """Open, taking signals."""
 
@@ -206,7 +217,12 @@ def _workers(client: Client) -> list[Worker]:
             activities=[export_report],
             workflow_runner=unsandboxed,
         ),
-        Worker(client, task_queue="broken-q", workflows=[Broken], workflow_runner=unsandboxed),
+        Worker(
+            client,
+            task_queue="broken-q",
+            workflows=[Broken, Blocking],
+            workflow_runner=unsandboxed,
+        ),
         Worker(client, task_queue="polling-q", workflows=[Poller], workflow_runner=unsandboxed),
         # No workflow cache: every workflow task after the first misses the sticky cache.
         Worker(
@@ -236,6 +252,12 @@ async def _produce(client: Client) -> dict[str, str]:
     ]
     report = await client.start_workflow(Reporting.run, id=wid("report"), task_queue="reports-q")
     broken = await client.start_workflow(Broken.run, id=wid("broken"), task_queue="broken-q")
+    blocking = await client.start_workflow(
+        Blocking.run,
+        id=wid("blocking"),
+        task_queue="broken-q",
+        task_timeout=dt.timedelta(seconds=1),
+    )
     hot = await client.start_workflow(Collector.run, id=wid("hot"), task_queue=HEALTHY)
     calm = await client.start_workflow(Collector.run, id=wid("calm"), task_queue=HEALTHY)
     poller = await client.start_workflow(Poller.run, 25, id=wid("poller"), task_queue="polling-q")
@@ -254,7 +276,12 @@ async def _produce(client: Client) -> dict[str, str]:
     await _eventually(
         lambda: _has_event(broken, et.EVENT_TYPE_WORKFLOW_TASK_FAILED), "a failed workflow task"
     )
+    await _eventually(
+        lambda: _has_event(blocking, et.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT),
+        "a timed-out workflow task",
+    )
     return {
+        "blocking": blocking.id,
         "report": report.id,
         "broken": broken.id,
         "hot": hot.id,
@@ -271,7 +298,7 @@ async def test_each_pathology_is_found_and_the_healthy_workload_is_not(cell: Cel
 
         async def listed() -> bool:
             executions = [e async for e in cell.client.list_workflows()]
-            return len(executions) == 14
+            return len(executions) == 15
 
         await _eventually(listed, "visibility to list every execution")
         context = AnalysisContext(
@@ -305,10 +332,16 @@ async def test_each_pathology_is_found_and_the_healthy_workload_is_not(cell: Cel
     assert found[FindingKind.ACTIVITY_WITHOUT_HEARTBEAT] == {
         (SubjectKind.ACTIVITY_TYPE, "export_report")
     }
-    assert found[FindingKind.WORKFLOW_TASK_FAILURES] == {(SubjectKind.WORKFLOW_TYPE, "Broken")}
-    (failing,) = _of(result, FindingKind.WORKFLOW_TASK_FAILURES)
-    assert "KeyError in workflow code" in str(failing.evidence["dominant_failure"])
-    assert failing.examples == (ids["broken"],)
+    assert found[FindingKind.WORKFLOW_TASK_FAILURES] == {
+        (SubjectKind.WORKFLOW_TYPE, "Broken"),
+        (SubjectKind.WORKFLOW_TYPE, "Blocking"),
+    }
+    failing = {f.subject.name: f for f in _of(result, FindingKind.WORKFLOW_TASK_FAILURES)}
+    assert failing["Broken"].evidence["dominant_cause"] == "WORKFLOW_WORKER_UNHANDLED_FAILURE"
+    assert "KeyError in workflow code" in str(failing["Broken"].evidence["dominant_failure"])
+    assert failing["Broken"].examples == (ids["broken"],)
+    assert int(failing["Blocking"].evidence["workflow_task_timeouts"]) >= 1
+    assert failing["Blocking"].examples == (ids["blocking"],)
 
     assert found[FindingKind.HISTORY_NEAR_LIMIT] == {(SubjectKind.WORKFLOW_ID, ids["hot"])}
     assert found[FindingKind.HOT_WORKFLOW] == {(SubjectKind.WORKFLOW_ID, ids["hot"])}
@@ -335,8 +368,8 @@ async def test_each_pathology_is_found_and_the_healthy_workload_is_not(cell: Cel
     assert not [f for f in result.findings if f.subject.name in healthy_names]
     # Bounded, counted reads: two listings, one count per type, one page per history.
     assert result.calls["ListWorkflowExecutions"] == 2
-    assert result.calls["CountWorkflowExecutions"] == 6
-    assert result.calls["GetWorkflowExecutionHistory"] == 14
+    assert result.calls["CountWorkflowExecutions"] == 7
+    assert result.calls["GetWorkflowExecutionHistory"] == 15
 
 
 def _of(result: AnalysisResult, kind: FindingKind) -> list[Finding]:
