@@ -8,7 +8,10 @@ cost. It reads:
    those closed in the window, at most ``page_size`` times ``max_pages`` of each;
 2. how many executions of each workflow type there are (``CountWorkflowExecutions``, one per
    type, at most ``max_counted_types``), so a sample's per-type figures scale to the whole;
-3. a bounded sample of histories (``GetWorkflowExecutionHistory``): at most ``max_histories``
+3. the current history length and size of the oldest open executions
+   (``DescribeWorkflowExecution``, at most ``max_described``): visibility does not refresh a
+   running execution's ``HistoryLength`` on every event;
+4. a bounded sample of histories (``GetWorkflowExecutionHistory``): at most ``max_histories``
    executions, spread over the workflow types, at most ``max_history_pages`` pages each.
 
 The detectors (``_events``, ``_queues``) are pure functions over that evidence. Every bound is
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -53,6 +57,8 @@ PAGE_SIZE = 100
 MAX_PAGES = 10
 # Workflow types counted exactly (CountWorkflowExecutions per type).
 MAX_COUNTED_TYPES = 20
+# Open executions described (their history's current length and size), oldest first.
+MAX_DESCRIBED = 100
 # Histories read per analysis, pages per history (of HISTORY_PAGE_SIZE events), and how many
 # are read at once (the cell serves tenants' workers first).
 MAX_HISTORIES = 100
@@ -104,10 +110,20 @@ async def gather_event_evidence(reader: _CellReader, context: AnalysisContext) -
         f"ExecutionStatus != 'Running' AND CloseTime >= '{_iso(since)}'", page_size, max_pages
     )
     executions = _unique([*open_executions, *closed])
+    limit = asyncio.Semaphore(HISTORY_CONCURRENCY)
+
+    async def describe(execution: ExecutionSample) -> ExecutionSample:
+        async with limit:
+            return await reader.describe(execution)
+
+    oldest_open = sorted((e for e in executions if e.running), key=lambda e: e.start_time)
+    described = await asyncio.gather(
+        *(describe(e) for e in oldest_open[: int(knob(context, "max_described", MAX_DESCRIBED))])
+    )
+    executions = _unique([*executions, *described])
     type_counts = await _type_counts(reader, executions, since, context)
     chosen = _history_sample(executions, int(knob(context, "max_histories", MAX_HISTORIES)))
     max_history_pages = int(knob(context, "max_history_pages", MAX_HISTORY_PAGES))
-    limit = asyncio.Semaphore(HISTORY_CONCURRENCY)
 
     async def read(execution: ExecutionSample) -> HistorySample:
         async with limit:
@@ -165,6 +181,29 @@ class _CellReader:
             "CountWorkflowExecutions", request, rpc.CountWorkflowExecutionsResponse
         )
         return int(response.count)
+
+    async def describe(self, execution: ExecutionSample) -> ExecutionSample:
+        """``execution`` with its history's current length and size."""
+        request = rpc.DescribeWorkflowExecutionRequest(
+            namespace=self._source.namespace,
+            execution=common.WorkflowExecution(
+                workflow_id=execution.workflow_id, run_id=execution.run_id
+            ),
+        )
+        try:
+            response = await self._call(
+                "DescribeWorkflowExecution", request, rpc.DescribeWorkflowExecutionResponse
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.NOT_FOUND:
+                return execution
+            raise
+        info = response.workflow_execution_info
+        return dataclasses.replace(
+            execution,
+            history_length=int(info.history_length),
+            history_size_bytes=int(info.history_size_bytes),
+        )
 
     async def history(self, execution: ExecutionSample, max_pages: int) -> HistorySample:
         events: list[Any] = []

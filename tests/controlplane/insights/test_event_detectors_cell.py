@@ -117,11 +117,12 @@ class Broken:
 
 @workflow.defn
 class Blocking:
-    """Workflow code that blocks its thread past the workflow task's 1 s timeout."""
+    """Workflow code that blocks its thread past the workflow task's 1 s timeout (and past
+    the SDK's 2 s deadlock detection, so no late completion is ever accepted: it stays open)."""
 
     @workflow.run
     async def run(self) -> str:
-        time.sleep(1.2)  # noqa: ASYNC251 (the pathology: blocking in workflow code)
+        time.sleep(2.5)  # noqa: ASYNC251 (the pathology: blocking in workflow code)
         return "late"
 
 
@@ -317,6 +318,16 @@ async def test_each_pathology_is_found_and_the_healthy_workload_is_not(cell: Cel
         channel = grpc_channel(cell.address, None)
         try:
             result = await analyse(CellSource(channel, "default", None), context)
+            # No history read: the length of an open history comes from describing it (the
+            # visibility listing lags behind a running execution's history).
+            unread = await analyse(
+                CellSource(channel, "default", None),
+                AnalysisContext(
+                    window=Window.HOUR,
+                    now=context.now,
+                    overrides={"max_histories": 0, "history_warn_events": 60},
+                ),
+            )
         finally:
             await channel.close(None)
 
@@ -344,6 +355,11 @@ async def test_each_pathology_is_found_and_the_healthy_workload_is_not(cell: Cel
     assert failing["Blocking"].examples == (ids["blocking"],)
 
     assert found[FindingKind.HISTORY_NEAR_LIMIT] == {(SubjectKind.WORKFLOW_ID, ids["hot"])}
+    (near_limit,) = unread.findings
+    assert near_limit.kind is FindingKind.HISTORY_NEAR_LIMIT
+    assert near_limit.subject.name == ids["hot"]
+    assert int(near_limit.evidence["history_events"]) >= 60
+    assert unread.calls["GetWorkflowExecutionHistory"] == 0
     assert found[FindingKind.HOT_WORKFLOW] == {(SubjectKind.WORKFLOW_ID, ids["hot"])}
     assert found[FindingKind.STICKY_CACHE_TOO_SMALL] == {(SubjectKind.TASK_QUEUE, "no-cache-q")}
     (sticky,) = _of(result, FindingKind.STICKY_CACHE_TOO_SMALL)
@@ -366,8 +382,10 @@ async def test_each_pathology_is_found_and_the_healthy_workload_is_not(cell: Cel
     # Nothing names the healthy workload's queue, types or activities.
     healthy_names = {HEALTHY, "Steady", "steady", "sync_ledger", ids["calm"]}
     assert not [f for f in result.findings if f.subject.name in healthy_names]
-    # Bounded, counted reads: two listings, one count per type, one page per history.
+    # Bounded, counted reads: two listings, one count per type, the four open executions
+    # described, one page per history.
     assert result.calls["ListWorkflowExecutions"] == 2
+    assert result.calls["DescribeWorkflowExecution"] == 4
     assert result.calls["CountWorkflowExecutions"] == 7
     assert result.calls["GetWorkflowExecutionHistory"] == 15
 
