@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from temporalio import activity, workflow
 from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from controlplane.insights.analysis import CellSource, analyse
@@ -93,14 +95,27 @@ class Waiting:
 
 
 async def _start_all(client: Client, count: int, prefix: str, waiting: bool) -> None:
-    limit = asyncio.Semaphore(50)
+    limit = asyncio.Semaphore(20)
 
     async def start(i: int) -> None:
         async with limit:
-            if waiting:
-                await client.start_workflow(Waiting.run, id=f"{prefix}-{i}", task_queue=TASK_QUEUE)
-            else:
-                await client.start_workflow(Trivial.run, id=f"{prefix}-{i}", task_queue=TASK_QUEUE)
+            for attempt in range(10):
+                try:
+                    if waiting:
+                        await client.start_workflow(
+                            Waiting.run, id=f"{prefix}-{i}", task_queue=TASK_QUEUE
+                        )
+                    else:
+                        await client.start_workflow(
+                            Trivial.run, id=f"{prefix}-{i}", task_queue=TASK_QUEUE
+                        )
+                    return
+                except WorkflowAlreadyStartedError:
+                    return
+                except RPCError as error:  # a dev server saturated by the setup: try again
+                    _log(f"start {prefix}-{i}: {error} (attempt {attempt + 1})")
+                    await asyncio.sleep(1)
+            raise RuntimeError(f"could not start {prefix}-{i}")
 
     await asyncio.gather(*(start(i) for i in range(count)))
 
@@ -149,8 +164,8 @@ async def _measure(pid: int, address: str, closed: int, open_: int, rounds: int)
         workflows=[Trivial, Waiting],
         activities=[touch],
         workflow_runner=UnsandboxedWorkflowRunner(),
-        max_concurrent_workflow_tasks=50,
-        max_concurrent_activities=50,
+        max_concurrent_workflow_tasks=20,
+        max_concurrent_activities=20,
     ):
         await _start_all(client, closed, "closed", waiting=False)
         await _start_all(client, open_, "open", waiting=True)
