@@ -13,7 +13,7 @@ import datetime as dt
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -194,45 +194,41 @@ async def _has_event(handle: WorkflowHandle[Any, Any], event_type: int) -> bool:
     return any(event.event_type == event_type for event in history.events)
 
 
+def _calm_worker(
+    client: Client,
+    task_queue: str,
+    workflows: Sequence[type],
+    activities: Sequence[Callable[..., Any]] = (),
+    max_cached_workflows: int = 1000,
+) -> Worker:
+    """A worker with the SDK's deadlock detection off (debug_mode): on a loaded machine an
+    activation can take 2 s of wall time, and the SDK would then fail a healthy task."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=workflows,
+        activities=activities,
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        debug_mode=True,
+        max_cached_workflows=max_cached_workflows,
+    )
+
+
 def _workers(client: Client) -> list[Worker]:
-    unsandboxed = UnsandboxedWorkflowRunner()
     return [
-        Worker(
-            client,
-            task_queue=HEALTHY,
-            workflows=[Steady, Collector],
-            activities=[steady, sync_ledger],
-            workflow_runner=unsandboxed,
-        ),
-        Worker(
-            client,
-            task_queue="payments-q",
-            workflows=[Checkout],
-            activities=[charge_card],
-            workflow_runner=unsandboxed,
-        ),
-        Worker(
-            client,
-            task_queue="reports-q",
-            workflows=[Reporting],
-            activities=[export_report],
-            workflow_runner=unsandboxed,
-        ),
+        _calm_worker(client, HEALTHY, [Steady, Collector], [steady, sync_ledger]),
+        _calm_worker(client, "payments-q", [Checkout], [charge_card]),
+        _calm_worker(client, "reports-q", [Reporting], [export_report]),
+        # Deadlock detection on: it fails Blocking's tasks, which never complete late.
         Worker(
             client,
             task_queue="broken-q",
             workflows=[Broken, Blocking],
-            workflow_runner=unsandboxed,
+            workflow_runner=UnsandboxedWorkflowRunner(),
         ),
-        Worker(client, task_queue="polling-q", workflows=[Poller], workflow_runner=unsandboxed),
+        _calm_worker(client, "polling-q", [Poller]),
         # No workflow cache: every workflow task after the first misses the sticky cache.
-        Worker(
-            client,
-            task_queue="no-cache-q",
-            workflows=[Poller],
-            workflow_runner=unsandboxed,
-            max_cached_workflows=0,
-        ),
+        _calm_worker(client, "no-cache-q", [Poller], max_cached_workflows=0),
     ]
 
 
