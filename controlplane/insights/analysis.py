@@ -92,14 +92,14 @@ async def analyse(source: CellSource, context: AnalysisContext) -> AnalysisResul
     ``context.window``, deduplicated by :attr:`Finding.key` (the most severe one kept)."""
     calls: collections.Counter[str] = collections.Counter()
     reader = _CellReader(source, calls)
-    evidence = await gather_event_evidence(reader, context)
+    evidence = await _gather_event_evidence(reader, context)
     uses = task_queue_uses(evidence)
     queues = await queue_evidence(source, uses, context, calls)
     findings = _deduplicated([*queue_findings(queues, context), *event_findings(evidence, context)])
     return AnalysisResult(findings=findings, calls=calls)
 
 
-async def gather_event_evidence(reader: _CellReader, context: AnalysisContext) -> EventEvidence:
+async def _gather_event_evidence(reader: _CellReader, context: AnalysisContext) -> EventEvidence:
     since = context.now - context.window.duration
     page_size = int(knob(context, "page_size", PAGE_SIZE))
     max_pages = int(knob(context, "max_pages", MAX_PAGES))
