@@ -277,6 +277,9 @@ class WorkerSettings(StratusSettings):
     storage_metering_interval_seconds: float = Field(default=600.0, gt=0)
     # How often drafts are re-rated and usage/invoices exported.
     billing_interval_seconds: float = Field(default=300.0, gt=0)
+    # How often the workload insights analyse every ACTIVE namespace over the last hour (the
+    # 24h window every 6 intervals, the 7d window every 24): docs/insights.md.
+    insights_interval_seconds: float = Field(default=300.0, gt=0)
     # GET /healthz and /readyz (200 once connected to the system cell and polling, else 503)
     # on <worker_health_host>:<worker_health_port>; 0 disables them (`stratus up` does).
     worker_health_host: str = "127.0.0.1"

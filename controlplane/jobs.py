@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from controlplane.cells.repository import CellRepository
     from controlplane.config import SYSTEM_TASK_QUEUE, WorkerSettings
     from controlplane.exports.exporter import Exporter
+    from controlplane.insights.job import InsightsActivities
     from controlplane.invoices.cycle import run_cycle
     from controlplane.kit.db import unit_of_work, utcnow
     from controlplane.models.cell import Cell, KeyOpener
@@ -66,7 +67,8 @@ RECONCILE = "reconcile"
 METER_ACTIONS = "meter-actions"
 METER_STORAGE = "meter-storage"
 BILLING = "billing"
-JOBS = (RECONCILE, METER_ACTIONS, METER_STORAGE, BILLING)
+INSIGHTS = "insights"
+JOBS = (RECONCILE, METER_ACTIONS, METER_STORAGE, BILLING, INSIGHTS)
 SCHEDULE_ID_PREFIX = "stratus-job-"
 # Temporal schedules count in whole seconds: a shorter interval runs every second.
 MIN_INTERVAL = dt.timedelta(seconds=1)
@@ -92,6 +94,7 @@ def job_intervals(settings: WorkerSettings) -> dict[str, dt.timedelta]:
         METER_ACTIONS: settings.metering_interval_seconds,
         METER_STORAGE: settings.storage_metering_interval_seconds,
         BILLING: settings.billing_interval_seconds,
+        INSIGHTS: settings.insights_interval_seconds,
     }
     return {job: max(MIN_INTERVAL, dt.timedelta(seconds=value)) for job, value in seconds.items()}
 
@@ -300,6 +303,8 @@ class JobActivities:
     http: httpx.AsyncClient
     # Opens registered cells' sealed TLS keys (the secrets box).
     open_key: KeyOpener | None = None
+    # Starts the due analyses of the workload insights (controlplane.insights.job).
+    insights: InsightsActivities | None = None
 
     @activity.defn(name="periodic_job")
     async def run(self, job: str) -> None:
@@ -308,6 +313,7 @@ class JobActivities:
             METER_ACTIONS: self._meter_actions,
             METER_STORAGE: self._meter_storage,
             BILLING: self._bill,
+            INSIGHTS: self._insights,
         }
         work = jobs.get(job)
         if work is None:
@@ -348,6 +354,13 @@ class JobActivities:
         for account_id, invoices in report.invoices.items():
             if invoices:
                 logger.info("exported %d invoices of %s", len(invoices), account_id)
+
+    async def _insights(self) -> None:
+        if self.insights is None:
+            return
+        started = await self.insights.sweep()
+        if started:
+            logger.info("started %d insights analyses", started)
 
 
 async def _heartbeat() -> None:

@@ -24,6 +24,7 @@ from controlplane.cells.prober import CellProber
 from controlplane.cells.provider import cell_provider
 from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE, WorkerSettings
 from controlplane.exports.exporter import Exporter
+from controlplane.insights.job import AnalyseNamespace, InsightsActivities
 from controlplane.jobs import JobActivities, PeriodicJob, ensure_schedules, meter_once
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.kit.health_server import HealthServer
@@ -37,6 +38,7 @@ from controlplane.namespaces.activities import NamespaceActivities
 from controlplane.namespaces.workflows import WORKFLOW_BY_OPERATION, WORKFLOWS
 from controlplane.operations.starter import OperationStarter
 from controlplane.pricing import load_pricing
+from controlplane.workflows.service import CellChannels
 from dataplane.cells import CellTls, temporal_tls_config
 
 __all__ = ["main", "meter_once", "run"]
@@ -121,6 +123,13 @@ async def run(settings: WorkerSettings) -> None:
         seconds=max(settings.metering_interval_seconds, settings.storage_metering_interval_seconds)
         + 60
     )
+    insights = InsightsActivities(
+        sessionmaker,
+        CellChannels(box),
+        pricing,
+        dt.timedelta(seconds=settings.insights_interval_seconds),
+        client,
+    )
     jobs = JobActivities(
         sessionmaker,
         starter,
@@ -128,12 +137,13 @@ async def run(settings: WorkerSettings) -> None:
         Exporter(box, settle=settle, egress=settings.export_egress),
         metering_http,
         box.open,
+        insights,
     )
     worker = Worker(
         client,
         task_queue=SYSTEM_TASK_QUEUE,
-        workflows=[*WORKFLOWS, PeriodicJob],
-        activities=[*activities.all(), jobs.run],
+        workflows=[*WORKFLOWS, PeriodicJob, AnalyseNamespace],
+        activities=[*activities.all(), jobs.run, insights.analyse_namespace],
         # Few workflow tasks at a time: the backlog then waits on the system cell, whose
         # matching hands tasks out fairly across accounts (fairness key = account), instead
         # of in this process in arrival order.
@@ -159,6 +169,7 @@ async def run(settings: WorkerSettings) -> None:
         task.cancel()
     await asyncio.gather(*background, return_exceptions=True)
     await metering_http.aclose()
+    await insights.channels.close()
     await health.aclose()
     await engine.dispose()
     if polling.done() and not polling.cancelled() and polling.exception() is not None:

@@ -14,6 +14,7 @@ from controlplane.models.credit_note import CreditNote
 from controlplane.models.export_sink import ExportSink
 from controlplane.models.gateway_instance import GatewayInstance
 from controlplane.models.gateway_route import GatewayRoute
+from controlplane.models.insight import InsightAnalysis, InsightFinding
 from controlplane.models.invoice import (
     FinalizedInvoiceChanged,
     Invoice,
@@ -51,6 +52,8 @@ __all__ = [
     "FinalizedInvoiceChanged",
     "GatewayInstance",
     "GatewayRoute",
+    "InsightAnalysis",
+    "InsightFinding",
     "Invoice",
     "InvoiceDelivery",
     "InvoiceLine",

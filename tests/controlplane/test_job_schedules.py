@@ -85,6 +85,7 @@ async def test_workers_share_one_schedule_per_job_and_follow_interval_changes(
         METER_ACTIONS: dt.timedelta(seconds=60),
         "meter-storage": dt.timedelta(seconds=600),
         "billing": dt.timedelta(seconds=1),  # at least a second
+        "insights": dt.timedelta(seconds=300),
     }
 
     caplog.clear()
@@ -120,6 +121,7 @@ async def test_a_starting_worker_reconciles_at_once(client: Client) -> None:
         metering_interval_seconds=3600,
         storage_metering_interval_seconds=3600,
         billing_interval_seconds=3600,
+        insights_interval_seconds=3600,
     )
 
     async def runs(count: int) -> None:
