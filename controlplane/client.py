@@ -25,6 +25,7 @@ from controlplane.cells.schemas import CellList, CellOut, CellRegister
 from controlplane.exports.schemas import ExportSinkOut, ExportSinkSet
 from controlplane.gateway_routes.schemas import GatewayList
 from controlplane.identity.schemas import CurrentIdentity
+from controlplane.insights.schemas import InsightsOut
 from controlplane.invoices.schemas import CreditNoteCreate, CreditNoteOut, InvoiceList, InvoiceOut
 from controlplane.namespaces.schemas import (
     NamespaceCreate,
@@ -350,6 +351,14 @@ class StratusClient:
         if namespace_id is not None:
             params["namespace_id"] = namespace_id
         return self._call(UsageOut, "GET", "/usage", params=params)
+
+    def get_insights(
+        self, namespace_id: str, *, window: str = "1h", include_resolved: bool = False
+    ) -> InsightsOut:
+        """The namespace's workload findings over ``window`` (1h, 24h or 7d) and its last
+        analysis; with ``include_resolved``, those resolved in the last 7 days too."""
+        params = {"window": window, "include_resolved": str(include_resolved).lower()}
+        return self._call(InsightsOut, "GET", f"/namespaces/{namespace_id}/insights", params=params)
 
     def list_invoices(self) -> InvoiceList:
         return self._call(InvoiceList, "GET", "/invoices")

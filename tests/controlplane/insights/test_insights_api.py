@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 from identity_support import assert_problem, service_account_with_key, user_with_key
+from product_constants import PROBLEM
 from support import StratusUp, Tenant, create_active_namespace, http, new_tenant, tls_for
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rpc
 from temporalio.client import Client
@@ -162,6 +164,30 @@ def test_findings_are_upserted_resolved_and_active_again(
             "calls": {},
             "error": None,
         }
+    # The CLI shows the same, as text and as JSON; a bad window is the API's refusal.
+    text = stratus.cli("insights", "--namespace", ns, api_key=accounts.tenant.api_key)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[:8] == [
+        f"{ns}, last 1h: analysed 2026-03-02 14:00:00 UTC, 3 calls to the cell",
+        "",
+        "CRITICAL  no_pollers  task_queue orders  (active)",
+        "  evidence: open_workflows=3, pollers=0",
+        "  examples: wf-1, wf-2",
+        "  do: start a worker polling orders",
+        "  first seen 2026-03-02 12:00, last seen 2026-03-02 14:00 UTC",
+        "",
+    ]
+    as_json = stratus.cli(
+        "insights", "--namespace", ns, "--window", "24h", "-o", "json",
+        api_key=accounts.tenant.api_key,
+    )  # fmt: skip
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == {"namespace_id": ns, "window": "24h", **day}
+    refused = stratus.cli(
+        "insights", "--namespace", ns, "--window", "1d", api_key=accounts.tenant.api_key
+    )
+    assert refused.returncode == 1
+    assert f"(field: window) [400 {PROBLEM}invalid-field]" in refused.stderr
 
 
 def test_resolved_findings_are_listed_with_include_resolved(
