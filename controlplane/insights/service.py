@@ -13,7 +13,7 @@ from controlplane.insights.findings import Severity, Window
 from controlplane.insights.repository import InsightsRepository
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import InvalidField
-from controlplane.models import InsightAnalysis, InsightFinding
+from controlplane.models import InsightAnalysis, InsightFinding, Namespace
 from controlplane.namespaces import service as namespaces
 
 # How long a resolved finding is still listed with include_resolved.
@@ -24,6 +24,7 @@ WINDOWS = ", ".join(window.value for window in Window)
 
 @dataclass(frozen=True)
 class Insights:
+    namespace: Namespace
     namespace_id: str
     window: Window
     analysis: InsightAnalysis | None
@@ -73,4 +74,4 @@ async def get(
     since = (now or utcnow()) - RESOLVED_SHOWN_FOR if include_resolved else None
     findings = await repository.findings(namespace.id, parsed, resolved_since=since)
     analysis = await repository.analysis(namespace.id, parsed)
-    return Insights(namespace.id, parsed, analysis, ordered(findings))
+    return Insights(namespace, namespace.id, parsed, analysis, ordered(findings))
