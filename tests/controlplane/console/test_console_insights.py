@@ -7,29 +7,14 @@ namespace detail page links to it."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from dataclasses import dataclass
 
 import pytest
 from console_support import all_signed_in, html_page, namespace_reader
 from identity_support import user_with_key
+from insights_support import HOSTILE, seed_findings
 from markupsafe import escape
 from support import StratusUp, Tenant, create_active_namespace, new_tenant
-
-from controlplane.insights.findings import (
-    Finding,
-    FindingKind,
-    Severity,
-    Subject,
-    SubjectKind,
-    Window,
-)
-from controlplane.insights.repository import SystemInsightsStore
-from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
-from controlplane.models import Namespace
-
-HOSTILE = '<script>alert("q")</script>'
-SEEN = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -38,49 +23,11 @@ class Seeded:
     namespace_id: str
 
 
-async def _seed(stratus: StratusUp, namespace_id: str) -> None:
-    findings = [
-        Finding(
-            kind=FindingKind.ACTIVITY_FAILURE_STORM,
-            severity=Severity.WARNING,
-            subject=Subject(SubjectKind.ACTIVITY_TYPE, "ChargeCard"),
-            evidence={"failures": 120, "dominant_failure": HOSTILE},
-            window=Window.HOUR,
-            recommendation="fix the card gateway timeout",
-            examples=("order-7",),
-        ),
-        Finding(
-            kind=FindingKind.NO_POLLERS,
-            severity=Severity.CRITICAL,
-            subject=Subject(SubjectKind.TASK_QUEUE, HOSTILE),
-            evidence={"open_workflows": 3},
-            window=Window.HOUR,
-            recommendation="start a worker polling the queue",
-            examples=('order "1"', "order-2"),
-        ),
-    ]
-    engine = create_engine(stratus.database_url)
-    try:
-        async with unit_of_work(create_sessionmaker(engine)) as session:
-            namespace = await session.get(Namespace, namespace_id)
-            assert namespace is not None
-            await SystemInsightsStore(session).record(
-                namespace,
-                Window.HOUR,
-                findings,
-                now=SEEN,
-                duration=dt.timedelta(milliseconds=7),
-                calls={"ListWorkflowExecutions": 2},
-            )
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def seeded(stratus: StratusUp) -> Seeded:
     tenant = new_tenant(stratus, "Observed")
     namespace_id = create_active_namespace(stratus, tenant, "checkout")
-    asyncio.run(_seed(stratus, namespace_id))
+    asyncio.run(seed_findings(stratus, namespace_id))
     return Seeded(tenant, namespace_id)
 
 
