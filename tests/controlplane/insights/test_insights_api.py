@@ -375,3 +375,27 @@ async def test_the_periodic_job_analyses_every_active_namespace(
     # The deterministic workflow id names the namespace and the window.
     described = await system.get_workflow_handle(f"stratus-insights-{ns}-1h").describe()
     assert described.workflow_type == "AnalyseNamespaceInsights"
+
+
+@pytest.mark.sqlite_only
+async def test_each_window_is_due_at_its_own_cadence(
+    stratus: StratusUp, accounts: Accounts, job: InsightsActivities
+) -> None:
+    """With a 300 s interval: a namespace never analysed is due for every window; after an
+    analysis of all three at T, 1h is due again one interval later (half an interval of slack),
+    24h after 6 intervals, 7d after 24. The clock is the job's, injected."""
+    ns = accounts.namespace_id
+    interval = dt.timedelta(seconds=300)
+    t = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)  # after anything the real job wrote
+
+    async def windows_due(at: dt.datetime) -> set[str]:
+        job.clock = lambda: at
+        return {request.window for request in await job.due() if request.namespace_id == ns}
+
+    for window in Window:
+        job.clock = lambda: t
+        await job.analyse_now(ns, window)
+    assert await windows_due(t + interval / 2 - dt.timedelta(seconds=1)) == set()
+    assert await windows_due(t + interval / 2) == {"1h"}
+    assert await windows_due(t + interval * 6 - interval / 2) == {"1h", "24h"}
+    assert await windows_due(t + interval * 24 - interval / 2) == {"1h", "24h", "7d"}
