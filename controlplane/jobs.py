@@ -1,11 +1,11 @@
 """The control plane's periodic jobs, run exactly once per period however many workers run.
 
 Each job (reconciling PENDING operations, the action meter, the storage meter, the billing
-cycle with the exporter) is a Temporal Schedule on the system cell, ``stratus-job-<name>``:
-every interval it starts one ``PeriodicJob`` workflow, which runs one ``periodic_job``
-activity on whichever worker polls ``stratus-control-plane`` first. Overlap policy SKIP: a
-period whose previous run is still going is skipped, so two scheduled runs of one job never
-overlap.
+cycle with the exporter, the insights sweep of ``controlplane.insights.job``) is a Temporal
+Schedule on the system cell, ``stratus-job-<name>``: every interval it starts one
+``PeriodicJob`` workflow, which runs one ``periodic_job`` activity on whichever worker polls
+``stratus-control-plane`` first. Overlap policy SKIP: a period whose previous run is still
+going is skipped, so two scheduled runs of one job never overlap.
 
 Every worker creates the schedules at start with fixed ids. The rule for intervals: the last
 worker to start sets them. A worker that finds a schedule at another interval than its own

@@ -58,7 +58,7 @@ def finding_out(row: InsightFinding) -> FindingOut:
 def insights_out(insights: service.Insights) -> InsightsOut:
     analysis = insights.analysis
     return InsightsOut(
-        namespace_id=insights.namespace_id,
+        namespace_id=insights.namespace.id,
         window=insights.window,
         analysis=AnalysisStatusOut(
             analysed_at=analysis.analysed_at if analysis else None,

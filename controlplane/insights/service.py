@@ -25,7 +25,6 @@ WINDOWS = ", ".join(window.value for window in Window)
 @dataclass(frozen=True)
 class Insights:
     namespace: Namespace
-    namespace_id: str
     window: Window
     analysis: InsightAnalysis | None
     findings: list[InsightFinding]
@@ -74,4 +73,4 @@ async def get(
     since = (now or utcnow()) - RESOLVED_SHOWN_FOR if include_resolved else None
     findings = await repository.findings(namespace.id, parsed, resolved_since=since)
     analysis = await repository.analysis(namespace.id, parsed)
-    return Insights(namespace, namespace.id, parsed, analysis, ordered(findings))
+    return Insights(namespace, parsed, analysis, ordered(findings))
