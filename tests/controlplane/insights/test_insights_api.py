@@ -216,7 +216,8 @@ def test_resolved_findings_are_listed_with_include_resolved(
 def test_bad_window_and_foreign_namespaces_are_refused(
     stratus: StratusUp, accounts: Accounts
 ) -> None:
-    """A window other than 1h/24h/7d is 400 invalid-field naming `window`; another account's
+    """A window other than 1h/24h/7d is 400 invalid-field naming `window` (a non-boolean
+    include_resolved the API's 422 malformed-request naming it); another account's
     namespace answers exactly as an unknown one (404); a `read` user without a grant on the
     namespace does not see it (404); a service account scoped to it with `read` does."""
     ns = accounts.namespace_id
@@ -225,6 +226,9 @@ def test_bad_window_and_foreign_namespaces_are_refused(
         assert_problem(bad, 400, "invalid-field")
         assert bad.json()["field"] == "window"
         assert "1h, 24h, 7d" in bad.json()["detail"]
+        not_bool = client.get(f"/namespaces/{ns}/insights", params={"include_resolved": "maybe"})
+        assert_problem(not_bool, 422, "malformed-request")
+        assert not_bool.json()["field"] == "include_resolved"
         unknown = client.get(f"/namespaces/nope.{accounts.tenant.account_id}/insights")
         assert_problem(unknown, 404, "not-found")
     with http(stratus, accounts.other.api_key) as client:
