@@ -16,6 +16,9 @@ from insights_support import HOSTILE, seed_findings
 from markupsafe import escape
 from support import StratusUp, Tenant, create_active_namespace, new_tenant
 
+# Pages over HTTP: the store's SQL runs on PostgreSQL in tests/controlplane/insights.
+pytestmark = pytest.mark.sqlite_only
+
 
 @dataclass(frozen=True)
 class Seeded:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from identity_support import assert_problem, service_account_with_key, user_with_key
 from product_constants import PROBLEM
+from sqlalchemy import func, select
 from support import StratusUp, Tenant, create_active_namespace, http, new_tenant, tls_for
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rpc
 from temporalio.client import Client
@@ -38,7 +39,7 @@ from controlplane.insights.job import InsightsActivities
 from controlplane.insights.repository import SystemInsightsStore
 from controlplane.jobs import INSIGHTS, schedule_id
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work
-from controlplane.models import Namespace
+from controlplane.models import InsightAnalysis, InsightFinding, Namespace
 from controlplane.pricing import load_pricing
 from controlplane.workflows.service import CellChannels
 from dataplane.cells import LocalCellProvider
@@ -304,6 +305,18 @@ async def job(stratus: StratusUp) -> AsyncIterator[InsightsActivities]:
         await engine.dispose()
 
 
+async def _stored_rows(job: InsightsActivities, namespace_id: str) -> tuple[int, int]:
+    """How many finding and analysis rows the database holds for ``namespace_id``."""
+    async with unit_of_work(job.sessionmaker) as session:
+        findings = await session.scalar(
+            select(func.count()).where(InsightFinding.namespace_id == namespace_id)
+        )
+        analyses = await session.scalar(
+            select(func.count()).where(InsightAnalysis.namespace_id == namespace_id)
+        )
+    return int(findings or 0), int(analyses or 0)
+
+
 def _insights(stratus: StratusUp, api_key: str, namespace_id: str) -> dict[str, Any]:
     with http(stratus, api_key) as client:
         response = client.get(f"/namespaces/{namespace_id}/insights")
@@ -355,6 +368,14 @@ async def test_job_reads_the_cell_and_resolves_when_the_evidence_goes(
     assert [(f["subject"]["name"], f["resolved_at"] is not None) for f in listed["findings"]] == [
         ("misspelt-queue", True)
     ]
+
+    # The findings and analyses go with the namespace.
+    assert await _stored_rows(job, ns) == (1, 1)
+    with tenant.client(stratus) as api_client:
+        deleting = api_client.delete_namespace(ns)
+        done = api_client.wait_for_operation(deleting.async_operation.id, timeout=120)
+    assert done.state == "FULFILLED", done.failure_reason
+    assert await _stored_rows(job, ns) == (0, 0)
 
 
 @pytest.mark.sqlite_only
