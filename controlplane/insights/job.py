@@ -38,7 +38,10 @@ with workflow.unsafe.imports_passed_through():
     from auth import SecretUnreadable
     from controlplane.cells.repository import CellRepository
     from controlplane.config import SYSTEM_TASK_QUEUE
-    from controlplane.gateway_routes.repository import GatewayRouteRepository
+    from controlplane.gateway_routes.repository import (
+        GatewayRouteRepository,
+        ThrottledHourRepository,
+    )
     from controlplane.insights import analysis
     from controlplane.insights.analysis import AnalysisResult, CellSource
     from controlplane.insights.findings import AnalysisContext, Window
@@ -232,9 +235,10 @@ class InsightsActivities:
         return AnalysisContext(
             window=window,
             now=now,
-            # Not counted yet: the gateways' RESOURCE_EXHAUSTED answers stay in their own
-            # metrics (stratus_gateway_requests); docs/insights.md says so.
-            throttled_requests=0,
+            # Counted per UTC hour: the hours that overlap the window.
+            throttled_requests=await ThrottledHourRepository(session).total(
+                namespace.id, since=since.replace(minute=0, second=0, microsecond=0), until=now
+            ),
             requests_per_second_limit=float(namespace.requests_per_second),
             actions_per_second_limit=float(namespace.actions_per_second),
             metered_actions=await reader.metered_actions(namespace.id, since=since, until=now),

@@ -14,7 +14,7 @@ from controlplane.models.credit_note import CreditNote
 from controlplane.models.export_sink import ExportSink
 from controlplane.models.gateway_instance import GatewayInstance
 from controlplane.models.gateway_route import GatewayRoute
-from controlplane.models.insight import InsightAnalysis, InsightFinding
+from controlplane.models.insight import InsightAnalysis, InsightFinding, ThrottledHour
 from controlplane.models.invoice import (
     FinalizedInvoiceChanged,
     Invoice,
@@ -67,6 +67,7 @@ __all__ = [
     "SamlAuthnRequest",
     "SamlIdpConfig",
     "ServiceAccount",
+    "ThrottledHour",
     "UsageCursor",
     "UsageRecord",
     "UsageSource",

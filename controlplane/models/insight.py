@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.models.base import Base, UTCDateTime
@@ -55,3 +55,15 @@ class InsightAnalysis(Base):
     duration_ms: Mapped[int]
     calls: Mapped[dict[str, int]] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class ThrottledHour(Base):
+    """RESOURCE_EXHAUSTED answers the gateways gave one namespace's callers in one UTC hour,
+    summed from the increases of each gateway's cumulative report (its route polls). No foreign
+    key: a gateway may report a namespace deleted since."""
+
+    __tablename__ = "throttled_hours"
+
+    namespace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hour_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)
+    answers: Mapped[int] = mapped_column(BigInteger)

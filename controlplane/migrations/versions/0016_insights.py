@@ -1,5 +1,6 @@
-"""insights: the workload insights' findings per (namespace, window, kind, subject) and the last
-analysis of each (namespace, window)
+"""insights: the workload insights' findings per (namespace, window, kind, subject), the last
+analysis of each (namespace, window), and the gateways' RESOURCE_EXHAUSTED answers per
+namespace and hour (``throttled_hours``, from ``gateway_instances.throttled``)
 
 Revision ID: 0016_insights
 Revises: 0015_operator_sessions
@@ -83,9 +84,21 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_insight_analyses_account_id"), "insight_analyses", ["account_id"], unique=False
     )
+    op.create_table(
+        "throttled_hours",
+        sa.Column("namespace_id", sa.String(length=64), nullable=False),
+        sa.Column("hour_start", _UTC, nullable=False),
+        sa.Column("answers", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("namespace_id", "hour_start", name=op.f("pk_throttled_hours")),
+    )
+    with op.batch_alter_table("gateway_instances") as batch:
+        batch.add_column(sa.Column("throttled", sa.Text(), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("gateway_instances") as batch:
+        batch.drop_column("throttled")
+    op.drop_table("throttled_hours")
     op.drop_table("insight_analyses")
     op.drop_index("ix_insight_findings_read", table_name="insight_findings")
     op.drop_index(op.f("ix_insight_findings_account_id"), table_name="insight_findings")

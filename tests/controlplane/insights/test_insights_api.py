@@ -15,11 +15,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
+import grpc.aio
 import pytest
 from identity_support import assert_problem, service_account_with_key, user_with_key
 from product_constants import PROBLEM
 from sqlalchemy import func, select
-from support import StratusUp, Tenant, create_active_namespace, http, new_tenant, tls_for
+from support import (
+    StratusUp,
+    Tenant,
+    create_active_namespace,
+    gateway_channel_options,
+    http,
+    new_tenant,
+    tls_for,
+)
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rpc
 from temporalio.client import Client
 
@@ -424,3 +434,82 @@ async def test_each_window_is_due_at_its_own_cadence(
     assert await windows_due(t + interval / 2) == {"1h"}
     assert await windows_due(t + interval * 6 - interval / 2) == {"1h", "24h"}
     assert await windows_due(t + interval * 24 - interval / 2) == {"1h", "24h", "7d"}
+
+
+async def _context_seen(source: CellSource, context: AnalysisContext) -> AnalysisResult:
+    """A stand-in detector that shows what the job gave it, as one finding."""
+    return AnalysisResult(
+        findings=[
+            Finding(
+                kind=FindingKind.THROTTLING,
+                severity=Severity.INFO,
+                subject=Subject(SubjectKind.NAMESPACE, source.namespace),
+                evidence={
+                    "throttled_requests": context.throttled_requests,
+                    "requests_per_second_limit": context.requests_per_second_limit,
+                },
+                window=context.window,
+                recommendation="smooth the load or ask for higher limits",
+            )
+        ]
+    )
+
+
+@pytest.mark.sqlite_only
+async def test_the_gateways_throttled_answers_reach_the_analysis(
+    stratus: StratusUp, job: InsightsActivities
+) -> None:
+    """A namespace limited to 3 requests per second and called 15 times at once: the gateway
+    answers RESOURCE_EXHAUSTED, reports its count with its route polls, and the job gives the
+    analysis that count and the limit; a namespace of another account called as often is not
+    throttled and gets 0."""
+    tenant, other = new_tenant(stratus, "Throttled"), new_tenant(stratus, "Unhurried")
+    limited = create_active_namespace(stratus, tenant, "busy")
+    calm = create_active_namespace(stratus, other, "calm")
+    changed = stratus.cli(
+        "namespace", "set-limits", "--namespace", limited, "--requests-per-second", "3",
+        "--actions-per-second", "2", "--wait", api_key=stratus.operator_key,
+    )  # fmt: skip
+    assert changed.returncode == 0, changed.stderr
+    refused, _ = await asyncio.gather(
+        _burst(stratus, tenant, limited, 15), _burst(stratus, other, calm, 15)
+    )
+    assert refused >= 8
+    job.analyse = _context_seen
+
+    async def evidence(namespace_id: str, api_key: str) -> dict[str, Any]:
+        await job.analyse_now(namespace_id, Window.HOUR)
+        (finding,) = _insights(stratus, api_key, namespace_id)["findings"]
+        found: dict[str, Any] = finding["evidence"]
+        return found
+
+    for _ in range(200):  # the gateway reports every 5 s, with its next route poll
+        seen = await evidence(limited, tenant.api_key)
+        if seen["throttled_requests"] >= refused:
+            break
+        await asyncio.sleep(0.1)
+    assert seen == {"throttled_requests": refused, "requests_per_second_limit": 3.0}
+    assert (await evidence(calm, other.api_key))["throttled_requests"] == 0
+
+
+async def _burst(stratus: StratusUp, tenant: Tenant, namespace: str, count: int) -> int:
+    """``count`` DescribeNamespace calls at once through the gateway: how many it refused with
+    RESOURCE_EXHAUSTED."""
+    credentials = grpc.ssl_channel_credentials(
+        stratus.gateway_ca, tenant.client_cert.key_pem, tenant.client_cert.cert_pem
+    )
+    body = rpc.DescribeNamespaceRequest(namespace=namespace).SerializeToString()
+    async with grpc.aio.secure_channel(
+        stratus.gateway_address, credentials, options=gateway_channel_options(namespace)
+    ) as channel:
+        call = channel.unary_unary(
+            "/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace"
+        )
+        outcomes = await asyncio.gather(
+            *(call(body, timeout=10) for _ in range(count)), return_exceptions=True
+        )
+    return sum(
+        isinstance(outcome, grpc.aio.AioRpcError)
+        and outcome.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        for outcome in outcomes
+    )
