@@ -27,6 +27,7 @@ from controlplane.exports.endpoints import router as exports_router
 from controlplane.gateway_routes.endpoints import router as gateway_routes_router
 from controlplane.history_exports.endpoints import router as history_exports_router
 from controlplane.identity.endpoints import router as identity_router
+from controlplane.insights.endpoints import router as insights_router
 from controlplane.invoices.endpoints import router as invoices_router
 from controlplane.kit import http_observability
 from controlplane.kit.body_limit import BodyLimitMiddleware
@@ -148,6 +149,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         billing_account_router,
         exports_router,
         history_exports_router,
+        insights_router,
     ):
         app.include_router(router, prefix="/api/v1")
     document_problems(app)

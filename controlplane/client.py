@@ -31,6 +31,7 @@ from controlplane.history_exports.schemas import (
     HistoryExportSinkValidation,
 )
 from controlplane.identity.schemas import CurrentIdentity
+from controlplane.insights.schemas import InsightsOut
 from controlplane.invoices.schemas import (
     CreditNoteCreate,
     CreditNoteOut,
@@ -531,6 +532,14 @@ class StratusClient:
             page_size=page_size,
             limit=limit,
         )
+
+    def get_insights(
+        self, namespace_id: str, *, window: str = "1h", include_resolved: bool = False
+    ) -> InsightsOut:
+        """The namespace's workload findings over ``window`` (1h, 24h or 7d) and its last
+        analysis; with ``include_resolved``, those resolved in the last 7 days too."""
+        params = {"window": window, "include_resolved": str(include_resolved).lower()}
+        return self._call(InsightsOut, "GET", f"/namespaces/{namespace_id}/insights", params=params)
 
     def list_invoices(self) -> InvoiceList:
         return self._call(InvoiceList, "GET", "/invoices")

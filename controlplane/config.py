@@ -280,6 +280,9 @@ class WorkerSettings(StratusSettings):
     # How often closed workflow runs' histories are exported to their namespaces' sinks (each
     # UTC hour's runs once the hour has ended and settled).
     history_export_interval_seconds: float = Field(default=300.0, gt=0)
+    # How often the workload insights analyse every ACTIVE namespace over the last hour (the
+    # 24h window every 6 intervals, the 7d window every 24): docs/insights.md.
+    insights_interval_seconds: float = Field(default=300.0, gt=0)
     # GET /healthz and /readyz (200 once connected to the system cell and polling, else 503)
     # on <worker_health_host>:<worker_health_port>; 0 disables them (`stratus up` does).
     worker_health_host: str = "127.0.0.1"

@@ -1,11 +1,12 @@
 """The control plane's periodic jobs, run exactly once per period however many workers run.
 
 Each job (reconciling PENDING operations, the action meter, the storage meter, the billing
-cycle with the exporter, the workflow history export) is a Temporal Schedule on the system
-cell, ``stratus-job-<name>``: every interval it starts one ``PeriodicJob`` workflow, which
-runs one ``periodic_job`` activity on whichever worker polls ``stratus-control-plane`` first.
-Overlap policy SKIP: a period whose previous run is still going is skipped, so two scheduled
-runs of one job never overlap.
+cycle with the exporter, the workflow history export, the insights sweep of
+``controlplane.insights.job``) is a Temporal Schedule on the system cell,
+``stratus-job-<name>``: every interval it starts one ``PeriodicJob`` workflow, which runs one
+``periodic_job`` activity on whichever worker polls ``stratus-control-plane`` first. Overlap
+policy SKIP: a period whose previous run is still going is skipped, so two scheduled runs of
+one job never overlap.
 
 Every worker creates the schedules at start with fixed ids. The rule for intervals: the last
 worker to start sets them. A worker that finds a schedule at another interval than its own
@@ -52,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from controlplane.config import SYSTEM_TASK_QUEUE, WorkerSettings
     from controlplane.exports.exporter import Exporter
     from controlplane.history_exports.exporter import HistoryExporter
+    from controlplane.insights.job import InsightsActivities
     from controlplane.invoices.cycle import run_cycle
     from controlplane.kit.db import unit_of_work, utcnow
     from controlplane.models.cell import Cell, KeyOpener
@@ -69,7 +71,8 @@ METER_ACTIONS = "meter-actions"
 METER_STORAGE = "meter-storage"
 BILLING = "billing"
 HISTORY_EXPORT = "history-export"
-JOBS = (RECONCILE, METER_ACTIONS, METER_STORAGE, BILLING, HISTORY_EXPORT)
+INSIGHTS = "insights"
+JOBS = (RECONCILE, METER_ACTIONS, METER_STORAGE, BILLING, HISTORY_EXPORT, INSIGHTS)
 SCHEDULE_ID_PREFIX = "stratus-job-"
 # Temporal schedules count in whole seconds: a shorter interval runs every second.
 MIN_INTERVAL = dt.timedelta(seconds=1)
@@ -96,6 +99,7 @@ def job_intervals(settings: WorkerSettings) -> dict[str, dt.timedelta]:
         METER_STORAGE: settings.storage_metering_interval_seconds,
         BILLING: settings.billing_interval_seconds,
         HISTORY_EXPORT: settings.history_export_interval_seconds,
+        INSIGHTS: settings.insights_interval_seconds,
     }
     return {job: max(MIN_INTERVAL, dt.timedelta(seconds=value)) for job, value in seconds.items()}
 
@@ -308,6 +312,8 @@ class JobActivities:
     audit_exporter: AuditSinkExporter | None = None
     # Writes closed workflow runs' histories to their namespaces' sinks (None: not here).
     history_exporter: HistoryExporter | None = None
+    # Starts the due analyses of the workload insights (controlplane.insights.job).
+    insights: InsightsActivities | None = None
 
     @activity.defn(name="periodic_job")
     async def run(self, job: str) -> None:
@@ -317,6 +323,7 @@ class JobActivities:
             METER_STORAGE: self._meter_storage,
             BILLING: self._bill,
             HISTORY_EXPORT: self._export_histories,
+            INSIGHTS: self._insights,
         }
         work = jobs.get(job)
         if work is None:
@@ -369,6 +376,13 @@ class JobActivities:
         for namespace_id, keys in report.written.items():
             if keys:
                 logger.info("exported %d workflow histories of %s", len(keys), namespace_id)
+
+    async def _insights(self) -> None:
+        if self.insights is None:
+            return
+        started = await self.insights.sweep()
+        if started:
+            logger.info("started %d insights analyses", started)
 
 
 async def _heartbeat() -> None:

@@ -26,6 +26,7 @@ from controlplane.cells.provider import cell_provider
 from controlplane.config import SYSTEM_NAMESPACE, SYSTEM_TASK_QUEUE, WorkerSettings
 from controlplane.exports.exporter import Exporter
 from controlplane.history_exports.exporter import HistoryExporter
+from controlplane.insights.job import AnalyseNamespace, InsightsActivities
 from controlplane.jobs import JobActivities, PeriodicJob, ensure_schedules, meter_once
 from controlplane.kit.db import create_engine, create_sessionmaker
 from controlplane.kit.health_server import HealthServer
@@ -126,6 +127,13 @@ async def run(settings: WorkerSettings) -> None:
         seconds=max(settings.metering_interval_seconds, settings.storage_metering_interval_seconds)
         + 60
     )
+    insights = InsightsActivities(
+        sessionmaker,
+        CellChannels(box),
+        pricing,
+        dt.timedelta(seconds=settings.insights_interval_seconds),
+        client,
+    )
     jobs = JobActivities(
         sessionmaker,
         starter,
@@ -135,12 +143,13 @@ async def run(settings: WorkerSettings) -> None:
         box.open,
         audit_exporter=AuditSinkExporter(box, egress=settings.export_egress),
         history_exporter=HistoryExporter(box, history_channels, egress=settings.export_egress),
+        insights=insights,
     )
     worker = Worker(
         client,
         task_queue=SYSTEM_TASK_QUEUE,
-        workflows=[*WORKFLOWS, PeriodicJob],
-        activities=[*activities.all(), jobs.run],
+        workflows=[*WORKFLOWS, PeriodicJob, AnalyseNamespace],
+        activities=[*activities.all(), jobs.run, insights.analyse_namespace],
         # Few workflow tasks at a time: the backlog then waits on the system cell, whose
         # matching hands tasks out fairly across accounts (fairness key = account), instead
         # of in this process in arrival order.
@@ -167,6 +176,7 @@ async def run(settings: WorkerSettings) -> None:
     await asyncio.gather(*background, return_exceptions=True)
     await metering_http.aclose()
     await history_channels.close()
+    await insights.channels.close()
     await health.aclose()
     await engine.dispose()
     if polling.done() and not polling.cancelled() and polling.exception() is not None:

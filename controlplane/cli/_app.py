@@ -38,6 +38,7 @@ from controlplane.cli import (
     certs,
     console,
     gateway,
+    insights,
     invoice,
     login,
     namespace,
@@ -73,6 +74,7 @@ app.add_typer(certs.app, name="certs")
 app.add_typer(operation.app, name="operation")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(cell.app, name="cell")
+app.command()(insights.insights)
 app.add_typer(usage.app, name="usage")
 app.add_typer(invoice.app, name="invoice")
 app.add_typer(billing.app, name="billing")

@@ -20,6 +20,7 @@ from dataplane.gateway import (
     APPLIED_VERSION_HEADER,
     GATEWAY_ID_HEADER,
     GATEWAY_REJECTED_HEADER,
+    GATEWAY_THROTTLED_HEADER,
     RouteDocument,
     RouteEntry,
 )
@@ -47,6 +48,10 @@ async def list_gateway_routes(
         str | None,
         Header(alias=GATEWAY_REJECTED_HEADER, max_length=8192, pattern=r"^(\*|[a-z0-9.,-]*)$"),
     ] = None,
+    throttled: Annotated[
+        str | None,
+        Header(alias=GATEWAY_THROTTLED_HEADER, max_length=16384, pattern=r"^[a-z0-9.,=-]*$"),
+    ] = None,
 ) -> RouteDocument | Response:
     """The gateway's routing table (operator credential). Polled with ``If-None-Match``, which
     also tells which version the polling gateway has applied, and
@@ -69,6 +74,7 @@ async def list_gateway_routes(
             gateway_id,
             int(applied) if applied.isdigit() else 0,
             rejected or "",
+            throttled or "",
         )
     if document is None:
         return Response(status_code=304, headers={"ETag": etag})

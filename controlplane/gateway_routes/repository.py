@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
+
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.kit.paging import Page, PageRequest, fetch_page
-from controlplane.models import GatewayInstance, GatewayRoute
+from controlplane.models import GatewayInstance, GatewayRoute, ThrottledHour
 
 # The advisory lock key of the route table's changes (any constant unique to Stratus).
 ROUTE_TABLE_LOCK = 0x5374726174757301
@@ -76,3 +79,37 @@ class GatewayInstanceRepository:
 
     async def delete(self, instance: GatewayInstance) -> None:
         await self.session.delete(instance)
+
+
+class ThrottledHourRepository:
+    """The gateways' RESOURCE_EXHAUSTED answers per namespace and UTC hour (every namespace:
+    the gateways' polls and the insights job)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, hour_start: dt.datetime, answers: Mapping[str, int]) -> None:
+        for namespace_id, count in sorted(answers.items()):
+            added = await self.session.execute(
+                update(ThrottledHour)
+                .where(
+                    ThrottledHour.namespace_id == namespace_id,
+                    ThrottledHour.hour_start == hour_start,
+                )
+                .values(answers=ThrottledHour.answers + count)
+            )
+            if getattr(added, "rowcount", 0) == 0:
+                self.session.add(
+                    ThrottledHour(namespace_id=namespace_id, hour_start=hour_start, answers=count)
+                )
+
+    async def total(self, namespace_id: str, *, since: dt.datetime, until: dt.datetime) -> int:
+        """The answers counted in the hours that start in [since, until)."""
+        total = await self.session.scalar(
+            select(func.coalesce(func.sum(ThrottledHour.answers), 0)).where(
+                ThrottledHour.namespace_id == namespace_id,
+                ThrottledHour.hour_start >= since,
+                ThrottledHour.hour_start < until,
+            )
+        )
+        return int(total or 0)

@@ -12,6 +12,7 @@ from controlplane.audit import service as audit
 from controlplane.gateway_routes.repository import (
     GatewayInstanceRepository,
     GatewayRouteRepository,
+    ThrottledHourRepository,
 )
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import NotFound
@@ -116,7 +117,11 @@ async def unpublish(session: AsyncSession, namespace_id: str) -> int:
 
 
 async def record_gateway_poll(
-    session: AsyncSession, gateway_id: str, applied_version: int, rejected: str = ""
+    session: AsyncSession,
+    gateway_id: str,
+    applied_version: int,
+    rejected: str = "",
+    throttled: str = "",
 ) -> None:
     """Register a gateway on its first poll and remember what it has applied (it says so with
     ``If-None-Match``) and which namespaces of that version it could not serve.
@@ -124,14 +129,29 @@ async def record_gateway_poll(
     Gateways poll twice a second each; an unchanged poll writes nothing but, at most every
     :data:`LAST_SEEN_REFRESH`, ``last_seen_at`` (which only ``stratus gateway list`` shows:
     activation waits for every registered gateway, seen lately or not). Every write takes
-    SQLite's one write lock, which the API's requests and the worker need too."""
+    SQLite's one write lock, which the API's requests and the worker need too.
+
+    ``throttled`` is the gateway's RESOURCE_EXHAUSTED answers per namespace since it started
+    (``X-Stratus-Gateway-Throttled``, refreshed by the gateway at most every few seconds): a
+    change adds each namespace's increase to this hour's ``throttled_hours``."""
     repository = GatewayInstanceRepository(session)
     instance = await repository.get(gateway_id)
     now = utcnow()
+    counted = False
+    if instance is not None and instance.throttled != throttled:
+        # Only when a gateway's counts changed (it was throttling someone): never per request.
+        await _count_throttled(session, instance.throttled, throttled, now)
+        instance.throttled = throttled
+        counted = True
     if instance is None:
+        await _count_throttled(session, "", throttled, now)
         repository.add(
             GatewayInstance(
-                id=gateway_id, applied_version=applied_version, last_seen_at=now, rejected=rejected
+                id=gateway_id,
+                applied_version=applied_version,
+                last_seen_at=now,
+                rejected=rejected,
+                throttled=throttled,
             )
         )
     elif (
@@ -142,9 +162,35 @@ async def record_gateway_poll(
         instance.applied_version = applied_version
         instance.rejected = rejected
         instance.last_seen_at = now
-    else:
+    elif not counted:
         return
     await session.flush()
+
+
+def _parse_throttled(header: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for entry in header.split(","):
+        namespace_id, _, count = entry.partition("=")
+        if namespace_id and count.isdigit():
+            counts[namespace_id] = int(count)
+    return counts
+
+
+async def _count_throttled(
+    session: AsyncSession, before: str, after: str, now: dt.datetime
+) -> None:
+    """Add each namespace's increase between a gateway's two reports to this hour's count (a
+    count below the last one is a restarted gateway's: all of it is new)."""
+    last = _parse_throttled(before)
+    increases = {}
+    for namespace_id, count in _parse_throttled(after).items():
+        previous = last.get(namespace_id, 0)
+        increase = count - previous if count >= previous else count
+        if increase > 0:
+            increases[namespace_id] = increase
+    if increases:
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        await ThrottledHourRepository(session).add(hour, increases)
 
 
 def _rejects(instance: GatewayInstance, namespace_id: str) -> bool:

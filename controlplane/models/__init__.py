@@ -16,6 +16,7 @@ from controlplane.models.export_sink import ExportSink
 from controlplane.models.gateway_instance import GatewayInstance
 from controlplane.models.gateway_route import GatewayRoute
 from controlplane.models.history_export_sink import HistoryExportSink
+from controlplane.models.insight import InsightAnalysis, InsightFinding, ThrottledHour
 from controlplane.models.invoice import (
     FinalizedInvoiceChanged,
     Invoice,
@@ -55,6 +56,8 @@ __all__ = [
     "GatewayInstance",
     "GatewayRoute",
     "HistoryExportSink",
+    "InsightAnalysis",
+    "InsightFinding",
     "Invoice",
     "InvoiceDelivery",
     "InvoiceLine",
@@ -68,6 +71,7 @@ __all__ = [
     "SamlAuthnRequest",
     "SamlIdpConfig",
     "ServiceAccount",
+    "ThrottledHour",
     "UsageCursor",
     "UsageRecord",
     "UsageSource",

@@ -25,3 +25,6 @@ class GatewayInstance(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     # Comma-separated namespace ids of ``applied_version`` it does not serve; "*" for many.
     rejected: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The RESOURCE_EXHAUSTED answers it reported per namespace since it started, as its last
+    # poll said ("<namespace id>=<count>,..."): the next report's increase is counted.
+    throttled: Mapped[str] = mapped_column(Text, default="", server_default="")

@@ -16,6 +16,9 @@ UNROUTED = "-"
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        # RESOURCE_EXHAUSTED answers per routed namespace since this process started, reported
+        # to the control plane with the route polls (the workload insights' throttling).
+        self.throttled: dict[str, int] = {}
         self._requests = Counter(
             "stratus_gateway_requests",
             "Gateway calls by namespace, method and gRPC status",
@@ -47,6 +50,8 @@ class GatewayMetrics:
 
     def record(self, namespace: str, method: str, code: grpc.StatusCode, seconds: float) -> None:
         self._requests.labels(namespace or UNROUTED, method, code.name).inc()
+        if namespace and code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+            self.throttled[namespace] = self.throttled.get(namespace, 0) + 1
         self._latency.labels(method).observe(seconds)
         attributes = {"temporal.namespace": namespace or UNROUTED, "rpc.method": method}
         self._otel_requests.add(1, {**attributes, "rpc.grpc.status_code": code.value[0]})

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -41,6 +42,13 @@ GATEWAYS_PATH = "/api/v1/internal/gateways"
 GATEWAY_ID_HEADER = "X-Stratus-Gateway-Id"
 APPLIED_VERSION_HEADER = "If-None-Match"
 GATEWAY_REJECTED_HEADER = "X-Stratus-Gateway-Rejected"
+# The RESOURCE_EXHAUSTED answers the gateway gave per namespace since it started:
+# "<namespace id>=<count>,..." (cumulative: a lost poll loses nothing).
+GATEWAY_THROTTLED_HEADER = "X-Stratus-Gateway-Throttled"
+_MAX_THROTTLED_IN_HEADER = 200
+# How often a gateway refreshes the counts it reports: a throttling storm costs the control
+# plane one write per gateway per period, never one per refused request.
+THROTTLED_REPORT_EVERY = 5.0
 # More rejected namespaces than fit are reported as "*": the control plane then treats every
 # namespace of the version as not served by that gateway (never as served).
 _MAX_REJECTED_IN_HEADER = 64
@@ -51,6 +59,12 @@ def rejected_header(rejected: Mapping[str, str]) -> str:
     if len(rejected) > _MAX_REJECTED_IN_HEADER:
         return "*"
     return ",".join(sorted(rejected))
+
+
+def throttled_header(throttled: Mapping[str, int]) -> str:
+    """The header value of the throttled counts (the largest first when there are too many)."""
+    largest = sorted(throttled.items(), key=lambda item: (-item[1], item[0]))
+    return ",".join(f"{ns}={count}" for ns, count in sorted(largest[:_MAX_THROTTLED_IN_HEADER]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +195,10 @@ class RouteSource(Protocol):
         reason), so the control plane never calls such a namespace ready."""
         ...
 
+    def report_throttled(self, throttled: Mapping[str, int]) -> None:
+        """The RESOURCE_EXHAUSTED answers per namespace since the gateway started."""
+        ...
+
 
 class StaticRouteSource:
     """Routes held in memory; ``set`` replaces them and bumps the version (tests, benchmarks)."""
@@ -189,6 +207,7 @@ class StaticRouteSource:
         self._versions = itertools.count(1)
         self._table = RouteTable.of(routes, next(self._versions))
         self.rejected: Mapping[str, str] = {}
+        self.throttled: Mapping[str, int] = {}
 
     @property
     def table(self) -> RouteTable:
@@ -204,6 +223,9 @@ class StaticRouteSource:
 
     def report(self, rejected: Mapping[str, str]) -> None:
         self.rejected = dict(rejected)
+
+    def report_throttled(self, throttled: Mapping[str, int]) -> None:
+        self.throttled = dict(throttled)
 
 
 class HttpRouteSource:
@@ -230,6 +252,8 @@ class HttpRouteSource:
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout), headers=headers)
         self._version: int | None = None
         self._rejected_header = ""
+        self._throttled_header = ""
+        self._throttled_at = -THROTTLED_REPORT_EVERY
         # Bundles rarely change; reuse parsed ones across versions.
         self._bundles: dict[str, CABundle] = {}
 
@@ -266,10 +290,19 @@ class HttpRouteSource:
     def report(self, rejected: Mapping[str, str]) -> None:
         self._rejected_header = rejected_header(rejected)
 
+    def report_throttled(self, throttled: Mapping[str, int]) -> None:
+        now = time.monotonic()
+        if now - self._throttled_at < THROTTLED_REPORT_EVERY:
+            return
+        self._throttled_at = now
+        self._throttled_header = throttled_header(throttled)
+
     async def fetch(self) -> RouteTable | None:
         headers = {} if self._version is None else {APPLIED_VERSION_HEADER: f'"{self._version}"'}
         if self._rejected_header:
             headers[GATEWAY_REJECTED_HEADER] = self._rejected_header
+        if self._throttled_header:
+            headers[GATEWAY_THROTTLED_HEADER] = self._throttled_header
         try:
             response = await self._client.get(self._url, headers=headers)
             if response.status_code == httpx.codes.NOT_MODIFIED:

@@ -86,6 +86,7 @@ async def test_workers_share_one_schedule_per_job_and_follow_interval_changes(
         "meter-storage": dt.timedelta(seconds=600),
         "billing": dt.timedelta(seconds=1),  # at least a second
         "history-export": dt.timedelta(seconds=300),
+        "insights": dt.timedelta(seconds=300),
     }
 
     caplog.clear()
@@ -122,6 +123,7 @@ async def test_a_starting_worker_reconciles_at_once(client: Client) -> None:
         storage_metering_interval_seconds=3600,
         billing_interval_seconds=3600,
         history_export_interval_seconds=3600,
+        insights_interval_seconds=3600,
     )
 
     async def runs(count: int) -> None:

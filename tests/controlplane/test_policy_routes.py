@@ -152,8 +152,10 @@ def test_namespace_permission_decides_per_namespace(
         assert [namespace["name"] for namespace in listed] == ["matrix"]
         namespace = listed[0]
         assert client.get(f"/namespaces/{namespace['id']}").status_code == 200
+        assert client.get(f"/namespaces/{namespace['id']}/insights").status_code == 200
         response = client.delete(f"/namespaces/{namespace['id']}")
         assert_problem(response, 403, "forbidden")
     with http(stratus, callers["read"]) as client:
         assert client.get("/namespaces").json()["namespaces"] == []
         assert_problem(client.get(f"/namespaces/{namespace['id']}"), 404, "not-found")
+        assert_problem(client.get(f"/namespaces/{namespace['id']}/insights"), 404, "not-found")
