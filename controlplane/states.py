@@ -8,7 +8,26 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["CellPlacement", "CellProbeState", "CellState", "NamespaceState", "OperationState"]
+__all__ = [
+    "AccountState",
+    "CellPlacement",
+    "CellProbeState",
+    "CellState",
+    "NamespaceState",
+    "OperationState",
+]
+
+
+class AccountState(enum.StrEnum):
+    """An account's lifecycle, set by the operator. ``suspended``: the gateway refuses its
+    namespaces and its API is read-only; ``deleting``: its namespaces are being deleted;
+    ``deleted``: a tombstone (the audit trail stays), its cells' data removed after the
+    retention."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    DELETING = "deleting"
+    DELETED = "deleted"
 
 
 class NamespaceState(enum.StrEnum):

@@ -128,6 +128,7 @@ async def run(settings: WorkerSettings) -> None:
         Exporter(box, settle=settle, egress=settings.export_egress),
         metering_http,
         box.open,
+        dt.timedelta(days=settings.account_data_retention_days),
     )
     worker = Worker(
         client,

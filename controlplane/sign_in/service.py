@@ -42,6 +42,7 @@ from controlplane.sign_in.errors import (
 )
 from controlplane.sign_in.relying_party import RelyingParty
 from controlplane.sign_in.repository import SignInRepository
+from controlplane.users import service as users
 
 LOGIN_ATTEMPT_LIFETIME = dt.timedelta(minutes=10)
 HANDOFF_LIFETIME = dt.timedelta(minutes=2)
@@ -177,7 +178,9 @@ async def create_web_session(
 ) -> NewWebSession:
     """Sign ``user`` in: a server-side session (only its token's hash is stored) and the
     ``auth.login`` audit event. Every sign-in method (OIDC, the CLI hand-off, SAML) ends
-    here, so sessions are the same whichever way the user came."""
+    here, so sessions are the same whichever way the user came; the first one accepts the
+    user's invitation (an expired one is refused)."""
+    users.accept_invitation(user, utcnow())
     token = new_session_token()
     web_session = WebSession(
         id=str(uuid.uuid4()),
