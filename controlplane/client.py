@@ -320,6 +320,22 @@ class StratusClient:
             json={"permission": permission},
         )
 
+    def resend_invitation(self, user_id: str) -> UserOut:
+        """A pending invitation's new expiry (from now); 409 once the user has signed in."""
+        return self._call(UserOut, "POST", f"/users/{user_id}/invitation")
+
+    def set_service_account_namespace_access(
+        self, namespace_id: str, service_account_id: str, permission: str | None
+    ) -> ServiceAccountOut:
+        """Grant an account-wide service account ``permission`` on the namespace (on top of
+        its role); None removes the grant."""
+        return self._call(
+            ServiceAccountOut,
+            "POST",
+            f"/namespaces/{namespace_id}/service-accounts/{service_account_id}/access",
+            json={"permission": permission},
+        )
+
     # Service accounts
     def create_service_account(
         self,

@@ -100,11 +100,16 @@ def account_list(
     ctx: typer.Context,
     state: Annotated[AccountState | None, typer.Option(help="Only accounts in this state")] = None,
     name: Annotated[str | None, typer.Option(help="Only names containing this")] = None,
+    page_size: Annotated[
+        int, typer.Option(min=1, max=1000, help="Accounts per request (all pages are read)")
+    ] = 100,
 ) -> None:
     """Operator: every account (all pages) with state, owner, namespaces and usage this month."""
     c = Context.of(ctx)
     accounts = c.call(
-        lambda client: client.list_accounts(state=state.value if state else None, name=name)
+        lambda client: client.list_accounts(
+            state=state.value if state else None, name=name, page_size=page_size
+        )
     )
     from controlplane.accounts.schemas import AccountPage
 

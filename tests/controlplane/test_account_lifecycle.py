@@ -29,11 +29,13 @@ from support import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from controlplane.cells.keeper import TenantCellKeeper
 from controlplane.config import ApiSettings
 from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work, utcnow
 from controlplane.models import AuditEvent, User
 from controlplane.sign_in import service as sign_in
 from controlplane.sign_in.errors import InvitationExpired
+from dataplane.cells import LocalCellProvider
 
 
 def _name() -> str:
@@ -119,6 +121,26 @@ def test_operator_lists_filters_and_pages_accounts(stratus: StratusUp) -> None:
         )
     with http(stratus, stratus.operator_key) as operator:
         assert_problem(operator.get("/account"), 403, "forbidden")
+    # The CLI follows the pages (one account per page here).
+    listed = stratus.cli(
+        "account",
+        "list",
+        "--name",
+        marker,
+        "--page-size",
+        "1",
+        "--output",
+        "json",
+        api_key=stratus.operator_key,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [a["id"] for a in json.loads(listed.stdout)["accounts"]] == [
+        t.account_id for t in tenants
+    ]
+    one = _cli(stratus, "account", "get", tenants[1].account_id)
+    assert (one["id"], one["state"]) == (tenants[1].account_id, "active")
+    own = stratus.cli("account", "get", "--output", "json", api_key=tenants[2].api_key)
+    assert json.loads(own.stdout)["id"] == tenants[2].account_id
 
 
 def _cli(stratus: StratusUp, *args: str) -> Any:
@@ -240,11 +262,38 @@ def test_deleted_account_is_a_tombstone_with_its_audit_trail(stratus: StratusUp)
         assert_problem(again, 409, "conflict")
         assert again.json()["detail"] == f"account {tenant.account_id} is already deleted"
         assert_problem(operator.delete("/accounts/zz-unknown"), 404, "not-found")
+
+    # The retention ends (the keeper's clock, injected): the cell is stopped and its data
+    # removed, once.
+    cell_dir = stratus.data_dir / "cells" / f"cell-{tenant.account_id}"
+    assert cell_dir.exists()
+    removed = asyncio.run(_remove_data_at(stratus, removal - dt.timedelta(seconds=1)))
+    assert removed == []
+    removed = asyncio.run(_remove_data_at(stratus, removal + dt.timedelta(seconds=1)))
+    assert removed == [f"cell-{tenant.account_id}"]
+    assert not cell_dir.exists()
+    assert asyncio.run(_remove_data_at(stratus, removal + dt.timedelta(days=1))) == []
+
     actions = asyncio.run(_audit_actions(stratus, tenant.account_id))
     assert actions[0] == "account.create"
     assert actions.index("account.delete") < actions.index("namespace.delete")
-    assert actions[-1] == "account.deleted"
+    assert actions[-2:] == ["account.deleted", "account.data_removed"]
     assert namespace_id.endswith(tenant.account_id)
+
+
+async def _remove_data_at(stratus: StratusUp, at: dt.datetime) -> list[str]:
+    """One pass of the worker's cell keeper over the running Stratus's cells, at ``at``."""
+    engine = create_engine(stratus.database_url)
+    try:
+        keeper = TenantCellKeeper(
+            create_sessionmaker(engine),
+            LocalCellProvider(stratus.data_dir / "cells"),
+            idle_stop_after=None,
+            now=lambda: at,
+        )
+        return await keeper.remove_deleted_accounts_data()
+    finally:
+        await engine.dispose()
 
 
 @pytest.mark.sqlite_only  # HTTP behaviour: the same on both databases
