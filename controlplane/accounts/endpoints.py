@@ -40,6 +40,7 @@ def _detail_out(detail: service.AccountDetail) -> AccountDetailOut:
         suspension_reason=account.suspension_reason,
         state_changed_at=account.state_changed_at,
         data_removal_after=account.data_removal_after,
+        data_removed_at=account.data_removed_at,
         created_at=account.created_at,
         owner_email=detail.owner_email,
         namespace_count=detail.namespace_count,

@@ -63,6 +63,9 @@ class AccountDetailOut(BaseModel):
     data_removal_after: dt.datetime | None = Field(
         description="Deleted accounts: when their cells' data is removed"
     )
+    data_removed_at: dt.datetime | None = Field(
+        description="Deleted accounts: when their cells' data was removed"
+    )
     created_at: dt.datetime
     owner_email: str | None = Field(description="The first owner's email")
     namespace_count: int

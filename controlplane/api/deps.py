@@ -84,7 +84,7 @@ def _remember(request: Request, principal: Principal) -> None:
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]
 
 
-async def _refuse_writes_while_suspended(
+async def refuse_writes_while_suspended(
     request: Request, session: AsyncSession, principal: Principal
 ) -> None:
     """A suspended account's API is read-only for its tenants (and so is one being deleted):
@@ -113,7 +113,7 @@ def requires(action: Action, *, read_only: bool = False) -> Callable[..., Awaita
         request: Request, session: SessionDep, principal: CurrentPrincipal
     ) -> Principal:
         require(principal, action)
-        await _refuse_writes_while_suspended(request, session, principal)
+        await refuse_writes_while_suspended(request, session, principal)
         return principal
 
     # Authenticates itself (no dependency of its own in between): one level of FastAPI's
@@ -121,7 +121,7 @@ def requires(action: Action, *, read_only: bool = False) -> Callable[..., Awaita
     async def authenticated_reading(request: Request, session: ReadSessionDep) -> Principal:
         principal = await _authenticate(request, session)
         require(principal, action)
-        await _refuse_writes_while_suspended(request, session, principal)
+        await refuse_writes_while_suspended(request, session, principal)
         return principal
 
     dependency: Callable[..., Awaitable[Principal]] = (

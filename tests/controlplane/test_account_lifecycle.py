@@ -13,6 +13,7 @@ import json
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from identity_support import assert_problem, invite, service_account_with_key
 from sqlalchemy import select
@@ -273,6 +274,7 @@ def test_deleted_account_is_a_tombstone_with_its_audit_trail(stratus: StratusUp)
     assert removed == [f"cell-{tenant.account_id}"]
     assert not cell_dir.exists()
     assert asyncio.run(_remove_data_at(stratus, removal + dt.timedelta(days=1))) == []
+    assert _account(stratus, tenant.account_id)["data_removed_at"] is not None
 
     actions = asyncio.run(_audit_actions(stratus, tenant.account_id))
     assert actions[0] == "account.create"
@@ -401,3 +403,33 @@ def test_invitations_expire_and_are_resent(stratus: StratusUp) -> None:
         assert refused.json()["detail"].startswith("new@invited.example accepted the invitation")
     actions = asyncio.run(_audit_actions(stratus, tenant.account_id))
     assert actions.count("user.invitation.resend") == 1
+
+
+@pytest.mark.sqlite_only  # the console's dependency: the same on both databases
+def test_suspended_accounts_console_is_read_only(stratus: StratusUp) -> None:
+    """A console session of a suspended account reads pages but its forms are refused with
+    the suspension (403); signing out still works."""
+    tenant = new_tenant(stratus, _name())
+    with http(stratus, tenant.api_key) as api:
+        link = api.post("/auth/console-link")
+        assert link.status_code == 201, link.text
+    with httpx.Client(base_url=stratus.api_url, timeout=30) as console:
+        spent = console.post("/" + link.json()["url"].split("/", 3)[3])
+        assert spent.status_code == 303, spent.text
+        token = console.get("/api/v1/auth/session").json()["csrf_token"]
+        with http(stratus, stratus.operator_key) as operator:
+            suspended = operator.post(
+                f"/accounts/{tenant.account_id}/suspend", json={"reason": "audit"}
+            )
+            assert suspended.status_code == 200, suspended.text
+        assert console.get("/users").status_code == 200
+        refused = console.post(
+            "/users",
+            data={"csrf_token": token, "email": "x@y.example", "account_role": "read"},
+        )
+        assert refused.status_code == 403, refused.text
+        assert (
+            f"account {tenant.account_id} is suspended (audit): its API is read-only until the "
+            "operator resumes it"
+        ) in refused.text
+        assert console.post("/sign-out", data={"csrf_token": token}).status_code in (303, 200)
