@@ -58,6 +58,11 @@ class Action(enum.StrEnum):
     ACCOUNT_CREATE = "account.create"
     # The operator lists every account, with its plan, credits and namespaces.
     ACCOUNT_READ = "account.read"
+    # The operator suspends, resumes and deletes accounts.
+    ACCOUNT_SUSPEND = "account.suspend"
+    ACCOUNT_DELETE = "account.delete"
+    # Any principal of an account reads its own account (name, state, plan).
+    ACCOUNT_READ_OWN = "account.read_own"
     ACCOUNT_QUOTAS_READ = "account.quotas.read"
     ACCOUNT_QUOTAS_SET = "account.quotas.set"
     NAMESPACE_CREATE = "namespace.create"
@@ -165,6 +170,8 @@ OPERATOR_ACTIONS = frozenset(
     {
         Action.ACCOUNT_CREATE,
         Action.ACCOUNT_READ,
+        Action.ACCOUNT_SUSPEND,
+        Action.ACCOUNT_DELETE,
         Action.GATEWAY_ROUTES_READ,
         Action.GATEWAY_MANAGE,
         Action.CELL_MANAGE,
@@ -182,7 +189,7 @@ OPERATOR_ACTIONS = frozenset(
     }
 )
 
-_SELF_SERVICE = frozenset({Action.IDENTITY_READ})
+_SELF_SERVICE = frozenset({Action.IDENTITY_READ, Action.ACCOUNT_READ_OWN})
 # Billing data is for the account's owners and its finance admins, as in Temporal Cloud.
 _BILLING = frozenset(
     {Action.USAGE_READ, Action.INVOICE_READ, Action.BILLING_READ, Action.EXPORT_SINK_UPDATE}
@@ -192,6 +199,8 @@ _ACCOUNT_ADMIN = (
     - {
         Action.ACCOUNT_CREATE,
         Action.ACCOUNT_READ,
+        Action.ACCOUNT_SUSPEND,
+        Action.ACCOUNT_DELETE,
         Action.ACCOUNT_QUOTAS_SET,
         Action.GATEWAY_ROUTES_READ,
         Action.GATEWAY_MANAGE,

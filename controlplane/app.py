@@ -13,6 +13,7 @@ from starlette.routing import Match, Mount
 from starlette.types import Scope
 
 from auth import SecretBox
+from controlplane.accounts.endpoints import own_router as own_account_router
 from controlplane.accounts.endpoints import router as accounts_router
 from controlplane.api_keys.cache import CredentialCache
 from controlplane.api_keys.endpoints import router as api_keys_router
@@ -48,6 +49,7 @@ from controlplane.operations.starter import OperationStarter
 from controlplane.pricing import load_pricing
 from controlplane.quotas.endpoints import router as quotas_router
 from controlplane.saml.endpoints import router as saml_router
+from controlplane.service_accounts.endpoints import grants_router as service_account_grants_router
 from controlplane.service_accounts.endpoints import router as service_accounts_router
 from controlplane.sign_in.endpoints import router as sign_in_router
 from controlplane.sign_in.relying_party import RelyingParty
@@ -131,6 +133,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
     # routes again on each request.
     for router in (
         accounts_router,
+        own_account_router,
         quotas_router,
         namespaces_router,
         operations_router,
@@ -138,6 +141,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         cells_router,
         users_router,
         service_accounts_router,
+        service_account_grants_router,
         api_keys_router,
         audit_router,
         audit_sink_router,

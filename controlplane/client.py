@@ -11,7 +11,14 @@ import httpx
 from pydantic import BaseModel
 
 from auth import AuthMethod
-from controlplane.accounts.schemas import AccountCreate, AccountCreated
+from controlplane.accounts.schemas import (
+    AccountCreate,
+    AccountCreated,
+    AccountDetailOut,
+    AccountPage,
+    AccountSuspend,
+    OwnAccountOut,
+)
 from controlplane.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
 from controlplane.audit.schemas import AuditEventOut, AuditEventPage
 from controlplane.audit_sink.schemas import AuditLogSinkOut, AuditLogSinkSet
@@ -178,6 +185,60 @@ class StratusClient:
     def create_account(self, name: str, owner_email: str) -> AccountCreated:
         body = AccountCreate(name=name, owner_email=owner_email)
         return self._call(AccountCreated, "POST", "/accounts", json=body.model_dump())
+
+    def list_accounts_page(
+        self,
+        *,
+        state: str | None = None,
+        name: str | None = None,
+        page_size: int = 100,
+        page_token: str | None = None,
+    ) -> AccountPage:
+        """Operator: one page of the accounts (oldest first)."""
+        params: dict[str, Any] = {"page_size": page_size}
+        if state is not None:
+            params["state"] = state
+        if name is not None:
+            params["name"] = name
+        if page_token:
+            params["page_token"] = page_token
+        return self._call(AccountPage, "GET", "/accounts", params=params)
+
+    def list_accounts(
+        self, *, state: str | None = None, name: str | None = None, page_size: int = 100
+    ) -> list[AccountDetailOut]:
+        """Operator: every account matching the filters, following the pages."""
+        accounts: list[AccountDetailOut] = []
+        token: str | None = None
+        while True:
+            page = self.list_accounts_page(
+                state=state, name=name, page_size=page_size, page_token=token
+            )
+            accounts.extend(page.accounts)
+            if not page.next_page_token:
+                return accounts
+            token = page.next_page_token
+
+    def get_account(self, account_id: str) -> AccountDetailOut:
+        """Operator: one account with its state, owner, namespaces and usage this month."""
+        return self._call(AccountDetailOut, "GET", f"/accounts/{account_id}")
+
+    def suspend_account(self, account_id: str, reason: str) -> AccountDetailOut:
+        body = AccountSuspend(reason=reason)
+        return self._call(
+            AccountDetailOut, "POST", f"/accounts/{account_id}/suspend", json=body.model_dump()
+        )
+
+    def resume_account(self, account_id: str) -> AccountDetailOut:
+        return self._call(AccountDetailOut, "POST", f"/accounts/{account_id}/resume")
+
+    def delete_account(self, account_id: str) -> AccountDetailOut:
+        """Operator: start deleting the account (state ``deleting``, then ``deleted``)."""
+        return self._call(AccountDetailOut, "DELETE", f"/accounts/{account_id}")
+
+    def get_own_account(self) -> OwnAccountOut:
+        """The caller's own account (id, name, state, plan)."""
+        return self._call(OwnAccountOut, "GET", "/account")
 
     def get_account_quotas(self, account_id: str) -> AccountQuotasOut:
         """An account's quotas with their usage (the operator: any account; else one's own)."""
@@ -346,6 +407,22 @@ class StratusClient:
             UserOut,
             "POST",
             f"/namespaces/{namespace_id}/users/{user_id}/access",
+            json={"permission": permission},
+        )
+
+    def resend_invitation(self, user_id: str) -> UserOut:
+        """A pending invitation's new expiry (from now); 409 once the user has signed in."""
+        return self._call(UserOut, "POST", f"/users/{user_id}/invitation")
+
+    def set_service_account_namespace_access(
+        self, namespace_id: str, service_account_id: str, permission: str | None
+    ) -> ServiceAccountOut:
+        """Grant an account-wide service account ``permission`` on the namespace (on top of
+        its role); None removes the grant."""
+        return self._call(
+            ServiceAccountOut,
+            "POST",
+            f"/namespaces/{namespace_id}/service-accounts/{service_account_id}/access",
             json={"permission": permission},
         )
 

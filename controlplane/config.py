@@ -212,6 +212,9 @@ class ApiSettings(StratusSettings):
     # JSON list of OidcProvider objects.
     oidc_providers: list[OidcProvider] = []
     session_lifetime_seconds: int = Field(default=12 * 3600, ge=60)
+    # An invited user who has not signed in within this long can no longer accept (an admin
+    # resends the invitation: a new expiry).
+    invitation_lifetime_days: float = Field(default=7.0, gt=0, le=365)
     # Apply the database's migrations when the API starts. Several replicas: set false and run
     # `stratus migrate` once before rolling them out.
     migrate_on_start: bool = True
@@ -283,6 +286,9 @@ class WorkerSettings(StratusSettings):
     # How often the workload insights analyse every ACTIVE namespace over the last hour (the
     # 24h window every 6 intervals, the 7d window every 24): docs/insights.md.
     insights_interval_seconds: float = Field(default=300.0, gt=0)
+    # How long a deleted account's cells keep their data before they are stopped and it is
+    # removed (the account's audit trail and invoices are kept).
+    account_data_retention_days: float = Field(default=7.0, ge=0, le=3650)
     # GET /healthz and /readyz (200 once connected to the system cell and polling, else 503)
     # on <worker_health_host>:<worker_health_port>; 0 disables them (`stratus up` does).
     worker_health_host: str = "127.0.0.1"

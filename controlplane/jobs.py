@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
     from billing import Meter, MeteredCell, StorageMeter, StorageTarget
+    from controlplane.accounts import service as accounts
     from controlplane.audit_sink.exporter import AuditSinkExporter
     from controlplane.cells.repository import CellRepository
     from controlplane.config import SYSTEM_TASK_QUEUE, WorkerSettings
@@ -297,6 +298,19 @@ async def start_pending_operations(
         )
 
 
+async def advance_account_deletions(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    starter: OperationStarter,
+    *,
+    retention: dt.timedelta,
+    now: Callable[[], dt.datetime] = utcnow,
+) -> list[str]:
+    """Deleting accounts: start the namespace deletes still to start, and turn those with no
+    namespace left into tombstones (``controlplane.accounts.service.advance_deletions``)."""
+    async with unit_of_work(sessionmaker) as session:
+        return await accounts.advance_deletions(session, starter, retention=retention, now=now())
+
+
 @dataclass
 class JobActivities:
     """The ``periodic_job`` activity: what each job does, with this worker's resources."""
@@ -314,6 +328,8 @@ class JobActivities:
     history_exporter: HistoryExporter | None = None
     # Starts the due analyses of the workload insights (controlplane.insights.job).
     insights: InsightsActivities | None = None
+    # How long a deleted account's cells keep their data.
+    account_data_retention: dt.timedelta = dt.timedelta(days=7)
 
     @activity.defn(name="periodic_job")
     async def run(self, job: str) -> None:
@@ -337,6 +353,9 @@ class JobActivities:
         logger.info("periodic job %s ran: %s", job, activity.info().workflow_id)
 
     async def _reconcile(self) -> None:
+        await advance_account_deletions(
+            self.sessionmaker, self.starter, retention=self.account_data_retention
+        )
         await start_pending_operations(self.sessionmaker, self.starter)
 
     async def _meter_actions(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "AccountState",
     "ApiKeyState",
     "CellPlacement",
     "CellProbeState",
@@ -16,6 +17,18 @@ __all__ = [
     "NamespaceState",
     "OperationState",
 ]
+
+
+class AccountState(enum.StrEnum):
+    """An account's lifecycle, set by the operator. ``suspended``: the gateway refuses its
+    namespaces and its API is read-only; ``deleting``: its namespaces are being deleted;
+    ``deleted``: a tombstone (the audit trail stays), its cells' data removed after the
+    retention."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    DELETING = "deleting"
+    DELETED = "deleted"
 
 
 class NamespaceState(enum.StrEnum):

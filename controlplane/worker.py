@@ -144,6 +144,7 @@ async def run(settings: WorkerSettings) -> None:
         audit_exporter=AuditSinkExporter(box, egress=settings.export_egress),
         history_exporter=HistoryExporter(box, history_channels, egress=settings.export_egress),
         insights=insights,
+        account_data_retention=dt.timedelta(days=settings.account_data_retention_days),
     )
     worker = Worker(
         client,

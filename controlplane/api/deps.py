@@ -16,9 +16,11 @@ from controlplane.api_keys import service as api_keys
 from controlplane.kit.authorization import require
 from controlplane.kit.context import account_id_var
 from controlplane.kit.deps import ReadSessionDep, SessionDep
-from controlplane.kit.errors import CsrfRejected, Unauthenticated
+from controlplane.kit.errors import AccountSuspended, CsrfRejected, Unauthenticated
+from controlplane.models import Account
 from controlplane.operations.starter import OperationStarter
 from controlplane.sign_in import service as sign_in
+from controlplane.states import AccountState
 
 
 def _starter(request: Request) -> OperationStarter:
@@ -82,14 +84,36 @@ def _remember(request: Request, principal: Principal) -> None:
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]
 
 
+async def refuse_writes_while_suspended(
+    request: Request, session: AsyncSession, principal: Principal
+) -> None:
+    """A suspended account's API is read-only for its tenants (and so is one being deleted):
+    decided here, once for every route, so no mutating route can forget it."""
+    if request.method in _SAFE_METHODS or principal.account_id is None:
+        return
+    account = await session.get(Account, principal.account_id)
+    if account is None or account.state is AccountState.ACTIVE:
+        return
+    if account.state is AccountState.SUSPENDED:
+        reason = f" ({account.suspension_reason})" if account.suspension_reason else ""
+        raise AccountSuspended(
+            f"account {account.id} is suspended{reason}: its API is read-only until the "
+            "operator resumes it"
+        )
+    raise AccountSuspended(f"account {account.id} is {account.state.value}: its API is read-only")
+
+
 def requires(action: Action, *, read_only: bool = False) -> Callable[..., Awaitable[Principal]]:
     """The dependency every protected route declares: authenticates, then checks ``action``
     for the caller's own account (per-resource checks happen through tenant scoping).
     ``read_only``: for a handler known not to write, which takes ``ReadSessionDep``;
     authentication then reads in that same read-only unit of work."""
 
-    async def authenticated(principal: CurrentPrincipal) -> Principal:
+    async def authenticated(
+        request: Request, session: SessionDep, principal: CurrentPrincipal
+    ) -> Principal:
         require(principal, action)
+        await refuse_writes_while_suspended(request, session, principal)
         return principal
 
     # Authenticates itself (no dependency of its own in between): one level of FastAPI's
@@ -97,6 +121,7 @@ def requires(action: Action, *, read_only: bool = False) -> Callable[..., Awaita
     async def authenticated_reading(request: Request, session: ReadSessionDep) -> Principal:
         principal = await _authenticate(request, session)
         require(principal, action)
+        await refuse_writes_while_suspended(request, session, principal)
         return principal
 
     dependency: Callable[..., Awaitable[Principal]] = (

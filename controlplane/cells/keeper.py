@@ -22,7 +22,7 @@ from controlplane.audit import service as audit
 from controlplane.cells.repository import CellHealthRepository, CellRepository
 from controlplane.config import WorkerSettings
 from controlplane.kit.db import unit_of_work, utcnow
-from controlplane.models import Cell, CellHealth
+from controlplane.models import Account, Cell, CellHealth
 from dataplane.cells import (
     CellEndpoint,
     CellHealthState,
@@ -132,14 +132,45 @@ class TenantCellKeeper:
         self.watcher = CellWatcher(provider, policy=policy)
         self._recorder = HealthRecorder(sessionmaker, now)
 
+    async def remove_deleted_accounts_data(self) -> list[str]:
+        """Stop and remove the cells of deleted accounts whose data retention has passed
+        (``data_removal_after``); returns their ids. The account row records when
+        (``data_removed_at``) and the audit log keeps it."""
+        now = self._now()
+        async with unit_of_work(self._sessionmaker) as session:
+            due = await CellRepository(session).of_accounts_due_for_removal(now)
+        removed = []
+        for account, cells in due:
+            for cell in cells:
+                self.watcher.forget(cell.id)
+                await self._provider.remove(cell.id)
+                removed.append(cell.id)
+            async with unit_of_work(self._sessionmaker) as session:
+                row = await session.get(Account, account.id)
+                if row is None or row.data_removed_at is not None:
+                    continue
+                row.data_removed_at = now
+                audit.record(
+                    session,
+                    None,
+                    action="account.data_removed",
+                    target=account.id,
+                    account_id=account.id,
+                    details={"cells": [cell.id for cell in cells]},
+                )
+        return removed
+
     async def tick(self) -> list[CellReport]:
-        """One pass: stop idle cells, start the others that are down (with backoff)."""
+        """One pass: remove deleted accounts' cells past their retention, stop idle cells,
+        start the others that are down (with backoff)."""
         if self._provider.kind != CellProviderKind.LOCAL:
             # The external provider runs no cell: registered cells are the prober's to watch.
             return []
+        removed = await self.remove_deleted_accounts_data()
         async with unit_of_work(self._sessionmaker) as session:
             repository = CellRepository(session)
-            cells = await repository.list_local()
+            gone = {*removed, *await repository.removed()}
+            cells = [cell for cell in await repository.list_local() if cell.id not in gone]
             counts = await repository.namespace_counts()
             health = await CellHealthRepository(session).by_cell()
         now = self._now()

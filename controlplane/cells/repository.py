@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.kit.paging import Page, PageRequest, fetch_page
-from controlplane.models import Cell, CellHealth, Namespace, NamespaceState
-from controlplane.states import CellState
+from controlplane.models import Account, Cell, CellHealth, Namespace, NamespaceState
+from controlplane.states import AccountState, CellState
 from dataplane.cells import CellHealthState, CellProviderKind
 
 
@@ -47,6 +49,38 @@ class CellRepository:
         """The cells Stratus runs itself (each an account's): the keeper's to keep running."""
         statement = select(Cell).where(Cell.provider == CellProviderKind.LOCAL.value)
         return list((await self.session.execute(statement.order_by(Cell.id))).scalars())
+
+    async def removed(self) -> set[str]:
+        """Local cells of deleted accounts whose data was removed: never started again."""
+        statement = (
+            select(Cell.id)
+            .join(Account, Account.id == Cell.account_id)
+            .where(Account.data_removed_at.is_not(None))
+        )
+        return set((await self.session.execute(statement)).scalars())
+
+    async def of_accounts_due_for_removal(
+        self, now: dt.datetime
+    ) -> list[tuple[Account, list[Cell]]]:
+        """Deleted accounts whose data retention ended by ``now`` and whose data is not removed
+        yet, each with the local cells it had."""
+        statement = (
+            select(Account)
+            .where(
+                Account.state == AccountState.DELETED,
+                Account.data_removal_after <= now,
+                Account.data_removed_at.is_(None),
+            )
+            .order_by(Account.id)
+        )
+        accounts = list((await self.session.execute(statement)).scalars())
+        due = []
+        for account in accounts:
+            cells = select(Cell).where(
+                Cell.account_id == account.id, Cell.provider == CellProviderKind.LOCAL.value
+            )
+            due.append((account, list((await self.session.execute(cells)).scalars())))
+        return due
 
     async def list_serving(self) -> list[Cell]:
         """Cells that should be running: every cell but those stopped for being idle."""

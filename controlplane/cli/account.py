@@ -8,8 +8,10 @@ import typer
 
 from controlplane.cli._context import Context, fail
 from controlplane.quotas.limits import MAX_QUOTA, Quota
+from controlplane.states import AccountState
 
 if TYPE_CHECKING:
+    from controlplane.accounts.schemas import AccountDetailOut
     from controlplane.client import StratusClient
     from controlplane.quotas.schemas import AccountQuotasOut
 
@@ -63,6 +65,111 @@ def account_create(
         f"{account}\nowner API key saved in {path}; commands without --api-key or "
         "STRATUS_API_KEY now act as the owner",
     )
+
+
+def _account_line(account: AccountDetailOut) -> str:
+    usage = account.usage_this_month
+    return (
+        f"{account.id}\t{account.name}\t{account.state}\t{account.owner_email or '-'}\t"
+        f"namespaces={account.namespace_count}\tactions={usage.actions}\t"
+        f"storage_byte_hours={usage.storage_byte_hours}\tamount={usage.amount_so_far}"
+    )
+
+
+def _account_text(account: AccountDetailOut) -> str:
+    lines = [
+        f"account {account.id} ({account.name}): {account.state}",
+        f"  created: {account.created_at.isoformat()}",
+        f"  owner: {account.owner_email or '-'}",
+        f"  namespaces: {account.namespace_count}",
+    ]
+    if account.suspension_reason:
+        lines.append(f"  suspended: {account.suspension_reason}")
+    if account.data_removal_after is not None:
+        lines.append(f"  data removed after: {account.data_removal_after.isoformat()}")
+    usage = account.usage_this_month
+    lines.append(
+        f"  usage since {usage.month}: {usage.actions} actions, "
+        f"{usage.storage_byte_hours} storage byte-hours, {usage.amount_so_far} so far"
+    )
+    return "\n".join(lines)
+
+
+@app.command("list")
+def account_list(
+    ctx: typer.Context,
+    state: Annotated[AccountState | None, typer.Option(help="Only accounts in this state")] = None,
+    name: Annotated[str | None, typer.Option(help="Only names containing this")] = None,
+    page_size: Annotated[
+        int, typer.Option(min=1, max=1000, help="Accounts per request (all pages are read)")
+    ] = 100,
+) -> None:
+    """Operator: every account (all pages) with state, owner, namespaces and usage this month."""
+    c = Context.of(ctx)
+    accounts = c.call(
+        lambda client: client.list_accounts(
+            state=state.value if state else None, name=name, page_size=page_size
+        )
+    )
+    from controlplane.accounts.schemas import AccountPage
+
+    c.emit(
+        AccountPage(accounts=accounts, next_page_token=""),
+        "\n".join(_account_line(account) for account in accounts) or "no accounts",
+    )
+
+
+@app.command("get")
+def account_get(
+    ctx: typer.Context,
+    account_id: Annotated[
+        str | None, typer.Argument(help="Account id (operator); without it, your own account")
+    ] = None,
+) -> None:
+    """Operator: one account. Others: their own account (id, name, state, plan)."""
+    c = Context.of(ctx)
+    if account_id is None:
+        own = c.call(lambda client: client.get_own_account())
+        suspended = f" ({own.suspension_reason})" if own.suspension_reason else ""
+        c.emit(own, f"account {own.id} ({own.name}): {own.state}{suspended}, plan {own.plan}")
+        return
+    account = c.call(lambda client: client.get_account(account_id))
+    c.emit(account, _account_text(account))
+
+
+@app.command("suspend")
+def account_suspend(
+    ctx: typer.Context,
+    account_id: str,
+    reason: Annotated[str, typer.Option(help="Why; the account's users and workers see it")],
+) -> None:
+    """Operator: refuse the account's namespaces at the gateway and make its API read-only."""
+    c = Context.of(ctx)
+    account = c.call(lambda client: client.suspend_account(account_id, reason))
+    c.emit(account, _account_text(account))
+
+
+@app.command("resume")
+def account_resume(ctx: typer.Context, account_id: str) -> None:
+    """Operator: end an account's suspension."""
+    c = Context.of(ctx)
+    account = c.call(lambda client: client.resume_account(account_id))
+    c.emit(account, _account_text(account))
+
+
+@app.command("delete")
+def account_delete(
+    ctx: typer.Context,
+    account_id: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: the account is deleted")] = False,
+) -> None:
+    """Operator: delete an account: its namespaces are deleted, its cells' data removed after
+    the retention; its audit trail stays."""
+    c = Context.of(ctx)
+    if not yes:
+        fail(f"deleting account {account_id} deletes all its namespaces; add --yes to confirm")
+    account = c.call(lambda client: client.delete_account(account_id))
+    c.emit(account, _account_text(account))
 
 
 def _quotas_text(quotas: AccountQuotasOut) -> str:

@@ -28,6 +28,8 @@ def _service_account_line(sa: ServiceAccountOut) -> str:
         scope = f"{sa.namespace_scope.namespace_id}={sa.namespace_scope.permission}"
     else:
         scope = f"account:{sa.account_role}"
+        grants = ",".join(f"{g.namespace_id}={g.permission}" for g in sa.namespace_permissions)
+        scope += f"\t{grants}" if grants else ""
     return f"{sa.id}\t{sa.name}\t{scope}"
 
 
@@ -87,6 +89,27 @@ def service_account_list(
     )
     lines = [_service_account_line(sa) for sa in service_accounts]
     c.emit_rows("service_accounts", service_accounts, "\n".join(lines) or "no service accounts")
+
+
+@app.command("set-namespace-permission")
+def service_account_set_namespace_permission(
+    ctx: typer.Context,
+    service_account_id: str,
+    namespace_id: NamespaceOption,
+    permission: Annotated[
+        PermissionChoice, typer.Option(help="admin, write, read, or none to remove")
+    ],
+) -> None:
+    """Grant an account-wide service account a permission on one namespace (on top of its
+    account role), or remove the grant."""
+    c = Context.of(ctx)
+    value = None if permission is PermissionChoice.none else permission.value
+    sa = c.call(
+        lambda client: client.set_service_account_namespace_access(
+            namespace_id, service_account_id, value
+        )
+    )
+    c.emit(sa, _service_account_line(sa))
 
 
 @app.command("delete")

@@ -104,6 +104,19 @@ def user_set_namespace_permissions(
     c.emit(updated, _user_line(updated))
 
 
+@app.command("resend-invitation")
+def user_resend_invitation(ctx: typer.Context, user: UserArgument) -> None:
+    """Resend a pending invitation: it expires anew, counted from now."""
+    c = Context.of(ctx)
+    updated = c.call(lambda client: client.resend_invitation(_resolve_user(client, user).id))
+    expires = updated.invitation_expires_at
+    c.emit(
+        updated,
+        f"invitation of {updated.email} resent; it expires at "
+        f"{expires.isoformat() if expires else 'never'}",
+    )
+
+
 @app.command("delete")
 def user_delete(ctx: typer.Context, user: UserArgument) -> None:
     """Remove a user with their API keys and namespace permissions."""

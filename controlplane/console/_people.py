@@ -29,7 +29,7 @@ from controlplane.console._session import CurrentViewer, Viewer
 from controlplane.console._templates import render
 from controlplane.kit.authorization import require
 from controlplane.kit.db import utcnow
-from controlplane.kit.deps import SessionDep
+from controlplane.kit.deps import SessionDep, SettingsDep
 from controlplane.kit.errors import InvalidField, StratusError
 from controlplane.models import ApiKey, Namespace, ServiceAccount, User
 from controlplane.namespaces import service as namespaces
@@ -167,6 +167,7 @@ async def user_invite(
     request: Request,
     viewer: CurrentViewer,
     session: SessionDep,
+    settings: SettingsDep,
     email: Annotated[str, Form()] = "",
     account_role: Annotated[str, Form()] = "",
 ) -> Response:
@@ -176,7 +177,11 @@ async def user_invite(
     return await _submit(
         session,
         lambda: users.invite(
-            session, viewer.principal, email=email, account_role=_account_role(account_role)
+            session,
+            viewer.principal,
+            email=email,
+            account_role=_account_role(account_role),
+            lifetime=dt.timedelta(days=settings.invitation_lifetime_days),
         ),
         done=lambda user: f"/users/{user.id}",
         form=partial(_user_list, request, viewer, session, values=values),

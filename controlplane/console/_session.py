@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from auth import Action, Principal, PrincipalKind, Resource, authorize
-from controlplane.api.deps import CSRF_HEADER, SESSION_COOKIE
+from controlplane.api.deps import CSRF_HEADER, SESSION_COOKIE, refuse_writes_while_suspended
 from controlplane.kit.context import account_id_var
 from controlplane.kit.deps import SessionDep
 from controlplane.kit.errors import CsrfRejected, Unauthenticated
@@ -75,6 +75,9 @@ async def _viewer(request: Request, session: SessionDep) -> Viewer:
                 path=request.url.path,
             )
             raise CsrfRejected("the form is stale or was not sent by this console; reload it")
+        if not request.url.path.endswith("/sign-out"):
+            # A suspended account's console is read-only, as its API is.
+            await refuse_writes_while_suspended(request, session, signed_in.principal)
     return viewer
 
 

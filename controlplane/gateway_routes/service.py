@@ -17,9 +17,9 @@ from controlplane.gateway_routes.repository import (
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import NotFound
 from controlplane.kit.paging import Page, PageRequest
-from controlplane.models import Cell, GatewayInstance, GatewayRoute
+from controlplane.models import Account, Cell, GatewayInstance, GatewayRoute
 from controlplane.models.cell import KeyOpener
-from controlplane.states import CellProbeState
+from controlplane.states import AccountState, CellProbeState
 from dataplane.gateway import RouteEntry
 from dataplane.gateway._routes import CellEntry, CellTlsEntry
 
@@ -55,6 +55,43 @@ async def publish(session: AsyncSession, entry: RouteEntry) -> int:
         route.removed = False
         route.version = version
     await session.flush()
+    return version
+
+
+def suspension_of(account: Account) -> str:
+    """What a suspended account's namespaces carry in their routes ("": not suspended): the
+    text their callers' PERMISSION_DENIED gives."""
+    if account.state in (AccountState.DELETING, AccountState.DELETED):
+        return f"account {account.id} is being deleted; its namespaces serve no traffic"
+    if account.state is not AccountState.SUSPENDED:
+        return ""
+    reason = f" ({account.suspension_reason})" if account.suspension_reason else ""
+    return (
+        f"account {account.id} is suspended{reason}; its namespaces serve no traffic until "
+        "the operator resumes it"
+    )[:600]
+
+
+async def suspension_of_account(session: AsyncSession, account_id: str) -> str:
+    account = await session.get(Account, account_id)
+    return "" if account is None else suspension_of(account)
+
+
+async def set_suspension(session: AsyncSession, namespace_ids: list[str], suspended: str) -> int:
+    """Carry ``suspended`` (see :func:`suspension_of`) in the routes of ``namespace_ids`` (one
+    account's), each with a new version; returns the table version that carries them all."""
+    repository = GatewayRouteRepository(session)
+    await repository.lock_for_change()
+    version = await repository.table_version()
+    for namespace_id in sorted(namespace_ids):
+        route = await repository.get(namespace_id)
+        if route is None or route.suspended == suspended:
+            continue
+        version += 1
+        route.suspended = suspended
+        route.version = version
+        # One flush per route: the versions are unique, and may not collide mid-flush.
+        await session.flush()
     return version
 
 

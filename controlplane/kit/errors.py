@@ -99,6 +99,13 @@ class CsrfRejected(Forbidden):
     title = "Missing or wrong CSRF token"
 
 
+class AccountSuspended(Forbidden):
+    """The caller's account is suspended (or being deleted): its API is read-only."""
+
+    slug = "account-suspended"
+    title = "The account is suspended"
+
+
 class NotFound(StratusError):
     status = 404
     slug = "not-found"

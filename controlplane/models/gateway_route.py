@@ -33,6 +33,8 @@ class GatewayRoute(TimestampMixin, Base):
     cell_namespace_id: Mapped[str] = mapped_column(String(64), default="")
     # The cell the namespace is on (RouteDocument.cells names its address and TLS).
     cell_id: Mapped[str] = mapped_column(String(64), default="")
+    # Why the namespace's account is suspended ("": it is not): gateways refuse its traffic.
+    suspended: Mapped[str] = mapped_column(String(600), default="")
     version: Mapped[int] = mapped_column(unique=True)
     removed: Mapped[bool] = mapped_column(default=False)
 

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from controlplane.models.base import Base, TimestampMixin
+from controlplane.models.base import Base, TimestampMixin, UTCDateTime
 
 
 def _new_version() -> str:
@@ -22,3 +23,7 @@ class User(TimestampMixin, Base):
     account_role: Mapped[str] = mapped_column(String(32))
     # Changes on every update, so a concurrent change is refused rather than overwritten.
     resource_version: Mapped[str] = mapped_column(String(36), default=_new_version)
+    # An invitation is accepted by the user's first sign-in; until then it expires at
+    # ``invitation_expires_at`` (None: no expiry, e.g. an account's first owner).
+    invitation_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)

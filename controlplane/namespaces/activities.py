@@ -216,6 +216,7 @@ class NamespaceActivities:
                         auth_method=namespace.auth_method,
                         requests_per_second=namespace.requests_per_second,
                         actions_per_second=namespace.actions_per_second,
+                        suspended=await routes.suspension_of_account(session, namespace.account_id),
                     ),
                 )
         except (IntegrityError, OperationalError, StaleDataError) as error:

@@ -15,6 +15,8 @@ from controlplane.kit.routing import ApiRoute
 from controlplane.models import ServiceAccount
 from controlplane.service_accounts import service
 from controlplane.service_accounts.schemas import (
+    NamespaceGrantOut,
+    NamespaceGrantSet,
     NamespaceScope,
     ServiceAccountCreate,
     ServiceAccountList,
@@ -23,6 +25,7 @@ from controlplane.service_accounts.schemas import (
 )
 
 router = APIRouter(route_class=ApiRoute, prefix="/service-accounts", tags=["service-accounts"])
+grants_router = APIRouter(route_class=ApiRoute, tags=["service-accounts"])
 Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}}
 
 
@@ -30,6 +33,7 @@ async def _out(
     session: AsyncSession, principal: Principal, service_accounts: list[ServiceAccount]
 ) -> list[ServiceAccountOut]:
     permissions = await service.scope_permissions(session, principal, service_accounts)
+    grants = await service.namespace_grants(session, principal, service_accounts)
     out = []
     for sa in service_accounts:
         scope = None
@@ -42,6 +46,10 @@ async def _out(
                 description=sa.description,
                 account_role=sa.account_role,
                 namespace_scope=scope,
+                namespace_permissions=[
+                    NamespaceGrantOut(namespace_id=row.namespace_id, permission=row.permission)
+                    for row in grants.get(sa.id, [])
+                ],
                 resource_version=sa.resource_version,
                 created_at=sa.created_at,
                 updated_at=sa.updated_at,
@@ -135,3 +143,28 @@ async def delete_service_account(
         resource_version=resource_version,
     )
     return Response(status_code=204)
+
+
+@grants_router.post(
+    "/namespaces/{namespace_id}/service-accounts/{service_account_id}/access",
+    response_model=ServiceAccountOut,
+    responses=Problems,
+)
+async def set_service_account_namespace_access(
+    namespace_id: str,
+    service_account_id: str,
+    body: NamespaceGrantSet,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_ACCESS_UPDATE))],
+) -> ServiceAccountOut:
+    """Grant an account-wide service account a permission on this namespace (admin, write,
+    read) on top of its account role, or remove the grant (null). Account owners and admins,
+    and admins of the namespace, may do this."""
+    service_account = await service.set_namespace_access(
+        session,
+        principal,
+        namespace_id=namespace_id,
+        service_account_id=service_account_id,
+        permission=body.permission,
+    )
+    return (await _out(session, principal, [service_account]))[0]

@@ -36,12 +36,28 @@ class ServiceAccountUpdate(BaseModel):
     )
 
 
+class NamespaceGrantOut(BaseModel):
+    namespace_id: str
+    permission: NamespacePermission
+
+
+class NamespaceGrantSet(BaseModel):
+    permission: NamespacePermission | None = Field(
+        description="admin, write or read; null removes the grant"
+    )
+
+
 class ServiceAccountOut(BaseModel):
     id: str
     name: str
     description: str
     account_role: AccountRole | None
     namespace_scope: NamespaceScope | None
+    namespace_permissions: list[NamespaceGrantOut] = Field(
+        default_factory=list,
+        description="An account-wide service account's grants on single namespaces, on top "
+        "of its account role",
+    )
     resource_version: str
     created_at: dt.datetime
     updated_at: dt.datetime

@@ -7,7 +7,15 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import AccountRole, Action, NamespacePermission, Principal, PrincipalKind
+from auth import (
+    AccountRole,
+    Action,
+    NamespacePermission,
+    Principal,
+    PrincipalKind,
+    Resource,
+    authorize,
+)
 from controlplane.access import service as access
 from controlplane.access.repository import NamespaceAccessRepository
 from controlplane.api_keys.repository import ApiKeyRepository
@@ -16,16 +24,18 @@ from controlplane.kit import fields
 from controlplane.kit.authorization import require
 from controlplane.kit.errors import (
     AlreadyExists,
+    Conflict,
     InvalidField,
     NotFound,
     ResourceVersionMismatch,
 )
 from controlplane.kit.paging import Page, PageRequest
-from controlplane.models import ServiceAccount
+from controlplane.models import NamespaceAccess, ServiceAccount
 from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.quotas import service as quotas
 from controlplane.quotas.limits import Quota
 from controlplane.service_accounts.repository import ServiceAccountRepository
+from controlplane.users.service import visible_namespace
 
 
 def _validate_text(name: str | None, description: str | None) -> tuple[str | None, str | None]:
@@ -255,3 +265,59 @@ async def delete(
         details={"name": service_account.name},
     )
     await session.flush()
+
+
+async def namespace_grants(
+    session: AsyncSession, principal: Principal, service_accounts: list[ServiceAccount]
+) -> dict[str, list[NamespaceAccess]]:
+    """Account-wide service account id → its per-namespace grants the caller may see (on
+    namespaces it may read)."""
+    wide = [sa.id for sa in service_accounts if sa.namespace_id is None]
+    grants: dict[str, list[NamespaceAccess]] = {sa_id: [] for sa_id in wide}
+    if not wide:
+        return grants
+    rows = await NamespaceAccessRepository(session, principal).list_for(
+        PrincipalKind.SERVICE_ACCOUNT, wide
+    )
+    for row in rows:
+        if authorize(principal, Action.NAMESPACE_READ, Resource(row.account_id, row.namespace_id)):
+            grants[row.principal_id].append(row)
+    return grants
+
+
+async def set_namespace_access(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    namespace_id: str,
+    service_account_id: str,
+    permission: NamespacePermission | None,
+) -> ServiceAccount:
+    """Grant an account-wide service account ``permission`` on one namespace (on top of its
+    account role: the policy takes the higher), or remove the grant (None). A namespace-scoped
+    service account's one permission is changed with :func:`update` instead."""
+    namespace = await visible_namespace(session, principal, namespace_id)
+    service_account = await ServiceAccountRepository(session, principal).get(service_account_id)
+    if service_account is None:
+        raise NotFound(f"service account {service_account_id} not found")
+    require(
+        principal,
+        Action.NAMESPACE_ACCESS_UPDATE,
+        Resource(account_id=namespace.account_id, namespace_id=namespace.id),
+    )
+    if service_account.namespace_id is not None:
+        raise Conflict(
+            f"service account {service_account.name} is scoped to namespace "
+            f"{service_account.namespace_id}; change its permission with "
+            "POST /service-accounts/{id} (namespace_permission)",
+            field="service_account_id",
+        )
+    await access.grant(
+        session,
+        principal,
+        namespace,
+        PrincipalKind.SERVICE_ACCOUNT,
+        service_account.id,
+        permission,
+    )
+    return service_account

@@ -43,6 +43,14 @@ class NotInvited(SignInRefused):
     title = "No invited user has this email"
 
 
+class InvitationExpired(SignInRefused):
+    """The user's first sign-in came after the invitation expired (an admin resends it)."""
+
+    status = 403
+    slug = "invitation-expired"
+    title = "The invitation has expired"
+
+
 class IdpNotAllowed(SignInRefused):
     status = 403
     slug = "idp-not-allowed"

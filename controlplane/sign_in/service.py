@@ -8,6 +8,7 @@ import hashlib
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
@@ -42,6 +43,7 @@ from controlplane.sign_in.errors import (
 )
 from controlplane.sign_in.relying_party import RelyingParty
 from controlplane.sign_in.repository import SignInRepository
+from controlplane.users import service as users
 
 LOGIN_ATTEMPT_LIFETIME = dt.timedelta(minutes=10)
 HANDOFF_LIFETIME = dt.timedelta(minutes=2)
@@ -173,11 +175,19 @@ def _match_user(
 
 
 async def create_web_session(
-    session: AsyncSession, settings: ApiSettings, user: User, *, method: str, provider: str
+    session: AsyncSession,
+    settings: ApiSettings,
+    user: User,
+    *,
+    method: str,
+    provider: str,
+    now: Callable[[], dt.datetime] = utcnow,
 ) -> NewWebSession:
     """Sign ``user`` in: a server-side session (only its token's hash is stored) and the
     ``auth.login`` audit event. Every sign-in method (OIDC, the CLI hand-off, SAML) ends
-    here, so sessions are the same whichever way the user came."""
+    here, so sessions are the same whichever way the user came; the first one accepts the
+    user's invitation (an expired one is refused)."""
+    users.accept_invitation(user, now())
     token = new_session_token()
     web_session = WebSession(
         id=str(uuid.uuid4()),

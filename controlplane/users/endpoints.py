@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -9,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal, Resource, authorize
 from controlplane.api.deps import requires
-from controlplane.kit.deps import SessionDep
+from controlplane.kit.deps import SessionDep, SettingsDep
 from controlplane.kit.paging import PageDep
 from controlplane.kit.routing import ApiRoute
 from controlplane.models import User
@@ -43,6 +44,8 @@ async def _out(session: AsyncSession, principal: Principal, users: list[User]) -
                 )
             ],
             resource_version=user.resource_version,
+            invitation_expires_at=user.invitation_expires_at,
+            accepted_at=user.accepted_at,
             created_at=user.created_at,
             updated_at=user.updated_at,
         )
@@ -54,11 +57,35 @@ async def _out(session: AsyncSession, principal: Principal, users: list[User]) -
 async def invite_user(
     body: UserInvite,
     session: SessionDep,
+    settings: SettingsDep,
     principal: Annotated[Principal, Depends(requires(Action.USER_CREATE))],
 ) -> UserOut:
-    """Invite a user by email with an account role; only owners may invite owners."""
+    """Invite a user by email with an account role; only owners may invite owners. The
+    invitation expires after ``STRATUS_INVITATION_LIFETIME_DAYS`` (7) unless the user signs
+    in."""
     user = await service.invite(
-        session, principal, email=body.email, account_role=body.account_role
+        session,
+        principal,
+        email=body.email,
+        account_role=body.account_role,
+        lifetime=dt.timedelta(days=settings.invitation_lifetime_days),
+    )
+    return (await _out(session, principal, [user]))[0]
+
+
+@router.post("/users/{user_id}/invitation", response_model=UserOut, responses=Problems)
+async def resend_invitation(
+    user_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, Depends(requires(Action.USER_CREATE))],
+) -> UserOut:
+    """Resend a pending invitation: a new expiry, from now (409 once the user signed in)."""
+    user = await service.resend_invitation(
+        session,
+        principal,
+        user_id=user_id,
+        lifetime=dt.timedelta(days=settings.invitation_lifetime_days),
     )
     return (await _out(session, principal, [user]))[0]
 

@@ -35,6 +35,10 @@ class UserOut(BaseModel):
     account_role: AccountRole
     namespace_permissions: list[NamespacePermissionOut]
     resource_version: str
+    invitation_expires_at: dt.datetime | None = Field(
+        description="Until the user first signs in: when the invitation expires (null: never)"
+    )
+    accepted_at: dt.datetime | None = Field(description="When the user first signed in")
     created_at: dt.datetime
     updated_at: dt.datetime
 

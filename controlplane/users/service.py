@@ -4,7 +4,9 @@ change or remove owners."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,8 +25,10 @@ from controlplane.api_keys.repository import ApiKeyRepository
 from controlplane.audit import service as audit
 from controlplane.kit import fields
 from controlplane.kit.authorization import require
+from controlplane.kit.db import utcnow
 from controlplane.kit.errors import (
     AlreadyExists,
+    Conflict,
     LastOwner,
     NotFound,
     ResourceVersionMismatch,
@@ -34,14 +38,21 @@ from controlplane.models import Namespace, NamespaceAccess, User
 from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.quotas import service as quotas
 from controlplane.quotas.limits import Quota
+from controlplane.sign_in.errors import InvitationExpired
 from controlplane.users.repository import UserRepository
 
 
 async def invite(
-    session: AsyncSession, principal: Principal, *, email: str, account_role: AccountRole
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    email: str,
+    account_role: AccountRole,
+    lifetime: dt.timedelta,
+    now: Callable[[], dt.datetime] = utcnow,
 ) -> User:
     """Add a user to the caller's account; they sign in later with their IdP (matched by
-    verified email)."""
+    verified email), which accepts the invitation: within ``lifetime``, or it expires."""
     require(principal, Action.USER_CREATE, Resource(role=account_role))
     email = fields.email(email, field="email")
     repository = UserRepository(session, principal)
@@ -54,6 +65,7 @@ async def invite(
         email=email,
         account_role=account_role.value,
         resource_version=str(uuid.uuid4()),
+        invitation_expires_at=now() + lifetime,
     )
     repository.add(user)
     audit.record(
@@ -62,10 +74,66 @@ async def invite(
         action="user.create",
         target=user.id,
         account_id=user.account_id,
-        details={"email": email, "account_role": account_role.value},
+        details={
+            "email": email,
+            "account_role": account_role.value,
+            "invitation_expires_at": user.invitation_expires_at.isoformat()
+            if user.invitation_expires_at
+            else None,
+        },
     )
     await session.flush()
     return user
+
+
+async def resend_invitation(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    user_id: str,
+    lifetime: dt.timedelta,
+    now: Callable[[], dt.datetime] = utcnow,
+) -> User:
+    """Give a user who has not signed in yet a new invitation expiry (``now + lifetime``)."""
+    user = await get(session, principal, user_id)
+    require(principal, Action.USER_CREATE, Resource(role=user.account_role))
+    if user.accepted_at is not None:
+        raise Conflict(
+            f"{user.email} accepted the invitation at {user.accepted_at.isoformat()}; "
+            "there is nothing to resend",
+            field="user_id",
+        )
+    previous = user.invitation_expires_at
+    user.invitation_expires_at = now() + lifetime
+    user.resource_version = str(uuid.uuid4())
+    audit.record(
+        session,
+        principal,
+        action="user.invitation.resend",
+        target=user.id,
+        account_id=user.account_id,
+        details={
+            "email": user.email,
+            "invitation_expires_at": user.invitation_expires_at.isoformat(),
+            "previous_expiry": previous.isoformat() if previous else None,
+        },
+    )
+    await session.flush()
+    return user
+
+
+def accept_invitation(user: User, now: dt.datetime) -> None:
+    """The user signs in (any method): the first sign-in accepts the invitation, unless it
+    has expired (403 ``invitation-expired``; an admin resends it)."""
+    if user.accepted_at is not None:
+        return
+    expires = user.invitation_expires_at
+    if expires is not None and expires <= now:
+        raise InvitationExpired(
+            f"the invitation of {user.email} expired at {expires.isoformat()}; ask an "
+            "account admin to resend it"
+        )
+    user.accepted_at = now
 
 
 async def get(session: AsyncSession, principal: Principal, user_id: str) -> User:

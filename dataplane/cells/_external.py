@@ -38,6 +38,9 @@ class ExternalCellProvider:
     async def stop(self, cell_id: str) -> None:
         """Nothing to stop: Stratus never stops a cluster it does not run."""
 
+    async def remove(self, cell_id: str) -> None:
+        """Nothing to remove: the cluster is the operator's (its namespaces were deleted)."""
+
     async def status(self, cell_id: str) -> CellStatus:
         """No cell runs under this provider (a registered cell's state is its probe's)."""
         return CellStatus.STOPPED

@@ -373,6 +373,14 @@ class LocalCellProvider:
                 await asyncio.to_thread(spawned.wait, 10)
         logger.info("stopped cell %s (pid %s)", cell_id, pid)
 
+    async def remove(self, cell_id: str) -> None:
+        """Stop the cell and delete its directory (its database, ports record and logs)."""
+        await self.stop(cell_id)
+        directory = self.cell_dir(cell_id)
+        if directory.exists():
+            await asyncio.to_thread(shutil.rmtree, directory)
+        logger.info("removed cell %s and its data", cell_id)
+
     def known_cells(self) -> list[str]:
         if not self._base_dir.exists():
             return []

@@ -66,6 +66,11 @@ class CellProvider(Protocol):
 
     async def stop(self, cell_id: str) -> None: ...
 
+    async def remove(self, cell_id: str) -> None:
+        """Stop the cell and delete its data for good (a deleted account's, after the
+        retention). Idempotent."""
+        ...
+
     async def status(self, cell_id: str) -> CellStatus: ...
 
     def known_cells(self) -> list[str]:

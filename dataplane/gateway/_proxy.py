@@ -580,6 +580,8 @@ class Proxy:
                 namespace,
             )
         _raise_unless_admitted(self._decide(caller, route), caller, namespace)
+        # Only an admitted caller learns that the namespace's account is suspended.
+        _raise_if_suspended(route, namespace)
         if caller.key is not None and method.permission is not None:
             held = caller.key.namespace_permissions[namespace]
             if held < method.permission:
@@ -619,6 +621,7 @@ class Proxy:
                     caller.bound_namespace,
                 )
             _raise_unless_admitted(self._decide(caller, bound), caller, caller.bound_namespace)
+            _raise_if_suspended(bound, caller.bound_namespace)
             self._raise_if_cell_unavailable(bound, caller.bound_namespace)
             return bound
         route = self._cluster_routes.get(caller.cache_id)
@@ -648,6 +651,15 @@ class Proxy:
             self._log_cell_unavailable(route, route.cell_unavailable)
             raise _Refusal(grpc.StatusCode.UNAVAILABLE, _unavailable(""))
         return route
+
+
+def _raise_if_suspended(route: Route, namespace: str) -> None:
+    if route.suspended:
+        raise _Refusal(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"namespace {namespace} refused: {route.suspended}",
+            namespace,
+        )
 
 
 def _raise_unless_admitted(decision: Decision, caller: _Caller, namespace: str) -> None:

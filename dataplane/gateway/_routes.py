@@ -89,6 +89,9 @@ class Route:
     # Why no traffic may go to the cell ("": it may), for the operator log only: tenants are
     # told their namespace is temporarily unavailable, never which cell or why.
     cell_unavailable: str = ""
+    # Why the namespace's account is suspended ("": it is not): admitted callers are refused
+    # with PERMISSION_DENIED and this text.
+    suspended: str = ""
 
     @property
     def upstream_key(self) -> tuple[str, str, CellTls | None]:
@@ -122,6 +125,8 @@ class RouteEntry(BaseModel):
     auth_method: AuthMethod = AuthMethod.MTLS
     requests_per_second: PositiveInt = DEFAULT_REQUESTS_PER_SECOND
     actions_per_second: PositiveInt = DEFAULT_ACTIONS_PER_SECOND
+    # Non-empty while the namespace's account is suspended: the refusal its callers get.
+    suspended: str = Field("", max_length=600)
 
 
 class CellTlsEntry(BaseModel):
@@ -415,6 +420,7 @@ class HttpRouteSource:
             entry.cell_id,
             tls,
             unavailable,
+            entry.suspended,
         )
 
 

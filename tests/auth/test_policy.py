@@ -30,11 +30,11 @@ def _user(role: str | None, **permissions: NamespacePermission) -> Principal:
 
 def test_every_action_is_denied_to_an_unknown_role() -> None:
     """On a concrete resource (a namespace, another owner's key), an unknown role gets nothing
-    but its own identity."""
+    but its own identity and account."""
     principal = _user("emperor")
     resource = Resource("acct1", namespace_id="orders.acct1", owner_id="u2")
     allowed = {action for action in Action if authorize(principal, action, resource)}
-    assert allowed == {Action.IDENTITY_READ}
+    assert allowed == {Action.IDENTITY_READ, Action.ACCOUNT_READ_OWN}
 
 
 def test_operator_only_runs_the_installation() -> None:
@@ -43,6 +43,8 @@ def test_operator_only_runs_the_installation() -> None:
     assert allowed == {
         Action.ACCOUNT_CREATE,
         Action.ACCOUNT_READ,
+        Action.ACCOUNT_SUSPEND,
+        Action.ACCOUNT_DELETE,
         Action.ACCOUNT_QUOTAS_READ,
         Action.ACCOUNT_QUOTAS_SET,
         Action.GATEWAY_ROUTES_READ,

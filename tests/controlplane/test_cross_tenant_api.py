@@ -63,6 +63,14 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/api/v1/invoices/{invoice_id}"): None,
     ("GET", "/api/v1/invoices/{invoice_id}/download"): None,
     ("POST", "/api/v1/invoices/{invoice_id}/credit-notes"): {"amount": "1.00", "reason": "x"},
+    ("POST", "/api/v1/namespaces/{namespace_id}/service-accounts/{service_account_id}/access"): {
+        "permission": "read"
+    },
+    ("POST", "/api/v1/users/{user_id}/invitation"): None,
+    ("GET", "/api/v1/accounts/{account_id}"): None,
+    ("POST", "/api/v1/accounts/{account_id}/suspend"): {"reason": "x"},
+    ("POST", "/api/v1/accounts/{account_id}/resume"): None,
+    ("DELETE", "/api/v1/accounts/{account_id}"): None,
     ("POST", "/api/v1/accounts/{account_id}/plan"): {"plan": "business"},
     ("POST", "/api/v1/accounts/{account_id}/credits"): {"amount": "1.00", "description": "x"},
     ("GET", "/api/v1/accounts/{account_id}/quotas"): None,

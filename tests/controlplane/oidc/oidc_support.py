@@ -32,6 +32,8 @@ IDP_USERS = {
     "alice": {"email": "alice@example.com", "email_verified": True},
     "mallory": {"email": "mallory@example.com", "email_verified": True},
     "carol": {"email": "carol@example.com", "email_verified": False},
+    # Invited with an invitation that expires (test_oidc_sign_in).
+    "dave": {"email": "dave@example.com", "email_verified": True},
 }
 
 

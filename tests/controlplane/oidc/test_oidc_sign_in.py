@@ -4,6 +4,8 @@ a stub IdP that returns precisely wrong tokens signed with the key it publishes.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import re
 import sqlite3
 import time
@@ -16,6 +18,10 @@ from joserfc.jwk import RSAKey
 from oidc_support import CLIENT_ID, CLIENT_SECRET, OidcStratus
 from product_constants import PROBLEM
 from support import http
+
+from controlplane.api_keys import service as api_keys
+from controlplane.kit.db import create_engine, create_sessionmaker, unit_of_work, utcnow
+from controlplane.users import service as users
 
 
 def _browser() -> httpx.Client:
@@ -168,6 +174,45 @@ def test_uninvited_email_is_refused(oidc: OidcStratus, owner_key: str) -> None:
     with _browser() as browser:
         _problem(sign_in(oidc, browser, "mallory"), 403, "not-invited")
         assert "stratus_session" not in browser.cookies
+
+
+async def _expire_invitation(oidc: OidcStratus, owner_key: str, user_id: str) -> None:
+    """Resend the invitation as of two weeks ago (the service's clock, injected): it expired a
+    week ago."""
+    engine = create_engine(oidc.stratus.database_url)
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            owner = await api_keys.authenticate(session, owner_key)
+            await users.resend_invitation(
+                session,
+                owner,
+                user_id=user_id,
+                lifetime=dt.timedelta(days=7),
+                now=lambda: utcnow() - dt.timedelta(days=14),
+            )
+    finally:
+        await engine.dispose()
+
+
+def test_expired_invitation_is_refused_until_resent(oidc: OidcStratus, owner_key: str) -> None:
+    """The first sign-in after the invitation expired is refused (403 invitation-expired, no
+    session); once an admin resends it, the same sign-in accepts it."""
+    with http(oidc.stratus, owner_key) as owner:
+        invited = owner.post("/users", json={"email": "dave@example.com", "account_role": "read"})
+        assert invited.status_code == 201, invited.text
+    user_id = invited.json()["id"]
+    asyncio.run(_expire_invitation(oidc, owner_key, user_id))
+    with _browser() as browser:
+        body = _problem(sign_in(oidc, browser, "dave"), 403, "invitation-expired")
+        assert body["detail"].startswith("the invitation of dave@example.com expired at ")
+        assert body["detail"].endswith("; ask an account admin to resend it")
+        assert "stratus_session" not in browser.cookies
+    with http(oidc.stratus, owner_key) as owner:
+        assert owner.post(f"/users/{user_id}/invitation").status_code == 200
+    with _browser() as browser:
+        assert sign_in(oidc, browser, "dave").status_code == 200
+    with http(oidc.stratus, owner_key) as owner:
+        assert owner.get(f"/users/{user_id}").json()["accepted_at"] is not None
 
 
 def test_unverified_email_is_refused(oidc: OidcStratus, owner_key: str) -> None:

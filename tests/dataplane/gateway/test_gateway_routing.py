@@ -266,3 +266,45 @@ async def test_certificate_filters_admit_only_matching_certificates(
             await channel.unary_unary(DESCRIBE)(body, timeout=10)
     assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "matches none of the namespace's certificate filters" in (denied.value.details() or "")
+
+
+async def test_suspended_route_is_refused_with_its_reason_until_lifted(
+    make_gateway: GatewayFactory, pki: Pki, cells: Cells, raw_channel: RawChannel
+) -> None:
+    """A route carrying a suspension refuses its admitted callers with PERMISSION_DENIED and
+    the route's text; another account's namespace is served as before; the next table without
+    the suspension serves the namespace again."""
+    suspended = dataclasses.replace(
+        route(cells.namespace_a, cells.address_a, pki.ca_a),
+        suspended="account a is suspended (unpaid)",
+    )
+    gateway, source = await make_gateway(
+        [suspended, route(cells.namespace_b, cells.address_b, pki.ca_b)]
+    )
+    body = wsv1.DescribeNamespaceRequest(namespace=cells.namespace_a).SerializeToString()
+    async with raw_channel(gateway.bound_port, pki.client_a) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await channel.unary_unary(DESCRIBE)(body, timeout=10)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.details() == (
+        f"namespace {cells.namespace_a} refused: account a is suspended (unpaid)"
+    )
+    other = wsv1.DescribeNamespaceRequest(namespace=cells.namespace_b).SerializeToString()
+    async with raw_channel(gateway.bound_port, pki.client_b, cells.namespace_b) as channel:
+        # Another account's namespace is served as before.
+        await channel.unary_unary(DESCRIBE)(other, timeout=10)
+
+    source.set(
+        [
+            dataclasses.replace(suspended, suspended=""),
+            route(cells.namespace_b, cells.address_b, pki.ca_b),
+        ]
+    )
+
+    async def served() -> bool:
+        code = await handshake_code(
+            raw_channel, gateway.bound_port, pki.client_a, cells.namespace_a
+        )
+        return code == grpc.StatusCode.OK
+
+    await within_routing_deadline(served)
