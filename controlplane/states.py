@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["CellPlacement", "CellProbeState", "CellState", "NamespaceState", "OperationState"]
+__all__ = [
+    "CellPlacement",
+    "CellProbeState",
+    "CellState",
+    "NamespaceState",
+    "OperationState",
+    "SearchAttributeType",
+]
 
 
 class NamespaceState(enum.StrEnum):
@@ -47,3 +54,16 @@ class CellProbeState(enum.StrEnum):
     UNKNOWN = "unknown"
     HEALTHY = "healthy"
     UNHEALTHY = "unhealthy"
+
+
+class SearchAttributeType(enum.StrEnum):
+    """The type of a namespace's custom search attribute, named as Temporal Cloud names them
+    (``Text`` is full-text, ``Keyword`` exact-match, ``KeywordList`` a list of keywords)."""
+
+    TEXT = "Text"
+    KEYWORD = "Keyword"
+    INT = "Int"
+    DOUBLE = "Double"
+    BOOL = "Bool"
+    DATETIME = "Datetime"
+    KEYWORD_LIST = "KeywordList"

@@ -156,10 +156,13 @@ def _worker_command(namespace_id: str, certs_dir: Path) -> str:
 
 
 @app.command("list")
-def namespace_list(ctx: typer.Context) -> None:
+def namespace_list(
+    ctx: typer.Context,
+    tag: Annotated[str | None, typer.Option(help="Only those with this tag: key:value")] = None,
+) -> None:
     """The namespaces of your account."""
     c = Context.of(ctx)
-    namespaces = c.call(lambda client: client.list_namespaces())
+    namespaces = c.call(lambda client: client.list_namespaces(tag=tag))
     lines = [f"{ns.id}\t{ns.state}\tretention={ns.retention_days}d" for ns in namespaces.namespaces]
     c.emit(namespaces, "\n".join(lines) or "no namespaces")
 

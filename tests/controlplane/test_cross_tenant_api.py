@@ -40,6 +40,7 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
         "actions_per_second": 10,
     },
     ("POST", "/api/v1/namespaces/{namespace_id}/users/{user_id}/access"): {"permission": "admin"},
+    ("POST", "/api/v1/namespaces/{namespace_id}/tags"): {"tags_to_upsert": {"team": "x"}},
     ("GET", "/api/v1/operations/{operation_id}"): None,
     ("GET", "/api/v1/users/{user_id}"): None,
     ("POST", "/api/v1/users/{user_id}"): {"resource_version": "x", "account_role": "read"},
