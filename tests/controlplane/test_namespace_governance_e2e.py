@@ -19,6 +19,9 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
+from controlplane.exports.exporter import namespace_tags
+from controlplane.kit.db import create_engine, create_sessionmaker
+
 pytestmark = pytest.mark.sqlite_only
 
 CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")
@@ -121,6 +124,18 @@ def test_tags_are_set_removed_filtered_and_audited(
             if event["action"] == "namespace.tags.update" and event["target"] == namespace["id"]
         ]
         assert {"tags_to_upsert": {"env": "prod"}, "tags_to_remove": ["cost-center"]} in details
+    # What the exporter writes in the usage CSV's Tags column for this account's rows.
+    exported = asyncio.run(_exported_tags(stratus, tenant.account_id))
+    assert exported == {namespace["id"]: {"env": "prod", "team": "payments"}}
+
+
+async def _exported_tags(stratus: StratusUp, account_id: str) -> dict[str, dict[str, str]]:
+    engine = create_engine(stratus.database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return await namespace_tags(session, account_id)
+    finally:
+        await engine.dispose()
 
 
 @pytest.mark.parametrize(
