@@ -67,7 +67,7 @@ MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 90
 def validate_name(name: str) -> None:
     if not 2 <= len(name) <= 39:
         raise InvalidField("name must be 2-39 characters long", field="name")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise InvalidField(
             "name must start with a lowercase letter, contain only lowercase letters, digits "
             "and '-', and end with a letter or digit",
@@ -444,8 +444,6 @@ async def update_tags(
             )
     if not upsert and not remove:
         raise InvalidField("give tags_to_upsert and/or tags_to_remove", field="tags_to_upsert")
-    if namespace.state == NamespaceState.DELETING:
-        raise Conflict(f"namespace {namespace_id} is being deleted", field="state")
     tags = {key: value for key, value in namespace.tags.items() if key not in remove}
     tags.update(upsert)
     added = len(set(tags) - set(namespace.tags))

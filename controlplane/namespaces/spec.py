@@ -69,13 +69,13 @@ LOOPBACK_HOSTS = frozenset({"localhost"})
 
 def validate_tags(tags: Mapping[str, str], *, field: str = "tags") -> dict[str, str]:
     for key, value in tags.items():
-        if not TAG_KEY_RE.match(key):
+        if not TAG_KEY_RE.fullmatch(key):
             raise InvalidField(
                 f"tag key {key!r} must be 1-63 lowercase letters, digits, '-', '_' or '.', "
                 "starting and ending with a letter or digit",
                 field=field,
             )
-        if not TAG_VALUE_RE.match(value):
+        if not TAG_VALUE_RE.fullmatch(value):
             raise InvalidField(
                 f"tag value {value!r} of {key!r} must be at most 63 lowercase letters, digits, "
                 "'-', '_' or '.', starting and ending with a letter or digit",
@@ -94,7 +94,7 @@ def parse_tag_filter(raw: str) -> tuple[str, str]:
 
 
 def validate_search_attribute_name(name: str, *, field: str = "search_attributes") -> None:
-    if not SEARCH_ATTRIBUTE_NAME_RE.match(name):
+    if not SEARCH_ATTRIBUTE_NAME_RE.fullmatch(name):
         raise InvalidField(
             f"search attribute name {name!r} must be 1-64 letters, digits or '_', starting "
             "with a letter",
@@ -104,7 +104,7 @@ def validate_search_attribute_name(name: str, *, field: str = "search_attributes
     if (
         lowered in RESERVED_SEARCH_ATTRIBUTES
         or lowered.startswith("temporal")
-        or _STORE_COLUMN_RE.match(lowered)
+        or _STORE_COLUMN_RE.fullmatch(lowered)
     ):
         raise InvalidField(
             f"search attribute name {name!r} is reserved by Temporal; choose another name",

@@ -159,6 +159,12 @@ async def _exported_tags(stratus: StratusUp, account_id: str) -> dict[str, dict[
             "tags_to_remove",
         ),
         ({}, "give tags_to_upsert and/or tags_to_remove", "tags_to_upsert"),
+        (
+            {"tags_to_upsert": {"team\n": "x"}},
+            "tag key 'team\\n' must be 1-63 lowercase letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit",
+            "tags_to_upsert",
+        ),
     ],
 )
 def test_bad_tags_are_refused(
@@ -215,6 +221,19 @@ def test_tags_beyond_the_quota_are_refused(
             {"search_attributes": {"9lives": "Int"}},
             "search attribute name '9lives' must be 1-64 letters, digits or '_', starting with "
             "a letter",
+            "search_attributes",
+        ),
+        (
+            # `$` would match before a trailing newline: names are matched whole.
+            {"name": "orders\n"},
+            "name must start with a lowercase letter, contain only lowercase letters, digits "
+            "and '-', and end with a letter or digit",
+            "name",
+        ),
+        (
+            {"search_attributes": {"Name\n": "Keyword"}},
+            "search attribute name 'Name\\n' must be 1-64 letters, digits or '_', starting "
+            "with a letter",
             "search_attributes",
         ),
         (
