@@ -9,8 +9,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,6 +37,7 @@ USAGE_CSV_COLUMNS: tuple[str, ...] = (
     "ChargeDescription",
     "ConsumedQuantity",
     "ConsumedUnit",
+    "Tags",
 )
 
 _HOUR = dt.timedelta(hours=1)
@@ -241,12 +243,19 @@ def _http_category(status: int) -> str:
     return "invalid answer from the endpoint"
 
 
-def usage_csv(rows: Iterable[UsageRow]) -> bytes:
+NamespaceTags = Mapping[str, Mapping[str, str]]
+"""Each namespace's tags by namespace id (for chargeback: FOCUS's ``Tags`` column)."""
+
+
+def usage_csv(rows: Iterable[UsageRow], tags: NamespaceTags | None = None) -> bytes:
     """Usage rows as UTF-8 CSV with FOCUS-style columns, one line per row.
 
     Lines are ordered by account, hour, namespace and kind, so the same rows always give the
     same bytes whatever order they were read in. Quantities are exact integers or decimals.
+    ``Tags`` is the row's namespace's tags as a JSON object (keys sorted; ``{}`` when it has
+    none or is not in ``tags``).
     """
+    tags = tags or {}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(USAGE_CSV_COLUMNS)
@@ -268,6 +277,9 @@ def usage_csv(rows: Iterable[UsageRow]) -> bytes:
                 _description(row.kind),
                 _quantity(row.quantity),
                 _UNITS.get(row.kind.partition(".")[0], "Units"),
+                json.dumps(
+                    dict(tags.get(row.namespace_id, {})), sort_keys=True, separators=(",", ":")
+                ),
             )
         )
     return buffer.getvalue().encode("utf-8")
@@ -288,6 +300,7 @@ def export_usage_hour(
     account_id: str,
     hour_start: dt.datetime,
     rows: Iterable[UsageRow],
+    tags: NamespaceTags | None = None,
 ) -> str:
     """Write one account's usage of one UTC hour to its sink and return the object key.
 
@@ -307,7 +320,10 @@ def export_usage_hour(
             )
     key = usage_object_key(sink, account_id, start)
     s3.put_object(
-        Bucket=sink.bucket, Key=key, Body=usage_csv(rows), ContentType="text/csv; charset=utf-8"
+        Bucket=sink.bucket,
+        Key=key,
+        Body=usage_csv(rows, tags),
+        ContentType="text/csv; charset=utf-8",
     )
     return key
 

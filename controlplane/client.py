@@ -48,11 +48,14 @@ from controlplane.invoices.schemas import (
 )
 from controlplane.kit.page_schema import PagedList
 from controlplane.namespaces.schemas import (
+    CodecServerSpec,
+    Lifecycle,
     NamespaceCreate,
     NamespaceLimits,
     NamespaceList,
     NamespaceOperation,
     NamespaceOut,
+    NamespaceTagsUpdate,
     NamespaceUpdate,
 )
 from controlplane.operations.schemas import AsyncOperationList, AsyncOperationOut
@@ -64,6 +67,7 @@ from controlplane.service_accounts.schemas import (
     ServiceAccountOut,
 )
 from controlplane.sign_in.schemas import ConsoleLinkOut
+from controlplane.states import SearchAttributeType
 from controlplane.usage.schemas import UsageOut
 from controlplane.users.schemas import UserInvite, UserList, UserOut, UserUpdate
 
@@ -262,6 +266,10 @@ class StratusClient:
         certificate_filters: list[dict[str, object]] | None = None,
         async_operation_id: str | None = None,
         auth_method: AuthMethod = AuthMethod.MTLS,
+        delete_protection: bool = False,
+        tags: dict[str, str] | None = None,
+        search_attributes: dict[str, SearchAttributeType] | None = None,
+        codec_server: CodecServerSpec | None = None,
     ) -> NamespaceOperation:
         body = NamespaceCreate(
             name=name,
@@ -270,27 +278,42 @@ class StratusClient:
             certificate_filters=certificate_filters or [],
             async_operation_id=async_operation_id,
             auth_method=auth_method,
+            lifecycle=Lifecycle(enable_delete_protection=delete_protection),
+            tags=tags or {},
+            search_attributes=search_attributes or {},
+            codec_server=codec_server,
         )
         return self._call(
             NamespaceOperation, "POST", "/namespaces", json=body.model_dump(exclude_none=True)
         )
 
     def list_namespaces(
-        self, *, name: str | None = None, page_size: int = 100, page_token: str = ""
+        self,
+        *,
+        name: str | None = None,
+        tag: str | None = None,
+        page_size: int = 100,
+        page_token: str = "",
     ) -> NamespaceList:
-        """One page of the namespaces you may read, by name (``name``: a name prefix)."""
-        params = _query(name=name, page_size=page_size, page_token=page_token or None)
+        """One page of the namespaces you may read, by name (``name``: a name prefix; ``tag``:
+        "key:value", those with that tag)."""
+        params = _query(name=name, tag=tag, page_size=page_size, page_token=page_token or None)
         return self._call(NamespaceList, "GET", "/namespaces", params=params)
 
     def iter_namespaces(
-        self, *, name: str | None = None, page_size: int = WALK_PAGE_SIZE, limit: int | None = None
+        self,
+        *,
+        name: str | None = None,
+        tag: str | None = None,
+        page_size: int = WALK_PAGE_SIZE,
+        limit: int | None = None,
     ) -> Iterator[NamespaceOut]:
         """Every namespace you may read (all pages), by name."""
         return self._walk(
             NamespaceList,
             "/namespaces",
             lambda page: page.namespaces,
-            _query(name=name),
+            _query(name=name, tag=tag),
             page_size=page_size,
             limit=limit,
         )
@@ -308,6 +331,11 @@ class StratusClient:
         certificate_filters: list[dict[str, object]] | None = None,
         async_operation_id: str | None = None,
         auth_method: AuthMethod | None = None,
+        delete_protection: bool | None = None,
+        search_attributes: dict[str, SearchAttributeType] | None = None,
+        rename_search_attributes: dict[str, str] | None = None,
+        codec_server: CodecServerSpec | None = None,
+        remove_codec_server: bool = False,
     ) -> NamespaceOperation:
         """Change what is given (None keeps the value; ``[]`` clears the filters).
         ``resource_version`` is the one last read: a concurrent change makes this a 409."""
@@ -318,12 +346,34 @@ class StratusClient:
             certificate_filters=certificate_filters,
             async_operation_id=async_operation_id,
             auth_method=auth_method,
+            lifecycle=(
+                Lifecycle(enable_delete_protection=delete_protection)
+                if delete_protection is not None
+                else None
+            ),
+            search_attributes=search_attributes,
+            rename_search_attributes=rename_search_attributes,
+            codec_server=codec_server,
+            remove_codec_server=remove_codec_server,
         )
         return self._call(
             NamespaceOperation,
             "POST",
             f"/namespaces/{namespace_id}",
             json=body.model_dump(exclude_none=True),
+        )
+
+    def update_namespace_tags(
+        self,
+        namespace_id: str,
+        *,
+        upsert: dict[str, str] | None = None,
+        remove: list[str] | None = None,
+    ) -> NamespaceOut:
+        """Set and remove tags at once (no operation: tags never reach the cell)."""
+        body = NamespaceTagsUpdate(tags_to_upsert=upsert or {}, tags_to_remove=remove or [])
+        return self._call(
+            NamespaceOut, "POST", f"/namespaces/{namespace_id}/tags", json=body.model_dump()
         )
 
     def delete_namespace(

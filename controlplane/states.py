@@ -16,6 +16,7 @@ __all__ = [
     "CellState",
     "NamespaceState",
     "OperationState",
+    "SearchAttributeType",
 ]
 
 
@@ -74,3 +75,16 @@ class CellProbeState(enum.StrEnum):
     UNKNOWN = "unknown"
     HEALTHY = "healthy"
     UNHEALTHY = "unhealthy"
+
+
+class SearchAttributeType(enum.StrEnum):
+    """The type of a namespace's custom search attribute, named as Temporal Cloud names them
+    (``Text`` is full-text, ``Keyword`` exact-match, ``KeywordList`` a list of keywords)."""
+
+    TEXT = "Text"
+    KEYWORD = "Keyword"
+    INT = "Int"
+    DOUBLE = "Double"
+    BOOL = "Bool"
+    DATETIME = "Datetime"
+    KEYWORD_LIST = "KeywordList"

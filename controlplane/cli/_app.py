@@ -42,6 +42,7 @@ from controlplane.cli import (
     invoice,
     login,
     namespace,
+    namespace_spec,
     operation,
     serve,
     service_account,
@@ -70,6 +71,10 @@ app.command()(login.logout)
 app.command()(console.console)
 app.add_typer(account.app, name="account")
 app.add_typer(namespace.app, name="namespace")
+namespace.app.add_typer(namespace_spec.tag_app, name="tag")
+namespace.app.add_typer(namespace_spec.search_attribute_app, name="search-attribute")
+namespace.app.add_typer(namespace_spec.codec_server_app, name="codec-server")
+namespace.app.add_typer(namespace_spec.delete_protection_app, name="delete-protection")
 app.add_typer(certs.app, name="certs")
 app.add_typer(operation.app, name="operation")
 app.add_typer(gateway.app, name="gateway")

@@ -161,13 +161,16 @@ def _worker_command(namespace_id: str, certs_dir: Path) -> str:
 def namespace_list(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Option(help="Only names starting with this")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only those with this tag: key:value")] = None,
     page_size: PageSizeOption = 100,
     limit: LimitOption = None,
 ) -> None:
     """The namespaces of your account, by name (every page unless --limit)."""
     c = Context.of(ctx)
     namespaces = c.call(
-        lambda client: list(client.iter_namespaces(name=name, page_size=page_size, limit=limit))
+        lambda client: list(
+            client.iter_namespaces(name=name, tag=tag, page_size=page_size, limit=limit)
+        )
     )
     lines = [f"{ns.id}\t{ns.state}\tretention={ns.retention_days}d" for ns in namespaces]
     c.emit_rows("namespaces", namespaces, "\n".join(lines) or "no namespaces")

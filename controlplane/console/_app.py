@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from controlplane.console._audit import router as audit_router
 from controlplane.console._billing import router as billing_router
+from controlplane.console._csp import CONTENT_SECURITY_POLICY
 from controlplane.console._insights import router as insights_router
 from controlplane.console._namespaces import router as namespaces_router
 from controlplane.console._operator import router as operator_router
@@ -25,10 +26,6 @@ from controlplane.console._templates import render
 from controlplane.console._workflows import router as workflows_router
 from controlplane.kit.errors import NotFound, StratusError, problem_response
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # What /console/static/ serves: the console's own files and the pinned htmx from npm.
 STATIC_FILES = {
@@ -64,7 +61,9 @@ def create_console(state: State) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        # A page may widen it (the workflow page lets the browser reach the codec server).
+        if "Content-Security-Policy" not in response.headers:
+            response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         if response.headers.get("content-type", "").startswith("text/html"):

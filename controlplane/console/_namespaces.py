@@ -30,7 +30,7 @@ from controlplane.kit.errors import (
     StratusError,
 )
 from controlplane.models import AsyncOperation, Namespace, NamespaceState, OperationState
-from controlplane.namespaces import service
+from controlplane.namespaces import service, spec
 from controlplane.operations import service as operations
 
 router = APIRouter(include_in_schema=False)
@@ -67,13 +67,6 @@ class CaRow:
     not_after: str
 
 
-@dataclass(frozen=True)
-class Endpoints:
-    mtls_address: str
-    server_name: str
-    api_key_address: str | None
-
-
 def _cas(namespace: Namespace) -> list[CaRow]:
     if not namespace.accepted_client_ca.strip():
         return []
@@ -86,19 +79,6 @@ def _cas(namespace: Namespace) -> list[CaRow]:
         )
         for certificate in bundle.certificates
     ]
-
-
-def _endpoints(settings: ApiSettings, namespace: Namespace) -> Endpoints:
-    api_key = (
-        f"{settings.gateway_host}:{settings.gateway_api_key_port}"
-        if settings.gateway_api_key_port and namespace.auth_method.accepts_api_keys
-        else None
-    )
-    return Endpoints(
-        mtls_address=f"{settings.gateway_host}:{settings.gateway_port}",
-        server_name=f"{namespace.id}.{settings.gateway_domain}",
-        api_key_address=api_key,
-    )
 
 
 async def _read_ca(upload: UploadFile | None, pasted: str) -> str:
@@ -346,7 +326,7 @@ async def _detail(
         namespace=namespace,
         operation=operation,
         cas=_cas(namespace),
-        endpoints=_endpoints(settings, namespace),
+        endpoints=spec.endpoints(settings, namespace),
         may_update=viewer.may(Action.NAMESPACE_UPDATE, resource),
         may_delete=viewer.may(Action.NAMESPACE_DELETE, resource),
         may_browse=viewer.may(Action.NAMESPACE_DATA_READ, resource),
@@ -361,6 +341,7 @@ async def _detail(
             "retention_days": str(namespace.retention_days),
             "auth_method": namespace.auth_method.value,
             "filters": _filter_rows(namespace),
+            "delete_protection": namespace.delete_protection,
         },
         error=error,
     )
@@ -435,6 +416,7 @@ class NamespaceChange(TypedDict, total=False):
     auth_method: AuthMethod
     accepted_client_ca: str
     certificate_filters: list[dict[str, object]]
+    delete_protection: bool
 
 
 # Computes the change from the namespace as it is now (None: nothing to change).
@@ -477,6 +459,7 @@ async def _apply(
                 accepted_client_ca=changes.get("accepted_client_ca"),
                 certificate_filters=changes.get("certificate_filters"),
                 auth_method=changes.get("auth_method"),
+                delete_protection=changes.get("delete_protection"),
                 async_operation_id=None,
             )
     except StratusError as refused:
@@ -524,9 +507,11 @@ async def namespace_settings(
     filter_o: Annotated[list[str] | None, Form()] = None,
     filter_ou: Annotated[list[str] | None, Form()] = None,
     filter_san: Annotated[list[str] | None, Form()] = None,
+    delete_protection: Annotated[str, Form()] = "",
 ) -> Response:
-    """Change retention, auth method and certificate filters in one update (only the fields
-    that differ from the namespace's are sent, so the audit event names what changed)."""
+    """Change retention, auth method, certificate filters and delete protection in one update
+    (only the fields that differ from the namespace's are sent, so the audit event names what
+    changed). An unticked checkbox is absent from the form: protection off."""
     columns = [filter_cn or [], filter_o or [], filter_ou or [], filter_san or []]
     if len({len(column) for column in columns}) != 1:
         raise InvalidField("the filter rows are incomplete; reload the page")
@@ -537,6 +522,7 @@ async def namespace_settings(
         "retention_days": retention_days,
         "auth_method": auth_method,
         "filters": submitted_filters,
+        "delete_protection": bool(delete_protection),
     }
 
     async def change(namespace: Namespace) -> NamespaceChange | None:
@@ -558,6 +544,8 @@ async def namespace_settings(
             changes["auth_method"] = method
         if filters != namespace.certificate_filters:
             changes["certificate_filters"] = filters
+        if bool(delete_protection) != namespace.delete_protection:
+            changes["delete_protection"] = bool(delete_protection)
         return changes or None
 
     return await _apply(

@@ -10,10 +10,12 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from controlplane.console._csp import CONTENT_SECURITY_POLICY
 from controlplane.console._session import CurrentViewer
 from controlplane.console._templates import render
 from controlplane.kit.deps import SessionDep
 from controlplane.kit.errors import InvalidField, StratusError
+from controlplane.namespaces import spec
 from controlplane.workflows import service
 from controlplane.workflows.service import CellChannels, NamespaceNotServed, WorkflowsUnavailable
 
@@ -135,10 +137,12 @@ async def workflow_detail(
         history_page=history_page,
         history_page_size=history_page_size,
     )
-    return render(
+    codec_origin = spec.codec_origin(detail.namespace.codec_server)
+    response = render(
         request,
         "workflow_detail.html",
         detail=detail,
+        codec_server=detail.namespace.codec_server,
         list_url=list_url(detail.namespace.id),
         first_url=(
             run_url(detail.namespace.id, workflow_id, run_id, history_page_size=history_page_size)
@@ -157,3 +161,10 @@ async def workflow_detail(
             else None
         ),
     )
+    if codec_origin is not None:
+        # This page alone may reach the namespace's codec server (validated: scheme, host and
+        # port only, no character that could end the directive).
+        response.headers["Content-Security-Policy"] = (
+            f"{CONTENT_SECURITY_POLICY}; connect-src 'self' {codec_origin}"
+        )
+    return response

@@ -36,6 +36,7 @@ from controlplane.invoices.documents import invoice_csv, invoice_json
 from controlplane.invoices.service import render
 from controlplane.kit.db import unit_of_work, utcnow
 from controlplane.models import ExportSink, InvoiceDelivery, UsageRecord
+from controlplane.namespaces.repository import SystemNamespaceRepository
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
@@ -134,13 +135,17 @@ class Exporter:
             )
             end = min(last_final_hour + HOUR, start + MAX_HOURS_PER_RUN * HOUR)
             rows_by_hour: dict[dt.datetime, list[UsageRecord]] = defaultdict(list)
+            tags: dict[str, dict[str, str]] = {}
             if start < end:
                 for row in await repository.usage_hours(account_id, start, end):
                     rows_by_hour[row.hour_start].append(row)
+                # The tags as they are now (chargeback by today's labels); a deleted
+                # namespace's rows carry none.
+                tags = await namespace_tags(session, account_id)
         hour = start
         while hour < end:
             await asyncio.to_thread(
-                export_usage_hour, s3, config, account_id, hour, rows_by_hour.get(hour, [])
+                export_usage_hour, s3, config, account_id, hour, rows_by_hour.get(hour, []), tags
             )
             async with unit_of_work(sessionmaker) as session:
                 stored = await SystemExportSinkRepository(session).get(account_id)
@@ -197,3 +202,9 @@ async def _record_failure(
                 sink.last_error_at = utcnow()
     except Exception:
         logger.exception("could not record the export failure of %s", account_id)
+
+
+async def namespace_tags(session: AsyncSession, account_id: str) -> dict[str, dict[str, str]]:
+    """The account's namespaces' tags by namespace id (for the usage export's Tags column)."""
+    namespaces = await SystemNamespaceRepository(session).list_for_account(account_id)
+    return {namespace.id: dict(namespace.tags) for namespace in namespaces}

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import JSON, Enum, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Enum, ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from auth import AuthMethod
@@ -47,3 +47,15 @@ class Namespace(TimestampMixin, Base):
     cell_id: Mapped[str | None] = mapped_column(ForeignKey("cells.id"))
     # Temporal's own id for the namespace on its cell (task tokens carry it).
     cell_namespace_id: Mapped[str | None] = mapped_column(String(64))
+    # DELETE is refused while set (Temporal Cloud's lifecycle.enable_delete_protection).
+    delete_protection: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Key/value labels (chargeback: they travel with the usage exports).
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # Custom search attributes, name -> SearchAttributeType value, as the cell should have them.
+    search_attributes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # What the next update operation must change on the cell besides adding what is missing:
+    # {"rename": {old: new}, "remove": [name, ...]}; emptied once applied.
+    search_attribute_pending: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    # The codec server the console's browser decodes payloads with: {endpoint,
+    # pass_access_token, include_cross_origin_credentials}; None: none.
+    codec_server: Mapped[dict[str, object] | None] = mapped_column(JSON, default=None)

@@ -17,8 +17,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 from temporalio import activity
+from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.namespace.v1 import NamespaceConfig, UpdateNamespaceInfo
-from temporalio.api.operatorservice.v1 import DeleteNamespaceRequest
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    DeleteNamespaceRequest,
+    ListSearchAttributesRequest,
+    RemoveSearchAttributesRequest,
+)
 from temporalio.api.workflowservice.v1 import (
     DescribeNamespaceRequest,
     RegisterNamespaceRequest,
@@ -37,6 +43,7 @@ from controlplane.models import Cell, Namespace, NamespaceState, OperationState
 from controlplane.namespaces.repository import SystemNamespaceRepository
 from controlplane.operations import service as operations
 from controlplane.operations.repository import SystemOperationRepository
+from controlplane.states import SearchAttributeType
 from dataplane.cells import (
     CellEndpoint,
     CellProvider,
@@ -46,6 +53,16 @@ from dataplane.cells import (
 from dataplane.gateway import RouteEntry
 
 logger = logging.getLogger(__name__)
+
+_INDEXED_VALUE_TYPE = {
+    SearchAttributeType.TEXT: IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
+    SearchAttributeType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    SearchAttributeType.INT: IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    SearchAttributeType.DOUBLE: IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+    SearchAttributeType.BOOL: IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+    SearchAttributeType.DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    SearchAttributeType.KEYWORD_LIST: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+}
 
 
 def _aborted(message: str) -> ApplicationError:
@@ -158,14 +175,17 @@ class NamespaceActivities:
 
     @activity.defn
     async def register_namespace(self, namespace_id: str) -> str:
-        """Register the namespace on its cell (or align the retention of an existing one) and
-        record the cell's id for it, which task tokens carry."""
+        """Register the namespace on its cell (or align the retention and custom search
+        attributes of an existing one) and record the cell's id for it, which task tokens
+        carry."""
         async with self._unit() as session:
             namespace = await self._namespace(session, namespace_id)
             cell = await self._cell_of(session, namespace)
             retention = Duration(seconds=namespace.retention_days * 86400)
             account_id = namespace.account_id
             endpoint = self._endpoint(cell)
+            attributes = dict(namespace.search_attributes)
+            pending = dict(namespace.search_attribute_pending)
         service = (await self._cell_client(endpoint)).workflow_service
         try:
             await service.register_namespace(
@@ -190,10 +210,100 @@ class NamespaceActivities:
                 )
             )
         cell_namespace_id: str = described.namespace_info.id
+        await self._align_search_attributes(
+            await self._cell_client(endpoint), namespace_id, attributes, pending
+        )
         async with self._unit() as session:
             namespace = await self._namespace(session, namespace_id)
             namespace.cell_namespace_id = cell_namespace_id
+            if namespace.search_attribute_pending == pending:
+                namespace.search_attribute_pending = {}
         return cell_namespace_id
+
+    async def _align_search_attributes(
+        self,
+        client: Client,
+        namespace_id: str,
+        desired: dict[str, str],
+        pending: dict[str, object],
+    ) -> None:
+        """Make the cell's custom search attributes of the namespace what is stored: renames
+        first (Temporal's SQL visibility keeps each attribute in a column with the name as its
+        alias, so a rename re-aliases the column and stored values keep being found), then
+        removals, then additions. Each part checks the cell first, so a retry does the rest."""
+        operator = client.operator_service
+        renames = pending.get("rename") or {}
+        removals = pending.get("remove") or []
+        assert isinstance(renames, dict)
+        assert isinstance(removals, list)
+
+        async def custom() -> dict[str, int]:
+            listed = await operator.list_search_attributes(
+                ListSearchAttributesRequest(namespace=namespace_id)
+            )
+            return dict(listed.custom_attributes)
+
+        try:
+            present = await custom()
+            for old, new in renames.items():
+                if new in present or old not in present:
+                    continue
+                await self._rename_search_attribute(client, namespace_id, str(old), str(new))
+            present = await custom()
+            gone = [name for name in removals if name in present]
+            if gone:
+                await operator.remove_search_attributes(
+                    RemoveSearchAttributesRequest(namespace=namespace_id, search_attributes=gone)
+                )
+            present = await custom()
+            for name, kind in desired.items():
+                if (
+                    name in present
+                    and present[name] != _INDEXED_VALUE_TYPE[SearchAttributeType(kind)]
+                ):
+                    raise _aborted(
+                        f"the cell already has search attribute {name} with another type"
+                    )
+            missing = {
+                name: _INDEXED_VALUE_TYPE[SearchAttributeType(kind)]
+                for name, kind in desired.items()
+                if name not in present
+            }
+            if missing:
+                await operator.add_search_attributes(
+                    AddSearchAttributesRequest(namespace=namespace_id, search_attributes=missing)
+                )
+        except RPCError as error:
+            if error.status in (
+                RPCStatusCode.INVALID_ARGUMENT,
+                RPCStatusCode.FAILED_PRECONDITION,
+                RPCStatusCode.ALREADY_EXISTS,
+            ):
+                raise _aborted(f"the cell refused the search attributes: {error.message}") from None
+            raise
+
+    async def _rename_search_attribute(
+        self, client: Client, namespace_id: str, old: str, new: str
+    ) -> None:
+        described = await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=namespace_id)
+        )
+        aliases = described.config.custom_search_attribute_aliases
+        column = next((field for field, alias in aliases.items() if alias == old), None)
+        if column is None:
+            raise _aborted(
+                f"the cell's visibility store cannot rename search attribute {old} (it keeps "
+                "no aliases, e.g. Elasticsearch): remove it and add it under the new name"
+            )
+        # The server refuses to re-alias a column in one call ("already allocated"): free the
+        # alias, then give the same column the new one.
+        for alias in ("", new):
+            await client.workflow_service.update_namespace(
+                UpdateNamespaceRequest(
+                    namespace=namespace_id,
+                    config=NamespaceConfig(custom_search_attribute_aliases={column: alias}),
+                )
+            )
 
     @activity.defn
     async def publish_route(self, namespace_id: str) -> int:

@@ -6,16 +6,22 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from auth import Action, Principal
 from controlplane.api.deps import StarterDep, requires
+from controlplane.config import ApiSettings
 from controlplane.kit.deps import ReadSessionDep, SessionDep, SettingsDep
 from controlplane.kit.paging import PageDep
 from controlplane.kit.routing import ApiRoute, json_response
-from controlplane.namespaces import service
+from controlplane.models import Namespace
+from controlplane.namespaces import service, spec
 from controlplane.namespaces.schemas import (
+    CodecServerSpec,
+    Endpoints,
+    Lifecycle,
     NamespaceCreate,
     NamespaceLimits,
     NamespaceList,
     NamespaceOperation,
     NamespaceOut,
+    NamespaceTagsUpdate,
     NamespaceUpdate,
 )
 from controlplane.operations.schemas import AsyncOperationOut
@@ -24,9 +30,33 @@ router = APIRouter(route_class=ApiRoute, prefix="/namespaces", tags=["namespaces
 Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}}
 
 
-def _out(namespace: object, operation: object) -> NamespaceOperation:
+def namespace_out(namespace: Namespace, settings: ApiSettings) -> NamespaceOut:
+    """The namespace as the API shows it: its row, its spec's nested parts and endpoints."""
+    codec = namespace.codec_server
+    return NamespaceOut.model_validate(
+        {
+            **{name: getattr(namespace, name) for name in _ROW_FIELDS},
+            "lifecycle": Lifecycle(enable_delete_protection=namespace.delete_protection),
+            "codec_server": CodecServerSpec.model_validate(codec) if codec else None,
+            "endpoints": Endpoints.model_validate(spec.endpoints(settings, namespace)),
+        }
+    )
+
+
+_ROW_FIELDS = tuple(
+    name
+    for name in NamespaceOut.model_fields
+    if name not in ("lifecycle", "codec_server", "endpoints")
+)
+
+
+def _codec(body: CodecServerSpec | None) -> service.CodecServer | None:
+    return service.CodecServer(**body.model_dump()) if body is not None else None
+
+
+def _out(namespace: Namespace, operation: object, settings: ApiSettings) -> NamespaceOperation:
     return NamespaceOperation(
-        namespace=NamespaceOut.model_validate(namespace),
+        namespace=namespace_out(namespace, settings),
         async_operation=AsyncOperationOut.model_validate(operation),
     )
 
@@ -54,23 +84,31 @@ async def create_namespace(
         auth_method=body.auth_method,
         placement=settings.cell_placement,
         provider=settings.cell_provider,
+        delete_protection=body.lifecycle.enable_delete_protection,
+        tags=body.tags,
+        search_attributes={name: kind.value for name, kind in body.search_attributes.items()},
+        codec_server=_codec(body.codec_server),
     )
-    return _out(namespace, operation)
+    return _out(namespace, operation, settings)
 
 
 @router.get("", response_model=NamespaceList, responses=Problems)
 async def list_namespaces(
     session: ReadSessionDep,
+    settings: SettingsDep,
     principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_READ, read_only=True))],
     page: PageDep,
     name: Annotated[
         str | None, Query(description="Only namespaces whose name starts with this")
     ] = None,
+    tag: Annotated[
+        str | None, Query(description="Only namespaces with this tag, as key:value")
+    ] = None,
 ) -> NamespaceList:
     """The namespaces the caller may read, by name, a page at a time."""
-    found = await service.page(session, principal, page, name=name)
+    found = await service.page(session, principal, page, name=name, tag=tag)
     return NamespaceList(
-        namespaces=[NamespaceOut.model_validate(ns) for ns in found.rows],
+        namespaces=[namespace_out(ns, settings) for ns in found.rows],
         next_page_token=found.next_page_token,
     )
 
@@ -79,11 +117,12 @@ async def list_namespaces(
 async def get_namespace(
     namespace_id: str,
     session: ReadSessionDep,
+    settings: SettingsDep,
     principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_READ, read_only=True))],
 ) -> Response:
     # Serialized once, here: the hottest read skips FastAPI's second validation of the model
     # (response_model still documents it).
-    namespace = NamespaceOut.model_validate(await service.get(session, principal, namespace_id))
+    namespace = namespace_out(await service.get(session, principal, namespace_id), settings)
     return json_response(namespace)
 
 
@@ -95,11 +134,13 @@ async def update_namespace(
     body: NamespaceUpdate,
     session: SessionDep,
     starter: StarterDep,
+    settings: SettingsDep,
     principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_UPDATE))],
 ) -> NamespaceOperation:
-    """Update retention, accepted client CAs and/or certificate filters (fields left out keep
-    their value). Returns at once (state UPDATING, new resource_version) with the async
-    operation that applies the change to the cell and the gateways."""
+    """Update retention, accepted client CAs, certificate filters, auth method, delete
+    protection, custom search attributes and/or the codec server (fields left out keep their
+    value). Returns at once (state UPDATING, new resource_version) with the async operation
+    that applies the change to the cell and the gateways."""
     namespace, operation = await service.update(
         session,
         principal,
@@ -111,8 +152,19 @@ async def update_namespace(
         certificate_filters=body.certificate_filters,
         async_operation_id=body.async_operation_id,
         auth_method=body.auth_method,
+        delete_protection=(
+            body.lifecycle.enable_delete_protection if body.lifecycle is not None else None
+        ),
+        search_attributes=(
+            {name: kind.value for name, kind in body.search_attributes.items()}
+            if body.search_attributes is not None
+            else None
+        ),
+        rename_search_attributes=body.rename_search_attributes,
+        codec_server=_codec(body.codec_server),
+        remove_codec_server=body.remove_codec_server,
     )
-    return _out(namespace, operation)
+    return _out(namespace, operation, settings)
 
 
 @router.delete(
@@ -122,11 +174,13 @@ async def delete_namespace(
     namespace_id: str,
     session: SessionDep,
     starter: StarterDep,
+    settings: SettingsDep,
     principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_DELETE))],
     resource_version: Annotated[str | None, Query()] = None,
     async_operation_id: Annotated[str | None, Query()] = None,
 ) -> NamespaceOperation:
-    """Delete a namespace: traffic stops at the gateway first, then the cell drops it."""
+    """Delete a namespace: traffic stops at the gateway first, then the cell drops it. Refused
+    (409 ``delete-protected``) while its delete protection is on."""
     namespace, operation = await service.delete(
         session,
         principal,
@@ -135,7 +189,7 @@ async def delete_namespace(
         resource_version=resource_version,
         async_operation_id=async_operation_id,
     )
-    return _out(namespace, operation)
+    return _out(namespace, operation, settings)
 
 
 @router.post(
@@ -149,6 +203,7 @@ async def set_namespace_limits(
     body: NamespaceLimits,
     session: SessionDep,
     starter: StarterDep,
+    settings: SettingsDep,
     principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_LIMITS_SET))],
 ) -> NamespaceOperation:
     """Operator only: set the namespace's requests/s and actions/s, enforced by the gateway."""
@@ -161,4 +216,24 @@ async def set_namespace_limits(
         actions_per_second=body.actions_per_second,
         async_operation_id=body.async_operation_id,
     )
-    return _out(namespace, operation)
+    return _out(namespace, operation, settings)
+
+
+@router.post("/{namespace_id}/tags", response_model=NamespaceOut, responses=Problems)
+async def update_namespace_tags(
+    namespace_id: str,
+    body: NamespaceTagsUpdate,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_UPDATE))],
+) -> NamespaceOut:
+    """Set (``tags_to_upsert``) and remove (``tags_to_remove``) tags. Takes effect at once:
+    tags live in the control plane (and its usage exports), never on the cell."""
+    namespace = await service.update_tags(
+        session,
+        principal,
+        namespace_id=namespace_id,
+        upsert=body.tags_to_upsert,
+        remove=body.tags_to_remove,
+    )
+    return namespace_out(namespace, settings)

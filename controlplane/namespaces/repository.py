@@ -32,14 +32,19 @@ class NamespaceRepository(TenantRepository):
         )
         return list((await self.session.execute(statement)).scalars())
 
-    async def page_readable(self, page: PageRequest, *, name: str | None = None) -> Page[Namespace]:
+    async def page_readable(
+        self, page: PageRequest, *, name: str | None = None, tag: tuple[str, str] | None = None
+    ) -> Page[Namespace]:
         """A page of the account's namespaces the caller may read, by name; only those whose
-        name starts with ``name`` when given."""
+        name starts with ``name`` and those with the tag ``tag`` (key, value) when given."""
         statement = self._scoped_to_namespaces(
             select(Namespace), Namespace.account_id, Namespace.id, Action.NAMESPACE_READ
         )
         if name:
             statement = statement.where(Namespace.name.startswith(name, autoescape=True))
+        if tag is not None:
+            # The key and value are validated tag text (spec.parse_tag_filter), both bound.
+            statement = statement.where(Namespace.tags[tag[0]].as_string() == tag[1])
         return await fetch_page(
             self.session,
             statement,
@@ -47,7 +52,7 @@ class NamespaceRepository(TenantRepository):
             order=(Namespace.name, Namespace.id),
             list_name="namespaces",
             account_id=self.account_id,
-            filters={"name": name},
+            filters={"name": name, "tag": None if tag is None else ":".join(tag)},
         )
 
     async def readable_page(self, *, offset: int, limit: int) -> tuple[list[Namespace], int]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,10 +34,12 @@ from controlplane.kit.errors import (
     Conflict,
     InvalidField,
     NotFound,
+    QuotaExceeded,
     ResourceVersionMismatch,
 )
 from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import AsyncOperation, Namespace, NamespaceState
+from controlplane.namespaces import spec
 from controlplane.namespaces.repository import NamespaceRepository, SystemNamespaceRepository
 from controlplane.operations import service as operations
 from controlplane.operations.repository import OperationRepository, SystemOperationRepository
@@ -45,6 +49,19 @@ from controlplane.quotas.limits import Quota
 from controlplane.states import CellPlacement
 from dataplane.cells import CellProviderKind
 
+
+class DeleteProtected(Conflict):
+    slug = "delete-protected"
+    title = "The namespace is protected from deletion"
+
+
+@dataclass(frozen=True)
+class CodecServer:
+    endpoint: str
+    pass_access_token: bool = False
+    include_cross_origin_credentials: bool = False
+
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 90
 
@@ -52,7 +69,7 @@ MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 90
 def validate_name(name: str) -> None:
     if not 2 <= len(name) <= 39:
         raise InvalidField("name must be 2-39 characters long", field="name")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise InvalidField(
             "name must start with a lowercase letter, contain only lowercase letters, digits "
             "and '-', and end with a letter or digit",
@@ -121,6 +138,10 @@ async def create(
     auth_method: AuthMethod = AuthMethod.MTLS,
     placement: CellPlacement = CellPlacement.DEDICATED,
     provider: CellProviderKind = CellProviderKind.LOCAL,
+    delete_protection: bool = False,
+    tags: Mapping[str, str] | None = None,
+    search_attributes: Mapping[str, str] | None = None,
+    codec_server: CodecServer | None = None,
 ) -> tuple[Namespace, AsyncOperation]:
     require(principal, Action.NAMESPACE_CREATE)
     repository = NamespaceRepository(session, principal)
@@ -130,6 +151,9 @@ async def create(
     # Only the canonical bundle is stored: what the tenant sent never reaches a TLS stack.
     bundle = validate_accepted_client_ca(accepted_client_ca)
     filters = validate_certificate_filters(certificate_filters)
+    valid_tags = spec.validate_tags(tags or {})
+    attributes = spec.validate_search_attributes(search_attributes or {})
+    codec = _codec(codec_server)
     namespace_id = f"{name}.{account_id}"
     existing = await operations.retried(
         session, principal, async_operation_id, "namespace.create", namespace_id
@@ -143,6 +167,7 @@ async def create(
         raise AlreadyExists(f"namespace {namespace_id} already exists", field="name")
     await quotas.enforce(session, account_id, Quota.NAMESPACES)
     await quotas.enforce(session, account_id, Quota.CONCURRENT_OPERATIONS)
+    await _enforce_tag_quota(session, account_id, len(valid_tags))
     namespace = Namespace(
         id=namespace_id,
         account_id=account_id,
@@ -153,6 +178,11 @@ async def create(
         state=NamespaceState.ACTIVATING,
         resource_version=str(uuid.uuid4()),
         auth_method=auth_method,
+        delete_protection=delete_protection,
+        tags=valid_tags,
+        search_attributes=attributes,
+        search_attribute_pending={},
+        codec_server=codec,
     )
     repository.add(namespace)
     # Last of the checks: it locks the chosen cell until this transaction commits.
@@ -174,6 +204,10 @@ async def create(
         details={
             "retention_days": retention_days,
             "certificate_filters": filters,
+            "delete_protection": delete_protection,
+            "tags": valid_tags,
+            "search_attributes": attributes,
+            "codec_server": codec,
             "async_operation_id": operation.async_operation_id,
         },
     )
@@ -198,10 +232,16 @@ async def update(
     certificate_filters: list[dict[str, object]] | None,
     async_operation_id: str | None,
     auth_method: AuthMethod | None = None,
+    delete_protection: bool | None = None,
+    search_attributes: Mapping[str, str] | None = None,
+    rename_search_attributes: Mapping[str, str] | None = None,
+    codec_server: CodecServer | None = None,
+    remove_codec_server: bool = False,
 ) -> tuple[Namespace, AsyncOperation]:
-    """Change the namespace's retention, accepted client CAs, certificate filters and/or auth
-    method; the
-    fields left out (None) keep their value. The row changes at once (state UPDATING, new
+    """Change the namespace's retention, accepted client CAs, certificate filters, auth
+    method, delete protection, custom search attributes (renames first, then
+    ``search_attributes`` is the whole set) and/or codec server; the fields left out (None)
+    keep their value. The row changes at once (state UPDATING, new
     resource_version); the operation applies it to the cell and the gateways."""
     require(principal, Action.NAMESPACE_UPDATE)
     repository = NamespaceRepository(session, principal)
@@ -225,6 +265,24 @@ async def update(
         changes["certificate_filters"] = filters
     if auth_method is not None:
         changes["auth_method"] = auth_method.value
+    if delete_protection is not None:
+        changes["delete_protection"] = delete_protection
+    plan = None
+    if search_attributes is not None or rename_search_attributes:
+        plan = spec.plan_search_attributes(
+            namespace.search_attributes, search_attributes, rename_search_attributes or {}
+        )
+        changes["search_attributes"] = plan[0]
+        if plan[1]:
+            changes["renamed_search_attributes"] = plan[1]
+        if plan[2]:
+            changes["removed_search_attributes"] = plan[2]
+    codec = None
+    if codec_server is not None:
+        codec = _codec(codec_server)
+        changes["codec_server"] = codec
+    elif remove_codec_server:
+        changes["codec_server"] = None
     if resource_version != namespace.resource_version:
         raise ResourceVersionMismatch(
             f"namespace {namespace_id} is at resource_version {namespace.resource_version}",
@@ -249,6 +307,13 @@ async def update(
         ]
     if filters is not None:
         namespace.certificate_filters = filters
+    if delete_protection is not None:
+        namespace.delete_protection = delete_protection
+    if plan is not None:
+        namespace.search_attributes = plan[0]
+        namespace.search_attribute_pending = {"rename": plan[1], "remove": plan[2]}
+    if codec is not None or remove_codec_server:
+        namespace.codec_server = codec
     namespace.state = NamespaceState.UPDATING
     namespace.resource_version = str(uuid.uuid4())
     operation = operations.create(
@@ -345,19 +410,100 @@ async def get(session: AsyncSession, principal: Principal, namespace_id: str) ->
     )
 
 
-async def list_all(session: AsyncSession, principal: Principal) -> list[Namespace]:
+async def list_all(
+    session: AsyncSession, principal: Principal, *, tag: str | None = None
+) -> list[Namespace]:
+    """The namespaces the caller may read, by name; ``tag`` ("key:value") keeps those with
+    that tag."""
     require(principal, Action.NAMESPACE_READ)
-    return await NamespaceRepository(session, principal).list_readable()
+    wanted = spec.parse_tag_filter(tag) if tag is not None else None
+    namespaces = await NamespaceRepository(session, principal).list_readable()
+    if wanted is None:
+        return namespaces
+    key, value = wanted
+    return [namespace for namespace in namespaces if namespace.tags.get(key) == value]
+
+
+async def update_tags(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    namespace_id: str,
+    upsert: Mapping[str, str],
+    remove: list[str],
+) -> Namespace:
+    """Set and remove tags (Temporal Cloud's UpdateNamespaceTags). Tags live in the control
+    plane only, so this takes effect at once: no operation, no resource_version."""
+    require(principal, Action.NAMESPACE_UPDATE)
+    repository = NamespaceRepository(session, principal)
+    namespace = await _visible(repository, namespace_id, Action.NAMESPACE_UPDATE)
+    upsert = spec.validate_tags(upsert, field="tags_to_upsert")
+    for key in remove:
+        spec.validate_tags({key: ""}, field="tags_to_remove")
+        if key in upsert:
+            raise InvalidField(
+                f"tag {key!r} is both set and removed; do one", field="tags_to_remove"
+            )
+    if not upsert and not remove:
+        raise InvalidField("give tags_to_upsert and/or tags_to_remove", field="tags_to_upsert")
+    tags = {key: value for key, value in namespace.tags.items() if key not in remove}
+    tags.update(upsert)
+    added = len(set(tags) - set(namespace.tags))
+    if added:
+        await _enforce_tag_quota(session, repository.account_id, len(tags))
+    namespace.tags = dict(sorted(tags.items()))
+    audit.record(
+        session,
+        principal,
+        action="namespace.tags.update",
+        target=namespace_id,
+        account_id=repository.account_id,
+        details={"tags_to_upsert": upsert, "tags_to_remove": sorted(remove)},
+    )
+    await session.flush()
+    return namespace
+
+
+async def _enforce_tag_quota(session: AsyncSession, account_id: str, count: int) -> None:
+    limit = await quotas.limit(session, account_id, Quota.TAGS_PER_NAMESPACE)
+    if count > limit:
+        raise QuotaExceeded(
+            f"quota {Quota.TAGS_PER_NAMESPACE.value} exceeded: the namespace would have "
+            f"{count} tags and the limit is {limit}; remove one or ask the operator to raise "
+            "the quota",
+            quota=Quota.TAGS_PER_NAMESPACE.value,
+            limit=limit,
+            usage=count,
+        )
+
+
+def _codec(codec_server: CodecServer | None) -> dict[str, object] | None:
+    if codec_server is None:
+        return None
+    return spec.validate_codec_server(
+        codec_server.endpoint,
+        codec_server.pass_access_token,
+        codec_server.include_cross_origin_credentials,
+    )
 
 
 async def page(
-    session: AsyncSession, principal: Principal, page: PageRequest, *, name: str | None = None
+    session: AsyncSession,
+    principal: Principal,
+    page: PageRequest,
+    *,
+    name: str | None = None,
+    tag: str | None = None,
 ) -> Page[Namespace]:
     """A page of the namespaces the caller may read, by name; ``name`` keeps those whose name
-    starts with it (case-insensitive: names are stored lowercase)."""
+    starts with it (case-insensitive: names are stored lowercase), ``tag`` ("key:value") those
+    with that tag."""
     require(principal, Action.NAMESPACE_READ)
     prefix = fields.free_text(name, field="name", max_length=39).lower() if name else None
-    return await NamespaceRepository(session, principal).page_readable(page, name=prefix or None)
+    wanted = spec.parse_tag_filter(tag) if tag is not None else None
+    return await NamespaceRepository(session, principal).page_readable(
+        page, name=prefix or None, tag=wanted
+    )
 
 
 async def list_page(
@@ -390,6 +536,13 @@ async def delete(
         raise ResourceVersionMismatch(
             f"namespace {namespace_id} is at resource_version {namespace.resource_version}",
             field="resource_version",
+        )
+    if namespace.delete_protection:
+        raise DeleteProtected(
+            f"namespace {namespace_id} has delete protection on; turn it off first "
+            "(update it with lifecycle.enable_delete_protection=false, or `stratus namespace "
+            f"delete-protection disable --namespace {namespace_id}`), then delete it",
+            field="lifecycle.enable_delete_protection",
         )
     if namespace.state not in (NamespaceState.ACTIVE, NamespaceState.FAILED):
         raise Conflict(

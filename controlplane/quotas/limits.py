@@ -18,6 +18,7 @@ class Quota(enum.StrEnum):
     SERVICE_ACCOUNTS = "service_accounts"
     API_KEYS_PER_PRINCIPAL = "api_keys_per_principal"
     CONCURRENT_OPERATIONS = "concurrent_operations"
+    TAGS_PER_NAMESPACE = "tags_per_namespace"
 
 
 # The one place the defaults live (Temporal Cloud's published limits where it has one).
@@ -28,6 +29,7 @@ DEFAULT_QUOTAS: Mapping[Quota, int] = MappingProxyType(
         Quota.SERVICE_ACCOUNTS: 100,
         Quota.API_KEYS_PER_PRINCIPAL: 20,
         Quota.CONCURRENT_OPERATIONS: 10,
+        Quota.TAGS_PER_NAMESPACE: 10,
     }
 )
 MAX_QUOTA = 100_000

@@ -103,6 +103,11 @@ class QuotaRepository:
         )
         return int((await self.session.execute(statement)).scalar_one())
 
+    async def most_tags_of_one_namespace(self) -> int:
+        statement = select(Namespace.tags).where(Namespace.account_id == self.account_id)
+        tags = (await self.session.execute(statement)).scalars()
+        return max((len(held) for held in tags), default=0)
+
     def _live_keys(self, now: dt.datetime) -> list[ColumnElement[bool]]:
         # Disabled keys count (they can be enabled again at any time); expired ones do not.
         return [

@@ -31,6 +31,7 @@ _WHAT = {
     Quota.SERVICE_ACCOUNTS: "service accounts",
     Quota.API_KEYS_PER_PRINCIPAL: "API keys",
     Quota.CONCURRENT_OPERATIONS: "async operations in flight",
+    Quota.TAGS_PER_NAMESPACE: "tags on one namespace",
 }
 
 
@@ -59,10 +60,17 @@ async def _usage(
         return await repository.count_service_accounts()
     if quota is Quota.CONCURRENT_OPERATIONS:
         return await repository.count_operations_in_flight()
+    if quota is Quota.TAGS_PER_NAMESPACE:
+        return await repository.most_tags_of_one_namespace()
     if owner is None:
         return await repository.most_keys_of_one_principal(utcnow())
     kind, owner_id = owner
     return await repository.count_keys_of(kind.value, owner_id, utcnow())
+
+
+async def limit(session: AsyncSession, account_id: str, quota: Quota) -> int:
+    """The account's limit for ``quota`` (the operator's override, else the default)."""
+    return await _limit(QuotaRepository(session, account_id), quota)
 
 
 async def lock_account(session: AsyncSession, account_id: str) -> None:

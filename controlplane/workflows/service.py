@@ -12,6 +12,7 @@ forged or carried into another namespace.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -65,6 +66,8 @@ _MAX_SHOWN_CHARS = 64 * 1024
 _SUMMARY_CHARS = 120
 # Larger JSON payloads are not parsed for a page (their size is shown).
 _MAX_PARSED_BYTES = 1024 * 1024
+# The largest payload the workflow page hands to the browser for the codec server.
+_MAX_CODEC_BYTES = 256 * 1024
 _JSON_ENCODINGS = frozenset({b"json/plain", b"json/protobuf"})
 _NULL_ENCODING = b"binary/null"
 
@@ -117,6 +120,10 @@ class Shown:
     json: str | None
     size: int
     encoding: str
+    # A payload not shown as JSON, in Temporal's JSON form ({"metadata": {key: base64},
+    # "data": base64}) for the browser to send to the namespace's codec server ("" if too
+    # large).
+    encoded: str = ""
 
     @property
     def summary(self) -> str:
@@ -351,7 +358,21 @@ def shown(payload: common.Payload) -> Shown:
         if len(text) > _MAX_SHOWN_CHARS:
             text = text[:_MAX_SHOWN_CHARS] + "\n… (cut)"
         return Shown(text, len(data), label)
-    return Shown(None, len(data), label)
+    return Shown(None, len(data), label, _encoded(payload))
+
+
+def _encoded(payload: common.Payload) -> str:
+    if payload.ByteSize() > _MAX_CODEC_BYTES:
+        return ""
+    return json.dumps(
+        {
+            "metadata": {
+                key: base64.b64encode(value).decode() for key, value in payload.metadata.items()
+            },
+            "data": base64.b64encode(payload.data).decode(),
+        },
+        sort_keys=True,
+    )
 
 
 def _shown_all(payloads: Sequence[common.Payload]) -> list[Shown]:

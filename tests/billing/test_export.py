@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -76,17 +79,17 @@ def test_usage_csv_has_focus_columns_and_one_ordered_line_per_row() -> None:
     assert data.decode("utf-8").split("\r\n") == [
         ",".join(USAGE_CSV_COLUMNS),
         "a1b2c,orders.a1b2c,Stratus,Temporal,Usage,2026-11-24T12:00:00Z,2026-11-24T13:00:00Z,"
-        "actions.timer,Temporal actions: timer,5,Actions",
+        "actions.timer,Temporal actions: timer,5,Actions,{}",
         "a1b2c,billing.a1b2c,Stratus,Temporal,Usage,2026-11-24T13:00:00Z,2026-11-24T14:00:00Z,"
-        "actions.child_workflow,Temporal actions: child workflow,2,Actions",
+        "actions.child_workflow,Temporal actions: child workflow,2,Actions,{}",
         "a1b2c,billing.a1b2c,Stratus,Temporal,Usage,2026-11-24T13:00:00Z,2026-11-24T14:00:00Z,"
-        "actions.signal,Temporal actions: signal,1,Actions",
+        "actions.signal,Temporal actions: signal,1,Actions,{}",
         "a1b2c,orders.a1b2c,Stratus,Temporal,Usage,2026-11-24T13:00:00Z,2026-11-24T14:00:00Z,"
-        "actions.activity,Temporal actions: activity,12,Actions",
+        "actions.activity,Temporal actions: activity,12,Actions,{}",
         "a1b2c,orders.a1b2c,Stratus,Temporal,Usage,2026-11-24T13:00:00Z,2026-11-24T14:00:00Z,"
-        "actions.workflow,Temporal actions: workflow,3,Actions",
+        "actions.workflow,Temporal actions: workflow,3,Actions,{}",
         "zz9zz,orders.zz9zz,Stratus,Temporal,Usage,2026-11-24T13:00:00Z,2026-11-24T14:00:00Z,"
-        "actions.workflow,Temporal actions: workflow,7,Actions",
+        "actions.workflow,Temporal actions: workflow,7,Actions,{}",
         "",
     ]
     assert USAGE_CSV_COLUMNS == (
@@ -101,6 +104,7 @@ def test_usage_csv_has_focus_columns_and_one_ordered_line_per_row() -> None:
         "ChargeDescription",
         "ConsumedQuantity",
         "ConsumedUnit",
+        "Tags",
     )
 
 
@@ -134,10 +138,25 @@ def test_usage_csv_writes_decimals_exactly_and_hours_in_utc() -> None:
 
     assert lines[1:3] == [
         "a1b2c,orders.a1b2c,Stratus,Temporal,Usage,2026-11-24T13:00:00Z,2026-11-24T14:00:00Z,"
-        "storage.active,Temporal storage: active,1000,Byte-Hours",
+        "storage.active,Temporal storage: active,1000,Byte-Hours,{}",
         "a1b2c,orders.a1b2c,Stratus,Temporal,Usage,2026-11-24T13:00:00Z,2026-11-24T14:00:00Z,"
-        "storage.retained,Temporal storage: retained,0.125,Byte-Hours",
+        "storage.retained,Temporal storage: retained,0.125,Byte-Hours,{}",
     ]
+
+
+def test_usage_csv_carries_each_namespace_tags_for_chargeback() -> None:
+    """The Tags column holds the row's namespace's tags as a JSON object (keys sorted, quoted
+    as CSV requires); a namespace without tags gets ``{}``."""
+    tags = {"orders.a1b2c": {"team": "payments", "cost-center": "cc-42"}}
+
+    rows = list(csv.reader(io.StringIO(usage_csv(ROWS, tags).decode("utf-8"))))
+
+    by_namespace = {row[1]: json.loads(row[-1]) for row in rows[1:]}
+    assert by_namespace == {
+        "orders.a1b2c": {"cost-center": "cc-42", "team": "payments"},
+        "billing.a1b2c": {},
+    }
+    assert '"{""cost-center"":""cc-42"",""team"":""payments""}"' in usage_csv(ROWS, tags).decode()
 
 
 def test_usage_csv_of_no_rows_is_the_header_alone() -> None:

@@ -49,6 +49,7 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("DELETE", "/api/v1/namespaces/{namespace_id}/export-sink"): None,
     ("POST", "/api/v1/namespaces/{namespace_id}/export-sink/validate"): None,
     ("GET", "/api/v1/namespaces/{namespace_id}/insights"): None,
+    ("POST", "/api/v1/namespaces/{namespace_id}/tags"): {"tags_to_upsert": {"team": "x"}},
     ("GET", "/api/v1/operations/{operation_id}"): None,
     ("GET", "/api/v1/users/{user_id}"): None,
     ("POST", "/api/v1/users/{user_id}"): {"resource_version": "x", "account_role": "read"},

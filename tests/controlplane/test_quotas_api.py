@@ -66,6 +66,7 @@ DEFAULTS = {
     "service_accounts": 100,
     "api_keys_per_principal": 20,
     "concurrent_operations": 10,
+    "tags_per_namespace": 10,
 }
 
 

@@ -47,3 +47,54 @@ document.addEventListener("htmx:load", (event) => {
   }
   htmx.ajax("GET", status.dataset.pageStale, { target: body, swap: "outerHTML" });
 });
+// Workflow page: "Decode with codec server" posts the page's encoded payloads to the namespace's
+// codec server (Temporal's protocol: POST <endpoint>/decode {"payloads": [...]}) from the
+// browser; the page's CSP allows that one origin. Results are shown as text, never as markup.
+const fromBase64 = (text) => Uint8Array.from(atob(text || ""), (c) => c.charCodeAt(0));
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-codec-decode]");
+  if (!button) return;
+  const section = button.closest("[data-codec-endpoint]");
+  const status = document.getElementById("codec-status");
+  const holders = [...document.querySelectorAll("[data-payload]")];
+  if (!holders.length) {
+    status.textContent = "No encoded payload on this page.";
+    return;
+  }
+  status.textContent = "Decoding…";
+  let decoded;
+  try {
+    const response = await fetch(`${section.dataset.codecEndpoint}/decode`, {
+      method: "POST",
+      credentials: section.dataset.codecCredentials,
+      headers: { "Content-Type": "application/json", "X-Namespace": section.dataset.namespace },
+      body: JSON.stringify({ payloads: holders.map((holder) => JSON.parse(holder.dataset.payload)) }),
+    });
+    if (!response.ok) {
+      status.textContent = `The codec server answered HTTP ${response.status}.`;
+      return;
+    }
+    decoded = (await response.json()).payloads || [];
+  } catch {
+    status.textContent =
+      "The codec server could not be reached (is it running, and does it allow this console's origin by CORS?).";
+    return;
+  }
+  holders.forEach((holder, index) => {
+    const payload = decoded[index];
+    if (!payload) return;
+    const encoding = new TextDecoder().decode(fromBase64((payload.metadata || {}).encoding));
+    let text = new TextDecoder().decode(fromBase64(payload.data));
+    if (encoding === "json/plain") {
+      try {
+        text = JSON.stringify(JSON.parse(text), null, 2);
+      } catch {
+        // Not JSON after all: shown as the text it is.
+      }
+    }
+    const pre = holder.querySelector("pre");
+    pre.querySelector("code").textContent = text;
+    pre.hidden = false;
+  });
+  status.textContent = `Decoded ${Math.min(decoded.length, holders.length)} payload(s).`;
+});

@@ -5,7 +5,7 @@ the first hour to export, the cursor (start of the last hour written) and the si
 (last success, last error).
 
 Revision ID: 0019_audit_sink
-Revises: 0017_account_lifecycle
+Revises: 0018_namespace_governance
 Create Date: 2026-12-01 22:20:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import controlplane.models.base
 
 revision = "0019_audit_sink"
-down_revision = "0017_account_lifecycle"
+down_revision = "0018_namespace_governance"
 branch_labels = None
 depends_on = None
 
