@@ -316,6 +316,9 @@ async def _delete_namespaces(
                     namespace_id=namespace.id,
                     resource_version=None,
                     async_operation_id=None,
+                    # The operator deletes the whole account: protection guards a namespace
+                    # against its own tenants' mistakes, not against that.
+                    override_delete_protection=True,
                 )
         except StratusError as refused:
             logger.info("namespace %s not deleted yet: %s", namespace.id, refused.message)

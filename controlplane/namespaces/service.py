@@ -522,7 +522,11 @@ async def delete(
     namespace_id: str,
     resource_version: str | None,
     async_operation_id: str | None,
+    override_delete_protection: bool = False,
 ) -> tuple[Namespace, AsyncOperation]:
+    """Start deleting a namespace. Delete protection refuses it (409) unless
+    ``override_delete_protection``: only the operator's deletion of the whole account sets it
+    (an account being deleted must not stay stuck on one protected namespace)."""
     require(principal, Action.NAMESPACE_DELETE)
     repository = NamespaceRepository(session, principal)
     account_id = repository.account_id
@@ -537,7 +541,7 @@ async def delete(
             f"namespace {namespace_id} is at resource_version {namespace.resource_version}",
             field="resource_version",
         )
-    if namespace.delete_protection:
+    if namespace.delete_protection and not override_delete_protection:
         raise DeleteProtected(
             f"namespace {namespace_id} has delete protection on; turn it off first "
             "(update it with lifecycle.enable_delete_protection=false, or `stratus namespace "

@@ -234,11 +234,31 @@ def test_suspension_refuses_workers_and_writes_until_resumed(stratus: StratusUp)
 
 
 def test_deleted_account_is_a_tombstone_with_its_audit_trail(stratus: StratusUp) -> None:
-    """DELETE: deleting (namespaces deleted through their operations, writes refused), then
+    """DELETE: deleting (namespaces deleted through their operations, delete protection
+    overridden, writes refused), then
     deleted once none is left: keys stop working, the audit trail stays, the data's removal
     is scheduled a retention later."""
     tenant = new_tenant(stratus, _name())
     namespace_id = create_active_namespace(stratus, tenant, "doomed")
+    # Delete protection guards a namespace against its tenants, not the operator's deletion of
+    # the whole account: the account must not stay stuck on it.
+    with http(stratus, tenant.api_key) as owner:
+        current = owner.get(f"/namespaces/{namespace_id}").json()
+        protect = owner.post(
+            f"/namespaces/{namespace_id}",
+            json={
+                "resource_version": current["resource_version"],
+                "lifecycle": {"enable_delete_protection": True},
+            },
+        )
+        assert protect.status_code == 202, protect.text
+        wait_until(
+            lambda: owner.get(f"/namespaces/{namespace_id}").json()["state"] == "ACTIVE",
+            timeout=60,
+        )
+        assert owner.get(f"/namespaces/{namespace_id}").json()["lifecycle"] == {
+            "enable_delete_protection": True
+        }
     with http(stratus, stratus.operator_key) as operator:
         response = operator.delete(f"/accounts/{tenant.account_id}")
         assert response.status_code == 202, response.text
