@@ -25,7 +25,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import grpc
 import grpc.aio
@@ -38,7 +38,6 @@ from temporalio.api.workflowservice.v1 import (
     DescribeTaskQueueResponse,
 )
 
-from controlplane.insights.analysis import CellSource
 from controlplane.insights.findings import (
     MAX_EXAMPLES,
     AnalysisContext,
@@ -48,6 +47,10 @@ from controlplane.insights.findings import (
     Subject,
     SubjectKind,
 )
+
+if TYPE_CHECKING:
+    # analysis imports this module (it calls the detectors): the type only, for annotations.
+    from controlplane.insights.analysis import CellSource
 
 __all__ = [
     "THRESHOLDS",
