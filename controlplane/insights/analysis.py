@@ -84,7 +84,7 @@ class CellSource:
 class AnalysisResult:
     findings: list[Finding]
     # RPC name -> calls made to the cell (plus "metrics" for scrapes of its endpoint).
-    calls: collections.Counter[str]
+    calls: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
 
 
 async def analyse(source: CellSource, context: AnalysisContext) -> AnalysisResult:

@@ -96,9 +96,12 @@ def test_operator_lists_filters_and_pages_accounts(stratus: StratusUp) -> None:
         suspended = operator.get("/accounts", params={"name": marker, "state": "suspended"})
         assert suspended.json()["accounts"] == []
         for params, detail in (
-            ({"page_size": 0}, "page_size must be 1-1000"),
-            ({"page_size": 1001}, "page_size must be 1-1000"),
-            ({"page_token": "not-a-token"}, "page_token is not one this API returned"),
+            ({"page_size": 0}, "page_size must be 1-1000, got 0"),
+            ({"page_size": 1001}, "page_size must be 1-1000, got 1001"),
+            (
+                {"page_token": "not-a-token"},
+                "page_token is not one this API returned for this list, account and filters",
+            ),
         ):
             response = operator.get("/accounts", params=params)
             assert_problem(response, 400, "invalid-field")
@@ -167,7 +170,11 @@ async def _refusal(stratus: StratusUp, tenant: Tenant, namespace_id: str) -> tup
         code = text.split("code: ", 1)[1].split(",", 1)[0]
         return code, text.split('message: "', 1)[1].split('", metadata', 1)[0]
     try:
-        await client.start_workflow("GreetingWorkflow", "x", id="refused", task_queue="nowhere")
+        # A new id each try: a try admitted before the suspension reached the gateway must not
+        # make the next one fail as "already started".
+        await client.start_workflow(
+            "GreetingWorkflow", "x", id=f"refused-{uuid.uuid4().hex}", task_queue="nowhere"
+        )
     except RPCError as error:
         return error.status.name, error.message
     return None
@@ -217,6 +224,8 @@ def test_suspension_refuses_workers_and_writes_until_resumed(stratus: StratusUp)
 
     resumed = _cli(stratus, "account", "resume", tenant.account_id)
     assert (resumed["state"], resumed["suspension_reason"]) == ("active", "")
+    # Served again within a route propagation.
+    wait_until(lambda: asyncio.run(_refusal(stratus, tenant, namespace_id)) is None, timeout=30)
     result = asyncio.run(run_greeting(stratus, namespace_id, tenant.client_cert, "after-resume"))
     assert result == "Hello, Stratus!"
     with http(stratus, tenant.api_key) as owner:

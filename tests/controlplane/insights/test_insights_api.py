@@ -7,7 +7,6 @@ its route and stores what the analysis found, and the periodic job's schedule ru
 from __future__ import annotations
 
 import asyncio
-import collections
 import datetime as dt
 import json
 import uuid
@@ -30,8 +29,10 @@ from support import (
     new_tenant,
     tls_for,
 )
+from support_workflows import GreetingWorkflow, compose_greeting
 from temporalio.api.workflowservice.v1 import request_response_pb2 as rpc
 from temporalio.client import Client
+from temporalio.worker import Worker
 
 from auth import SecretBox
 from controlplane.config import Settings
@@ -262,42 +263,6 @@ def test_bad_window_and_foreign_namespaces_are_refused(
 # cell and the store, which the tests above run on both databases).
 
 
-async def _open_workflows_without_pollers(
-    source: CellSource, context: AnalysisContext
-) -> AnalysisResult:
-    """A stand-in detector that reads the cell through ``source``: one NO_POLLERS finding per
-    task queue of the namespace's running workflows."""
-    calls: collections.Counter[str] = collections.Counter()
-    listing = source.channel.unary_unary(
-        "/temporal.api.workflowservice.v1.WorkflowService/ListWorkflowExecutions",
-        request_serializer=rpc.ListWorkflowExecutionsRequest.SerializeToString,
-        response_deserializer=rpc.ListWorkflowExecutionsResponse.FromString,
-    )
-    response = await listing(
-        rpc.ListWorkflowExecutionsRequest(
-            namespace=source.namespace, query="ExecutionStatus='Running'", page_size=100
-        ),
-        timeout=10,
-    )
-    calls["ListWorkflowExecutions"] += 1
-    by_queue: dict[str, list[str]] = {}
-    for execution in response.executions:
-        by_queue.setdefault(execution.task_queue, []).append(execution.execution.workflow_id)
-    findings = [
-        Finding(
-            kind=FindingKind.NO_POLLERS,
-            severity=Severity.CRITICAL,
-            subject=Subject(SubjectKind.TASK_QUEUE, queue),
-            evidence={"open_workflows": len(ids), "metered_actions": context.metered_actions},
-            window=context.window,
-            recommendation=f"start a worker polling {queue}",
-            examples=tuple(sorted(ids)[:5]),
-        )
-        for queue, ids in by_queue.items()
-    ]
-    return AnalysisResult(findings=findings, calls=calls)
-
-
 @pytest.fixture
 async def job(stratus: StratusUp) -> AsyncIterator[InsightsActivities]:
     engine = create_engine(stratus.database_url)
@@ -308,7 +273,6 @@ async def job(stratus: StratusUp) -> AsyncIterator[InsightsActivities]:
             channels,
             load_pricing(Settings()),
             dt.timedelta(seconds=300),
-            analyse=_open_workflows_without_pollers,
         )
     finally:
         await channels.close()
@@ -340,15 +304,18 @@ async def test_job_reads_the_cell_and_resolves_when_the_evidence_goes(
     stratus: StratusUp, accounts: Accounts, job: InsightsActivities
 ) -> None:
     """A workflow on a task queue nobody polls, started through the gateway: the job reaches
-    the namespace's cell through its route, stores the finding with the calls it made; once the
-    workflow is terminated the next run resolves it."""
+    the namespace's cell through its route, the real analysis finds it (NO_POLLERS, the
+    workflow as the example) and it is stored with the calls made; once a worker polls that
+    queue the next run resolves it."""
     tenant = accounts.tenant
     ns = create_active_namespace(stratus, tenant, "stalled")
     client = await Client.connect(
         stratus.gateway_address, namespace=ns, tls=tls_for(stratus, tenant.client_cert, ns)
     )
     workflow_id = f"stuck-{uuid.uuid4().hex[:6]}"
-    handle = await client.start_workflow("Nobody", id=workflow_id, task_queue="misspelt-queue")
+    handle = await client.start_workflow(
+        GreetingWorkflow.run, "Stratus", id=workflow_id, task_queue="misspelt-queue"
+    )
 
     async def analysed_until(done: Any) -> dict[str, Any]:
         # Visibility is eventually consistent: analyse again until it shows the change.
@@ -360,27 +327,44 @@ async def test_job_reads_the_cell_and_resolves_when_the_evidence_goes(
             await asyncio.sleep(0.1)
         raise AssertionError(body)
 
-    body = await analysed_until(lambda b: b["findings"])
-    (finding,) = body["findings"]
-    assert (finding["kind"], finding["subject"], finding["examples"]) == (
-        "no_pollers",
+    def no_pollers(body: dict[str, Any]) -> list[dict[str, Any]]:
+        return [f for f in body["findings"] if f["kind"] == "no_pollers"]
+
+    # The real analysis (controlplane.insights.analysis) through the namespace's route.
+    body = await analysed_until(no_pollers)
+    (finding,) = no_pollers(body)
+    assert (finding["subject"], finding["examples"]) == (
         {"kind": "task_queue", "name": "misspelt-queue"},
         [workflow_id],
     )
-    assert body["analysis"]["calls"] == {"ListWorkflowExecutions": 1}
+    assert finding["severity"] == "critical"
+    assert body["analysis"]["calls"]["ListWorkflowExecutions"] >= 1
+    assert body["analysis"]["calls"]["DescribeTaskQueue"] >= 1
     assert body["analysis"]["error"] is None
 
-    await handle.terminate("fixed")
-    resolved = await analysed_until(lambda b: not b["findings"])
+    # The fix: a worker on that queue. It runs the waiting workflow, and the next analysis sees
+    # the queue polled: the finding is resolved.
+    async with Worker(
+        client,
+        task_queue="misspelt-queue",
+        workflows=[GreetingWorkflow],
+        activities=[compose_greeting],
+    ):
+        assert await handle.result() == "Hello, Stratus!"
+        resolved = await analysed_until(lambda b: not no_pollers(b))
     assert resolved["analysis"]["error"] is None
     with http(stratus, tenant.api_key) as api:
         listed = api.get(f"/namespaces/{ns}/insights", params={"include_resolved": "true"}).json()
-    assert [(f["subject"]["name"], f["resolved_at"] is not None) for f in listed["findings"]] == [
-        ("misspelt-queue", True)
-    ]
+    assert [
+        (f["subject"]["name"], f["resolved_at"] is not None)
+        for f in listed["findings"]
+        if f["kind"] == "no_pollers"
+    ] == [("misspelt-queue", True)]
 
     # The findings and analyses go with the namespace.
-    assert await _stored_rows(job, ns) == (1, 1)
+    stored_findings, stored_analyses = await _stored_rows(job, ns)
+    assert stored_findings >= 1
+    assert stored_analyses == 1
     with tenant.client(stratus) as api_client:
         deleting = api_client.delete_namespace(ns)
         done = api_client.wait_for_operation(deleting.async_operation.id, timeout=120)
