@@ -23,7 +23,7 @@ from controlplane.sign_in import service as sign_in
 from controlplane.states import AccountState
 
 
-def _starter(request: Request) -> OperationStarter:
+async def _starter(request: Request) -> OperationStarter:
     starter: OperationStarter = request.app.state.operation_starter
     return starter
 

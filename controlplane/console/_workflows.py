@@ -25,7 +25,7 @@ DEFAULT_PAGE_SIZE = 25
 DEFAULT_HISTORY_PAGE_SIZE = 50
 
 
-def _channels(request: Request) -> CellChannels:
+async def _channels(request: Request) -> CellChannels:
     channels: CellChannels = request.app.state.cell_channels
     return channels
 

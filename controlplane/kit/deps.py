@@ -38,7 +38,9 @@ async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
 ReadSessionDep = Annotated[AsyncSession, Depends(_read_session, scope="function")]
 
 
-def _settings(request: Request) -> ApiSettings:
+# Dependencies that only read app state are coroutines: FastAPI runs a plain function in its
+# thread pool, a thread hand-off per request for nothing.
+async def _settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 
@@ -46,7 +48,7 @@ def _settings(request: Request) -> ApiSettings:
 SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 
 
-def _pricing(request: Request) -> Pricing:
+async def _pricing(request: Request) -> Pricing:
     pricing: Pricing = request.app.state.pricing
     return pricing
 
@@ -54,7 +56,7 @@ def _pricing(request: Request) -> Pricing:
 PricingDep = Annotated[Pricing, Depends(_pricing)]
 
 
-def _secret_box(request: Request) -> SecretBox:
+async def _secret_box(request: Request) -> SecretBox:
     box: SecretBox = request.app.state.secret_box
     return box
 

@@ -63,7 +63,7 @@ class Page(Generic[T]):
     next_page_token: str
 
 
-def _page_request(
+async def _page_request(
     request: Request,
     page_size: Annotated[
         int, Query(description=f"Rows per page, 1-{MAX_PAGE_SIZE}")
