@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -167,10 +167,15 @@ class LocalCellProvider:
         start_timeout: float = 60.0,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         dynamic_config: Mapping[str, str] | None = None,
+        free_ports: Callable[[int], list[int]] | None = None,
     ) -> None:
         """``dynamic_config`` adds Temporal dynamic-config values (JSON strings) to every cell
         this provider starts; the isolation settings in ``DYNAMIC_CONFIG`` always win.
-        ``stop_timeout`` is how long ``stop`` waits after SIGTERM before SIGKILL."""
+        ``stop_timeout`` is how long ``stop`` waits after SIGTERM before SIGKILL.
+        ``free_ports`` picks a new cell's ports (default: the kernel's, by binding port 0; a
+        test suite running many servers at once passes its own range, away from the ports
+        the kernel hands to outgoing connections)."""
+        self._free_ports = free_ports or _free_ports
         self._base_dir = base_dir
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
@@ -238,7 +243,7 @@ class LocalCellProvider:
             record = self._read_record(cell_id)
             if record is not None:
                 return self.endpoint(cell_id)
-            ports = LocalCellPorts(*_free_ports(3))
+            ports = LocalCellPorts(*self._free_ports(3))
             self._write_record(cell_id, ports, pid=None)
         logger.info("provisioned cell %s on port %s", cell_id, ports.grpc_port)
         return self._endpoint(cell_id, ports)
@@ -252,7 +257,7 @@ class LocalCellProvider:
         if metrics_port is None:
             raise CellError(f"cell {cell.cell_id} has no metrics port in {cell.metrics_url}")
         record = self._read_record(cell.cell_id)
-        http_port = record["http_port"] if record is not None else _free_ports(1)[0]
+        http_port = record["http_port"] if record is not None else self._free_ports(1)[0]
         return LocalCellPorts(int(cell.grpc_address.rsplit(":", 1)[1]), metrics_port, http_port)
 
     async def status(self, cell_id: str) -> CellStatus:

@@ -18,6 +18,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from support import free_port
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client, TLSConfig
 
@@ -139,7 +140,12 @@ async def _register(address: str, namespaces: Iterable[str]) -> None:
 @pytest.fixture(scope="session")
 async def cells(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cells]:
     """Two real cells, one per account, each with its namespace(s) registered."""
-    provider = LocalCellProvider(Path(tmp_path_factory.mktemp("cells")))
+    # Ports from this worker's own range (tests/support.py), never the kernel's ephemeral ones:
+    # a port picked by binding 0 can be taken by an outgoing connection before the cell binds it.
+    provider = LocalCellProvider(
+        Path(tmp_path_factory.mktemp("cells")),
+        free_ports=lambda count: [free_port() for _ in range(count)],
+    )
     specs = [await provider.provision(cell_id) for cell_id in ("cell-acct1", "cell-acct2")]
     try:
         await asyncio.gather(*(provider.start(spec) for spec in specs))
