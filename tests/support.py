@@ -66,6 +66,13 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {first}-{first + _PORTS_PER_WORKER - 1}")
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` ports of this worker's range (:func:`free_port`): for ``LocalCellProvider``'s
+    ``free_ports``, so a test's cells never take the kernel's ephemeral ports, which an
+    outgoing connection can grab before the cell binds them."""
+    return [free_port() for _ in range(count)]
+
+
 async def processes_ready(go: Path, count: int) -> None:
     """Until each of ``count`` racing processes wrote its ``ready-<n>`` file next to ``go`` (it
     is connected and waits for ``go`` to exist, so that all start at once)."""

@@ -18,6 +18,7 @@ from cell_support import register_namespace
 from metering_workflows import CartWorkflow, StampWorkflow, TickWorkflow, stamp
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from support import free_ports
 from temporalio.client import (
     Client,
     Schedule,
@@ -42,7 +43,7 @@ CELL = "cell-kinds"
 
 @pytest.fixture(scope="module")
 async def cell(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalCellProvider]:
-    provider = LocalCellProvider(tmp_path_factory.mktemp("cells"))
+    provider = LocalCellProvider(tmp_path_factory.mktemp("cells"), free_ports=free_ports)
     try:
         await provider.start(await provider.provision(CELL))
         yield provider

@@ -21,7 +21,7 @@ from metering_workflows import OrderWorkflow, ReceiptWorkflow, charge
 from sqlalchemy import URL, event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
-from support import free_port
+from support import free_port, free_ports
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
@@ -100,7 +100,7 @@ async def _register(cell: RunningCell, namespace: str) -> None:
 
 @pytest.fixture(scope="module")
 async def provider(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalCellProvider]:
-    provider = LocalCellProvider(tmp_path_factory.mktemp("cells"))
+    provider = LocalCellProvider(tmp_path_factory.mktemp("cells"), free_ports=free_ports)
     try:
         yield provider
     finally:

@@ -19,7 +19,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from storage_workflows import LedgerWorkflow
-from support import free_port
+from support import free_port, free_ports
 from temporalio.api.enums.v1 import WorkflowExecutionStatus
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client, WorkflowHandle
@@ -78,7 +78,7 @@ class RunningCell:
 @pytest.fixture(scope="module")
 async def cell(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningCell]:
     """One cell for the module; each test works in namespaces of its own."""
-    provider = LocalCellProvider(tmp_path_factory.mktemp("cells"))
+    provider = LocalCellProvider(tmp_path_factory.mktemp("cells"), free_ports=free_ports)
     spec = await provider.provision("cell-storage")
     await provider.start(spec)
     try:

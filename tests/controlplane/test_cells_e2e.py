@@ -18,6 +18,7 @@ from support import (
     StratusUp,
     create_active_namespace,
     free_port,
+    free_ports,
     http,
     new_tenant,
     run_greeting,
@@ -37,7 +38,9 @@ CELL = "shared-one"
 def dev_cell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalCellProvider, str]]:
     """A Temporal dev server on loopback, as an operator would run a cluster (Stratus does not
     run it: it is registered)."""
-    provider = LocalCellProvider(Path(tmp_path_factory.mktemp("external-cell")))
+    provider = LocalCellProvider(
+        Path(tmp_path_factory.mktemp("external-cell")), free_ports=free_ports
+    )
     endpoint: CellEndpoint = asyncio.run(provider.provision("external-one"))
     asyncio.run(provider.start(endpoint))
     try:

@@ -39,6 +39,7 @@ from support import (
     Tenant,
     create_active_namespace,
     free_port,
+    free_ports,
     gateway_channel_options,
     http,
     new_tenant,
@@ -71,7 +72,9 @@ class SharedCell:
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedCell]:
-    provider = LocalCellProvider(Path(tmp_path_factory.mktemp("operator-cluster")))
+    provider = LocalCellProvider(
+        Path(tmp_path_factory.mktemp("operator-cluster")), free_ports=free_ports
+    )
     endpoint: CellEndpoint = asyncio.run(provider.provision("operator-cluster"))
     asyncio.run(provider.start(endpoint))
     metrics = endpoint.metrics_url.removeprefix("http://").removesuffix("/metrics")

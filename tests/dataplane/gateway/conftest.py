@@ -18,7 +18,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from support import free_port
+from support import free_ports
 from temporalio.api.workflowservice.v1 import request_response_pb2 as wsv1
 from temporalio.client import Client, TLSConfig
 
@@ -144,7 +144,7 @@ async def cells(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cells
     # a port picked by binding 0 can be taken by an outgoing connection before the cell binds it.
     provider = LocalCellProvider(
         Path(tmp_path_factory.mktemp("cells")),
-        free_ports=lambda count: [free_port() for _ in range(count)],
+        free_ports=free_ports,
     )
     specs = [await provider.provision(cell_id) for cell_id in ("cell-acct1", "cell-acct2")]
     try:
