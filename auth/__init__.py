@@ -19,6 +19,8 @@ from auth._api_keys import (
 from auth._auth_method import AuthMethod
 from auth._policy import (
     EVERY,
+    GROUP_GRANT_KIND,
+    GROUP_ROLES,
     AccountRole,
     Action,
     NamespacePermission,
@@ -27,6 +29,7 @@ from auth._policy import (
     Resource,
     authorize,
     data_plane_permission,
+    effective_namespace_permissions,
 )
 from auth._text import unsafe_character
 
@@ -81,6 +84,8 @@ _LAZY = {
 __all__ = [
     "API_KEY_PREFIX",
     "EVERY",
+    "GROUP_GRANT_KIND",
+    "GROUP_ROLES",
     "MAX_BUNDLE_BYTES",
     "MAX_BUNDLE_CERTS",
     "MAX_CERTIFICATE_FILTERS",
@@ -105,6 +110,7 @@ __all__ = [
     "certificate_matches_filters",
     "client_certificate_accepted",
     "data_plane_permission",
+    "effective_namespace_permissions",
     "generate_api_key",
     "generate_ca",
     "generate_leaf",

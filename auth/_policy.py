@@ -115,6 +115,9 @@ class Principal:
 
     ``account_role`` is None for a service account scoped to one namespace
     (``namespace_scope``); ``namespace_permissions`` maps namespace id → permission held there.
+    For a user, ``group_roles`` are the account roles of the user groups it belongs to and
+    ``namespace_permissions`` already holds the highest of its own and its groups' permissions
+    (:func:`effective_namespace_permissions`): the user may do what any of its roles allows.
     """
 
     kind: PrincipalKind
@@ -127,6 +130,30 @@ class Principal:
     namespace_permissions: Mapping[str, NamespacePermission] = field(
         default_factory=dict, hash=False
     )
+    group_roles: frozenset[str] = frozenset()
+
+
+GROUP_GRANT_KIND = "group"
+"""``NamespaceAccess.principal_kind`` of a user group's namespace permission (a group is not a
+principal: its members are)."""
+
+GROUP_ROLES = frozenset(role for role in AccountRole if role is not AccountRole.OWNER)
+"""The account roles a user group may hold: every role but owner (owners are people, so the
+last-owner guard counts users)."""
+
+
+def effective_namespace_permissions(
+    *grants: Mapping[str, NamespacePermission],
+) -> dict[str, NamespacePermission]:
+    """Namespace id → the highest permission any of ``grants`` (a user's own, each of its
+    groups') holds there."""
+    effective: dict[str, NamespacePermission] = {}
+    for grant in grants:
+        for namespace_id, permission in grant.items():
+            held = effective.get(namespace_id)
+            if held is None or permission.rank > held.rank:
+                effective[namespace_id] = permission
+    return effective
 
 
 EVERY = "*"
@@ -255,15 +282,23 @@ _OWNER_GUARDED = frozenset({Action.USER_CREATE, Action.USER_UPDATE, Action.USER_
 
 
 def _account_wide(principal: Principal, action: Action) -> bool:
-    """True when the principal's account role allows ``action`` on every resource of its
-    account (so no per-namespace or per-owner check is needed)."""
-    if principal.kind is PrincipalKind.OPERATOR or principal.account_role is None:
+    """True when one of the principal's account roles (its own, its groups') allows ``action``
+    on every resource of its account (so no per-namespace or per-owner check is needed)."""
+    if principal.kind is PrincipalKind.OPERATOR:
         return False
-    try:
-        role = AccountRole(principal.account_role)
-    except ValueError:
-        return False
-    return action in ROLE_ACTIONS[role]
+    roles = (
+        principal.group_roles
+        if principal.account_role is None
+        else {principal.account_role, *principal.group_roles}
+    )
+    for name in roles:
+        try:
+            role = AccountRole(name)
+        except ValueError:
+            continue
+        if action in ROLE_ACTIONS[role]:
+            return True
+    return False
 
 
 def authorize(principal: Principal, action: Action, resource: Resource | None = None) -> bool:

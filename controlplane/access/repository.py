@@ -1,11 +1,36 @@
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from dataclasses import dataclass
+
+from sqlalchemy import and_, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import NamespacePermission, PrincipalKind
+from auth import GROUP_GRANT_KIND, NamespacePermission, PrincipalKind
 from controlplane.kit.tenancy import TenantRepository
-from controlplane.models import NamespaceAccess
+from controlplane.models import NamespaceAccess, UserGroup, UserGroupMember
+
+# A user's groups' roles and namespace permissions in one statement (one row per permission).
+_GROUP_ACCESS = (
+    select(UserGroup.account_role, NamespaceAccess.namespace_id, NamespaceAccess.permission)
+    .join(UserGroupMember, UserGroupMember.group_id == UserGroup.id)
+    .outerjoin(
+        NamespaceAccess,
+        and_(
+            NamespaceAccess.principal_kind == GROUP_GRANT_KIND,
+            NamespaceAccess.principal_id == UserGroup.id,
+        ),
+    )
+    .where(UserGroupMember.user_id == bindparam("user_id"))
+)
+
+
+@dataclass(frozen=True)
+class GroupAccess:
+    """What a user holds through its groups: their account roles and, per namespace, the
+    highest permission any of them holds there."""
+
+    roles: frozenset[str]
+    namespace_permissions: dict[str, NamespacePermission]
 
 
 class NamespaceAccessRepository(TenantRepository):
@@ -73,3 +98,18 @@ class SystemNamespaceAccessRepository:
         )
         rows = (await self.session.execute(statement)).scalars()
         return {row.namespace_id: row.permission for row in rows}
+
+    async def group_access_of(self, user_id: str) -> GroupAccess:
+        """The account roles and namespace permissions the user holds through its groups."""
+        roles: set[str] = set()
+        permissions: dict[str, NamespacePermission] = {}
+        for role, namespace_id, permission in await self.session.execute(
+            _GROUP_ACCESS, {"user_id": user_id}
+        ):
+            if role is not None:
+                roles.add(role)
+            if namespace_id is not None:
+                held = permissions.get(namespace_id)
+                if held is None or permission.rank > held.rank:
+                    permissions[namespace_id] = permission
+        return GroupAccess(frozenset(roles), permissions)

@@ -7,9 +7,10 @@ the presented token (the token itself is never held). Refusals are not cached: a
 unknown keys cannot fill the cache or push out the keys in use.
 
 Revocation. A committed change that can end or narrow a credential (an API key, user, service
-account, namespace permission or account written; a namespace deleted) clears every cache of
-the process, so in the process that made it the next request is checked against the database.
-Other API processes learn it when their entries expire: within the TTL.
+account, user group or membership, namespace permission or account written; a namespace
+deleted) clears every cache of the process, so in the process that made it the next request
+is checked against the database. Other API processes learn it when their entries expire:
+within the TTL.
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from auth import Principal
 from controlplane.kit.db import utcnow
-from controlplane.models import Account, ApiKey, Namespace, NamespaceAccess, ServiceAccount, User
+from controlplane.models import (
+    Account,
+    ApiKey,
+    Namespace,
+    NamespaceAccess,
+    ServiceAccount,
+    User,
+    UserGroup,
+    UserGroupMember,
+)
 
 DEFAULT_MAX_ENTRIES = 10_000
 
@@ -115,7 +125,15 @@ class CredentialCache:
 _LIVE_CACHES: weakref.WeakSet[CredentialCache] = weakref.WeakSet()
 
 # What a principal is built from: writing any of these may end or narrow a credential.
-_CREDENTIAL_MODELS: tuple[type[Any], ...] = (ApiKey, User, ServiceAccount, NamespaceAccess, Account)
+_CREDENTIAL_MODELS: tuple[type[Any], ...] = (
+    ApiKey,
+    User,
+    ServiceAccount,
+    NamespaceAccess,
+    Account,
+    UserGroup,
+    UserGroupMember,
+)
 _CREDENTIAL_TABLES = frozenset(model.__tablename__ for model in _CREDENTIAL_MODELS)
 # Deleting a namespace deletes its permissions (ON DELETE CASCADE, unseen by the session).
 _CASCADING_TABLES = frozenset({Namespace.__tablename__})

@@ -23,9 +23,11 @@ from auth import (
     Resource,
     api_key_matches,
     authorize,
+    effective_namespace_permissions,
     generate_api_key,
     parse_api_key,
 )
+from controlplane.access.repository import SystemNamespaceAccessRepository
 from controlplane.api_keys.cache import CredentialCache
 from controlplane.api_keys.repository import ApiKeyRepository, SystemApiKeyRepository
 from controlplane.audit import service as audit
@@ -376,6 +378,13 @@ async def _verify(
     user = credential.user
     if user is None or user.account_id != api_key.account_id:
         raise refused
+    groups = await SystemNamespaceAccessRepository(session).group_access_of(user.id)
+    if groups.namespace_permissions:
+        permissions = MappingProxyType(
+            effective_namespace_permissions(
+                credential.namespace_permissions, groups.namespace_permissions
+            )
+        )
     return Principal(
         kind=PrincipalKind.USER,
         id=user.id,
@@ -384,4 +393,5 @@ async def _verify(
         display=f"user:{user.email}",
         api_key_id=api_key.id,
         namespace_permissions=permissions,
+        group_roles=groups.roles,
     ), api_key.expires_at

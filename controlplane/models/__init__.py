@@ -35,6 +35,7 @@ from controlplane.models.usage_cursor import UsageCursor
 from controlplane.models.usage_record import UsageRecord
 from controlplane.models.usage_source import UsageSource
 from controlplane.models.user import User
+from controlplane.models.user_group import UserGroup, UserGroupMember
 from controlplane.models.web_session import WebSession
 from controlplane.states import NamespaceState, OperationState
 
@@ -76,5 +77,7 @@ __all__ = [
     "UsageRecord",
     "UsageSource",
     "User",
+    "UserGroup",
+    "UserGroupMember",
     "WebSession",
 ]

@@ -14,7 +14,7 @@ from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from auth import Principal, PrincipalKind
+from auth import Principal, PrincipalKind, effective_namespace_permissions
 from auth.oidc import (
     IdTokenRejected,
     hash_session_token,
@@ -136,16 +136,17 @@ def _principal_display(user: User) -> str:
 
 async def user_principal(session: AsyncSession, user: User) -> Principal:
     """The principal a signed-in user acts as (same shape as for the user's API keys)."""
-    permissions = await SystemNamespaceAccessRepository(session).permissions_of(
-        PrincipalKind.USER, user.id
-    )
+    access = SystemNamespaceAccessRepository(session)
+    own = await access.permissions_of(PrincipalKind.USER, user.id)
+    groups = await access.group_access_of(user.id)
     return Principal(
         kind=PrincipalKind.USER,
         id=user.id,
         account_id=user.account_id,
         account_role=user.account_role,
         display=_principal_display(user),
-        namespace_permissions=permissions,
+        namespace_permissions=effective_namespace_permissions(own, groups.namespace_permissions),
+        group_roles=groups.roles,
     )
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from auth import (
+    GROUP_ROLES,
     AccountRole,
     Action,
     NamespacePermission,
@@ -14,6 +15,7 @@ from auth import (
     PrincipalKind,
     Resource,
     authorize,
+    effective_namespace_permissions,
 )
 
 
@@ -183,3 +185,45 @@ def test_whole_account_and_every_account_resources() -> None:
     operator = Principal(PrincipalKind.OPERATOR, "op", None, None, "operator")
     assert authorize(operator, Action.OPERATION_READ, Resource.every_account())
     assert not authorize(_user("owner"), Action.OPERATION_READ, Resource.every_account())
+
+
+def test_a_users_groups_add_their_roles_to_its_own() -> None:
+    """A user's effective access is the highest of its own and its groups': a read user in a
+    group with the developer role may create namespaces; in none it may not."""
+    alone = Principal(PrincipalKind.USER, "u1", "a1", AccountRole.READ.value, "user:u1")
+    grouped = Principal(
+        PrincipalKind.USER,
+        "u1",
+        "a1",
+        AccountRole.READ.value,
+        "user:u1",
+        group_roles=frozenset({AccountRole.DEVELOPER.value}),
+    )
+    assert not authorize(alone, Action.NAMESPACE_CREATE, Resource(account_id="a1"))
+    assert authorize(grouped, Action.NAMESPACE_CREATE, Resource(account_id="a1"))
+    # The groups' roles never reach another account.
+    assert not authorize(grouped, Action.NAMESPACE_CREATE, Resource(account_id="a2"))
+    # A group role cannot make its member an owner for the owner guard.
+    admin_group = Principal(
+        PrincipalKind.USER,
+        "u1",
+        "a1",
+        AccountRole.READ.value,
+        "user:u1",
+        group_roles=frozenset({AccountRole.ADMIN.value}),
+    )
+    assert authorize(admin_group, Action.USER_UPDATE, Resource(account_id="a1", role="developer"))
+    assert not authorize(admin_group, Action.USER_UPDATE, Resource(account_id="a1", role="owner"))
+    assert AccountRole.OWNER not in GROUP_ROLES
+
+
+def test_effective_namespace_permissions_take_the_highest_grant() -> None:
+    own = {"ns-a": NamespacePermission.WRITE, "ns-b": NamespacePermission.READ}
+    group_one = {"ns-a": NamespacePermission.READ, "ns-c": NamespacePermission.READ}
+    group_two = {"ns-b": NamespacePermission.ADMIN}
+    assert effective_namespace_permissions(own, group_one, group_two) == {
+        "ns-a": NamespacePermission.WRITE,
+        "ns-b": NamespacePermission.ADMIN,
+        "ns-c": NamespacePermission.READ,
+    }
+    assert effective_namespace_permissions() == {}
