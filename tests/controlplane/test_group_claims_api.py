@@ -14,6 +14,8 @@ from group_support import create_group
 from identity_support import assert_problem, user_with_key
 from support import StratusUp, Tenant, http, new_tenant
 
+from controlplane.group_claims.service import asserted_groups
+
 # HTTP only: the SQL behind it runs on PostgreSQL in the SAML sign-in test.
 pytestmark = pytest.mark.sqlite_only
 
@@ -180,3 +182,22 @@ def test_cli_sets_reads_and_turns_off_group_claims(stratus: StratusUp, setup: Se
     gone = stratus.cli("group-claims", "get", api_key=key)
     assert gone.returncode == 1
     assert "group claims are not configured" in gone.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("eng", ["eng"]),
+        (["eng", "ops"], ["eng", "ops"]),
+        (["eng", 7, None, {"name": "x"}, ["nested"], "", "x" * 257], ["eng"]),
+        ({"eng": True}, []),
+        (42, []),
+        (None, []),
+        ([f"g{i}" for i in range(5000)] + ["eng"], [f"g{i}" for i in range(1000)]),
+    ],
+    ids=["one-string", "list", "odd-items", "object", "number", "absent", "too-many"],
+)
+def test_what_a_claim_value_asserts(value: object, expected: list[str]) -> None:
+    """A list of strings or one string; anything else is no group; past 1,000 values the rest
+    is not read, so a hostile IdP cannot make a sign-in do unbounded work."""
+    assert asserted_groups(value) == expected
