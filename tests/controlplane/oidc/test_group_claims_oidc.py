@@ -6,12 +6,16 @@ follows at once (sessions made before too)."""
 
 from __future__ import annotations
 
+import secrets
+
 import httpx
 from group_support import add_member, create_group, memberships
 from identity_support import assert_problem, invite
 from oidc_support import OidcStratus
 from support import http
-from test_oidc_sign_in import sign_in
+from test_oidc_sign_in import run_to_callback, sign_in
+
+from controlplane.sign_in.service import s256
 
 ERIN = "erin@example.com"
 
@@ -22,6 +26,15 @@ def _signed_in(oidc: OidcStratus, login: str) -> httpx.Client:
     assert response.status_code == 200, response.text
     assert response.json()["email"] == ERIN
     return browser
+
+
+def _handed_to_the_cli(oidc: OidcStratus, login: str) -> None:
+    challenge = s256(secrets.token_urlsafe(32))
+    url = oidc.login_url(cli_redirect="http://127.0.0.1:9/callback", cli_challenge=challenge)
+    with httpx.Client(timeout=30) as browser:
+        handed = browser.get(run_to_callback(oidc, browser, login, url=url))
+    assert handed.status_code == 302, handed.text
+    assert handed.headers["location"].startswith("http://127.0.0.1:9/callback?code=")
 
 
 def test_idp_groups_become_idp_memberships_at_each_sign_in(
@@ -61,8 +74,9 @@ def test_idp_groups_become_idp_memberships_at_each_sign_in(
     assert_problem(second.get("/audit-logs"), 403, "forbidden")
     assert_problem(first.get("/audit-logs"), 403, "forbidden")
 
-    # Back in eng, then a token without the claim at all: treated as no groups.
-    _signed_in(oidc, "erin").close()
+    # Back in eng through the CLI's sign-in (synced at the callback, before the hand-off),
+    # then a token without the claim at all: treated as no groups.
+    _handed_to_the_cli(oidc, "erin")
     assert memberships(stratus, erin["id"]) == {admins: "idp", readers: "manual"}
     third = _signed_in(oidc, "erin-noclaim")
     assert memberships(stratus, erin["id"]) == {readers: "manual"}
