@@ -25,6 +25,7 @@ from controlplane.audit import service as audit
 from controlplane.group_claims.repository import GroupClaimsRepository, SystemGroupClaimsRepository
 from controlplane.group_claims.schemas import GroupClaimsSet
 from controlplane.kit.authorization import require
+from controlplane.kit.db import utcnow
 from controlplane.kit.errors import InvalidField, NotFound
 from controlplane.models import GroupClaimConfig, GroupClaimMapping, User, UserGroupMember
 
@@ -105,6 +106,7 @@ async def put(session: AsyncSession, principal: Principal, body: GroupClaimsSet)
         repository.add(config)
     config.oidc_claim = oidc_claim
     config.saml_attribute = saml_attribute
+    config.updated_at = utcnow()  # also when only the mappings changed
     await session.flush()
     await repository.delete_mappings()
     for idp_group, group_id in pairs:
