@@ -93,6 +93,8 @@ class Action(enum.StrEnum):
     # Set or remove the account's audit log sink (S3).
     AUDIT_SINK_UPDATE = "audit_sink.update"
     SAML_CONFIGURE = "saml.configure"
+    # Read and set which IdP groups (OIDC claim, SAML attribute) map to which user groups.
+    GROUP_CLAIMS_MANAGE = "group_claims.manage"
     GATEWAY_API_KEYS_VERIFY = "gateway_api_keys.verify"
     IDENTITY_READ = "identity.read"
     USAGE_READ = "usage.read"

@@ -26,6 +26,7 @@ from controlplane.config import ApiSettings
 from controlplane.console import create_console
 from controlplane.exports.endpoints import router as exports_router
 from controlplane.gateway_routes.endpoints import router as gateway_routes_router
+from controlplane.group_claims.endpoints import router as group_claims_router
 from controlplane.history_exports.endpoints import router as history_exports_router
 from controlplane.identity.endpoints import router as identity_router
 from controlplane.insights.endpoints import router as insights_router
@@ -150,6 +151,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         identity_router,
         sign_in_router,
         saml_router,
+        group_claims_router,
         usage_router,
         invoices_router,
         billing_account_router,

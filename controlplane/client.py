@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -32,6 +32,12 @@ from controlplane.billing_account.schemas import (
 from controlplane.cells.schemas import CellList, CellOut, CellRegister
 from controlplane.exports.schemas import ExportSinkOut, ExportSinkSet
 from controlplane.gateway_routes.schemas import GatewayList, GatewayOut
+from controlplane.group_claims.schemas import (
+    DEFAULT_CLAIM,
+    GroupClaimMappingIn,
+    GroupClaimsOut,
+    GroupClaimsSet,
+)
 from controlplane.history_exports.schemas import (
     HistoryExportSinkOut,
     HistoryExportSinkSet,
@@ -632,6 +638,33 @@ class StratusClient:
 
     def delete_audit_log_sink(self) -> None:
         self._send("DELETE", "/audit-log-sink")
+
+    def get_group_claims(self) -> GroupClaimsOut:
+        """The account's group claims: the OIDC claim, the SAML attribute and the mappings of
+        IdP groups to user groups (404 when off)."""
+        return self._call(GroupClaimsOut, "GET", "/group-claims")
+
+    def set_group_claims(
+        self,
+        mappings: Iterable[tuple[str, str]] = (),
+        *,
+        oidc_claim: str = DEFAULT_CLAIM,
+        saml_attribute: str = DEFAULT_CLAIM,
+    ) -> GroupClaimsOut:
+        """Replace the account's group claims; ``mappings`` are (IdP group, group id) pairs."""
+        body = GroupClaimsSet(
+            oidc_claim=oidc_claim,
+            saml_attribute=saml_attribute,
+            mappings=[
+                GroupClaimMappingIn(idp_group=idp_group, group_id=group_id)
+                for idp_group, group_id in mappings
+            ],
+        )
+        return self._call(GroupClaimsOut, "PUT", "/group-claims", json=body.model_dump())
+
+    def delete_group_claims(self) -> None:
+        """Turn group claims off (sign-ins no longer change memberships)."""
+        self._send("DELETE", "/group-claims")
 
     def get_usage(
         self, start: dt.date | str, end: dt.date | str, *, namespace_id: str | None = None

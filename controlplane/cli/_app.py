@@ -38,6 +38,7 @@ from controlplane.cli import (
     certs,
     console,
     gateway,
+    group_claims,
     insights,
     invoice,
     login,
@@ -87,6 +88,7 @@ app.add_typer(user.app, name="user")
 app.add_typer(service_account.app, name="service-account")
 app.add_typer(apikey.app, name="apikey")
 app.add_typer(audit.app, name="audit")
+app.add_typer(group_claims.app, name="group-claims")
 accept_global_options(app)
 
 

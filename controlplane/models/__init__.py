@@ -15,6 +15,7 @@ from controlplane.models.credit_note import CreditNote
 from controlplane.models.export_sink import ExportSink
 from controlplane.models.gateway_instance import GatewayInstance
 from controlplane.models.gateway_route import GatewayRoute
+from controlplane.models.group_claim import GroupClaimConfig, GroupClaimMapping
 from controlplane.models.history_export_sink import HistoryExportSink
 from controlplane.models.insight import InsightAnalysis, InsightFinding, ThrottledHour
 from controlplane.models.invoice import (
@@ -56,6 +57,8 @@ __all__ = [
     "FinalizedInvoiceChanged",
     "GatewayInstance",
     "GatewayRoute",
+    "GroupClaimConfig",
+    "GroupClaimMapping",
     "HistoryExportSink",
     "InsightAnalysis",
     "InsightFinding",

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth import Action, Principal
 from controlplane.audit import service as audit
 from controlplane.config import ApiSettings
+from controlplane.group_claims import service as group_claims
 from controlplane.kit.authorization import require
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import InvalidField
@@ -190,4 +191,7 @@ async def complete_login(
     user = await repository.user_with_email(account_id, verified.email)
     if user is None:
         raise NotInvited("no user with this email has been invited to this account")
+    await group_claims.sync_memberships(
+        session, user, protocol="saml", provider="saml", claims=verified.attributes
+    )
     return await create_web_session(session, settings, user, method="saml", provider="saml")

@@ -81,6 +81,9 @@ class VerifiedAssertion:
     assertion_id: str
     email: str
     not_on_or_after: dt.datetime
+    # Every attribute of the assertion: name (pysaml2's friendly name when it knows one) →
+    # values.
+    attributes: dict[str, list[str]]
 
 
 def _xmlsec_binary() -> str:
@@ -275,5 +278,12 @@ def verify_response(
     if email is None:
         raise ResponseRejected("email", "neither the NameID nor an email attribute is an email")
     return VerifiedAssertion(
-        assertion_id=str(assertion.id), email=email, not_on_or_after=max(known_ends)
+        assertion_id=str(assertion.id),
+        email=email,
+        not_on_or_after=max(known_ends),
+        attributes={
+            str(name): [str(value) for value in values]
+            for name, values in (response.ava or {}).items()
+            if isinstance(values, list)
+        },
     )

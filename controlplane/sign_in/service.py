@@ -25,6 +25,7 @@ from controlplane.access.repository import SystemNamespaceAccessRepository
 from controlplane.api_keys import service as api_keys
 from controlplane.audit import service as audit
 from controlplane.config import ApiSettings, OidcProvider
+from controlplane.group_claims import service as group_claims
 from controlplane.kit.db import unit_of_work, utcnow
 from controlplane.kit.errors import InvalidField, NotFound, Unauthenticated
 from controlplane.models.oidc_login_attempt import OidcLoginAttempt
@@ -343,6 +344,11 @@ async def complete_login(
     users = await repository.users_with_email(claims.email)
     user = _match_user(users, provider, relying_party.providers, attempt.account_hint)
     context.account_id = user.account_id
+    # Before any session or hand-off: the principal built from here on holds the groups the
+    # IdP asserts now (the CLI's hand-off redeems later, without the ID token).
+    await group_claims.sync_memberships(
+        session, user, protocol="oidc", provider=provider.name, claims=claims.raw
+    )
 
     if attempt.cli_redirect is not None:
         handoff = new_sign_in_secret()

@@ -8,7 +8,8 @@
 //   OIDC_IDP_CLIENT_ID       the static client's id (default "stratus")
 //   OIDC_IDP_CLIENT_SECRET   its secret (default "stratus-secret")
 //   OIDC_IDP_REDIRECT_URIS   comma-separated redirect URIs (required)
-//   OIDC_IDP_USERS           JSON object login -> {"email": ..., "email_verified": bool}
+//   OIDC_IDP_USERS           JSON object login -> {"email": ..., "email_verified": bool,
+//                            "groups": [...]} (groups optional: released with scope `groups`)
 //   OIDC_IDP_ID_TOKEN_ALG    ID token signing algorithm: RS256 (default) or ES256
 // Prints "oidc-idp listening on <issuer>" once ready.
 import { generateKeyPairSync } from 'node:crypto';
@@ -53,7 +54,9 @@ const provider = new Provider(issuer, {
   // PKCE (S256 only, the library's default method) for every client, confidential ones too.
   pkce: { required: () => true },
   jwks: { keys: [jwk] },
-  claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+  // Scope `groups` releases the `groups` claim (a list of names), as Okta's and Keycloak's
+  // group claims do; a login without groups has no such claim.
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], groups: ['groups'] },
   // Put the granted claims (email, email_verified) in the ID token itself, as most IdPs do;
   // Stratus reads them from there.
   conformIdTokenClaims: false,
@@ -64,7 +67,9 @@ const provider = new Provider(issuer, {
     return {
       accountId: id,
       async claims() {
-        return { sub: id, email: user.email, email_verified: Boolean(user.email_verified) };
+        const claims = { sub: id, email: user.email, email_verified: Boolean(user.email_verified) };
+        if (Array.isArray(user.groups)) claims.groups = user.groups;
+        return claims;
       },
     };
   },

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from billing_support import bill
+from group_support import create_group
 from identity_support import expiry, service_account_with_key
 from support import StratusUp, Tenant, create_active_namespace, http, new_tenant
 
@@ -126,6 +127,10 @@ ID_FIELDS: dict[tuple[str, str, str, str], tuple[str, Callable[[str], dict[str, 
             }
         },
     ),
+    ("PUT", "/api/v1/group-claims", "body", "mappings.group_id"): (
+        "group_id",
+        lambda value: {"json": {"mappings": [{"idp_group": "eng", "group_id": value}]}},
+    ),
 }
 
 
@@ -135,6 +140,8 @@ def _properties(schema: dict[str, Any], components: dict[str, Any]) -> Iterator[
         schema = components[schema["$ref"].rsplit("/", 1)[1]]
     for alternative in schema.get("anyOf", []) + schema.get("allOf", []):
         yield from _properties(alternative, components)
+    if "items" in schema:  # a list's elements: their fields are the list's, dotted
+        yield from _properties(schema["items"], components)
     for name, sub in schema.get("properties", {}).items():
         yield name
         yield from (f"{name}.{nested}" for nested in _properties(sub, components))
@@ -193,6 +200,7 @@ def _ids(stratus: StratusUp, name: str) -> Ids:
             "gateway_id": f"gw-{tenant.account_id}",
             # Cells too: B's local cell is as foreign to A as any other.
             "cell_id": f"cell-{tenant.account_id}",
+            "group_id": create_group(stratus, tenant.account_id, "eng"),
         },
     )
 

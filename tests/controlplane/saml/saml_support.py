@@ -164,12 +164,15 @@ class SamlStratus:
         sp_entity_id: str | None = None,
         sign_response: bool = True,
         sign_assertion: bool = False,
+        groups: list[str] | None = None,
         **kwargs: Any,
     ) -> str:
-        """The IdP's response XML for the request (signed as asked)."""
+        """The IdP's response XML for the request (signed as asked); ``groups``, when given,
+        is the ``groups`` attribute's values."""
+        identity = {"email": [email]} if groups is None else {"email": [email], "groups": groups}
         return str(
             (idp or self.idp).create_authn_response(
-                {"email": [email]},
+                identity,
                 in_response_to=request_id,
                 destination=acs_url,
                 sp_entity_id=sp_entity_id or self.sp_entity_id,

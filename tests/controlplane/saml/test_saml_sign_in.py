@@ -8,7 +8,8 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from identity_support import assert_problem, user_with_key
+from group_support import add_member, create_group, memberships
+from identity_support import assert_problem, invite, user_with_key
 from saml2 import BINDING_HTTP_REDIRECT
 from saml_support import INVITED, OTHER_SP_ENTITY_ID, SamlStratus
 from support import http
@@ -219,3 +220,47 @@ def test_only_owner_or_admin_may_upload_idp_metadata(saml: SamlStratus) -> None:
     with http(saml.stratus, developer_key) as client:
         response = client.post("/saml/idp-metadata", json={"metadata_xml": saml.idp_metadata()})
     assert_problem(response, 403, "forbidden")
+
+
+def test_group_attribute_sets_the_idp_memberships_at_each_sign_in(saml: SamlStratus) -> None:
+    """The account maps IdP group ``eng`` to an admin group: a response whose ``groups``
+    attribute holds it (among unmapped values) makes the user an ``idp`` member and the session
+    an admin's; the next one without it ([] or no attribute) removes that membership, and the
+    manual one stays. Audited once per sign-in that changed something."""
+    stratus = saml.stratus
+    user = invite(stratus, saml.owner_key, "grace@saml.example", "read")
+    admins = create_group(stratus, saml.account_id, "saml-admins", account_role="admin")
+    readers = create_group(stratus, saml.account_id, "saml-readers")
+    add_member(stratus, saml.account_id, readers, user["id"])
+    with http(stratus, saml.owner_key) as owner:
+        put = owner.put(
+            "/group-claims", json={"mappings": [{"idp_group": "eng", "group_id": admins}]}
+        )
+        assert put.status_code == 200, put.text
+
+    def sign_in(groups: list[str] | None) -> int:
+        with saml.browser() as browser:
+            request_id, acs_url = saml.start_login(browser)
+            xml = saml.respond(request_id, acs_url, email="grace@saml.example", groups=groups)
+            assert saml.post_acs(browser, xml).status_code == 200
+            return browser.get("/audit-logs").status_code
+
+    assert sign_in(["other", "eng"]) == 200
+    assert memberships(stratus, user["id"]) == {admins: "idp", readers: "manual"}
+    assert sign_in([]) == 403
+    assert memberships(stratus, user["id"]) == {readers: "manual"}
+    assert sign_in(["eng"]) == 200
+    assert sign_in(None) == 403
+    assert memberships(stratus, user["id"]) == {readers: "manual"}
+    with http(stratus, saml.owner_key) as owner:
+        events = owner.get(
+            "/audit-logs", params={"action": "group_claims.sync", "page_size": 10}
+        ).json()["audit_logs"]
+        assert owner.delete("/group-claims").status_code == 204
+    assert [(e["details"]["added"], e["details"]["removed"]) for e in events] == [
+        ([], [admins]),
+        ([admins], []),
+        ([], [admins]),
+        ([admins], []),
+    ]
+    assert {e["details"]["method"] for e in events} == {"saml"}
