@@ -37,6 +37,10 @@ class GroupRepository(TenantRepository):
             filters={"name": name or None},
         )
 
+    async def list_all(self) -> list[UserGroup]:
+        statement = self._scoped(select(UserGroup).order_by(UserGroup.name), UserGroup.account_id)
+        return list((await self.session.execute(statement)).scalars())
+
     def add(self, group: UserGroup) -> None:
         self._add(group)
 
@@ -122,3 +126,14 @@ class GroupRepository(TenantRepository):
                 UserGroupMember.account_id,
             )
         )
+
+    async def members(self, group_id: str) -> list[tuple[User, str]]:
+        """Every member of the group by email, with the membership's source."""
+        statement = self._scoped(
+            select(User, UserGroupMember.source)
+            .join(UserGroupMember, UserGroupMember.user_id == User.id)
+            .where(UserGroupMember.group_id == group_id)
+            .order_by(User.email),
+            UserGroupMember.account_id,
+        )
+        return [(user, source) for user, source in (await self.session.execute(statement)).tuples()]

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import (
     GROUP_GRANT_KIND,
+    GROUP_ROLES,
     AccountRole,
     Action,
     NamespacePermission,
@@ -162,6 +163,12 @@ async def page(
     return await GroupRepository(session, principal).page(page, name=name)
 
 
+async def list_all(session: AsyncSession, principal: Principal) -> list[UserGroup]:
+    """Every group of the account by name (the console; the API pages them)."""
+    require(principal, Action.GROUP_READ)
+    return await GroupRepository(session, principal).list_all()
+
+
 async def update(
     session: AsyncSession,
     principal: Principal,
@@ -244,6 +251,20 @@ async def members_page(
     found = await repository.members_page(group.id, page)
     memberships = await repository.memberships(group.id, [user.id for user in found.rows])
     return found, memberships
+
+
+async def members(
+    session: AsyncSession, principal: Principal, group_id: str
+) -> list[tuple[User, str]]:
+    """Every member of the group by email, with the membership's source (the console's
+    detail page; the API pages them)."""
+    group = await get(session, principal, group_id)
+    return await GroupRepository(session, principal).members(group.id)
+
+
+def grantable_roles(principal: Principal) -> list[AccountRole]:
+    """The roles ``principal`` may give a group (never owner; only those it holds entirely)."""
+    return [role for role in AccountRole if role in GROUP_ROLES and may_grant_role(principal, role)]
 
 
 def _user_ids(values: Sequence[str]) -> list[str]:
