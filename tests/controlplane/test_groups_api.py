@@ -4,12 +4,17 @@ access changing at once as it joins and leaves (API keys, same process, credenti
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 from identity_support import assert_problem, invite, user_with_key
-from support import StratusUp, Tenant, create_active_namespace, http, new_tenant
+from support import StratusUp, Tenant, http, new_tenant
+from temporalio.client import Client, TLSConfig
+from temporalio.service import RPCError, RPCStatusCode
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +24,20 @@ def tenant(stratus: StratusUp) -> Tenant:
 
 @pytest.fixture(scope="module")
 def namespace_id(stratus: StratusUp, tenant: Tenant) -> str:
-    return create_active_namespace(stratus, tenant, "grouped")
+    """A namespace whose workers connect with API keys (the gateway check below)."""
+    with tenant.client(stratus) as client, http(stratus, tenant.api_key) as raw:
+        response = raw.post(
+            "/namespaces",
+            json={
+                "name": "grouped",
+                "accepted_client_ca": tenant.ca.cert_pem.decode(),
+                "auth_method": "api_key",
+            },
+        )
+        assert response.status_code == 202, response.text
+        operation = client.wait_for_operation(response.json()["async_operation"]["id"])
+        assert operation.state == "FULFILLED", operation.failure_reason
+    return str(response.json()["namespace"]["id"])
 
 
 def _create(client: httpx.Client, **body: Any) -> dict[str, Any]:
@@ -279,3 +297,52 @@ def test_effective_access_follows_membership_at_once(
         assert_problem(reader.post(tags, json=body), 404, "not-found")
         assert owner.delete(f"/groups/{developers['id']}").status_code == 204
         assert_problem(reader.post("/namespaces", json=duplicate), 403, "forbidden")
+
+
+async def _may_start(stratus: StratusUp, namespace_id: str, key: str) -> bool:
+    """Whether the key may start a workflow (the data plane's write) through the gateway."""
+    client = await Client.connect(
+        stratus.gateway_api_key_address,
+        namespace=namespace_id,
+        api_key=key,
+        tls=TLSConfig(server_root_ca_cert=stratus.gateway_ca),
+    )
+    try:
+        await client.start_workflow(
+            "Idle", id=f"grouped-{uuid.uuid4().hex[:8]}", task_queue="nobody-polls"
+        )
+    except RPCError as refused:
+        if refused.status is not RPCStatusCode.PERMISSION_DENIED:
+            raise
+        return False
+    return True
+
+
+async def _until(stratus: StratusUp, namespace_id: str, key: str, allowed: bool) -> None:
+    """Wait (on the answer, the gateway caches a key's principal for up to 2 s) until the
+    key's write is ``allowed``."""
+    deadline = time.monotonic() + 30
+    while await _may_start(stratus, namespace_id, key) is not allowed:
+        assert time.monotonic() < deadline, f"write still {'refused' if allowed else 'allowed'}"
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.sqlite_only
+def test_a_groups_write_reaches_the_gateway(
+    stratus: StratusUp, tenant: Tenant, namespace_id: str
+) -> None:
+    """Through the gateway's API-key endpoint, a read user's key may start workflows on the
+    namespace while it is a member of a group holding write there, and not before or after."""
+    user, key = user_with_key(stratus, tenant.api_key, "worker@grouped.example", "read")
+
+    assert not asyncio.run(_may_start(stratus, namespace_id, key))
+    with http(stratus, tenant.api_key) as owner:
+        group = _create(owner, name="writers")
+        granted = owner.post(
+            f"/namespaces/{namespace_id}/groups/{group['id']}/access", json={"permission": "write"}
+        )
+        assert granted.status_code == 200, granted.text
+        _members(owner, group["id"], add=[user["id"]])
+        asyncio.run(_until(stratus, namespace_id, key, allowed=True))
+        _members(owner, group["id"], remove=[user["id"]])
+        asyncio.run(_until(stratus, namespace_id, key, allowed=False))
