@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -37,6 +38,15 @@ from controlplane.group_claims.schemas import (
     GroupClaimMappingIn,
     GroupClaimsOut,
     GroupClaimsSet,
+)
+from controlplane.groups.schemas import (
+    GroupCreate,
+    GroupList,
+    GroupMemberList,
+    GroupMemberOut,
+    GroupMembersChange,
+    GroupOut,
+    GroupUpdate,
 )
 from controlplane.history_exports.schemas import (
     HistoryExportSinkOut,
@@ -93,6 +103,14 @@ def _query(**params: object) -> dict[str, Any]:
 
 
 TERMINAL_STATES = frozenset({"FULFILLED", "FAILED"})
+
+
+class _Unset(enum.Enum):
+    UNSET = "unset"
+
+
+UNSET = _Unset.UNSET
+"""For :meth:`StratusClient.update_group`: leave the group's account role as it is."""
 
 
 class StratusAPIError(Exception):
@@ -479,6 +497,105 @@ class StratusClient:
             ServiceAccountOut,
             "POST",
             f"/namespaces/{namespace_id}/service-accounts/{service_account_id}/access",
+            json={"permission": permission},
+        )
+
+    # User groups
+    def create_group(
+        self, name: str, *, description: str = "", account_role: str | None = None
+    ) -> GroupOut:
+        """A group whose members hold ``account_role`` (None: none; never owner)."""
+        body = GroupCreate.model_validate(
+            {"name": name, "description": description, "account_role": account_role}
+        )
+        return self._call(GroupOut, "POST", "/groups", json=body.model_dump(mode="json"))
+
+    def list_groups(
+        self, *, name: str | None = None, page_size: int = 100, page_token: str = ""
+    ) -> GroupList:
+        """One page of the account's groups, by name (``name``: a name prefix)."""
+        params = _query(name=name, page_size=page_size, page_token=page_token or None)
+        return self._call(GroupList, "GET", "/groups", params=params)
+
+    def iter_groups(
+        self, *, name: str | None = None, page_size: int = WALK_PAGE_SIZE, limit: int | None = None
+    ) -> Iterator[GroupOut]:
+        """Every group of the account (all pages), by name."""
+        return self._walk(
+            GroupList,
+            "/groups",
+            lambda page: page.groups,
+            _query(name=name),
+            page_size=page_size,
+            limit=limit,
+        )
+
+    def get_group(self, group_id: str) -> GroupOut:
+        return self._call(GroupOut, "GET", f"/groups/{group_id}")
+
+    def update_group(
+        self,
+        group_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        account_role: str | _Unset | None = UNSET,
+        resource_version: str | None = None,
+    ) -> GroupOut:
+        """Change what is given; ``account_role=None`` removes the group's role (left out:
+        kept). With ``resource_version``, a group changed meanwhile is refused (409)."""
+        fields: dict[str, Any] = {
+            "name": name,
+            "description": description,
+            "resource_version": resource_version,
+        }
+        fields = {key: value for key, value in fields.items() if value is not None}
+        if not isinstance(account_role, _Unset):
+            fields["account_role"] = account_role
+        body = GroupUpdate.model_validate(fields)
+        return self._call(
+            GroupOut,
+            "POST",
+            f"/groups/{group_id}",
+            json=body.model_dump(mode="json", exclude_unset=True),
+        )
+
+    def delete_group(self, group_id: str, *, resource_version: str | None = None) -> None:
+        self._send(
+            "DELETE", f"/groups/{group_id}", params=_query(resource_version=resource_version)
+        )
+
+    def iter_group_members(
+        self, group_id: str, *, page_size: int = WALK_PAGE_SIZE, limit: int | None = None
+    ) -> Iterator[GroupMemberOut]:
+        """Every member of the group (all pages), by email."""
+        return self._walk(
+            GroupMemberList,
+            f"/groups/{group_id}/members",
+            lambda page: page.members,
+            {},
+            page_size=page_size,
+            limit=limit,
+        )
+
+    def update_group_members(
+        self, group_id: str, *, add: Iterable[str] = (), remove: Iterable[str] = ()
+    ) -> GroupOut:
+        """Add and remove members by user id (idempotent)."""
+        body = GroupMembersChange(add=list(add), remove=list(remove))
+        return self._call(
+            GroupOut, "POST", f"/groups/{group_id}/members", json=body.model_dump(mode="json")
+        )
+
+    def set_group_namespace_permission(
+        self, namespace_id: str, group_id: str, permission: str | None
+    ) -> GroupOut:
+        """Give the group ``permission`` (admin, write, read) on the namespace; None removes
+        it."""
+        return self._call(
+            GroupOut,
+            "POST",
+            f"/namespaces/{namespace_id}/groups/{group_id}/access",
             json={"permission": permission},
         )
 

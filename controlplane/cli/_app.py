@@ -38,6 +38,7 @@ from controlplane.cli import (
     certs,
     console,
     gateway,
+    group,
     group_claims,
     insights,
     invoice,
@@ -85,6 +86,7 @@ app.add_typer(usage.app, name="usage")
 app.add_typer(invoice.app, name="invoice")
 app.add_typer(billing.app, name="billing")
 app.add_typer(user.app, name="user")
+app.add_typer(group.app, name="group")
 app.add_typer(service_account.app, name="service-account")
 app.add_typer(apikey.app, name="apikey")
 app.add_typer(audit.app, name="audit")

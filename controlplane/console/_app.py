@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from controlplane.console._audit import router as audit_router
 from controlplane.console._billing import router as billing_router
 from controlplane.console._csp import CONTENT_SECURITY_POLICY
+from controlplane.console._groups import router as groups_router
 from controlplane.console._insights import router as insights_router
 from controlplane.console._namespaces import router as namespaces_router
 from controlplane.console._operator import router as operator_router
@@ -113,6 +114,7 @@ def create_console(state: State) -> FastAPI:
     console.include_router(workflows_router)
     console.include_router(insights_router)
     console.include_router(people_router)
+    console.include_router(groups_router)
     console.include_router(settings_router)
     console.include_router(operator_router)
     return console

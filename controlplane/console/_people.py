@@ -100,6 +100,8 @@ def _tabs(viewer: Viewer) -> list[tuple[str, str]]:
     tabs = []
     if viewer.may(Action.USER_READ):
         tabs.append(("/users", "Users"))
+    if viewer.may(Action.GROUP_READ):
+        tabs.append(("/groups", "Groups"))
     if viewer.may(Action.SERVICE_ACCOUNT_READ):
         tabs.append(("/service-accounts", "Service accounts"))
     tabs.append(("/api-keys", "API keys"))

@@ -16,6 +16,7 @@ from auth import (
     Resource,
     authorize,
     effective_namespace_permissions,
+    may_grant_role,
 )
 
 
@@ -227,3 +228,23 @@ def test_effective_namespace_permissions_take_the_highest_grant() -> None:
         "ns-c": NamespacePermission.READ,
     }
     assert effective_namespace_permissions() == {}
+
+
+def test_a_principal_gives_a_group_only_roles_it_holds_entirely() -> None:
+    """An owner may give a group any role a group may hold; an admin every one but
+    finance_admin (billing is the owners'); a developer no role with an action it lacks; an
+    admin role held through a group counts like an own one."""
+    owner = _user("owner")
+    admin = _user("admin")
+    developer = _user("developer")
+    assert all(may_grant_role(owner, role) for role in GROUP_ROLES)
+    assert {role for role in GROUP_ROLES if may_grant_role(admin, role)} == GROUP_ROLES - {
+        AccountRole.FINANCE_ADMIN
+    }
+    assert not may_grant_role(developer, AccountRole.ADMIN)
+    assert not may_grant_role(developer, AccountRole.READ)  # read holds namespace data read
+    grouped_admin = dataclasses.replace(
+        _user("read"), group_roles=frozenset({AccountRole.ADMIN.value})
+    )
+    assert may_grant_role(grouped_admin, AccountRole.DEVELOPER)
+    assert not may_grant_role(grouped_admin, AccountRole.FINANCE_ADMIN)

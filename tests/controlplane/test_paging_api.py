@@ -20,6 +20,7 @@ from controlplane.kit.paging import TOKEN_REFUSAL
 TENANT_LISTS = {
     "/namespaces": "namespaces",
     "/users": "users",
+    "/groups": "groups",
     "/service-accounts": "service_accounts",
     "/api-keys": "api_keys",
     "/invoices": "invoices",
@@ -34,6 +35,9 @@ def tenant(stratus: StratusUp) -> Tenant:
     tenant = new_tenant(stratus, "Pager")
     for index in range(5):
         invite(stratus, tenant.api_key, f"u{index}@pager.example", "read")
+    with http(stratus, tenant.api_key) as client:
+        for name in ("g2", "g1", "g3"):
+            assert client.post("/groups", json={"name": name}).status_code == 201
     return tenant
 
 
