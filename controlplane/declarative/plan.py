@@ -51,12 +51,18 @@ class ApplyConflict(Exception):
 
 
 class ApplyFailed(Exception):
-    """The API refused a write: apply stopped there (writes before it stay)."""
+    """The API refused a write, or an operation it started failed: apply stopped there
+    (writes before it stay). ``change``: the object, when the failure is one write's."""
 
-    def __init__(self, change: Change, error: Exception) -> None:
+    def __init__(self, change: Change | None, error: Exception) -> None:
         self.change = change
         self.error = error
-        super().__init__(f"{change.action} {change.kind} {change.name}: {error}")
+        where = f"{change.action} {change.kind} {change.name}: " if change else ""
+        super().__init__(f"{where}{error}")
+
+
+class OperationFailed(Exception):
+    """An async operation apply waited for ended FAILED (or did not end in time)."""
 
 
 @dataclass
@@ -847,9 +853,12 @@ def _history_body(body: dict[str, Any]) -> Any:
 
 def _wait_for_operations(run: _Run) -> None:
     for operation_id in list(run.operations):
-        operation = run.client.wait_for_operation(operation_id)
+        try:
+            operation = run.client.wait_for_operation(operation_id)
+        except TimeoutError as error:
+            raise OperationFailed(str(error)) from error
         if operation.state != "FULFILLED":
-            raise RuntimeError(
+            raise OperationFailed(
                 f"operation {operation_id} ({operation.resource_id}) {operation.state}: "
                 f"{operation.failure_reason}"
             )
@@ -906,9 +915,14 @@ def execute(plan: Plan) -> ApplyResult:
             if error.status == 409 and error.type.endswith(_RESOURCE_VERSION_MISMATCH):
                 raise ApplyConflict(change, error.detail) from error
             raise ApplyFailed(change, error) from error
+        except OperationFailed as error:
+            raise ApplyFailed(None, error) from error
         all_operations += run.operations[before:]
         if change not in applied:
             applied.append(change)
     if run.wait and run.operations:
-        _wait_for_operations(run)
+        try:
+            _wait_for_operations(run)
+        except OperationFailed as error:
+            raise ApplyFailed(None, error) from error
     return ApplyResult(plan, applied, all_operations)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from support import StratusUp, Tenant, new_tenant
+from support import STRATUS, StratusUp, Tenant, new_tenant
 
 from controlplane import declarative
 from controlplane.client import StratusClient
@@ -226,6 +227,69 @@ def test_an_invalid_file_is_refused_whole_by_yaml_path_and_nothing_is_applied(
         ) in result.stderr
         assert _audit_count(client) == before
         assert "would-be-new" not in {n.name for n in client.iter_namespaces()}
+
+
+def test_plan_refusals_name_the_object(
+    stratus: StratusUp,
+    tenant: Tenant,
+    example: tuple[Path, dict[str, Any]],
+    has_groups: bool,
+    tmp_path: Path,
+) -> None:
+    """What the API could not do as the file says is refused while planning, with the path
+    of the object: a service account changing scope, a group member who is no user; and a
+    plan with changes is not applied without --yes when no terminal can confirm it."""
+    _, document = example
+    moved = {
+        "apiVersion": "stratus/v1",
+        "kind": "Account",
+        "service_accounts": [
+            {"name": "ci", "namespace_scope": {"namespace": "payments-dev", "permission": "read"}}
+        ],
+    }
+    with tenant.client(stratus) as client:
+        with pytest.raises(declarative.SpecError) as scope:
+            client.plan(declarative.parse(moved))
+        assert scope.value.problems == [
+            "service_accounts[0]: service account ci cannot change between account-wide and "
+            "namespace scopes or to another namespace; delete it first (its API keys go with it)"
+        ]
+        stranger = {
+            "apiVersion": "stratus/v1",
+            "kind": "Account",
+            "groups": [{"name": "payments", "members": ["stranger@nowhere.example"]}],
+        }
+        with pytest.raises(declarative.SpecError) as member:
+            client.plan(declarative.parse(stranger))
+        assert member.value.problems == (
+            ["groups[0].members[0]: stranger@nowhere.example is no user of the file or the account"]
+            if has_groups
+            else ["groups: this Stratus API has no groups (/api/v1/groups)"]
+        )
+        before = _audit_count(client)
+    invite = {
+        "apiVersion": "stratus/v1",
+        "kind": "Account",
+        "users": [*document["users"], {"email": "new@payments.example", "account_role": "read"}],
+    }
+    path = tmp_path / "invite.yaml"
+    path.write_text(yaml.safe_dump(invite))
+    result = subprocess.run(
+        [STRATUS, "apply", "-f", str(path)],
+        env=stratus.env(tenant.api_key),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "+ create user new@payments.example" in result.stdout
+    assert result.stderr == (
+        "error: give --yes to apply without a terminal (or --dry-run to only plan)\n"
+    )
+    with tenant.client(stratus) as client:
+        assert _audit_count(client) == before
 
 
 def test_sink_secrets_come_from_the_environment_when_written(
