@@ -26,6 +26,7 @@ from auth import SecretBox
 from billing import EgressPolicy, S3ExportTarget, failure_category, hour_of, s3_client
 from controlplane.audit_sink.repository import SystemAuditSinkRepository
 from controlplane.audit_sink.service import secret_binding
+from controlplane.exports.service import open_target
 from controlplane.kit.db import unit_of_work, utcnow
 from controlplane.models import AuditEvent, AuditSink
 
@@ -104,16 +105,7 @@ class AuditSinkExporter:
         self._clock = clock
 
     def _target(self, sink: AuditSink) -> S3ExportTarget:
-        return S3ExportTarget(
-            bucket=sink.bucket,
-            prefix=sink.prefix,
-            region=sink.region,
-            access_key_id=sink.access_key_id,
-            secret_access_key=self._box.open(
-                sink.secret_access_key_encrypted, bound_to=secret_binding(sink.account_id)
-            ),
-            endpoint_url=sink.endpoint_url,
-        )
+        return open_target(sink, self._box, bound_to=secret_binding(sink.account_id))
 
     async def export_once(
         self, sessionmaker: async_sessionmaker[AsyncSession]

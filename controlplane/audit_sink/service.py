@@ -13,7 +13,6 @@ from controlplane.audit import service as audit
 from controlplane.audit_sink.repository import AuditSinkRepository
 from controlplane.audit_sink.schemas import AuditLogSinkSet
 from controlplane.exports import service as exports
-from controlplane.exports.schemas import ExportSinkSet
 from controlplane.kit import fields
 from controlplane.kit.authorization import require
 from controlplane.kit.db import utcnow
@@ -59,7 +58,7 @@ async def put(
     is given (then the hours from there are written again, over the same keys). The endpoint
     must resolve to addresses ``egress`` allows."""
     require(principal, Action.AUDIT_SINK_UPDATE, refusal=UPDATE_REFUSAL)
-    exports.validate_target(ExportSinkSet.model_validate(body.model_dump(exclude={"export_from"})))
+    exports.validate_target(body)
     start = None
     if body.export_from is not None:
         moment = body.export_from
@@ -77,30 +76,14 @@ async def put(
     elif start is not None:
         sink.export_from = start
         sink.exported_through = None
-    sink.bucket = body.bucket
-    sink.prefix = body.prefix
-    sink.region = body.region
-    sink.endpoint_url = body.endpoint_url
-    sink.access_key_id = body.access_key_id.strip()
-    sink.secret_access_key_encrypted = box.seal(
-        body.secret_access_key, bound_to=secret_binding(account_id)
-    )
-    sink.last_error = None
-    sink.last_error_at = None
+    details = exports.store_target(sink, body, box, bound_to=secret_binding(account_id))
     audit.record(
         session,
         principal,
         action="audit_sink.set",
         target=account_id,
         account_id=account_id,
-        details={
-            "bucket": body.bucket,
-            "prefix": body.prefix,
-            "region": body.region,
-            "endpoint_url": body.endpoint_url,
-            "access_key_id": sink.access_key_id,
-            "export_from": sink.export_from.isoformat(),
-        },
+        details={**details, "export_from": sink.export_from.isoformat()},
     )
     await session.flush()
     return sink

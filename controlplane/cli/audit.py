@@ -8,7 +8,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controlplane.cli._context import Context
-from controlplane.cli._options import LimitOption, PageSizeOption
+from controlplane.cli._options import (
+    LimitOption,
+    PageSizeOption,
+    SinkAccessKeyIdOption,
+    SinkBucketOption,
+    SinkEndpointOption,
+    SinkPrefixOption,
+    SinkRegionOption,
+    SinkSecretOption,
+    sink_error_text,
+    sink_target_text,
+)
 
 if TYPE_CHECKING:
     from controlplane.audit_sink.schemas import AuditLogSinkOut
@@ -58,11 +69,10 @@ app.add_typer(sink_app, name="sink")
 
 def _sink_text(sink: AuditLogSinkOut) -> str:
     through = sink.exported_through or "nothing yet"
-    error = f"\nlast error ({sink.last_error_at}): {sink.last_error}" if sink.last_error else ""
-    endpoint = sink.endpoint_url or "AWS"
+    error = sink_error_text(sink)
     return (
-        f"s3://{sink.bucket}/{sink.prefix} ({endpoint}, {sink.region}), key {sink.access_key_id}"
-        f"\nevents exported from {sink.export_from} through the hour of {through}"
+        sink_target_text(sink)
+        + f"\nevents exported from {sink.export_from} through the hour of {through}"
         f" (last success {sink.last_success_at or 'never'}, lag {sink.lag_seconds}s){error}"
     )
 
@@ -78,16 +88,12 @@ def audit_sink_get(ctx: typer.Context) -> None:
 @sink_app.command("set")
 def audit_sink_set(
     ctx: typer.Context,
-    bucket: Annotated[str, typer.Option()],
-    access_key_id: Annotated[str, typer.Option(envvar="STRATUS_SINK_ACCESS_KEY_ID")],
-    secret_access_key: Annotated[
-        str, typer.Option(envvar="STRATUS_SINK_SECRET_ACCESS_KEY", help="Stored encrypted")
-    ],
-    prefix: Annotated[str, typer.Option()] = "",
-    region: Annotated[str, typer.Option()] = "us-east-1",
-    endpoint_url: Annotated[
-        str | None, typer.Option(help="S3-compatible endpoint other than AWS")
-    ] = None,
+    bucket: SinkBucketOption,
+    access_key_id: SinkAccessKeyIdOption,
+    secret_access_key: SinkSecretOption,
+    prefix: SinkPrefixOption = "",
+    region: SinkRegionOption = "us-east-1",
+    endpoint_url: SinkEndpointOption = None,
     export_from: Annotated[
         dt.datetime | None, typer.Option(help="First UTC hour to export (default: this hour)")
     ] = None,

@@ -8,7 +8,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controlplane.cli._context import Context, fail
-from controlplane.cli._options import LimitOption, PageSizeOption
+from controlplane.cli._options import (
+    LimitOption,
+    PageSizeOption,
+    SinkAccessKeyIdOption,
+    SinkBucketOption,
+    SinkEndpointOption,
+    SinkPrefixOption,
+    SinkRegionOption,
+    SinkSecretOption,
+    sink_error_text,
+    sink_target_text,
+)
 
 if TYPE_CHECKING:
     from controlplane.exports.schemas import ExportSinkOut
@@ -89,11 +100,10 @@ def billing_grant_credit(
 
 def _sink_text(sink: ExportSinkOut) -> str:
     through = sink.usage_exported_through or "nothing yet"
-    error = f"\nlast error ({sink.last_error_at}): {sink.last_error}" if sink.last_error else ""
-    endpoint = sink.endpoint_url or "AWS"
+    error = sink_error_text(sink)
     return (
-        f"s3://{sink.bucket}/{sink.prefix} ({endpoint}, {sink.region}), key {sink.access_key_id}"
-        f"\nusage exported from {sink.export_from} through {through}{error}"
+        sink_target_text(sink)
+        + f"\nusage exported from {sink.export_from} through {through}{error}"
     )
 
 
@@ -107,16 +117,12 @@ def export_sink_get(ctx: typer.Context) -> None:
 @export_sink_app.command("set")
 def export_sink_set(
     ctx: typer.Context,
-    bucket: Annotated[str, typer.Option()],
-    access_key_id: Annotated[str, typer.Option(envvar="STRATUS_SINK_ACCESS_KEY_ID")],
-    secret_access_key: Annotated[
-        str, typer.Option(envvar="STRATUS_SINK_SECRET_ACCESS_KEY", help="Stored encrypted")
-    ],
-    prefix: Annotated[str, typer.Option()] = "",
-    region: Annotated[str, typer.Option()] = "us-east-1",
-    endpoint_url: Annotated[
-        str | None, typer.Option(help="S3-compatible endpoint other than AWS")
-    ] = None,
+    bucket: SinkBucketOption,
+    access_key_id: SinkAccessKeyIdOption,
+    secret_access_key: SinkSecretOption,
+    prefix: SinkPrefixOption = "",
+    region: SinkRegionOption = "us-east-1",
+    endpoint_url: SinkEndpointOption = None,
     export_from: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default today)")] = None,
 ) -> None:
     """Create or replace the account's export sink."""

@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from controlplane.cli._context import Context, fail
-from controlplane.cli._options import NamespaceOption
+from controlplane.cli._options import (
+    NamespaceOption,
+    SinkAccessKeyIdOption,
+    SinkBucketOption,
+    SinkEndpointOption,
+    SinkPrefixOption,
+    SinkRegionOption,
+    SinkSecretOption,
+    sink_error_text,
+    sink_target_text,
+)
 
 if TYPE_CHECKING:
     from controlplane.history_exports.schemas import HistoryExportSinkOut
@@ -22,11 +32,9 @@ app = typer.Typer(
 
 def _sink_text(sink: HistoryExportSinkOut) -> str:
     until = sink.exported_until or "nothing yet"
-    error = f"\nlast error ({sink.last_error_at}): {sink.last_error}" if sink.last_error else ""
-    endpoint = sink.endpoint_url or "AWS"
+    error = sink_error_text(sink)
     return (
-        f"s3://{sink.bucket}/{sink.prefix} ({endpoint}, {sink.region}), key {sink.access_key_id}"
-        f"\nruns closed from {sink.export_from}: exported until {until}, "
+        sink_target_text(sink) + f"\nruns closed from {sink.export_from}: exported until {until}, "
         f"{sink.exported_count} runs{error}"
     )
 
@@ -43,16 +51,12 @@ def export_sink_get(ctx: typer.Context, namespace_id: NamespaceOption) -> None:
 def export_sink_set(
     ctx: typer.Context,
     namespace_id: NamespaceOption,
-    bucket: Annotated[str, typer.Option()],
-    access_key_id: Annotated[str, typer.Option(envvar="STRATUS_SINK_ACCESS_KEY_ID")],
-    secret_access_key: Annotated[
-        str, typer.Option(envvar="STRATUS_SINK_SECRET_ACCESS_KEY", help="Stored encrypted")
-    ],
-    prefix: Annotated[str, typer.Option()] = "",
-    region: Annotated[str, typer.Option()] = "us-east-1",
-    endpoint_url: Annotated[
-        str | None, typer.Option(help="S3-compatible endpoint other than AWS")
-    ] = None,
+    bucket: SinkBucketOption,
+    access_key_id: SinkAccessKeyIdOption,
+    secret_access_key: SinkSecretOption,
+    prefix: SinkPrefixOption = "",
+    region: SinkRegionOption = "us-east-1",
+    endpoint_url: SinkEndpointOption = None,
     export_from: Annotated[
         str | None, typer.Option(help="First UTC day of closed runs, YYYY-MM-DD (default today)")
     ] = None,

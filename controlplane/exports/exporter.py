@@ -31,7 +31,7 @@ from billing import (
     s3_client,
 )
 from controlplane.exports.repository import SystemExportSinkRepository
-from controlplane.exports.service import secret_binding
+from controlplane.exports.service import open_target, secret_binding
 from controlplane.invoices.documents import invoice_csv, invoice_json
 from controlplane.invoices.service import render
 from controlplane.kit.db import unit_of_work, utcnow
@@ -79,16 +79,7 @@ class Exporter:
         self._clients: dict[tuple[str, str, dt.datetime], S3Client] = {}
 
     def _config(self, sink: ExportSink) -> S3ExportTarget:
-        return S3ExportTarget(
-            bucket=sink.bucket,
-            prefix=sink.prefix,
-            region=sink.region,
-            access_key_id=sink.access_key_id,
-            secret_access_key=self._box.open(
-                sink.secret_access_key_encrypted, bound_to=secret_binding(sink.account_id)
-            ),
-            endpoint_url=sink.endpoint_url,
-        )
+        return open_target(sink, self._box, bound_to=secret_binding(sink.account_id))
 
     def _client(self, sink: ExportSink, config: S3ExportTarget) -> S3Client:
         # One client per sink version: a changed sink (new keys, endpoint) gets a new client.

@@ -10,15 +10,22 @@ import socket
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal, SecretBox
-from billing import EgressPolicy, EndpointNotAllowed, InvalidEndpoint, parse_endpoint_url
+from billing import (
+    EgressPolicy,
+    EndpointNotAllowed,
+    InvalidEndpoint,
+    S3ExportTarget,
+    parse_endpoint_url,
+)
 from controlplane.audit import service as audit
 from controlplane.exports.repository import ExportSinkRepository
-from controlplane.exports.schemas import ExportSinkSet
+from controlplane.exports.schemas import ExportSinkSet, S3TargetSet
 from controlplane.kit import fields
 from controlplane.kit.authorization import require
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import AddressNotAllowed, InvalidField, NotFound
 from controlplane.models import ExportSink
+from controlplane.models.s3_sink import S3SinkColumns
 
 # S3 bucket naming rules (lowercase letters, digits, dots, hyphens; 3-63; alphanumeric ends).
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -31,10 +38,8 @@ def secret_binding(account_id: str) -> str:
     return f"export-sink:{account_id}"
 
 
-def validate_target(body: ExportSinkSet) -> None:
+def validate_target(body: S3TargetSet) -> None:
     """An S3 sink's bucket, prefix, region and credentials, checked (400 on the field)."""
-    if body.export_from is not None:
-        fields.day(body.export_from, field="export_from")
     if not _BUCKET_RE.match(body.bucket) or ".." in body.bucket:
         raise InvalidField(
             "bucket must be an S3 bucket name: 3-63 lowercase letters, digits, dots or hyphens",
@@ -76,6 +81,40 @@ async def check_endpoint(endpoint_url: str, egress: EgressPolicy) -> None:
         pass
 
 
+def store_target(
+    sink: S3SinkColumns, body: S3TargetSet, box: SecretBox, *, bound_to: str
+) -> dict[str, object]:
+    """Set the sink's target from a validated ``body``, its secret sealed to ``bound_to``, and
+    clear its last error; the target as the audit event records it (never the secret)."""
+    sink.bucket = body.bucket
+    sink.prefix = body.prefix
+    sink.region = body.region
+    sink.endpoint_url = body.endpoint_url
+    sink.access_key_id = body.access_key_id.strip()
+    sink.secret_access_key_encrypted = box.seal(body.secret_access_key, bound_to=bound_to)
+    sink.last_error = None
+    sink.last_error_at = None
+    return {
+        "bucket": body.bucket,
+        "prefix": body.prefix,
+        "region": body.region,
+        "endpoint_url": body.endpoint_url,
+        "access_key_id": sink.access_key_id,
+    }
+
+
+def open_target(sink: S3SinkColumns, box: SecretBox, *, bound_to: str) -> S3ExportTarget:
+    """The sink as the S3 code takes it, its secret opened (sealed to ``bound_to``)."""
+    return S3ExportTarget(
+        bucket=sink.bucket,
+        prefix=sink.prefix,
+        region=sink.region,
+        access_key_id=sink.access_key_id,
+        secret_access_key=box.open(sink.secret_access_key_encrypted, bound_to=bound_to),
+        endpoint_url=sink.endpoint_url,
+    )
+
+
 async def get(session: AsyncSession, principal: Principal) -> ExportSink:
     require(principal, Action.BILLING_READ)
     sink = await ExportSinkRepository(session, principal).get()
@@ -96,6 +135,8 @@ async def put(
     ``export_from`` is given (then usage is exported again from that day). The endpoint must
     resolve to addresses ``egress`` allows."""
     require(principal, Action.EXPORT_SINK_UPDATE)
+    if body.export_from is not None:
+        fields.day(body.export_from, field="export_from")
     validate_target(body)
     if body.endpoint_url is not None:
         await check_endpoint(body.endpoint_url, egress)
@@ -116,30 +157,14 @@ async def put(
     elif export_from is not None:
         sink.export_from = export_from
         sink.usage_exported_through = None
-    sink.bucket = body.bucket
-    sink.prefix = body.prefix
-    sink.region = body.region
-    sink.endpoint_url = body.endpoint_url
-    sink.access_key_id = body.access_key_id.strip()
-    sink.secret_access_key_encrypted = box.seal(
-        body.secret_access_key, bound_to=secret_binding(account_id)
-    )
-    sink.last_error = None
-    sink.last_error_at = None
+    details = store_target(sink, body, box, bound_to=secret_binding(account_id))
     audit.record(
         session,
         principal,
         action="export_sink.set",
         target=account_id,
         account_id=account_id,
-        details={
-            "bucket": body.bucket,
-            "prefix": body.prefix,
-            "region": body.region,
-            "endpoint_url": body.endpoint_url,
-            "access_key_id": sink.access_key_id,
-            "export_from": sink.export_from.isoformat(),
-        },
+        details={**details, "export_from": sink.export_from.isoformat()},
     )
     await session.flush()
     return sink

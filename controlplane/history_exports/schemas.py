@@ -4,7 +4,7 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
-from controlplane.exports.schemas import ExportSinkSet
+from controlplane.exports.schemas import ExportSinkSet, S3TargetOut
 
 
 class HistoryExportSinkSet(ExportSinkSet):
@@ -16,21 +16,13 @@ class HistoryExportSinkSet(ExportSinkSet):
     )
 
 
-class HistoryExportSinkOut(BaseModel):
+class HistoryExportSinkOut(S3TargetOut):
     namespace_id: str
-    bucket: str
-    prefix: str
-    region: str
-    endpoint_url: str | None
-    access_key_id: str
-    export_from: dt.datetime
     exported_until: dt.datetime | None = Field(
         description="Every run that closed before this time is in the bucket"
     )
     exported_count: int = Field(description="Workflow runs exported so far")
     last_exported_at: dt.datetime | None = Field(description="When the export last moved on")
-    last_error: str | None = Field(description="Why the last export attempt failed, if it did")
-    last_error_at: dt.datetime | None
 
 
 class HistoryExportSinkValidation(BaseModel):

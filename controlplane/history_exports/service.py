@@ -10,10 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth import Action, Principal, Resource, SecretBox, authorize
 from billing import EgressPolicy, S3ExportTarget
 from controlplane.audit import service as audit
-from controlplane.exports.service import check_endpoint, validate_target
+from controlplane.exports.service import (
+    check_endpoint,
+    open_target,
+    store_target,
+    validate_target,
+)
 from controlplane.history_exports import objects
 from controlplane.history_exports.repository import HistoryExportSinkRepository
 from controlplane.history_exports.schemas import HistoryExportSinkSet
+from controlplane.kit import fields
 from controlplane.kit.authorization import require
 from controlplane.kit.db import utcnow
 from controlplane.kit.errors import NotFound
@@ -28,16 +34,7 @@ def secret_binding(namespace_id: str) -> str:
 
 def target(sink: HistoryExportSink, box: SecretBox) -> S3ExportTarget:
     """The sink as the S3 code takes it, its secret opened."""
-    return S3ExportTarget(
-        bucket=sink.bucket,
-        prefix=sink.prefix,
-        region=sink.region,
-        access_key_id=sink.access_key_id,
-        secret_access_key=box.open(
-            sink.secret_access_key_encrypted, bound_to=secret_binding(sink.namespace_id)
-        ),
-        endpoint_url=sink.endpoint_url,
-    )
+    return open_target(sink, box, bound_to=secret_binding(sink.namespace_id))
 
 
 async def _namespace(
@@ -88,6 +85,8 @@ async def put(
     endpoint must resolve to addresses ``egress`` allows."""
     require(principal, Action.NAMESPACE_UPDATE)
     namespace = await _namespace(session, principal, namespace_id, Action.NAMESPACE_UPDATE)
+    if body.export_from is not None:
+        fields.day(body.export_from, field="export_from")
     validate_target(body)
     if body.endpoint_url is not None:
         await check_endpoint(body.endpoint_url, egress)
@@ -110,30 +109,14 @@ async def put(
         sink.export_from = export_from
         sink.exported_until = None
         sink.exported_count = 0
-    sink.bucket = body.bucket
-    sink.prefix = body.prefix
-    sink.region = body.region
-    sink.endpoint_url = body.endpoint_url
-    sink.access_key_id = body.access_key_id.strip()
-    sink.secret_access_key_encrypted = box.seal(
-        body.secret_access_key, bound_to=secret_binding(namespace.id)
-    )
-    sink.last_error = None
-    sink.last_error_at = None
+    details = store_target(sink, body, box, bound_to=secret_binding(namespace.id))
     audit.record(
         session,
         principal,
         action="namespace.export_sink.set",
         target=namespace.id,
         account_id=namespace.account_id,
-        details={
-            "bucket": body.bucket,
-            "prefix": body.prefix,
-            "region": body.region,
-            "endpoint_url": body.endpoint_url,
-            "access_key_id": sink.access_key_id,
-            "export_from": sink.export_from.isoformat(),
-        },
+        details={**details, "export_from": sink.export_from.isoformat()},
     )
     await session.flush()
     return sink

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.models.base import Base, TimestampMixin, UTCDateTime
+from controlplane.models.s3_sink import S3SinkColumns
 
 
-class AuditSink(TimestampMixin, Base):
+class AuditSink(S3SinkColumns, TimestampMixin, Base):
     """Where an account's audit events are exported: one JSON Lines object per UTC hour in an
     S3 bucket.
 
@@ -23,14 +24,6 @@ class AuditSink(TimestampMixin, Base):
     account_id: Mapped[str] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
     )
-    bucket: Mapped[str] = mapped_column(String(63))
-    prefix: Mapped[str] = mapped_column(String(512))
-    region: Mapped[str] = mapped_column(String(32))
-    endpoint_url: Mapped[str | None] = mapped_column(String(512))
-    access_key_id: Mapped[str] = mapped_column(String(128))
-    secret_access_key_encrypted: Mapped[str] = mapped_column(Text)
     export_from: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     exported_through: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_success_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

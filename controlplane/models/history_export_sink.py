@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.models.base import Base, TimestampMixin, UTCDateTime
+from controlplane.models.s3_sink import S3SinkColumns
 
 
-class HistoryExportSink(TimestampMixin, Base):
+class HistoryExportSink(S3SinkColumns, TimestampMixin, Base):
     """Where a namespace's closed workflow histories are exported: an S3 bucket.
 
     The secret access key is stored encrypted (``auth.SecretBox``, bound to the namespace id).
@@ -26,15 +27,7 @@ class HistoryExportSink(TimestampMixin, Base):
     account_id: Mapped[str] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
-    bucket: Mapped[str] = mapped_column(String(63))
-    prefix: Mapped[str] = mapped_column(String(512))
-    region: Mapped[str] = mapped_column(String(32))
-    endpoint_url: Mapped[str | None] = mapped_column(String(512))
-    access_key_id: Mapped[str] = mapped_column(String(128))
-    secret_access_key_encrypted: Mapped[str] = mapped_column(Text)
     export_from: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     exported_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     exported_count: Mapped[int] = mapped_column(Integer, default=0)
     last_exported_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
