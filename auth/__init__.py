@@ -30,6 +30,7 @@ from auth._policy import (
     authorize,
     data_plane_permission,
     effective_namespace_permissions,
+    may_grant_role,
 )
 from auth._text import unsafe_character
 
@@ -117,6 +118,7 @@ __all__ = [
     "generate_private_key_pem",
     "hash_api_key",
     "issue_server_certificate",
+    "may_grant_role",
     "parse_api_key",
     "parse_ca_bundle",
     "parse_certificate_filters",

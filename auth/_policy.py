@@ -85,6 +85,11 @@ class Action(enum.StrEnum):
     SERVICE_ACCOUNT_READ = "service_account.read"
     SERVICE_ACCOUNT_UPDATE = "service_account.update"
     SERVICE_ACCOUNT_DELETE = "service_account.delete"
+    # User groups: their account role, namespace permissions and members.
+    GROUP_CREATE = "group.create"
+    GROUP_READ = "group.read"
+    GROUP_UPDATE = "group.update"
+    GROUP_DELETE = "group.delete"
     API_KEY_CREATE = "api_key.create"
     API_KEY_READ = "api_key.read"
     API_KEY_UPDATE = "api_key.update"
@@ -299,6 +304,15 @@ def _account_wide(principal: Principal, action: Action) -> bool:
         if action in ROLE_ACTIONS[role]:
             return True
     return False
+
+
+def may_grant_role(principal: Principal, role: AccountRole) -> bool:
+    """True when every action ``role`` allows is one the principal may already perform on its
+    whole account: giving a group that role (or adding a user to such a group) then hands out
+    nothing the principal does not hold itself (an admin may not create a finance_admin group
+    and join it to reach billing)."""
+    whole = Resource.whole_account(principal.account_id)
+    return all(authorize(principal, action, whole) for action in ROLE_ACTIONS[role])
 
 
 def authorize(principal: Principal, action: Action, resource: Resource | None = None) -> bool:

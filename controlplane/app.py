@@ -26,6 +26,7 @@ from controlplane.config import ApiSettings
 from controlplane.console import create_console
 from controlplane.exports.endpoints import router as exports_router
 from controlplane.gateway_routes.endpoints import router as gateway_routes_router
+from controlplane.groups.endpoints import router as groups_router
 from controlplane.history_exports.endpoints import router as history_exports_router
 from controlplane.identity.endpoints import router as identity_router
 from controlplane.insights.endpoints import router as insights_router
@@ -144,6 +145,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         users_router,
         service_accounts_router,
         service_account_grants_router,
+        groups_router,
         api_keys_router,
         audit_router,
         audit_sink_router,

@@ -9,6 +9,10 @@ from auth import GROUP_GRANT_KIND, NamespacePermission, PrincipalKind
 from controlplane.kit.tenancy import TenantRepository
 from controlplane.models import NamespaceAccess, UserGroup, UserGroupMember
 
+GrantKind = PrincipalKind | str
+"""Who a namespace permission is held by: a principal kind, or a user group
+(:data:`auth.GROUP_GRANT_KIND`)."""
+
 # A user's groups' roles and namespace permissions in one statement (one row per permission).
 _GROUP_ACCESS = (
     select(UserGroup.account_role, NamespaceAccess.namespace_id, NamespaceAccess.permission)
@@ -36,13 +40,11 @@ class GroupAccess:
 class NamespaceAccessRepository(TenantRepository):
     """Namespace permissions held in the caller's account."""
 
-    async def list_for(
-        self, kind: PrincipalKind, principal_ids: list[str]
-    ) -> list[NamespaceAccess]:
+    async def list_for(self, kind: GrantKind, principal_ids: list[str]) -> list[NamespaceAccess]:
         statement = self._scoped(
             select(NamespaceAccess)
             .where(
-                NamespaceAccess.principal_kind == kind.value,
+                NamespaceAccess.principal_kind == str(kind),
                 NamespaceAccess.principal_id.in_(principal_ids),
             )
             .order_by(NamespaceAccess.namespace_id),
@@ -51,12 +53,12 @@ class NamespaceAccessRepository(TenantRepository):
         return list((await self.session.execute(statement)).scalars())
 
     async def get(
-        self, namespace_id: str, kind: PrincipalKind, principal_id: str
+        self, namespace_id: str, kind: GrantKind, principal_id: str
     ) -> NamespaceAccess | None:
         statement = self._scoped(
             select(NamespaceAccess).where(
                 NamespaceAccess.namespace_id == namespace_id,
-                NamespaceAccess.principal_kind == kind.value,
+                NamespaceAccess.principal_kind == str(kind),
                 NamespaceAccess.principal_id == principal_id,
             ),
             NamespaceAccess.account_id,
@@ -69,11 +71,11 @@ class NamespaceAccessRepository(TenantRepository):
     async def delete(self, access: NamespaceAccess) -> None:
         await self._delete(access)
 
-    async def delete_all_of(self, kind: PrincipalKind, principal_id: str) -> None:
+    async def delete_all_of(self, kind: GrantKind, principal_id: str) -> None:
         await self.session.execute(
             self._scoped(
                 delete(NamespaceAccess).where(
-                    NamespaceAccess.principal_kind == kind.value,
+                    NamespaceAccess.principal_kind == str(kind),
                     NamespaceAccess.principal_id == principal_id,
                 ),
                 NamespaceAccess.account_id,
@@ -93,7 +95,7 @@ class SystemNamespaceAccessRepository:
     ) -> dict[str, NamespacePermission]:
         """Namespace id → permission held."""
         statement = select(NamespaceAccess).where(
-            NamespaceAccess.principal_kind == kind.value,
+            NamespaceAccess.principal_kind == str(kind),
             NamespaceAccess.principal_id == principal_id,
         )
         rows = (await self.session.execute(statement)).scalars()

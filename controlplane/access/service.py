@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import NamespacePermission, Principal, PrincipalKind
-from controlplane.access.repository import NamespaceAccessRepository
+from auth import NamespacePermission, Principal
+from controlplane.access.repository import GrantKind, NamespaceAccessRepository
 from controlplane.audit import service as audit
 from controlplane.models import Namespace, NamespaceAccess
 
@@ -14,7 +14,7 @@ async def grant(
     session: AsyncSession,
     principal: Principal,
     namespace: Namespace,
-    kind: PrincipalKind,
+    kind: GrantKind,
     principal_id: str,
     permission: NamespacePermission | None,
 ) -> None:
@@ -32,7 +32,7 @@ async def grant(
         repository.add(
             NamespaceAccess(
                 namespace_id=namespace.id,
-                principal_kind=kind.value,
+                principal_kind=str(kind),
                 principal_id=principal_id,
                 account_id=namespace.account_id,
                 permission=permission,
@@ -47,7 +47,7 @@ async def grant(
         target=namespace.id,
         account_id=namespace.account_id,
         details={
-            "principal_kind": kind.value,
+            "principal_kind": str(kind),
             "principal_id": principal_id,
             "permission": permission.value if permission else None,
         },

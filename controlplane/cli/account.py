@@ -207,6 +207,7 @@ def quotas_set(
     api_keys_per_principal: QuotaOption = None,
     concurrent_operations: QuotaOption = None,
     tags_per_namespace: QuotaOption = None,
+    groups: QuotaOption = None,
     reset: Annotated[
         list[Quota] | None, typer.Option(help="Restore this quota's default (repeatable)")
     ] = None,
@@ -220,6 +221,7 @@ def quotas_set(
         Quota.API_KEYS_PER_PRINCIPAL: api_keys_per_principal,
         Quota.CONCURRENT_OPERATIONS: concurrent_operations,
         Quota.TAGS_PER_NAMESPACE: tags_per_namespace,
+        Quota.GROUPS: groups,
     }
     changes: dict[str, int | None] = {q.value: v for q, v in given.items() if v is not None}
     for quota in reset or []:

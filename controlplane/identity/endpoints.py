@@ -23,6 +23,7 @@ async def current_identity(
         id=principal.id,
         account_id=principal.account_id,
         account_role=principal.account_role,
+        group_roles=sorted(principal.group_roles),
         display=principal.display,
         api_key_id=principal.api_key_id,
         namespace_scope=principal.namespace_scope,

@@ -19,6 +19,7 @@ class Quota(enum.StrEnum):
     API_KEYS_PER_PRINCIPAL = "api_keys_per_principal"
     CONCURRENT_OPERATIONS = "concurrent_operations"
     TAGS_PER_NAMESPACE = "tags_per_namespace"
+    GROUPS = "groups"
 
 
 # The one place the defaults live (Temporal Cloud's published limits where it has one).
@@ -30,6 +31,7 @@ DEFAULT_QUOTAS: Mapping[Quota, int] = MappingProxyType(
         Quota.API_KEYS_PER_PRINCIPAL: 20,
         Quota.CONCURRENT_OPERATIONS: 10,
         Quota.TAGS_PER_NAMESPACE: 10,
+        Quota.GROUPS: 100,
     }
 )
 MAX_QUOTA = 100_000

@@ -14,6 +14,7 @@ from controlplane.models import (
     OperationState,
     ServiceAccount,
     User,
+    UserGroup,
 )
 
 IN_FLIGHT = (OperationState.PENDING, OperationState.IN_PROGRESS)
@@ -77,7 +78,7 @@ class QuotaRepository:
             )
         )
 
-    async def _count(self, model: type[Namespace | User | ServiceAccount]) -> int:
+    async def _count(self, model: type[Namespace | User | ServiceAccount | UserGroup]) -> int:
         statement = (
             select(func.count()).select_from(model).where(model.account_id == self.account_id)
         )
@@ -91,6 +92,9 @@ class QuotaRepository:
 
     async def count_service_accounts(self) -> int:
         return await self._count(ServiceAccount)
+
+    async def count_groups(self) -> int:
+        return await self._count(UserGroup)
 
     async def count_operations_in_flight(self) -> int:
         statement = (

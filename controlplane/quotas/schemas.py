@@ -27,6 +27,7 @@ class AccountQuotasSet(BaseModel):
     api_keys_per_principal: int | None = Field(default=None, ge=0, le=MAX_QUOTA)
     concurrent_operations: int | None = Field(default=None, ge=0, le=MAX_QUOTA)
     tags_per_namespace: int | None = Field(default=None, ge=0, le=MAX_QUOTA)
+    groups: int | None = Field(default=None, ge=0, le=MAX_QUOTA)
 
     def changes(self) -> dict[Quota, int | None]:
         return {Quota(name): getattr(self, name) for name in sorted(self.model_fields_set)}

@@ -32,6 +32,7 @@ _WHAT = {
     Quota.API_KEYS_PER_PRINCIPAL: "API keys",
     Quota.CONCURRENT_OPERATIONS: "async operations in flight",
     Quota.TAGS_PER_NAMESPACE: "tags on one namespace",
+    Quota.GROUPS: "user groups",
 }
 
 
@@ -62,6 +63,8 @@ async def _usage(
         return await repository.count_operations_in_flight()
     if quota is Quota.TAGS_PER_NAMESPACE:
         return await repository.most_tags_of_one_namespace()
+    if quota is Quota.GROUPS:
+        return await repository.count_groups()
     if owner is None:
         return await repository.most_keys_of_one_principal(utcnow())
     kind, owner_id = owner

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal, Resource, authorize
 from controlplane.api.deps import requires
+from controlplane.groups import service as groups
 from controlplane.kit.deps import SessionDep, SettingsDep
 from controlplane.kit.paging import PageDep
 from controlplane.kit.routing import ApiRoute
@@ -18,6 +19,7 @@ from controlplane.users import service
 from controlplane.users.schemas import (
     NamespaceAccessSet,
     NamespacePermissionOut,
+    UserGroupRef,
     UserInvite,
     UserList,
     UserOut,
@@ -30,6 +32,11 @@ Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {},
 
 async def _out(session: AsyncSession, principal: Principal, users: list[User]) -> list[UserOut]:
     permissions = await service.namespace_permissions(session, principal, users)
+    memberships = (
+        await groups.groups_of(session, principal, [user.id for user in users])
+        if authorize(principal, Action.GROUP_READ)
+        else {}
+    )
     return [
         UserOut(
             id=user.id,
@@ -42,6 +49,9 @@ async def _out(session: AsyncSession, principal: Principal, users: list[User]) -
                 if authorize(
                     principal, Action.NAMESPACE_READ, Resource(row.account_id, row.namespace_id)
                 )
+            ],
+            groups=[
+                UserGroupRef(id=group.id, name=group.name) for group in memberships.get(user.id, [])
             ],
             resource_version=user.resource_version,
             invitation_expires_at=user.invitation_expires_at,

@@ -29,11 +29,24 @@ class NamespaceAccessSet(BaseModel):
     )
 
 
+class UserGroupRef(BaseModel):
+    """A group the user belongs to."""
+
+    id: str
+    name: str
+
+
 class UserOut(BaseModel):
     id: str
     email: str
     account_role: AccountRole
-    namespace_permissions: list[NamespacePermissionOut]
+    namespace_permissions: list[NamespacePermissionOut] = Field(
+        description="The user's own permissions (its groups' are on each group)"
+    )
+    groups: list[UserGroupRef] = Field(
+        default_factory=list,
+        description="The user groups it belongs to (shown to those who may read groups)",
+    )
     resource_version: str
     invitation_expires_at: dt.datetime | None = Field(
         description="Until the user first signs in: when the invitation expires (null: never)"

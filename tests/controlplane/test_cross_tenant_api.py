@@ -51,6 +51,12 @@ BODIES: dict[tuple[str, str], dict[str, Any] | None] = {
     ("GET", "/api/v1/namespaces/{namespace_id}/insights"): None,
     ("POST", "/api/v1/namespaces/{namespace_id}/tags"): {"tags_to_upsert": {"team": "x"}},
     ("GET", "/api/v1/operations/{operation_id}"): None,
+    ("GET", "/api/v1/groups/{group_id}"): None,
+    ("POST", "/api/v1/groups/{group_id}"): {"description": "x"},
+    ("DELETE", "/api/v1/groups/{group_id}"): None,
+    ("GET", "/api/v1/groups/{group_id}/members"): None,
+    ("POST", "/api/v1/groups/{group_id}/members"): {"add": []},
+    ("POST", "/api/v1/namespaces/{namespace_id}/groups/{group_id}/access"): {"permission": "read"},
     ("GET", "/api/v1/users/{user_id}"): None,
     ("POST", "/api/v1/users/{user_id}"): {"resource_version": "x", "account_role": "read"},
     ("DELETE", "/api/v1/users/{user_id}"): None,
@@ -177,6 +183,7 @@ def _ids(stratus: StratusUp, name: str) -> Ids:
     asyncio.run(bill(stratus, now=utcnow(), account_ids=[tenant.account_id]))
     with http(stratus, tenant.api_key) as client:
         identity = client.get("/current-identity").json()
+        group_id = client.post("/groups", json={"name": "shared-name"}).json()["id"]
         operation_id = client.get("/operations").json()["operations"][0]["id"]
         invoice_id = client.get("/invoices").json()["invoices"][0]["id"]
     return Ids(
@@ -185,6 +192,7 @@ def _ids(stratus: StratusUp, name: str) -> Ids:
             "namespace_id": namespace_id,
             "user_id": identity["id"],
             "service_account_id": service_account["id"],
+            "group_id": group_id,
             "api_key_id": identity["api_key_id"],
             "operation_id": operation_id,
             "invoice_id": invoice_id,
@@ -284,6 +292,9 @@ def test_bravo_is_untouched(stratus: StratusUp, accounts: tuple[Ids, Ids]) -> No
         assert namespace["state"] == "ACTIVE"
         assert namespace["retention_days"] == 7
         assert client.get(f"/service-accounts/{bravo.ids['service_account_id']}").status_code == 200
+        group = client.get(f"/groups/{bravo.ids['group_id']}").json()
+        assert (group["name"], group["description"]) == ("shared-name", "")
+        assert group["namespace_permissions"] == []
         user = client.get(f"/users/{bravo.ids['user_id']}").json()
         assert user["account_role"] == "owner"
         assert user["namespace_permissions"] == []

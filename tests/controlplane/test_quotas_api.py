@@ -67,6 +67,7 @@ DEFAULTS = {
     "api_keys_per_principal": 20,
     "concurrent_operations": 10,
     "tags_per_namespace": 10,
+    "groups": 100,
 }
 
 

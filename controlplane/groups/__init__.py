@@ -1,0 +1,1 @@
+"""User groups: an account role and namespace permissions shared by their members."""

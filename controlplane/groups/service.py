@@ -1,0 +1,364 @@
+"""User groups: an account role (never owner) and namespace permissions that every member
+holds on top of its own (the one policy takes the highest of them). Only a principal that
+holds everything a group's role allows may create, change, delete or staff such a group, so
+no one hands out, or reaches through a group, more than it holds itself."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth import (
+    GROUP_GRANT_KIND,
+    AccountRole,
+    Action,
+    NamespacePermission,
+    Principal,
+    Resource,
+    may_grant_role,
+)
+from controlplane.access import service as access
+from controlplane.access.repository import NamespaceAccessRepository
+from controlplane.audit import service as audit
+from controlplane.groups.repository import GroupRepository
+from controlplane.groups.schemas import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_MEMBERS_PER_REQUEST,
+    MAX_NAME_LENGTH,
+    MemberSource,
+)
+from controlplane.kit import fields
+from controlplane.kit.authorization import require
+from controlplane.kit.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidField,
+    NotFound,
+    ResourceVersionMismatch,
+)
+from controlplane.kit.paging import Page, PageRequest
+from controlplane.models import NamespaceAccess, User, UserGroup, UserGroupMember
+from controlplane.quotas import service as quotas
+from controlplane.quotas.limits import Quota
+from controlplane.users.service import visible_namespace
+
+
+class _Unchanged(enum.Enum):
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED = _Unchanged.UNCHANGED
+"""For :func:`update`: leave the group's account role as it is."""
+
+
+def _name(value: str) -> str:
+    return fields.display_name(value, field="name", max_length=MAX_NAME_LENGTH)
+
+
+def _description(value: str) -> str:
+    return fields.free_text(value, field="description", max_length=MAX_DESCRIPTION_LENGTH)
+
+
+def _grantable(principal: Principal, role: AccountRole | None) -> None:
+    """Refuse a role no group may hold (owner) or one the caller does not hold entirely."""
+    if role is None:
+        return
+    if role is AccountRole.OWNER:
+        raise InvalidField(
+            "a group cannot hold the owner role: owners are users (make the user an owner)",
+            field="account_role",
+        )
+    if not may_grant_role(principal, role):
+        raise Forbidden(
+            f"this credential may not give a group the {role.value} role: it allows actions "
+            "this credential does not hold",
+            field="account_role",
+        )
+
+
+def _may_change(principal: Principal, group: UserGroup) -> None:
+    """Only a principal that holds everything the group's role allows may change the group
+    (its name, role, members) or delete it, as only owners may change owners."""
+    if group.account_role is None:
+        return
+    role = AccountRole(group.account_role)
+    if not may_grant_role(principal, role):
+        raise Forbidden(
+            f"group {group.name} holds the {role.value} role, which allows actions this "
+            "credential does not hold; only a principal holding them may change the group",
+            field="account_role",
+        )
+
+
+def _check_version(group: UserGroup, resource_version: str | None) -> None:
+    if resource_version is not None and resource_version != group.resource_version:
+        raise ResourceVersionMismatch(
+            f"group {group.id} is at resource_version {group.resource_version}",
+            field="resource_version",
+        )
+
+
+async def _unique_name(repository: GroupRepository, name: str, group_id: str | None) -> None:
+    existing = await repository.get_by_name(name)
+    if existing is not None and existing.id != group_id:
+        raise AlreadyExists(f"group {name} already exists in this account", field="name")
+
+
+async def create(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    name: str,
+    description: str = "",
+    account_role: AccountRole | None = None,
+    external_id: str | None = None,
+) -> UserGroup:
+    """A new group, without members or namespace permissions."""
+    require(principal, Action.GROUP_CREATE)
+    name, description = _name(name), _description(description)
+    _grantable(principal, account_role)
+    repository = GroupRepository(session, principal)
+    # The quota check locks the account: two creates of one name cannot both pass the check.
+    await quotas.enforce(session, repository.account_id, Quota.GROUPS)
+    await _unique_name(repository, name, None)
+    group = UserGroup(
+        id=str(uuid.uuid4()),
+        account_id=repository.account_id,
+        name=name,
+        description=description,
+        account_role=account_role.value if account_role else None,
+        external_id=external_id,
+        resource_version=str(uuid.uuid4()),
+    )
+    repository.add(group)
+    audit.record(
+        session,
+        principal,
+        action="group.create",
+        target=group.id,
+        account_id=group.account_id,
+        details={"name": name, "account_role": group.account_role},
+    )
+    await session.flush()
+    return group
+
+
+async def get(session: AsyncSession, principal: Principal, group_id: str) -> UserGroup:
+    require(principal, Action.GROUP_READ)
+    group = await GroupRepository(session, principal).get(group_id)
+    if group is None:
+        raise NotFound(f"group {group_id} not found")
+    return group
+
+
+async def page(
+    session: AsyncSession, principal: Principal, page: PageRequest, *, name: str | None = None
+) -> Page[UserGroup]:
+    """A page of the account's groups by name; ``name`` keeps those starting with it."""
+    require(principal, Action.GROUP_READ)
+    return await GroupRepository(session, principal).page(page, name=name)
+
+
+async def update(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    group_id: str,
+    name: str | None = None,
+    description: str | None = None,
+    account_role: AccountRole | _Unchanged | None = UNCHANGED,
+    resource_version: str | None = None,
+) -> UserGroup:
+    """Change what is given (None / ``UNCHANGED``: keep it); a stale ``resource_version`` is
+    refused (409)."""
+    group = await get(session, principal, group_id)
+    require(principal, Action.GROUP_UPDATE)
+    _may_change(principal, group)
+    _check_version(group, resource_version)
+    changes: dict[str, str | None] = {}
+    if name is not None and (name := _name(name)) != group.name:
+        repository = GroupRepository(session, principal)
+        await quotas.lock_account(session, repository.account_id)
+        await _unique_name(repository, name, group.id)
+        changes["name"] = name
+    if description is not None and (description := _description(description)) != (
+        group.description
+    ):
+        changes["description"] = description
+    if not isinstance(account_role, _Unchanged):
+        _grantable(principal, account_role)
+        role = account_role.value if account_role else None
+        if role != group.account_role:
+            changes["account_role"] = role
+    if not changes:
+        return group
+    previous = {field: getattr(group, field) for field in changes}
+    for field, value in changes.items():
+        setattr(group, field, value)
+    group.resource_version = str(uuid.uuid4())
+    audit.record(
+        session,
+        principal,
+        action="group.update",
+        target=group.id,
+        account_id=group.account_id,
+        details={**changes, "previous": previous},
+    )
+    await session.flush()
+    return group
+
+
+async def delete(
+    session: AsyncSession, principal: Principal, *, group_id: str, resource_version: str | None
+) -> None:
+    """Remove the group, its memberships and its namespace permissions: its members lose
+    what they held only through it at once."""
+    group = await get(session, principal, group_id)
+    require(principal, Action.GROUP_DELETE)
+    _may_change(principal, group)
+    _check_version(group, resource_version)
+    repository = GroupRepository(session, principal)
+    await repository.remove_all_members(group.id)
+    await NamespaceAccessRepository(session, principal).delete_all_of(GROUP_GRANT_KIND, group.id)
+    await repository.delete(group)
+    audit.record(
+        session,
+        principal,
+        action="group.delete",
+        target=group.id,
+        account_id=group.account_id,
+        details={"name": group.name, "account_role": group.account_role},
+    )
+    await session.flush()
+
+
+async def members_page(
+    session: AsyncSession, principal: Principal, group_id: str, page: PageRequest
+) -> tuple[Page[User], dict[str, UserGroupMember]]:
+    """A page of the group's members by email, and user id → membership (its source)."""
+    group = await get(session, principal, group_id)
+    repository = GroupRepository(session, principal)
+    found = await repository.members_page(group.id, page)
+    memberships = await repository.memberships(group.id, [user.id for user in found.rows])
+    return found, memberships
+
+
+def _user_ids(values: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(value.strip() for value in values))
+
+
+async def change_members(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    group_id: str,
+    add: Sequence[str] = (),
+    remove: Sequence[str] = (),
+    source: MemberSource = MemberSource.MANUAL,
+) -> UserGroup:
+    """Add and remove members (idempotent: adding a member or removing a non-member changes
+    nothing). Every id must be a user of the account, else 404 naming it and nothing
+    changes."""
+    group = await get(session, principal, group_id)
+    require(principal, Action.GROUP_UPDATE)
+    _may_change(principal, group)
+    added, removed = _user_ids(add), _user_ids(remove)
+    if len(added) + len(removed) > MAX_MEMBERS_PER_REQUEST:
+        raise InvalidField(
+            f"at most {MAX_MEMBERS_PER_REQUEST} user ids per request (add and remove together)",
+            field="add",
+        )
+    both = set(added) & set(removed)
+    if both:
+        raise InvalidField(
+            f"user {sorted(both)[0]} is both added and removed; send it once", field="add"
+        )
+    repository = GroupRepository(session, principal)
+    users = await repository.users(added + removed)
+    for field, wanted in (("add", added), ("remove", removed)):
+        for user_id in wanted:
+            if user_id not in users:
+                raise NotFound(f"user {user_id} not found", field=field)
+    current = await repository.memberships(group.id, added + removed)
+    joining = [user_id for user_id in added if user_id not in current]
+    leaving = [user_id for user_id in removed if user_id in current]
+    if not joining and not leaving:
+        return group
+    for user_id in joining:
+        repository.add_member(
+            UserGroupMember(
+                group_id=group.id,
+                user_id=user_id,
+                account_id=group.account_id,
+                source=source.value,
+            )
+        )
+    if leaving:
+        await repository.remove_members(group.id, leaving)
+    group.resource_version = str(uuid.uuid4())
+    audit.record(
+        session,
+        principal,
+        action="group.members.update",
+        target=group.id,
+        account_id=group.account_id,
+        details={
+            "added": [users[user_id].email for user_id in joining],
+            "removed": [users[user_id].email for user_id in leaving],
+            "source": source.value,
+        },
+    )
+    await session.flush()
+    return group
+
+
+async def set_namespace_access(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    namespace_id: str,
+    group_id: str,
+    permission: NamespacePermission | None,
+) -> UserGroup:
+    """Give the group ``permission`` on the namespace, or remove its access (None): the same
+    check as a user's (account owners and admins, and admins of that namespace)."""
+    namespace = await visible_namespace(session, principal, namespace_id)
+    group = await GroupRepository(session, principal).get(group_id)
+    if group is None:
+        raise NotFound(f"group {group_id} not found")
+    require(
+        principal,
+        Action.NAMESPACE_ACCESS_UPDATE,
+        Resource(account_id=namespace.account_id, namespace_id=namespace.id),
+    )
+    await access.grant(session, principal, namespace, GROUP_GRANT_KIND, group.id, permission)
+    return group
+
+
+async def namespace_permissions(
+    session: AsyncSession, principal: Principal, groups: list[UserGroup]
+) -> dict[str, list[NamespaceAccess]]:
+    """Group id → the group's namespace access rows."""
+    rows = await NamespaceAccessRepository(session, principal).list_for(
+        GROUP_GRANT_KIND, [group.id for group in groups]
+    )
+    by_group: dict[str, list[NamespaceAccess]] = {group.id: [] for group in groups}
+    for row in rows:
+        by_group[row.principal_id].append(row)
+    return by_group
+
+
+async def member_counts(
+    session: AsyncSession, principal: Principal, groups: list[UserGroup]
+) -> dict[str, int]:
+    return await GroupRepository(session, principal).member_counts([group.id for group in groups])
+
+
+async def groups_of(
+    session: AsyncSession, principal: Principal, user_ids: list[str]
+) -> dict[str, list[UserGroup]]:
+    """User id → the groups it belongs to (shown with a user to whoever may read users)."""
+    return await GroupRepository(session, principal).groups_of(user_ids)
