@@ -6,13 +6,11 @@ and apply; invalid files refused whole, by YAML path, before any write."""
 from __future__ import annotations
 
 import copy
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from support import STRATUS, StratusUp, Tenant, new_tenant
@@ -32,31 +30,9 @@ def tenant(stratus: StratusUp) -> Tenant:
 
 
 @pytest.fixture(scope="module")
-def has_groups(stratus: StratusUp, tenant: Tenant) -> bool:
-    """Whether this server has the /groups routes (issue 16 item 1, built in parallel)."""
-    response = httpx.get(
-        f"{stratus.api_url}/api/v1/groups",
-        headers={"Authorization": f"Bearer {tenant.api_key}"},
-        timeout=30,
-    )
-    return response.status_code != 404
-
-
-@pytest.fixture(scope="module")
-def example(
-    tmp_path_factory: pytest.TempPathFactory, has_groups: bool
-) -> tuple[Path, dict[str, Any]]:
-    """The docs example file itself; on a server without the groups routes yet, a copy of it
-    (with its CA files) without its ``groups:`` list."""
-    document = yaml.safe_load(EXAMPLE.read_text())
-    if has_groups:
-        return EXAMPLE, document
-    folder = tmp_path_factory.mktemp("example")
-    shutil.copytree(EXAMPLE.parent / "ca", folder / "ca")
-    document.pop("groups")
-    path = folder / EXAMPLE.name
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path, document
+def example() -> tuple[Path, dict[str, Any]]:
+    """The docs example file itself, and its content."""
+    return EXAMPLE, yaml.safe_load(EXAMPLE.read_text())
 
 
 def _audit_count(client: StratusClient) -> int:
@@ -83,7 +59,7 @@ def test_the_example_file_plans_applies_and_then_has_no_changes(
         assert "namespace_permissions.payments-prod: (none) -> admin" in planned
         assert "+ create service account payments-deployer" in planned
         objects = len(document["namespaces"]) + len(document["users"])
-        objects += len(document["service_accounts"]) + len(document.get("groups", []))
+        objects += len(document["service_accounts"]) + len(document["groups"])
         assert f"Plan: {objects} to create, 0 to update, 0 to delete." in planned
         assert _audit_count(client) == before
         assert list(client.iter_namespaces()) == []
@@ -131,11 +107,9 @@ def test_the_example_file_plans_applies_and_then_has_no_changes(
 
 
 def test_groups_of_the_example_have_their_members_and_permissions(
-    stratus: StratusUp, tenant: Tenant, has_groups: bool
+    stratus: StratusUp, tenant: Tenant
 ) -> None:
     """After the example's apply, each team's group holds its members and grants."""
-    if not has_groups:
-        pytest.skip("this branch's server has no /groups routes yet (team-groups builds them)")
     with tenant.client(stratus) as client:
         groups = {g["name"]: g for g in client._checked("GET", "/groups").json()["groups"]}
         payments = groups["payments"]
@@ -172,6 +146,23 @@ def test_a_concurrent_edit_between_plan_and_apply_stops_apply(
         # Planned again from today's state, the same file applies.
         client.apply(declarative.parse(document, base_dir=path.parent))
         assert client.get_user(lead.id).account_role == "developer"
+
+        # The same for a group (its update route takes the resource_version too).
+        renamed = copy.deepcopy(document)
+        renamed["groups"][0]["description"] = "Payments, planned"
+        planned = client.plan(declarative.parse(renamed, base_dir=path.parent))
+        group = next(
+            g for g in client._checked("GET", "/groups").json()["groups"] if g["name"] == "payments"
+        )
+        edit = {"description": "Payments, edited", "resource_version": group["resource_version"]}
+        client._checked("POST", f"/groups/{group['id']}", json=edit)
+        with pytest.raises(declarative.ApplyConflict) as conflict:
+            declarative.execute(planned)
+        assert str(conflict.value).startswith("group payments changed since the plan was read")
+        assert client._checked("GET", f"/groups/{group['id']}").json()["description"] == (
+            "Payments, edited"
+        )
+        client.apply(declarative.parse(document, base_dir=path.parent))
 
 
 def test_an_invalid_file_is_refused_whole_by_yaml_path_and_nothing_is_applied(
@@ -233,7 +224,6 @@ def test_plan_refusals_name_the_object(
     stratus: StratusUp,
     tenant: Tenant,
     example: tuple[Path, dict[str, Any]],
-    has_groups: bool,
     tmp_path: Path,
 ) -> None:
     """What the API could not do as the file says is refused while planning, with the path
@@ -261,11 +251,9 @@ def test_plan_refusals_name_the_object(
         }
         with pytest.raises(declarative.SpecError) as member:
             client.plan(declarative.parse(stranger))
-        assert member.value.problems == (
-            ["groups[0].members[0]: stranger@nowhere.example is no user of the file or the account"]
-            if has_groups
-            else ["groups: this Stratus API has no groups (/api/v1/groups)"]
-        )
+        assert member.value.problems == [
+            "groups[0].members[0]: stranger@nowhere.example is no user of the file or the account"
+        ]
         before = _audit_count(client)
     invite = {
         "apiVersion": "stratus/v1",
@@ -340,19 +328,16 @@ def test_prune_deletes_what_the_file_no_longer_names(
         sa for sa in pruned["service_accounts"] if sa["name"] != "search-deployer"
     ]
     pruned["service_accounts"][-1]["namespace_permissions"] = {"payments-dev": "write"}
-    if "groups" in pruned:
-        pruned["groups"] = [g for g in pruned["groups"] if g["name"] != "search"]
+    pruned["groups"] = [g for g in pruned["groups"] if g["name"] != "search"]
     with tenant.client(stratus) as client:
         result = client.apply(declarative.parse(pruned, base_dir=path.parent), prune=True)
         deletes = sorted((c.kind, c.name) for c in result.plan.changes if c.action == "delete")
-        expected = [
+        assert deletes == [
+            ("group", "search"),
             ("namespace", "search-dev"),
             ("service account", "search-deployer"),
             ("user", "dev@search.example"),
         ]
-        if "groups" in pruned:
-            expected.insert(0, ("group", "search"))
-        assert deletes == expected
         assert (
             "namespace payments-prod is not in the file but has delete protection: not "
             "deleted (turn it off first)"
