@@ -99,7 +99,7 @@ class Change:
 
     def line(self) -> str:
         sign = {"create": "+", "update": "~", "delete": "-"}[self.action]
-        head = f"{sign} {self.action} {self.kind} {self.name}"
+        head = " ".join(part for part in (sign, self.action, self.kind, self.name) if part)
         return "\n".join([head, *(f"    {text}" for text in self.fields)])
 
 
@@ -476,12 +476,7 @@ class _Planner:
             return
         wanted = desired.model_dump()
         if existing is not None:
-            import os
-            import re
-
-            match = re.match(r"^\$\{(\w+)\}$", wanted["access_key_id"])
-            if match and match.group(1) in os.environ:
-                wanted["access_key_id"] = os.environ[match.group(1)]
+            wanted["access_key_id"] = desired.access_key_id_if_known()
             fields = [
                 _field(k, existing[k], wanted[k]) for k in compared if existing[k] != wanted[k]
             ]

@@ -71,6 +71,13 @@ class Sink(_Strict):
             raise ValueError("must be ${ENV_VAR}: secrets are read from the environment only")
         return value
 
+    def access_key_id_if_known(self) -> str:
+        """``access_key_id`` with a ``${VAR}`` read from the environment when it is set."""
+        match = _ENV.match(self.access_key_id)
+        if match is None:
+            return self.access_key_id
+        return os.environ.get(match.group(1), self.access_key_id)
+
     def resolved(self, path: str) -> dict[str, Any]:
         """The sink body with ``${ENV}`` values read now (a missing variable: SpecError)."""
         body = self.model_dump()

@@ -16,7 +16,7 @@ import yaml
 from support import STRATUS, StratusUp, Tenant, new_tenant
 
 from controlplane import declarative
-from controlplane.client import StratusClient
+from controlplane.client import StratusAPIError, StratusClient
 
 # HTTP and CLI only: one database is enough (the services are tested on both elsewhere).
 pytestmark = pytest.mark.sqlite_only
@@ -284,7 +284,7 @@ def test_sink_secrets_come_from_the_environment_when_written(
     stratus: StratusUp, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A sink's secret is ``${VAR}``: unset, planning the sink fails before any write; set,
-    the plan creates it (dry run: nothing written)."""
+    the plan creates it; export names a variable, never the secret; prune deletes it."""
     variable = f"STRATUS_TEST_SECRET_{uuid.uuid4().hex[:8].upper()}"
     document = {
         "apiVersion": "stratus/v1",
@@ -311,6 +311,37 @@ def test_sink_secrets_come_from_the_environment_when_written(
         ]
         assert "a-secret" not in result.plan.text()
         assert result.applied == []
+
+        # Written (an audit log sink on AWS: setting one makes no connection), exported as a
+        # ${VAR} reference, round-tripped with the variable unset, then pruned.
+        audit = {
+            "apiVersion": "stratus/v1",
+            "kind": "Account",
+            "sinks": {"audit_log": {**document["sinks"]["usage_export"], "bucket": "acme-audit"}},
+        }
+        written = client.apply(declarative.parse(audit))
+        assert [(c.action, c.kind) for c in written.applied] == [("create", "audit log sink")]
+        assert client.get_audit_log_sink().bucket == "acme-audit"
+        exported = client.export()
+        assert exported["sinks"] == {
+            "audit_log": {
+                "bucket": "acme-audit",
+                "prefix": "",
+                "region": "us-east-1",
+                "access_key_id": "AKIAEXAMPLE",
+                "secret_access_key": "${STRATUS_AUDIT_LOG_SECRET_ACCESS_KEY}",
+            }
+        }
+        monkeypatch.delenv(variable)
+        assert client.plan(declarative.parse(exported)).empty
+        pruned = client.apply(
+            declarative.parse({"apiVersion": "stratus/v1", "kind": "Account", "sinks": {}}),
+            prune=True,
+        )
+        assert [(c.action, c.kind) for c in pruned.applied] == [("delete", "audit log sink")]
+        with pytest.raises(StratusAPIError) as gone:
+            client.get_audit_log_sink()
+        assert gone.value.status == 404
 
 
 def test_prune_deletes_what_the_file_no_longer_names(
