@@ -6,6 +6,8 @@ and apply; invalid files refused whole, by YAML path, before any write."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import json
 import subprocess
 import uuid
 from pathlib import Path
@@ -94,6 +96,18 @@ def test_the_example_file_plans_applies_and_then_has_no_changes(
         again = _ok(stratus.cli("apply", "-f", str(path), "--yes", api_key=tenant.api_key))
         assert again.strip() == "No changes: the account matches the file."
         assert _audit_count(client) == written
+        as_json = _ok(
+            stratus.cli("apply", "-f", str(path), "--dry-run", "-o", "json", api_key=tenant.api_key)
+        )
+        assert json.loads(as_json) == {
+            "account_id": tenant.account_id,
+            "changes": [],
+            "notices": [],
+            "create": 0,
+            "update": 0,
+            "delete": 0,
+            "applied": False,
+        }
 
         exported = tmp_path / "exported.yaml"
         _ok(stratus.cli("export", "-f", str(exported), api_key=tenant.api_key))
@@ -377,5 +391,25 @@ def test_prune_deletes_what_the_file_no_longer_names(
         assert "search-dev" not in names
         assert "payments-prod" in names
         assert [u.email for u in client.iter_users(email="dev@search.example")] == []
+        assert (
+            "user owner@applied.example is not in the file but is you: not deleted"
+        ) in result.plan.notices
         owner = next(client.iter_users(email="owner@applied.example"))
         assert owner.account_role == "owner"
+
+        # Applied by an admin service account, an empty list still keeps the last owner and
+        # the caller (planned only: nothing here is written).
+        admin = client.create_service_account("pruner", account_role="admin")
+        key = client.create_api_key(
+            "pruner", dt.datetime.now(dt.UTC) + dt.timedelta(days=1), service_account_id=admin.id
+        )
+    empty = {"apiVersion": "stratus/v1", "kind": "Account", "users": [], "service_accounts": []}
+    with StratusClient(stratus.api_url, key.token) as as_admin:
+        planned = as_admin.plan(declarative.parse(empty), prune=True)
+    assert planned.notices == [
+        "user owner@applied.example is not in the file but is the last owner: not deleted",
+        "service account pruner is not in the file but is you: not deleted",
+    ]
+    assert ("delete", "user", "owner@applied.example") not in [
+        (c.action, c.kind, c.name) for c in planned.changes
+    ]
