@@ -176,7 +176,11 @@ def _walk_json(client: StratusClient, path: str, key: str) -> Iterator[dict[str,
 
 
 def _change(value: object) -> str:
-    return "(none)" if value is None or value == {} or value == [] else str(value)
+    if value is None or value == {} or value == []:
+        return "(none)"
+    if isinstance(value, dict):  # keys sorted: the API's order is not the file's
+        return str(dict(sorted(value.items())))
+    return str(value)
 
 
 def _field(name: str, old: object, new: object) -> str:

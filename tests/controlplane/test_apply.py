@@ -135,6 +135,36 @@ def test_groups_of_the_example_have_their_members_and_permissions(
         }
 
 
+def test_a_changed_field_updates_that_namespace_only(
+    stratus: StratusUp, tenant: Tenant, example: tuple[Path, dict[str, Any]]
+) -> None:
+    """A namespace's changed fields are one update (with its resource_version) and one tags
+    write; apply waits until the namespace is ACTIVE again. Applying the file back restores it."""
+    path, document = example
+    changed = copy.deepcopy(document)
+    changed["namespaces"][0]["retention_days"] = 14
+    changed["namespaces"][0]["tags"]["tier"] = "gold"
+    with tenant.client(stratus) as client:
+        result = client.apply(declarative.parse(changed, base_dir=path.parent))
+        assert [(c.action, c.kind, c.name, c.fields) for c in result.applied] == [
+            (
+                "update",
+                "namespace",
+                "payments-dev",
+                [
+                    "retention_days: 7 -> 14",
+                    "tags: {'env': 'dev', 'team': 'payments'} -> "
+                    "{'env': 'dev', 'team': 'payments', 'tier': 'gold'}",
+                ],
+            )
+        ]
+        namespace = client.get_namespace(f"payments-dev.{tenant.account_id}")
+        assert (namespace.retention_days, namespace.state) == (14, "ACTIVE")
+        assert namespace.tags == {"team": "payments", "env": "dev", "tier": "gold"}
+        client.apply(declarative.parse(document, base_dir=path.parent))
+        assert client.plan(declarative.parse(document, base_dir=path.parent)).empty
+
+
 def test_a_concurrent_edit_between_plan_and_apply_stops_apply(
     stratus: StratusUp, tenant: Tenant, example: tuple[Path, dict[str, Any]]
 ) -> None:
