@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -81,11 +81,15 @@ from controlplane.service_accounts.schemas import (
     ServiceAccountCreate,
     ServiceAccountList,
     ServiceAccountOut,
+    ServiceAccountUpdate,
 )
 from controlplane.sign_in.schemas import ConsoleLinkOut
 from controlplane.states import SearchAttributeType
 from controlplane.usage.schemas import UsageOut
 from controlplane.users.schemas import UserInvite, UserList, UserOut, UserUpdate
+
+if TYPE_CHECKING:
+    from controlplane.declarative import AccountSpec, ApplyResult, Plan
 
 M = TypeVar("M", bound=BaseModel)
 L = TypeVar("L", bound=PagedList)
@@ -650,8 +654,63 @@ class StratusClient:
     def get_service_account(self, service_account_id: str) -> ServiceAccountOut:
         return self._call(ServiceAccountOut, "GET", f"/service-accounts/{service_account_id}")
 
+    def update_service_account(
+        self,
+        service_account_id: str,
+        *,
+        resource_version: str,
+        name: str | None = None,
+        description: str | None = None,
+        account_role: str | None = None,
+        namespace_permission: str | None = None,
+    ) -> ServiceAccountOut:
+        """Change what is given; ``resource_version`` as last read (a concurrent change: 409)."""
+        body = ServiceAccountUpdate.model_validate(
+            {
+                "resource_version": resource_version,
+                "name": name,
+                "description": description,
+                "account_role": account_role,
+                "namespace_permission": namespace_permission,
+            }
+        )
+        return self._call(
+            ServiceAccountOut,
+            "POST",
+            f"/service-accounts/{service_account_id}",
+            json=body.model_dump(mode="json", exclude_none=True),
+        )
+
     def delete_service_account(self, service_account_id: str) -> None:
         self._send("DELETE", f"/service-accounts/{service_account_id}")
+
+    # Declarative onboarding (stratus apply / export)
+    def plan(self, spec: AccountSpec, *, prune: bool = False, wait: bool = True) -> Plan:
+        """What ``apply(spec)`` would write, read from today's state; nothing is written.
+        ``prune``: also delete what the spec's lists no longer name."""
+        from controlplane import declarative
+
+        return declarative.plan(self, spec, prune=prune, wait=wait)
+
+    def apply(
+        self, spec: AccountSpec, *, dry_run: bool = False, prune: bool = False, wait: bool = True
+    ) -> ApplyResult:
+        """Make the account match ``spec``: plan, then (unless ``dry_run``) write the plan in
+        dependency order, each update with the resource_version read while planning (an
+        object changed in between: ``ApplyConflict``). ``wait``: new and changed namespaces
+        are ACTIVE before their grants and history sinks are written."""
+        from controlplane import declarative
+
+        planned = declarative.plan(self, spec, prune=prune, wait=wait)
+        if dry_run:
+            return declarative.ApplyResult(planned, [], [])
+        return declarative.execute(planned)
+
+    def export(self) -> dict[str, Any]:
+        """The account as an ``apply`` document (secrets as ${ENV} references)."""
+        from controlplane import declarative
+
+        return declarative.export(self)
 
     # API keys
     def create_api_key(

@@ -31,6 +31,7 @@ import typer
 from controlplane.cli import (
     account,
     apikey,
+    apply,
     audit,
     backup,
     billing,
@@ -71,6 +72,8 @@ app.command()(backup.backup)
 app.command()(login.login)
 app.command()(login.logout)
 app.command()(console.console)
+app.command()(apply.apply)
+app.command()(apply.export)
 app.add_typer(account.app, name="account")
 app.add_typer(namespace.app, name="namespace")
 namespace.app.add_typer(namespace_spec.tag_app, name="tag")
