@@ -248,3 +248,16 @@ def test_the_scrape_config_in_the_docs_is_the_one_tested() -> None:
     assert "metrics_path: /api/v1/metrics" in section
     assert "type: Bearer" in section
     assert "credentials_file:" in section
+
+
+def test_the_cli_prints_the_same_text(stratus: StratusUp, world: World) -> None:
+    """`stratus metrics --namespace` prints the endpoint's text for that namespace; one the key
+    may not read fails with the API's problem."""
+    printed = stratus.cli("metrics", "--namespace", world.alpha, api_key=world.metrics_key)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.endswith("# EOF\n")
+    assert f'namespace="{world.alpha}"' in printed.stdout
+    assert f'namespace="{world.bravo}"' not in printed.stdout
+    refused = stratus.cli("metrics", "--namespace", world.bravo, api_key=world.alpha_key)
+    assert refused.returncode != 0
+    assert "not found" in refused.stderr
