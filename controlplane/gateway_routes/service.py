@@ -185,13 +185,14 @@ async def record_gateway_poll(
         await _count_throttled(session, instance.throttled, throttled, now)
         instance.throttled = throttled
         counted = True
-    if instance is not None and instance.latency != latency:
-        await _count_latency(session, instance.latency, latency)
-        instance.latency = latency
-        counted = True
+    if instance is not None and latency and instance.latency != latency:
+        merged = await _count_latency(session, instance.latency, latency)
+        if merged != instance.latency:
+            instance.latency = merged
+            counted = True
     if instance is None:
         await _count_throttled(session, "", throttled, now)
-        await _count_latency(session, "", latency)
+        latency = await _count_latency(session, "", latency)
         repository.add(
             GatewayInstance(
                 id=gateway_id,
@@ -257,12 +258,15 @@ def _parse_latency(header: str) -> dict[str, list[int]]:
     return parsed
 
 
-async def _count_latency(session: AsyncSession, before: str, after: str) -> None:
-    """Add each namespace's increase between a gateway's two latency reports (a report with
-    fewer calls than the last is a restarted gateway's: all of it is new)."""
+async def _count_latency(session: AsyncSession, before: str, after: str) -> str:
+    """Add each namespace's increase since the gateway's last report of it (a report with
+    fewer calls than that is a restarted gateway's: all of it is new); return what to remember
+    of the gateway: its last report of every namespace (a report may leave out the less busy
+    ones, whose counts are then compared with their own last report when they come back)."""
     last = _parse_latency(before)
+    reported = _parse_latency(after)
     increases: dict[tuple[str, str], int] = {}
-    for namespace_id, values in _parse_latency(after).items():
+    for namespace_id, values in reported.items():
         previous = last.get(namespace_id, [0] * len(values))
         if any(now < then for now, then in zip(values, previous, strict=True)):
             previous = [0] * len(values)  # the gateway restarted
@@ -273,6 +277,11 @@ async def _count_latency(session: AsyncSession, before: str, after: str) -> None
                 increases[(namespace_id, bucket)] = now - then
     if increases:
         await GatewayLatencyRepository(session).add(increases)
+    merged = {**last, **reported}
+    return ",".join(
+        f"{namespace_id}=" + ":".join(map(str, values))
+        for namespace_id, values in sorted(merged.items())
+    )
 
 
 def _rejects(instance: GatewayInstance, namespace_id: str) -> bool:

@@ -49,9 +49,11 @@ GATEWAY_THROTTLED_HEADER = "X-Stratus-Gateway-Throttled"
 _MAX_THROTTLED_IN_HEADER = 200
 # The latency of the calls it forwarded per routed namespace since it started (long polls
 # aside): "<namespace id>=<total microseconds>:<count per bucket of
-# NAMESPACE_LATENCY_BUCKETS, then +Inf, ':'-separated>,..." (cumulative, like the throttled).
+# NAMESPACE_LATENCY_BUCKETS, then +Inf, ':'-separated>,..." (cumulative, like the throttled;
+# the busiest namespaces when not all fit).
 GATEWAY_LATENCY_HEADER = "X-Stratus-Gateway-Latency"
-_MAX_LATENCY_IN_HEADER = 100
+# Kept well inside the control plane's header limits, beside the other headers.
+_MAX_LATENCY_HEADER_CHARACTERS = 6000
 # How often a gateway refreshes the counts it reports: a throttling storm costs the control
 # plane one write per gateway per period, never one per refused request.
 THROTTLED_REPORT_EVERY = 5.0
@@ -74,13 +76,20 @@ def throttled_header(throttled: Mapping[str, int]) -> str:
 
 
 def latency_header(latency: Mapping[str, NamespaceLatency]) -> str:
-    """The header value of the per-namespace latency counts (the namespaces with the most
-    calls when there are too many: a header stays a few kilobytes)."""
-    busiest = sorted(latency.items(), key=lambda item: (-sum(item[1].counts), item[0]))
-    return ",".join(
-        f"{ns}={round(series.total_seconds * 1_000_000)}:" + ":".join(map(str, series.counts))
-        for ns, series in sorted(busiest[:_MAX_LATENCY_IN_HEADER])
-    )
+    """The header value of the per-namespace latency counts: the namespaces with the most
+    calls when they do not all fit in a few kilobytes (the others' counts are cumulative: they
+    are reported in full once they fit)."""
+    entries: list[str] = []
+    size = 0
+    for ns, series in sorted(latency.items(), key=lambda item: (-sum(item[1].counts), item[0])):
+        entry = f"{ns}={round(series.total_seconds * 1_000_000)}:" + ":".join(
+            map(str, series.counts)
+        )
+        if size + len(entry) + 1 > _MAX_LATENCY_HEADER_CHARACTERS:
+            break
+        entries.append(entry)
+        size += len(entry) + 1
+    return ",".join(sorted(entries))
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,10 +57,24 @@ async def test_reports_add_their_increases(sessions: async_sessionmaker[AsyncSes
     assert await _counts(sessions, "other.acct3") == {}
 
 
-def test_the_header_keeps_the_busiest_namespaces_when_too_many() -> None:
+async def test_a_namespace_left_out_of_a_report_is_not_counted_twice(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A report may leave out the less busy namespaces: when one comes back, only what it
+    gained since its own last report is added."""
+    await _poll(sessions, "gw-c", {"quiet.acct4": _latency(0.2), "loud.acct4": _latency(0.2)})
+    await _poll(sessions, "gw-c", {"loud.acct4": _latency(0.2, 0.2)})
+    await _poll(sessions, "gw-c", {"quiet.acct4": _latency(0.2, 0.2), "loud.acct4": _latency(0.2)})
+    assert (await _counts(sessions, "quiet.acct4"))["0.25"] == 2
+    # loud's count went down: gw-c restarted, its one call is new.
+    assert (await _counts(sessions, "loud.acct4"))["0.25"] == 3
+
+
+def test_the_header_keeps_the_busiest_namespaces_when_not_all_fit() -> None:
     assert latency_header({"a.x": _latency(0.01)}) == "a.x=10000:0:1:0:0:0:0:0:0:0:0:0:0"
-    many = {f"ns{n}.x": _latency(*[0.001] * n) for n in range(1, 151)}
-    kept = [entry.split("=")[0] for entry in latency_header(many).split(",")]
-    assert len(kept) == 100
-    assert "ns150.x" in kept
-    assert "ns10.x" not in kept
+    many = {f"namespace-{n}.account": _latency(*[0.001] * n) for n in range(1, 301)}
+    header = latency_header(many)
+    assert len(header) <= 6000
+    kept = [entry.split("=")[0] for entry in header.split(",")]
+    assert "namespace-300.account" in kept
+    assert "namespace-1.account" not in kept
