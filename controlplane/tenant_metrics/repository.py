@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import func, select
 
 from auth import Action
@@ -34,26 +36,31 @@ class TenantMetricsRepository(TenantRepository):
             for namespace_id, metrics_url in await self.session.execute(statement)
         ]
 
-    async def usage_totals(self) -> list[tuple[str, str, int]]:
-        """(namespace id, kind, quantity metered since the account began) of every namespace
-        of the account: the database adds the hours up."""
-        statement = self._scoped(
-            select(UsageRecord.namespace_id, UsageRecord.kind, func.sum(UsageRecord.quantity)),
-            UsageRecord.account_id,
-        ).group_by(UsageRecord.namespace_id, UsageRecord.kind)
+    async def usage_totals(self, month: dt.datetime) -> list[tuple[str, str, int]]:
+        """(namespace id, kind, quantity metered in the UTC month starting at ``month``) of
+        every namespace of the account: the database adds the hours up, reading the rating
+        index only (one month of one account)."""
+        statement = (
+            self._scoped(
+                select(UsageRecord.namespace_id, UsageRecord.kind, func.sum(UsageRecord.quantity)),
+                UsageRecord.account_id,
+            )
+            .where(UsageRecord.period_start == month)
+            .group_by(UsageRecord.namespace_id, UsageRecord.kind)
+        )
         return [
             (namespace_id, kind, int(total))
             for namespace_id, kind, total in await self.session.execute(statement)
         ]
 
-    async def throttled_totals(self) -> dict[str, int]:
-        """Namespace id → RESOURCE_EXHAUSTED answers the gateways gave its callers (every hour
-        counted so far) of the account's current namespaces. ``throttled_hours`` has no
+    async def throttled_totals(self, month: dt.datetime) -> dict[str, int]:
+        """Namespace id → RESOURCE_EXHAUSTED answers the gateways gave its callers in the
+        hours since ``month`` of the account's current namespaces. ``throttled_hours`` has no
         account column: its namespaces are the account's own."""
         own = self._scoped(select(Namespace.id), Namespace.account_id)
         statement = (
             select(ThrottledHour.namespace_id, func.sum(ThrottledHour.answers))
-            .where(ThrottledHour.namespace_id.in_(own))
+            .where(ThrottledHour.namespace_id.in_(own), ThrottledHour.hour_start >= month)
             .group_by(ThrottledHour.namespace_id)
         )
         return {

@@ -22,8 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal
 from controlplane.kit.authorization import require
+from controlplane.kit.db import utcnow
 from controlplane.kit.errors import NotFound
 from controlplane.models.gateway_latency import LATENCY_BUCKET_NAMES, SUM_BUCKET
+from controlplane.models.usage_record import month_of
 from controlplane.tenant_metrics._cell import OUTCOME_FAMILIES, CellSeries, read_cell_series
 from controlplane.tenant_metrics.repository import TenantMetricsRepository
 
@@ -40,7 +42,8 @@ _STORAGE_PREFIX = "storage."
 
 @dataclass(frozen=True)
 class AccountTables:
-    """An account's metered totals (since it began) and throttled answers, per namespace."""
+    """An account's metered totals and throttled answers this UTC month, and the gateways'
+    latency counts, per namespace."""
 
     usage: tuple[tuple[str, str, int], ...] = ()  # (namespace id, kind, quantity)
     throttled: Mapping[str, int] = field(default_factory=dict)
@@ -143,9 +146,10 @@ async def exposition(
     if namespaces:
 
         async def load() -> AccountTables:
+            month = month_of(utcnow())
             return AccountTables(
-                usage=tuple(await repository.usage_totals()),
-                throttled=await repository.throttled_totals(),
+                usage=tuple(await repository.usage_totals(month)),
+                throttled=await repository.throttled_totals(month),
                 gateway_latency=await repository.gateway_latency(),
             )
 
@@ -228,12 +232,12 @@ def _table_families(
     readable = set(namespaces)
     actions = CounterMetricFamily(
         "stratus_actions",
-        "Billable actions metered so far, by kind (as usage and invoices count them)",
+        "Billable actions metered this UTC month, by kind (as usage and invoices count them)",
         labels=["namespace", "kind"],
     )
     storage = CounterMetricFamily(
         "stratus_storage_byte_hours",
-        "History storage metered so far in byte-hours, by kind (active, retained)",
+        "History storage metered this UTC month in byte-hours, by kind (active, retained)",
         labels=["namespace", "kind"],
     )
     for namespace, kind, quantity in sorted(tables.usage):
@@ -245,7 +249,7 @@ def _table_families(
             storage.add_metric([namespace, kind.removeprefix(_STORAGE_PREFIX)], quantity)
     throttled = CounterMetricFamily(
         "stratus_throttled_requests",
-        "Requests the gateways refused with RESOURCE_EXHAUSTED (the namespace's rate limits)",
+        "Requests the gateways refused with RESOURCE_EXHAUSTED this UTC month (rate limits)",
         labels=["namespace"],
     )
     gateway_latency = HistogramMetricFamily(

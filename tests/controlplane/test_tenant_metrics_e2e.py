@@ -9,6 +9,7 @@ its own namespace's series, with the right counts, and nothing of any other name
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import shutil
 import subprocess
 import time
@@ -19,9 +20,13 @@ from typing import Any
 
 import httpx
 import pytest
+from billing_support import record_usage
 from identity_support import assert_problem, service_account_with_key, user_with_key
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from support import StratusUp, create_active_namespace, free_port, http, new_tenant, run_greeting
+
+from controlplane.kit.db import utcnow
+from controlplane.models.usage_record import month_of
 
 pytestmark = pytest.mark.sqlite_only  # HTTP behaviour: the same on both databases
 
@@ -69,6 +74,16 @@ def world(stratus: StratusUp) -> World:
         await run_greeting(stratus, other, other_tenant.client_cert, "other-0")
 
     asyncio.run(run_all())
+    # Metered usage of kinds the runs above never meter: this month's count, last month's not.
+    month = month_of(utcnow())
+    last_month = month_of(month - dt.timedelta(days=1))
+    usage = [
+        (alpha, month, "actions.schedule", 7),
+        (alpha, month, "storage.retained", 3600),
+        (alpha, last_month, "actions.schedule", 1000),
+        (other, month, "actions.schedule", 99),
+    ]
+    asyncio.run(record_usage(stratus, usage))
     return World(alpha, bravo, other, keys[alpha], keys[bravo], metrics_key, developer_key)
 
 
@@ -196,6 +211,16 @@ def test_a_key_sees_no_series_of_another_namespace(prometheus: str, world: World
     assert _query(prometheus, f'{{job="bravo", namespace="{world.alpha}"}}') == []
 
 
+def _values(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples named ``name`` in OpenMetrics ``text``, by their sorted labels."""
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
 def _scrape(stratus: StratusUp, key: str, **params: str) -> tuple[httpx.Response, set[str]]:
     """The endpoint's answer and the namespaces its samples name (parsed as OpenMetrics)."""
     with http(stratus, key) as client:
@@ -220,6 +245,12 @@ def test_the_metrics_read_role_sees_every_namespace_of_its_account(
     response, namespaces = _scrape(stratus, world.metrics_key)
     assert namespaces == {world.alpha, world.bravo}
     assert "# TYPE stratus_schedule_to_start_latency_seconds histogram" in response.text
+    # This month's metered usage of the account's namespaces only.
+    actions = _values(response.text, "stratus_actions_total")
+    assert actions[(("kind", "schedule"), ("namespace", world.alpha))] == 7
+    assert (("kind", "schedule"), ("namespace", world.other)) not in actions
+    storage = _values(response.text, "stratus_storage_byte_hours_total")
+    assert storage[(("kind", "retained"), ("namespace", world.alpha))] == 3600
     response, namespaces = _scrape(stratus, world.metrics_key, namespace_id=world.alpha)
     assert namespaces == {world.alpha}
     for foreign in (world.other, "zz-unknown.nobody"):
