@@ -19,6 +19,7 @@ Label values a tenant chooses (workflow types, task queues) are bounded per name
 from __future__ import annotations
 
 import collections
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -54,6 +55,14 @@ START_ACTION_TYPES = frozenset(
 )
 _FAMILIES = (*OUTCOME_FAMILIES, _ACTION_FAMILY)
 _SAMPLE_NAMES = frozenset(f"{family}{suffix}" for family in _FAMILIES for suffix in ("", "_total"))
+_LATENCY_FAMILY = "task_schedule_to_start_latency"
+# Every sample a namespace's series are read from (the latency histogram's by the insights'
+# reader): :func:`split_by_namespace` keeps these lines only.
+_KEPT_FAMILIES = frozenset({*_FAMILIES, _LATENCY_FAMILY})
+_KEPT_SAMPLES = frozenset(
+    {*_SAMPLE_NAMES, *(f"{_LATENCY_FAMILY}{suffix}" for suffix in ("_bucket", "_sum", "_count"))}
+)
+_NAMESPACE_LABEL = re.compile(r'[{,]namespace="([^"]*)"')
 _SYSTEM_QUEUE_PREFIX = "temporal_sys_"
 
 
@@ -66,6 +75,39 @@ class CellSeries:
     outcomes: Mapping[tuple[str, str], float] = field(default_factory=dict)
     # (task queue label, task type) → schedule-to-start histogram
     queues: Mapping[tuple[str, QueueKind], QueueMetrics] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CellLines:
+    """A cell's text cut once per fetch: the kept families' comment lines, and their sample
+    lines by namespace label (so each namespace's series are read from its own lines only)."""
+
+    comments: tuple[str, ...]
+    by_namespace: Mapping[str, tuple[str, ...]]
+
+    def text_of(self, namespace: str) -> str:
+        """The exposition of ``namespace``'s kept series alone."""
+        lines = self.by_namespace.get(metric_label(namespace), ())
+        return "\n".join([*self.comments, *lines, ""])
+
+
+def split_by_namespace(text: str) -> CellLines:
+    """One pass over a cell's text: the lines of the families the metrics endpoint reads, by
+    namespace label (a shared cell's text holds every tenant's; each is read apart)."""
+    comments: list[str] = []
+    by_namespace: dict[str, list[str]] = collections.defaultdict(list)
+    for line in text.splitlines():
+        if line.startswith("#"):
+            parts = line.split(maxsplit=3)
+            if len(parts) >= 3 and parts[2] in _KEPT_FAMILIES:
+                comments.append(line)
+        elif line.partition("{")[0] in _KEPT_SAMPLES:
+            found = _NAMESPACE_LABEL.search(line)
+            if found is not None:
+                by_namespace[found.group(1)].append(line)
+    return CellLines(
+        tuple(comments), {label: tuple(lines) for label, lines in by_namespace.items()}
+    )
 
 
 def read_cell_series(text: str, namespace: str) -> CellSeries:

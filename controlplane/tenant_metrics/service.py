@@ -26,7 +26,13 @@ from controlplane.kit.db import utcnow
 from controlplane.kit.errors import NotFound
 from controlplane.models.gateway_latency import LATENCY_BUCKET_NAMES, SUM_BUCKET
 from controlplane.models.usage_record import month_of
-from controlplane.tenant_metrics._cell import OUTCOME_FAMILIES, CellSeries, read_cell_series
+from controlplane.tenant_metrics._cell import (
+    OUTCOME_FAMILIES,
+    CellLines,
+    CellSeries,
+    read_cell_series,
+    split_by_namespace,
+)
 from controlplane.tenant_metrics.repository import TenantMetricsRepository
 
 __all__ = ["CACHE_SECONDS", "CONTENT_TYPE", "MetricsSources", "exposition"]
@@ -54,7 +60,7 @@ class AccountTables:
 @dataclass
 class _CellScrape:
     fetched_at: float
-    text: str | None  # None: the endpoint did not answer
+    lines: CellLines | None  # None: the endpoint did not answer
     parsed: dict[str, CellSeries] = field(default_factory=dict)
 
 
@@ -88,13 +94,20 @@ class MetricsSources:
             async with self._lock(f"cell {metrics_url}"):  # one fetch per URL at a time
                 scrape = self._cells.get(metrics_url)
                 if scrape is None or not self._fresh(scrape.fetched_at):
-                    scrape = _CellScrape(time.monotonic(), await self._fetch(metrics_url))
+                    text = await self._fetch(metrics_url)
+                    # A shared cell's text is every tenant's: cut it once (off the loop).
+                    lines = None
+                    if text is not None:
+                        lines = await asyncio.to_thread(split_by_namespace, text)
+                    scrape = _CellScrape(time.monotonic(), lines)
                     self._cells[metrics_url] = scrape
-        if scrape.text is None:
+        if scrape.lines is None:
             return None
         series = scrape.parsed.get(namespace_id)
         if series is None:
-            series = scrape.parsed[namespace_id] = read_cell_series(scrape.text, namespace_id)
+            text = scrape.lines.text_of(namespace_id)
+            series = await asyncio.to_thread(read_cell_series, text, namespace_id)
+            scrape.parsed[namespace_id] = series
         return series
 
     async def _fetch(self, url: str) -> str | None:
@@ -158,6 +171,12 @@ async def exposition(
         found = await asyncio.gather(*(sources.cell_series(url, ns) for ns, url in on_cells))
         cells = dict.fromkeys(namespaces)
         cells.update(zip([namespace for namespace, _ in on_cells], found, strict=True))
+    # Rendering a large account's answer takes a while: off the event loop.
+    return await asyncio.to_thread(render, cells, tables)
+
+
+def render(cells: Mapping[str, CellSeries | None], tables: AccountTables) -> bytes:
+    """The OpenMetrics text of ``cells``' namespaces (the readable ones) and their tables."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Exposition(cells, tables))
     body: bytes = generate_latest(registry)  # type: ignore[no-untyped-call]  # untyped module

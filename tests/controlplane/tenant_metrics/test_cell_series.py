@@ -4,7 +4,12 @@ no more than MAX_LABEL_VALUES values of a label the tenant chooses."""
 
 from __future__ import annotations
 
-from controlplane.tenant_metrics._cell import MAX_LABEL_VALUES, OTHER, read_cell_series
+from controlplane.tenant_metrics._cell import (
+    MAX_LABEL_VALUES,
+    OTHER,
+    read_cell_series,
+    split_by_namespace,
+)
 
 NS = 'namespace="shop_a1b2c"'
 NEIGHBOUR = 'namespace="shop_z9y8x"'
@@ -49,6 +54,11 @@ def test_only_the_namespaces_own_series_are_read() -> None:
         ]
     )
     series = read_cell_series(text, "shop.a1b2c")
+    # Cut once by namespace (as the endpoint does per fetch), each reads the same from its own.
+    lines = split_by_namespace(text)
+    assert set(lines.by_namespace) == {"shop_a1b2c", "shop_z9y8x"}
+    assert read_cell_series(lines.text_of("shop.a1b2c"), "shop.a1b2c") == series
+    assert read_cell_series(lines.text_of("shop.z9y8x"), "shop.z9y8x").started == 70
     assert series.started == 4
     assert series.outcomes == {("completed", "Order"): 3, ("failed", "Order"): 1}
     queue = series.queues[("orders", "workflow")]
