@@ -12,8 +12,9 @@ APT_PACKAGES := xmlsec1 nodejs npm
 # install`) and runs the npm oidc-provider IdP with node; the SAML tests sign with xmlsec1; the
 # database tests start a private PostgreSQL server from Debian's postgresql (infra/postgres.py);
 # the cell TLS tests front a cell with nginx's stream module (infra/cell_frontend.py); the
-# multi-host test builds its hosts with iproute2's `ip netns` (infra/netns.py).
-TEST_APT_PACKAGES := chromium nodejs npm xmlsec1 postgresql nginx libnginx-mod-stream iproute2
+# multi-host test builds its hosts with iproute2's `ip netns` (infra/netns.py); the tenant
+# metrics test scrapes the API with Debian's prometheus.
+TEST_APT_PACKAGES := chromium nodejs npm xmlsec1 postgresql nginx libnginx-mod-stream iproute2 prometheus
 # The console's browser assets (htmx, pinned by package-lock.json; axe-core for its test).
 CONSOLE_ASSETS := controlplane/console/static
 CONSOLE_ASSETS_STAMP := $(CONSOLE_ASSETS)/node_modules/.stratus-installed

@@ -109,6 +109,9 @@ class Action(enum.StrEnum):
     ACCOUNT_PLAN_SET = "account.plan.set"
     CREDIT_GRANT = "credit.grant"
     CREDIT_NOTE_CREATE = "credit_note.create"
+    # The tenant OpenMetrics endpoint: account-wide for the metrics_read role (and owners and
+    # admins), else per namespace for whoever may read it.
+    METRICS_READ = "metrics.read"
     # Temporal calls through the gateway on one namespace, by the permission the method needs
     # (no route declares these).
     NAMESPACE_DATA_READ = "namespace.data.read"
@@ -255,7 +258,7 @@ ROLE_ACTIONS: dict[AccountRole, frozenset[Action]] = {
     AccountRole.DEVELOPER: _SELF_SERVICE | {Action.NAMESPACE_CREATE},
     AccountRole.FINANCE_ADMIN: _SELF_SERVICE | _BILLING,
     AccountRole.READ: _SELF_SERVICE | {Action.NAMESPACE_DATA_READ},
-    AccountRole.METRICS_READ: _SELF_SERVICE,
+    AccountRole.METRICS_READ: _SELF_SERVICE | {Action.METRICS_READ},
 }
 
 # Namespace-level action → the namespace permission that allows it on that namespace (for
@@ -263,6 +266,7 @@ ROLE_ACTIONS: dict[AccountRole, frozenset[Action]] = {
 NAMESPACE_ACTIONS: dict[Action, NamespacePermission] = {
     Action.NAMESPACE_READ: NamespacePermission.READ,
     Action.OPERATION_READ: NamespacePermission.READ,
+    Action.METRICS_READ: NamespacePermission.READ,
     Action.NAMESPACE_UPDATE: NamespacePermission.ADMIN,
     Action.NAMESPACE_DELETE: NamespacePermission.ADMIN,
     Action.NAMESPACE_ACCESS_UPDATE: NamespacePermission.ADMIN,

@@ -55,6 +55,8 @@ from controlplane.service_accounts.endpoints import grants_router as service_acc
 from controlplane.service_accounts.endpoints import router as service_accounts_router
 from controlplane.sign_in.endpoints import router as sign_in_router
 from controlplane.sign_in.relying_party import RelyingParty
+from controlplane.tenant_metrics.endpoints import router as tenant_metrics_router
+from controlplane.tenant_metrics.service import MetricsSources
 from controlplane.usage.endpoints import router as usage_router
 from controlplane.users.endpoints import router as users_router
 from controlplane.workflows.service import CellChannels
@@ -107,12 +109,15 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         )
         idp_http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
         app.state.relying_party = RelyingParty(settings.oidc_providers, idp_http)
+        # The tenant metrics endpoint's cached sources (cells' scrapes, accounts' totals).
+        app.state.tenant_metrics = MetricsSources()
         # What the app built at startup (routes, models, mappers: most of the heap) lives as
         # long as the process: out of the cyclic collector's reach, the collections that
         # requests' garbage triggers no longer walk it (it cost milliseconds per request).
         gc.freeze()
         yield
         await idp_http.aclose()
+        await app.state.tenant_metrics.aclose()
         await app.state.cell_channels.close()
         await app.state.read_sessionmaker.kw["bind"].dispose()
         await engine.dispose()
@@ -160,6 +165,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         exports_router,
         history_exports_router,
         insights_router,
+        tenant_metrics_router,
     ):
         app.include_router(router, prefix="/api/v1")
     document_problems(app)

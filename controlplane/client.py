@@ -877,6 +877,12 @@ class StratusClient:
         params = {"window": window, "include_resolved": str(include_resolved).lower()}
         return self._call(InsightsOut, "GET", f"/namespaces/{namespace_id}/insights", params=params)
 
+    def get_metrics(self, *, namespace_id: str | None = None) -> str:
+        """The tenant metrics endpoint's OpenMetrics text: the namespaces this key may read
+        (or ``namespace_id`` only), as Prometheus scrapes it (docs/teams.md)."""
+        params = {} if namespace_id is None else {"namespace_id": namespace_id}
+        return self._checked("GET", "/metrics", params=params).text
+
     def list_invoices(self) -> InvoiceList:
         return self._call(InvoiceList, "GET", "/invoices")
 

@@ -44,6 +44,7 @@ from controlplane.cli import (
     insights,
     invoice,
     login,
+    metrics,
     namespace,
     namespace_spec,
     operation,
@@ -85,6 +86,7 @@ app.add_typer(operation.app, name="operation")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(cell.app, name="cell")
 app.command()(insights.insights)
+app.command()(metrics.metrics)
 app.add_typer(usage.app, name="usage")
 app.add_typer(invoice.app, name="invoice")
 app.add_typer(billing.app, name="billing")

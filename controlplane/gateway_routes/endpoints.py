@@ -19,6 +19,7 @@ from controlplane.namespaces.repository import SystemNamespaceRepository
 from dataplane.gateway import (
     APPLIED_VERSION_HEADER,
     GATEWAY_ID_HEADER,
+    GATEWAY_LATENCY_HEADER,
     GATEWAY_REJECTED_HEADER,
     GATEWAY_THROTTLED_HEADER,
     RouteDocument,
@@ -52,6 +53,10 @@ async def list_gateway_routes(
         str | None,
         Header(alias=GATEWAY_THROTTLED_HEADER, max_length=16384, pattern=r"^[a-z0-9.,=-]*$"),
     ] = None,
+    latency: Annotated[
+        str | None,
+        Header(alias=GATEWAY_LATENCY_HEADER, max_length=16384, pattern=r"^[a-z0-9.,=:-]*$"),
+    ] = None,
 ) -> RouteDocument | Response:
     """The gateway's routing table (operator credential). Polled with ``If-None-Match``, which
     also tells which version the polling gateway has applied, and
@@ -75,6 +80,7 @@ async def list_gateway_routes(
             int(applied) if applied.isdigit() else 0,
             rejected or "",
             throttled or "",
+            latency or "",
         )
     if document is None:
         return Response(status_code=304, headers={"ETag": etag})

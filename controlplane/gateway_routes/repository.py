@@ -7,7 +7,12 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.kit.paging import Page, PageRequest, fetch_page
-from controlplane.models import GatewayInstance, GatewayRoute, ThrottledHour
+from controlplane.models import (
+    GatewayInstance,
+    GatewayLatencyBucket,
+    GatewayRoute,
+    ThrottledHour,
+)
 
 # The advisory lock key of the route table's changes (any constant unique to Stratus).
 ROUTE_TABLE_LOCK = 0x5374726174757301
@@ -113,3 +118,27 @@ class ThrottledHourRepository:
             )
         )
         return int(total or 0)
+
+
+class GatewayLatencyRepository:
+    """The gateways' latency counts per namespace and bucket (every namespace: the gateways'
+    polls)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, increases: Mapping[tuple[str, str], int]) -> None:
+        """Add each (namespace id, bucket)'s increase to its row."""
+        for (namespace_id, bucket), count in sorted(increases.items()):
+            added = await self.session.execute(
+                update(GatewayLatencyBucket)
+                .where(
+                    GatewayLatencyBucket.namespace_id == namespace_id,
+                    GatewayLatencyBucket.bucket == bucket,
+                )
+                .values(count=GatewayLatencyBucket.count + count)
+            )
+            if getattr(added, "rowcount", 0) == 0:
+                self.session.add(
+                    GatewayLatencyBucket(namespace_id=namespace_id, bucket=bucket, count=count)
+                )

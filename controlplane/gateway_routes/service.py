@@ -11,6 +11,7 @@ from auth import Principal
 from controlplane.audit import service as audit
 from controlplane.gateway_routes.repository import (
     GatewayInstanceRepository,
+    GatewayLatencyRepository,
     GatewayRouteRepository,
     ThrottledHourRepository,
 )
@@ -19,6 +20,7 @@ from controlplane.kit.errors import NotFound
 from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import Account, Cell, GatewayInstance, GatewayRoute
 from controlplane.models.cell import KeyOpener
+from controlplane.models.gateway_latency import LATENCY_BUCKET_NAMES, SUM_BUCKET
 from controlplane.states import AccountState, CellProbeState
 from dataplane.gateway import RouteEntry
 from dataplane.gateway._routes import CellEntry, CellTlsEntry
@@ -159,6 +161,7 @@ async def record_gateway_poll(
     applied_version: int,
     rejected: str = "",
     throttled: str = "",
+    latency: str = "",
 ) -> None:
     """Register a gateway on its first poll and remember what it has applied (it says so with
     ``If-None-Match``) and which namespaces of that version it could not serve.
@@ -170,7 +173,9 @@ async def record_gateway_poll(
 
     ``throttled`` is the gateway's RESOURCE_EXHAUSTED answers per namespace since it started
     (``X-Stratus-Gateway-Throttled``, refreshed by the gateway at most every few seconds): a
-    change adds each namespace's increase to this hour's ``throttled_hours``."""
+    change adds each namespace's increase to this hour's ``throttled_hours``. ``latency``
+    (``X-Stratus-Gateway-Latency``) is its calls' latency per namespace, counted the same way
+    into ``gateway_latency_buckets`` (the tenant metrics endpoint)."""
     repository = GatewayInstanceRepository(session)
     instance = await repository.get(gateway_id)
     now = utcnow()
@@ -180,8 +185,14 @@ async def record_gateway_poll(
         await _count_throttled(session, instance.throttled, throttled, now)
         instance.throttled = throttled
         counted = True
+    if instance is not None and latency and instance.latency != latency:
+        merged = await _count_latency(session, instance.latency, latency)
+        if merged != instance.latency:
+            instance.latency = merged
+            counted = True
     if instance is None:
         await _count_throttled(session, "", throttled, now)
+        latency = await _count_latency(session, "", latency)
         repository.add(
             GatewayInstance(
                 id=gateway_id,
@@ -189,6 +200,7 @@ async def record_gateway_poll(
                 last_seen_at=now,
                 rejected=rejected,
                 throttled=throttled,
+                latency=latency,
             )
         )
     elif (
@@ -228,6 +240,48 @@ async def _count_throttled(
     if increases:
         hour = now.replace(minute=0, second=0, microsecond=0)
         await ThrottledHourRepository(session).add(hour, increases)
+
+
+def _parse_latency(header: str) -> dict[str, list[int]]:
+    """Namespace id → [total microseconds, count per bucket...] of a latency report (entries
+    of another shape are skipped: the gateway and this code read the same bucket bounds)."""
+    parsed: dict[str, list[int]] = {}
+    for entry in header.split(","):
+        namespace_id, _, numbers = entry.partition("=")
+        values = numbers.split(":")
+        if (
+            namespace_id
+            and len(values) == len(LATENCY_BUCKET_NAMES) + 1
+            and all(value.isdigit() for value in values)
+        ):
+            parsed[namespace_id] = [int(value) for value in values]
+    return parsed
+
+
+async def _count_latency(session: AsyncSession, before: str, after: str) -> str:
+    """Add each namespace's increase since the gateway's last report of it (a report with
+    fewer calls than that is a restarted gateway's: all of it is new); return what to remember
+    of the gateway: its last report of every namespace (a report may leave out the less busy
+    ones, whose counts are then compared with their own last report when they come back)."""
+    last = _parse_latency(before)
+    reported = _parse_latency(after)
+    increases: dict[tuple[str, str], int] = {}
+    for namespace_id, values in reported.items():
+        previous = last.get(namespace_id, [0] * len(values))
+        if any(now < then for now, then in zip(values, previous, strict=True)):
+            previous = [0] * len(values)  # the gateway restarted
+        for bucket, now, then in zip(
+            (SUM_BUCKET, *LATENCY_BUCKET_NAMES), values, previous, strict=True
+        ):
+            if now > then:
+                increases[(namespace_id, bucket)] = now - then
+    if increases:
+        await GatewayLatencyRepository(session).add(increases)
+    merged = {**last, **reported}
+    return ",".join(
+        f"{namespace_id}=" + ":".join(map(str, values))
+        for namespace_id, values in sorted(merged.items())
+    )
 
 
 def _rejects(instance: GatewayInstance, namespace_id: str) -> bool:

@@ -119,7 +119,7 @@ _POLL_TIMEOUTS_FAMILY = "poll_timeouts"
 _PENDING_POLLS_FAMILY = "pending_polls"
 _FAMILIES = (_LATENCY_FAMILY, _POLL_SUCCESS_FAMILY, _POLL_TIMEOUTS_FAMILY, _PENDING_POLLS_FAMILY)
 _SAMPLE_NAMES = frozenset(
-    f"{family}{suffix}" for family in _FAMILIES for suffix in ("", "_total", "_bucket")
+    f"{family}{suffix}" for family in _FAMILIES for suffix in ("", "_total", "_bucket", "_sum")
 )
 _UNSAFE_LABEL_CHARACTERS = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -184,6 +184,7 @@ class QueueMetrics:
 
     # (upper bound in seconds, cumulative count), ascending; the last bound may be +inf.
     schedule_to_start_buckets: tuple[tuple[float, float], ...] = ()
+    schedule_to_start_sum_seconds: float = 0.0
     poll_successes: float = 0.0
     poll_timeouts: float = 0.0
     pending_polls: float = 0.0
@@ -382,12 +383,15 @@ def read_queue_metrics(text: str, namespace: str) -> dict[tuple[str, QueueKind],
                     bound = float(labels["le"])
                     by_bound = buckets[(queue, kind)]
                     by_bound[bound] = by_bound.get(bound, 0.0) + sample.value
+                elif sample.name.endswith("_sum"):
+                    counts[(queue, kind, "sum")] += sample.value
             elif sample.name in (family.name, f"{family.name}_total"):
                 counts[(queue, kind, family.name)] += sample.value
     keys = set(buckets) | {(queue, kind) for queue, kind, _ in counts}
     return {
         key: QueueMetrics(
             schedule_to_start_buckets=tuple(sorted(buckets.get(key, {}).items())),
+            schedule_to_start_sum_seconds=counts.get((*key, "sum"), 0.0),
             poll_successes=counts.get((*key, _POLL_SUCCESS_FAMILY), 0.0),
             poll_timeouts=counts.get((*key, _POLL_TIMEOUTS_FAMILY), 0.0),
             pending_polls=counts.get((*key, _PENDING_POLLS_FAMILY), 0.0),

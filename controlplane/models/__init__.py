@@ -14,6 +14,7 @@ from controlplane.models.credit import Credit
 from controlplane.models.credit_note import CreditNote
 from controlplane.models.export_sink import ExportSink
 from controlplane.models.gateway_instance import GatewayInstance
+from controlplane.models.gateway_latency import GatewayLatencyBucket
 from controlplane.models.gateway_route import GatewayRoute
 from controlplane.models.group_claim import GroupClaimConfig, GroupClaimMapping
 from controlplane.models.history_export_sink import HistoryExportSink
@@ -56,6 +57,7 @@ __all__ = [
     "ExportSink",
     "FinalizedInvoiceChanged",
     "GatewayInstance",
+    "GatewayLatencyBucket",
     "GatewayRoute",
     "GroupClaimConfig",
     "GroupClaimMapping",

@@ -28,3 +28,6 @@ class GatewayInstance(Base):
     # The RESOURCE_EXHAUSTED answers it reported per namespace since it started, as its last
     # poll said ("<namespace id>=<count>,..."): the next report's increase is counted.
     throttled: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The latency of the calls it forwarded per namespace since it started, as its last poll
+    # said (X-Stratus-Gateway-Latency): the next report's increase is counted.
+    latency: Mapped[str] = mapped_column(Text, default="", server_default="")

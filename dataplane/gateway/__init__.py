@@ -12,9 +12,11 @@ from dataplane.gateway._limits import (
     CallerLimits,
     Limits,
 )
+from dataplane.gateway._metrics import NAMESPACE_LATENCY_BUCKETS
 from dataplane.gateway._routes import (
     APPLIED_VERSION_HEADER,
     GATEWAY_ID_HEADER,
+    GATEWAY_LATENCY_HEADER,
     GATEWAY_REJECTED_HEADER,
     GATEWAY_THROTTLED_HEADER,
     HttpRouteSource,
@@ -35,8 +37,10 @@ __all__ = [
     "DEFAULT_DOMAIN",
     "DEFAULT_REQUESTS_PER_SECOND",
     "GATEWAY_ID_HEADER",
+    "GATEWAY_LATENCY_HEADER",
     "GATEWAY_REJECTED_HEADER",
     "GATEWAY_THROTTLED_HEADER",
+    "NAMESPACE_LATENCY_BUCKETS",
     "CallerLimits",
     "Gateway",
     "GatewaySettings",

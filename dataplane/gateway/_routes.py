@@ -30,6 +30,7 @@ from dataplane.gateway._limits import (
     DEFAULT_REQUESTS_PER_SECOND,
     Limits,
 )
+from dataplane.gateway._metrics import NamespaceLatency
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,13 @@ GATEWAY_REJECTED_HEADER = "X-Stratus-Gateway-Rejected"
 # "<namespace id>=<count>,..." (cumulative: a lost poll loses nothing).
 GATEWAY_THROTTLED_HEADER = "X-Stratus-Gateway-Throttled"
 _MAX_THROTTLED_IN_HEADER = 200
+# The latency of the calls it forwarded per routed namespace since it started (long polls
+# aside): "<namespace id>=<total microseconds>:<count per bucket of
+# NAMESPACE_LATENCY_BUCKETS, then +Inf, ':'-separated>,..." (cumulative, like the throttled;
+# the busiest namespaces when not all fit).
+GATEWAY_LATENCY_HEADER = "X-Stratus-Gateway-Latency"
+# Kept well inside the control plane's header limits, beside the other headers.
+_MAX_LATENCY_HEADER_CHARACTERS = 6000
 # How often a gateway refreshes the counts it reports: a throttling storm costs the control
 # plane one write per gateway per period, never one per refused request.
 THROTTLED_REPORT_EVERY = 5.0
@@ -65,6 +73,23 @@ def throttled_header(throttled: Mapping[str, int]) -> str:
     """The header value of the throttled counts (the largest first when there are too many)."""
     largest = sorted(throttled.items(), key=lambda item: (-item[1], item[0]))
     return ",".join(f"{ns}={count}" for ns, count in sorted(largest[:_MAX_THROTTLED_IN_HEADER]))
+
+
+def latency_header(latency: Mapping[str, NamespaceLatency]) -> str:
+    """The header value of the per-namespace latency counts: the namespaces with the most
+    calls when they do not all fit in a few kilobytes (the others' counts are cumulative: they
+    are reported in full once they fit)."""
+    entries: list[str] = []
+    size = 0
+    for ns, series in sorted(latency.items(), key=lambda item: (-sum(item[1].counts), item[0])):
+        entry = f"{ns}={round(series.total_seconds * 1_000_000)}:" + ":".join(
+            map(str, series.counts)
+        )
+        if size + len(entry) + 1 > _MAX_LATENCY_HEADER_CHARACTERS:
+            break
+        entries.append(entry)
+        size += len(entry) + 1
+    return ",".join(sorted(entries))
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +229,10 @@ class RouteSource(Protocol):
         """The RESOURCE_EXHAUSTED answers per namespace since the gateway started."""
         ...
 
+    def report_latency(self, latency: Mapping[str, NamespaceLatency]) -> None:
+        """The latency of the calls per routed namespace since the gateway started."""
+        ...
+
 
 class StaticRouteSource:
     """Routes held in memory; ``set`` replaces them and bumps the version (tests, benchmarks)."""
@@ -213,6 +242,7 @@ class StaticRouteSource:
         self._table = RouteTable.of(routes, next(self._versions))
         self.rejected: Mapping[str, str] = {}
         self.throttled: Mapping[str, int] = {}
+        self.latency: Mapping[str, NamespaceLatency] = {}
 
     @property
     def table(self) -> RouteTable:
@@ -231,6 +261,9 @@ class StaticRouteSource:
 
     def report_throttled(self, throttled: Mapping[str, int]) -> None:
         self.throttled = dict(throttled)
+
+    def report_latency(self, latency: Mapping[str, NamespaceLatency]) -> None:
+        self.latency = dict(latency)
 
 
 class HttpRouteSource:
@@ -259,6 +292,8 @@ class HttpRouteSource:
         self._rejected_header = ""
         self._throttled_header = ""
         self._throttled_at = -THROTTLED_REPORT_EVERY
+        self._latency_header = ""
+        self._latency_at = -THROTTLED_REPORT_EVERY
         # Bundles rarely change; reuse parsed ones across versions.
         self._bundles: dict[str, CABundle] = {}
 
@@ -302,12 +337,21 @@ class HttpRouteSource:
         self._throttled_at = now
         self._throttled_header = throttled_header(throttled)
 
+    def report_latency(self, latency: Mapping[str, NamespaceLatency]) -> None:
+        now = time.monotonic()
+        if now - self._latency_at < THROTTLED_REPORT_EVERY:
+            return
+        self._latency_at = now
+        self._latency_header = latency_header(latency)
+
     async def fetch(self) -> RouteTable | None:
         headers = {} if self._version is None else {APPLIED_VERSION_HEADER: f'"{self._version}"'}
         if self._rejected_header:
             headers[GATEWAY_REJECTED_HEADER] = self._rejected_header
         if self._throttled_header:
             headers[GATEWAY_THROTTLED_HEADER] = self._throttled_header
+        if self._latency_header:
+            headers[GATEWAY_LATENCY_HEADER] = self._latency_header
         try:
             response = await self._client.get(self._url, headers=headers)
             if response.status_code == httpx.codes.NOT_MODIFIED:

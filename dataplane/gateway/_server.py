@@ -261,6 +261,7 @@ class Gateway:
     async def refresh(self) -> None:
         """Fetch the route table once and apply it if its version changed."""
         self._route_source.report_throttled(self._proxy.metrics.throttled)
+        self._route_source.report_latency(self._proxy.metrics.namespace_latency)
         table = await self._route_source.fetch()
         if table is None or (self._health.serving and table.version == self.routes.version):
             return

@@ -108,6 +108,10 @@ ID_FIELDS: dict[tuple[str, str, str, str], tuple[str, Callable[[str], dict[str, 
             }
         },
     ),
+    ("GET", "/api/v1/metrics", "query", "namespace_id"): (
+        "namespace_id",
+        lambda value: {"params": {"namespace_id": value}},
+    ),
     ("POST", "/api/v1/service-accounts", "body", "namespace_scope.namespace_id"): (
         "namespace_id",
         lambda value: {

@@ -439,6 +439,7 @@ def test_the_metrics_reader_keeps_this_namespaces_normal_queues() -> None:
     assert metrics == {
         ("busy", "activity"): QueueMetrics(
             schedule_to_start_buckets=((0.1, 1.0), (1.0, 3.0), (float("inf"), 4.0)),
+            schedule_to_start_sum_seconds=9.5,
             poll_successes=8.0,
             poll_timeouts=5.0,
             pending_polls=5.0,
