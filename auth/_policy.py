@@ -93,6 +93,8 @@ class Action(enum.StrEnum):
     # Set or remove the account's audit log sink (S3).
     AUDIT_SINK_UPDATE = "audit_sink.update"
     SAML_CONFIGURE = "saml.configure"
+    # Create (rotate), read and delete the account's SCIM bearer token.
+    SCIM_TOKEN_MANAGE = "scim_token.manage"  # noqa: S105 (an action name)
     GATEWAY_API_KEYS_VERIFY = "gateway_api_keys.verify"
     IDENTITY_READ = "identity.read"
     USAGE_READ = "usage.read"
