@@ -34,6 +34,8 @@ IDP_USERS = {
     "carol": {"email": "carol@example.com", "email_verified": False},
     # Invited with an invitation that expires (test_oidc_sign_in).
     "dave": {"email": "dave@example.com", "email_verified": True},
+    # Deprovisioned and reprovisioned by SCIM (test_oidc_sign_in).
+    "erin": {"email": "erin@example.com", "email_verified": True},
 }
 
 
