@@ -3,13 +3,11 @@ which names the account), and ``/api/v1/scim-token`` to manage that token."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
 from auth import Action, Principal
 from controlplane.api.deps import refuse_writes_while_suspended, requires
@@ -18,6 +16,7 @@ from controlplane.kit.errors import NotFound
 from controlplane.kit.routing import ApiRoute
 from controlplane.scim import resources, service, tokens
 from controlplane.scim.errors import SCIM_CONTENT_TYPE, InvalidSyntax, NotImplementedByServer
+from controlplane.scim.schemas import ScimTokenCreated, ScimTokenOut
 
 SCIM_BASE = "/scim/v2"
 
@@ -254,17 +253,6 @@ SCIM_PATHS = frozenset(getattr(route, "path", "") for route in router.routes)
 
 token_router = APIRouter(route_class=ApiRoute, prefix="/scim-token", tags=["scim"])
 Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}}
-
-
-class ScimTokenOut(BaseModel):
-    exists: bool
-    created_at: dt.datetime | None = None
-    last_used_at: dt.datetime | None = None
-    scim_base_url: str = Field(description="Where the identity provider sends SCIM requests")
-
-
-class ScimTokenCreated(ScimTokenOut):
-    token: str = Field(description="Shown once: give it to the identity provider")
 
 
 @token_router.post("", status_code=201, response_model=ScimTokenCreated, responses=Problems)

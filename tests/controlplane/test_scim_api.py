@@ -4,6 +4,7 @@ same, the SCIM token is the account's alone, and every refusal is a SCIM error."
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -300,3 +301,21 @@ def test_a_scim_token_is_not_an_api_key_nor_the_other_way(
         assert_scim_error(client.get("/Users"), 401, None)
     with scim_http(stratus, None) as client:
         assert_scim_error(client.get("/ServiceProviderConfig"), 401, None)
+
+
+def test_the_cli_creates_reads_and_deletes_the_token(stratus: StratusUp) -> None:
+    owner = new_tenant(stratus, "Clidp")
+    created = stratus.cli("--output", "json", "scim-token", "create", api_key=owner.api_key)
+    assert created.returncode == 0, created.stderr
+    token = json.loads(created.stdout)["token"]
+    with scim_http(stratus, token) as client:
+        assert client.get("/ServiceProviderConfig").status_code == 200
+    shown = stratus.cli("scim-token", "get", api_key=owner.api_key)
+    assert "last used: 20" in shown.stdout, shown.stdout
+    assert token not in shown.stdout
+    assert stratus.cli("scim-token", "delete", api_key=owner.api_key).returncode == 0
+    gone = stratus.cli("scim-token", "get", api_key=owner.api_key)
+    assert "SCIM provisioning is off" in gone.stdout
+    refused = stratus.cli("scim-token", "delete", api_key=owner.api_key)
+    assert refused.returncode != 0
+    assert "no SCIM token" in refused.stderr
