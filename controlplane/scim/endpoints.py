@@ -34,7 +34,9 @@ Filter = Annotated[str | None, Query(alias="filter")]
 Attributes = Annotated[str | None, Query()]
 Excluded = Annotated[str | None, Query(alias="excludedAttributes")]
 
-router = APIRouter(prefix=SCIM_BASE, tags=["scim"], include_in_schema=True)
+# Not in the OpenAPI document: SCIM describes itself (ServiceProviderConfig, ResourceTypes,
+# Schemas) and answers SCIM errors, not the problem+json every /api/v1 route documents.
+router = APIRouter(prefix=SCIM_BASE, tags=["scim"], include_in_schema=False)
 
 
 def _base(request: Request) -> str:
