@@ -42,21 +42,19 @@ def upgrade() -> None:
         sa.UniqueConstraint("account_id", name=op.f("uq_scim_tokens_account_id")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_scim_tokens_token_hash")),
     )
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(
-            sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False)
-        )
-        batch.add_column(sa.Column("external_id", sa.String(length=256), nullable=True))
-        batch.add_column(sa.Column("display_name", sa.String(length=200), nullable=True))
-        batch.add_column(sa.Column("given_name", sa.String(length=200), nullable=True))
-        batch.add_column(sa.Column("family_name", sa.String(length=200), nullable=True))
+    # Plain ADD COLUMN, never a batch copy of ``users``: on SQLite the copy drops the table,
+    # and the ON DELETE CASCADE of web_sessions and user_group_members would empty them.
+    op.add_column(
+        "users", sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False)
+    )
+    op.add_column("users", sa.Column("external_id", sa.String(length=256), nullable=True))
+    op.add_column("users", sa.Column("display_name", sa.String(length=200), nullable=True))
+    op.add_column("users", sa.Column("given_name", sa.String(length=200), nullable=True))
+    op.add_column("users", sa.Column("family_name", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("family_name")
-        batch.drop_column("given_name")
-        batch.drop_column("display_name")
-        batch.drop_column("external_id")
-        batch.drop_column("active")
+    # DROP COLUMN (SQLite >= 3.35), for the same reason as above.
+    for column in ("family_name", "given_name", "display_name", "external_id", "active"):
+        op.drop_column("users", column)
     op.drop_table("scim_tokens")
