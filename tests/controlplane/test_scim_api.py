@@ -150,8 +150,10 @@ def test_an_idp_provisions_and_deprovisions_and_stratus_sees_the_same(
         keys = api.get("/api-keys", params={"owner_id": ada.id}).json()["api_keys"]
         assert [k["disabled"] for k in keys] == [True]
         events = api.get("/audit-logs", params={"page_size": 100}).json()["audit_logs"]
-    deactivation = [e for e in events if e["action"] == "user.deactivate"]
-    assert [(e["target"], e["actor"]) for e in deactivation] == [(ada.id, "scim")]
+    deactivation = [e for e in events if e["action"] == "user.deactivate" and e["target"] == ada.id]
+    assert [(e["actor"], e["details"]["api_keys_disabled"]) for e in deactivation] == [
+        ("scim", [keys[0]["id"]])
+    ]
 
     # Entra ID's form: a no-path replace with the boolean as a string.
     raw = idp.client.patch(
