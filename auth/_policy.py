@@ -100,6 +100,8 @@ class Action(enum.StrEnum):
     SAML_CONFIGURE = "saml.configure"
     # Read and set which IdP groups (OIDC claim, SAML attribute) map to which user groups.
     GROUP_CLAIMS_MANAGE = "group_claims.manage"
+    # Create (rotate), read and delete the account's SCIM bearer token.
+    SCIM_TOKEN_MANAGE = "scim_token.manage"  # noqa: S105 (an action name)
     GATEWAY_API_KEYS_VERIFY = "gateway_api_keys.verify"
     IDENTITY_READ = "identity.read"
     USAGE_READ = "usage.read"

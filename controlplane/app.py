@@ -51,6 +51,10 @@ from controlplane.operations.starter import OperationStarter
 from controlplane.pricing import load_pricing
 from controlplane.quotas.endpoints import router as quotas_router
 from controlplane.saml.endpoints import router as saml_router
+from controlplane.scim.endpoints import SCIM_PATHS
+from controlplane.scim.endpoints import router as scim_router
+from controlplane.scim.endpoints import token_router as scim_token_router
+from controlplane.scim.errors import SCIM_PREFIX, install_scim_error_handlers
 from controlplane.service_accounts.endpoints import grants_router as service_account_grants_router
 from controlplane.service_accounts.endpoints import router as service_accounts_router
 from controlplane.sign_in.endpoints import router as sign_in_router
@@ -62,27 +66,30 @@ from controlplane.users.endpoints import router as users_router
 from controlplane.workflows.service import CellChannels
 
 # Routes that are deliberately public; every other route must declare an action.
-PUBLIC_PATHS = frozenset(
-    {
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/docs",
-        "/openapi.json",
-        "/redoc",
-        # Sign-in authenticates the caller itself (state, hand-off code or session cookie).
-        "/api/v1/auth/oidc/providers",
-        "/api/v1/auth/oidc/{provider}/login",
-        "/api/v1/auth/oidc/{provider}/callback",
-        "/api/v1/auth/cli/handoff",
-        "/api/v1/auth/session",
-        "/api/v1/auth/logout",
-        # SAML: the IdP's signed response authenticates the caller (per account).
-        "/api/v1/auth/saml/{account_id}/metadata",
-        "/api/v1/auth/saml/{account_id}/login",
-        "/api/v1/auth/saml/{account_id}/acs",
-    }
-)
+PUBLIC_PATHS = (
+    frozenset(
+        {
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/docs",
+            "/openapi.json",
+            "/redoc",
+            # Sign-in authenticates the caller itself (state, hand-off code or session cookie).
+            "/api/v1/auth/oidc/providers",
+            "/api/v1/auth/oidc/{provider}/login",
+            "/api/v1/auth/oidc/{provider}/callback",
+            "/api/v1/auth/cli/handoff",
+            "/api/v1/auth/session",
+            "/api/v1/auth/logout",
+            # SAML: the IdP's signed response authenticates the caller (per account).
+            "/api/v1/auth/saml/{account_id}/metadata",
+            "/api/v1/auth/saml/{account_id}/login",
+            "/api/v1/auth/saml/{account_id}/acs",
+        }
+    )
+    | SCIM_PATHS
+)  # SCIM: the account's SCIM token authenticates the caller.
 # The web console (controlplane/console), mounted at "/" after every API route: its pages
 # authenticate with the web session themselves and call the services, whose checks decide.
 CONSOLE_MOUNT = "/"
@@ -132,6 +139,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         telemetry={"operation_spans": False},
     )
     install_error_handlers(app)
+    install_scim_error_handlers(app)
     # Inside the observability middleware, so a 413 still carries a request id and is counted.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     http_observability.install(app, [CellHealthMetrics()])
@@ -166,8 +174,10 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         history_exports_router,
         insights_router,
         tenant_metrics_router,
+        scim_token_router,
     ):
         app.include_router(router, prefix="/api/v1")
+    app.include_router(scim_router)
     document_problems(app)
 
     @app.get("/healthz", include_in_schema=False)
@@ -195,11 +205,14 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
 
 
 class _ConsoleMount(Mount):
-    """The console's mount, which never claims a path under ``/api/``: there a route that
-    matches the path but not the method must still answer 405, not the console's 404."""
+    """The console's mount, which never claims a path under ``/api/`` or ``/scim/``: there a
+    route that matches the path but not the method must still answer 405, not the console's
+    404."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/api/"):
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith(
+            ("/api/", SCIM_PREFIX)
+        ):
             return Match.NONE, {}
         return super().matches(scope)
 

@@ -76,6 +76,7 @@ from controlplane.namespaces.schemas import (
 )
 from controlplane.operations.schemas import AsyncOperationList, AsyncOperationOut
 from controlplane.quotas.schemas import AccountQuotasOut, AccountQuotasSet
+from controlplane.scim.schemas import ScimTokenCreated, ScimTokenOut
 from controlplane.service_accounts.schemas import (
     NamespaceScope,
     ServiceAccountCreate,
@@ -763,6 +764,19 @@ class StratusClient:
 
     def delete_api_key(self, api_key_id: str) -> None:
         self._send("DELETE", f"/api-keys/{api_key_id}")
+
+    def create_scim_token(self) -> ScimTokenCreated:
+        """A new SCIM token for the account's identity provider (shown once); the previous
+        one stops working at once."""
+        return self._call(ScimTokenCreated, "POST", "/scim-token")
+
+    def get_scim_token(self) -> ScimTokenOut:
+        """Whether the account has a SCIM token, and when it was created and last used."""
+        return self._call(ScimTokenOut, "GET", "/scim-token")
+
+    def delete_scim_token(self) -> None:
+        """Turn SCIM provisioning off: the token stops working at once."""
+        self._send("DELETE", "/scim-token")
 
     def list_audit_logs(
         self,

@@ -13,6 +13,7 @@ from controlplane.models import (
     ApiKey,
     Invoice,
     Namespace,
+    ScimToken,
     UsageRecord,
     User,
     WebSession,
@@ -122,9 +123,10 @@ class SystemAccountRepository:
         return list((await self.session.execute(statement)).scalars())
 
     async def revoke_credentials(self, account_id: str) -> None:
-        """Delete every API key and web session of the account (a deleted account signs in
-        no more; its users and audit events stay)."""
+        """Delete every API key, web session and SCIM token of the account (a deleted account
+        signs in and provisions no more; its users and audit events stay)."""
         await self.session.execute(delete(ApiKey).where(ApiKey.account_id == account_id))
+        await self.session.execute(delete(ScimToken).where(ScimToken.account_id == account_id))
         await self.session.execute(delete(WebSession).where(WebSession.account_id == account_id))
 
     async def exists(self, account_id: str) -> bool:

@@ -376,7 +376,7 @@ async def _verify(
             namespace_permissions=permissions,
         ), api_key.expires_at
     user = credential.user
-    if user is None or user.account_id != api_key.account_id:
+    if user is None or user.account_id != api_key.account_id or not user.active:
         raise refused
     groups = await SystemNamespaceAccessRepository(session).group_access_of(user.id)
     if groups.namespace_permissions:

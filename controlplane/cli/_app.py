@@ -48,6 +48,7 @@ from controlplane.cli import (
     namespace,
     namespace_spec,
     operation,
+    scim_token,
     serve,
     service_account,
     up,
@@ -94,6 +95,7 @@ app.add_typer(user.app, name="user")
 app.add_typer(group.app, name="group")
 app.add_typer(service_account.app, name="service-account")
 app.add_typer(apikey.app, name="apikey")
+app.add_typer(scim_token.app, name="scim-token")
 app.add_typer(audit.app, name="audit")
 app.add_typer(group_claims.app, name="group-claims")
 accept_global_options(app)

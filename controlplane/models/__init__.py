@@ -32,6 +32,7 @@ from controlplane.models.oidc_login_attempt import OidcLoginAttempt
 from controlplane.models.saml_assertion_seen import SamlAssertionSeen
 from controlplane.models.saml_idp_config import SamlIdpConfig
 from controlplane.models.saml_request import SamlAuthnRequest
+from controlplane.models.scim_token import ScimToken
 from controlplane.models.service_account import ServiceAccount
 from controlplane.models.usage_cursor import UsageCursor
 from controlplane.models.usage_record import UsageRecord
@@ -76,6 +77,7 @@ __all__ = [
     "SamlAssertionSeen",
     "SamlAuthnRequest",
     "SamlIdpConfig",
+    "ScimToken",
     "ServiceAccount",
     "ThrottledHour",
     "UsageCursor",

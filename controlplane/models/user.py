@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controlplane.models.base import Base, TimestampMixin, UTCDateTime
@@ -27,3 +27,10 @@ class User(TimestampMixin, Base):
     # ``invitation_expires_at`` (None: no expiry, e.g. an account's first owner).
     invitation_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
     accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    # SCIM (controlplane.scim): a deprovisioned user (``active`` false) keeps its row but can
+    # no longer sign in, its web sessions are gone and its API keys disabled.
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    external_id: Mapped[str | None] = mapped_column(String(256), default=None)
+    display_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    given_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    family_name: Mapped[str | None] = mapped_column(String(200), default=None)

@@ -51,6 +51,14 @@ class InvitationExpired(SignInRefused):
     title = "The invitation has expired"
 
 
+class UserDeactivated(SignInRefused):
+    """The account's SCIM client deprovisioned the user (``active`` false)."""
+
+    status = 403
+    slug = "user-deactivated"
+    title = "The user is deactivated"
+
+
 class IdpNotAllowed(SignInRefused):
     status = 403
     slug = "idp-not-allowed"

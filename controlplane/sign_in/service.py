@@ -41,6 +41,7 @@ from controlplane.sign_in.errors import (
     OidcInvalidIdToken,
     OidcInvalidState,
     SignInRefused,
+    UserDeactivated,
 )
 from controlplane.sign_in.relying_party import RelyingParty
 from controlplane.sign_in.repository import SignInRepository
@@ -189,6 +190,11 @@ async def create_web_session(
     ``auth.login`` audit event. Every sign-in method (OIDC, the CLI hand-off, SAML) ends
     here, so sessions are the same whichever way the user came; the first one accepts the
     user's invitation (an expired one is refused)."""
+    if not user.active:
+        raise UserDeactivated(
+            f"{user.email} was deactivated by the account's identity provider (SCIM); ask an "
+            "account admin to reactivate it there"
+        )
     users.accept_invitation(user, now())
     token = new_session_token()
     web_session = WebSession(

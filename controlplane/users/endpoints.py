@@ -56,6 +56,7 @@ async def _out(session: AsyncSession, principal: Principal, users: list[User]) -
             resource_version=user.resource_version,
             invitation_expires_at=user.invitation_expires_at,
             accepted_at=user.accepted_at,
+            active=user.active,
             created_at=user.created_at,
             updated_at=user.updated_at,
         )

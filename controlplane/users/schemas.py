@@ -52,6 +52,9 @@ class UserOut(BaseModel):
         description="Until the user first signs in: when the invitation expires (null: never)"
     )
     accepted_at: dt.datetime | None = Field(description="When the user first signed in")
+    active: bool = Field(
+        True, description="false: deprovisioned by the account's SCIM client (cannot sign in)"
+    )
     created_at: dt.datetime
     updated_at: dt.datetime
 

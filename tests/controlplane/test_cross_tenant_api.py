@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from billing_support import bill
 from identity_support import expiry, service_account_with_key
@@ -290,6 +291,34 @@ def test_another_accounts_ids_in_queries_and_bodies_answer_as_unknown_ids(
         assert foreign.json().get("field") == unknown.json().get("field")
         own = client.request(method, path, **request(alpha.ids[kind]))
         assert own.status_code < 300, own.text
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+def test_a_scim_token_reaches_no_other_accounts_user(
+    stratus: StratusUp, accounts: tuple[Ids, Ids], method: str
+) -> None:
+    """A's SCIM token on B's user answers as on an unknown id (SCIM 404); the token alone names
+    the account, so no path or body can point it elsewhere."""
+    alpha, bravo = accounts
+    with http(stratus, alpha.tenant.api_key) as client:
+        token = client.post("/scim-token").json()["token"]
+    body = {
+        "PUT": {"userName": "taken@bravo.example"},
+        "PATCH": {"Operations": [{"op": "replace", "path": "active", "value": False}]},
+    }.get(method)
+    with httpx.Client(
+        base_url=stratus.api_url + "/scim/v2",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    ) as scim:
+        foreign = scim.request(method, f"/Users/{bravo.ids['user_id']}", json=body)
+        unknown = scim.request(method, "/Users/does-not-exist", json=body)
+    assert foreign.status_code == unknown.status_code == 404, foreign.text
+    assert foreign.headers["content-type"] == "application/scim+json"
+    assert (
+        foreign.json()["detail"].replace(bravo.ids["user_id"], "does-not-exist")
+        == (unknown.json()["detail"])
+    )
 
 
 def test_bravo_is_untouched(stratus: StratusUp, accounts: tuple[Ids, Ids]) -> None:

@@ -6,7 +6,7 @@ attribute names); ``group_claim_mappings`` one row per (IdP group, user group) p
 with the configuration or with the user group.
 
 Revision ID: 0023_group_claims
-Revises: 0021_user_groups
+Revises: 0022_scim
 Create Date: 2026-12-02 02:00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 import controlplane.models.base
 
 revision = "0023_group_claims"
-down_revision = "0021_user_groups"
+down_revision = "0022_scim"
 branch_labels = None
 depends_on = None
 

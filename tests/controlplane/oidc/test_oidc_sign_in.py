@@ -215,6 +215,39 @@ def test_expired_invitation_is_refused_until_resent(oidc: OidcStratus, owner_key
         assert owner.get(f"/users/{user_id}").json()["accepted_at"] is not None
 
 
+def test_a_user_deactivated_by_scim_loses_its_session_and_cannot_sign_in(
+    oidc: OidcStratus, owner_key: str
+) -> None:
+    """SCIM ``active: false``: the open web session stops at once and sign-in is refused with
+    403 user-deactivated; ``active: true`` lets the user sign in again."""
+    with http(oidc.stratus, owner_key) as owner:
+        token = owner.post("/scim-token").json()["token"]
+    scim_headers = {"Authorization": f"Bearer {token}"}
+    scim_url = f"{oidc.stratus.api_url}/scim/v2"
+    created = httpx.post(
+        f"{scim_url}/Users", json={"userName": "erin@example.com"}, headers=scim_headers
+    )
+    assert created.status_code == 201, created.text
+    user_url = f"{scim_url}/Users/{created.json()['id']}"
+
+    def set_active(active: bool) -> None:
+        patch = {"Operations": [{"op": "replace", "path": "active", "value": active}]}
+        response = httpx.patch(user_url, json=patch, headers=scim_headers)
+        assert response.status_code == 200, response.text
+
+    with _browser() as browser:
+        assert sign_in(oidc, browser, "erin").status_code == 200
+        session_url = f"{oidc.stratus.api_url}/api/v1/auth/session"
+        assert browser.get(session_url).status_code == 200
+        set_active(False)
+        assert browser.get(session_url).status_code == 401
+    with _browser() as browser:
+        _problem(sign_in(oidc, browser, "erin"), 403, "user-deactivated")
+    set_active(True)
+    with _browser() as browser:
+        assert sign_in(oidc, browser, "erin").status_code == 200
+
+
 def test_unverified_email_is_refused(oidc: OidcStratus, owner_key: str) -> None:
     with _browser() as browser:
         body = _problem(sign_in(oidc, browser, "carol"), 401, "oidc-invalid-id-token")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from group_support import add_member, create_group, memberships
 from identity_support import assert_problem, invite, user_with_key
@@ -195,6 +196,21 @@ def test_uninvited_email_is_refused_and_audited(saml: SamlStratus) -> None:
     assert refusals[0]["details"]["reason"] == "not-invited"
     assert refusals[0]["actor"] == "anonymous:stranger@saml.example"
     assert refusals[0]["target"] == f"saml:{saml.account_id}"
+
+
+def test_a_user_deactivated_by_scim_is_refused(saml: SamlStratus) -> None:
+    with http(saml.stratus, saml.owner_key) as client:
+        token = client.post("/scim-token").json()["token"]
+    with httpx.Client(
+        base_url=f"{saml.stratus.api_url}/scim/v2",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    ) as scim:
+        created = scim.post("/Users", json={"userName": "gone@saml.example", "active": False})
+    assert created.status_code == 201, created.text
+    assert created.json()["active"] is False
+    xml = saml.respond(*_fresh_request(saml), email="gone@saml.example")
+    _refused(saml, xml, 403, "user-deactivated")
 
 
 def test_idp_metadata_upload_is_validated(saml: SamlStratus) -> None:
