@@ -34,12 +34,13 @@ IDP_USERS = {
     "carol": {"email": "carol@example.com", "email_verified": False},
     # Invited with an invitation that expires (test_oidc_sign_in).
     "dave": {"email": "dave@example.com", "email_verified": True},
-    # One person whose IdP groups change between sign-ins (test_group_claims_oidc), also
-    # deprovisioned and reprovisioned by SCIM (test_oidc_sign_in): Stratus
+    # One person whose IdP groups change between sign-ins (test_group_claims_oidc): Stratus
     # matches by email, so each login is erin with other groups, or none, or no claim.
     "erin": {"email": "erin@example.com", "email_verified": True, "groups": ["eng", "other"]},
     "erin-nogroups": {"email": "erin@example.com", "email_verified": True, "groups": []},
     "erin-noclaim": {"email": "erin@example.com", "email_verified": True},
+    # Deprovisioned and reprovisioned by SCIM (test_oidc_sign_in).
+    "frank": {"email": "frank@example.com", "email_verified": True},
 }
 
 

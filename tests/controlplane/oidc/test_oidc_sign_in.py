@@ -225,7 +225,7 @@ def test_a_user_deactivated_by_scim_loses_its_session_and_cannot_sign_in(
     scim_headers = {"Authorization": f"Bearer {token}"}
     scim_url = f"{oidc.stratus.api_url}/scim/v2"
     created = httpx.post(
-        f"{scim_url}/Users", json={"userName": "erin@example.com"}, headers=scim_headers
+        f"{scim_url}/Users", json={"userName": "frank@example.com"}, headers=scim_headers
     )
     assert created.status_code == 201, created.text
     user_url = f"{scim_url}/Users/{created.json()['id']}"
@@ -236,16 +236,16 @@ def test_a_user_deactivated_by_scim_loses_its_session_and_cannot_sign_in(
         assert response.status_code == 200, response.text
 
     with _browser() as browser:
-        assert sign_in(oidc, browser, "erin").status_code == 200
+        assert sign_in(oidc, browser, "frank").status_code == 200
         session_url = f"{oidc.stratus.api_url}/api/v1/auth/session"
         assert browser.get(session_url).status_code == 200
         set_active(False)
         assert browser.get(session_url).status_code == 401
     with _browser() as browser:
-        _problem(sign_in(oidc, browser, "erin"), 403, "user-deactivated")
+        _problem(sign_in(oidc, browser, "frank"), 403, "user-deactivated")
     set_active(True)
     with _browser() as browser:
-        assert sign_in(oidc, browser, "erin").status_code == 200
+        assert sign_in(oidc, browser, "frank").status_code == 200
 
 
 def test_unverified_email_is_refused(oidc: OidcStratus, owner_key: str) -> None:
