@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -218,17 +219,28 @@ def pg_url(postgres: PostgresServer, migrated_postgres_template: str) -> Iterato
         postgres.drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database file migrated to head once; each test's database is a copy of it
+    (a copy takes milliseconds, a migration about a second)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "stratus.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a migrated, empty database of the test's own: SQLite, then PostgreSQL."""
+    """The URL of a migrated, empty database of the test's own: SQLite, then PostgreSQL (each a
+    copy of a database migrated once per session)."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'stratus.db'}"
-        migrate(url)
-        yield url
+        template: Path = request.getfixturevalue("migrated_sqlite_template")
+        path = tmp_path / "stratus.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite+aiosqlite:///{path}"
         return
     server: PostgresServer = request.getfixturevalue("postgres")
-    template: str = request.getfixturevalue("migrated_postgres_template")
-    name = server.unique_database("stratus_test", template=template)
+    pg_template: str = request.getfixturevalue("migrated_postgres_template")
+    name = server.unique_database("stratus_test", template=pg_template)
     try:
         yield server.database_url(name)
     finally:
