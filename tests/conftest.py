@@ -40,7 +40,9 @@ SLOW_FIXTURES = frozenset(
 
 # Fixtures parametrized over the two databases ("sqlite", "postgresql"): a test that uses one
 # runs once on each. A test (or module) marked `sqlite_only` keeps only its SQLite variant: it is
-# about SQLite itself (its write lock, the database file in the data dir).
+# about SQLite itself (its write lock, the database file in the data dir). One marked
+# `postgresql_only` keeps only its PostgreSQL variant: it tests the production path that only
+# PostgreSQL serves (several replicas of each role on one database).
 DATABASE_FIXTURES = ("stratus", "fresh_stratus", "database_env", "database_url")
 DATABASES = ("sqlite", "postgresql")
 
@@ -72,15 +74,23 @@ def _uses_module_fixture(item: pytest.Item) -> bool:
     )
 
 
+def _databases(item: pytest.Item) -> set[str]:
+    """The databases a test's parameters put it on (none if it takes no database fixture)."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return set()
+    return {callspec.params[name] for name in DATABASE_FIXTURES if name in callspec.params}
+
+
 @pytest.hookimpl(wrapper=True)  # around pytest-xdist's, which reads the xdist_group marks
 def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> Iterator[None]:
     """Mark `slow` every test whose fixture closure starts a real component; deselect the
-    PostgreSQL variants of `sqlite_only` tests. Under pytest-xdist (`--dist loadgroup`) a
-    module whose tests share a module-scoped fixture runs on one worker: the fixture starts
-    once, and tests that build on each other's state (an export sink, then its deliveries) keep
-    their order."""
+    PostgreSQL variants of `sqlite_only` tests and the SQLite ones of `postgresql_only` tests.
+    Under pytest-xdist (`--dist loadgroup`) a module whose tests share a module-scoped fixture
+    runs on one worker: the fixture starts once, and tests that build on each other's state (an
+    export sink, then its deliveries) keep their order."""
     kept, dropped = [], []
     for item in items:
         if _uses_module_fixture(item):
@@ -88,11 +98,10 @@ def pytest_collection_modifyitems(
             item.add_marker(pytest.mark.xdist_group(module))
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-        callspec = getattr(item, "callspec", None)
-        on_postgres = callspec is not None and any(
-            callspec.params.get(name) == "postgresql" for name in DATABASE_FIXTURES
-        )
-        if on_postgres and item.get_closest_marker("sqlite_only") is not None:
+        databases = _databases(item)
+        if ("postgresql" in databases and item.get_closest_marker("sqlite_only") is not None) or (
+            "sqlite" in databases and item.get_closest_marker("postgresql_only") is not None
+        ):
             dropped.append(item)
         else:
             kept.append(item)
