@@ -419,7 +419,9 @@ async def run_greeting(
 def create_active_namespace(stratus: StratusUp, tenant: Tenant, name: str) -> str:
     with tenant.client(stratus) as client:
         created = client.create_namespace(name, tenant.ca.cert_pem.decode(), retention_days=7)
-        operation = client.wait_for_operation(created.async_operation.id, timeout=120)
+        operation = client.wait_for_operation(
+            created.async_operation.id, timeout=120, interval=0.05
+        )
         assert operation.state == "FULFILLED", operation.failure_reason
         assert client.get_namespace(created.namespace.id).state == "ACTIVE"
     return created.namespace.id
