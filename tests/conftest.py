@@ -132,9 +132,9 @@ def stratus(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StratusUp]:
     """A Stratus shared by the tests that do not restart or kill it: on SQLite (in its data
-    dir), then on a new PostgreSQL database of the session's server. pytest groups the tests by
-    this parameter, so each variant starts once, and the SQLite one is stopped before the
-    PostgreSQL one starts."""
+    dir), then on a new (migrated) PostgreSQL database of the session's server. pytest groups
+    the tests by this parameter, so each variant starts once, and the SQLite one is stopped
+    before the PostgreSQL one starts."""
     with stratus_database(request) as extra_env:
         up = StratusUp(
             tmp_path_factory.mktemp(f"stratus-{request.param}"),
@@ -152,7 +152,7 @@ def stratus(
 @pytest.fixture(scope="module", params=DATABASES)
 def database_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """The settings (``extra_env``) that put a module's own API process or Stratus on SQLite,
-    then on a new PostgreSQL database."""
+    then on a new (migrated) PostgreSQL database."""
     with stratus_database(request) as extra_env:
         yield extra_env
 
@@ -160,13 +160,16 @@ def database_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 @contextlib.contextmanager
 def stratus_database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """The settings that put a Stratus on the database of ``request.param``: none for SQLite
-    (the data dir's file), ``STRATUS_DATABASE_URL`` of a new empty PostgreSQL database (dropped
-    afterwards) for "postgresql"."""
+    (the data dir's file), ``STRATUS_DATABASE_URL`` of a new PostgreSQL database (dropped
+    afterwards) for "postgresql": a copy of the session's migrated template, so `stratus up`
+    finds it at head instead of migrating it (test_postgres_e2e starts one on an empty
+    database)."""
     if request.param == "sqlite":
         yield {}
         return
     server: PostgresServer = request.getfixturevalue("postgres")
-    name = server.unique_database("stratus_up")
+    template: str = request.getfixturevalue("migrated_postgres_template")
+    name = server.unique_database("stratus_up", template=template)
     try:
         yield {"STRATUS_DATABASE_URL": server.database_url(name)}
     finally:
