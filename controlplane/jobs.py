@@ -20,7 +20,6 @@ job: it runs in every worker (restarting a cell is idempotent across processes).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import time
@@ -57,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from controlplane.insights.job import InsightsActivities
     from controlplane.invoices.cycle import run_cycle
     from controlplane.kit.db import unit_of_work, utcnow
+    from controlplane.kit.heartbeat import HEARTBEAT_TIMEOUT, heartbeating
     from controlplane.models.cell import Cell, KeyOpener
     from controlplane.operations.repository import SystemOperationRepository
     from controlplane.operations.starter import OperationStarter
@@ -81,9 +81,8 @@ MIN_INTERVAL = dt.timedelta(seconds=1)
 # periods missed this recently (Temporal's minimum is 10 s).
 MIN_CATCHUP_WINDOW = dt.timedelta(seconds=10)
 # A run heartbeats while it works: a worker that dies mid-run frees its job within the
-# heartbeat timeout (the run fails; the next period runs it again), not at start-to-close.
-HEARTBEAT_EVERY = 5.0
-HEARTBEAT_TIMEOUT = dt.timedelta(seconds=30)
+# heartbeat timeout (the run fails; the next period runs it again), not at start-to-close:
+# until then the schedule (overlap SKIP) skips every period.
 RUN_TIMEOUT = dt.timedelta(hours=1)
 
 
@@ -344,11 +343,8 @@ class JobActivities:
         work = jobs.get(job)
         if work is None:
             raise ValueError(f"unknown periodic job {job!r}")
-        heartbeat = asyncio.create_task(_heartbeat())
-        try:
+        async with heartbeating():
             await work()
-        finally:
-            heartbeat.cancel()
         # One line per run: the workflow id names the schedule and the period it ran for.
         logger.info("periodic job %s ran: %s", job, activity.info().workflow_id)
 
@@ -402,9 +398,3 @@ class JobActivities:
         started = await self.insights.sweep()
         if started:
             logger.info("started %d insights analyses", started)
-
-
-async def _heartbeat() -> None:
-    while True:
-        activity.heartbeat()
-        await asyncio.sleep(HEARTBEAT_EVERY)

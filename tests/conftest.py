@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -39,7 +40,9 @@ SLOW_FIXTURES = frozenset(
 
 # Fixtures parametrized over the two databases ("sqlite", "postgresql"): a test that uses one
 # runs once on each. A test (or module) marked `sqlite_only` keeps only its SQLite variant: it is
-# about SQLite itself (its write lock, the database file in the data dir).
+# about SQLite itself (its write lock, the database file in the data dir). One marked
+# `postgresql_only` keeps only its PostgreSQL variant: it tests the production path that only
+# PostgreSQL serves (several replicas of each role on one database).
 DATABASE_FIXTURES = ("stratus", "fresh_stratus", "database_env", "database_url")
 DATABASES = ("sqlite", "postgresql")
 
@@ -71,15 +74,23 @@ def _uses_module_fixture(item: pytest.Item) -> bool:
     )
 
 
+def _databases(item: pytest.Item) -> set[str]:
+    """The databases a test's parameters put it on (none if it takes no database fixture)."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return set()
+    return {callspec.params[name] for name in DATABASE_FIXTURES if name in callspec.params}
+
+
 @pytest.hookimpl(wrapper=True)  # around pytest-xdist's, which reads the xdist_group marks
 def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> Iterator[None]:
     """Mark `slow` every test whose fixture closure starts a real component; deselect the
-    PostgreSQL variants of `sqlite_only` tests. Under pytest-xdist (`--dist loadgroup`) a
-    module whose tests share a module-scoped fixture runs on one worker: the fixture starts
-    once, and tests that build on each other's state (an export sink, then its deliveries) keep
-    their order."""
+    PostgreSQL variants of `sqlite_only` tests and the SQLite ones of `postgresql_only` tests.
+    Under pytest-xdist (`--dist loadgroup`) a module whose tests share a module-scoped fixture
+    runs on one worker: the fixture starts once, and tests that build on each other's state (an
+    export sink, then its deliveries) keep their order."""
     kept, dropped = [], []
     for item in items:
         if _uses_module_fixture(item):
@@ -87,11 +98,10 @@ def pytest_collection_modifyitems(
             item.add_marker(pytest.mark.xdist_group(module))
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-        callspec = getattr(item, "callspec", None)
-        on_postgres = callspec is not None and any(
-            callspec.params.get(name) == "postgresql" for name in DATABASE_FIXTURES
-        )
-        if on_postgres and item.get_closest_marker("sqlite_only") is not None:
+        databases = _databases(item)
+        if ("postgresql" in databases and item.get_closest_marker("sqlite_only") is not None) or (
+            "sqlite" in databases and item.get_closest_marker("postgresql_only") is not None
+        ):
             dropped.append(item)
         else:
             kept.append(item)
@@ -122,9 +132,9 @@ def stratus(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StratusUp]:
     """A Stratus shared by the tests that do not restart or kill it: on SQLite (in its data
-    dir), then on a new PostgreSQL database of the session's server. pytest groups the tests by
-    this parameter, so each variant starts once, and the SQLite one is stopped before the
-    PostgreSQL one starts."""
+    dir), then on a new (migrated) PostgreSQL database of the session's server. pytest groups
+    the tests by this parameter, so each variant starts once, and the SQLite one is stopped
+    before the PostgreSQL one starts."""
     with stratus_database(request) as extra_env:
         up = StratusUp(
             tmp_path_factory.mktemp(f"stratus-{request.param}"),
@@ -142,7 +152,7 @@ def stratus(
 @pytest.fixture(scope="module", params=DATABASES)
 def database_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """The settings (``extra_env``) that put a module's own API process or Stratus on SQLite,
-    then on a new PostgreSQL database."""
+    then on a new (migrated) PostgreSQL database."""
     with stratus_database(request) as extra_env:
         yield extra_env
 
@@ -150,13 +160,16 @@ def database_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 @contextlib.contextmanager
 def stratus_database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """The settings that put a Stratus on the database of ``request.param``: none for SQLite
-    (the data dir's file), ``STRATUS_DATABASE_URL`` of a new empty PostgreSQL database (dropped
-    afterwards) for "postgresql"."""
+    (the data dir's file), ``STRATUS_DATABASE_URL`` of a new PostgreSQL database (dropped
+    afterwards) for "postgresql": a copy of the session's migrated template, so `stratus up`
+    finds it at head instead of migrating it (test_postgres_e2e starts one on an empty
+    database)."""
     if request.param == "sqlite":
         yield {}
         return
     server: PostgresServer = request.getfixturevalue("postgres")
-    name = server.unique_database("stratus_up")
+    template: str = request.getfixturevalue("migrated_postgres_template")
+    name = server.unique_database("stratus_up", template=template)
     try:
         yield {"STRATUS_DATABASE_URL": server.database_url(name)}
     finally:
@@ -218,17 +231,28 @@ def pg_url(postgres: PostgresServer, migrated_postgres_template: str) -> Iterato
         postgres.drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database file migrated to head once; each test's database is a copy of it
+    (a copy takes milliseconds, a migration about a second)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "stratus.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a migrated, empty database of the test's own: SQLite, then PostgreSQL."""
+    """The URL of a migrated, empty database of the test's own: SQLite, then PostgreSQL (each a
+    copy of a database migrated once per session)."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'stratus.db'}"
-        migrate(url)
-        yield url
+        template: Path = request.getfixturevalue("migrated_sqlite_template")
+        path = tmp_path / "stratus.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite+aiosqlite:///{path}"
         return
     server: PostgresServer = request.getfixturevalue("postgres")
-    template: str = request.getfixturevalue("migrated_postgres_template")
-    name = server.unique_database("stratus_test", template=template)
+    pg_template: str = request.getfixturevalue("migrated_postgres_template")
+    name = server.unique_database("stratus_test", template=pg_template)
     try:
         yield server.database_url(name)
     finally:

@@ -18,7 +18,6 @@ away, needs no repair), and one place decides how often each window runs.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import time
@@ -47,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from controlplane.insights.findings import AnalysisContext, Window
     from controlplane.insights.repository import InsightsContextReader, SystemInsightsStore
     from controlplane.kit.db import unit_of_work, utcnow
+    from controlplane.kit.heartbeat import HEARTBEAT_TIMEOUT, heartbeating
     from controlplane.models import Namespace
     from controlplane.pricing import Pricing
     from controlplane.states import CellProbeState
@@ -58,8 +58,6 @@ WORKFLOW_ID_PREFIX = "stratus-insights-"
 # How often each window is analysed, in job intervals.
 WINDOW_PERIODS = {Window.HOUR: 1, Window.DAY: 6, Window.WEEK: 24}
 ANALYSIS_TIMEOUT = dt.timedelta(minutes=10)
-HEARTBEAT_EVERY = 5.0
-HEARTBEAT_TIMEOUT = dt.timedelta(seconds=30)
 
 Analyse = Callable[[CellSource, AnalysisContext], Awaitable[AnalysisResult]]
 
@@ -145,11 +143,8 @@ class InsightsActivities:
 
     @activity.defn(name="insights_analyse_namespace")
     async def analyse_namespace(self, request: AnalyseRequest) -> None:
-        heartbeat = asyncio.create_task(_heartbeat())
-        try:
+        async with heartbeating():
             await self.analyse_now(request.namespace_id, Window(request.window))
-        finally:
-            heartbeat.cancel()
 
     async def analyse_now(self, namespace_id: str, window: Window) -> None:
         """Analyse ``namespace_id`` over ``window`` and store the outcome (findings, or the
@@ -245,9 +240,3 @@ class InsightsActivities:
             price_per_action=price,
             currency=self.pricing.book.currency,
         )
-
-
-async def _heartbeat() -> None:
-    while True:
-        activity.heartbeat()
-        await asyncio.sleep(HEARTBEAT_EVERY)

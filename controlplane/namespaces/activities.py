@@ -39,6 +39,7 @@ from controlplane.audit import service as audit
 from controlplane.cells.repository import CellRepository
 from controlplane.gateway_routes import service as routes
 from controlplane.kit.db import unit_of_work
+from controlplane.kit.heartbeat import heartbeats
 from controlplane.models import Cell, Namespace, NamespaceState, OperationState
 from controlplane.namespaces.repository import SystemNamespaceRepository
 from controlplane.operations import service as operations
@@ -118,6 +119,7 @@ class NamespaceActivities:
         return cell
 
     @activity.defn
+    @heartbeats
     async def mark_operation_in_progress(self, operation_id: str) -> str:
         async with self._unit() as session:
             state = await operations.mark_in_progress(session, operation_id)
@@ -126,6 +128,7 @@ class NamespaceActivities:
         return state.value
 
     @activity.defn
+    @heartbeats
     async def ensure_cell(self, namespace_id: str) -> str:
         """A namespace placed on a registered cell (at create) is there already. Otherwise
         (dedicated placement with the local provider), on first use have the provider provision
@@ -174,6 +177,7 @@ class NamespaceActivities:
         return endpoint.grpc_address
 
     @activity.defn
+    @heartbeats
     async def register_namespace(self, namespace_id: str) -> str:
         """Register the namespace on its cell (or align the retention and custom search
         attributes of an existing one) and record the cell's id for it, which task tokens
@@ -306,6 +310,7 @@ class NamespaceActivities:
             )
 
     @activity.defn
+    @heartbeats
     async def publish_route(self, namespace_id: str) -> int:
         """Publish the route; returns the route-table version that carries it."""
         try:
@@ -357,6 +362,7 @@ class NamespaceActivities:
             await asyncio.sleep(0.1)
 
     @activity.defn
+    @heartbeats
     async def complete_namespace_create(self, namespace_id: str, operation_id: str) -> str:
         async with self._unit() as session:
             namespace = await self._namespace(session, namespace_id)
@@ -365,6 +371,7 @@ class NamespaceActivities:
         return namespace_id
 
     @activity.defn
+    @heartbeats
     async def complete_namespace_update(self, namespace_id: str, operation_id: str) -> str:
         async with self._unit() as session:
             namespace = await self._namespace(session, namespace_id)
@@ -374,6 +381,7 @@ class NamespaceActivities:
         return namespace_id
 
     @activity.defn
+    @heartbeats
     async def unpublish_route(self, namespace_id: str) -> int:
         try:
             async with self._unit() as session:
@@ -382,6 +390,7 @@ class NamespaceActivities:
             raise ApplicationError(f"route version race, retrying: {error}") from None
 
     @activity.defn
+    @heartbeats
     async def delete_namespace_on_cell(self, namespace_id: str) -> str:
         async with self._unit() as session:
             namespace = await self._namespace(session, namespace_id)
@@ -402,6 +411,7 @@ class NamespaceActivities:
         return namespace_id
 
     @activity.defn
+    @heartbeats
     async def complete_namespace_delete(self, namespace_id: str, operation_id: str) -> str:
         async with self._unit() as session:
             namespace = await SystemNamespaceRepository(session).get(namespace_id)
@@ -411,6 +421,7 @@ class NamespaceActivities:
         return namespace_id
 
     @activity.defn
+    @heartbeats
     async def fail_operation(self, operation_id: str, reason: str) -> str:
         async with self._unit() as session:
             operation = await SystemOperationRepository(session).get(operation_id)

@@ -20,10 +20,14 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from controlplane.kit.heartbeat import HEARTBEAT_TIMEOUT
     from controlplane.namespaces.activities import NamespaceActivities
     from controlplane.operations.starter import OperationInput
 
 STEP_TIMEOUT = timedelta(minutes=2)
+# Every step heartbeats while it runs (starting a cell, waiting on its frontend): a step whose
+# worker died is retried on another worker within STEP_HEARTBEAT, not at STEP_TIMEOUT.
+STEP_HEARTBEAT = HEARTBEAT_TIMEOUT
 PROPAGATION_TIMEOUT = timedelta(seconds=30)
 PROPAGATION_HEARTBEAT = timedelta(seconds=5)
 STEP_RETRY = RetryPolicy(
@@ -40,7 +44,7 @@ Step = Callable[Concatenate[NamespaceActivities, P], Awaitable[R]]
 
 async def _run(
     timeout: timedelta,
-    heartbeat: timedelta | None,
+    heartbeat: timedelta,
     activity: Step[P, R],
     *args: P.args,
     **kwargs: P.kwargs,
@@ -60,7 +64,7 @@ async def _run(
 
 
 async def _step(activity: Step[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    return await _run(STEP_TIMEOUT, None, activity, *args, **kwargs)
+    return await _run(STEP_TIMEOUT, STEP_HEARTBEAT, activity, *args, **kwargs)
 
 
 async def _propagate(version: int, namespace_id: str = "") -> None:

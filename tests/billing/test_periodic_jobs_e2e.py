@@ -1,6 +1,7 @@
 """Periodic jobs run once per period however many workers run: `stratus up` plus a second
 API, a second worker and a second gateway (fed by the second API) on the same database and
-system cell, with intervals of a second or two — once on SQLite, once on PostgreSQL. Each
+system cell, with intervals of a second or two, on PostgreSQL (several replicas of a role are
+the production path, which only PostgreSQL serves; SQLite's `stratus up` runs one of each). Each
 scheduled run (one per job and period, named by its workflow id) happens on exactly one
 worker, both workers take runs, usage is written once (never doubled), each invoice is
 finalized once, each export object (SeaweedFS) is written once, and a namespace create
@@ -43,7 +44,7 @@ from controlplane.models import Account, Invoice, UsageRecord
 from controlplane.models.invoice import InvoiceStatus
 from infra.probes import SERVING, api_alive, gateway_health
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.postgresql_only]
 
 _RAN = re.compile(r"periodic job (\S+) ran: (\S+)")
 _FINALIZED = re.compile(r"finalized (\d+) invoices")
