@@ -6,15 +6,16 @@ import datetime as dt
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy.ext.asyncio
-from sqlalchemy import event, exc, make_url
-from sqlalchemy.engine import Engine
+from sqlalchemy import Executable, event, exc, make_url
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.util import greenlet_spawn
 
 AfterCommit = Callable[[], Awaitable[None]]
 
@@ -359,6 +360,27 @@ class ReadOnlySession(AsyncSession):
 
     async def get(self, *args: Any, **kwargs: Any) -> Any:
         return await self._once_more(lambda: super(ReadOnlySession, self).get(*args, **kwargs))
+
+    async def first_row(
+        self, statement: Executable, parameters: Mapping[str, Any]
+    ) -> Row[Any] | None:
+        """The first row of a Core ``statement`` (columns, no ORM entity), read on a pooled
+        connection of this session's engine held for that one statement: no session
+        transaction, identity map or ORM loading, a fraction of the CPU of :meth:`execute` for
+        the hottest reads. A dead connection is met as by :meth:`execute` (read once more)."""
+        engine = self.get_bind()
+        assert isinstance(engine, Engine), "a read-only session is bound to its engine"
+
+        def read() -> Row[Any] | None:
+            with engine.connect() as connection:
+                return connection.execute(statement, parameters).first()
+
+        try:
+            return await greenlet_spawn(read)
+        except exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            return await greenlet_spawn(read)
 
 
 def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
