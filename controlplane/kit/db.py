@@ -361,6 +361,14 @@ class ReadOnlySession(AsyncSession):
     async def get(self, *args: Any, **kwargs: Any) -> Any:
         return await self._once_more(lambda: super(ReadOnlySession, self).get(*args, **kwargs))
 
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        # Each read returned its connection when it ended (_once_more, first_row): with no
+        # transaction open and nothing loaded, closing would release nothing, and it costs a
+        # task and a greenlet (SQLAlchemy closes in a task of its own), per request.
+        sync_session = self.sync_session
+        if sync_session.in_transaction() or len(sync_session.identity_map):
+            await super().__aexit__(type_, value, traceback)
+
     async def first_row(
         self, statement: Executable, parameters: Mapping[str, Any]
     ) -> Row[Any] | None:
