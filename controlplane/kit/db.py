@@ -15,6 +15,7 @@ import sqlalchemy.ext.asyncio
 from sqlalchemy import Executable, event, exc, make_url
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 from sqlalchemy.util import greenlet_spawn
 
 AfterCommit = Callable[[], Awaitable[None]]
@@ -327,26 +328,44 @@ async def unit_of_work(
             await action()
 
 
+class _ReadOnlySyncSession(Session):
+    """The ORM session under :class:`ReadOnlySession`: it refuses to flush a change."""
+
+
+@event.listens_for(_ReadOnlySyncSession, "before_flush")
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a read-only unit of work may not write")
+
+
 class ReadOnlySession(AsyncSession):
-    """The session of a read-only unit of work. Its first read retries once when it met a
-    dead connection (the server restarted since the pooled connection was last used: the
-    pool opens a new one): with nothing loaded yet and nothing written, reading again is
-    the same unit of work."""
+    """The session of a read-only unit of work. Each read is its own transaction, ended (its
+    connection back in the pool) when the read ends, failed or not; so the session holds
+    nothing between reads and needs no closing. An ORM change is refused when it would be
+    flushed. Its first read retries once when it met a dead connection (the server restarted
+    since the pooled connection was last used: the pool opens a new one): with nothing
+    loaded yet and nothing written, reading again is the same unit of work."""
+
+    sync_session_class = _ReadOnlySyncSession
 
     async def _once_more(self, call: Callable[[], Awaitable[Any]]) -> Any:
         try:
-            result = await call()
-        except exc.DBAPIError as error:
-            if not error.connection_invalidated or len(self.sync_session.identity_map):
-                raise
+            try:
+                result = await call()
+            except exc.DBAPIError as error:
+                if not error.connection_invalidated or len(self.sync_session.identity_map):
+                    raise
+                await self.rollback()
+                result = await call()
+            # Each statement is its own transaction here (AUTOCOMMIT; SQLite's reader has no
+            # transaction either), and its rows are buffered: the connection goes back to the
+            # pool now rather than when the request ends, so concurrent requests share a few
+            # instead of holding one each (a burst beyond the pool opened and closed a
+            # connection a read). Loaded objects stay in the session (expire_on_commit=False).
+            await self.commit()
+        except BaseException:
             await self.rollback()
-            result = await call()
-        # Each statement is its own transaction here (AUTOCOMMIT; SQLite's reader has no
-        # transaction either), and its rows are buffered: the connection goes back to the pool
-        # now rather than when the request ends, so concurrent requests share a few instead of
-        # holding one each (a burst beyond the pool opened and closed a connection a read).
-        # Loaded objects stay in the session (expire_on_commit=False).
-        await self.commit()
+            raise
         return result
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
