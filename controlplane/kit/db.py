@@ -6,15 +6,17 @@ import datetime as dt
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy.ext.asyncio
-from sqlalchemy import event, exc, make_url
-from sqlalchemy.engine import Engine
+from sqlalchemy import Executable, event, exc, make_url
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+from sqlalchemy.util import greenlet_spawn
 
 AfterCommit = Callable[[], Awaitable[None]]
 
@@ -326,26 +328,44 @@ async def unit_of_work(
             await action()
 
 
+class _ReadOnlySyncSession(Session):
+    """The ORM session under :class:`ReadOnlySession`: it refuses to flush a change."""
+
+
+@event.listens_for(_ReadOnlySyncSession, "before_flush")
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a read-only unit of work may not write")
+
+
 class ReadOnlySession(AsyncSession):
-    """The session of a read-only unit of work. Its first read retries once when it met a
-    dead connection (the server restarted since the pooled connection was last used: the
-    pool opens a new one): with nothing loaded yet and nothing written, reading again is
-    the same unit of work."""
+    """The session of a read-only unit of work. Each read is its own transaction, ended (its
+    connection back in the pool) when the read ends, failed or not; so the session holds
+    nothing between reads and needs no closing. An ORM change is refused when it would be
+    flushed. Its first read retries once when it met a dead connection (the server restarted
+    since the pooled connection was last used: the pool opens a new one): with nothing
+    loaded yet and nothing written, reading again is the same unit of work."""
+
+    sync_session_class = _ReadOnlySyncSession
 
     async def _once_more(self, call: Callable[[], Awaitable[Any]]) -> Any:
         try:
-            result = await call()
-        except exc.DBAPIError as error:
-            if not error.connection_invalidated or len(self.sync_session.identity_map):
-                raise
+            try:
+                result = await call()
+            except exc.DBAPIError as error:
+                if not error.connection_invalidated or len(self.sync_session.identity_map):
+                    raise
+                await self.rollback()
+                result = await call()
+            # Each statement is its own transaction here (AUTOCOMMIT; SQLite's reader has no
+            # transaction either), and its rows are buffered: the connection goes back to the
+            # pool now rather than when the request ends, so concurrent requests share a few
+            # instead of holding one each (a burst beyond the pool opened and closed a
+            # connection a read). Loaded objects stay in the session (expire_on_commit=False).
+            await self.commit()
+        except BaseException:
             await self.rollback()
-            result = await call()
-        # Each statement is its own transaction here (AUTOCOMMIT; SQLite's reader has no
-        # transaction either), and its rows are buffered: the connection goes back to the pool
-        # now rather than when the request ends, so concurrent requests share a few instead of
-        # holding one each (a burst beyond the pool opened and closed a connection a read).
-        # Loaded objects stay in the session (expire_on_commit=False).
-        await self.commit()
+            raise
         return result
 
     async def execute(self, *args: Any, **kwargs: Any) -> Any:
@@ -359,6 +379,35 @@ class ReadOnlySession(AsyncSession):
 
     async def get(self, *args: Any, **kwargs: Any) -> Any:
         return await self._once_more(lambda: super(ReadOnlySession, self).get(*args, **kwargs))
+
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        # Each read returned its connection when it ended (_once_more, first_row): with no
+        # transaction open and nothing loaded, closing would release nothing, and it costs a
+        # task and a greenlet (SQLAlchemy closes in a task of its own), per request.
+        sync_session = self.sync_session
+        if sync_session.in_transaction() or len(sync_session.identity_map):
+            await super().__aexit__(type_, value, traceback)
+
+    async def first_row(
+        self, statement: Executable, parameters: Mapping[str, Any]
+    ) -> Row[Any] | None:
+        """The first row of a Core ``statement`` (columns, no ORM entity), read on a pooled
+        connection of this session's engine held for that one statement: no session
+        transaction, identity map or ORM loading, a fraction of the CPU of :meth:`execute` for
+        the hottest reads. A dead connection is met as by :meth:`execute` (read once more)."""
+        engine = self.get_bind()
+        assert isinstance(engine, Engine), "a read-only session is bound to its engine"
+
+        def read() -> Row[Any] | None:
+            with engine.connect() as connection:
+                return connection.execute(statement, parameters).first()
+
+        try:
+            return await greenlet_spawn(read)
+        except exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            return await greenlet_spawn(read)
 
 
 def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

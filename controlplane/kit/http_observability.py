@@ -76,6 +76,10 @@ def install(app: FastAPI, collectors: Sequence[ScrapedCollector] = ()) -> None:
         registry=registry,
     )
 
+    # Each (method, route, status)'s two series, looked up once (``labels`` validates and
+    # locks on every call).
+    series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
     # The router records the route it matched in the scope (without the prefixes of the
     # routers that include it): its full template is looked up once per route.
     templates: dict[int, str] = {}
@@ -129,8 +133,15 @@ def install(app: FastAPI, collectors: Sequence[ScrapedCollector] = ()) -> None:
         finally:
             request_id_var.reset(token)
         if route != "/metrics":
-            requests.labels(request.method, route, str(status)).inc()
-            latency.labels(request.method, route).observe(time.perf_counter() - started)
+            key = (request.method, route, status)
+            children = series.get(key)
+            if children is None:
+                children = series[key] = (
+                    requests.labels(request.method, route, str(status)),
+                    latency.labels(request.method, route),
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
 
     app.add_middleware(ObservabilityMiddleware, observe=observe)
 

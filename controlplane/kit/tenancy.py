@@ -17,11 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeVar
 
-from sqlalchemy import ColumnElement, Delete, Result, Select, Update, bindparam, false
+from sqlalchemy import ColumnElement, Delete, Result, Row, Select, Update, bindparam, false
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from auth import Action, Principal, Resource, authorize
+from controlplane.kit.db import ReadOnlySession
 from controlplane.kit.errors import Forbidden
 
 AccountColumn = InstrumentedAttribute[str] | InstrumentedAttribute[str | None]
@@ -90,6 +91,17 @@ class TenantRepository:
         return await self.session.execute(
             scoped.statement, {**(parameters or {}), _TENANT_ACCOUNT: self.account_id}
         )
+
+    async def _first_scoped(
+        self, scoped: ScopedOnce, parameters: dict[str, Any] | None = None
+    ) -> Row[Any] | None:
+        """The first row of a Core statement of :func:`scoped_once` (columns, not an ORM
+        entity) for the caller's account; in a read-only unit of work, without the session's
+        ORM machinery (:meth:`ReadOnlySession.first_row`)."""
+        bound = {**(parameters or {}), _TENANT_ACCOUNT: self.account_id}
+        if isinstance(self.session, ReadOnlySession):
+            return await self.session.first_row(scoped.statement, bound)
+        return (await self.session.execute(scoped.statement, bound)).first()
 
     def _scoped_to_namespaces(
         self,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Protocol
+
 from sqlalchemy import JSON, Enum, ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -59,3 +61,24 @@ class Namespace(TimestampMixin, Base):
     # The codec server the console's browser decodes payloads with: {endpoint,
     # pass_access_token, include_cross_origin_credentials}; None: none.
     codec_server: Mapped[dict[str, object] | None] = mapped_column(JSON, default=None)
+
+
+class NamespaceView(Protocol):
+    """What showing a namespace reads of its row: a :class:`Namespace`, or its columns read as a
+    plain row (``Row`` of ``select(Namespace.__table__)``; the hottest read loads no ORM
+    entity). The API's output reads the rest of its fields by column name."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def account_id(self) -> str: ...
+
+    @property
+    def auth_method(self) -> AuthMethod: ...
+
+    @property
+    def delete_protection(self) -> bool: ...
+
+    @property
+    def codec_server(self) -> dict[str, object] | None: ...

@@ -11,6 +11,7 @@ from controlplane.kit.deps import ReadSessionDep, SessionDep, SettingsDep
 from controlplane.kit.paging import PageDep
 from controlplane.kit.routing import ApiRoute, json_response
 from controlplane.models import Namespace
+from controlplane.models.namespace import NamespaceView
 from controlplane.namespaces import service, spec
 from controlplane.namespaces.schemas import (
     CodecServerSpec,
@@ -30,7 +31,7 @@ router = APIRouter(route_class=ApiRoute, prefix="/namespaces", tags=["namespaces
 Problems: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}, 409: {}}
 
 
-def namespace_out(namespace: Namespace, settings: ApiSettings) -> NamespaceOut:
+def namespace_out(namespace: NamespaceView, settings: ApiSettings) -> NamespaceOut:
     """The namespace as the API shows it: its row, its spec's nested parts and endpoints."""
     codec = namespace.codec_server
     return NamespaceOut.model_validate(
@@ -122,7 +123,7 @@ async def get_namespace(
 ) -> Response:
     # Serialized once, here: the hottest read skips FastAPI's second validation of the model
     # (response_model still documents it).
-    namespace = namespace_out(await service.get(session, principal, namespace_id), settings)
+    namespace = namespace_out(await service.view(session, principal, namespace_id), settings)
     return json_response(namespace)
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -7,11 +9,18 @@ from auth import Action
 from controlplane.kit.paging import Page, PageRequest, fetch_page
 from controlplane.kit.tenancy import TenantRepository, scoped_once
 from controlplane.models import Namespace
+from controlplane.models.namespace import NamespaceView
 
 # Built and scoped once: building a statement (and its cache key) per call cost more than
 # SQLite's read of the row; the caller's account is bound when it runs.
 _BY_ID = scoped_once(
     select(Namespace).where(Namespace.id == bindparam("namespace_id")), Namespace.account_id
+)
+
+# The same row as plain columns, for showing it (the API's hottest read): no ORM entity.
+_VIEW_BY_ID = scoped_once(
+    select(Namespace.__table__).where(Namespace.id == bindparam("namespace_id")),
+    Namespace.account_id,
 )
 
 
@@ -21,6 +30,12 @@ class NamespaceRepository(TenantRepository):
     async def get(self, namespace_id: str) -> Namespace | None:
         result = await self._execute_scoped(_BY_ID, {"namespace_id": namespace_id})
         return result.scalar_one_or_none()
+
+    async def view(self, namespace_id: str) -> NamespaceView | None:
+        """The namespace's columns, to show it (not to change it)."""
+        row = await self._first_scoped(_VIEW_BY_ID, {"namespace_id": namespace_id})
+        # A row of the table's columns has each of them as an attribute of the same name.
+        return cast("NamespaceView | None", row)
 
     async def list_readable(self) -> list[Namespace]:
         """The account's namespaces the caller may read."""

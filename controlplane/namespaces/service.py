@@ -7,6 +7,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cryptography.hazmat.primitives import hashes
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +40,7 @@ from controlplane.kit.errors import (
 )
 from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import AsyncOperation, Namespace, NamespaceState
+from controlplane.models.namespace import NamespaceView
 from controlplane.namespaces import spec
 from controlplane.namespaces.repository import NamespaceRepository, SystemNamespaceRepository
 from controlplane.operations import service as operations
@@ -110,8 +112,15 @@ def validate_certificate_filters(raw: list[dict[str, object]]) -> list[dict[str,
 async def _visible(repository: NamespaceRepository, namespace_id: str, action: Action) -> Namespace:
     """The namespace, checked against the policy for ``action`` on it: one the caller may not
     even read is not found (as another account's), one it may read but not change is 403."""
-    principal = repository.principal
-    namespace = await repository.get(namespace_id)
+    return _checked(repository.principal, await repository.get(namespace_id), namespace_id, action)
+
+
+_Shown = TypeVar("_Shown", bound=NamespaceView)
+
+
+def _checked(
+    principal: Principal, namespace: _Shown | None, namespace_id: str, action: Action
+) -> _Shown:
     if namespace is None or not authorize(
         principal, Action.NAMESPACE_READ, Resource(namespace.account_id, namespace.id)
     ):
@@ -408,6 +417,13 @@ async def get(session: AsyncSession, principal: Principal, namespace_id: str) ->
     return await _visible(
         NamespaceRepository(session, principal), namespace_id, Action.NAMESPACE_READ
     )
+
+
+async def view(session: AsyncSession, principal: Principal, namespace_id: str) -> NamespaceView:
+    """:func:`get`, to show the namespace: its columns, without loading an ORM entity."""
+    require(principal, Action.NAMESPACE_READ)
+    namespace = await NamespaceRepository(session, principal).view(namespace_id)
+    return _checked(principal, namespace, namespace_id, Action.NAMESPACE_READ)
 
 
 async def list_all(

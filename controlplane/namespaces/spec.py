@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from controlplane.config import ApiSettings
 from controlplane.kit.errors import InvalidField
-from controlplane.models import Namespace
+from controlplane.models.namespace import NamespaceView
 from controlplane.states import SearchAttributeType
 
 # Tags, as Temporal Cloud restricts them: lowercase keys and values of letters, digits, '-',
@@ -256,7 +256,7 @@ class NamespaceEndpoints:
     console_url: str
 
 
-def endpoints(settings: ApiSettings, namespace: Namespace) -> NamespaceEndpoints:
+def endpoints(settings: ApiSettings, namespace: NamespaceView) -> NamespaceEndpoints:
     api_key = (
         f"{settings.gateway_host}:{settings.gateway_api_key_port}"
         if settings.gateway_api_key_port and namespace.auth_method.accepts_api_keys
