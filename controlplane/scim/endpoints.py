@@ -14,8 +14,9 @@ from controlplane.api.deps import refuse_writes_while_suspended, requires
 from controlplane.kit.deps import SessionDep
 from controlplane.kit.errors import NotFound
 from controlplane.kit.routing import ApiRoute
+from controlplane.models import User
 from controlplane.scim import resources, service, tokens
-from controlplane.scim.errors import SCIM_CONTENT_TYPE, InvalidSyntax, NotImplementedByServer
+from controlplane.scim.errors import SCIM_CONTENT_TYPE, InvalidSyntax
 from controlplane.scim.schemas import ScimTokenCreated, ScimTokenOut
 
 SCIM_BASE = "/scim/v2"
@@ -102,11 +103,33 @@ async def schema(schema_id: str, request: Request, _: ScimPrincipal) -> Response
     raise NotFound(f"no schema {schema_id}")
 
 
+def _resource(row: User | service.GroupView, base: str) -> dict[str, Any]:
+    if isinstance(row, User):
+        return resources.user_resource(row, base)
+    return resources.group_resource(row, base)
+
+
+def _listed(
+    request: Request,
+    found: service.Page[User]
+    | service.Page[service.GroupView]
+    | service.Page[User | service.GroupView],
+    attributes: str | None,
+    excluded: str | None,
+) -> Response:
+    base = _base(request)
+    rows = [resources.project(_resource(row, base), attributes, excluded) for row in found.rows]
+    return _scim(resources.list_response(rows, found.total, found.start_index))
+
+
 @router.post("/.search")
-async def search_everything(_: ScimPrincipal) -> Response:
-    raise NotImplementedByServer(
-        "searching several resource types at once is not supported: search /Users or /Groups"
-    )
+async def search_everything(
+    request: Request, session: SessionDep, principal: ScimPrincipal
+) -> Response:
+    """RFC 7644 §3.4.3 at the root: the account's users, then its groups."""
+    query = service.search_request(await _document(request))
+    found = await service.search(session, principal, query)
+    return _listed(request, found, query.attributes, query.excluded)
 
 
 # Users
@@ -126,12 +149,20 @@ async def list_users(
     found = await service.list_users(
         session, principal, filter_text=filter_text, start_index=start_index, count=count
     )
-    base = _base(request)
-    rows = [
-        resources.project(resources.user_resource(user, base), attributes, excluded)
-        for user in found.rows
-    ]
-    return _scim(resources.list_response(rows, found.total, found.start_index))
+    return _listed(request, found, attributes, excluded)
+
+
+@router.post("/Users/.search")
+async def search_users(request: Request, session: SessionDep, principal: ScimPrincipal) -> Response:
+    query = service.search_request(await _document(request))
+    found = await service.list_users(
+        session,
+        principal,
+        filter_text=query.filter_text,
+        start_index=query.start_index,
+        count=query.count,
+    )
+    return _listed(request, found, query.attributes, query.excluded)
 
 
 @router.post("/Users")
@@ -195,12 +226,22 @@ async def list_groups(
     found = await service.list_groups(
         session, principal, filter_text=filter_text, start_index=start_index, count=count
     )
-    base = _base(request)
-    rows = [
-        resources.project(resources.group_resource(view, base), attributes, excluded)
-        for view in found.rows
-    ]
-    return _scim(resources.list_response(rows, found.total, found.start_index))
+    return _listed(request, found, attributes, excluded)
+
+
+@router.post("/Groups/.search")
+async def search_groups(
+    request: Request, session: SessionDep, principal: ScimPrincipal
+) -> Response:
+    query = service.search_request(await _document(request))
+    found = await service.list_groups(
+        session,
+        principal,
+        filter_text=query.filter_text,
+        start_index=query.start_index,
+        count=query.count,
+    )
+    return _listed(request, found, query.attributes, query.excluded)
 
 
 @router.post("/Groups")

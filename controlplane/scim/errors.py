@@ -58,12 +58,6 @@ class Mutability(ScimError):
     scim_type = "mutability"
 
 
-class NotImplementedByServer(ScimError):
-    status = 501
-    slug = "scim-not-implemented"
-    scim_type = None
-
-
 def _scim_type(error: StratusError) -> str | None:
     if isinstance(error, ScimError):
         return error.scim_type

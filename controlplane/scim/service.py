@@ -98,6 +98,22 @@ def _window(start_index: int | None, count: int | None) -> tuple[int, int]:
     return start, size
 
 
+Filters = dict[str, Callable[[Equals], ColumnElement[bool]]]
+
+
+def _where(filters: Filters, kind: str, equals: Equals | None) -> list[ColumnElement[bool]]:
+    """The SQL condition of ``equals`` on ``kind`` (users or groups); an attribute ``kind``
+    cannot be filtered by is refused."""
+    if equals is None:
+        return []
+    column = filters.get(equals.attribute)
+    if column is None:
+        raise InvalidFilter(
+            f"{kind} can be filtered by {', '.join(sorted(filters))}, not {equals.attribute}"
+        )
+    return [column(equals)]
+
+
 # Users
 
 
@@ -111,7 +127,7 @@ def user_document(user: User) -> Document:
     }
 
 
-_USER_FILTERS: dict[str, Callable[[Equals], ColumnElement[bool]]] = {
+_USER_FILTERS: Filters = {
     "username": lambda f: User.email == str(f.value).lower(),
     "externalid": lambda f: User.external_id == f.value,
     "id": lambda f: User.id == f.value,
@@ -130,16 +146,7 @@ async def list_users(
     start_index: int | None,
     count: int | None,
 ) -> Page[User]:
-    where = []
-    if filter_text:
-        equals = parse_filter(filter_text)
-        column = _USER_FILTERS.get(equals.attribute)
-        if column is None:
-            raise InvalidFilter(
-                f"users can be filtered by {', '.join(sorted(_USER_FILTERS))}, "
-                f"not {equals.attribute}"
-            )
-        where.append(column(equals))
+    where = _where(_USER_FILTERS, "users", parse_filter(filter_text) if filter_text else None)
     start, size = _window(start_index, count)
     total, rows = await ScimRepository(session, principal).users(
         where, offset=start - 1, limit=size
@@ -341,7 +348,7 @@ async def _views(repository: ScimRepository, groups: list[UserGroup]) -> list[Gr
     return [GroupView(group, by_group[group.id]) for group in groups]
 
 
-_GROUP_FILTERS: dict[str, Callable[[Equals], ColumnElement[bool]]] = {
+_GROUP_FILTERS: Filters = {
     "displayname": lambda f: UserGroup.name == f.value,
     "externalid": lambda f: UserGroup.external_id == f.value,
     "id": lambda f: UserGroup.id == f.value,
@@ -356,16 +363,7 @@ async def list_groups(
     start_index: int | None,
     count: int | None,
 ) -> Page[GroupView]:
-    where = []
-    if filter_text:
-        equals = parse_filter(filter_text)
-        column = _GROUP_FILTERS.get(equals.attribute)
-        if column is None:
-            raise InvalidFilter(
-                f"groups can be filtered by {', '.join(sorted(_GROUP_FILTERS))}, "
-                f"not {equals.attribute}"
-            )
-        where.append(column(equals))
+    where = _where(_GROUP_FILTERS, "groups", parse_filter(filter_text) if filter_text else None)
     start, size = _window(start_index, count)
     repository = ScimRepository(session, principal)
     total, rows = await repository.groups(where, offset=start - 1, limit=size)
@@ -520,6 +518,91 @@ async def delete_group(session: AsyncSession, principal: Principal, group_id: st
         details={"name": group.name},
     )
     await session.flush()
+
+
+# Search (RFC 7644 §3.4.3)
+
+SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A ``POST …/.search`` body: the query a GET carries in its URL."""
+
+    filter_text: str | None
+    start_index: int | None
+    count: int | None
+    attributes: str | None
+    excluded: str | None
+
+
+def _search_int(doc: Document, key: str, name: str) -> int | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSyntax(f"{name} must be an integer")
+    return value
+
+
+def _search_names(doc: Document, key: str, name: str) -> str | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidSyntax(f"{name} must be a list of attribute names")
+    return ",".join(value) or None
+
+
+def search_request(doc: Document) -> SearchRequest:
+    """``doc`` (names lowercased) read as a SearchRequest; anything else is refused
+    (``invalidSyntax``), and so is ``sortBy``: this server does not sort (its
+    ServiceProviderConfig says so)."""
+    schemas = doc.get("schemas")
+    if not isinstance(schemas, list) or SEARCH_REQUEST not in schemas:
+        raise InvalidSyntax(
+            f"a search body is a SearchRequest: schemas must be [{SEARCH_REQUEST!r}]"
+        )
+    if doc.get("sortby") is not None or doc.get("sortorder") is not None:
+        raise ScimError("sortBy and sortOrder are not supported: this server does not sort")
+    filter_text = doc.get("filter")
+    if filter_text is not None and not isinstance(filter_text, str):
+        raise InvalidSyntax("filter must be a string")
+    return SearchRequest(
+        filter_text=filter_text or None,
+        start_index=_search_int(doc, "startindex", "startIndex"),
+        count=_search_int(doc, "count", "count"),
+        attributes=_search_names(doc, "attributes", "attributes"),
+        excluded=_search_names(doc, "excludedattributes", "excludedAttributes"),
+    )
+
+
+async def search(
+    session: AsyncSession, principal: Principal, query: SearchRequest
+) -> Page[User | GroupView]:
+    """``POST /.search``: the account's users, then its groups (each in the order of its own
+    list), paged over the two together. A filter on an attribute one type lacks matches none of
+    that type; one that neither type has is refused (``invalidFilter``)."""
+    equals = parse_filter(query.filter_text) if query.filter_text else None
+    if equals is not None and not (
+        equals.attribute in _USER_FILTERS or equals.attribute in _GROUP_FILTERS
+    ):
+        names = ", ".join(sorted(_USER_FILTERS.keys() | _GROUP_FILTERS.keys()))
+        raise InvalidFilter(f"users and groups can be filtered by {names}, not {equals.attribute}")
+    start, size = _window(query.start_index, query.count)
+    repository = ScimRepository(session, principal)
+    user_total, users = 0, list[User]()
+    if equals is None or equals.attribute in _USER_FILTERS:
+        where = _where(_USER_FILTERS, "users", equals)
+        user_total, users = await repository.users(where, offset=start - 1, limit=size)
+    group_total, groups = 0, list[UserGroup]()
+    if equals is None or equals.attribute in _GROUP_FILTERS:
+        where = _where(_GROUP_FILTERS, "groups", equals)
+        group_total, groups = await repository.groups(
+            where, offset=max(start - 1 - user_total, 0), limit=size - len(users)
+        )
+    rows: list[User | GroupView] = [*users, *await _views(repository, groups)]
+    return Page(user_total + group_total, start, rows)
 
 
 # PATCH

@@ -321,6 +321,34 @@ def test_a_scim_token_reaches_no_other_accounts_user(
     )
 
 
+def test_a_scim_tokens_search_finds_no_other_accounts_users_or_groups(
+    stratus: StratusUp, accounts: tuple[Ids, Ids]
+) -> None:
+    """A's ``POST /scim/v2/.search`` lists A's users and groups only: B's group of the same
+    name and B's user are in no answer, even when the filter names them."""
+    alpha, bravo = accounts
+    with http(stratus, alpha.tenant.api_key) as client:
+        token = client.post("/scim-token").json()["token"]
+    search = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}
+    with httpx.Client(
+        base_url=stratus.api_url + "/scim/v2",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    ) as scim:
+        everything = scim.post("/.search", json=search).json()
+        named = scim.post("/.search", json={**search, "filter": 'displayName eq "shared-name"'})
+        by_id = [
+            scim.post("/.search", json={**search, "filter": f'id eq "{bravo.ids[kind]}"'})
+            for kind in ("user_id", "group_id")
+        ]
+    found = {row["id"] for row in everything["Resources"]}
+    assert everything["totalResults"] == len(found)
+    assert {alpha.ids["user_id"], alpha.ids["group_id"]} <= found
+    assert not found & {bravo.ids["user_id"], bravo.ids["group_id"]}
+    assert [row["id"] for row in named.json()["Resources"]] == [alpha.ids["group_id"]]
+    assert [response.json()["totalResults"] for response in by_id] == [0, 0]
+
+
 def test_bravo_is_untouched(stratus: StratusUp, accounts: tuple[Ids, Ids]) -> None:
     """After every attempt above (run first in this module), B's key, namespace, service
     account and user are as they were."""
