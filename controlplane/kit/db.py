@@ -270,8 +270,10 @@ def _refuse_writes(
 # The read-only units of work's own pool on a server (beside SERVER_POOL): a read holds its
 # connection for one statement's round trip, not for the whole request, so a few serve a
 # burst of 50 clients. Two APIs and a worker at their peaks still stay under PostgreSQL's
-# default max_connections (100).
+# default max_connections (100): the read engine and the hottest reads' own connections
+# (ServerReader) share this budget, half each.
 SERVER_READ_POOL: dict[str, Any] = {"pool_size": 8, "max_overflow": 4}
+_HALF_READ_POOL = {name: count // 2 for name, count in SERVER_READ_POOL.items()}
 
 
 def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
@@ -289,7 +291,7 @@ def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
         hide_parameters=True,
         isolation_level="AUTOCOMMIT",
         pool_reset_on_return=None,
-        **SERVER_READ_POOL,
+        **_HALF_READ_POOL,
     )
     _ping_when_idle(reader)
     event.listen(reader.sync_engine, "before_cursor_execute", _refuse_writes)
@@ -341,8 +343,8 @@ class ServerReader:
     with the engine's dialect and prepared on each connection (psycopg ``prepare=True``).
 
     Connections are in autocommit (a read is one round trip), opened when first needed and
-    bounded like the read engine's pool (``SERVER_READ_POOL``: as many kept idle as its
-    ``pool_size``, at most ``pool_size + max_overflow`` open). A broken connection is
+    bounded by half of ``SERVER_READ_POOL`` (the read engine's pool has the other half: 4
+    kept idle, at most 6 open; a read beyond waits for one). A broken connection is
     discarded with every idle one (a server restart dropped them all) and the read runs once
     more on a new one; a failure is raised as SQLAlchemy's ``DBAPIError``, as the engine's
     would be (``connection_invalidated`` for a lost connection: 503 ``storage-unavailable``)."""
@@ -351,8 +353,8 @@ class ServerReader:
         self._dialect = engine.sync_engine.dialect
         self._connect_args = self._dialect.create_connect_args(engine.url)
         self._idle: deque[psycopg.AsyncConnection[Any]] = deque()
-        self._keep = SERVER_READ_POOL["pool_size"]
-        self._slots = asyncio.Semaphore(self._keep + SERVER_READ_POOL["max_overflow"])
+        self._keep = _HALF_READ_POOL["pool_size"]
+        self._slots = asyncio.Semaphore(self._keep + _HALF_READ_POOL["max_overflow"])
         self._prepared: dict[int, tuple[Select[Any], _Prepared]] = {}
 
     def _prepare(self, statement: Select[Any]) -> _Prepared:
