@@ -38,6 +38,7 @@ from controlplane.kit.db import (
     create_engine,
     create_read_sessionmaker,
     create_sessionmaker,
+    dispose_read_sessionmaker,
     unit_of_work,
 )
 from controlplane.kit.errors import install_error_handlers
@@ -126,7 +127,7 @@ def create_app(settings: ApiSettings, *, run_migrations: bool = True) -> FastAPI
         await idp_http.aclose()
         await app.state.tenant_metrics.aclose()
         await app.state.cell_channels.close()
-        await app.state.read_sessionmaker.kw["bind"].dispose()
+        await dispose_read_sessionmaker(app.state.read_sessionmaker)
         await engine.dispose()
 
     app = FastAPI(

@@ -8,7 +8,6 @@ crosses the limit; the application then sees the client as gone.
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,9 +25,20 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        declared: bytes | None = None
+        streamed = False
+        for name, value in scope["headers"]:  # ASGI servers give header names in lower case
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                streamed = True
+        if not streamed:
+            # The server reads no more of a body than its declared length (none without one,
+            # a GET's): only a declared length over the limit is refused, nothing is counted.
+            if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
             return
 
         received = 0

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections import deque, namedtuple
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy.ext.asyncio
-from sqlalchemy import Executable, event, exc, make_url
+from sqlalchemy import Executable, Select, event, exc, make_url
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -267,8 +270,10 @@ def _refuse_writes(
 # The read-only units of work's own pool on a server (beside SERVER_POOL): a read holds its
 # connection for one statement's round trip, not for the whole request, so a few serve a
 # burst of 50 clients. Two APIs and a worker at their peaks still stay under PostgreSQL's
-# default max_connections (100).
+# default max_connections (100): the read engine and the hottest reads' own connections
+# (ServerReader) share this budget, half each.
 SERVER_READ_POOL: dict[str, Any] = {"pool_size": 8, "max_overflow": 4}
+_HALF_READ_POOL = {name: count // 2 for name, count in SERVER_READ_POOL.items()}
 
 
 def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
@@ -286,11 +291,166 @@ def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
         hide_parameters=True,
         isolation_level="AUTOCOMMIT",
         pool_reset_on_return=None,
-        **SERVER_READ_POOL,
+        **_HALF_READ_POOL,
     )
     _ping_when_idle(reader)
     event.listen(reader.sync_engine, "before_cursor_execute", _refuse_writes)
     return reader
+
+
+class _Prepared:
+    """A Core SELECT compiled once for PostgreSQL: its SQL, how to bind its parameters and how
+    to turn a fetched tuple into a row whose columns are also attributes."""
+
+    def __init__(self, statement: Select[Any], dialect: Any) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        if self.sql.lstrip()[:8].upper().startswith(_WRITES):
+            raise RuntimeError("a read-only unit of work may not write")
+        # (name in the SQL, fixed value or None when the caller gives it, driver conversion)
+        self.binds: list[tuple[str, bool, Any, Callable[[Any], Any] | None]] = []
+        for name, bind in compiled.binds.items():
+            if bind.expanding or bind.literal_execute:
+                raise ValueError(f"parameter {name!r}: an IN list is not prepared once")
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            self.binds.append((name, bind.required, bind.effective_value, processor))
+        columns = list(statement.selected_columns)
+        row_class = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
+        self.row: Callable[[Iterable[Any]], Sequence[Any]] = row_class._make
+        self.results = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ]
+
+    def parameters(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        bound = {}
+        for name, required, fixed, processor in self.binds:
+            value = given[name] if required else fixed
+            bound[name] = value if processor is None else processor(value)
+        return bound
+
+    def make_row(self, values: Sequence[Any]) -> Sequence[Any]:
+        return self.row(
+            value if processor is None else processor(value)
+            for value, processor in zip(values, self.results, strict=True)
+        )
+
+
+class ServerReader:
+    """The hottest reads on PostgreSQL, on psycopg's own asyncio connections: SQLAlchemy's
+    asyncio bridge (a greenlet per statement), its pool and its result machinery cost more
+    CPU than the round trip of a one-row SELECT. Statements come from the same Core
+    constructs as everywhere (tenancy-scoped by ``kit.tenancy.scoped_once``), compiled once
+    with the engine's dialect and prepared on each connection (psycopg ``prepare=True``).
+
+    Connections are in autocommit (a read is one round trip), opened when first needed and
+    bounded by half of ``SERVER_READ_POOL`` (the read engine's pool has the other half: 4
+    kept idle, at most 6 open; a read beyond waits for one). A broken connection is
+    discarded with every idle one (a server restart dropped them all) and the read runs once
+    more on a new one; a failure is raised as SQLAlchemy's ``DBAPIError``, as the engine's
+    would be (``connection_invalidated`` for a lost connection: 503 ``storage-unavailable``)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._dialect = engine.sync_engine.dialect
+        self._connect_args = self._dialect.create_connect_args(engine.url)
+        self._idle: deque[psycopg.AsyncConnection[Any]] = deque()
+        self._keep = _HALF_READ_POOL["pool_size"]
+        self._slots = asyncio.Semaphore(self._keep + _HALF_READ_POOL["max_overflow"])
+        self._prepared: dict[int, tuple[Select[Any], _Prepared]] = {}
+
+    def _prepare(self, statement: Select[Any]) -> _Prepared:
+        known = self._prepared.get(id(statement))
+        if known is not None and known[0] is statement:
+            return known[1]
+        prepared = _Prepared(statement, self._dialect)
+        # The statement is kept with it, so its id is not reused by another.
+        self._prepared[id(statement)] = (statement, prepared)
+        return prepared
+
+    async def first_row(
+        self, statement: Select[Any], parameters: Mapping[str, Any]
+    ) -> Sequence[Any] | None:
+        """The first row of a Core SELECT, its columns by position and by name."""
+        prepared = self._prepare(statement)
+        bound = prepared.parameters(parameters)
+        async with self._slots:
+            try:
+                values = await self._fetch_one(prepared.sql, bound)
+            except _ConnectionLost:
+                await self._drop_idle()
+                try:
+                    values = await self._fetch_one(prepared.sql, bound)
+                except _ConnectionLost as lost:
+                    raise self._wrapped(prepared.sql, lost.error, lost.invalidated) from lost.error
+            except psycopg.Error as error:
+                raise self._wrapped(prepared.sql, error, invalidated=False) from error
+        return None if values is None else prepared.make_row(values)
+
+    async def _fetch_one(self, sql: str, parameters: dict[str, Any]) -> tuple[Any, ...] | None:
+        if self._idle:
+            connection = self._idle.pop()
+        else:
+            try:
+                connection = await self._connect()
+            except psycopg.OperationalError as error:
+                raise _ConnectionLost(error, invalidated=False) from error
+        try:
+            cursor = await connection.execute(sql, parameters, prepare=True)
+            values: tuple[Any, ...] | None = await cursor.fetchone()
+        except psycopg.Error as error:
+            if connection.broken or connection.closed:
+                await _close(connection)
+                raise _ConnectionLost(error, invalidated=True) from error
+            # A statement's own error (autocommit: no transaction left open).
+            await self._release(connection)
+            raise
+        except BaseException:
+            # Interrupted mid-statement: the connection's state is unknown, not reused.
+            await _close(connection)
+            raise
+        await self._release(connection)
+        return values
+
+    async def _release(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        if len(self._idle) < self._keep:
+            self._idle.append(connection)
+        else:
+            await _close(connection)  # one opened at a peak
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        args, kwargs = self._connect_args
+        return await psycopg.AsyncConnection.connect(*args, autocommit=True, **kwargs)
+
+    async def _drop_idle(self) -> None:
+        while self._idle:
+            await _close(self._idle.pop())
+
+    def _wrapped(self, sql: str, error: psycopg.Error, invalidated: bool) -> exc.StatementError:
+        return exc.DBAPIError.instance(
+            sql,
+            None,
+            error,
+            psycopg.Error,
+            hide_parameters=True,
+            connection_invalidated=invalidated,
+            dialect=self._dialect,
+        )
+
+    async def close(self) -> None:
+        await self._drop_idle()
+
+
+class _ConnectionLost(Exception):
+    """A connection found broken (``invalidated``: it was open) or that could not be made."""
+
+    def __init__(self, error: psycopg.Error, *, invalidated: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.invalidated = invalidated
+
+
+async def _close(connection: psycopg.AsyncConnection[Any]) -> None:
+    with suppress(psycopg.Error):
+        await connection.close()
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:
@@ -348,6 +508,12 @@ class ReadOnlySession(AsyncSession):
 
     sync_session_class = _ReadOnlySyncSession
 
+    def __init__(
+        self, *args: Any, server_reader: ServerReader | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.server_reader = server_reader
+
     async def _once_more(self, call: Callable[[], Awaitable[Any]]) -> Any:
         try:
             try:
@@ -390,11 +556,15 @@ class ReadOnlySession(AsyncSession):
 
     async def first_row(
         self, statement: Executable, parameters: Mapping[str, Any]
-    ) -> Row[Any] | None:
-        """The first row of a Core ``statement`` (columns, no ORM entity), read on a pooled
+    ) -> Row[Any] | Sequence[Any] | None:
+        """The first row of a Core ``statement`` (columns, no ORM entity; by position and by
+        name), read on a pooled
         connection of this session's engine held for that one statement: no session
         transaction, identity map or ORM loading, a fraction of the CPU of :meth:`execute` for
-        the hottest reads. A dead connection is met as by :meth:`execute` (read once more)."""
+        the hottest reads; on PostgreSQL, on the :class:`ServerReader`'s connections. A dead
+        connection is met as by :meth:`execute` (read once more)."""
+        if self.server_reader is not None and isinstance(statement, Select):
+            return await self.server_reader.first_row(statement, parameters)
         engine = self.get_bind()
         assert isinstance(engine, Engine), "a read-only session is bound to its engine"
 
@@ -411,10 +581,21 @@ class ReadOnlySession(AsyncSession):
 
 
 def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Read-only units of work (:func:`read_only`) beside ``engine``'s."""
+    """Read-only units of work (:func:`read_only`) beside ``engine``'s (closed by
+    :func:`dispose_read_sessionmaker`)."""
+    reader = create_read_engine(engine)
+    server = None if reader.url.get_backend_name() == "sqlite" else ServerReader(reader)
     return async_sessionmaker(
-        create_read_engine(engine), expire_on_commit=False, class_=ReadOnlySession
+        reader, expire_on_commit=False, class_=ReadOnlySession, server_reader=server
     )
+
+
+async def dispose_read_sessionmaker(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Close the connections of :func:`create_read_sessionmaker`'s units of work."""
+    server: ServerReader | None = sessionmaker.kw["server_reader"]
+    if server is not None:
+        await server.close()
+    await sessionmaker.kw["bind"].dispose()
 
 
 @asynccontextmanager

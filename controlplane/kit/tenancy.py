@@ -14,6 +14,7 @@ import.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeVar
 
@@ -94,10 +95,10 @@ class TenantRepository:
 
     async def _first_scoped(
         self, scoped: ScopedOnce, parameters: dict[str, Any] | None = None
-    ) -> Row[Any] | None:
+    ) -> Row[Any] | Sequence[Any] | None:
         """The first row of a Core statement of :func:`scoped_once` (columns, not an ORM
-        entity) for the caller's account; in a read-only unit of work, without the session's
-        ORM machinery (:meth:`ReadOnlySession.first_row`)."""
+        entity; by position and by name) for the caller's account; in a read-only unit of work,
+        without the session's ORM machinery (:meth:`ReadOnlySession.first_row`)."""
         bound = {**(parameters or {}), _TENANT_ACCOUNT: self.account_id}
         if isinstance(self.session, ReadOnlySession):
             return await self.session.first_row(scoped.statement, bound)

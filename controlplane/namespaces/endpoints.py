@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from auth import Action, Principal
-from controlplane.api.deps import StarterDep, requires
+from controlplane.api.deps import Reading, StarterDep, reading, requires
 from controlplane.config import ApiSettings
 from controlplane.kit.deps import ReadSessionDep, SessionDep, SettingsDep
 from controlplane.kit.paging import PageDep
@@ -117,14 +117,12 @@ async def list_namespaces(
 @router.get("/{namespace_id}", response_model=NamespaceOut, responses=Problems)
 async def get_namespace(
     namespace_id: str,
-    session: ReadSessionDep,
-    settings: SettingsDep,
-    principal: Annotated[Principal, Depends(requires(Action.NAMESPACE_READ, read_only=True))],
+    read: Annotated[Reading, Depends(reading(Action.NAMESPACE_READ))],
 ) -> Response:
     # Serialized once, here: the hottest read skips FastAPI's second validation of the model
     # (response_model still documents it).
-    namespace = namespace_out(await service.view(session, principal, namespace_id), settings)
-    return json_response(namespace)
+    found = await service.view(read.session, read.principal, namespace_id)
+    return json_response(namespace_out(found, read.settings))
 
 
 @router.post(

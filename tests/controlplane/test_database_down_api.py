@@ -34,10 +34,14 @@ def test_a_database_server_that_is_gone_answers_503_never_500(tmp_path: Path) ->
             key = api.new_tenant("Gone")
             headers = {"Authorization": f"Bearer {key}"}
             assert httpx.get(f"{api.url}/api/v1/namespaces", headers=headers).status_code == 200
+            by_id = f"{api.url}/api/v1/namespaces/missing.nowhere"
+            assert httpx.get(by_id, headers=headers).status_code == 404
 
             server_running.__exit__(None, None, None)  # stops the server by its PID
             stopped = True
             for method, path, body in (
+                # The namespace read's own connection (kit.db.ServerReader) found dead.
+                ("GET", "/api/v1/namespaces/missing.nowhere", None),
                 ("GET", "/api/v1/namespaces", None),
                 ("POST", "/api/v1/service-accounts", {"name": "ci", "account_role": "read"}),
                 ("GET", "/api/v1/internal/gateway-routes", None),

@@ -10,10 +10,21 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from support import ApiAlone
 
-from controlplane.kit.db import create_engine, create_read_sessionmaker, read_only
+from auth import AccountRole, AuthMethod, Principal, PrincipalKind
+from controlplane.kit.db import (
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+    dispose_read_sessionmaker,
+    read_only,
+    unit_of_work,
+)
+from controlplane.models import Account, Namespace
+from controlplane.namespaces.repository import NamespaceRepository
+from controlplane.states import NamespaceState
 from infra.postgres import PostgresServer
 
 
@@ -34,7 +45,68 @@ async def test_a_read_only_unit_of_work_refuses_to_write(database_url: str) -> N
             async with read_only(sessionmaker) as session:
                 await session.execute(insert, {"id": str(uuid.uuid4())})
     finally:
-        await sessionmaker.kw["bind"].dispose()
+        await dispose_read_sessionmaker(sessionmaker)
+        await engine.dispose()
+
+
+def _namespace(name: str, account_id: str, **columns: object) -> Namespace:
+    return Namespace(
+        id=f"{name}.{account_id}",
+        account_id=account_id,
+        name=name,
+        retention_days=3,
+        accepted_client_ca="CA",
+        state=NamespaceState.ACTIVE,
+        resource_version="1",
+        **columns,
+    )
+
+
+async def test_the_namespace_read_shows_the_callers_row_as_the_orm_reads_it(
+    database_url: str,
+) -> None:
+    """The hottest read (on PostgreSQL on its own psycopg connections, a statement compiled
+    once) gives each column as SQLAlchemy would (enums, JSON, booleans, timestamps), and only
+    for the caller's account."""
+    engine = create_engine(database_url)
+    sessionmaker = create_read_sessionmaker(engine)
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as setup:
+            setup.add_all([Account(id="alpha", name="alpha"), Account(id="bravo", name="bravo")])
+            await setup.flush()
+            setup.add_all(
+                [
+                    _namespace(
+                        "shown",
+                        "alpha",
+                        auth_method=AuthMethod.API_KEY,
+                        certificate_filters=[{"common_name": "ci"}],
+                        tags={"team": "blue"},
+                        codec_server={"endpoint": "https://codec.example"},
+                        delete_protection=True,
+                    ),
+                    _namespace("hidden", "bravo"),
+                ]
+            )
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            expected = (
+                await session.execute(
+                    select(Namespace.__table__).where(Namespace.id == "shown.alpha")
+                )
+            ).one()
+        owner = Principal(PrincipalKind.USER, "u-alpha", "alpha", AccountRole.OWNER, "owner")
+        for _ in range(2):  # the second on a pooled connection, the statement prepared
+            async with read_only(sessionmaker) as session:
+                namespaces = NamespaceRepository(session, owner)
+                row = await namespaces.view("shown.alpha")
+                assert row is not None
+                assert tuple(row) == tuple(expected)
+                assert row.auth_method is AuthMethod.API_KEY
+                assert row.codec_server == {"endpoint": "https://codec.example"}
+                assert row.delete_protection is True
+                assert await namespaces.view("hidden.bravo") is None
+    finally:
+        await dispose_read_sessionmaker(sessionmaker)
         await engine.dispose()
 
 
@@ -50,6 +122,8 @@ def test_a_read_answers_after_the_database_dropped_every_connection(
         key = api.new_tenant("Reader")
         with httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {key}"}) as client:
             assert client.get("/api/v1/namespaces").status_code == 200
+            missing = "/api/v1/namespaces/missing.nowhere"
+            assert client.get(missing).status_code == 404
             with psycopg.connect(
                 postgres.database_url("postgres").replace("+psycopg", "")
             ) as admin:
@@ -60,7 +134,9 @@ def test_a_read_answers_after_the_database_dropped_every_connection(
                 ).fetchone()
             assert dropped is not None
             assert dropped[0] >= 1
-            # At once (no idle ping yet): the read meets the dead connection and reads again.
+            # At once (no idle ping yet): the read meets the dead connection and reads again,
+            # on SQLAlchemy's pool and on the namespace read's own connections alike.
+            assert client.get(missing).status_code == 404
             answer = client.get("/api/v1/namespaces")
             assert answer.status_code == 200, answer.text
             assert answer.json() == {"namespaces": [], "next_page_token": ""}
