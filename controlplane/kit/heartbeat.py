@@ -32,7 +32,12 @@ S = TypeVar("S")
 
 @contextlib.asynccontextmanager
 async def heartbeating(every: float = HEARTBEAT_EVERY) -> AsyncIterator[None]:
-    """Heartbeat the current activity every ``every`` seconds while the block runs."""
+    """Heartbeat the current activity every ``every`` seconds while the block runs. Outside an
+    activity (an activity method called directly, as a test or a command does) it does
+    nothing."""
+    if not activity.in_activity():
+        yield
+        return
 
     async def beat() -> None:
         while True:
