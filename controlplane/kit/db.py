@@ -299,8 +299,9 @@ def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
 
 
 class _Prepared:
-    """A Core SELECT compiled once for PostgreSQL: its SQL, how to bind its parameters and how
-    to turn a fetched tuple into a row whose columns are also attributes."""
+    """A Core SELECT compiled once for a dialect: its SQL, how to bind its parameters (by name,
+    or by position for SQLite's ``?``) and how to turn a fetched tuple into a row whose columns
+    are also attributes."""
 
     def __init__(self, statement: Select[Any], dialect: Any) -> None:
         compiled = statement.compile(dialect=dialect)
@@ -314,6 +315,11 @@ class _Prepared:
                 raise ValueError(f"parameter {name!r}: an IN list is not prepared once")
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             self.binds.append((name, bind.required, bind.effective_value, processor))
+        # SQLite's driver binds by position: the binds in the order of the SQL's ``?``.
+        self.positional = compiled.positiontup is not None
+        if compiled.positiontup is not None:
+            order = {name: index for index, name in enumerate(compiled.positiontup)}
+            self.binds.sort(key=lambda bound: order[bound[0]])
         columns = list(statement.selected_columns)
         row_class = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
         self.row: Callable[[Iterable[Any]], Sequence[Any]] = row_class._make
@@ -321,12 +327,12 @@ class _Prepared:
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
 
-    def parameters(self, given: Mapping[str, Any]) -> dict[str, Any]:
+    def parameters(self, given: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
         bound = {}
         for name, required, fixed, processor in self.binds:
             value = given[name] if required else fixed
             bound[name] = value if processor is None else processor(value)
-        return bound
+        return tuple(bound.values()) if self.positional else bound
 
     def make_row(self, values: Sequence[Any]) -> Sequence[Any]:
         return self.row(
@@ -335,7 +341,96 @@ class _Prepared:
         )
 
 
-class ServerReader:
+class _DirectReader:
+    """What both direct readers share: statements compiled once per statement object, and
+    driver errors raised as SQLAlchemy's (as the engine's would be)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._dialect = engine.sync_engine.dialect
+        self._prepared: dict[int, tuple[Select[Any], _Prepared]] = {}
+
+    def _prepare(self, statement: Select[Any]) -> _Prepared:
+        known = self._prepared.get(id(statement))
+        if known is not None and known[0] is statement:
+            return known[1]
+        prepared = _Prepared(statement, self._dialect)
+        # The statement is kept with it, so its id is not reused by another.
+        self._prepared[id(statement)] = (statement, prepared)
+        return prepared
+
+    def _wrapped(
+        self, sql: str, error: Exception, driver_error: type[Exception], invalidated: bool
+    ) -> exc.StatementError:
+        return exc.DBAPIError.instance(
+            sql,
+            None,
+            error,
+            driver_error,
+            hide_parameters=True,
+            connection_invalidated=invalidated,
+            dialect=self._dialect,
+        )
+
+    async def first_row(
+        self, statement: Select[Any], parameters: Mapping[str, Any]
+    ) -> Sequence[Any] | None:
+        """The first row of a Core SELECT, its columns by position and by name."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Close the reader's connections."""
+
+
+class LocalReader(_DirectReader):
+    """The hottest reads on SQLite, on one ``sqlite3`` connection of their own, run on the
+    event loop's thread like every SQLite read here (:func:`_sqlite_reader`): SQLAlchemy's
+    execution and result machinery around a one-row SELECT cost several times the read. The
+    statement is compiled once with the engine's dialect (the driver caches it prepared).
+
+    One connection serves every read: a read runs start to end without yielding to the loop,
+    so no two are ever in flight. It refuses writes (``PRAGMA query_only``), is in autocommit
+    (each SELECT sees what was committed before it) and waits at most
+    ``SQLITE_READ_BUSY_TIMEOUT_SECONDS`` on a lock. A failed read closes it (the next opens a
+    new one) and is raised as SQLAlchemy's ``DBAPIError``, as the engine's would be."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        database = engine.url.database
+        assert database, "an in-memory SQLite database has no second connection to read it"
+        self._database = database
+        self._connection: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._database,
+            timeout=SQLITE_READ_BUSY_TIMEOUT_SECONDS,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        connection.execute("PRAGMA query_only=ON")
+        return connection
+
+    async def first_row(
+        self, statement: Select[Any], parameters: Mapping[str, Any]
+    ) -> Sequence[Any] | None:
+        prepared = self._prepare(statement)
+        bound = prepared.parameters(parameters)
+        try:
+            if self._connection is None:
+                self._connection = self._connect()
+            values = self._connection.execute(prepared.sql, bound).fetchone()
+        except sqlite3.Error as error:
+            await self.close()
+            raise self._wrapped(prepared.sql, error, sqlite3.Error, invalidated=False) from error
+        return None if values is None else prepared.make_row(values)
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+
+class ServerReader(_DirectReader):
     """The hottest reads on PostgreSQL, on psycopg's own asyncio connections: SQLAlchemy's
     asyncio bridge (a greenlet per statement), its pool and its result machinery cost more
     CPU than the round trip of a one-row SELECT. Statements come from the same Core
@@ -350,26 +445,15 @@ class ServerReader:
     would be (``connection_invalidated`` for a lost connection: 503 ``storage-unavailable``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._dialect = engine.sync_engine.dialect
+        super().__init__(engine)
         self._connect_args = self._dialect.create_connect_args(engine.url)
         self._idle: deque[psycopg.AsyncConnection[Any]] = deque()
         self._keep = _HALF_READ_POOL["pool_size"]
         self._slots = asyncio.Semaphore(self._keep + _HALF_READ_POOL["max_overflow"])
-        self._prepared: dict[int, tuple[Select[Any], _Prepared]] = {}
-
-    def _prepare(self, statement: Select[Any]) -> _Prepared:
-        known = self._prepared.get(id(statement))
-        if known is not None and known[0] is statement:
-            return known[1]
-        prepared = _Prepared(statement, self._dialect)
-        # The statement is kept with it, so its id is not reused by another.
-        self._prepared[id(statement)] = (statement, prepared)
-        return prepared
 
     async def first_row(
         self, statement: Select[Any], parameters: Mapping[str, Any]
     ) -> Sequence[Any] | None:
-        """The first row of a Core SELECT, its columns by position and by name."""
         prepared = self._prepare(statement)
         bound = prepared.parameters(parameters)
         async with self._slots:
@@ -380,12 +464,17 @@ class ServerReader:
                 try:
                     values = await self._fetch_one(prepared.sql, bound)
                 except _ConnectionLost as lost:
-                    raise self._wrapped(prepared.sql, lost.error, lost.invalidated) from lost.error
+                    raise self._wrapped(
+                        prepared.sql, lost.error, psycopg.Error, lost.invalidated
+                    ) from lost.error
             except psycopg.Error as error:
-                raise self._wrapped(prepared.sql, error, invalidated=False) from error
+                wrapped = self._wrapped(prepared.sql, error, psycopg.Error, invalidated=False)
+                raise wrapped from error
         return None if values is None else prepared.make_row(values)
 
-    async def _fetch_one(self, sql: str, parameters: dict[str, Any]) -> tuple[Any, ...] | None:
+    async def _fetch_one(
+        self, sql: str, parameters: dict[str, Any] | tuple[Any, ...]
+    ) -> tuple[Any, ...] | None:
         if self._idle:
             connection = self._idle.pop()
         else:
@@ -423,17 +512,6 @@ class ServerReader:
     async def _drop_idle(self) -> None:
         while self._idle:
             await _close(self._idle.pop())
-
-    def _wrapped(self, sql: str, error: psycopg.Error, invalidated: bool) -> exc.StatementError:
-        return exc.DBAPIError.instance(
-            sql,
-            None,
-            error,
-            psycopg.Error,
-            hide_parameters=True,
-            connection_invalidated=invalidated,
-            dialect=self._dialect,
-        )
 
     async def close(self) -> None:
         await self._drop_idle()
@@ -509,10 +587,10 @@ class ReadOnlySession(AsyncSession):
     sync_session_class = _ReadOnlySyncSession
 
     def __init__(
-        self, *args: Any, server_reader: ServerReader | None = None, **kwargs: Any
+        self, *args: Any, direct_reader: _DirectReader | None = None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.server_reader = server_reader
+        self.direct_reader = direct_reader
 
     async def _once_more(self, call: Callable[[], Awaitable[Any]]) -> Any:
         try:
@@ -558,13 +636,13 @@ class ReadOnlySession(AsyncSession):
         self, statement: Executable, parameters: Mapping[str, Any]
     ) -> Row[Any] | Sequence[Any] | None:
         """The first row of a Core ``statement`` (columns, no ORM entity; by position and by
-        name), read on a pooled
-        connection of this session's engine held for that one statement: no session
-        transaction, identity map or ORM loading, a fraction of the CPU of :meth:`execute` for
-        the hottest reads; on PostgreSQL, on the :class:`ServerReader`'s connections. A dead
+        name) without a session transaction, identity map or ORM loading, a fraction of the
+        CPU of :meth:`execute` for the hottest reads: a SELECT on the session's direct reader
+        (:class:`ServerReader` on PostgreSQL, :class:`LocalReader` on SQLite), anything else on
+        a pooled connection of this session's engine held for that one statement. A dead
         connection is met as by :meth:`execute` (read once more)."""
-        if self.server_reader is not None and isinstance(statement, Select):
-            return await self.server_reader.first_row(statement, parameters)
+        if self.direct_reader is not None and isinstance(statement, Select):
+            return await self.direct_reader.first_row(statement, parameters)
         engine = self.get_bind()
         assert isinstance(engine, Engine), "a read-only session is bound to its engine"
 
@@ -584,17 +662,19 @@ def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSes
     """Read-only units of work (:func:`read_only`) beside ``engine``'s (closed by
     :func:`dispose_read_sessionmaker`)."""
     reader = create_read_engine(engine)
-    server = None if reader.url.get_backend_name() == "sqlite" else ServerReader(reader)
+    direct: _DirectReader = (
+        LocalReader(reader) if reader.url.get_backend_name() == "sqlite" else ServerReader(reader)
+    )
     return async_sessionmaker(
-        reader, expire_on_commit=False, class_=ReadOnlySession, server_reader=server
+        reader, expire_on_commit=False, class_=ReadOnlySession, direct_reader=direct
     )
 
 
 async def dispose_read_sessionmaker(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     """Close the connections of :func:`create_read_sessionmaker`'s units of work."""
-    server: ServerReader | None = sessionmaker.kw["server_reader"]
-    if server is not None:
-        await server.close()
+    direct: _DirectReader | None = sessionmaker.kw["direct_reader"]
+    if direct is not None:
+        await direct.close()
     await sessionmaker.kw["bind"].dispose()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import exc, select, text
 from support import ApiAlone
 
 from auth import AccountRole, AuthMethod, Principal, PrincipalKind
@@ -65,8 +65,8 @@ def _namespace(name: str, account_id: str, **columns: object) -> Namespace:
 async def test_the_namespace_read_shows_the_callers_row_as_the_orm_reads_it(
     database_url: str,
 ) -> None:
-    """The hottest read (on PostgreSQL on its own psycopg connections, a statement compiled
-    once) gives each column as SQLAlchemy would (enums, JSON, booleans, timestamps), and only
+    """The hottest read (on its own connections: psycopg's on PostgreSQL, sqlite3's on SQLite;
+    a statement compiled once) gives each column as SQLAlchemy would (enums, JSON, booleans, timestamps), and only
     for the caller's account."""
     engine = create_engine(database_url)
     sessionmaker = create_read_sessionmaker(engine)
@@ -105,6 +105,44 @@ async def test_the_namespace_read_shows_the_callers_row_as_the_orm_reads_it(
                 assert row.codec_server == {"endpoint": "https://codec.example"}
                 assert row.delete_protection is True
                 assert await namespaces.view("hidden.bravo") is None
+    finally:
+        await dispose_read_sessionmaker(sessionmaker)
+        await engine.dispose()
+
+
+@pytest.mark.sqlite_only
+async def test_the_sqlite_direct_read_sees_each_commit_and_recovers_from_a_failed_read(
+    database_url: str,
+) -> None:
+    """SQLite's direct reader keeps one connection: each read sees what was committed before
+    it (no snapshot held between reads); a failing read is SQLAlchemy's error, as the
+    engine's would be (a lost database is 503 ``storage-unavailable``), and the next read
+    opens a new connection."""
+    engine = create_engine(database_url)
+    sessionmaker = create_read_sessionmaker(engine)
+    owner = Principal(PrincipalKind.USER, "u-alpha", "alpha", AccountRole.OWNER, "owner")
+    try:
+        async with read_only(sessionmaker) as session:
+            assert await NamespaceRepository(session, owner).view("late.alpha") is None
+        async with unit_of_work(create_sessionmaker(engine)) as setup:
+            setup.add(Account(id="alpha", name="alpha"))
+            await setup.flush()
+            setup.add(_namespace("late", "alpha"))
+        async with read_only(sessionmaker) as session:
+            row = await NamespaceRepository(session, owner).view("late.alpha")
+            assert row is not None
+            assert row.retention_days == 3
+        async with engine.begin() as connection:
+            await connection.execute(text("ALTER TABLE namespaces RENAME TO namespaces_away"))
+        with pytest.raises(exc.OperationalError, match="no such table: namespaces"):
+            async with read_only(sessionmaker) as session:
+                await NamespaceRepository(session, owner).view("late.alpha")
+        async with engine.begin() as connection:
+            await connection.execute(text("ALTER TABLE namespaces_away RENAME TO namespaces"))
+        async with read_only(sessionmaker) as session:
+            row = await NamespaceRepository(session, owner).view("late.alpha")
+            assert row is not None
+            assert row.id == "late.alpha"
     finally:
         await dispose_read_sessionmaker(sessionmaker)
         await engine.dispose()
