@@ -14,14 +14,20 @@ from fastapi import APIRouter, Form, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import AccountRole, Action, NamespacePermission
-from controlplane.console._people import _may_grant, _NamespaceGrant, _page, _submit
+from controlplane.console._people import (
+    _confirm_deletion,
+    _namespace_grants,
+    _page,
+    _submit,
+    _submit_access,
+    _submit_deletion,
+)
 from controlplane.console._session import CurrentViewer, Viewer
 from controlplane.groups import service as groups
 from controlplane.kit.authorization import require
 from controlplane.kit.deps import SessionDep
 from controlplane.kit.errors import InvalidField, StratusError
 from controlplane.models import UserGroup
-from controlplane.namespaces import service as namespaces
 from controlplane.users import service as users
 
 router = APIRouter(include_in_schema=False)
@@ -109,8 +115,6 @@ async def _group_detail(
     members = await groups.members(session, viewer.principal, group.id)
     member_ids = {user.id for user, _ in members}
     rows = (await groups.namespace_permissions(session, viewer.principal, [group]))[group.id]
-    grants = {row.namespace_id: row.permission for row in rows}
-    visible = await namespaces.list_all(session, viewer.principal)
     roles = groups.grantable_roles(viewer.principal)
     may_change = viewer.may(Action.GROUP_UPDATE) and (
         group.account_role is None or AccountRole(group.account_role) in roles
@@ -127,10 +131,7 @@ async def _group_detail(
             for user in await users.list_all(session, viewer.principal)
             if user.id not in member_ids
         ],
-        namespaces=[
-            _NamespaceGrant(namespace, grants.get(namespace.id), _may_grant(viewer, namespace))
-            for namespace in visible
-        ],
+        namespaces=await _namespace_grants(session, viewer, rows),
         roles=roles,
         permissions=list(NamespacePermission),
         may_change=may_change,
@@ -223,24 +224,17 @@ async def group_access(
     """Grant (read, write, admin) or revoke ("") the group's permission on one namespace, as
     ``POST /api/v1/namespaces/{id}/groups/{group_id}/access`` does."""
     require(viewer.principal, Action.NAMESPACE_ACCESS_UPDATE)
-
-    async def grant() -> UserGroup:
-        try:
-            granted = NamespacePermission(permission) if permission else None
-        except ValueError:
-            raise InvalidField("choose read, write, admin or none", field="permission") from None
-        return await groups.set_namespace_access(
+    return await _submit_access(
+        session,
+        permission,
+        lambda granted: groups.set_namespace_access(
             session,
             viewer.principal,
             namespace_id=namespace_id,
             group_id=group_id,
             permission=granted,
-        )
-
-    return await _submit(
-        session,
-        grant,
-        done=lambda _: f"/groups/{group_id}",
+        ),
+        done=f"/groups/{group_id}",
         form=partial(_group_detail, request, viewer, session, group_id),
         fields={"permission": "permission"},
     )
@@ -249,10 +243,9 @@ async def group_access(
 def _confirm_group_deletion(
     request: Request, viewer: Viewer, group: UserGroup, *, error: StratusError | None = None
 ) -> Response:
-    return _page(
+    return _confirm_deletion(
         request,
         viewer,
-        "confirm.html",
         error=error,
         heading=f"Delete group {group.name}?",
         explanation=(
@@ -260,7 +253,7 @@ def _confirm_group_deletion(
             "its namespace permissions. The users themselves stay."
         ),
         action=f"/groups/{group.id}/delete",
-        hidden={"resource_version": group.resource_version},
+        resource_version=group.resource_version,
         confirm_label="Delete group",
         cancel=f"/groups/{group.id}",
     )
@@ -285,16 +278,12 @@ async def group_delete(
 ) -> Response:
     """Delete the group, as ``DELETE /api/v1/groups/{id}`` does."""
     require(viewer.principal, Action.GROUP_DELETE)
-
-    async def confirm_again(*, error: StratusError) -> Response:
-        group = await groups.get(session, viewer.principal, group_id)
-        return _confirm_group_deletion(request, viewer, group, error=error)
-
-    return await _submit(
+    return await _submit_deletion(
         session,
         lambda: groups.delete(
             session, viewer.principal, group_id=group_id, resource_version=resource_version
         ),
-        done=lambda _: "/groups",
-        form=confirm_again,
+        done="/groups",
+        fetch=lambda: groups.get(session, viewer.principal, group_id),
+        confirm=lambda group, error: _confirm_group_deletion(request, viewer, group, error=error),
     )

@@ -31,7 +31,7 @@ from controlplane.kit.authorization import require
 from controlplane.kit.db import utcnow
 from controlplane.kit.deps import SessionDep, SettingsDep
 from controlplane.kit.errors import InvalidField, StratusError
-from controlplane.models import ApiKey, Namespace, ServiceAccount, User
+from controlplane.models import ApiKey, Namespace, NamespaceAccess, ServiceAccount, User
 from controlplane.namespaces import service as namespaces
 from controlplane.service_accounts import service as service_accounts
 from controlplane.users import service as users
@@ -204,6 +204,85 @@ def _may_grant(viewer: Viewer, namespace: Namespace) -> bool:
     return viewer.may(Action.NAMESPACE_ACCESS_UPDATE, Resource(namespace.account_id, namespace.id))
 
 
+async def _namespace_grants(
+    session: AsyncSession, viewer: Viewer, rows: list[NamespaceAccess]
+) -> list[_NamespaceGrant]:
+    """A row per namespace the viewer sees, with the permission ``rows`` (one user's or one
+    group's access rows) give there: the "Namespace permissions" table of a detail page."""
+    grants = {row.namespace_id: row.permission for row in rows}
+    return [
+        _NamespaceGrant(namespace, grants.get(namespace.id), _may_grant(viewer, namespace))
+        for namespace in await namespaces.list_all(session, viewer.principal)
+    ]
+
+
+async def _submit_access(
+    session: AsyncSession,
+    permission: str,
+    set_access: Callable[[NamespacePermission | None], Awaitable[object]],
+    *,
+    done: str,
+    form: _Form,
+    fields: Mapping[str, str] | None = None,
+) -> Response:
+    """The "Namespace permissions" form of a detail page: ``permission`` (read, write, admin,
+    or "" to revoke) given with ``set_access``, then back to ``done``."""
+
+    async def grant() -> None:
+        try:
+            granted = NamespacePermission(permission) if permission else None
+        except ValueError:
+            raise InvalidField("choose read, write, admin or none", field="permission") from None
+        await set_access(granted)
+
+    return await _submit(session, grant, done=lambda _: done, form=form, fields=fields)
+
+
+def _confirm_deletion(
+    request: Request,
+    viewer: Viewer,
+    *,
+    error: StratusError | None = None,
+    heading: str,
+    explanation: str,
+    action: str,
+    resource_version: str,
+    confirm_label: str,
+    cancel: str,
+) -> Response:
+    """The page that asks before a deletion (posted to ``action`` with the row's
+    ``resource_version``, so a change made since is refused)."""
+    return _page(
+        request,
+        viewer,
+        "confirm.html",
+        error=error,
+        heading=heading,
+        explanation=explanation,
+        action=action,
+        hidden={"resource_version": resource_version},
+        confirm_label=confirm_label,
+        cancel=cancel,
+    )
+
+
+async def _submit_deletion(
+    session: AsyncSession,
+    delete: Callable[[], Awaitable[object]],
+    *,
+    done: str,
+    fetch: Callable[[], Awaitable[T]],
+    confirm: Callable[[T, StratusError], Response],
+) -> Response:
+    """Make the confirmed ``delete`` and go to ``done``; a refusal shows the confirmation again
+    (of the row as ``fetch`` finds it now) with the error."""
+
+    async def confirm_again(*, error: StratusError) -> Response:
+        return confirm(await fetch(), error)
+
+    return await _submit(session, delete, done=lambda _: done, form=confirm_again)
+
+
 async def _user_detail(
     request: Request,
     viewer: Viewer,
@@ -214,18 +293,13 @@ async def _user_detail(
 ) -> Response:
     user = await users.get(session, viewer.principal, user_id)
     rows = (await users.namespace_permissions(session, viewer.principal, [user]))[user.id]
-    visible = await namespaces.list_all(session, viewer.principal)
-    grants = {row.namespace_id: row.permission for row in rows}
     return _page(
         request,
         viewer,
         "user_detail.html",
         error=error,
         user=user,
-        namespaces=[
-            _NamespaceGrant(namespace, grants.get(namespace.id), _may_grant(viewer, namespace))
-            for namespace in visible
-        ],
+        namespaces=await _namespace_grants(session, viewer, rows),
         roles=_assignable_roles(viewer, Action.USER_UPDATE),
         permissions=list(NamespacePermission),
         may_update=viewer.may(Action.USER_UPDATE, Resource(role=user.account_role)),
@@ -278,24 +352,17 @@ async def user_access(
     """Grant (read, write, admin) or revoke ("") the user's permission on one namespace, as
     ``POST /api/v1/namespaces/{id}/users/{user_id}/access`` does."""
     require(viewer.principal, Action.NAMESPACE_ACCESS_UPDATE)
-
-    async def grant() -> None:
-        try:
-            granted = NamespacePermission(permission) if permission else None
-        except ValueError:
-            raise InvalidField("choose read, write, admin or none", field="permission") from None
-        await users.set_namespace_access(
+    return await _submit_access(
+        session,
+        permission,
+        lambda granted: users.set_namespace_access(
             session,
             viewer.principal,
             namespace_id=namespace_id,
             user_id=user_id,
             permission=granted,
-        )
-
-    return await _submit(
-        session,
-        grant,
-        done=lambda _: f"/users/{user_id}",
+        ),
+        done=f"/users/{user_id}",
         form=partial(_user_detail, request, viewer, session, user_id),
     )
 
@@ -312,10 +379,9 @@ async def user_remove_confirm(
 def _confirm_user_removal(
     request: Request, viewer: Viewer, user: User, *, error: StratusError | None = None
 ) -> Response:
-    return _page(
+    return _confirm_deletion(
         request,
         viewer,
-        "confirm.html",
         error=error,
         heading=f"Remove {user.email}?",
         explanation=(
@@ -323,7 +389,7 @@ def _confirm_user_removal(
             "their namespace permissions are removed."
         ),
         action=f"/users/{user.id}/remove",
-        hidden={"resource_version": user.resource_version},
+        resource_version=user.resource_version,
         confirm_label="Remove user",
         cancel=f"/users/{user.id}",
     )
@@ -339,18 +405,14 @@ async def user_remove(
 ) -> Response:
     """Remove the user, as ``DELETE /api/v1/users/{id}`` does."""
     require(viewer.principal, Action.USER_DELETE)
-
-    async def confirm_again(*, error: StratusError) -> Response:
-        user = await users.get(session, viewer.principal, user_id)
-        return _confirm_user_removal(request, viewer, user, error=error)
-
-    return await _submit(
+    return await _submit_deletion(
         session,
         lambda: users.delete(
             session, viewer.principal, user_id=user_id, resource_version=resource_version
         ),
-        done=lambda _: "/users",
-        form=confirm_again,
+        done="/users",
+        fetch=lambda: users.get(session, viewer.principal, user_id),
+        confirm=lambda user, error: _confirm_user_removal(request, viewer, user, error=error),
     )
 
 
@@ -460,14 +522,13 @@ async def service_account_create(
 def _confirm_service_account_deletion(
     request: Request, viewer: Viewer, service_account: ServiceAccount
 ) -> Response:
-    return _page(
+    return _confirm_deletion(
         request,
         viewer,
-        "confirm.html",
         heading=f"Delete service account {service_account.name}?",
         explanation="Its API keys stop working at once.",
         action=f"/service-accounts/{service_account.id}/delete",
-        hidden={"resource_version": service_account.resource_version},
+        resource_version=service_account.resource_version,
         confirm_label="Delete service account",
         cancel="/service-accounts",
     )
