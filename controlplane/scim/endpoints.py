@@ -4,10 +4,13 @@ which names the account), and ``/api/v1/scim-token`` to manage that token."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal
 from controlplane.api.deps import refuse_writes_while_suspended, requires
@@ -20,6 +23,8 @@ from controlplane.scim.errors import SCIM_CONTENT_TYPE, InvalidSyntax
 from controlplane.scim.schemas import ScimTokenCreated, ScimTokenOut
 
 SCIM_BASE = "/scim/v2"
+# A resource of one SCIM resource type.
+R = TypeVar("R", User, service.GroupView)
 
 
 async def _scim_principal(request: Request, session: SessionDep) -> Principal:
@@ -132,160 +137,139 @@ async def search_everything(
     return _listed(request, found, query.attributes, query.excluded)
 
 
-# Users
+# Users and Groups: the same routes serve both resource types.
 
 
-@router.get("/Users")
-async def list_users(
-    request: Request,
-    session: SessionDep,
-    principal: ScimPrincipal,
-    filter_text: Filter = None,
-    start_index: StartIndex = None,
-    count: Count = None,
-    attributes: Attributes = None,
-    excluded: Excluded = None,
-) -> Response:
-    found = await service.list_users(
-        session, principal, filter_text=filter_text, start_index=start_index, count=count
+def _resource_id(request: Request) -> str:
+    """The id of a ``/Users/{user_id}`` or ``/Groups/{group_id}`` path (its one parameter)."""
+    (value,) = request.path_params.values()
+    return str(value)
+
+
+ResourceId = Annotated[str, Depends(_resource_id)]
+
+
+@dataclass(frozen=True)
+class _ResourceType(Generic[R]):
+    """One SCIM resource type: its endpoint (``/Users``), what one resource is called (``user``:
+    the path parameter ``{user_id}``, the routes' names), and the service functions and
+    rendering its routes call."""
+
+    endpoint: str
+    noun: str
+    list_page: Callable[..., Awaitable[service.Page[R]]]
+    get: Callable[[AsyncSession, Principal, str], Awaitable[R]]
+    create: Callable[[AsyncSession, Principal, service.Document], Awaitable[R]]
+    replace: Callable[[AsyncSession, Principal, str, service.Document], Awaitable[R]]
+    patch: Callable[[AsyncSession, Principal, str, list[service.Document]], Awaitable[R]]
+    delete: Callable[[AsyncSession, Principal, str], Awaitable[None]]
+    render: Callable[[R, str], dict[str, Any]]
+
+
+def _add_routes(kind: _ResourceType[R]) -> None:
+    """Register the list, search, create, get, replace, patch and delete routes of ``kind``."""
+    one = f"{kind.endpoint}/{{{kind.noun}_id}}"
+    plural = f"{kind.noun}s"
+
+    async def list_resources(
+        request: Request,
+        session: SessionDep,
+        principal: ScimPrincipal,
+        filter_text: Filter = None,
+        start_index: StartIndex = None,
+        count: Count = None,
+        attributes: Attributes = None,
+        excluded: Excluded = None,
+    ) -> Response:
+        found = await kind.list_page(
+            session, principal, filter_text=filter_text, start_index=start_index, count=count
+        )
+        return _listed(request, found, attributes, excluded)
+
+    async def search_resources(
+        request: Request, session: SessionDep, principal: ScimPrincipal
+    ) -> Response:
+        query = service.search_request(await _document(request))
+        found = await kind.list_page(
+            session,
+            principal,
+            filter_text=query.filter_text,
+            start_index=query.start_index,
+            count=query.count,
+        )
+        return _listed(request, found, query.attributes, query.excluded)
+
+    async def create_resource(
+        request: Request, session: SessionDep, principal: ScimPrincipal
+    ) -> Response:
+        row = await kind.create(session, principal, await _document(request))
+        body = kind.render(row, _base(request))
+        return _scim(body, 201, {"Location": body["meta"]["location"]})
+
+    async def get_resource(
+        resource_id: ResourceId,
+        request: Request,
+        session: SessionDep,
+        principal: ScimPrincipal,
+        attributes: Attributes = None,
+        excluded: Excluded = None,
+    ) -> Response:
+        row = await kind.get(session, principal, resource_id)
+        return _scim(resources.project(kind.render(row, _base(request)), attributes, excluded))
+
+    async def replace_resource(
+        resource_id: ResourceId, request: Request, session: SessionDep, principal: ScimPrincipal
+    ) -> Response:
+        row = await kind.replace(session, principal, resource_id, await _document(request))
+        return _scim(kind.render(row, _base(request)))
+
+    async def patch_resource(
+        resource_id: ResourceId, request: Request, session: SessionDep, principal: ScimPrincipal
+    ) -> Response:
+        row = await kind.patch(session, principal, resource_id, await _operations(request))
+        return _scim(kind.render(row, _base(request)))
+
+    async def delete_resource(
+        resource_id: ResourceId, session: SessionDep, principal: ScimPrincipal
+    ) -> Response:
+        await kind.delete(session, principal, resource_id)
+        return Response(status_code=204)
+
+    router.get(kind.endpoint, name=f"list_{plural}")(list_resources)
+    router.post(f"{kind.endpoint}/.search", name=f"search_{plural}")(search_resources)
+    router.post(kind.endpoint, name=f"create_{kind.noun}")(create_resource)
+    router.get(one, name=f"get_{kind.noun}")(get_resource)
+    router.put(one, name=f"replace_{kind.noun}")(replace_resource)
+    router.patch(one, name=f"patch_{kind.noun}")(patch_resource)
+    router.delete(one, name=f"delete_{kind.noun}", status_code=204)(delete_resource)
+
+
+_add_routes(
+    _ResourceType(
+        endpoint="/Users",
+        noun="user",
+        list_page=service.list_users,
+        get=service.get_user,
+        create=service.create_user,
+        replace=service.replace_user,
+        patch=service.patch_user,
+        delete=service.delete_user,
+        render=resources.user_resource,
     )
-    return _listed(request, found, attributes, excluded)
-
-
-@router.post("/Users/.search")
-async def search_users(request: Request, session: SessionDep, principal: ScimPrincipal) -> Response:
-    query = service.search_request(await _document(request))
-    found = await service.list_users(
-        session,
-        principal,
-        filter_text=query.filter_text,
-        start_index=query.start_index,
-        count=query.count,
+)
+_add_routes(
+    _ResourceType(
+        endpoint="/Groups",
+        noun="group",
+        list_page=service.list_groups,
+        get=service.get_group,
+        create=service.create_group,
+        replace=service.replace_group,
+        patch=service.patch_group,
+        delete=service.delete_group,
+        render=resources.group_resource,
     )
-    return _listed(request, found, query.attributes, query.excluded)
-
-
-@router.post("/Users")
-async def create_user(request: Request, session: SessionDep, principal: ScimPrincipal) -> Response:
-    user = await service.create_user(session, principal, await _document(request))
-    body = resources.user_resource(user, _base(request))
-    return _scim(body, 201, {"Location": body["meta"]["location"]})
-
-
-@router.get("/Users/{user_id}")
-async def get_user(
-    user_id: str,
-    request: Request,
-    session: SessionDep,
-    principal: ScimPrincipal,
-    attributes: Attributes = None,
-    excluded: Excluded = None,
-) -> Response:
-    user = await service.get_user(session, principal, user_id)
-    return _scim(
-        resources.project(resources.user_resource(user, _base(request)), attributes, excluded)
-    )
-
-
-@router.put("/Users/{user_id}")
-async def replace_user(
-    user_id: str, request: Request, session: SessionDep, principal: ScimPrincipal
-) -> Response:
-    user = await service.replace_user(session, principal, user_id, await _document(request))
-    return _scim(resources.user_resource(user, _base(request)))
-
-
-@router.patch("/Users/{user_id}")
-async def patch_user(
-    user_id: str, request: Request, session: SessionDep, principal: ScimPrincipal
-) -> Response:
-    user = await service.patch_user(session, principal, user_id, await _operations(request))
-    return _scim(resources.user_resource(user, _base(request)))
-
-
-@router.delete("/Users/{user_id}", status_code=204)
-async def delete_user(user_id: str, session: SessionDep, principal: ScimPrincipal) -> Response:
-    await service.delete_user(session, principal, user_id)
-    return Response(status_code=204)
-
-
-# Groups
-
-
-@router.get("/Groups")
-async def list_groups(
-    request: Request,
-    session: SessionDep,
-    principal: ScimPrincipal,
-    filter_text: Filter = None,
-    start_index: StartIndex = None,
-    count: Count = None,
-    attributes: Attributes = None,
-    excluded: Excluded = None,
-) -> Response:
-    found = await service.list_groups(
-        session, principal, filter_text=filter_text, start_index=start_index, count=count
-    )
-    return _listed(request, found, attributes, excluded)
-
-
-@router.post("/Groups/.search")
-async def search_groups(
-    request: Request, session: SessionDep, principal: ScimPrincipal
-) -> Response:
-    query = service.search_request(await _document(request))
-    found = await service.list_groups(
-        session,
-        principal,
-        filter_text=query.filter_text,
-        start_index=query.start_index,
-        count=query.count,
-    )
-    return _listed(request, found, query.attributes, query.excluded)
-
-
-@router.post("/Groups")
-async def create_group(request: Request, session: SessionDep, principal: ScimPrincipal) -> Response:
-    view = await service.create_group(session, principal, await _document(request))
-    body = resources.group_resource(view, _base(request))
-    return _scim(body, 201, {"Location": body["meta"]["location"]})
-
-
-@router.get("/Groups/{group_id}")
-async def get_group(
-    group_id: str,
-    request: Request,
-    session: SessionDep,
-    principal: ScimPrincipal,
-    attributes: Attributes = None,
-    excluded: Excluded = None,
-) -> Response:
-    view = await service.get_group(session, principal, group_id)
-    return _scim(
-        resources.project(resources.group_resource(view, _base(request)), attributes, excluded)
-    )
-
-
-@router.put("/Groups/{group_id}")
-async def replace_group(
-    group_id: str, request: Request, session: SessionDep, principal: ScimPrincipal
-) -> Response:
-    view = await service.replace_group(session, principal, group_id, await _document(request))
-    return _scim(resources.group_resource(view, _base(request)))
-
-
-@router.patch("/Groups/{group_id}")
-async def patch_group(
-    group_id: str, request: Request, session: SessionDep, principal: ScimPrincipal
-) -> Response:
-    view = await service.patch_group(session, principal, group_id, await _operations(request))
-    return _scim(resources.group_resource(view, _base(request)))
-
-
-@router.delete("/Groups/{group_id}", status_code=204)
-async def delete_group(group_id: str, session: SessionDep, principal: ScimPrincipal) -> Response:
-    await service.delete_group(session, principal, group_id)
-    return Response(status_code=204)
+)
 
 
 # The SCIM routes authenticate with the SCIM token themselves (no account principal).
