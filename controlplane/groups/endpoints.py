@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import AccountRole, Action, Principal, Resource, authorize
+from auth import AccountRole, Action, Principal
+from controlplane.access import service as access
 from controlplane.api.deps import requires
 from controlplane.groups import service
 from controlplane.groups.schemas import (
@@ -44,15 +45,11 @@ async def _out(
             account_role=AccountRole(group.account_role) if group.account_role else None,
             external_id=group.external_id,
             member_count=counts[group.id],
-            # A namespace admin sees a group's permissions only on namespaces it may read.
             namespace_permissions=[
                 GroupNamespacePermissionOut(
                     namespace_id=row.namespace_id, permission=row.permission
                 )
-                for row in permissions[group.id]
-                if authorize(
-                    principal, Action.NAMESPACE_READ, Resource(row.account_id, row.namespace_id)
-                )
+                for row in access.readable(principal, permissions[group.id])
             ],
             resource_version=group.resource_version,
             created_at=group.created_at,

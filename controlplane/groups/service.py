@@ -18,7 +18,6 @@ from auth import (
     Action,
     NamespacePermission,
     Principal,
-    Resource,
     may_grant_role,
 )
 from controlplane.access import service as access
@@ -44,7 +43,6 @@ from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import NamespaceAccess, User, UserGroup, UserGroupMember
 from controlplane.quotas import service as quotas
 from controlplane.quotas.limits import Quota
-from controlplane.users.service import visible_namespace
 
 
 class _Unchanged(enum.Enum):
@@ -346,14 +344,12 @@ async def set_namespace_access(
 ) -> UserGroup:
     """Give the group ``permission`` on the namespace, or remove its access (None): the same
     check as a user's (account owners and admins, and admins of that namespace)."""
-    namespace = await visible_namespace(session, principal, namespace_id)
-    group = await GroupRepository(session, principal).get(group_id)
-    if group is None:
-        raise NotFound(f"group {group_id} not found")
-    require(
+    namespace, group = await access.grant_target(
+        session,
         principal,
-        Action.NAMESPACE_ACCESS_UPDATE,
-        Resource(account_id=namespace.account_id, namespace_id=namespace.id),
+        namespace_id,
+        lambda: GroupRepository(session, principal).get(group_id),
+        f"group {group_id} not found",
     )
     await access.grant(session, principal, namespace, GROUP_GRANT_KIND, group.id, permission)
     return group
@@ -363,13 +359,7 @@ async def namespace_permissions(
     session: AsyncSession, principal: Principal, groups: list[UserGroup]
 ) -> dict[str, list[NamespaceAccess]]:
     """Group id → the group's namespace access rows."""
-    rows = await NamespaceAccessRepository(session, principal).list_for(
-        GROUP_GRANT_KIND, [group.id for group in groups]
-    )
-    by_group: dict[str, list[NamespaceAccess]] = {group.id: [] for group in groups}
-    for row in rows:
-        by_group[row.principal_id].append(row)
-    return by_group
+    return await access.grants_of(session, principal, GROUP_GRANT_KIND, [g.id for g in groups])
 
 
 async def member_counts(

@@ -13,8 +13,6 @@ from auth import (
     NamespacePermission,
     Principal,
     PrincipalKind,
-    Resource,
-    authorize,
 )
 from controlplane.access import service as access
 from controlplane.access.repository import NamespaceAccessRepository
@@ -35,7 +33,6 @@ from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.quotas import service as quotas
 from controlplane.quotas.limits import Quota
 from controlplane.service_accounts.repository import ServiceAccountRepository
-from controlplane.users.service import visible_namespace
 
 
 def _validate_text(name: str | None, description: str | None) -> tuple[str | None, str | None]:
@@ -279,9 +276,8 @@ async def namespace_grants(
     rows = await NamespaceAccessRepository(session, principal).list_for(
         PrincipalKind.SERVICE_ACCOUNT, wide
     )
-    for row in rows:
-        if authorize(principal, Action.NAMESPACE_READ, Resource(row.account_id, row.namespace_id)):
-            grants[row.principal_id].append(row)
+    for row in access.readable(principal, rows):
+        grants[row.principal_id].append(row)
     return grants
 
 
@@ -296,14 +292,12 @@ async def set_namespace_access(
     """Grant an account-wide service account ``permission`` on one namespace (on top of its
     account role: the policy takes the higher), or remove the grant (None). A namespace-scoped
     service account's one permission is changed with :func:`update` instead."""
-    namespace = await visible_namespace(session, principal, namespace_id)
-    service_account = await ServiceAccountRepository(session, principal).get(service_account_id)
-    if service_account is None:
-        raise NotFound(f"service account {service_account_id} not found")
-    require(
+    namespace, service_account = await access.grant_target(
+        session,
         principal,
-        Action.NAMESPACE_ACCESS_UPDATE,
-        Resource(account_id=namespace.account_id, namespace_id=namespace.id),
+        namespace_id,
+        lambda: ServiceAccountRepository(session, principal).get(service_account_id),
+        f"service account {service_account_id} not found",
     )
     if service_account.namespace_id is not None:
         raise Conflict(

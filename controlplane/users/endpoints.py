@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Action, Principal, Resource, authorize
+from auth import Action, Principal, authorize
+from controlplane.access import service as access
 from controlplane.api.deps import requires
 from controlplane.groups import service as groups
 from controlplane.kit.deps import SessionDep, SettingsDep
@@ -42,13 +43,9 @@ async def _out(session: AsyncSession, principal: Principal, users: list[User]) -
             id=user.id,
             email=user.email,
             account_role=user.account_role,
-            # A namespace admin sees a user's permissions only on namespaces it may read.
             namespace_permissions=[
                 NamespacePermissionOut(namespace_id=row.namespace_id, permission=row.permission)
-                for row in permissions[user.id]
-                if authorize(
-                    principal, Action.NAMESPACE_READ, Resource(row.account_id, row.namespace_id)
-                )
+                for row in access.readable(principal, permissions[user.id])
             ],
             groups=[
                 UserGroupRef(id=group.id, name=group.name) for group in memberships.get(user.id, [])

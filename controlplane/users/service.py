@@ -17,7 +17,6 @@ from auth import (
     Principal,
     PrincipalKind,
     Resource,
-    authorize,
 )
 from controlplane.access import service as access
 from controlplane.access.repository import NamespaceAccessRepository
@@ -34,8 +33,7 @@ from controlplane.kit.errors import (
     ResourceVersionMismatch,
 )
 from controlplane.kit.paging import Page, PageRequest
-from controlplane.models import Namespace, NamespaceAccess, User
-from controlplane.namespaces.repository import NamespaceRepository
+from controlplane.models import NamespaceAccess, User
 from controlplane.quotas import service as quotas
 from controlplane.quotas.limits import Quota
 from controlplane.sign_in.errors import InvitationExpired
@@ -162,13 +160,7 @@ async def namespace_permissions(
     session: AsyncSession, principal: Principal, users: list[User]
 ) -> dict[str, list[NamespaceAccess]]:
     """User id → the user's namespace access rows."""
-    rows = await NamespaceAccessRepository(session, principal).list_for(
-        PrincipalKind.USER, [user.id for user in users]
-    )
-    by_user: dict[str, list[NamespaceAccess]] = {user.id: [] for user in users}
-    for row in rows:
-        by_user[row.principal_id].append(row)
-    return by_user
+    return await access.grants_of(session, principal, PrincipalKind.USER, [u.id for u in users])
 
 
 async def _guard_last_owner(session: AsyncSession, principal: Principal, user: User) -> None:
@@ -248,20 +240,6 @@ async def delete(
     await session.flush()
 
 
-async def visible_namespace(
-    session: AsyncSession, principal: Principal, namespace_id: str
-) -> Namespace:
-    """The namespace, if the caller may at least read it (else not found)."""
-    namespace = await NamespaceRepository(session, principal).get(namespace_id)
-    if namespace is None or not authorize(
-        principal,
-        Action.NAMESPACE_READ,
-        Resource(account_id=namespace.account_id, namespace_id=namespace.id),
-    ):
-        raise NotFound(f"namespace {namespace_id} not found")
-    return namespace
-
-
 async def set_namespace_access(
     session: AsyncSession,
     principal: Principal,
@@ -271,14 +249,12 @@ async def set_namespace_access(
     permission: NamespacePermission | None,
 ) -> User:
     """Give ``user_id`` ``permission`` on the namespace, or remove their access (None)."""
-    namespace = await visible_namespace(session, principal, namespace_id)
-    user = await UserRepository(session, principal).get(user_id)
-    if user is None:
-        raise NotFound(f"user {user_id} not found")
-    require(
+    namespace, user = await access.grant_target(
+        session,
         principal,
-        Action.NAMESPACE_ACCESS_UPDATE,
-        Resource(account_id=namespace.account_id, namespace_id=namespace.id),
+        namespace_id,
+        lambda: UserRepository(session, principal).get(user_id),
+        f"user {user_id} not found",
     )
     await access.grant(session, principal, namespace, PrincipalKind.USER, user.id, permission)
     return user
