@@ -119,6 +119,28 @@ async def create(
     require(principal, Action.GROUP_CREATE)
     name, description = _name(name), _description(description)
     _grantable(principal, account_role)
+    return await add_group(
+        session,
+        principal,
+        name=name,
+        description=description,
+        account_role=account_role,
+        external_id=external_id,
+    )
+
+
+async def add_group(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    name: str,
+    description: str = "",
+    account_role: AccountRole | None = None,
+    external_id: str | None = None,
+) -> UserGroup:
+    """Write a new group of valid fields, within the account's quota and under a name unique
+    in it, with its audit event. The caller has checked that ``principal`` may: :func:`create`
+    by the policy, the account's SCIM client by its token."""
     repository = GroupRepository(session, principal)
     # The quota check locks the account: two creates of one name cannot both pass the check.
     await quotas.enforce(session, repository.account_id, Quota.GROUPS)
@@ -133,13 +155,16 @@ async def create(
         resource_version=str(uuid.uuid4()),
     )
     repository.add(group)
+    details: dict[str, str | None] = {"name": name, "account_role": group.account_role}
+    if external_id is not None:
+        details["external_id"] = external_id
     audit.record(
         session,
         principal,
         action="group.create",
         target=group.id,
         account_id=group.account_id,
-        details={"name": name, "account_role": group.account_role},
+        details=details,
     )
     await session.flush()
     return group
@@ -198,6 +223,15 @@ async def update(
         role = account_role.value if account_role else None
         if role != group.account_role:
             changes["account_role"] = role
+    return await change_fields(session, principal, group, changes)
+
+
+async def change_fields(
+    session: AsyncSession, principal: Principal, group: UserGroup, changes: dict[str, str | None]
+) -> UserGroup:
+    """Write ``changes`` (field → valid new value, e.g. ``name``, ``external_id``) to the
+    group, with a ``group.update`` event naming the previous values; nothing when empty. The
+    caller has checked the fields and that ``principal`` may (as :func:`add_group`)."""
     if not changes:
         return group
     previous = {field: getattr(group, field) for field in changes}
@@ -225,6 +259,12 @@ async def delete(
     require(principal, Action.GROUP_DELETE)
     _may_change(principal, group)
     _check_version(group, resource_version)
+    await remove_group(session, principal, group)
+
+
+async def remove_group(session: AsyncSession, principal: Principal, group: UserGroup) -> None:
+    """Delete the group with its memberships and namespace permissions, with its audit event
+    (the caller has checked that ``principal`` may, as :func:`add_group`)."""
     repository = GroupRepository(session, principal)
     await repository.remove_all_members(group.id)
     await NamespaceAccessRepository(session, principal).delete_all_of(GROUP_GRANT_KIND, group.id)
@@ -302,21 +342,44 @@ async def change_members(
             if user_id not in users:
                 raise NotFound(f"user {user_id} not found", field=field)
     current = await repository.memberships(group.id, added + removed)
-    joining = [user_id for user_id in added if user_id not in current]
-    leaving = [user_id for user_id in removed if user_id in current]
+    await write_members(
+        session,
+        principal,
+        group,
+        joining=[users[user_id] for user_id in added if user_id not in current],
+        leaving=[users[user_id] for user_id in removed if user_id in current],
+        source=source,
+    )
+    return group
+
+
+async def write_members(
+    session: AsyncSession,
+    principal: Principal,
+    group: UserGroup,
+    *,
+    joining: Sequence[User],
+    leaving: Sequence[User],
+    source: MemberSource,
+) -> None:
+    """Make ``joining`` (users of the account, not members yet) members of the group with
+    ``source``, and ``leaving`` (members) not, with one ``group.members.update`` event naming
+    their emails; nothing when both are empty. The caller has checked the users and that
+    ``principal`` may (as :func:`add_group`)."""
     if not joining and not leaving:
-        return group
-    for user_id in joining:
+        return
+    repository = GroupRepository(session, principal)
+    for user in joining:
         repository.add_member(
             UserGroupMember(
                 group_id=group.id,
-                user_id=user_id,
+                user_id=user.id,
                 account_id=group.account_id,
                 source=source.value,
             )
         )
     if leaving:
-        await repository.remove_members(group.id, leaving)
+        await repository.remove_members(group.id, [user.id for user in leaving])
     group.resource_version = str(uuid.uuid4())
     audit.record(
         session,
@@ -325,13 +388,12 @@ async def change_members(
         target=group.id,
         account_id=group.account_id,
         details={
-            "added": [users[user_id].email for user_id in joining],
-            "removed": [users[user_id].email for user_id in leaving],
+            "added": [user.email for user in joining],
+            "removed": [user.email for user in leaving],
             "source": source.value,
         },
     )
     await session.flush()
-    return group
 
 
 async def set_namespace_access(

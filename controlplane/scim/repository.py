@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import GROUP_GRANT_KIND, AccountRole, PrincipalKind
+from auth import AccountRole, PrincipalKind
 from controlplane.kit.tenancy import TenantRepository
 from controlplane.models import (
     ApiKey,
@@ -45,12 +45,6 @@ class ScimRepository(TenantRepository):
         )
         return int(total.scalar_one()), list(rows.scalars())
 
-    async def users_by_ids(self, user_ids: Sequence[str]) -> list[User]:
-        if not user_ids:
-            return []
-        statement = self._scoped(select(User).where(User.id.in_(user_ids)), User.account_id)
-        return list((await self.session.execute(statement)).scalars())
-
     async def other_active_owners(self, user: User) -> int:
         statement = self._scoped(
             select(func.count())
@@ -64,10 +58,10 @@ class ScimRepository(TenantRepository):
         )
         return int((await self.session.execute(statement)).scalar_one())
 
-    def add(self, row: User | UserGroup | UserGroupMember | ScimToken) -> None:
+    def add(self, row: User | ScimToken) -> None:
         self._add(row)
 
-    async def delete(self, row: User | UserGroup | ScimToken) -> None:
+    async def delete(self, row: User | ScimToken) -> None:
         await self._delete(row)
 
     async def enabled_keys_of(self, user: User) -> list[ApiKey]:
@@ -112,18 +106,6 @@ class ScimRepository(TenantRepository):
 
     # Groups
 
-    async def group(self, group_id: str) -> UserGroup | None:
-        statement = self._scoped(
-            select(UserGroup).where(UserGroup.id == group_id), UserGroup.account_id
-        )
-        return (await self.session.execute(statement)).scalar_one_or_none()
-
-    async def group_by_name(self, name: str) -> UserGroup | None:
-        statement = self._scoped(
-            select(UserGroup).where(UserGroup.name == name), UserGroup.account_id
-        )
-        return (await self.session.execute(statement)).scalar_one_or_none()
-
     async def groups(
         self, where: Sequence[ColumnElement[bool]], *, offset: int, limit: int
     ) -> tuple[int, list[UserGroup]]:
@@ -146,20 +128,6 @@ class ScimRepository(TenantRepository):
             UserGroupMember.account_id,
         )
         return [(group_id, user) for group_id, user in (await self.session.execute(statement))]
-
-    async def memberships(self, group_id: str) -> list[UserGroupMember]:
-        statement = self._scoped(
-            select(UserGroupMember).where(UserGroupMember.group_id == group_id),
-            UserGroupMember.account_id,
-        )
-        return list((await self.session.execute(statement)).scalars())
-
-    async def remove_membership(self, membership: UserGroupMember) -> None:
-        self._own(membership)
-        await self.session.delete(membership)
-
-    async def delete_group_grants(self, group: UserGroup) -> None:
-        await self.delete_grants_of(GROUP_GRANT_KIND, group.id)
 
     # Token
 

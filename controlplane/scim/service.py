@@ -27,10 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import AccountRole, Principal, PrincipalKind
 from controlplane.audit import service as audit
+from controlplane.groups import service as groups
+from controlplane.groups.repository import GroupRepository
+from controlplane.groups.schemas import MemberSource
 from controlplane.kit import fields
-from controlplane.kit.db import utcnow
 from controlplane.kit.errors import AlreadyExists, Conflict, InvalidField, NotFound
-from controlplane.models import User, UserGroup, UserGroupMember
+from controlplane.models import User, UserGroup
 from controlplane.quotas import service as quotas
 from controlplane.quotas.limits import Quota
 from controlplane.scim.errors import InvalidFilter, InvalidSyntax, NoTarget, ScimError
@@ -41,7 +43,6 @@ SCIM_ACTOR = "scim"
 # The role of a user the SCIM client creates: least privilege; groups (or an admin) grant more.
 NEW_USER_ROLE = AccountRole.READ
 MAX_PAGE = 200
-SCIM_SOURCE = "scim"
 
 Document = dict[str, Any]
 T = TypeVar("T")
@@ -370,12 +371,21 @@ async def list_groups(
     return Page(total, start, await _views(repository, rows))
 
 
-async def get_group(session: AsyncSession, principal: Principal, group_id: str) -> GroupView:
-    repository = ScimRepository(session, principal)
-    group = await repository.group(group_id)
+async def _group(session: AsyncSession, principal: Principal, group_id: str) -> UserGroup:
+    group = await GroupRepository(session, principal).get(group_id)
     if group is None:
         raise NotFound(f"group {group_id} not found")
-    return (await _views(repository, [group]))[0]
+    return group
+
+
+async def get_group(session: AsyncSession, principal: Principal, group_id: str) -> GroupView:
+    group = await _group(session, principal, group_id)
+    return (await _views(ScimRepository(session, principal), [group]))[0]
+
+
+async def _unique_group_name(session: AsyncSession, principal: Principal, name: str) -> None:
+    if await GroupRepository(session, principal).get_by_name(name) is not None:
+        raise AlreadyExists(f"a group named {name!r} already exists in this account")
 
 
 def _group_name(doc: Document) -> str:
@@ -399,95 +409,58 @@ def _member_ids(doc: Document) -> list[str]:
     return ids
 
 
+# The group writes are the groups service's own (quota, audit): SCIM checks and reads the
+# document, and answers SCIM errors, before it calls them.
+
+
 async def create_group(session: AsyncSession, principal: Principal, doc: Document) -> GroupView:
-    repository = ScimRepository(session, principal)
     name = _group_name(doc)
-    if await repository.group_by_name(name) is not None:
-        raise AlreadyExists(f"a group named {name!r} already exists in this account")
-    await quotas.enforce(session, repository.account_id, Quota.GROUPS)
-    group = UserGroup(
-        id=str(uuid.uuid4()),
-        account_id=repository.account_id,
-        name=name,
-        description="",
-        account_role=None,
-        external_id=_text(doc, "externalid", max_length=256),
-        resource_version=str(uuid.uuid4()),
+    await _unique_group_name(session, principal, name)
+    group = await groups.add_group(
+        session, principal, name=name, external_id=_text(doc, "externalid", max_length=256)
     )
-    repository.add(group)
-    audit.record(
-        session,
-        principal,
-        action="group.create",
-        target=group.id,
-        account_id=group.account_id,
-        details={"name": name, "external_id": group.external_id},
-    )
-    await session.flush()
     await _set_members(session, principal, group, _member_ids(doc))
-    await session.flush()
     return await get_group(session, principal, group.id)
 
 
 async def _set_members(
     session: AsyncSession, principal: Principal, group: UserGroup, wanted: list[str]
 ) -> None:
-    repository = ScimRepository(session, principal)
-    found = {user.id for user in await repository.users_by_ids(wanted)}
+    """The group's members become ``wanted`` (user ids of the account, else ``invalidValue``);
+    the memberships made have source ``scim``."""
+    repository = GroupRepository(session, principal)
+    found = await repository.users(wanted)
     unknown = [user_id for user_id in wanted if user_id not in found]
     if unknown:
         raise ScimError(f"no user {unknown[0]} in this account", field="members")
-    current = {m.user_id: m for m in await repository.memberships(group.id)}
-    added = [user_id for user_id in wanted if user_id not in current]
-    removed = [user_id for user_id in current if user_id not in set(wanted)]
-    for user_id in removed:
-        await repository.remove_membership(current[user_id])
-    for user_id in added:
-        repository.add(
-            UserGroupMember(
-                group_id=group.id,
-                user_id=user_id,
-                account_id=group.account_id,
-                source=SCIM_SOURCE,
-            )
-        )
-    if added or removed:
-        group.resource_version = str(uuid.uuid4())
-        group.updated_at = utcnow()
-        audit.record(
-            session,
-            principal,
-            action="group.members.update",
-            target=group.id,
-            account_id=group.account_id,
-            details={"added": added, "removed": removed, "source": SCIM_SOURCE},
-        )
+    current = {user.id: user for user, _ in await repository.members(group.id)}
+    await groups.write_members(
+        session,
+        principal,
+        group,
+        joining=[found[user_id] for user_id in wanted if user_id not in current],
+        leaving=[user for user_id, user in current.items() if user_id not in set(wanted)],
+        source=MemberSource.SCIM,
+    )
 
 
 async def replace_group(
     session: AsyncSession, principal: Principal, group_id: str, doc: Document
 ) -> GroupView:
-    repository = ScimRepository(session, principal)
-    view = await get_group(session, principal, group_id)
-    group = view.group
+    group = await _group(session, principal, group_id)
     name = _group_name(doc)
-    if name != group.name and await repository.group_by_name(name) is not None:
-        raise AlreadyExists(f"a group named {name!r} already exists in this account")
+    if name != group.name:
+        await _unique_group_name(session, principal, name)
     external_id = _text(doc, "externalid", max_length=256)
-    if (name, external_id) != (group.name, group.external_id):
-        audit.record(
-            session,
-            principal,
-            action="group.update",
-            target=group.id,
-            account_id=group.account_id,
-            details={"name": name, "external_id": external_id},
-        )
-        group.name = name
-        group.external_id = external_id
-        group.resource_version = str(uuid.uuid4())
+    current = {"name": group.name, "external_id": group.external_id}
+    wanted = {"name": name, "external_id": external_id}
+    await groups.change_fields(
+        session,
+        principal,
+        group,
+        {field: value for field, value in wanted.items() if value != current[field]},
+    )
     await _set_members(session, principal, group, _member_ids(doc))
-    await session.flush()
     return await get_group(session, principal, group_id)
 
 
@@ -500,24 +473,8 @@ async def patch_group(
 
 
 async def delete_group(session: AsyncSession, principal: Principal, group_id: str) -> None:
-    """The group, its memberships (cascade) and its namespace permissions go."""
-    repository = ScimRepository(session, principal)
-    group = await repository.group(group_id)
-    if group is None:
-        raise NotFound(f"group {group_id} not found")
-    await repository.delete_group_grants(group)
-    for membership in await repository.memberships(group.id):
-        await repository.remove_membership(membership)
-    await repository.delete(group)
-    audit.record(
-        session,
-        principal,
-        action="group.delete",
-        target=group.id,
-        account_id=group.account_id,
-        details={"name": group.name},
-    )
-    await session.flush()
+    """The group, its memberships and its namespace permissions go."""
+    await groups.remove_group(session, principal, await _group(session, principal, group_id))
 
 
 # Search (RFC 7644 §3.4.3)

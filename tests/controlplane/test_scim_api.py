@@ -140,6 +140,15 @@ def test_an_idp_provisions_and_deprovisions_and_stratus_sees_the_same(
     assert [m.value for m in patched.members or []] == [grace.id]
     members = _member_sources(stratus, tenant.api_key, group.id)
     assert members == {grace.id: "scim"}, members
+    # SCIM's membership writes are the groups service's: the API's event (emails), actor scim.
+    with http(stratus, tenant.api_key) as api:
+        changes = api.get("/audit-logs", params={"action": "group.members.update"}).json()
+    assert [
+        (e["actor"], e["details"]) for e in changes["audit_logs"] if e["target"] == group.id
+    ] == [
+        ("scim", {"added": [grace.user_name], "removed": [ada.user_name], "source": "scim"}),
+        ("scim", {"added": [ada.user_name], "removed": [], "source": "scim"}),
+    ]
 
     key = issue_user_key(stratus, ada.id)
     with http(stratus, key) as client:
