@@ -37,7 +37,7 @@ from controlplane.kit.errors import (
     Forbidden,
     InvalidField,
     NotFound,
-    ResourceVersionMismatch,
+    check_resource_version,
 )
 from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import NamespaceAccess, User, UserGroup, UserGroupMember
@@ -89,14 +89,6 @@ def _may_change(principal: Principal, group: UserGroup) -> None:
             f"group {group.name} holds the {role.value} role, which allows actions this "
             "credential does not hold; only a principal holding them may change the group",
             field="account_role",
-        )
-
-
-def _check_version(group: UserGroup, resource_version: str | None) -> None:
-    if resource_version is not None and resource_version != group.resource_version:
-        raise ResourceVersionMismatch(
-            f"group {group.id} is at resource_version {group.resource_version}",
-            field="resource_version",
         )
 
 
@@ -207,7 +199,7 @@ async def update(
     group = await get(session, principal, group_id)
     require(principal, Action.GROUP_UPDATE)
     _may_change(principal, group)
-    _check_version(group, resource_version)
+    check_resource_version(f"group {group.id}", group.resource_version, resource_version)
     changes: dict[str, str | None] = {}
     if name is not None and (name := _name(name)) != group.name:
         repository = GroupRepository(session, principal)
@@ -258,7 +250,7 @@ async def delete(
     group = await get(session, principal, group_id)
     require(principal, Action.GROUP_DELETE)
     _may_change(principal, group)
-    _check_version(group, resource_version)
+    check_resource_version(f"group {group.id}", group.resource_version, resource_version)
     await remove_group(session, principal, group)
 
 

@@ -165,6 +165,16 @@ class ResourceVersionMismatch(Conflict):
     title = "The resource changed since it was read"
 
 
+def check_resource_version(name: str, current: str, given: str | None) -> None:
+    """Refuse (409 ``resource-version-mismatch``) a change sent with ``given``, a version other
+    than the row's ``current`` one; None (none sent) checks nothing. ``name`` names the row in
+    the refusal ("user 42")."""
+    if given is not None and given != current:
+        raise ResourceVersionMismatch(
+            f"{name} is at resource_version {current}", field="resource_version"
+        )
+
+
 class StorageUnavailable(StratusError):
     """The database or disk cannot take the request now (full, locked, failing): retry later."""
 

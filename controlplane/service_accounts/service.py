@@ -25,7 +25,7 @@ from controlplane.kit.errors import (
     Conflict,
     InvalidField,
     NotFound,
-    ResourceVersionMismatch,
+    check_resource_version,
 )
 from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import NamespaceAccess, ServiceAccount
@@ -185,12 +185,9 @@ async def update(
             "an account-wide service account has no namespace scope; set account_role",
             field="namespace_permission",
         )
-    if resource_version != service_account.resource_version:
-        raise ResourceVersionMismatch(
-            f"service account {service_account_id} is at resource_version "
-            f"{service_account.resource_version}",
-            field="resource_version",
-        )
+    check_resource_version(
+        f"service account {service_account_id}", service_account.resource_version, resource_version
+    )
     repository = ServiceAccountRepository(session, principal)
     if name is not None and name != service_account.name:
         if await repository.get_by_name(name) is not None:
@@ -240,12 +237,9 @@ async def delete(
     """Remove the service account with its API keys (which stop working at once)."""
     service_account = await get(session, principal, service_account_id)
     require(principal, Action.SERVICE_ACCOUNT_DELETE)
-    if resource_version is not None and resource_version != service_account.resource_version:
-        raise ResourceVersionMismatch(
-            f"service account {service_account_id} is at resource_version "
-            f"{service_account.resource_version}",
-            field="resource_version",
-        )
+    check_resource_version(
+        f"service account {service_account_id}", service_account.resource_version, resource_version
+    )
     await ApiKeyRepository(session, principal).delete_all_of(
         owner_type=PrincipalKind.SERVICE_ACCOUNT.value, owner_id=service_account.id
     )

@@ -30,7 +30,7 @@ from controlplane.kit.errors import (
     Conflict,
     LastOwner,
     NotFound,
-    ResourceVersionMismatch,
+    check_resource_version,
 )
 from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import NamespaceAccess, User
@@ -187,11 +187,7 @@ async def update(
     user = await get(session, principal, user_id)
     require(principal, Action.USER_UPDATE, Resource(role=user.account_role))
     require(principal, Action.USER_UPDATE, Resource(role=account_role))
-    if resource_version != user.resource_version:
-        raise ResourceVersionMismatch(
-            f"user {user_id} is at resource_version {user.resource_version}",
-            field="resource_version",
-        )
+    check_resource_version(f"user {user_id}", user.resource_version, resource_version)
     if account_role.value == user.account_role:
         return user
     if account_role is not AccountRole.OWNER:
@@ -218,11 +214,7 @@ async def delete(
     permissions."""
     user = await get(session, principal, user_id)
     require(principal, Action.USER_DELETE, Resource(role=user.account_role))
-    if resource_version is not None and resource_version != user.resource_version:
-        raise ResourceVersionMismatch(
-            f"user {user_id} is at resource_version {user.resource_version}",
-            field="resource_version",
-        )
+    check_resource_version(f"user {user_id}", user.resource_version, resource_version)
     await _guard_last_owner(session, principal, user)
     await ApiKeyRepository(session, principal).delete_all_of(
         owner_type=PrincipalKind.USER.value, owner_id=user.id
