@@ -18,6 +18,18 @@ class PermissionChoice(StrEnum):
     read = "read"
     none = "none"
 
+    @property
+    def granted(self) -> str | None:
+        """The permission to give, None for ``none`` (remove it)."""
+        return None if self is PermissionChoice.none else self.value
+
+
+# ``--permission`` of the commands that set a user's, group's or service account's permission
+# on one namespace.
+PermissionOption = Annotated[
+    PermissionChoice, typer.Option(help="admin, write, read, or none to remove")
+]
+
 
 PageSizeOption = Annotated[
     int,

@@ -13,7 +13,7 @@ from controlplane.cli._options import (
     LimitOption,
     NamespaceOption,
     PageSizeOption,
-    PermissionChoice,
+    PermissionOption,
 )
 
 if TYPE_CHECKING:
@@ -203,16 +203,13 @@ def group_set_namespace_permission(
     ctx: typer.Context,
     group: GroupArgument,
     namespace_id: NamespaceOption,
-    permission: Annotated[
-        PermissionChoice, typer.Option(help="admin, write, read, or none to remove")
-    ],
+    permission: PermissionOption,
 ) -> None:
     """Set a group's permission on one namespace (its members hold it)."""
     c = Context.of(ctx)
-    value = None if permission is PermissionChoice.none else permission.value
     updated = c.call(
         lambda client: client.set_group_namespace_permission(
-            namespace_id, _resolve_group(client, group).id, value
+            namespace_id, _resolve_group(client, group).id, permission.granted
         )
     )
     c.emit(updated, _group_line(updated))

@@ -13,6 +13,7 @@ from controlplane.cli._options import (
     NamespaceOption,
     PageSizeOption,
     PermissionChoice,
+    PermissionOption,
 )
 
 if TYPE_CHECKING:
@@ -96,17 +97,14 @@ def service_account_set_namespace_permission(
     ctx: typer.Context,
     service_account_id: str,
     namespace_id: NamespaceOption,
-    permission: Annotated[
-        PermissionChoice, typer.Option(help="admin, write, read, or none to remove")
-    ],
+    permission: PermissionOption,
 ) -> None:
     """Grant an account-wide service account a permission on one namespace (on top of its
     account role), or remove the grant."""
     c = Context.of(ctx)
-    value = None if permission is PermissionChoice.none else permission.value
     sa = c.call(
         lambda client: client.set_service_account_namespace_access(
-            namespace_id, service_account_id, value
+            namespace_id, service_account_id, permission.granted
         )
     )
     c.emit(sa, _service_account_line(sa))

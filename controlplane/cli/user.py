@@ -12,7 +12,7 @@ from controlplane.cli._options import (
     LimitOption,
     NamespaceOption,
     PageSizeOption,
-    PermissionChoice,
+    PermissionOption,
 )
 
 if TYPE_CHECKING:
@@ -89,16 +89,13 @@ def user_set_namespace_permissions(
     ctx: typer.Context,
     user: UserArgument,
     namespace_id: NamespaceOption,
-    permission: Annotated[
-        PermissionChoice, typer.Option(help="admin, write, read, or none to remove")
-    ],
+    permission: PermissionOption,
 ) -> None:
     """Set a user's permission on one namespace."""
     c = Context.of(ctx)
-    value = None if permission is PermissionChoice.none else permission.value
     updated = c.call(
         lambda client: client.set_namespace_access(
-            namespace_id, _resolve_user(client, user).id, value
+            namespace_id, _resolve_user(client, user).id, permission.granted
         )
     )
     c.emit(updated, _user_line(updated))
