@@ -12,7 +12,6 @@ from auth import AccountRole, PrincipalKind
 from controlplane.kit.tenancy import TenantRepository
 from controlplane.models import (
     ApiKey,
-    NamespaceAccess,
     ScimToken,
     User,
     UserGroup,
@@ -82,27 +81,6 @@ class ScimRepository(TenantRepository):
             )
         )
         return int(getattr(result, "rowcount", 0) or 0)
-
-    async def delete_grants_of(self, kind: str, principal_id: str) -> None:
-        await self.session.execute(
-            self._scoped(
-                delete(NamespaceAccess).where(
-                    NamespaceAccess.principal_kind == kind,
-                    NamespaceAccess.principal_id == principal_id,
-                ),
-                NamespaceAccess.account_id,
-            )
-        )
-
-    async def delete_keys_of(self, user: User) -> None:
-        await self.session.execute(
-            self._scoped(
-                delete(ApiKey).where(
-                    ApiKey.owner_type == PrincipalKind.USER.value, ApiKey.owner_id == user.id
-                ),
-                ApiKey.account_id,
-            )
-        )
 
     # Groups
 

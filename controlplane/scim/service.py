@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import AccountRole, Principal, PrincipalKind
 from controlplane.audit import service as audit
-from controlplane.groups import service as groups
+from controlplane.groups import service as group_service
 from controlplane.groups.repository import GroupRepository
 from controlplane.groups.schemas import MemberSource
 from controlplane.kit import fields
@@ -38,6 +38,7 @@ from controlplane.quotas.limits import Quota
 from controlplane.scim.errors import InvalidFilter, InvalidSyntax, NoTarget, ScimError
 from controlplane.scim.filters import Equals, Path, parse_filter, parse_path
 from controlplane.scim.repository import ScimRepository
+from controlplane.users import service as user_service
 
 SCIM_ACTOR = "scim"
 # The role of a user the SCIM client creates: least privilege; groups (or an admin) grant more.
@@ -310,19 +311,8 @@ async def delete_user(session: AsyncSession, principal: Principal, user_id: str)
     repository = ScimRepository(session, principal)
     user = await get_user(session, principal, user_id)
     await _guard_last_owner(repository, user, "deleted")
-    await repository.delete_keys_of(user)
     await repository.delete_web_sessions_of(user)
-    await repository.delete_grants_of(PrincipalKind.USER.value, user.id)
-    await repository.delete(user)
-    audit.record(
-        session,
-        principal,
-        action="user.delete",
-        target=user.id,
-        account_id=user.account_id,
-        details={"email": user.email, "account_role": user.account_role},
-    )
-    await session.flush()
+    await user_service.remove_user(session, principal, user)
 
 
 # Groups
@@ -416,7 +406,7 @@ def _member_ids(doc: Document) -> list[str]:
 async def create_group(session: AsyncSession, principal: Principal, doc: Document) -> GroupView:
     name = _group_name(doc)
     await _unique_group_name(session, principal, name)
-    group = await groups.add_group(
+    group = await group_service.add_group(
         session, principal, name=name, external_id=_text(doc, "externalid", max_length=256)
     )
     await _set_members(session, principal, group, _member_ids(doc))
@@ -434,7 +424,7 @@ async def _set_members(
     if unknown:
         raise ScimError(f"no user {unknown[0]} in this account", field="members")
     current = {user.id: user for user, _ in await repository.members(group.id)}
-    await groups.write_members(
+    await group_service.write_members(
         session,
         principal,
         group,
@@ -454,7 +444,7 @@ async def replace_group(
     external_id = _text(doc, "externalid", max_length=256)
     current = {"name": group.name, "external_id": group.external_id}
     wanted = {"name": name, "external_id": external_id}
-    await groups.change_fields(
+    await group_service.change_fields(
         session,
         principal,
         group,
@@ -474,7 +464,7 @@ async def patch_group(
 
 async def delete_group(session: AsyncSession, principal: Principal, group_id: str) -> None:
     """The group, its memberships and its namespace permissions go."""
-    await groups.remove_group(session, principal, await _group(session, principal, group_id))
+    await group_service.remove_group(session, principal, await _group(session, principal, group_id))
 
 
 # Search (RFC 7644 §3.4.3)

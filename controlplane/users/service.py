@@ -216,6 +216,13 @@ async def delete(
     require(principal, Action.USER_DELETE, Resource(role=user.account_role))
     check_resource_version(f"user {user_id}", user.resource_version, resource_version)
     await _guard_last_owner(session, principal, user)
+    await remove_user(session, principal, user)
+
+
+async def remove_user(session: AsyncSession, principal: Principal, user: User) -> None:
+    """Delete the user with their API keys and namespace permissions, with its audit event.
+    The caller has checked that ``principal`` may and that an owner remains: :func:`delete` by
+    the policy, the account's SCIM client by its token."""
     await ApiKeyRepository(session, principal).delete_all_of(
         owner_type=PrincipalKind.USER.value, owner_id=user.id
     )
