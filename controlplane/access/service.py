@@ -1,59 +1,16 @@
-"""Granting and removing namespace permissions (the callers check the policy first), and what
-users, groups and service accounts share around them: the namespace a grant is made on, and
-the grants of several principals at once."""
+"""Granting and removing namespace permissions (the callers check the policy first), and the
+grants of several users, groups or service accounts at once."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, NamespacePermission, Principal, Resource, authorize
 from controlplane.access.repository import GrantKind, NamespaceAccessRepository
 from controlplane.audit import service as audit
-from controlplane.kit.authorization import require
-from controlplane.kit.errors import NotFound
 from controlplane.models import Namespace, NamespaceAccess
-from controlplane.namespaces.repository import NamespaceRepository
-
-T = TypeVar("T")
-
-
-async def visible_namespace(
-    session: AsyncSession, principal: Principal, namespace_id: str
-) -> Namespace:
-    """The namespace, if the caller may at least read it (else not found)."""
-    namespace = await NamespaceRepository(session, principal).get(namespace_id)
-    if namespace is None or not authorize(
-        principal,
-        Action.NAMESPACE_READ,
-        Resource(account_id=namespace.account_id, namespace_id=namespace.id),
-    ):
-        raise NotFound(f"namespace {namespace_id} not found")
-    return namespace
-
-
-async def grant_target(
-    session: AsyncSession,
-    principal: Principal,
-    namespace_id: str,
-    find: Callable[[], Awaitable[T | None]],
-    missing: str,
-) -> tuple[Namespace, T]:
-    """The namespace a permission is set on and the user, group or service account ``find``
-    finds, once the caller may change access there: 404 for a namespace it cannot read, then
-    ``missing`` (404) if ``find`` finds none, then 403."""
-    namespace = await visible_namespace(session, principal, namespace_id)
-    target = await find()
-    if target is None:
-        raise NotFound(missing)
-    require(
-        principal,
-        Action.NAMESPACE_ACCESS_UPDATE,
-        Resource(account_id=namespace.account_id, namespace_id=namespace.id),
-    )
-    return namespace, target
 
 
 async def grants_of(

@@ -43,6 +43,7 @@ from controlplane.kit.paging import Page, PageRequest
 from controlplane.models import NamespaceAccess, User, UserGroup, UserGroupMember
 from controlplane.quotas import service as quotas
 from controlplane.quotas.limits import Quota
+from controlplane.users.service import grant_target
 
 
 class _Unchanged(enum.Enum):
@@ -105,34 +106,26 @@ async def create(
     name: str,
     description: str = "",
     account_role: AccountRole | None = None,
-    external_id: str | None = None,
 ) -> UserGroup:
     """A new group, without members or namespace permissions."""
     require(principal, Action.GROUP_CREATE)
     name, description = _name(name), _description(description)
     _grantable(principal, account_role)
-    return await add_group(
-        session,
-        principal,
-        name=name,
-        description=description,
-        account_role=account_role,
-        external_id=external_id,
-    )
+    return await add_group(session, principal, name, description, account_role, None)
 
 
 async def add_group(
     session: AsyncSession,
     principal: Principal,
-    *,
     name: str,
-    description: str = "",
-    account_role: AccountRole | None = None,
-    external_id: str | None = None,
+    description: str,
+    account_role: AccountRole | None,
+    external_id: str | None,
 ) -> UserGroup:
-    """Write a new group of valid fields, within the account's quota and under a name unique
-    in it, with its audit event. The caller has checked that ``principal`` may: :func:`create`
-    by the policy, the account's SCIM client by its token."""
+    """Write a new group of valid fields (``external_id``: its SCIM client's id), within the
+    account's quota and under a name unique in it, with its audit event. The caller has checked
+    that ``principal`` may: :func:`create` by the policy, the account's SCIM client by its
+    token."""
     repository = GroupRepository(session, principal)
     # The quota check locks the account: two creates of one name cannot both pass the check.
     await quotas.enforce(session, repository.account_id, Quota.GROUPS)
@@ -398,7 +391,7 @@ async def set_namespace_access(
 ) -> UserGroup:
     """Give the group ``permission`` on the namespace, or remove its access (None): the same
     check as a user's (account owners and admins, and admins of that namespace)."""
-    namespace, group = await access.grant_target(
+    namespace, group = await grant_target(
         session,
         principal,
         namespace_id,

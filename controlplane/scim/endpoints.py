@@ -21,6 +21,7 @@ from controlplane.models import User
 from controlplane.scim import resources, service, tokens
 from controlplane.scim.errors import SCIM_CONTENT_TYPE, InvalidSyntax
 from controlplane.scim.schemas import ScimTokenCreated, ScimTokenOut
+from controlplane.scim.service import SearchRequest
 
 SCIM_BASE = "/scim/v2"
 # A resource of one SCIM resource type.
@@ -140,6 +141,20 @@ async def search_everything(
 # Users and Groups: the same routes serve both resource types.
 
 
+def _list_query(
+    filter_text: Filter = None,
+    start_index: StartIndex = None,
+    count: Count = None,
+    attributes: Attributes = None,
+    excluded: Excluded = None,
+) -> SearchRequest:
+    """A GET list's query parameters: the query a ``POST .search`` body gives."""
+    return SearchRequest(filter_text, start_index, count, attributes, excluded)
+
+
+ListQuery = Annotated[SearchRequest, Depends(_list_query)]
+
+
 def _resource_id(request: Request) -> str:
     """The id of a ``/Users/{user_id}`` or ``/Groups/{group_id}`` path (its one parameter)."""
     (value,) = request.path_params.values()
@@ -157,7 +172,7 @@ class _ResourceType(Generic[R]):
 
     endpoint: str
     noun: str
-    list_page: Callable[..., Awaitable[service.Page[R]]]
+    list_page: Callable[[AsyncSession, Principal, SearchRequest], Awaitable[service.Page[R]]]
     get: Callable[[AsyncSession, Principal, str], Awaitable[R]]
     create: Callable[[AsyncSession, Principal, service.Document], Awaitable[R]]
     replace: Callable[[AsyncSession, Principal, str, service.Document], Awaitable[R]]
@@ -172,32 +187,18 @@ def _add_routes(kind: _ResourceType[R]) -> None:
     plural = f"{kind.noun}s"
 
     async def list_resources(
-        request: Request,
-        session: SessionDep,
-        principal: ScimPrincipal,
-        filter_text: Filter = None,
-        start_index: StartIndex = None,
-        count: Count = None,
-        attributes: Attributes = None,
-        excluded: Excluded = None,
+        request: Request, session: SessionDep, principal: ScimPrincipal, query: ListQuery
     ) -> Response:
-        found = await kind.list_page(
-            session, principal, filter_text=filter_text, start_index=start_index, count=count
-        )
-        return _listed(request, found, attributes, excluded)
+        found = await kind.list_page(session, principal, query)
+        return _listed(request, found, query.attributes, query.excluded)
 
     async def search_resources(
         request: Request, session: SessionDep, principal: ScimPrincipal
     ) -> Response:
-        query = service.search_request(await _document(request))
-        found = await kind.list_page(
-            session,
-            principal,
-            filter_text=query.filter_text,
-            start_index=query.start_index,
-            count=query.count,
+        """RFC 7644 §3.4.3: the list's query in a SearchRequest body."""
+        return await list_resources(
+            request, session, principal, service.search_request(await _document(request))
         )
-        return _listed(request, found, query.attributes, query.excluded)
 
     async def create_resource(
         request: Request, session: SessionDep, principal: ScimPrincipal

@@ -141,15 +141,11 @@ _USER_FILTERS: Filters = {
 
 
 async def list_users(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    filter_text: str | None,
-    start_index: int | None,
-    count: int | None,
+    session: AsyncSession, principal: Principal, query: SearchRequest
 ) -> Page[User]:
-    where = _where(_USER_FILTERS, "users", parse_filter(filter_text) if filter_text else None)
-    start, size = _window(start_index, count)
+    equals = parse_filter(query.filter_text) if query.filter_text else None
+    where = _where(_USER_FILTERS, "users", equals)
+    start, size = _window(query.start_index, query.count)
     total, rows = await ScimRepository(session, principal).users(
         where, offset=start - 1, limit=size
     )
@@ -347,15 +343,11 @@ _GROUP_FILTERS: Filters = {
 
 
 async def list_groups(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    filter_text: str | None,
-    start_index: int | None,
-    count: int | None,
+    session: AsyncSession, principal: Principal, query: SearchRequest
 ) -> Page[GroupView]:
-    where = _where(_GROUP_FILTERS, "groups", parse_filter(filter_text) if filter_text else None)
-    start, size = _window(start_index, count)
+    equals = parse_filter(query.filter_text) if query.filter_text else None
+    where = _where(_GROUP_FILTERS, "groups", equals)
+    start, size = _window(query.start_index, query.count)
     repository = ScimRepository(session, principal)
     total, rows = await repository.groups(where, offset=start - 1, limit=size)
     return Page(total, start, await _views(repository, rows))
@@ -406,8 +398,9 @@ def _member_ids(doc: Document) -> list[str]:
 async def create_group(session: AsyncSession, principal: Principal, doc: Document) -> GroupView:
     name = _group_name(doc)
     await _unique_group_name(session, principal, name)
+    external_id = _text(doc, "externalid", max_length=256)
     group = await group_service.add_group(
-        session, principal, name=name, external_id=_text(doc, "externalid", max_length=256)
+        session, principal, name, description="", account_role=None, external_id=external_id
     )
     await _set_members(session, principal, group, _member_ids(doc))
     return await get_group(session, principal, group.id)

@@ -33,6 +33,7 @@ from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.quotas import service as quotas
 from controlplane.quotas.limits import Quota
 from controlplane.service_accounts.repository import ServiceAccountRepository
+from controlplane.users.service import grant_target
 
 
 def _validate_text(name: str | None, description: str | None) -> tuple[str | None, str | None]:
@@ -286,7 +287,7 @@ async def set_namespace_access(
     """Grant an account-wide service account ``permission`` on one namespace (on top of its
     account role: the policy takes the higher), or remove the grant (None). A namespace-scoped
     service account's one permission is changed with :func:`update` instead."""
-    namespace, service_account = await access.grant_target(
+    namespace, service_account = await grant_target(
         session,
         principal,
         namespace_id,

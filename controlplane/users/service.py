@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +18,7 @@ from auth import (
     Principal,
     PrincipalKind,
     Resource,
+    authorize,
 )
 from controlplane.access import service as access
 from controlplane.access.repository import NamespaceAccessRepository
@@ -33,11 +35,14 @@ from controlplane.kit.errors import (
     check_resource_version,
 )
 from controlplane.kit.paging import Page, PageRequest
-from controlplane.models import NamespaceAccess, User
+from controlplane.models import Namespace, NamespaceAccess, User
+from controlplane.namespaces.repository import NamespaceRepository
 from controlplane.quotas import service as quotas
 from controlplane.quotas.limits import Quota
 from controlplane.sign_in.errors import InvitationExpired
 from controlplane.users.repository import UserRepository
+
+T = TypeVar("T")
 
 
 async def invite(
@@ -239,6 +244,42 @@ async def remove_user(session: AsyncSession, principal: Principal, user: User) -
     await session.flush()
 
 
+async def visible_namespace(
+    session: AsyncSession, principal: Principal, namespace_id: str
+) -> Namespace:
+    """The namespace, if the caller may at least read it (else not found)."""
+    namespace = await NamespaceRepository(session, principal).get(namespace_id)
+    if namespace is None or not authorize(
+        principal,
+        Action.NAMESPACE_READ,
+        Resource(account_id=namespace.account_id, namespace_id=namespace.id),
+    ):
+        raise NotFound(f"namespace {namespace_id} not found")
+    return namespace
+
+
+async def grant_target(
+    session: AsyncSession,
+    principal: Principal,
+    namespace_id: str,
+    find: Callable[[], Awaitable[T | None]],
+    missing: str,
+) -> tuple[Namespace, T]:
+    """The namespace a permission is set on and the user, group or service account ``find``
+    finds, once the caller may change access there: 404 for a namespace it cannot read, then
+    ``missing`` (404) if ``find`` finds none, then 403."""
+    namespace = await visible_namespace(session, principal, namespace_id)
+    target = await find()
+    if target is None:
+        raise NotFound(missing)
+    require(
+        principal,
+        Action.NAMESPACE_ACCESS_UPDATE,
+        Resource(account_id=namespace.account_id, namespace_id=namespace.id),
+    )
+    return namespace, target
+
+
 async def set_namespace_access(
     session: AsyncSession,
     principal: Principal,
@@ -248,7 +289,7 @@ async def set_namespace_access(
     permission: NamespacePermission | None,
 ) -> User:
     """Give ``user_id`` ``permission`` on the namespace, or remove their access (None)."""
-    namespace, user = await access.grant_target(
+    namespace, user = await grant_target(
         session,
         principal,
         namespace_id,
