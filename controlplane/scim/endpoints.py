@@ -4,13 +4,12 @@ which names the account), and ``/api/v1/scim-token`` to manage that token."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth import Action, Principal
 from controlplane.api.deps import refuse_writes_while_suspended, requires
@@ -155,6 +154,16 @@ def _list_query(
 ListQuery = Annotated[SearchRequest, Depends(_list_query)]
 
 
+def _projection(
+    attributes: Attributes = None, excluded: Excluded = None
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A GET of one resource: what ``attributes`` and ``excludedAttributes`` keep of it."""
+    return partial(resources.project, attributes=attributes, excluded=excluded)
+
+
+Projection = Annotated[Callable[[dict[str, Any]], dict[str, Any]], Depends(_projection)]
+
+
 def _resource_id(request: Request) -> str:
     """The id of a ``/Users/{user_id}`` or ``/Groups/{group_id}`` path (its one parameter)."""
     (value,) = request.path_params.values()
@@ -164,32 +173,20 @@ def _resource_id(request: Request) -> str:
 ResourceId = Annotated[str, Depends(_resource_id)]
 
 
-@dataclass(frozen=True)
-class _ResourceType(Generic[R]):
-    """One SCIM resource type: its endpoint (``/Users``), what one resource is called (``user``:
-    the path parameter ``{user_id}``, the routes' names), and the service functions and
-    rendering its routes call."""
-
-    endpoint: str
-    noun: str
-    list_page: Callable[[AsyncSession, Principal, SearchRequest], Awaitable[service.Page[R]]]
-    get: Callable[[AsyncSession, Principal, str], Awaitable[R]]
-    create: Callable[[AsyncSession, Principal, service.Document], Awaitable[R]]
-    replace: Callable[[AsyncSession, Principal, str, service.Document], Awaitable[R]]
-    patch: Callable[[AsyncSession, Principal, str, list[service.Document]], Awaitable[R]]
-    delete: Callable[[AsyncSession, Principal, str], Awaitable[None]]
-    render: Callable[[R, str], dict[str, Any]]
-
-
-def _add_routes(kind: _ResourceType[R]) -> None:
-    """Register the list, search, create, get, replace, patch and delete routes of ``kind``."""
-    one = f"{kind.endpoint}/{{{kind.noun}_id}}"
-    plural = f"{kind.noun}s"
+def _add_routes(
+    noun: str, kind: service.Operations[R], render: Callable[[R, str], dict[str, Any]]
+) -> None:
+    """Register the list, search, create, get, replace, patch and delete routes of the resource
+    type ``noun`` (``user``: at ``/Users`` and ``/Users/{user_id}``), which call ``kind`` and
+    answer ``render`` of its resources."""
+    endpoint = f"/{noun.capitalize()}s"
+    one = f"{endpoint}/{{{noun}_id}}"
+    plural = f"{noun}s"
 
     async def list_resources(
         request: Request, session: SessionDep, principal: ScimPrincipal, query: ListQuery
     ) -> Response:
-        found = await kind.list_page(session, principal, query)
+        found = await kind.page(session, principal, query)
         return _listed(request, found, query.attributes, query.excluded)
 
     async def search_resources(
@@ -204,7 +201,7 @@ def _add_routes(kind: _ResourceType[R]) -> None:
         request: Request, session: SessionDep, principal: ScimPrincipal
     ) -> Response:
         row = await kind.create(session, principal, await _document(request))
-        body = kind.render(row, _base(request))
+        body = render(row, _base(request))
         return _scim(body, 201, {"Location": body["meta"]["location"]})
 
     async def get_resource(
@@ -212,23 +209,22 @@ def _add_routes(kind: _ResourceType[R]) -> None:
         request: Request,
         session: SessionDep,
         principal: ScimPrincipal,
-        attributes: Attributes = None,
-        excluded: Excluded = None,
+        project: Projection,
     ) -> Response:
         row = await kind.get(session, principal, resource_id)
-        return _scim(resources.project(kind.render(row, _base(request)), attributes, excluded))
+        return _scim(project(render(row, _base(request))))
 
     async def replace_resource(
         resource_id: ResourceId, request: Request, session: SessionDep, principal: ScimPrincipal
     ) -> Response:
         row = await kind.replace(session, principal, resource_id, await _document(request))
-        return _scim(kind.render(row, _base(request)))
+        return _scim(render(row, _base(request)))
 
     async def patch_resource(
         resource_id: ResourceId, request: Request, session: SessionDep, principal: ScimPrincipal
     ) -> Response:
         row = await kind.patch(session, principal, resource_id, await _operations(request))
-        return _scim(kind.render(row, _base(request)))
+        return _scim(render(row, _base(request)))
 
     async def delete_resource(
         resource_id: ResourceId, session: SessionDep, principal: ScimPrincipal
@@ -236,41 +232,17 @@ def _add_routes(kind: _ResourceType[R]) -> None:
         await kind.delete(session, principal, resource_id)
         return Response(status_code=204)
 
-    router.get(kind.endpoint, name=f"list_{plural}")(list_resources)
-    router.post(f"{kind.endpoint}/.search", name=f"search_{plural}")(search_resources)
-    router.post(kind.endpoint, name=f"create_{kind.noun}")(create_resource)
-    router.get(one, name=f"get_{kind.noun}")(get_resource)
-    router.put(one, name=f"replace_{kind.noun}")(replace_resource)
-    router.patch(one, name=f"patch_{kind.noun}")(patch_resource)
-    router.delete(one, name=f"delete_{kind.noun}", status_code=204)(delete_resource)
+    router.get(endpoint, name=f"list_{plural}")(list_resources)
+    router.post(f"{endpoint}/.search", name=f"search_{plural}")(search_resources)
+    router.post(endpoint, name=f"create_{noun}")(create_resource)
+    router.get(one, name=f"get_{noun}")(get_resource)
+    router.put(one, name=f"replace_{noun}")(replace_resource)
+    router.patch(one, name=f"patch_{noun}")(patch_resource)
+    router.delete(one, name=f"delete_{noun}", status_code=204)(delete_resource)
 
 
-_add_routes(
-    _ResourceType(
-        endpoint="/Users",
-        noun="user",
-        list_page=service.list_users,
-        get=service.get_user,
-        create=service.create_user,
-        replace=service.replace_user,
-        patch=service.patch_user,
-        delete=service.delete_user,
-        render=resources.user_resource,
-    )
-)
-_add_routes(
-    _ResourceType(
-        endpoint="/Groups",
-        noun="group",
-        list_page=service.list_groups,
-        get=service.get_group,
-        create=service.create_group,
-        replace=service.replace_group,
-        patch=service.patch_group,
-        delete=service.delete_group,
-        render=resources.group_resource,
-    )
-)
+_add_routes("user", service.USERS, resources.user_resource)
+_add_routes("group", service.GROUPS, resources.group_resource)
 
 
 # The SCIM routes authenticate with the SCIM token themselves (no account principal).

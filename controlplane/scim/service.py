@@ -18,7 +18,7 @@ sign-in, the keys stay disabled. The last active owner can be neither deactivate
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -92,6 +92,19 @@ class Page(Generic[T]):
     total: int
     start_index: int
     rows: list[T]
+
+
+@dataclass(frozen=True)
+class Operations(Generic[T]):
+    """What the routes of one resource type call: one set of routes serves Users
+    (:data:`USERS`) and Groups (:data:`GROUPS`)."""
+
+    page: Callable[[AsyncSession, Principal, SearchRequest], Awaitable[Page[T]]]
+    get: Callable[[AsyncSession, Principal, str], Awaitable[T]]
+    create: Callable[[AsyncSession, Principal, Document], Awaitable[T]]
+    replace: Callable[[AsyncSession, Principal, str, Document], Awaitable[T]]
+    patch: Callable[[AsyncSession, Principal, str, list[Document]], Awaitable[T]]
+    delete: Callable[[AsyncSession, Principal, str], Awaitable[None]]
 
 
 def _window(start_index: int | None, count: int | None) -> tuple[int, int]:
@@ -311,6 +324,9 @@ async def delete_user(session: AsyncSession, principal: Principal, user_id: str)
     await user_service.remove_user(session, principal, user)
 
 
+USERS = Operations(list_users, get_user, create_user, replace_user, patch_user, delete_user)
+
+
 # Groups
 
 
@@ -458,6 +474,9 @@ async def patch_group(
 async def delete_group(session: AsyncSession, principal: Principal, group_id: str) -> None:
     """The group, its memberships and its namespace permissions go."""
     await group_service.remove_group(session, principal, await _group(session, principal, group_id))
+
+
+GROUPS = Operations(list_groups, get_group, create_group, replace_group, patch_group, delete_group)
 
 
 # Search (RFC 7644 §3.4.3)
