@@ -433,12 +433,13 @@ async def _set_members(
     if unknown:
         raise ScimError(f"no user {unknown[0]} in this account", field="members")
     current = {user.id: user for user, _ in await repository.members(group.id)}
+    kept = set(wanted)
     await group_service.write_members(
         session,
         principal,
         group,
         joining=[found[user_id] for user_id in wanted if user_id not in current],
-        leaving=[user for user_id, user in current.items() if user_id not in set(wanted)],
+        leaving=[user for user_id, user in current.items() if user_id not in kept],
         source=MemberSource.SCIM,
     )
 
