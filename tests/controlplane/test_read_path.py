@@ -66,8 +66,8 @@ async def test_the_namespace_read_shows_the_callers_row_as_the_orm_reads_it(
     database_url: str,
 ) -> None:
     """The hottest read (on its own connections: psycopg's on PostgreSQL, sqlite3's on SQLite;
-    a statement compiled once) gives each column as SQLAlchemy would (enums, JSON, booleans, timestamps), and only
-    for the caller's account."""
+    a statement compiled once) gives each column as SQLAlchemy would (enums, JSON, booleans,
+    timestamps), and only for the caller's account."""
     engine = create_engine(database_url)
     sessionmaker = create_read_sessionmaker(engine)
     try:
