@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from controlplane.declarative.plan import _is_not_found, _walk_json
+from controlplane.declarative.plan import _is_not_found
 from controlplane.declarative.spec import API_VERSION, KIND
 
 if TYPE_CHECKING:
@@ -80,24 +80,21 @@ def export(client: StratusClient) -> dict[str, Any]:
         }
         for user in sorted(client.iter_users(), key=lambda u: u.email)
     ]
-    groups = _optional(lambda: list(_walk_json(client, "/groups", "groups")))
+    groups = _optional(lambda: list(client.iter_groups()))
     if groups is not None:
         document["groups"] = [
             {
-                "name": group["name"],
-                "description": group["description"],
-                "account_role": group["account_role"],
-                "members": sorted(
-                    m["email"]
-                    for m in _walk_json(client, f"/groups/{group['id']}/members", "members")
-                ),
+                "name": group.name,
+                "description": group.description,
+                "account_role": None if group.account_role is None else group.account_role.value,
+                "members": sorted(m.email for m in client.iter_group_members(group.id)),
                 "namespace_permissions": {
-                    names[g["namespace_id"]]: g["permission"]
-                    for g in group["namespace_permissions"]
-                    if g["namespace_id"] in names
+                    names[g.namespace_id]: g.permission.value
+                    for g in group.namespace_permissions
+                    if g.namespace_id in names
                 },
             }
-            for group in sorted(groups, key=lambda g: g["name"])
+            for group in sorted(groups, key=lambda g: g.name)
         ]
     service_accounts: list[dict[str, Any]] = []
     for sa in sorted(client.iter_service_accounts(), key=lambda s: s.name):

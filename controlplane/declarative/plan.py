@@ -8,7 +8,7 @@ between plan and apply is the API's 409 and apply stops there, naming the object
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from controlplane.declarative.spec import (
 
 if TYPE_CHECKING:
     from controlplane.client import StratusClient
+    from controlplane.groups.schemas import GroupOut
     from controlplane.namespaces.schemas import NamespaceOut
     from controlplane.service_accounts.schemas import ServiceAccountOut
     from controlplane.users.schemas import UserOut
@@ -159,20 +160,6 @@ def _is_not_found(error: Exception) -> bool:
     from controlplane.client import StratusAPIError
 
     return isinstance(error, StratusAPIError) and error.status == 404
-
-
-def _walk_json(client: StratusClient, path: str, key: str) -> Iterator[dict[str, Any]]:
-    """Every row of a list route the typed client has no model for (all pages)."""
-    token = ""
-    while True:
-        params: dict[str, Any] = {"page_size": 100}
-        if token:
-            params["page_token"] = token
-        page = client._checked("GET", path, params=params).json()
-        yield from page[key]
-        token = page.get("next_page_token") or ""
-        if not token:
-            return
 
 
 def _change(value: object) -> str:
@@ -592,14 +579,14 @@ class _Planner:
         if self.spec.groups is None:
             return
         try:
-            groups = {g["name"]: g for g in _walk_json(self.client, "/groups", "groups")}
+            groups = {g.name: g for g in self.client.iter_groups()}
         except Exception as error:
             if _is_not_found(error):
                 raise SpecError(
                     ["groups: this Stratus API has no groups (/api/v1/groups)"]
                 ) from None
             raise
-        self.run.group_ids = {name: g["id"] for name, g in groups.items()}
+        self.run.group_ids = {name: g.id for name, g in groups.items()}
         wanted_users = {u.email for u in self.spec.users or []} | set(self.users)
         for index, desired in enumerate(self.spec.groups):
             self._group(index, desired, groups.get(desired.name), wanted_users)
@@ -607,13 +594,11 @@ class _Planner:
             wanted = {g.name for g in self.spec.groups}
             for name, current in groups.items():
                 if name not in wanted:
-                    step = Step(
-                        _DELETE_GROUPS, _delete_group(current["id"], current["resource_version"])
-                    )
+                    step = Step(_DELETE_GROUPS, _delete_group(current.id, current.resource_version))
                     self.changes.append(Change("delete", "group", name, steps=[step]))
 
     def _group(
-        self, index: int, desired: GroupSpec, current: dict[str, Any] | None, users: set[str]
+        self, index: int, desired: GroupSpec, current: GroupOut | None, users: set[str]
     ) -> None:
         where = f"groups[{index}]"
         for position, email in enumerate(desired.members or []):
@@ -625,15 +610,12 @@ class _Planner:
         members: set[str] = set()
         if current is not None:
             current_permissions = {
-                self.names_by_id[g["namespace_id"]]: g["permission"]
-                for g in current["namespace_permissions"]
-                if g["namespace_id"] in self.names_by_id
+                self.names_by_id[g.namespace_id]: g.permission.value
+                for g in current.namespace_permissions
+                if g.namespace_id in self.names_by_id
             }
             if desired.members is not None:
-                members = {
-                    m["email"].lower()
-                    for m in _walk_json(self.client, f"/groups/{current['id']}/members", "members")
-                }
+                members = {m.email.lower() for m in self.client.iter_group_members(current.id)}
         grants = _permission_changes(
             where, desired.namespace_permissions, current_permissions, self.known_namespaces
         )
@@ -645,22 +627,25 @@ class _Planner:
             fields.append(f"account_role: {_change(role)}")
 
             def create(run: _Run) -> None:
-                body = {"name": name, "description": desired.description, "account_role": role}
-                run.group_ids[name] = run.client._checked("POST", "/groups", json=body).json()["id"]
+                created = run.client.create_group(
+                    name, description=desired.description, account_role=role
+                )
+                run.group_ids[name] = created.id
 
             steps.append(Step(_GROUPS, create))
         else:
             update: dict[str, Any] = {}
-            if current["description"] != desired.description:
+            if current.description != desired.description:
                 update["description"] = desired.description
-                fields.append(_field("description", current["description"], desired.description))
-            if current["account_role"] != role:
+                fields.append(_field("description", current.description, desired.description))
+            current_role = None if current.account_role is None else current.account_role.value
+            if current_role != role:
                 update["account_role"] = role
-                fields.append(_field("account_role", current["account_role"], role))
+                fields.append(_field("account_role", current_role, role))
             if update:
-                update["resource_version"] = current["resource_version"]
-                group_id = current["id"]
-                steps.append(Step(_GROUPS, _post(f"/groups/{group_id}", update)))
+                steps.append(
+                    Step(_GROUPS, _update_group(current.id, current.resource_version, update))
+                )
         if desired.members is not None:
             add = sorted(set(desired.members) - members)
             remove = sorted(members - set(desired.members))
@@ -668,11 +653,11 @@ class _Planner:
                 fields.append(_field("members", sorted(members), sorted(desired.members)))
 
                 def membership(run: _Run) -> None:
-                    body = {
-                        "add": [run.user_ids[e] for e in add],
-                        "remove": [run.user_ids[e] for e in remove],
-                    }
-                    run.client._checked("POST", f"/groups/{run.group_ids[name]}/members", json=body)
+                    run.client.update_group_members(
+                        run.group_ids[name],
+                        add=[run.user_ids[e] for e in add],
+                        remove=[run.user_ids[e] for e in remove],
+                    )
 
                 steps.append(Step(_GRANTS, membership))
         fields += _permission_fields(grants, current_permissions)
@@ -814,17 +799,17 @@ def _user_grant(
     )
 
 
-def _post(path: str, body: dict[str, Any]) -> Callable[[_Run], object]:
-    return lambda run: run.client._checked("POST", path, json=body)
+def _update_group(group_id: str, version: str, update: dict[str, Any]) -> Callable[[_Run], object]:
+    """The group's changed fields (``update``: description and/or account_role, None removing
+    the role), sent with the version read while planning."""
+    return lambda run: run.client.update_group(group_id, resource_version=version, **update)
 
 
 def _group_grant(
     group: str, namespace: str, permission: NamespacePermission | None
 ) -> Callable[[_Run], object]:
-    return lambda run: run.client._checked(
-        "POST",
-        f"/namespaces/{run.namespace_id(namespace)}/groups/{run.group_ids[group]}/access",
-        json={"permission": _value(permission)},
+    return lambda run: run.client.set_group_namespace_permission(
+        run.namespace_id(namespace), run.group_ids[group], _value(permission)
     )
 
 
@@ -875,7 +860,7 @@ def _delete_namespace(namespace_id: str, version: str) -> Callable[[_Run], None]
 
 def _delete_group(group_id: str, version: str) -> Callable[[_Run], None]:
     def delete(run: _Run) -> None:
-        run.client._checked("DELETE", f"/groups/{group_id}", params={"resource_version": version})
+        run.client.delete_group(group_id, resource_version=version)
 
     return delete
 
