@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from temporalio.client import Interceptor
-from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -80,4 +79,8 @@ def temporal_runtime(service_name: str, settings: StratusSettings) -> Runtime | 
 
 def temporal_interceptors() -> list[Interceptor]:
     """Propagate trace context from the API's workflow start into the workflow and activities."""
+    # Imported here: it pulls in temporalio's worker package, which an API process otherwise
+    # never loads.
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
     return [TracingInterceptor()]

@@ -12,22 +12,16 @@ import datetime as dt
 import hashlib
 import shutil
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element
 
 from cryptography import x509
 from defusedxml import ElementTree
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
-from saml2.attribute_converter import ac_factory
-from saml2.client import Saml2Client
-from saml2.config import Config, SPConfig
-from saml2.mdstore import MetadataStore
-from saml2.metadata import create_metadata_string
-from saml2.response import UnsolicitedResponse
-from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
-from saml2.sigver import SignatureError, SigverError
-from saml2.validate import ResponseLifetimeExceed, ToEarly
-from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+
+# pysaml2 (with pyOpenSSL and xmlschema: about 0.6 s of CPU) is imported by the functions that
+# use it, so a process that never handles SAML (every API start, the CLI) does not pay for it.
+if TYPE_CHECKING:
+    from saml2.config import SPConfig
 
 # Assertions are accepted this far outside their validity window (clock skew with the IdP).
 CLOCK_SKEW_SECONDS = 60
@@ -94,6 +88,11 @@ def _xmlsec_binary() -> str:
 
 
 def _sp_config(urls: SpUrls, idp_metadata_xml: str | None) -> SPConfig:
+    from saml2 import BINDING_HTTP_POST
+    from saml2.config import SPConfig
+    from saml2.saml import NAMEID_FORMAT_EMAILADDRESS
+    from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+
     config = SPConfig()
     config.load(
         {
@@ -126,6 +125,8 @@ def _sp_config(urls: SpUrls, idp_metadata_xml: str | None) -> SPConfig:
 
 def sp_metadata(urls: SpUrls) -> str:
     """The SP's metadata XML (entity id, ACS with the HTTP-POST binding)."""
+    from saml2.metadata import create_metadata_string
+
     metadata = create_metadata_string(None, config=_sp_config(urls, None))
     return metadata.decode() if isinstance(metadata, bytes) else str(metadata)
 
@@ -133,6 +134,11 @@ def sp_metadata(urls: SpUrls) -> str:
 def parse_idp_metadata(xml: str) -> IdpMetadata:
     """Validate an IdP's metadata: it parses, describes exactly one IdP with an HTTP-Redirect
     single sign-on endpoint and at least one signing certificate."""
+    from saml2 import BINDING_HTTP_REDIRECT
+    from saml2.attribute_converter import ac_factory
+    from saml2.config import Config
+    from saml2.mdstore import MetadataStore
+
     if len(xml.encode()) > MAX_METADATA_BYTES:
         raise MetadataRejected(f"the metadata is larger than {MAX_METADATA_BYTES} bytes")
     store = MetadataStore(ac_factory(), Config())
@@ -168,6 +174,9 @@ def authn_request(
 ) -> tuple[str, str]:
     """An AuthnRequest for the HTTP-Redirect binding: its id and the IdP URL carrying it
     (with ``relay_state``, which the IdP returns unchanged)."""
+    from saml2 import BINDING_HTTP_REDIRECT
+    from saml2.client import Saml2Client
+
     client = Saml2Client(config=_sp_config(urls, idp_metadata_xml))
     request_id, info = client.prepare_for_authenticate(
         entityid=idp_entity_id, binding=BINDING_HTTP_REDIRECT, relay_state=relay_state
@@ -186,6 +195,8 @@ def in_response_to(saml_response: str) -> str | None:
     assertion anywhere in the document (a signed assertion moved next to a forged one — XML
     signature wrapping — is refused here), no encrypted assertion, and every signature
     RSA-SHA256 over SHA-256 digests. Returns the response's ``InResponseTo``."""
+    from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+
     try:
         xml = base64.b64decode(saml_response, validate=True)
         root = ElementTree.fromstring(xml, forbid_dtd=True)
@@ -215,6 +226,10 @@ def in_response_to(saml_response: str) -> str | None:
 
 
 def _check_of(error: Exception) -> str:
+    from saml2.response import UnsolicitedResponse
+    from saml2.sigver import SignatureError, SigverError
+    from saml2.validate import ResponseLifetimeExceed, ToEarly
+
     if isinstance(error, UnsolicitedResponse):
         return "in_response_to"
     if isinstance(error, SignatureError | SigverError):
@@ -252,6 +267,9 @@ def verify_response(
     """pysaml2's checks: a valid signature on the Response or the Assertion by a signing key of
     the IdP's metadata, audience (our entity id), Destination and Recipient (our ACS), the
     validity window, and ``InResponseTo`` == ``request_id``."""
+    from saml2 import BINDING_HTTP_POST
+    from saml2.client import Saml2Client
+
     client = Saml2Client(config=_sp_config(urls, idp_metadata_xml))
     try:
         response = client.parse_authn_request_response(
