@@ -19,6 +19,7 @@ from controlplane.console._insights import router as insights_router
 from controlplane.console._namespaces import router as namespaces_router
 from controlplane.console._operator import router as operator_router
 from controlplane.console._people import router as people_router
+from controlplane.console._provisioning import router as provisioning_router
 from controlplane.console._session import CurrentViewer, SignInRequired
 from controlplane.console._settings import router as settings_router
 from controlplane.console._sign_in import router as sign_in_router
@@ -116,5 +117,6 @@ def create_console(state: State) -> FastAPI:
     console.include_router(people_router)
     console.include_router(groups_router)
     console.include_router(settings_router)
+    console.include_router(provisioning_router)
     console.include_router(operator_router)
     return console
