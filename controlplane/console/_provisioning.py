@@ -28,7 +28,7 @@ from controlplane.kit.authorization import require
 from controlplane.kit.deps import SessionDep
 from controlplane.kit.errors import InvalidField, NotFound, StratusError
 from controlplane.scim import tokens as scim_tokens
-from controlplane.scim.endpoints import SCIM_BASE
+from controlplane.scim.endpoints import scim_base_url
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,12 +38,6 @@ _NOTES = {
     "claims-saved": "Group claims are saved; they apply from each user's next sign-in.",
     "claims-off": "Group claims are off: sign-ins no longer change group memberships.",
 }
-
-
-def _scim_base_url(request: Request) -> str:
-    # As the settings page's SAML URLs: the configured public URL, never the Host header.
-    base: str = request.app.state.settings.public_base_url
-    return base + SCIM_BASE
 
 
 def _require_either(viewer: Viewer) -> None:
@@ -101,7 +95,7 @@ async def _page(
         error=error,
         may_scim=may_scim,
         scim_token=await scim_tokens.get(session, viewer.principal) if may_scim else None,
-        scim_base_url=_scim_base_url(request),
+        scim_base_url=scim_base_url(request),
         may_claims=may_claims,
         claims=claims,
         groups=await groups.list_all(session, viewer.principal)
@@ -140,7 +134,7 @@ async def scim_token_create(
         "scim_token_created.html",
         status_code=201,
         created_at=row.created_at,
-        scim_base_url=_scim_base_url(request),
+        scim_base_url=scim_base_url(request),
         token=token,
     )
     response.headers["Cache-Control"] = "no-store"

@@ -45,8 +45,12 @@ Excluded = Annotated[str | None, Query(alias="excludedAttributes")]
 router = APIRouter(prefix=SCIM_BASE, tags=["scim"], include_in_schema=False)
 
 
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + SCIM_BASE
+def scim_base_url(request: Request) -> str:
+    """The SCIM base URL as identity providers know it (resources' ``meta.location``, the
+    token's answer): the configured public URL, never the request's Host header (the console
+    shows the same)."""
+    base: str = request.app.state.settings.public_base_url
+    return base + SCIM_BASE
 
 
 def _scim(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -77,18 +81,18 @@ async def _operations(request: Request) -> list[dict[str, Any]]:
 
 @router.get("/ServiceProviderConfig")
 async def service_provider_config(request: Request, _: ScimPrincipal) -> Response:
-    return _scim(resources.service_provider_config(_base(request)))
+    return _scim(resources.service_provider_config(scim_base_url(request)))
 
 
 @router.get("/ResourceTypes")
 async def resource_types(request: Request, _: ScimPrincipal) -> Response:
-    found = resources.resource_types(_base(request))
+    found = resources.resource_types(scim_base_url(request))
     return _scim(resources.list_response(found, len(found), 1))
 
 
 @router.get("/ResourceTypes/{name}")
 async def resource_type(name: str, request: Request, _: ScimPrincipal) -> Response:
-    for found in resources.resource_types(_base(request)):
+    for found in resources.resource_types(scim_base_url(request)):
         if found["id"] == name:
             return _scim(found)
     raise NotFound(f"no resource type {name}")
@@ -96,13 +100,13 @@ async def resource_type(name: str, request: Request, _: ScimPrincipal) -> Respon
 
 @router.get("/Schemas")
 async def schemas(request: Request, _: ScimPrincipal) -> Response:
-    found = resources.schemas(_base(request))
+    found = resources.schemas(scim_base_url(request))
     return _scim(resources.list_response(found, len(found), 1))
 
 
 @router.get("/Schemas/{schema_id}")
 async def schema(schema_id: str, request: Request, _: ScimPrincipal) -> Response:
-    for found in resources.schemas(_base(request)):
+    for found in resources.schemas(scim_base_url(request)):
         if found["id"] == schema_id:
             return _scim(found)
     raise NotFound(f"no schema {schema_id}")
@@ -122,7 +126,7 @@ def _listed(
     attributes: str | None,
     excluded: str | None,
 ) -> Response:
-    base = _base(request)
+    base = scim_base_url(request)
     rows = [resources.project(_resource(row, base), attributes, excluded) for row in found.rows]
     return _scim(resources.list_response(rows, found.total, found.start_index))
 
@@ -201,7 +205,7 @@ def _add_routes(
         request: Request, session: SessionDep, principal: ScimPrincipal
     ) -> Response:
         row = await kind.create(session, principal, await _document(request))
-        body = render(row, _base(request))
+        body = render(row, scim_base_url(request))
         return _scim(body, 201, {"Location": body["meta"]["location"]})
 
     async def get_resource(
@@ -212,19 +216,19 @@ def _add_routes(
         project: Projection,
     ) -> Response:
         row = await kind.get(session, principal, resource_id)
-        return _scim(project(render(row, _base(request))))
+        return _scim(project(render(row, scim_base_url(request))))
 
     async def replace_resource(
         resource_id: ResourceId, request: Request, session: SessionDep, principal: ScimPrincipal
     ) -> Response:
         row = await kind.replace(session, principal, resource_id, await _document(request))
-        return _scim(render(row, _base(request)))
+        return _scim(render(row, scim_base_url(request)))
 
     async def patch_resource(
         resource_id: ResourceId, request: Request, session: SessionDep, principal: ScimPrincipal
     ) -> Response:
         row = await kind.patch(session, principal, resource_id, await _operations(request))
-        return _scim(render(row, _base(request)))
+        return _scim(render(row, scim_base_url(request)))
 
     async def delete_resource(
         resource_id: ResourceId, session: SessionDep, principal: ScimPrincipal
@@ -267,7 +271,7 @@ async def create_scim_token(
         exists=True,
         created_at=row.created_at,
         last_used_at=row.last_used_at,
-        scim_base_url=_base(request),
+        scim_base_url=scim_base_url(request),
         token=token,
     )
 
@@ -281,12 +285,12 @@ async def get_scim_token(
     """Whether the account has a SCIM token, when it was made and last used (never the token)."""
     row = await tokens.get(session, principal)
     if row is None:
-        return ScimTokenOut(exists=False, scim_base_url=_base(request))
+        return ScimTokenOut(exists=False, scim_base_url=scim_base_url(request))
     return ScimTokenOut(
         exists=True,
         created_at=row.created_at,
         last_used_at=row.last_used_at,
-        scim_base_url=_base(request),
+        scim_base_url=scim_base_url(request),
     )
 
 

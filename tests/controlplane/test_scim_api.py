@@ -206,11 +206,15 @@ def test_the_token_is_shown_once_and_rotating_revokes_the_previous(
         state = api.get("/scim-token").json()
     assert state["exists"] is True
     assert "token" not in state
-    assert state["scim_base_url"].endswith("/scim/v2")
+    # The public URL (here the API's own), never the request's Host header.
+    assert state["scim_base_url"] == f"{stratus.api_url}/scim/v2"
     with scim_http(stratus, first) as client:
         assert_scim_error(client.get("/Users"), 401, None)
     with scim_http(stratus, second) as client:
-        assert client.get("/Users").json()["totalResults"] == 1  # the owner
+        owner = client.get("/Users", headers={"Host": "evil.example"}).json()
+        assert owner["totalResults"] == 1  # the owner
+        location = owner["Resources"][0]["meta"]["location"]
+        assert location.startswith(f"{stratus.api_url}/scim/v2/Users/")
     with http(stratus, other.api_key) as api:
         assert api.get("/scim-token").json()["last_used_at"] is not None
         assert api.delete("/scim-token").status_code == 204
