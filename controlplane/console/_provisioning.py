@@ -11,13 +11,14 @@ it is."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth import Action
+from auth import Action, Principal
 from controlplane.console._people import _submit
 from controlplane.console._session import CurrentViewer, Viewer
 from controlplane.console._templates import render
@@ -141,26 +142,55 @@ async def scim_token_create(
     return response
 
 
+def _confirm(
+    request: Request, heading: str, explanation: str, *, action: str, label: str
+) -> Response:
+    """The confirmation page of one of this page's deletions (POSTs to ``action``)."""
+    return render(
+        request,
+        "confirm.html",
+        error=None,
+        tabs=[],
+        heading=heading,
+        explanation=explanation,
+        action=action,
+        hidden={},
+        confirm_label=label,
+        cancel=PAGE,
+    )
+
+
+async def _delete(
+    request: Request,
+    viewer: Viewer,
+    session: AsyncSession,
+    delete: Callable[[AsyncSession, Principal], Awaitable[None]],
+    *,
+    note: str,
+) -> Response:
+    """Run one of this page's deletions through its service, as its API route does; back to
+    the page with ``note``, or the page with the service's refusal."""
+    return await _submit(
+        session,
+        partial(delete, session, viewer.principal),
+        done=lambda _: f"{PAGE}?note={note}",
+        form=partial(_page, request, viewer, session),
+    )
+
+
 @router.get(f"{PAGE}/scim-token/revoke")
 async def scim_token_revoke_confirm(
     request: Request, viewer: CurrentViewer, session: SessionDep
 ) -> Response:
     if await scim_tokens.get(session, viewer.principal) is None:
         raise NotFound("the account has no SCIM token")
-    return render(
+    return _confirm(
         request,
-        "confirm.html",
-        error=None,
-        tabs=[],
-        heading="Revoke the SCIM token?",
-        explanation=(
-            "The identity provider's provisioning stops at once: its requests are refused "
-            "until a new token is created and given to it. Users and groups stay as they are."
-        ),
+        "Revoke the SCIM token?",
+        "The identity provider's provisioning stops at once: its requests are refused "
+        "until a new token is created and given to it. Users and groups stay as they are.",
         action=f"{PAGE}/scim-token/revoke",
-        hidden={},
-        confirm_label="Revoke token",
-        cancel=PAGE,
+        label="Revoke token",
     )
 
 
@@ -169,12 +199,7 @@ async def scim_token_revoke(
     request: Request, viewer: CurrentViewer, session: SessionDep
 ) -> Response:
     """Delete the token (SCIM off), as ``DELETE /api/v1/scim-token`` does."""
-    return await _submit(
-        session,
-        partial(scim_tokens.delete, session, viewer.principal),
-        done=lambda _: f"{PAGE}?note=scim-revoked",
-        form=partial(_page, request, viewer, session),
-    )
+    return await _delete(request, viewer, session, scim_tokens.delete, note="scim-revoked")
 
 
 # Group claims -------------------------------------------------------------------------------
@@ -278,21 +303,14 @@ async def group_claims_delete_confirm(
     request: Request, viewer: CurrentViewer, session: SessionDep
 ) -> Response:
     await group_claims.get(session, viewer.principal)  # the policy, and 404 when off
-    return render(
+    return _confirm(
         request,
-        "confirm.html",
-        error=None,
-        tabs=[],
-        heading="Turn group claims off?",
-        explanation=(
-            "Sign-ins stop changing group memberships, and the claim, attribute and mappings "
-            "are deleted. Memberships already made from the identity provider's groups stay "
-            "until removed."
-        ),
+        "Turn group claims off?",
+        "Sign-ins stop changing group memberships, and the claim, attribute and mappings "
+        "are deleted. Memberships already made from the identity provider's groups stay "
+        "until removed.",
         action=f"{PAGE}/group-claims/delete",
-        hidden={},
-        confirm_label="Turn off group claims",
-        cancel=PAGE,
+        label="Turn off group claims",
     )
 
 
@@ -301,9 +319,4 @@ async def group_claims_delete(
     request: Request, viewer: CurrentViewer, session: SessionDep
 ) -> Response:
     """Delete the configuration, as ``DELETE /api/v1/group-claims`` does."""
-    return await _submit(
-        session,
-        partial(group_claims.delete, session, viewer.principal),
-        done=lambda _: f"{PAGE}?note=claims-off",
-        form=partial(_page, request, viewer, session),
-    )
+    return await _delete(request, viewer, session, group_claims.delete, note="claims-off")
