@@ -315,11 +315,11 @@ class _Prepared:
                 raise ValueError(f"parameter {name!r}: an IN list is not prepared once")
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             self.binds.append((name, bind.required, bind.effective_value, processor))
-        # SQLite's driver binds by position: the binds in the order of the SQL's ``?``.
-        self.positional = compiled.positiontup is not None
-        if compiled.positiontup is not None:
-            order = {name: index for index, name in enumerate(compiled.positiontup)}
-            self.binds.sort(key=lambda bound: order[bound[0]])
+        # SQLite's driver binds by position: each ``?`` of the SQL in order (a parameter used
+        # twice is bound twice).
+        self.positions: list[str] | None = (
+            None if compiled.positiontup is None else list(compiled.positiontup)
+        )
         columns = list(statement.selected_columns)
         row_class = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
         self.row: Callable[[Iterable[Any]], Sequence[Any]] = row_class._make
@@ -332,7 +332,9 @@ class _Prepared:
         for name, required, fixed, processor in self.binds:
             value = given[name] if required else fixed
             bound[name] = value if processor is None else processor(value)
-        return tuple(bound.values()) if self.positional else bound
+        if self.positions is None:
+            return bound
+        return tuple(bound[name] for name in self.positions)
 
     def make_row(self, values: Sequence[Any]) -> Sequence[Any]:
         return self.row(

@@ -10,11 +10,12 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import exc, select, text
+from sqlalchemy import bindparam, exc, select, text
 from support import ApiAlone
 
 from auth import AccountRole, AuthMethod, Principal, PrincipalKind
 from controlplane.kit.db import (
+    ReadOnlySession,
     create_engine,
     create_read_sessionmaker,
     create_sessionmaker,
@@ -105,6 +106,28 @@ async def test_the_namespace_read_shows_the_callers_row_as_the_orm_reads_it(
                 assert row.codec_server == {"endpoint": "https://codec.example"}
                 assert row.delete_protection is True
                 assert await namespaces.view("hidden.bravo") is None
+    finally:
+        await dispose_read_sessionmaker(sessionmaker)
+        await engine.dispose()
+
+
+async def test_a_direct_read_binds_a_parameter_used_twice(database_url: str) -> None:
+    """A statement naming one parameter twice gets it in both places (SQLite binds by position:
+    one value per ``?``)."""
+    engine = create_engine(database_url)
+    sessionmaker = create_read_sessionmaker(engine)
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as setup:
+            setup.add_all([Account(id="same", name="same"), Account(id="other", name="x")])
+        statement = select(Account.id).where(
+            Account.id == bindparam("value"), Account.name == bindparam("value")
+        )
+        async with read_only(sessionmaker) as session:
+            assert isinstance(session, ReadOnlySession)
+            row = await session.first_row(statement, {"value": "same"})
+            assert row is not None
+            assert row.id == "same"
+            assert await session.first_row(statement, {"value": "other"}) is None
     finally:
         await dispose_read_sessionmaker(sessionmaker)
         await engine.dispose()
